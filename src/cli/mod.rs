@@ -1,0 +1,76 @@
+//! Command-line interface: argument definitions and dispatch to one module per subcommand.
+
+mod db;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Secret};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "opsdash",
+    version,
+    about = "Terminal operations dashboard: logs, alerts, latency and health, stored in PostgreSQL"
+)]
+pub struct Args {
+    /// PostgreSQL URL (default: OPSDASH_DATABASE_URL, DATABASE_URL, the config file, or the
+    /// embedded private cluster).
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Config file (default: ~/.config/opsdash/config.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations (they also run automatically at start).
+    Migrate,
+    /// Manage the embedded PostgreSQL cluster: start, stop, status, url.
+    Db {
+        #[command(subcommand)]
+        action: db::DbAction,
+    },
+}
+
+/// Loads the config, with `--database-url` winning over everything else.
+pub fn load_config(args: &Args) -> Result<Config> {
+    let (mut cfg, _path) = Config::load(args.config.as_deref())?;
+    if let Some(url) = &args.database_url {
+        cfg.database.url = Secret::new(url.clone());
+    }
+    Ok(cfg)
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let cfg = load_config(&args)?;
+    match args.command {
+        Some(Command::Migrate) => {
+            runtime()?.block_on(async {
+                let db = crate::db::Db::open(&cfg).await?;
+                println!("migrations applied ({})", db.target);
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Db { action }) => db::run(&cfg, action),
+        None => {
+            use clap::CommandFactory;
+            Args::command().print_help()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

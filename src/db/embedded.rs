@@ -1,0 +1,499 @@
+//! The embedded default: a private PostgreSQL cluster under the user's data dir, reachable only
+//! through a Unix socket in that dir. The same code makes throwaway clusters for tests.
+//!
+//! Postgres refuses to run as root, so when we are root the server runs as the `postgres` system
+//! user (via runuser) and the cluster lives under /var/lib/opsdash, which that user can reach
+//! (root's home is usually 0700).
+
+use std::fs::{self, File};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sqlx::postgres::PgConnectOptions;
+
+/// Port number only names the socket file (`.s.PGSQL.5432`); the cluster listens on no TCP port.
+const PORT: u16 = 5432;
+pub const DATABASE: &str = "opsdash";
+pub const SUPERUSER: &str = "postgres";
+
+/// A PostgreSQL cluster owned by opsdash.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Root of everything the cluster owns: pgdata/, run/ (socket), cluster.lock.
+    pub root: PathBuf,
+    pub bin_dir: PathBuf,
+    /// System user the server runs as, when we are root.
+    pub run_as: Option<RunAs>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Extra server settings for a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The embedded default: crash-safe (fsync on), commits acknowledged before they reach disk
+    /// (synchronous_commit off): a crash may lose the last few hundred ms, never corrupts.
+    Default,
+    /// Throwaway test clusters: no fsync at all.
+    Throwaway,
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where the embedded cluster lives: `OPSDASH_DATA_DIR`, the config's `embedded.data_dir`,
+/// /var/lib/opsdash when root, else the platform data dir.
+pub fn default_root(configured: &str) -> Result<PathBuf> {
+    if let Ok(d) = std::env::var("OPSDASH_DATA_DIR") {
+        if !d.is_empty() {
+            return Ok(PathBuf::from(d));
+        }
+    }
+    if !configured.is_empty() {
+        return Ok(PathBuf::from(configured));
+    }
+    if is_root() {
+        return Ok(PathBuf::from("/var/lib/opsdash"));
+    }
+    directories::ProjectDirs::from("", "", "opsdash")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| anyhow!("no home directory: set embedded.data_dir or OPSDASH_DATA_DIR"))
+}
+
+/// Finds the PostgreSQL server binaries (initdb, pg_ctl, postgres): the newest
+/// /usr/lib/postgresql/*/bin first, then PATH.
+pub fn find_bin_dir() -> Result<PathBuf> {
+    let has_all = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
+    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, p)| has_all(p))
+        .collect();
+    versioned.sort();
+    if let Some((_, p)) = versioned.pop() {
+        return Ok(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let initdb = dir.join("initdb");
+            if initdb.is_file() {
+                // Follow a symlink so pg_ctl finds `postgres` beside the real initdb.
+                let real = fs::canonicalize(&initdb).unwrap_or(initdb);
+                if let Some(parent) = real.parent() {
+                    if has_all(parent) {
+                        return Ok(parent.to_path_buf());
+                    }
+                }
+            }
+        }
+    }
+    bail!(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or under \
+         /usr/lib/postgresql/*/bin. Install them (Debian/Ubuntu: apt-get install postgresql; \
+         Fedora: dnf install postgresql-server; macOS: brew install postgresql) or point opsdash \
+         at an existing database with --database-url"
+    )
+}
+
+fn lookup_user(name: &str) -> Option<RunAs> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() > 3 && f[0] == name {
+            return Some(RunAs {
+                user: name.to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+            });
+        }
+    }
+    None
+}
+
+impl Cluster {
+    pub fn new(root: PathBuf) -> Result<Cluster> {
+        let bin_dir = find_bin_dir()?;
+        let run_as = if is_root() {
+            Some(lookup_user(SUPERUSER).ok_or_else(|| {
+                anyhow!(
+                    "running as root, but there is no `postgres` system user to run the server as \
+                     (Postgres refuses to run as root): create it (useradd --system postgres) or \
+                     run opsdash as an ordinary user"
+                )
+            })?)
+        } else {
+            None
+        };
+        Ok(Cluster {
+            root,
+            bin_dir,
+            run_as,
+        })
+    }
+
+    pub fn pgdata(&self) -> PathBuf {
+        self.root.join("pgdata")
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.pgdata().join("server.log")
+    }
+
+    /// A URL psql (libpq) accepts: Unix socket directory in the `host` parameter.
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@/{DATABASE}?host={}&port={PORT}",
+            self.socket_dir().display()
+        )
+    }
+
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(self.socket_dir())
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+            .application_name("opsdash")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin_dir.join(program);
+        let mut cmd = match &self.run_as {
+            Some(r) => {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg(&r.user).arg("--").arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        // The server user may not be able to enter our working directory (e.g. /root).
+        cmd.current_dir("/");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        Ok(out)
+    }
+
+    fn give_to_server_user(&self, path: &Path, mode: u32) -> Result<()> {
+        if let Some(r) = &self.run_as {
+            chown(path, Some(r.uid), Some(r.gid))
+                .with_context(|| format!("chown {} to {}", path.display(), r.user))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.pgdata().join("PG_VERSION").is_file()
+    }
+
+    /// Server pid when a postmaster is running for this data dir.
+    pub fn running_pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.pgdata().join("postmaster.pid")).ok()?;
+        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) == 0 };
+        alive.then_some(pid as u32)
+    }
+
+    fn socket_ready(&self) -> bool {
+        self.socket_dir().join(format!(".s.PGSQL.{PORT}")).exists()
+    }
+
+    /// Starts the cluster if it is not running (initializing it first if needed) and makes sure
+    /// the `opsdash` database exists. Safe to call from several processes at once: a file lock
+    /// serializes them, and later callers find the cluster running and reuse it.
+    pub fn ensure_running(&self, durability: Durability) -> Result<()> {
+        fs::create_dir_all(&self.root)
+            .with_context(|| format!("creating {}", self.root.display()))?;
+        if self.run_as.is_some() {
+            // The server user must traverse the root to reach pgdata/ and run/.
+            let mode = fs::metadata(&self.root)?.permissions().mode();
+            if mode & 0o011 != 0o011 {
+                fs::set_permissions(&self.root, fs::Permissions::from_mode(mode | 0o711))?;
+            }
+        }
+        let lock = File::create(self.root.join("cluster.lock"))
+            .with_context(|| format!("creating lock file in {}", self.root.display()))?;
+        lock.lock().context("locking the embedded cluster")?;
+
+        if !self.is_initialized() {
+            self.init(durability)?;
+        }
+        if self.running_pid().is_none() || !self.socket_ready() {
+            self.start()?;
+        }
+        self.wait_accepting(Duration::from_secs(30))?;
+        self.ensure_database(DATABASE)?;
+        drop(lock);
+        Ok(())
+    }
+
+    fn init(&self, durability: Durability) -> Result<()> {
+        let pgdata = self.pgdata();
+        if pgdata.exists() {
+            // A previous initdb died half-way: start over rather than use a broken cluster.
+            fs::remove_dir_all(&pgdata)
+                .with_context(|| format!("removing incomplete {}", pgdata.display()))?;
+        }
+        fs::create_dir_all(&pgdata)?;
+        self.give_to_server_user(&pgdata, 0o700)?;
+        let socket_dir = self.socket_dir();
+        fs::create_dir_all(&socket_dir)?;
+        // Only the owner may reach the socket: the cluster trusts local connections.
+        self.give_to_server_user(&socket_dir, 0o700)?;
+
+        let pgdata_s = pgdata.to_string_lossy().to_string();
+        let out = self.run(
+            "initdb",
+            &[
+                "-D",
+                &pgdata_s,
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
+        )?;
+        if !out.status.success() {
+            bail!(
+                "initdb failed for {}: {}",
+                pgdata.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let mut conf = format!(
+            "\n# opsdash embedded cluster\n\
+             listen_addresses = ''\n\
+             unix_socket_directories = '{}'\n\
+             unix_socket_permissions = 0700\n\
+             max_connections = 200\n\
+             shared_buffers = 256MB\n\
+             max_wal_size = 2GB\n\
+             synchronous_commit = off\n\
+             log_min_messages = warning\n\
+             log_min_error_statement = panic\n",
+            socket_dir.display()
+        );
+        if durability == Durability::Throwaway {
+            conf.push_str("fsync = off\nfull_page_writes = off\nshared_buffers = 128MB\n");
+        }
+        let conf_path = pgdata.join("postgresql.conf");
+        let mut existing = fs::read_to_string(&conf_path).unwrap_or_default();
+        existing.push_str(&conf);
+        fs::write(&conf_path, existing)?;
+        Ok(())
+    }
+
+    fn start(&self) -> Result<()> {
+        let socket_dir = self.socket_dir();
+        if !socket_dir.exists() {
+            fs::create_dir_all(&socket_dir)?;
+            self.give_to_server_user(&socket_dir, 0o700)?;
+        }
+        let pgdata = self.pgdata().to_string_lossy().to_string();
+        let log = self.log_file().to_string_lossy().to_string();
+        let out = self.run(
+            "pg_ctl",
+            &["start", "-D", &pgdata, "-l", &log, "-w", "-t", "60", "-s"],
+        )?;
+        if !out.status.success() {
+            let tail = fs::read_to_string(self.log_file())
+                .map(|t| t.lines().rev().take(5).collect::<Vec<_>>().join(" | "))
+                .unwrap_or_default();
+            bail!(
+                "could not start the embedded PostgreSQL in {}: {} {}",
+                self.pgdata().display(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+                tail
+            );
+        }
+        Ok(())
+    }
+
+    fn wait_accepting(&self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let out = self.run(
+                "pg_isready",
+                &[
+                    "-h",
+                    &self.socket_dir().to_string_lossy(),
+                    "-p",
+                    &PORT.to_string(),
+                    "-U",
+                    SUPERUSER,
+                    "-q",
+                ],
+            );
+            if matches!(out, Ok(ref o) if o.status.success()) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "the embedded PostgreSQL in {} does not accept connections (see {})",
+                    self.pgdata().display(),
+                    self.log_file().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn psql(&self, database: &str, sql: &str) -> Result<String> {
+        let out = self.run(
+            "psql",
+            &[
+                "-h",
+                &self.socket_dir().to_string_lossy(),
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        )?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Creates `name` if missing (optionally as a copy of `template`).
+    pub fn ensure_database(&self, name: &str) -> Result<()> {
+        let exists = self.psql(
+            "postgres",
+            &format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{}'",
+                name.replace('\'', "''")
+            ),
+        )?;
+        if exists != "1" {
+            self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the server: `fast` waits for nothing (rolls back open transactions), `immediate`
+    /// simulates a crash.
+    pub fn stop(&self, mode: &str) -> Result<bool> {
+        if self.running_pid().is_none() {
+            return Ok(false);
+        }
+        let pgdata = self.pgdata().to_string_lossy().to_string();
+        let out = self.run("pg_ctl", &["stop", "-D", &pgdata, "-m", mode, "-w", "-s"])?;
+        if !out.status.success() {
+            bail!(
+                "pg_ctl stop: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(true)
+    }
+
+    /// Starts a stopped, already initialized cluster (tests that restart the database).
+    pub fn restart_stopped(&self) -> Result<()> {
+        self.start()?;
+        self.wait_accepting(Duration::from_secs(30))
+    }
+
+    /// Server version string (e.g. "15.8"), from the binaries.
+    pub fn server_version(&self) -> Option<String> {
+        let out = Command::new(self.bin_dir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace().nth(2).map(str::to_string)
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            root: self.root.clone(),
+            pgdata: self.pgdata(),
+            socket_dir: self.socket_dir(),
+            bin_dir: self.bin_dir.clone(),
+            initialized: self.is_initialized(),
+            pid: self.running_pid(),
+            run_as: self.run_as.as_ref().map(|r| r.user.clone()),
+            version: self.server_version(),
+            url: self.url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterStatus {
+    pub root: PathBuf,
+    pub pgdata: PathBuf,
+    pub socket_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub initialized: bool,
+    pub pid: Option<u32>,
+    pub run_as: Option<String>,
+    pub version: Option<String>,
+    pub url: String,
+}
+
+impl std::fmt::Display for ClusterStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match (self.initialized, self.pid) {
+            (false, _) => "not initialized".to_string(),
+            (true, Some(pid)) => format!("running (pid {pid})"),
+            (true, None) => "stopped".to_string(),
+        };
+        writeln!(f, "embedded cluster: {state}")?;
+        writeln!(f, "  data dir:   {}", self.pgdata.display())?;
+        writeln!(f, "  socket dir: {} (no TCP)", self.socket_dir.display())?;
+        writeln!(
+            f,
+            "  server:     {} {}",
+            self.bin_dir.display(),
+            self.version.as_deref().unwrap_or("")
+        )?;
+        if let Some(u) = &self.run_as {
+            writeln!(f, "  runs as:    {u} (opsdash is running as root)")?;
+        }
+        write!(f, "  url:        {}", self.url)
+    }
+}

@@ -1,0 +1,145 @@
+//! Connection pools. Writes go to the primary; dashboard reads go to the read replica when one is
+//! configured. Every connection option is built here so timeouts and names are set once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+use crate::config::{redact_url, Config};
+use crate::db::embedded::{self, Cluster, Durability};
+
+/// Where the data lives, for status lines (never holds a password).
+#[derive(Debug, Clone)]
+pub enum DbTarget {
+    Embedded { url: String },
+    External { redacted_url: String },
+}
+
+impl std::fmt::Display for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbTarget::Embedded { url } => write!(f, "embedded ({url})"),
+            DbTarget::External { redacted_url } => f.write_str(redacted_url),
+        }
+    }
+}
+
+/// The pools every part of opsdash uses.
+#[derive(Clone)]
+pub struct Db {
+    /// Primary: ingest, worker, operator actions.
+    pub write: PgPool,
+    /// Dashboard reads (the replica when configured, else the primary).
+    pub read: PgPool,
+    pub target: DbTarget,
+    /// Connect options for the primary, for dedicated connections (LISTEN, leases).
+    pub write_options: PgConnectOptions,
+    pub query_timeout: Duration,
+}
+
+impl std::fmt::Debug for Db {
+    // PgConnectOptions' Debug output contains the password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("target", &self.target).finish()
+    }
+}
+
+pub fn parse_url(url: &str) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("bad database URL {}: {e}", redact_url(url)))
+}
+
+fn tune(opts: PgConnectOptions) -> PgConnectOptions {
+    opts.application_name("opsdash").disable_statement_logging()
+}
+
+impl Db {
+    /// Opens the configured database, or starts the embedded cluster when none is configured,
+    /// then applies migrations.
+    pub async fn open(cfg: &Config) -> Result<Db> {
+        let db = Db::connect(cfg).await?;
+        crate::db::migrate::run(&db.write).await?;
+        Ok(db)
+    }
+
+    /// Like `open` without migrations.
+    pub async fn connect(cfg: &Config) -> Result<Db> {
+        let (write_opts, target) = if cfg.database.url.is_empty() {
+            let root = embedded::default_root(&cfg.embedded.data_dir)?;
+            let cluster = tokio::task::spawn_blocking(move || -> Result<Cluster> {
+                let c = Cluster::new(root)?;
+                c.ensure_running(Durability::Default)?;
+                Ok(c)
+            })
+            .await
+            .context("starting the embedded cluster")??;
+            (
+                cluster.connect_options(embedded::DATABASE),
+                DbTarget::Embedded { url: cluster.url() },
+            )
+        } else {
+            let url = cfg.database.url.expose();
+            (
+                parse_url(url)?,
+                DbTarget::External {
+                    redacted_url: redact_url(url),
+                },
+            )
+        };
+        let read_opts = if cfg.database.read_url.is_empty() {
+            None
+        } else {
+            Some(parse_url(cfg.database.read_url.expose())?)
+        };
+        Db::from_options(
+            write_opts,
+            read_opts,
+            target,
+            cfg.database.pool_size,
+            Duration::from_millis(cfg.database.connect_timeout_ms),
+            Duration::from_millis(cfg.database.query_timeout_ms),
+        )
+        .await
+    }
+
+    pub async fn from_options(
+        write_opts: PgConnectOptions,
+        read_opts: Option<PgConnectOptions>,
+        target: DbTarget,
+        pool_size: u32,
+        connect_timeout: Duration,
+        query_timeout: Duration,
+    ) -> Result<Db> {
+        let write_opts = tune(write_opts);
+        let pool = |opts: PgConnectOptions| {
+            PgPoolOptions::new()
+                .max_connections(pool_size)
+                .min_connections(0)
+                .acquire_timeout(connect_timeout)
+                .idle_timeout(Duration::from_secs(60))
+                .test_before_acquire(true)
+                .connect_lazy_with(opts)
+        };
+        let write = pool(write_opts.clone());
+        // Reads the dashboard waits on get a server-side cut-off too, so a slow query frees its
+        // backend even when the client gave up on it.
+        let read_base = read_opts.map(tune).unwrap_or_else(|| write_opts.clone());
+        let read =
+            pool(read_base.options([("statement_timeout", query_timeout.as_millis().to_string())]));
+        // Fail early with one clear line when the database cannot be reached.
+        tokio::time::timeout(connect_timeout + Duration::from_secs(1), write.acquire())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out connecting to {target}"))?
+            .with_context(|| format!("connecting to {target}"))?;
+        Ok(Db {
+            write,
+            read,
+            target,
+            write_options: write_opts,
+            query_timeout,
+        })
+    }
+}

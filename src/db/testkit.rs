@@ -1,0 +1,226 @@
+//! Throwaway PostgreSQL for tests: one private cluster per test process (or the server named by
+//! `OPSDASH_TEST_DATABASE_URL`), a template database with the migrations applied, and a fresh
+//! database cloned from it for every test. Clusters are stopped and removed when the process
+//! exits; clusters left by a killed test run are swept by the next one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::db::embedded::{Cluster, Durability};
+use crate::db::pool::{parse_url, Db, DbTarget};
+
+const TEMPLATE: &str = "opsdash_test_template";
+
+enum Server {
+    Cluster(Cluster),
+    External(PgConnectOptions),
+}
+
+impl Server {
+    fn options(&self, database: &str) -> PgConnectOptions {
+        match self {
+            Server::Cluster(c) => c.connect_options(database),
+            Server::External(o) => o.clone().database(database),
+        }
+    }
+}
+
+static SERVER: OnceLock<std::result::Result<Server, String>> = OnceLock::new();
+static OWNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn stop_owned_clusters() {
+    let roots = OWNED.lock().map(|v| v.clone()).unwrap_or_default();
+    for root in roots {
+        remove_cluster(&root);
+    }
+}
+
+fn remove_cluster(root: &Path) {
+    if let Ok(c) = Cluster::new(root.to_path_buf()) {
+        let _ = c.stop("immediate");
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Removes clusters of earlier test processes that died before their exit handler ran.
+fn sweep_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with("opsdash-test-") {
+            continue;
+        }
+        let owner = std::fs::read_to_string(e.path().join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) == 0 });
+        if !alive {
+            remove_cluster(&e.path());
+        }
+    }
+}
+
+/// A new private cluster in a temp dir, removed when this process exits (or by `TestCluster`'s
+/// Drop). Used for the shared test server and by tests that stop and restart the database.
+pub fn new_cluster(tag: &str) -> Result<Cluster> {
+    let root = std::env::temp_dir().join(format!(
+        "opsdash-test-{}-{}-{}",
+        std::process::id(),
+        tag,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("owner.pid"), std::process::id().to_string())?;
+    {
+        let mut owned = OWNED.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if owned.is_empty() {
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(stop_owned_clusters) };
+        }
+        owned.push(root.clone());
+    }
+    let cluster = Cluster::new(root)?;
+    cluster.ensure_running(Durability::Throwaway)?;
+    Ok(cluster)
+}
+
+fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send + 'static>(
+    f: F,
+) -> Result<T> {
+    // Runs on its own thread and runtime so it works inside and outside a tokio test.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("test setup thread panicked"))?
+}
+
+fn init_server() -> Result<Server> {
+    let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Server::External(parse_url(&url)?),
+        _ => {
+            sweep_stale();
+            Server::Cluster(new_cluster("shared")?)
+        }
+    };
+    let admin = server.options("postgres");
+    let tmpl = server.options(TEMPLATE);
+    block_on(async move {
+        let mut conn = PgConnection::connect_with(&admin).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {TEMPLATE}"))
+            .execute(&mut conn)
+            .await?;
+        let t = sqlx::PgPool::connect_with(tmpl).await?;
+        crate::db::migrate::MIGRATOR.run(&t).await?;
+        t.close().await;
+        Ok(())
+    })
+    .context("preparing the test template database")?;
+    Ok(server)
+}
+
+fn server() -> Result<&'static Server> {
+    SERVER
+        .get_or_init(|| init_server().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("test database unavailable: {e}"))
+}
+
+/// A fresh, migrated database for one test.
+pub struct TestDb {
+    pub db: Db,
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl TestDb {
+    pub async fn new() -> Result<TestDb> {
+        let server = server()?;
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect_with(&server.options("postgres")).await?;
+        // CREATE DATABASE ... TEMPLATE fails if another session is connected to the template;
+        // tests create databases concurrently, so retry briefly.
+        let mut tries = 0;
+        loop {
+            match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+                .execute(&mut admin)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e).context("creating test database"),
+            }
+        }
+        admin.close().await?;
+        let options = server.options(&name);
+        let db = Db::from_options(
+            options.clone(),
+            None,
+            DbTarget::External {
+                redacted_url: format!("test database {name}"),
+            },
+            8,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(TestDb { db, name, options })
+    }
+}
+
+/// A cluster of its own for a test that stops or freezes the database; removed on drop.
+pub struct TestCluster {
+    pub cluster: Cluster,
+}
+
+impl TestCluster {
+    pub fn start(tag: &str) -> Result<TestCluster> {
+        sweep_stale();
+        let cluster = new_cluster(tag)?;
+        let url_opts = cluster.connect_options(crate::db::embedded::DATABASE);
+        block_on(async move {
+            let pool = sqlx::PgPool::connect_with(url_opts).await?;
+            crate::db::migrate::MIGRATOR.run(&pool).await?;
+            pool.close().await;
+            Ok(())
+        })?;
+        Ok(TestCluster { cluster })
+    }
+
+    pub fn url(&self) -> String {
+        self.cluster.url()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        remove_cluster(&self.cluster.root);
+        if let Ok(mut owned) = OWNED.lock() {
+            owned.retain(|r| r != &self.cluster.root);
+        }
+    }
+}

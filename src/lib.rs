@@ -1,0 +1,10 @@
+//! opsdash: a terminal operations dashboard backed by PostgreSQL.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library so tests and benchmarks run the
+//! same code as users do.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod model;
+pub mod sanitize;
