@@ -8,3 +8,4 @@ pub mod config;
 pub mod db;
 pub mod model;
 pub mod sanitize;
+pub mod worker;
