@@ -7,3 +7,7 @@ pub mod pool;
 pub mod testkit;
 
 pub use pool::{Db, DbTarget};
+
+/// NOTIFY channel raised once per batch of `log_event` rows (ingest, demo). It only wakes the
+/// live tail, which then reads rows by cursor; the payload is not relied on.
+pub const LOGS_CHANNEL: &str = "opsdash_logs";
