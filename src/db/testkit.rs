@@ -19,16 +19,44 @@ const TEMPLATE: &str = "opsdash_test_template";
 
 enum Server {
     Cluster(Cluster),
-    External(PgConnectOptions),
+    /// Connect options and the URL they came from (to hand to a spawned `opsdash` binary).
+    External(Box<PgConnectOptions>, String),
 }
 
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
             Server::Cluster(c) => c.connect_options(database),
-            Server::External(o) => o.clone().database(database),
+            Server::External(o, _) => o.clone().database(database),
         }
     }
+
+    /// A URL for `database` that libpq and the `opsdash` binary accept.
+    fn url(&self, database: &str) -> String {
+        match self {
+            Server::Cluster(c) => format!(
+                "postgresql://{}@/{database}?host={}&port={}",
+                crate::db::embedded::SUPERUSER,
+                c.socket_dir().display(),
+                c.connect_options(database).get_port()
+            ),
+            Server::External(_, url) => with_database(url, database),
+        }
+    }
+}
+
+/// Replaces the database name (the URL path) of a postgres URL, keeping its query parameters.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.find('?') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
 }
 
 static SERVER: OnceLock<std::result::Result<Server, String>> = OnceLock::new();
@@ -110,7 +138,7 @@ fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send
 
 fn init_server() -> Result<Server> {
     let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(parse_url(&url)?),
+        Ok(url) if !url.is_empty() => Server::External(Box::new(parse_url(&url)?), url),
         _ => {
             sweep_stale();
             Server::Cluster(new_cluster("shared")?)
@@ -190,6 +218,11 @@ impl TestDb {
         .await?;
         Ok(TestDb { db, name, options })
     }
+
+    /// A URL for this database (for spawning the real `opsdash` binary with `--database-url`).
+    pub fn url(&self) -> Result<String> {
+        Ok(server()?.url(&self.name))
+    }
 }
 
 /// A cluster of its own for a test that stops or freezes the database; removed on drop.
@@ -222,5 +255,23 @@ impl Drop for TestCluster {
         if let Ok(mut owned) = OWNED.lock() {
             owned.retain(|r| r != &self.cluster.root);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_database_keeping_parameters() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5433/old?sslmode=disable", "t_1"),
+            "postgres://u:p@h:5433/t_1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t_2"), "postgres://h/t_2");
+        assert_eq!(
+            with_database("postgresql://postgres@/x?host=/tmp/s&port=5432", "y"),
+            "postgresql://postgres@/y?host=/tmp/s&port=5432"
+        );
     }
 }
