@@ -35,7 +35,9 @@ impl Server {
     fn url(&self, database: &str) -> String {
         match self {
             Server::Cluster(c) => format!(
-                "postgresql://{}@/{database}?host={}&port={}",
+                // sqlx needs a host in the authority; the `host` parameter (a socket
+                // directory) overrides it, for libpq as well.
+                "postgresql://{}@localhost/{database}?host={}&port={}",
                 crate::db::embedded::SUPERUSER,
                 c.socket_dir().display(),
                 c.connect_options(database).get_port()
