@@ -500,14 +500,17 @@ async fn error_groups_count_users_and_regress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_ingests_both_complete() {
     let t = TestDb::new().await.unwrap();
+    // Both runs cover the same ten days of last month: they create partitions concurrently.
+    let base = chrono::Utc::now() - chrono::Duration::days(40);
     let make = |tag: &str| {
         let mut s = String::new();
         for i in 0..3000 {
+            let ts = (base + chrono::Duration::minutes(i * 5)).to_rfc3339();
             if i % 10 == 0 {
                 // Shared error groups and users: both runs update the same rows.
-                s.push_str(&format!("{{\"level\":\"error\",\"service\":\"api\",\"msg\":\"db error {i}\",\"user_id\":\"u{}\"}}\n", i % 7));
+                s.push_str(&format!("{{\"ts\":\"{ts}\",\"level\":\"error\",\"service\":\"api\",\"msg\":\"db error {i}\",\"user_id\":\"u{}\"}}\n", i % 7));
             } else {
-                s.push_str(&format!("{{\"service\":\"{tag}\",\"msg\":\"line {i}\",\"method\":\"GET\",\"path\":\"/x/{i}\",\"status\":200}}\n"));
+                s.push_str(&format!("{{\"ts\":\"{ts}\",\"service\":\"{tag}\",\"msg\":\"line {i}\",\"method\":\"GET\",\"path\":\"/x/{i}\",\"status\":200}}\n"));
             }
         }
         s
@@ -545,6 +548,69 @@ async fn two_concurrent_ingests_both_complete() {
         count(&t, "SELECT max(affected_users) FROM opsdash.error_group").await,
         7
     );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM opsdash.log_event WHERE tableoid = 'opsdash.log_event_default'::regclass"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_database_restart() {
+    use opsdash::db::{Db, DbTarget};
+    let tc = opsdash::db::testkit::TestCluster::start("ingest-restart").unwrap();
+    let options = tc.cluster.connect_options(opsdash::db::embedded::DATABASE);
+    let db = Db::from_options(
+        options,
+        None,
+        DbTarget::External {
+            redacted_url: "restart test".into(),
+        },
+        2,
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let mut p = Pipeline::new(
+        db.clone(),
+        &IngestConfig::default(),
+        opts(Format::Json, "svc"),
+    )
+    .unwrap();
+    for i in 0..100 {
+        p.push_line(format!("{{\"msg\":\"before {i}\"}}").as_bytes())
+            .await
+            .unwrap();
+    }
+    p.flush().await.unwrap();
+    // "fast", not "immediate": the throwaway cluster runs with synchronous_commit off, so a
+    // crash may lose the last commits (the server's choice, not ours to test here).
+    tc.cluster.stop("fast").unwrap();
+    for i in 0..100 {
+        p.push_line(format!("{{\"msg\":\"during {i}\"}}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let cluster = tc.cluster.clone();
+    let restart = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        cluster.restart_stopped()
+    });
+    // The batch written while the server is down is retried until it is back.
+    p.flush().await.unwrap();
+    restart.await.unwrap().unwrap();
+    let s = p.finish().await;
+    assert!(s.error.is_none(), "{s:?}");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM opsdash.log_event")
+        .fetch_one(&db.write)
+        .await
+        .unwrap();
+    assert_eq!(n, 200);
+    assert_eq!(s.logs, 200, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
