@@ -248,7 +248,8 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
     input.extend(b"{\"msg\":\"nul \\u0000 escaped\",\"k\":\"v\\u0000\"}\n"); // 7
     input.extend(b"{\"msg\":\"raw nul \x00 byte\"}\n"); // 8: raw NUL inside a JSON string is invalid JSON
     input.extend(b"{\"msg\":\"good 2\"}\r\n"); // 9
-    input.extend(b"{\"msg\":\"no newline at end\"}"); // 10
+    input.extend(b"{\"msg\":\"backslash-u text\",\"k\":\"\\\\u0000\"}\n"); // 10: not a NUL
+    input.extend(b"{\"msg\":\"no newline at end\"}"); // 11
     let s = ingest_with(
         &t,
         &IngestConfig::default(),
@@ -257,7 +258,7 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
     )
     .await;
     assert!(s.error.is_none(), "{s:?}");
-    assert_eq!(s.lines, 10);
+    assert_eq!(s.lines, 11);
     assert_eq!(s.rejected, 5, "{:?}", s.first_rejects);
     let lines: Vec<u64> = s.first_rejects.iter().map(|r| r.line).collect();
     assert_eq!(lines, vec![2, 3, 4, 5, 8]);
@@ -275,14 +276,34 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
         .unwrap();
     assert_eq!(
         msgs,
-        vec!["good 1", "nul  escaped", "good 2", "no newline at end"]
+        vec![
+            "good 1",
+            "nul  escaped",
+            "good 2",
+            "backslash-u text",
+            "no newline at end"
+        ]
     );
+    let k: String = sqlx::query_scalar(
+        "SELECT attrs->>'k' FROM opsdash.log_event WHERE message = 'backslash-u text'",
+    )
+    .fetch_one(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!(k, "\\u0000");
+    let k: String = sqlx::query_scalar(
+        "SELECT attrs->>'k' FROM opsdash.log_event WHERE message = 'nul  escaped'",
+    )
+    .fetch_one(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!(k, "v");
     let stat: (i64, i64) =
         sqlx::query_as("SELECT sum(rows)::bigint, sum(rejected)::bigint FROM opsdash.ingest_stat")
             .fetch_one(&t.db.write)
             .await
             .unwrap();
-    assert_eq!(stat, (4, 5));
+    assert_eq!(stat, (5, 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
