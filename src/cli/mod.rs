@@ -38,8 +38,12 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
-    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin into the
-    /// database: redacted, de-duplicated, grouped by error, written with COPY.
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
+    ///
+    /// Secrets are redacted before anything is stored, identical events within the dedup
+    /// window become one row with a repeat count, errors are grouped by fingerprint, and rows
+    /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
+    /// and skipped; the run ends with one summary line on stderr.
     Ingest(ingest::IngestArgs),
 }
 
