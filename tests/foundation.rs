@@ -237,3 +237,15 @@ fn migrate_subcommand_on_an_external_url_reports_unreachable_in_one_line() {
     assert!(!err.contains("hunter2"), "password leaked: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_database_url_reaches_the_same_database() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    sqlx::raw_sql("CREATE TABLE marker (v text); INSERT INTO marker VALUES ('here')")
+        .execute(&t.db.write)
+        .await?;
+    let url = t.url();
+    let v = tokio::task::spawn_blocking(move || psql(&url, "SELECT v FROM marker")).await?;
+    assert_eq!(v, "here");
+    Ok(())
+}
