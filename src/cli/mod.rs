@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod ingest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin into the
+    /// database: redacted, de-duplicated, grouped by error, written with COPY.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,6 +71,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Ingest(a)) => ingest::run(&cfg, a),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;
