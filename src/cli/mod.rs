@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
+    Demo(demo::DemoArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,6 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;
