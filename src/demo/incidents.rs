@@ -148,7 +148,20 @@ impl Schedule {
     }
 
     pub fn is_active(&self, kind: IncidentKind, t: DateTime<Utc>) -> bool {
-        self.active_at(t).iter().any(|o| o.kind == kind)
+        self.active_kinds(t).any(|k| k == kind)
+    }
+
+    /// The kinds of the incidents running at `t`, without allocating (called per request).
+    pub fn active_kinds(&self, t: DateTime<Utc>) -> impl Iterator<Item = IncidentKind> + '_ {
+        let offset = t.timestamp_millis().rem_euclid(self.cycle_ms);
+        let slot_ms = self.slot_ms();
+        INCIDENTS
+            .iter()
+            .filter(move |inc| {
+                let start = i64::from(inc.start_slot) * slot_ms;
+                start <= offset && offset < start + i64::from(inc.slots) * slot_ms
+            })
+            .map(|inc| inc.kind)
     }
 
     /// Every occurrence overlapping `[from, to)`, in start order.

@@ -68,8 +68,8 @@ struct Active {
 impl Active {
     fn at(schedule: &Schedule, t: DateTime<Utc>) -> Active {
         let mut a = Active::default();
-        for o in schedule.active_at(t) {
-            match o.kind {
+        for kind in schedule.active_kinds(t) {
+            match kind {
                 IncidentKind::ErrorSpike => a.error_spike = true,
                 IncidentKind::LatencyRegression => a.regression = true,
                 IncidentKind::SlowQueryBurst => a.slow_queries = true,
@@ -147,13 +147,12 @@ impl Generator {
         while t < to {
             let next = (t + TimeDelta::seconds(1)).min(to);
             let span = (next - t).as_seconds_f64();
-            let active = Active::at(&self.schedule, t);
             let want = rate.at(t) * span * rng.gen_range(0.85..1.15);
             let n = want.floor() as u64 + u64::from(rng.gen_bool((want.fract()).clamp(0.0, 1.0)));
             for _ in 0..n {
                 let end = t + TimeDelta::microseconds((rng.gen::<f64>() * span * 1e6) as i64);
                 let route = self.pick_route(&mut rng);
-                self.request(&mut rng, &mut batch, end, active, route, None);
+                self.request(&mut rng, &mut batch, end, route, None);
             }
             t = next;
         }
@@ -188,7 +187,6 @@ impl Generator {
                 if at < from || at >= to {
                     continue;
                 }
-                let active = Active::at(&self.schedule, at);
                 let forced = if kind == IncidentKind::MassDelete {
                     Forced {
                         route: self.delete_product_route,
@@ -214,7 +212,7 @@ impl Generator {
                         resource_id: None,
                     }
                 };
-                self.request(rng, batch, at, active, forced.route, Some(&forced));
+                self.request(rng, batch, at, forced.route, Some(&forced));
             }
         }
     }
@@ -279,10 +277,11 @@ impl Generator {
         rng: &mut StdRng,
         batch: &mut Batch,
         end: DateTime<Utc>,
-        active: Active,
         route_ix: usize,
         forced: Option<&Forced>,
     ) {
+        // Incidents apply by the time the request ends (when its status is known).
+        let active = Active::at(&self.schedule, end);
         let route: &Route = &ROUTES[route_ix];
         let svc = &SERVICES[route.service];
         let host = svc.hosts[rng.gen_range(0..svc.hosts.len())];
