@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod demo;
 mod ingest;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Command {
     /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
     /// and skipped; the run ends with one summary line on stderr.
     Ingest(ingest::IngestArgs),
+    /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
+    Demo(demo::DemoArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -76,6 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Ingest(a)) => ingest::run(&cfg, a),
+        Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;

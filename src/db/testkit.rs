@@ -19,46 +19,41 @@ const TEMPLATE: &str = "opsdash_test_template";
 
 enum Server {
     Cluster(Cluster),
-    /// Connect options and the URL they came from (to hand to a spawned `opsdash` binary).
-    External(Box<PgConnectOptions>, String),
+    External {
+        url: String,
+        options: Box<PgConnectOptions>,
+    },
 }
 
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
             Server::Cluster(c) => c.connect_options(database),
-            Server::External(o, _) => o.clone().database(database),
+            Server::External { options, .. } => (**options).clone().database(database),
         }
     }
 
-    /// A URL for `database` that libpq and the `opsdash` binary accept.
+    /// A libpq/sqlx URL for `database` on this server (for tests that run the binary).
     fn url(&self, database: &str) -> String {
         match self {
-            Server::Cluster(c) => format!(
-                // sqlx needs a host in the authority; the `host` parameter (a socket
-                // directory) overrides it, for libpq as well.
-                "postgresql://{}@localhost/{database}?host={}&port={}",
-                crate::db::embedded::SUPERUSER,
-                c.socket_dir().display(),
-                c.connect_options(database).get_port()
-            ),
-            Server::External(_, url) => with_database(url, database),
+            Server::Cluster(c) => c.url_for(database),
+            Server::External { url, .. } => with_database(url, database),
         }
     }
 }
 
-/// Replaces the database name (the URL path) of a postgres URL, keeping its query parameters.
+/// `url` with its database path replaced by `database`.
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.find('?') {
-        Some(i) => (&url[..i], &url[i..]),
+        Some(q) => (&url[..q], &url[q..]),
         None => (url, ""),
     };
     let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    format!("{base}/{database}{query}")
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
+    format!("{}/{database}{query}", &base[..authority_end])
 }
 
 static SERVER: OnceLock<std::result::Result<Server, String>> = OnceLock::new();
@@ -140,7 +135,10 @@ fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send
 
 fn init_server() -> Result<Server> {
     let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(Box::new(parse_url(&url)?), url),
+        Ok(url) if !url.is_empty() => Server::External {
+            options: Box::new(parse_url(&url)?),
+            url,
+        },
         _ => {
             sweep_stale();
             Server::Cluster(new_cluster("shared")?)
@@ -221,7 +219,7 @@ impl TestDb {
         Ok(TestDb { db, name, options })
     }
 
-    /// A URL for this database (for spawning the real `opsdash` binary with `--database-url`).
+    /// A URL of this test database, for tests that run the real binary with `--database-url`.
     pub fn url(&self) -> Result<String> {
         Ok(server()?.url(&self.name))
     }
@@ -265,15 +263,15 @@ mod tests {
     use super::with_database;
 
     #[test]
-    fn replaces_database_keeping_parameters() {
+    fn replaces_the_database_of_a_url() {
         assert_eq!(
             with_database("postgres://u:p@h:5433/old?sslmode=disable", "t_1"),
             "postgres://u:p@h:5433/t_1?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h", "t_2"), "postgres://h/t_2");
+        assert_eq!(with_database("postgres://u@h", "t_1"), "postgres://u@h/t_1");
         assert_eq!(
-            with_database("postgresql://postgres@/x?host=/tmp/s&port=5432", "y"),
-            "postgresql://postgres@/y?host=/tmp/s&port=5432"
+            with_database("postgresql://postgres@/x?host=/tmp/s&port=5432", "t_2"),
+            "postgresql://postgres@/t_2?host=/tmp/s&port=5432"
         );
     }
 }
