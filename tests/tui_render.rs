@@ -204,3 +204,106 @@ async fn shell_banner_help_command_line_and_bad_bindings() {
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_sql_is_read_only_and_cut_off() {
+    let tdb = TestDb::new().await.unwrap();
+    let err = opsdash::query::kpi::custom(
+        &tdb.db,
+        "SELECT nextval('opsdash.alert_id_seq')",
+        Duration::from_secs(5),
+        10,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("read-only"), "{err:#}");
+    let err = opsdash::query::kpi::custom(
+        &tdb.db,
+        "SELECT pg_sleep(5)",
+        Duration::from_millis(200),
+        10,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("statement timeout"), "{err:#}");
+    // Any column types come back as text, in column order; a trailing ; is fine.
+    let rows = opsdash::query::kpi::custom(
+        &tdb.db,
+        "SELECT 'b' AS zz, 2.50::numeric AS aa, NULL::int AS n, now() > '2000-01-01' AS t;",
+        Duration::from_secs(5),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.columns, vec!["zz", "aa", "n", "t"]);
+    assert_eq!(
+        rows.rows[0],
+        vec![
+            Some("b".to_string()),
+            Some("2.5".to_string()),
+            None,
+            Some("true".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_widgets_render_every_kind() {
+    let text = r#"
+[[kpi.widget]]
+title = "Revenue today"
+kind = "counter"
+unit = "EUR"
+query = "SELECT 12345.5"
+
+[[kpi.widget]]
+title = "Disk"
+kind = "gauge"
+max = 200
+query = "SELECT 50"
+
+[[kpi.widget]]
+title = "Signups"
+kind = "sparkline"
+query = "SELECT g, g * 2 FROM generate_series(1, 20) g"
+
+[[kpi.widget]]
+title = "Orders by country"
+kind = "bar"
+query = "SELECT c, n FROM (VALUES ('DE', 5), ('FR', 3)) v(c, n)"
+
+[[kpi.widget]]
+title = "Arrears"
+kind = "table"
+query = "SELECT 'acme' AS customer, 1200 AS owed"
+
+[[kpi.widget]]
+title = "Alerts now"
+kind = "alerts"
+
+[[kpi.widget]]
+title = "Broken"
+kind = "counter"
+query = "SELECT * FROM no_such_table"
+"#;
+    let cfg = Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+    let (_tdb, mut app) = app_with_data(cfg, false).await;
+    key(&mut app, KeyCode::Char('v'));
+    let text = buffer_text(&render(&app, 120, 60));
+    eprintln!("{text}");
+    for needle in [
+        "Revenue today",
+        "12.3k EUR",
+        "50 / 200",
+        "Signups",
+        "40",
+        "DE",
+        "FR",
+        "acme",
+        "1200",
+        "checkout errors",
+        "no_such_table",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+}

@@ -192,5 +192,7 @@ pub fn spawn_listener(
 /// Error text for a one-line status bar.
 pub fn one_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("").trim();
-    crate::sanitize::sanitize(line).into_owned()
+    // sqlx prefixes every server error with this; the server's message is what matters.
+    let line = line.replace("error returned from database: ", "");
+    crate::sanitize::sanitize(&line).into_owned()
 }
