@@ -233,3 +233,46 @@ fn unreachable_database_is_one_line_and_terminal_untouched() {
     assert!(!t.alternate_screen_on());
     assert!(s.lines().any(|l| l.trim() == PROMPT), "{s}");
 }
+
+/// The opsdash process started by the pane's shell.
+fn dashboard_pid(t: &Tmux) -> i32 {
+    let out = Command::new("tmux")
+        .args(["display-message", "-p", "-t", &t.name, "#{pane_pid}"])
+        .output()
+        .expect("tmux display");
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let children =
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no dashboard process under shell {shell}"))
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let cluster = start_cluster("e2e-term");
+    let t = Tmux::start("term", 80, 24);
+    t.start_dashboard(&cluster.url(), "");
+    t.wait_for(
+        |s| s.contains("Requests/min") && s.contains("● "),
+        "KPI tab",
+    );
+    assert!(t.alternate_screen_on());
+    let pid = dashboard_pid(&t);
+    // SAFETY: sending SIGTERM to the process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    t.wait_for(
+        |s| s.lines().any(|l| l.trim() == PROMPT),
+        "prompt after SIGTERM",
+    );
+    assert!(
+        !t.alternate_screen_on(),
+        "alternate screen left after SIGTERM"
+    );
+    // Raw mode is off: a typed command echoes and runs normally.
+    t.send_literal("echo restored-$((40+2))");
+    t.send(&["Enter"]);
+    t.wait_for(|s| s.contains("restored-42"), "a working shell");
+}

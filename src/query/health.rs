@@ -27,22 +27,15 @@ pub struct ServiceRow {
     pub recent_status: Vec<String>,
 }
 
-/// Services, worst first. Uptime counts healthy and degraded checks as up.
+/// Services, worst first. Uptime (view `opsdash.service_uptime`) counts healthy and degraded
+/// checks as up.
 pub async fn services(db: &Db) -> Result<Vec<ServiceRow>> {
     let rows = sqlx::query(
         "SELECT s.name, s.kind, s.target, s.status, s.last_check, s.last_response_ms, s.last_detail,
                 u.up_24h, u.up_7d, u.up_30d,
                 coalesce(r.ms, '{}'), coalesce(r.st, '{}')
            FROM opsdash.service s
-           LEFT JOIN LATERAL (
-             SELECT avg((h.status IN ('healthy', 'degraded'))::int::float8)
-                      FILTER (WHERE h.ts >= now() - interval '24 hours') AS up_24h,
-                    avg((h.status IN ('healthy', 'degraded'))::int::float8)
-                      FILTER (WHERE h.ts >= now() - interval '7 days') AS up_7d,
-                    avg((h.status IN ('healthy', 'degraded'))::int::float8) AS up_30d
-               FROM opsdash.health_check h
-              WHERE h.service = s.name AND h.ts >= now() - interval '30 days'
-                AND h.status <> 'unknown') u ON true
+           LEFT JOIN opsdash.service_uptime u ON u.service = s.name
            LEFT JOIN LATERAL (
              SELECT array_agg(coalesce(x.response_ms, 0) ORDER BY x.ts) AS ms,
                     array_agg(x.status ORDER BY x.ts) AS st
@@ -85,21 +78,13 @@ pub struct IntegrationRow {
     pub last_call: Option<DateTime<Utc>>,
 }
 
-/// A call failed when it got no answer (status 0), an error status, or an error code.
+/// From the view `opsdash.integration_stats_24h`.
 pub async fn integrations(db: &Db) -> Result<Vec<IntegrationRow>> {
     type Raw = (String, i64, f64, f64, i64, Option<DateTime<Utc>>);
     let rows: Vec<Raw> = sqlx::query_as(
-        "SELECT coalesce(nullif(integration, ''), route) AS name,
-                count(*),
-                avg((status BETWEEN 1 AND 399 AND error_code IS NULL)::int::float8),
-                avg(duration_ms),
-                count(*) FILTER (WHERE ts >= now() - interval '1 hour'
-                                   AND NOT (status BETWEEN 1 AND 399 AND error_code IS NULL)),
-                max(ts)
-           FROM opsdash.request_log
-          WHERE direction = 'outbound' AND ts >= now() - interval '24 hours'
-          GROUP BY 1
-          ORDER BY 5 DESC, 3, 1
+        "SELECT integration, calls_24h, success_24h, avg_ms_24h, errors_1h, last_call
+           FROM opsdash.integration_stats_24h
+          ORDER BY errors_1h DESC, success_24h, integration
           LIMIT 100",
     )
     .fetch_all(&db.read)
