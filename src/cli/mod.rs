@@ -1,5 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
+pub mod archive;
+pub mod audit;
 mod db;
 
 use std::path::PathBuf;
@@ -37,6 +39,16 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Archives of dropped partitions: list them, restore one into the database.
+    Archive {
+        #[command(subcommand)]
+        action: archive::ArchiveAction,
+    },
+    /// Row-level audit trigger on application tables: install, uninstall, list.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,6 +79,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Archive { action }) => archive::run(&cfg, action),
+        Some(Command::Audit { action }) => audit::run(&cfg, action),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;
