@@ -154,12 +154,13 @@ async fn hundred_days_each_policy_keeps_and_drops() {
 
     // Anonymized after 30 days, untouched before.
     let pseudo = q::pseudonym(b"test-secret", "user-1");
-    let rows: Vec<(
+    type LogRow = (
         NaiveDate,
         Option<String>,
         Option<String>,
         Option<serde_json::Value>,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<LogRow> = sqlx::query_as(
         "SELECT (ts AT TIME ZONE 'UTC')::date, user_id, ip, attrs FROM opsdash.log_event",
     )
     .fetch_all(pool)
