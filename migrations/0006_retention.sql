@@ -66,7 +66,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON opsdash.audit_event FROM PUBLIC;
 
 -- ensure_partition moves rows out of the default partition with DELETE ... RETURNING; for
 -- audit_event that DELETE must pass the append-only trigger. Same function as in 0001 plus the
--- bypass, restored to its previous value before returning.
+-- bypass, restored to its previous value before returning. Keep the two in step.
 CREATE OR REPLACE FUNCTION opsdash.ensure_partition(parent text, day date) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -80,7 +80,8 @@ BEGIN
     IF to_regclass('opsdash.' || part) IS NOT NULL THEN
         RETURN part;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('opsdash.ensure_partition'));
+    -- Per-table relation lock, as in 0001 (it also refreshes our view of the catalog).
+    EXECUTE format('LOCK TABLE opsdash.%I IN SHARE UPDATE EXCLUSIVE MODE', parent || '_default');
     IF to_regclass('opsdash.' || part) IS NOT NULL THEN
         RETURN part;
     END IF;
