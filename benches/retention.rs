@@ -117,7 +117,9 @@ async fn fill_day(pool: &PgPool, day: chrono::NaiveDate, rows: u64) -> Result<()
         .await?;
         done += n;
     }
-    sqlx::query("ANALYZE opsdash.request_log").execute(pool).await?;
+    sqlx::query("ANALYZE opsdash.request_log")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -259,7 +261,8 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
         "\nsetup: {rows} audit rows over {days} days ({:.1} s)",
         t0.elapsed().as_secs_f64()
     );
-    let sql = "SELECT actor, ts FROM opsdash.audit_event WHERE resource_id = $1 AND action = 'delete' \
+    let sql =
+        "SELECT actor, ts FROM opsdash.audit_event WHERE resource_id = $1 AND action = 'delete' \
                ORDER BY ts DESC LIMIT 1";
     let ids: Vec<String> = (0..50)
         .map(|k| format!("doc-{}", (k * 104_729) % (rows / 5 + 1)))
@@ -281,7 +284,10 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
     let few: Vec<String> = ids.iter().take(5).cloned().collect();
     let without = measure(pool.clone(), few).await?;
     println!("\n## who deleted resource X ({rows} audit rows)");
-    println!("with audit_event_deleted_resource:      {}", with_index.line());
+    println!(
+        "with audit_event_deleted_resource:      {}",
+        with_index.line()
+    );
     println!("without it (baseline, same query):      {}", without.line());
     Ok(())
 }

@@ -553,7 +553,7 @@ impl Config {
             return Err(bad("batch_size", "must be at least 1".into()));
         }
         if let Err((key, message)) = self.retention.check() {
-            let (line, column) = find_key(text, key);
+            let (line, column) = find_key_in_section(text, &message, key);
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
                 line,
@@ -611,6 +611,34 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Line of `key` in the `[retention.TABLE]` section the message names, else its first line.
+fn find_key_in_section(text: &str, message: &str, key: &str) -> (usize, usize) {
+    let table = message
+        .strip_prefix("retention.")
+        .and_then(|m| m.split(['.', ' ', ':']).next());
+    if let Some(table) = table {
+        let header = format!("[retention.{table}]");
+        if let Some(start) = text.lines().position(|l| l.trim() == header) {
+            let rest: String = text
+                .lines()
+                .skip(start)
+                .take_while(|l| !l.trim_start().starts_with('[') || l.trim() == header)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let (line, column) = find_key(&rest, key);
+            if line > 1
+                || rest
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.trim_start().starts_with(key))
+            {
+                return (start + line, column);
+            }
+        }
+    }
+    find_key(text, key)
+}
+
 /// Line of the first assignment to `key` (for validation errors found after parsing).
 fn find_key(text: &str, key: &str) -> (usize, usize) {
     for (i, line) in text.lines().enumerate() {
@@ -661,11 +689,11 @@ mod tests {
 
     #[test]
     fn audit_retention_below_a_year_is_refused() {
-        let text = "[retention.audit_event]\nkeep_days = 30\narchive = true\n";
+        let text = "[retention.log_event]\nkeep_days = 90\n\n[retention.audit_event]\narchive = true\nkeep_days = 30\n";
         let msg = Config::parse(text, Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.starts_with("c.toml:2:"), "{msg}");
+        assert!(msg.starts_with("c.toml:6:"), "{msg}");
         assert!(msg.contains("at least 365"), "{msg}");
         let text = "[retention.audit_event]\nkeep_days = 400\n";
         let cfg = Config::parse(text, Path::new("c.toml")).unwrap();

@@ -14,10 +14,10 @@ fn day_start(d: NaiveDate) -> DateTime<Utc> {
     q::day_range(d).0
 }
 
-/// Partitions for today-100..today and rows on every day: log_event one info + one error row,
+/// Partitions for today-days..today and rows on every day: log_event one info + one error row,
 /// one row in every other partitioned table, rollups and alert history on the same days.
-async fn simulate(pool: &PgPool, today: NaiveDate) -> anyhow::Result<()> {
-    let first = today - Duration::days(DAYS);
+async fn simulate(pool: &PgPool, today: NaiveDate, days: i64) -> anyhow::Result<()> {
+    let first = today - Duration::days(days);
     q::ensure_partitions(pool, first, today).await?;
     let from = day_start(first) + Duration::hours(1);
     let to = day_start(today) + Duration::hours(1);
@@ -76,7 +76,7 @@ async fn hundred_days_each_policy_keeps_and_drops() {
     let pool = &t.db.write;
     let now = Utc::now();
     let today = now.date_naive();
-    simulate(pool, today).await.unwrap();
+    simulate(pool, today, DAYS).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config();
 
@@ -241,7 +241,7 @@ async fn empty_secret_refuses_anonymization_and_says_so() {
     let pool = &t.db.write;
     let now = Utc::now();
     let today = now.date_naive();
-    simulate(pool, today).await.unwrap();
+    simulate(pool, today, 35).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = RetentionConfig::default();
     let report = Retention::new(&t.db, &cfg, dir.path().to_path_buf())

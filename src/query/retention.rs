@@ -362,7 +362,8 @@ pub async fn compact_log_partition(
         .fetch_one(&mut *tx)
         .await?;
     sqlx::query(&format!(
-        "CREATE TABLE {new} (LIKE opsdash.log_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        "CREATE TABLE {new} (LIKE opsdash.log_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+         INCLUDING INDEXES)"
     ))
     .execute(&mut *tx)
     .await?;
@@ -373,7 +374,8 @@ pub async fn compact_log_partition(
     .execute(&mut *tx)
     .await?
     .rows_affected() as i64;
-    // The bound as a CHECK lets ATTACH skip its validation scan.
+    // Indexes exist before the swap (ATTACH adopts them instead of building them under the
+    // parent's lock), and the bound as a CHECK lets ATTACH skip its validation scan.
     sqlx::query(&format!(
         "ALTER TABLE {new} ADD CONSTRAINT \"{new_name}_bounds\" CHECK (ts >= '{}' AND ts < '{}')",
         lo.to_rfc3339(),
