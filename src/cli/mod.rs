@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod audit;
 mod db;
+pub mod retention;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         action: archive::ArchiveAction,
     },
+    /// Retention: status per table, or one run now.
+    Retention {
+        #[command(subcommand)]
+        action: retention::RetentionAction,
+    },
     /// Row-level audit trigger on application tables: install, uninstall, list.
     Audit {
         #[command(subcommand)]
@@ -81,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Archive { action }) => archive::run(&cfg, action),
         Some(Command::Audit { action }) => audit::run(&cfg, action),
+        Some(Command::Retention { action }) => retention::run(&cfg, action),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;

@@ -689,6 +689,7 @@ pub async fn retention_status(db: &Db, cfg: &RetentionConfig) -> Result<Vec<Rete
     .await
     .context("reading retention runs")?;
     let parts = partitions(pool).await?;
+    let held = holds(pool).await?;
     let mut out = Vec::new();
     for (table, policy) in cfg.policies() {
         let time_col = match table {
@@ -703,12 +704,17 @@ pub async fn retention_status(db: &Db, cfg: &RetentionConfig) -> Result<Vec<Rete
                 .fetch_one(pool)
                 .await
                 .with_context(|| format!("reading the oldest row of {table}"))?;
+        // A partition leaves the day after its period ends, or when a restore's hold ends.
         let next_drop = parts
             .iter()
             .filter(|p| p.table == table)
-            .map(|p| p.day)
-            .min()
-            .map(|day| day_range(day + chrono::Duration::days(policy.keep_days as i64 + 1)).0);
+            .map(|p| {
+                let due = day_range(p.day + chrono::Duration::days(policy.keep_days as i64 + 1)).0;
+                held.iter()
+                    .find(|(name, _)| *name == p.name)
+                    .map_or(due, |(_, until)| due.max(*until))
+            })
+            .min();
         let run = runs
             .iter()
             .find(|r| r.get::<String, _>("table_name") == table);
