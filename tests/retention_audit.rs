@@ -173,3 +173,27 @@ async fn audit_rows_are_append_only() {
         .to_string();
     assert!(err.contains("append-only"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_cut_is_24_or_48_bits_and_idempotent() {
+    let t = TestDb::new().await.unwrap();
+    let pool = &t.db.write;
+    for (ip, cut) in [
+        (Some("10.1.2.3"), Some("10.1.2.0")),
+        (Some("2001:db8:1234:5678::1"), Some("2001:db8:1234::")),
+        (Some("::ffff:10.1.2.3"), Some("::")),
+        (Some("not an ip"), None),
+        (Some("10.1.2.3; DROP"), None),
+        (Some(""), Some("")),
+        (None, None),
+    ] {
+        let (once, twice): (Option<String>, Option<String>) =
+            sqlx::query_as("SELECT opsdash.cut_ip($1), opsdash.cut_ip(opsdash.cut_ip($1))")
+                .bind(ip)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(once.as_deref(), cut, "{ip:?}");
+        assert_eq!(twice, once, "{ip:?}");
+    }
+}
