@@ -4,6 +4,7 @@ pub mod archive;
 pub mod audit;
 mod db;
 pub mod retention;
+pub mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the dashboard when no subcommand is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +59,8 @@ pub enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -88,10 +94,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Archive { action }) => archive::run(&cfg, action),
         Some(Command::Audit { action }) => audit::run(&cfg, action),
         Some(Command::Retention { action }) => retention::run(&cfg, action),
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Tui(t)) => {
+            let t = tui::TuiArgs {
+                no_color: t.no_color || args.tui.no_color,
+            };
+            tui::run(cfg, &t)
         }
+        None => tui::run(cfg, &args.tui),
     }
 }

@@ -1,4 +1,6 @@
-//! The SQL of opsdash, one module per view or area. Worker jobs, the CLI and the TUI call these
-//! functions; nothing else writes SQL.
+//! The SQL behind every view, one module per area. The TUI and the worker call these functions;
+//! this module never depends on the TUI.
 
+pub mod kpi;
 pub mod retention;
+pub mod status;
