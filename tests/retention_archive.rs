@@ -185,6 +185,14 @@ async fn unwritable_archive_dir_drops_nothing_and_next_run_completes() {
     let status = q::retention_status(&t.db, &cfg).await.unwrap();
     let req = status.iter().find(|s| s.table == "request_log").unwrap();
     assert!(req.last_error.is_some(), "{req:?}");
+    // The Health tab's retention section puts the failing table first, with its error.
+    let screen = render_section(status, now);
+    println!("{screen}");
+    assert!(screen.contains("Retention (1 failing)"), "{screen}");
+    let first_row = screen.lines().nth(2).unwrap();
+    assert!(first_row.contains("request_log"), "{screen}");
+    assert!(first_row.contains("7d"), "{screen}");
+    assert!(screen.contains("audit_event"), "{screen}");
 
     // The disk is back: the next run archives, verifies and drops; the error clears.
     let dir = tmp.path().join("archive");
@@ -393,4 +401,32 @@ async fn ingest_keeps_going_while_partitions_are_dropped() {
             .unwrap();
     assert_eq!(live as u64, sent);
     assert!(sent >= 250);
+}
+
+fn render_section(status: Vec<q::RetentionStatus>, now: DateTime<Utc>) -> String {
+    use opsdash::tui::retention_section::RetentionSection;
+    use opsdash::tui::tabs::DrawCtx;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    let mut section = RetentionSection::default();
+    section.rows.data = Some(status);
+    let theme = opsdash::tui::theme::Theme::builtin("dark").unwrap();
+    let ctx = DrawCtx {
+        theme: &theme,
+        now,
+        range: opsdash::model::TimeRange::parse("1h").unwrap(),
+        local_clock: false,
+        instance: "t",
+    };
+    let mut term = Terminal::new(TestBackend::new(80, 12)).unwrap();
+    term.draw(|f| section.draw(f, f.area(), &ctx)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
 }
