@@ -1,6 +1,9 @@
 //! The retention section of the Health tab: per table the period, oldest data, next drop,
 //! archived bytes and the last error of a retention step. A building block the Health tab embeds:
-//! `request()` in its refresh, `on_data()` for the "retention" panel, `draw()` in its layout.
+//! a `retention: RetentionSection` field; in `refresh`, push
+//! `self.retention.request(Owner::Tab(Tab::Health), ctx)`; in `on_data`, when
+//! `done.panel == retention_section::PANEL`, call `self.retention.on_data(done)`; in `draw`,
+//! `self.retention.draw(f, area, ctx)` (about 8+ rows; the failing tables come first).
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Rect};
@@ -34,13 +37,9 @@ impl RetentionSection {
         }))
     }
 
-    /// Takes a result of the `PANEL` query; returns false for other panels.
-    pub fn on_data(&mut self, done: QueryDone) -> bool {
-        if done.panel != PANEL {
-            return false;
-        }
+    /// Takes the result of the `PANEL` query (call it when `done.panel == PANEL`).
+    pub fn on_data(&mut self, done: QueryDone) {
         self.rows.set(done);
-        true
     }
 
     /// Tables with an error first, then the partitioned ones (the ones with drops), as listed.
