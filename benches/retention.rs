@@ -198,7 +198,8 @@ async fn bench_archive(t: &TestDb, rows: u64) -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let t0 = Instant::now();
-    let m = archive::write(pool, dir.path(), "request_log", &part, day).await?;
+    let relid = q::relid(pool, &part).await?;
+    let m = archive::write(pool, dir.path(), "request_log", &part, &part, day, relid).await?;
     let written = t0.elapsed();
     let t1 = Instant::now();
     archive::verify(

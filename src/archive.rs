@@ -36,6 +36,10 @@ pub struct Manifest {
     pub bytes: u64,
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    /// OID of the table archived. A partition re-created later (late rows for an expired day)
+    /// has another OID, so its archive is written beside this one instead of replacing it.
+    #[serde(default)]
+    pub relid: i64,
 }
 
 /// The archive directory: `retention.archive_dir`, or `archive` under the embedded data dir.
@@ -46,12 +50,22 @@ pub fn archive_dir(cfg: &Config) -> Result<PathBuf> {
     Ok(crate::db::embedded::default_root(&cfg.embedded.data_dir)?.join("archive"))
 }
 
-pub fn data_path(dir: &Path, table: &str, partition: &str) -> PathBuf {
-    dir.join(table).join(format!("{partition}.copy.gz"))
+/// Data file of an archive; `stem` is the partition name, plus `.N` for the N+1th archive of
+/// the same day (see `Manifest::relid`).
+pub fn data_path(dir: &Path, table: &str, stem: &str) -> PathBuf {
+    dir.join(table).join(format!("{stem}.copy.gz"))
 }
 
-pub fn manifest_path(dir: &Path, table: &str, partition: &str) -> PathBuf {
-    dir.join(table).join(format!("{partition}.manifest.json"))
+pub fn manifest_path(dir: &Path, table: &str, stem: &str) -> PathBuf {
+    dir.join(table).join(format!("{stem}.manifest.json"))
+}
+
+pub fn stem(partition: &str, generation: u32) -> String {
+    if generation == 0 {
+        partition.to_string()
+    } else {
+        format!("{partition}.{generation}")
+    }
 }
 
 fn partial(path: &Path) -> PathBuf {
@@ -87,16 +101,19 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Writes `partition` (a table in schema opsdash, attached or detached) to an archive and its
 /// manifest. Replaces any partial or earlier file of the same name.
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     pool: &PgPool,
     dir: &Path,
     table: &str,
     partition: &str,
+    stem: &str,
     day: NaiveDate,
+    relid: i64,
 ) -> Result<Manifest> {
     let columns = q::columns(pool, table).await?;
     let statement = q::copy_out_statement(partition, &columns)?;
-    let data = data_path(dir, table, partition);
+    let data = data_path(dir, table, stem);
     let parent = data.parent().unwrap_or(dir).to_path_buf();
     fs::create_dir_all(&parent)
         .with_context(|| format!("creating archive directory {}", parent.display()))?;
@@ -154,8 +171,9 @@ pub async fn write(
         bytes,
         sha256,
         created_at: Utc::now(),
+        relid,
     };
-    let mpath = manifest_path(dir, table, partition);
+    let mpath = manifest_path(dir, table, stem);
     let mtmp = partial(&mpath);
     let text = serde_json::to_vec_pretty(&manifest)?;
     {
@@ -280,7 +298,8 @@ pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Result<Manifest>)>> {
 }
 
 /// Brings an archive back into its partition (created if needed) after verifying it. Refuses
-/// when the partition already holds rows (restored before, or never dropped). The partition is
+/// when the same archive was restored since the partition's last drop, or when the partition is
+/// detached and pending its drop. The partition is
 /// held from retention for `hold_days`. Returns the manifest and the rows restored.
 pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Manifest, u64)> {
     let mpath = manifest_for(path);
@@ -295,14 +314,24 @@ pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Mani
             m.day
         );
     }
-    let part = q::ensure_partition(pool, &m.table, m.day).await?;
-    let existing = q::count_rows(pool, &part).await?;
-    if existing > 0 {
+    if let Some(p) = q::partitions(pool)
+        .await?
+        .into_iter()
+        .find(|p| p.name == m.partition && p.state != q::PartitionState::Attached)
+    {
         bail!(
-            "{part} already holds {existing} rows; the archive was restored already or the \
-             partition was never dropped (nothing changed)"
+            "{} is detached and waiting to be dropped by retention: run `opsdash retention run` \
+             first (nothing changed)",
+            p.name
         );
     }
+    if q::restored_since_last_drop(pool, &m.partition, &m.sha256).await? {
+        bail!(
+            "{} was already restored from this archive and not dropped since (nothing changed)",
+            m.partition
+        );
+    }
+    let part = q::ensure_partition(pool, &m.table, m.day).await?;
     let until = Utc::now() + chrono::Duration::days(hold_days as i64);
     q::set_hold(pool, &m.table, &part, until, "restored from archive").await?;
     let statement = format!(

@@ -238,6 +238,34 @@ pub async fn drop_detached(pool: &PgPool, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// OID of an opsdash table (identifies one incarnation of a partition name).
+pub async fn relid(pool: &PgPool, name: &str) -> Result<i64> {
+    sqlx::query_scalar::<_, Option<i64>>("SELECT to_regclass('opsdash.' || $1)::oid::bigint")
+        .bind(name)
+        .fetch_one(pool)
+        .await?
+        .with_context(|| format!("{name} does not exist"))
+}
+
+/// Whether the archive with checksum `sha256` was restored into `partition` after the
+/// partition's last successful drop (so its rows are there already).
+pub async fn restored_since_last_drop(
+    pool: &PgPool,
+    partition: &str,
+    sha256: &str,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM opsdash.retention_run r \
+          WHERE r.action = 'restore' AND r.status = 'ok' AND r.partition = $1 AND r.sha256 = $2 \
+            AND r.started_at > coalesce((SELECT max(d.started_at) FROM opsdash.retention_run d \
+                 WHERE d.action = 'drop' AND d.status = 'ok' AND d.partition = $1), '-infinity'))",
+    )
+    .bind(partition)
+    .bind(sha256)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn count_rows(pool: &PgPool, name: &str) -> Result<i64> {
     sqlx::query_scalar(&format!("SELECT count(*) FROM {}", ident(name)?))
         .fetch_one(pool)

@@ -199,12 +199,9 @@ impl<'a> Retention<'a> {
                 ..Default::default()
             };
             if archive {
-                let m = self.archive(&detached, rows).await?;
-                outcome.archive_path = Some(
-                    archive::data_path(&self.archive_dir, p.table, &p.name)
-                        .to_string_lossy()
-                        .to_string(),
-                );
+                let (m, mpath) = self.archive(&detached, rows).await?;
+                outcome.archive_path =
+                    Some(mpath.with_file_name(&m.file).to_string_lossy().to_string());
                 outcome.archive_bytes = Some(m.bytes as i64);
                 outcome.sha256 = Some(m.sha256);
             }
@@ -247,9 +244,9 @@ impl<'a> Retention<'a> {
     }
 
     /// Writes (or reuses) and verifies the archive of a detached partition with `rows` rows.
-    async fn archive(&self, p: &Partition, rows: i64) -> Result<archive::Manifest> {
+    /// Returns the manifest and its path.
+    async fn archive(&self, p: &Partition, rows: i64) -> Result<(archive::Manifest, PathBuf)> {
         let pool = &self.db.write;
-        let mpath = archive::manifest_path(&self.archive_dir, p.table, &p.name);
         let run = q::run_start(
             pool,
             p.table,
@@ -259,15 +256,37 @@ impl<'a> Retention<'a> {
         )
         .await?;
         let result = async {
-            // A complete archive from an earlier run is reused when it verifies and matches.
-            let reusable = archive::read_manifest(&mpath).ok().filter(|m| {
-                m.rows == rows as u64 && m.partition == p.name && archive::verify(&mpath, m).is_ok()
-            });
+            let relid = q::relid(pool, &p.name).await?;
+            // Our archive from an earlier, interrupted run is reused when it verifies, rewritten
+            // when it does not; archives of earlier incarnations of this day are kept.
+            let mut generation = 0;
+            let (stem, mpath, reusable) = loop {
+                let stem = archive::stem(&p.name, generation);
+                let mpath = archive::manifest_path(&self.archive_dir, p.table, &stem);
+                if !mpath.exists() {
+                    break (stem, mpath, None);
+                }
+                match archive::read_manifest(&mpath) {
+                    Ok(m) if m.relid == relid && m.partition == p.name => {
+                        let ok = m.rows == rows as u64 && archive::verify(&mpath, &m).is_ok();
+                        break (stem, mpath, ok.then_some(m));
+                    }
+                    _ => generation += 1,
+                }
+            };
             let m = match reusable {
                 Some(m) => m,
                 None => {
-                    let m =
-                        archive::write(pool, &self.archive_dir, p.table, &p.name, p.day).await?;
+                    let m = archive::write(
+                        pool,
+                        &self.archive_dir,
+                        p.table,
+                        &p.name,
+                        &stem,
+                        p.day,
+                        relid,
+                    )
+                    .await?;
                     self.step(Step::ArchiveWritten, p)?;
                     m
                 }
@@ -280,11 +299,11 @@ impl<'a> Retention<'a> {
                 );
             }
             self.step(Step::ArchiveVerified, p)?;
-            anyhow::Ok(m)
+            anyhow::Ok((m, mpath))
         }
         .await;
         match result {
-            Ok(m) => {
+            Ok((m, mpath)) => {
                 let outcome = RunOutcome {
                     rows: Some(rows),
                     archive_path: Some(mpath.with_file_name(&m.file).to_string_lossy().to_string()),
@@ -292,7 +311,7 @@ impl<'a> Retention<'a> {
                     sha256: Some(m.sha256.clone()),
                 };
                 q::run_finish(pool, run, &outcome, None).await?;
-                Ok(m)
+                Ok((m, mpath))
             }
             Err(e) => {
                 q::run_finish(pool, run, &RunOutcome::default(), Some(&format!("{e:#}"))).await?;
