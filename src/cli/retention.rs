@@ -68,6 +68,9 @@ pub fn run(cfg: &Config, action: RetentionAction) -> Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+                if let Some(why) = &report.anonymize_refused {
+                    eprintln!("warning: {}", sanitize(why));
+                }
                 for e in &report.errors {
                     eprintln!("failed: {}", sanitize(e));
                 }
