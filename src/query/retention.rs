@@ -795,16 +795,21 @@ mod tests {
         assert!(ident("Upper").is_err());
     }
 
-    #[test]
-    fn pads_give_the_same_tag_as_hmac() {
-        use sha2::{Digest, Sha256};
-        for secret in [&b"k"[..], &[7u8; 64][..], &[9u8; 100][..]] {
-            let (ipad, opad) = hmac_pads(secret);
-            let inner = Sha256::digest([&ipad[..], b"user-42"].concat());
+    proptest::proptest! {
+        /// The SQL computes sha256(opad || sha256(ipad || user)); for any key length (shorter,
+        /// equal to and longer than the 64-byte block) that must equal HMAC-SHA256.
+        #[test]
+        fn pads_give_the_same_tag_as_hmac(
+            secret in proptest::collection::vec(proptest::num::u8::ANY, 1..150),
+            user in ".{0,40}",
+        ) {
+            use sha2::{Digest, Sha256};
+            let (ipad, opad) = hmac_pads(&secret);
+            let inner = Sha256::digest([&ipad[..], user.as_bytes()].concat());
             let tag = Sha256::digest([&opad[..], &inner[..]].concat());
-            assert_eq!(
+            proptest::prop_assert_eq!(
                 format!("anon:{}", &hex::encode(tag)[..16]),
-                pseudonym(secret, "user-42")
+                pseudonym(&secret, &user)
             );
         }
     }
