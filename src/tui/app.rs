@@ -28,6 +28,11 @@ pub enum Effect {
     Query(QueryRequest),
     /// Clear the terminal and repaint everything (Ctrl-L, after garbage on the line).
     ClearScreen,
+    /// A status-bar message from a tab (applied by `update`, never reaches the main loop).
+    Say {
+        text: String,
+        error: bool,
+    },
     Quit,
 }
 
@@ -687,6 +692,24 @@ impl App {
 
 /// The one place state changes: applies an event, returns the effects to carry out.
 pub fn update(app: &mut App, ev: Event) -> Vec<Effect> {
+    let effects = update_inner(app, ev);
+    let mut out = Vec::with_capacity(effects.len());
+    for e in effects {
+        match e {
+            Effect::Say { text, error } => {
+                if error {
+                    app.error(text)
+                } else {
+                    app.say(text)
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
     match ev {
         Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
         Event::Input(TermEvent::Mouse(m)) => app.on_mouse(m),

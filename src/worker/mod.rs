@@ -5,6 +5,7 @@
 //! A job is a name, an interval and an async function of a `JobContext`. Jobs live in their own
 //! modules (alerts, notify, rollup, retention, health checks) and are listed by `jobs::all`.
 
+pub mod health;
 pub mod retention;
 
 use std::future::Future;

@@ -2,6 +2,7 @@
 //! handling, the query requests it needs, how it takes their results, and a pure `draw`.
 //! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
 
+pub mod health;
 pub mod kpi;
 
 use chrono::{DateTime, Duration, Utc};
@@ -174,7 +175,10 @@ pub trait TabView: Send {
 
 /// The tabs that exist, in tab-bar order. Adding a tab = one line here.
 pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
-    let mut tabs: Vec<Box<dyn TabView>> = vec![Box::new(kpi::KpiTab::new(cfg))];
+    let mut tabs: Vec<Box<dyn TabView>> = vec![
+        Box::new(kpi::KpiTab::new(cfg)),
+        Box::new(health::HealthTab::new()),
+    ];
     tabs.sort_by_key(|t| t.id());
     tabs
 }
