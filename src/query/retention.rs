@@ -727,11 +727,30 @@ pub async fn retention_status(db: &Db, cfg: &RetentionConfig) -> Result<Vec<Rete
             "retention_run" => "started_at",
             t => time_column(t),
         };
-        let oldest: Option<DateTime<Utc>> =
-            sqlx::query_scalar(&format!("SELECT min({time_col}) FROM {}", ident(table)?))
-                .fetch_one(pool)
+        // A table locked by DDL (a detach in progress, an operator's LOCK) must not hold the
+        // whole panel: its oldest row is left unknown after a short wait.
+        let oldest: Option<DateTime<Utc>> = {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = 200")
+                .execute(&mut *tx)
+                .await?;
+            match sqlx::query_scalar(&format!("SELECT min({time_col}) FROM {}", ident(table)?))
+                .fetch_one(&mut *tx)
                 .await
-                .with_context(|| format!("reading the oldest row of {table}"))?;
+            {
+                Ok(v) => v,
+                Err(e)
+                    if e.as_database_error()
+                        .and_then(|d| d.code())
+                        .is_some_and(|c| c == "55P03") =>
+                {
+                    None
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading the oldest row of {table}"))
+                }
+            }
+        };
         // A partition leaves the day after its period ends, or when a restore's hold ends.
         let next_drop = parts
             .iter()

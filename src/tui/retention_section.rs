@@ -1,9 +1,6 @@
 //! The retention section of the Health tab: per table the period, oldest data, next drop,
-//! archived bytes and the last error of a retention step. A building block the Health tab embeds:
-//! a `retention: RetentionSection` field; in `refresh`, push
-//! `self.retention.request(Owner::Tab(Tab::Health), ctx)`; in `on_data`, when
-//! `done.panel == retention_section::PANEL`, call `self.retention.on_data(done)`; in `draw`,
-//! `self.retention.draw(f, area, ctx)` (about 8+ rows; the failing tables come first).
+//! archived bytes and the last error of a retention step; the failing tables come first. The
+//! Health tab embeds it as its "Retention" section (`draw_table` inside the section's frame).
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Rect};
@@ -42,6 +39,14 @@ impl RetentionSection {
         self.rows.set(done);
     }
 
+    pub fn len(&self) -> usize {
+        self.rows.data.as_ref().map_or(0, |v| v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Tables with an error first, then the partitioned ones (the ones with drops), as listed.
     fn ordered(&self) -> Vec<&RetentionStatus> {
         let mut v: Vec<&RetentionStatus> = self.rows.data.iter().flatten().collect();
@@ -66,6 +71,12 @@ impl RetentionSection {
         let b = block(&title, false, theme);
         let inner = b.inner(area);
         f.render_widget(b, area);
+        self.draw_table(f, inner, ctx);
+    }
+
+    /// The table alone, for a caller that draws its own frame (the Health tab's sections).
+    pub fn draw_table(&self, f: &mut Frame, inner: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
         if let Some((msg, role)) = self.rows.placeholder() {
             draw_note(f, inner, &msg, role, theme);
             return;
