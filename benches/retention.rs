@@ -54,9 +54,9 @@ impl Latencies {
     fn max(&self) -> Duration {
         self.0.iter().max().copied().unwrap_or_default()
     }
-    fn line(&self) -> String {
+    fn line(&self, what: &str) -> String {
         format!(
-            "{} commits, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{} {what}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             self.0.len(),
             ms(self.pct(0.5)),
             ms(self.pct(0.99)),
@@ -169,8 +169,16 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
         ms(wall),
         report.errors.len()
     );
-    println!("ingest baseline (no drop):  {}", baseline.line());
-    println!("ingest during the drop run: {}", during.line());
+    let step: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM finished_at - started_at)::float8 * 1000 \
+           FROM opsdash.retention_run WHERE action = 'drop' AND partition = $1 AND status = 'ok'",
+    )
+    .bind(q::partition_name("request_log", day))
+    .fetch_one(pool)
+    .await?;
+    println!("drop step of that partition (detach + count + drop): {step:.1} ms");
+    println!("ingest baseline (no drop):  {}", baseline.line("commits"));
+    println!("ingest during the drop run: {}", during.line("commits"));
     Ok(())
 }
 
@@ -287,9 +295,12 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
     println!("\n## who deleted resource X ({rows} audit rows)");
     println!(
         "with audit_event_deleted_resource:      {}",
-        with_index.line()
+        with_index.line("queries")
     );
-    println!("without it (baseline, same query):      {}", without.line());
+    println!(
+        "without it (baseline, same query):      {}",
+        without.line("queries")
+    );
     Ok(())
 }
 
