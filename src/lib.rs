@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library so tests and benchmarks run the
 //! same code as users do.
 
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod db;

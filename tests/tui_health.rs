@@ -272,6 +272,12 @@ async fn health_tab_renders_services_integrations_database_and_worker() {
     assert!(text.contains("expired"), "{text}");
     assert!(text.contains("disk full"), "{text}");
 
+    press(&mut app, 'l');
+    let text = draw(&app);
+    assert!(text.contains("Retention"), "{text}");
+    assert!(text.contains("audit_event"), "{text}");
+    assert!(text.contains("365d"), "{text}");
+
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     let _ = waiter.await;
 }

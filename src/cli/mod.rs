@@ -1,8 +1,11 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
+pub mod archive;
+pub mod audit;
 mod db;
 mod demo;
 mod ingest;
+pub mod retention;
 pub mod tui;
 
 use std::path::PathBuf;
@@ -52,6 +55,21 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
     Demo(demo::DemoArgs),
+    /// Archives of dropped partitions: list them, restore one into the database.
+    Archive {
+        #[command(subcommand)]
+        action: archive::ArchiveAction,
+    },
+    /// Retention: status per table, or one run now.
+    Retention {
+        #[command(subcommand)]
+        action: retention::RetentionAction,
+    },
+    /// Row-level audit trigger on application tables: install, uninstall, list.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
     /// Open the terminal dashboard (the default when no subcommand is given).
     Tui(tui::TuiArgs),
 }
@@ -86,6 +104,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Ingest(a)) => ingest::run(&cfg, a),
         Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
+        Some(Command::Archive { action }) => archive::run(&cfg, action),
+        Some(Command::Audit { action }) => audit::run(&cfg, action),
+        Some(Command::Retention { action }) => retention::run(&cfg, action),
         Some(Command::Tui(t)) => {
             let t = tui::TuiArgs {
                 no_color: t.no_color || args.tui.no_color,

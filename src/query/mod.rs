@@ -4,4 +4,5 @@
 pub mod health;
 pub mod ingest;
 pub mod kpi;
+pub mod retention;
 pub mod status;

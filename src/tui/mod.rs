@@ -9,6 +9,7 @@ pub mod draw;
 pub mod event;
 pub mod help;
 pub mod keymap;
+pub mod retention_section;
 pub mod runner;
 pub mod tabs;
 pub mod terminal;

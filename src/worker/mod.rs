@@ -6,6 +6,7 @@
 //! modules (alerts, notify, rollup, retention, health checks) and are listed by `jobs::all`.
 
 pub mod health;
+pub mod retention;
 
 use std::future::Future;
 use std::pin::Pin;

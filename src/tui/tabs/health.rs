@@ -1,7 +1,7 @@
 //! Health tab: checked services (status, last check, response time, uptime 24h/7d/30d, recent
 //! checks), integrations (outbound calls), the database (as pg_activity shows it) and the
-//! worker jobs. On a small terminal one section at a time (h/l to switch); on a large one all
-//! four.
+//! worker jobs, and retention (`tui::retention_section`). On a small terminal one section at a
+//! time (h/l to switch); on a large one all of them.
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,6 +13,7 @@ use crate::query::health::{self, DbHealth, IntegrationRow, JobRow, ServiceRow};
 use crate::sanitize::sanitize;
 use crate::tui::app::Effect;
 use crate::tui::keymap::Action;
+use crate::tui::retention_section::{self, RetentionSection};
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
@@ -27,14 +28,16 @@ pub enum Section {
     Integrations,
     Database,
     Worker,
+    Retention,
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [
+    pub const ALL: [Section; 5] = [
         Section::Services,
         Section::Integrations,
         Section::Database,
         Section::Worker,
+        Section::Retention,
     ];
 
     fn title(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Section {
             Section::Integrations => "Integrations",
             Section::Database => "Database",
             Section::Worker => "Worker",
+            Section::Retention => "Retention",
         }
     }
 
@@ -57,7 +61,8 @@ pub struct HealthTab {
     pub integrations: Panel<Vec<IntegrationRow>>,
     pub database: Panel<DbHealth>,
     pub workers: Panel<Vec<JobRow>>,
-    cursors: [Cursor; 4],
+    pub retention: RetentionSection,
+    cursors: [Cursor; 5],
     filter: String,
     refresher: Refresher,
 }
@@ -113,7 +118,8 @@ impl HealthTab {
             integrations: Panel::default(),
             database: Panel::default(),
             workers: Panel::default(),
-            cursors: [Cursor::default(); 4],
+            retention: RetentionSection::default(),
+            cursors: [Cursor::default(); 5],
             filter: String::new(),
             refresher: Refresher::every(5),
         }
@@ -161,6 +167,7 @@ impl HealthTab {
                 .map(|d| d.longest.len())
                 .unwrap_or(0),
             Section::Worker => self.visible_jobs().len(),
+            Section::Retention => self.retention.len(),
         }
     }
 
@@ -177,11 +184,13 @@ impl HealthTab {
         let c = QueryRequest::new(me, "database", async move { health::database(&db).await });
         let db = ctx.db.clone();
         let d = QueryRequest::new(me, "workers", async move { health::workers(&db).await });
+        let e = self.retention.request(me, ctx);
         vec![
             Effect::Query(a),
             Effect::Query(b),
             Effect::Query(c),
             Effect::Query(d),
+            e,
         ]
     }
 
@@ -194,6 +203,7 @@ impl HealthTab {
             Section::Integrations => self.draw_integrations(f, inner, ctx),
             Section::Database => self.draw_database(f, inner, ctx),
             Section::Worker => self.draw_worker(f, inner, ctx),
+            Section::Retention => self.retention.draw_table(f, inner, ctx),
         }
     }
 
@@ -697,8 +707,12 @@ impl TabView for HealthTab {
     fn on_action(&mut self, action: Action, _ctx: &TabCtx) -> Vec<Effect> {
         let i = self.section.index();
         match action {
-            Action::Left => self.section = Section::ALL[(i + 3) % 4],
-            Action::Right | Action::Select => self.section = Section::ALL[(i + 1) % 4],
+            Action::Left => {
+                self.section = Section::ALL[(i + Section::ALL.len() - 1) % Section::ALL.len()]
+            }
+            Action::Right | Action::Select => {
+                self.section = Section::ALL[(i + 1) % Section::ALL.len()]
+            }
             _ => {
                 let len = self.section_len(self.section);
                 self.cursors[i].apply(action, len, 10);
@@ -713,6 +727,7 @@ impl TabView for HealthTab {
             "integrations" => self.integrations.set(done),
             "database" => self.database.set(done),
             "workers" => self.workers.set(done),
+            retention_section::PANEL => self.retention.on_data(done),
             _ => {}
         }
         for s in Section::ALL {
@@ -724,7 +739,7 @@ impl TabView for HealthTab {
 
     fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
         self.filter = text.to_string();
-        self.cursors = [Cursor::default(); 4];
+        self.cursors = [Cursor::default(); 5];
         Vec::new()
     }
 
@@ -760,7 +775,10 @@ impl TabView for HealthTab {
             let [c, d] =
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                     .areas(bottom);
-            for (s, r) in Section::ALL.iter().zip([a, b, c, d]) {
+            // Worker and retention share the last quarter.
+            let [d, e] =
+                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(d);
+            for (s, r) in Section::ALL.iter().zip([a, b, c, d, e]) {
                 self.draw_section(*s, f, r, *s == self.section, ctx);
             }
             return;

@@ -1,0 +1,94 @@
+//! `opsdash audit install|uninstall TABLE...`: the row-level audit trigger on application tables,
+//! writing before/after, changed columns and the actor to `opsdash.audit_event`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::sanitize::sanitize;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Install the audit trigger on tables (schema-qualified or on the search_path).
+    /// The application names the acting user with `SET LOCAL opsdash.actor = 'alice'`;
+    /// otherwise the database user is recorded.
+    Install {
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    /// Remove the audit trigger from tables.
+    Uninstall {
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    /// Tables that carry the audit trigger.
+    List,
+}
+
+pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
+    super::runtime()?.block_on(async {
+        let db = crate::db::Db::open(cfg).await?;
+        let pool = &db.write;
+        match action {
+            AuditAction::Install { tables } => {
+                for t in &tables {
+                    let pk = install(pool, t).await?;
+                    if pk.is_empty() {
+                        println!(
+                            "{}: audit trigger installed (no primary key: resource_id stays empty)",
+                            sanitize(t)
+                        );
+                    } else {
+                        println!(
+                            "{}: audit trigger installed (resource_id = {})",
+                            sanitize(t),
+                            sanitize(&pk.join(","))
+                        );
+                    }
+                }
+            }
+            AuditAction::Uninstall { tables } => {
+                for t in &tables {
+                    if uninstall(pool, t).await? {
+                        println!("{}: audit trigger removed", sanitize(t));
+                    } else {
+                        println!("{}: had no audit trigger", sanitize(t));
+                    }
+                }
+            }
+            AuditAction::List => {
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT table_name FROM opsdash.audited_tables ORDER BY 1")
+                        .fetch_all(pool)
+                        .await?;
+                if tables.is_empty() {
+                    println!("no audited tables");
+                }
+                for t in tables {
+                    println!("{}", sanitize(&t));
+                }
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Installs the trigger; the name is resolved by PostgreSQL (`::regclass`), never pasted into
+/// SQL. Returns the primary-key columns that identify a row in `resource_id`.
+pub async fn install(pool: &sqlx::PgPool, table: &str) -> Result<Vec<String>> {
+    sqlx::query_scalar("SELECT opsdash.audit_install($1::regclass)")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("installing the audit trigger on {}", sanitize(table)))
+}
+
+pub async fn uninstall(pool: &sqlx::PgPool, table: &str) -> Result<bool> {
+    sqlx::query_scalar("SELECT opsdash.audit_uninstall($1::regclass)")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .with_context(|| format!("removing the audit trigger from {}", sanitize(table)))
+}

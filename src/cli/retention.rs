@@ -1,0 +1,85 @@
+//! `opsdash retention status|run`: what retention keeps and when it drops next, and one run now
+//! (the worker runs the same job every 15 minutes).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::query::retention as q;
+use crate::sanitize::sanitize;
+use crate::worker::retention::Retention;
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionAction {
+    /// Per table: period, oldest data, next drop, archive size, last error.
+    Status,
+    /// Run retention once now: make partitions, move default rows, archive and drop expired
+    /// partitions, compact old logs, anonymize, trim.
+    Run,
+}
+
+pub fn run(cfg: &Config, action: RetentionAction) -> Result<ExitCode> {
+    super::runtime()?.block_on(async {
+        let db = crate::db::Db::open(cfg).await?;
+        match action {
+            RetentionAction::Status => {
+                println!(
+                    "{:<16} {:>6} {:<7} {:<17} {:<17} {:>10}  last error",
+                    "table", "days", "archive", "oldest", "next drop", "archived"
+                );
+                for s in q::retention_status(&db, &cfg.retention).await? {
+                    let t = |v: Option<chrono::DateTime<chrono::Utc>>| {
+                        v.map(|v| v.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    println!(
+                        "{:<16} {:>6} {:<7} {:<17} {:<17} {:>10}  {}",
+                        s.table,
+                        s.keep_days,
+                        if s.archive { "yes" } else { "no" },
+                        t(s.oldest),
+                        t(s.next_drop),
+                        s.archive_bytes,
+                        sanitize(s.last_error.as_deref().unwrap_or("-"))
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            RetentionAction::Run => {
+                let dir = crate::archive::archive_dir(cfg)?;
+                let report = Retention::new(&db, &cfg.retention, dir)
+                    .run(chrono::Utc::now())
+                    .await?;
+                println!(
+                    "partition days ensured: {}; moved from default: {}; dropped: {} ({} archived); \
+                     compacted: {}; anonymized: {}; trimmed: {}",
+                    report.partitions_created,
+                    report.moved_from_default.len(),
+                    report.dropped.len(),
+                    report.archived.len(),
+                    report.compacted.len(),
+                    report.anonymized.len(),
+                    report
+                        .trimmed
+                        .iter()
+                        .map(|(t, n)| format!("{t} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let Some(why) = &report.anonymize_refused {
+                    eprintln!("warning: {}", sanitize(why));
+                }
+                for e in &report.errors {
+                    eprintln!("failed: {}", sanitize(e));
+                }
+                Ok(if report.errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+        }
+    })
+}
