@@ -211,6 +211,8 @@ pub struct WorkerConfig {
     pub enabled: bool,
     /// How long a job lease lasts without renewal before another instance may take it over.
     pub lease_ttl_ms: u64,
+    /// A job run longer than this is cut off (and recorded as failed).
+    pub job_timeout_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -218,6 +220,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             enabled: true,
             lease_ttl_ms: 5000,
+            job_timeout_ms: 60000,
         }
     }
 }

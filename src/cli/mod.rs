@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Run the background jobs (alerts, notifications, rollups, retention) without the dashboard,
+    /// until Ctrl-C or SIGTERM.
+    Worker(worker::WorkerArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,6 +71,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Worker(a)) => worker::run(cfg, a),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;
