@@ -99,10 +99,7 @@ async fn three_instances_run_each_job_once_at_a_time_and_take_over_from_a_dead_l
     assert!(new_epoch > epoch);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after: Vec<String> = probe.by.lock().unwrap()[runs_before..].to_vec();
-    assert!(
-        after.iter().any(|i| *i == new_leader),
-        "new leader never ran the job"
-    );
+    assert!(after.contains(&new_leader), "new leader never ran the job");
     assert_eq!(probe.max_running.load(Ordering::SeqCst), 1);
 
     let row: (Option<chrono::DateTime<chrono::Utc>>, Option<String>) = sqlx::query_as(
