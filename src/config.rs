@@ -77,6 +77,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub worker: WorkerConfig,
     pub retention: RetentionConfig,
+    pub alert: crate::alerts::AlertConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -321,6 +322,11 @@ impl Config {
     pub fn holds_secret(&self) -> bool {
         url_has_password(self.database.url.expose())
             || url_has_password(self.database.read_url.expose())
+            || self
+                .alert
+                .channels
+                .iter()
+                .any(|c| !c.secret.is_empty() || !c.routing_key.is_empty() || !c.url.is_empty())
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -362,6 +368,9 @@ impl Config {
                 "dedup_window",
                 format!("not a duration ({e}), e.g. \"10s\""),
             ));
+        }
+        if let Err((key, message)) = self.alert.validate() {
+            return Err(bad(&key, message));
         }
         for rule in &self.ingest.redact {
             if let Err(e) = regex::Regex::new(&rule.pattern) {

@@ -3,9 +3,12 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library so tests and benchmarks run the
 //! same code as users do.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod model;
+pub mod notify;
+pub mod query;
 pub mod sanitize;
 pub mod worker;

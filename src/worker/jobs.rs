@@ -6,6 +6,5 @@ use super::Job;
 use crate::config::Config;
 
 pub fn all(cfg: &Config) -> Vec<Job> {
-    let _ = cfg;
-    Vec::new()
+    vec![crate::alerts::engine::job(cfg), crate::notify::job(cfg)]
 }
