@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
+mod alerts;
 mod db;
 mod worker;
 
@@ -41,6 +42,11 @@ pub enum Command {
     /// Run the background jobs (alerts, notifications, rollups, retention) without the dashboard,
     /// until Ctrl-C or SIGTERM.
     Worker(worker::WorkerArgs),
+    /// Alerts from the shell: list, show, ack, resolve, silence, rules, dead.
+    Alerts {
+        #[command(subcommand)]
+        action: alerts::AlertsAction,
+    },
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -72,6 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Worker(a)) => worker::run(cfg, a),
+        Some(Command::Alerts { action }) => alerts::run(cfg, action),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;
