@@ -244,7 +244,7 @@ async fn test_database_url_reaches_the_same_database() -> anyhow::Result<()> {
     sqlx::raw_sql("CREATE TABLE marker (v text); INSERT INTO marker VALUES ('here')")
         .execute(&t.db.write)
         .await?;
-    let url = t.url();
+    let url = t.url()?;
     let v = tokio::task::spawn_blocking(move || psql(&url, "SELECT v FROM marker")).await?;
     assert_eq!(v, "here");
     Ok(())

@@ -3,6 +3,7 @@
 mod alerts;
 mod db;
 mod worker;
+mod ingest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ pub enum Command {
         #[command(subcommand)]
         action: alerts::AlertsAction,
     },
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin into the
+    /// database: redacted, de-duplicated, grouped by error, written with COPY.
+    Ingest(ingest::IngestArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -79,6 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Worker(a)) => worker::run(cfg, a),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
+        Some(Command::Ingest(a)) => ingest::run(&cfg, a),
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;

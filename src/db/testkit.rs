@@ -184,8 +184,8 @@ pub struct TestDb {
 impl TestDb {
     /// A URL of this test database for the opsdash binary (`--database-url`) and psql.
     /// May carry a password when OPSDASH_TEST_DATABASE_URL does: do not print it.
-    pub fn url(&self) -> String {
-        server().map(|s| s.url(&self.name)).unwrap_or_default()
+    pub fn url(&self) -> Result<String> {
+        Ok(server()?.url(&self.name))
     }
 
     pub async fn new() -> Result<TestDb> {

@@ -1,5 +1,5 @@
-//! The SQL of opsdash, one module per view or area. Worker jobs, the CLI and the TUI call these
-//! functions; nothing else writes SQL.
+//! SQL, one module per view or area. Worker jobs, the TUI and the CLI call these functions.
 
 pub mod alert_metrics;
 pub mod alerts;
+pub mod ingest;
