@@ -125,7 +125,8 @@ async fn three_workers_one_alert_one_delivery_per_channel_and_takeover() {
     while leader(&t).await.is_none() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "no worker took the lease"
+            "no worker took the lease: {}",
+            logs(dir.path())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -82,7 +82,7 @@ pub enum SilenceAction {
 pub enum RulesAction {
     List,
     /// Add or replace a rule managed from the CLI (config rules are changed in the config).
-    Add(RuleArgs),
+    Add(Box<RuleArgs>),
     Enable {
         name: String,
     },
@@ -439,6 +439,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             }
         }
         RulesAction::Add(a) => {
+            let a = *a;
             let rc = RuleConfig {
                 name: a.name,
                 description: a.description,

@@ -2,8 +2,8 @@
 
 mod alerts;
 mod db;
-mod worker;
 mod ingest;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
