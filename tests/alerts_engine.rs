@@ -294,3 +294,49 @@ async fn retries_then_delivers_once_dead_letters_4xx_and_cuts_off_a_hanging_rece
     .unwrap();
     assert_eq!(attempts, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_out_over_smtp_and_a_refused_recipient_is_dead_lettered() {
+    let t = TestDb::new().await.unwrap();
+    let good = common::smtp::SmtpServer::start(vec![]).await;
+    let refusing = common::smtp::SmtpServer::start(vec!["550 no such user"]).await;
+    let mut cfg = config("http://127.0.0.1:9/unused");
+    for (name, port) in [("mail", good.port), ("badmail", refusing.port)] {
+        cfg.alert.channels.push(ChannelConfig {
+            name: name.into(),
+            kind: "email".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+            from: "opsdash@example.com".into(),
+            to: vec!["oncall@example.com".into()],
+            ..ChannelConfig::default()
+        });
+    }
+    cfg.alert.rules[0].channels = vec!["mail".into(), "badmail".into()];
+    requests(&t, "api", 0, 4).await;
+    evaluate(&t, &cfg).await;
+    opsdash::notify::deliver_due(&t.db, &cfg).await.unwrap();
+    let msgs = good.messages.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].contains("Subject: [FIRING:1] api-errors (critical)"),
+        "{}",
+        msgs[0]
+    );
+    assert!(msgs[0].contains("To: oncall@example.com"));
+    let key: String = sqlx::query_scalar(
+        "SELECT idempotency_key FROM opsdash.notification WHERE channel = 'mail'",
+    )
+    .fetch_one(&t.db.write)
+    .await
+    .unwrap();
+    assert!(msgs[0].contains(&format!("Message-ID: <{key}@opsdash>")));
+    assert!(refusing.messages.lock().unwrap().is_empty());
+    let (status, last): (String, Option<i32>) = sqlx::query_as(
+        "SELECT status, last_status FROM opsdash.notification WHERE channel = 'badmail'",
+    )
+    .fetch_one(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), last), ("dead", Some(550)));
+}

@@ -4,6 +4,7 @@
 //! Retry-After. Other 4xx answers go to the dead-letter state at once.
 
 pub mod command;
+pub mod email;
 pub mod payload;
 pub mod webhook;
 
@@ -163,6 +164,7 @@ async fn deliver_one(db: &Db, cfg: &Config, m: Claimed) -> Result<()> {
 async fn send(ch: &ChannelConfig, m: &Claimed) -> Attempt {
     match ch.kind.as_str() {
         "command" => command::send(ch, m).await,
+        "email" => email::send(ch, m).await,
         _ => webhook::send(ch, m).await,
     }
 }
