@@ -12,4 +12,5 @@ pub mod model;
 pub mod notify;
 pub mod query;
 pub mod sanitize;
+pub mod tui;
 pub mod worker;

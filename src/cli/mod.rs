@@ -3,6 +3,7 @@
 mod alerts;
 mod db;
 mod ingest;
+pub mod tui;
 mod worker;
 
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the dashboard when no subcommand is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +55,8 @@ pub enum Command {
     /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin into the
     /// database: redacted, de-duplicated, grouped by error, written with COPY.
     Ingest(ingest::IngestArgs),
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -84,10 +90,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Worker(a)) => worker::run(cfg, a),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
         Some(Command::Ingest(a)) => ingest::run(&cfg, a),
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Tui(t)) => {
+            let t = tui::TuiArgs {
+                no_color: t.no_color || args.tui.no_color,
+            };
+            tui::run(cfg, &t)
         }
+        None => tui::run(cfg, &args.tui),
     }
 }
