@@ -30,3 +30,13 @@ SELECT s.*,
             WHEN s.starts_at > now() THEN 'pending'
             ELSE 'active' END AS state
   FROM opsdash.silence s;
+
+-- The measured value of each open alert at every evaluation, for the sparkline around the
+-- firing time in the detail pane. Kept for a day (the evaluation job prunes older samples).
+CREATE TABLE opsdash.alert_sample (
+    alert_id bigint      NOT NULL REFERENCES opsdash.alert (id) ON DELETE CASCADE,
+    ts       timestamptz NOT NULL DEFAULT now(),
+    value    double precision NOT NULL
+);
+CREATE INDEX ON opsdash.alert_sample (alert_id, ts);
+CREATE INDEX ON opsdash.alert_sample (ts);

@@ -43,6 +43,7 @@ pub fn config_specs(cfg: &Config) -> Vec<RuleSpec> {
 /// Syncs the config's rules, then evaluates every due rule. Returns how many were evaluated.
 pub async fn evaluate_due(ctx: &JobContext) -> Result<usize> {
     q::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await?;
+    q::prune_samples(&ctx.db.write, Duration::from_secs(86_400)).await?;
     let rules = q::due_rules(&ctx.db.write).await?;
     for rule in &rules {
         if let Err(e) = evaluate_rule(&ctx.db, &ctx.cfg, rule, Some(ctx.epoch)).await {
@@ -293,6 +294,9 @@ pub async fn evaluate_rule(
         )
         .await?;
         let Some(row) = row else { continue };
+        if let Some(v) = value.filter(|_| row.state != "resolved") {
+            q::record_sample(&mut tx, row.id, now, v).await?;
+        }
         if let Some(n) = step.notify {
             enqueue_for_alert(&mut tx, cfg, rule.id, spec, &row, n).await?;
         }

@@ -326,6 +326,46 @@ pub async fn open_alerts_for_update(
     .await?)
 }
 
+pub async fn record_sample(
+    conn: &mut PgConnection,
+    alert_id: i64,
+    ts: DateTime<Utc>,
+    value: f64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO opsdash.alert_sample (alert_id, ts, value) VALUES ($1, $2, $3)")
+        .bind(alert_id)
+        .bind(ts)
+        .bind(value)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn prune_samples(pool: &PgPool, keep: Duration) -> Result<()> {
+    sqlx::query("DELETE FROM opsdash.alert_sample WHERE ts < now() - $1 * interval '1 second'")
+        .bind(keep.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Measured values of an alert (oldest first, at most `limit`, the latest ones).
+pub async fn samples(
+    pool: &PgPool,
+    alert_id: i64,
+    limit: i64,
+) -> Result<Vec<(DateTime<Utc>, f64)>> {
+    let mut rows: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
+        "SELECT ts, value FROM opsdash.alert_sample WHERE alert_id = $1 ORDER BY ts DESC LIMIT $2",
+    )
+    .bind(alert_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HistoryRow {
     pub ts: DateTime<Utc>,

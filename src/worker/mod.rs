@@ -17,7 +17,7 @@ pub mod jobs;
 pub mod lease;
 pub mod scheduler;
 
-pub use scheduler::{spawn, spawn_jobs, WorkerHandle};
+pub use scheduler::{spawn, spawn_as, spawn_jobs, WorkerHandle};
 
 /// What a job run gets: the pools, the config, who we are, and the lease epoch that fences our
 /// writes (a write guarded by `epoch` is refused once another instance took the lease over).
