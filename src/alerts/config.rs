@@ -35,7 +35,7 @@ pub struct AlertConfig {
 impl Default for AlertConfig {
     fn default() -> Self {
         AlertConfig {
-            tick_ms: 1000,
+            tick_ms: 250,
             group_wait: "5s".into(),
             max_attempts: 10,
             retry_initial: "1s".into(),
