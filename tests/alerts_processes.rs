@@ -105,7 +105,7 @@ async fn leader(t: &TestDb) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_one_alert_one_delivery_per_channel_and_takeover() {
     let t = TestDb::new().await.unwrap();
-    let url = t.url().unwrap().replacen("@/", "@localhost/", 1);
+    let url = t.url().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(vec![]).await;
     let out = dir.path().join("command.out");
