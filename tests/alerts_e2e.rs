@@ -160,6 +160,7 @@ fn dashboard_worker_fires_and_operator_acknowledges_with_a_note() {
     let t = Tmux::start("alerts", 100, 30);
     t.start_dashboard(&cluster.url(), &format!("--config '{}'", cfg.display()));
     t.wait_for(|s| s.contains("1 KPI"), "the dashboard");
+    assert!(t.alternate_screen_on());
     t.send(&["3"]);
     t.wait_for(
         |s| s.contains("checkout-errors") && s.contains("firing"),
