@@ -206,6 +206,13 @@ fn embedded_cluster_starts_concurrently_stops_and_is_reused() {
     );
     // psql reaches it only through the socket: no TCP listener.
     assert_eq!(psql(&url, "SHOW listen_addresses"), "");
+    // The same URL works for opsdash itself.
+    let out = dir.opsdash(&["--database-url", &url, "migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = dir.opsdash(&["db", "stop"]);
     assert!(out.status.success());

@@ -75,12 +75,6 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
     // A read of standard input may still be pending in a blocking thread: do not wait for it.
     rt.shutdown_background();
     let summary = summary?;
-    if summary.rejected > summary.first_rejects.len() as u64 {
-        eprintln!(
-            "... {} more rejected lines not shown",
-            summary.rejected - summary.first_rejects.len() as u64
-        );
-    }
     eprintln!("{}", summary.line());
     if let Some(e) = &summary.error {
         anyhow::bail!("{e}");

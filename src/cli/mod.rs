@@ -2,6 +2,7 @@
 
 mod alerts;
 mod db;
+mod demo;
 mod ingest;
 pub mod tui;
 mod worker;
@@ -52,11 +53,17 @@ pub enum Command {
         #[command(subcommand)]
         action: alerts::AlertsAction,
     },
-    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin into the
-    /// database: redacted, de-duplicated, grouped by error, written with COPY.
-    Ingest(ingest::IngestArgs),
     /// Open the terminal dashboard (the default when no subcommand is given).
     Tui(tui::TuiArgs),
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
+    ///
+    /// Secrets are redacted before anything is stored, identical events within the dedup
+    /// window become one row with a repeat count, errors are grouped by fingerprint, and rows
+    /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
+    /// and skipped; the run ends with one summary line on stderr.
+    Ingest(ingest::IngestArgs),
+    /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
+    Demo(demo::DemoArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -90,6 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Worker(a)) => worker::run(cfg, a),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
         Some(Command::Ingest(a)) => ingest::run(&cfg, a),
+        Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
         Some(Command::Tui(t)) => {
             let t = tui::TuiArgs {
                 no_color: t.no_color || args.tui.no_color,

@@ -66,6 +66,46 @@ pub fn parse_line(format: Format, line: &str, ctx: &LineContext) -> Result<Parse
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const ALL: [Format; 5] = [
+        Format::Auto,
+        Format::Json,
+        Format::Logfmt,
+        Format::Nginx,
+        Format::Apache,
+    ];
+
+    fn ctx() -> LineContext<'static> {
+        LineContext {
+            service: "svc",
+            now: chrono::Utc::now(),
+        }
+    }
+
+    proptest! {
+        /// No input makes a parser panic: every line is either records or a reason.
+        #[test]
+        fn parsers_never_panic_on_arbitrary_text(line in "\\PC{0,200}") {
+            for f in ALL {
+                let _ = parse_line(f, &line, &ctx());
+            }
+        }
+
+        #[test]
+        fn parsers_never_panic_on_line_shaped_text(
+            line in r#"[{}\[\]":,=a-z0-9 ._\\/-]{0,120}"#,
+        ) {
+            for f in ALL {
+                let _ = parse_line(f, &line, &ctx());
+            }
+        }
+
+        #[test]
+        fn auto_never_rejects_text_that_does_not_start_with_a_brace(line in "[^{\\s][^\n]{0,100}") {
+            prop_assert!(parse_line(Format::Auto, &line, &ctx()).is_ok());
+        }
+    }
 
     #[test]
     fn detects_per_line() {

@@ -49,6 +49,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                         self.discarding = false;
                         continue;
                     }
+                    if i > self.max {
+                        return Some(Line::TooLong);
+                    }
                     return Some(Line::Text(&self.buf[s..s + i]));
                 }
                 None if self.discarding => {
@@ -139,5 +142,13 @@ mod tests {
         let mut input = b"ok\n".to_vec();
         input.extend(std::iter::repeat_n(b'y', 100_000));
         assert_eq!(lines(&input, 5000).await, ["ok", "<long>"]);
+        // A long line that arrives whole in one read is caught too.
+        let mut input = std::iter::repeat_n(b'z', 6000).collect::<Vec<u8>>();
+        input.extend(b"\nend\n");
+        let mut r = LineReader::new(&input[..], 5000);
+        r.buf = vec![0; 10_000];
+        assert!(r.fill().await.unwrap());
+        assert!(matches!(r.buffered(), Some(Line::TooLong)));
+        assert!(matches!(r.buffered(), Some(Line::Text(b"end"))));
     }
 }

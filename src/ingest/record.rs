@@ -70,6 +70,24 @@ fn strip_nul_opt(s: &mut Option<String>) {
     }
 }
 
+fn strip_nul_json(v: &mut Value) {
+    match v {
+        Value::String(s) => strip_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (mut k, v) in old {
+                    strip_nul(&mut k);
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(strip_nul_json);
+        }
+        _ => {}
+    }
+}
+
 impl LogRecord {
     /// Removes NUL characters, which PostgreSQL text cannot hold (they arrive as raw bytes or
     /// as JSON `\u0000`). COPY drops them on its own; this is for values bound as parameters
@@ -90,6 +108,9 @@ impl LogRecord {
             &mut self.error_type,
         ] {
             strip_nul_opt(s);
+        }
+        if let Some(attrs) = &mut self.attrs {
+            strip_nul_json(attrs);
         }
     }
 }

@@ -98,7 +98,9 @@ impl Redactor {
     /// Redacts free text.
     pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(s);
-        if let Some(re) = &self.key_value {
+        // Every key=value needs a '=' or ':'; most log text has neither, so skip the regex.
+        let has_separator = memchr::memchr2(b'=', b':', s.as_bytes()).is_some();
+        if let Some(re) = self.key_value.as_ref().filter(|_| has_separator) {
             if let Cow::Owned(o) = re.replace_all(&out, |c: &regex::Captures| {
                 let value = &c[2];
                 let masked = if value.starts_with('"') {
@@ -122,7 +124,7 @@ impl Redactor {
                     out = Cow::Owned(o);
                 }
             }
-            if let Some(re) = &self.ssn {
+            if let Some(re) = self.ssn.as_ref().filter(|_| out.contains('-')) {
                 if let Cow::Owned(o) = re.replace_all(&out, |c: &regex::Captures| {
                     if valid_ssn(&c[1], &c[2], &c[3]) {
                         SSN_MASK.to_string()

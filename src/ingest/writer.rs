@@ -86,7 +86,9 @@ pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
     buf.opt_text(r.user_agent.as_deref());
     buf.opt_text(r.error_type.as_deref());
     match &r.attrs {
-        Some(a) => buf.json(a),
+        // Serialized as is: the pipeline removed NULs from the values (jsonb rejects
+        // `\u0000`), so the text needs no rewriting.
+        Some(a) => buf.text(&a.to_string()),
         None => buf.null(),
     }
     buf.opt_text(r.fingerprint.as_deref());
