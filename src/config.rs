@@ -77,6 +77,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub worker: WorkerConfig,
     pub retention: RetentionConfig,
+    pub alert: crate::alerts::AlertConfig,
     pub kpi: KpiConfig,
     /// Services the worker health-checks (`[[service]]`).
     pub service: Vec<ServiceCheck>,
@@ -214,6 +215,8 @@ pub struct WorkerConfig {
     pub enabled: bool,
     /// How long a job lease lasts without renewal before another instance may take it over.
     pub lease_ttl_ms: u64,
+    /// A job run longer than this is cut off (and recorded as failed).
+    pub job_timeout_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -221,6 +224,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             enabled: true,
             lease_ttl_ms: 5000,
+            job_timeout_ms: 60000,
         }
     }
 }
@@ -600,6 +604,11 @@ impl Config {
         url_has_password(self.database.url.expose())
             || url_has_password(self.database.read_url.expose())
             || !self.retention.anonymize_secret.is_empty()
+            || self
+                .alert
+                .channels
+                .iter()
+                .any(|c| !c.secret.is_empty() || !c.routing_key.is_empty() || !c.url.is_empty())
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
@@ -692,6 +701,9 @@ impl Config {
                     format!("service {:?}: interval and timeout must be > 0", s.name),
                 ));
             }
+        }
+        if let Err((key, message)) = self.alert.validate() {
+            return Err(bad(&key, message));
         }
         for rule in &self.ingest.redact {
             if let Err(e) = regex::Regex::new(&rule.pattern) {

@@ -4,12 +4,14 @@
 //! same code as users do.
 
 pub mod archive;
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod query;
 pub mod sanitize;
 pub mod tui;

@@ -7,6 +7,8 @@ mod demo;
 mod ingest;
 pub mod retention;
 pub mod tui;
+mod alerts;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,16 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Run the background jobs (alerts, notifications, rollups, retention) without the dashboard,
+    /// until Ctrl-C or SIGTERM.
+    Worker(worker::WorkerArgs),
+    /// Alerts from the shell: list, show, ack, resolve, silence, rules, dead.
+    Alerts {
+        #[command(subcommand)]
+        action: alerts::AlertsAction,
+    },
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
     /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
     ///
     /// Secrets are redacted before anything is stored, identical events within the dedup
@@ -70,8 +82,6 @@ pub enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
-    /// Open the terminal dashboard (the default when no subcommand is given).
-    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -107,6 +117,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Archive { action }) => archive::run(&cfg, action),
         Some(Command::Audit { action }) => audit::run(&cfg, action),
         Some(Command::Retention { action }) => retention::run(&cfg, action),
+        Some(Command::Worker(a)) => worker::run(cfg, a),
+        Some(Command::Alerts { action }) => alerts::run(cfg, action),
         Some(Command::Tui(t)) => {
             let t = tui::TuiArgs {
                 no_color: t.no_color || args.tui.no_color,

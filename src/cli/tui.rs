@@ -19,13 +19,18 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
         // The database first: if it cannot be opened the terminal is never touched and the
         // error is one line on stderr.
         let db = crate::db::Db::open(&cfg).await?;
+        let instance = crate::worker::instance_id();
+        let cfg = Arc::new(cfg);
+        // The background jobs run in the dashboard process too (each job in one instance at a
+        // time, whatever the number of open dashboards); `worker.enabled = false` turns them off.
+        let worker = crate::worker::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
         let opts = crate::tui::Options {
             no_color: args.no_color,
-            instance: Some(crate::worker::instance_id()),
+            instance: Some(instance),
         };
-        crate::tui::run(db, Arc::new(cfg), opts)
-            .await
-            .context("dashboard")?;
+        let result = crate::tui::run(db, cfg, opts).await.context("dashboard");
+        worker.shutdown().await;
+        result?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -542,6 +542,18 @@ impl App {
                     }
                 }
             },
+            Mode::Normal
+                if self
+                    .tabs
+                    .get(self.active)
+                    .is_some_and(|t| t.captures_input()) =>
+            {
+                let ctx = ctx!(self);
+                self.tabs
+                    .get_mut(self.active)
+                    .and_then(|t| t.on_key(&key, &ctx))
+                    .unwrap_or_default()
+            }
             Mode::Normal => match self.keymap.action(&key) {
                 Some(a) if a.is_global() => self.global_action(a),
                 Some(a) => {

@@ -16,6 +16,12 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::db::Db;
 
+pub mod jobs;
+pub mod lease;
+pub mod scheduler;
+
+pub use scheduler::{spawn, spawn_as, spawn_jobs, WorkerHandle};
+
 /// What a job run gets: the pools, the config, who we are, and the lease epoch that fences our
 /// writes (a write guarded by `epoch` is refused once another instance took the lease over).
 #[derive(Clone, Debug)]

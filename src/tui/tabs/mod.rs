@@ -3,6 +3,7 @@
 //! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
 
 pub mod health;
+pub mod alerts;
 pub mod kpi;
 
 use chrono::{DateTime, Duration, Utc};
@@ -165,6 +166,12 @@ pub trait TabView: Send {
         Vec::new()
     }
 
+    /// True while the tab edits text (a note, a duration): every key then goes to `on_key`
+    /// first, so typing `q` or `3` does not quit or switch tabs. The tab handles Esc itself.
+    fn captures_input(&self) -> bool {
+        false
+    }
+
     /// The tab's own keys (beyond the shell's), for help and hints.
     fn bindings(&self) -> Vec<Binding> {
         Vec::new()
@@ -178,6 +185,7 @@ pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
     let mut tabs: Vec<Box<dyn TabView>> = vec![
         Box::new(kpi::KpiTab::new(cfg)),
         Box::new(health::HealthTab::new()),
+        Box::new(alerts::AlertsTab::new(cfg)),
     ];
     tabs.sort_by_key(|t| t.id());
     tabs

@@ -1,0 +1,368 @@
+//! `[alert]` in config.toml: timing of evaluation and delivery, the rules (`[[alert.rule]]`) and
+//! the notification channels (`[[alert.channel]]`).
+//!
+//! The shipped rules are the default rule list: they are evaluated and shown, but with no
+//! channel configured nothing is sent. A config that has its own `[[alert.rule]]` entries
+//! replaces the shipped list (copy the ones you want to keep from config.example.toml).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertConfig {
+    /// How often the worker looks for rules due for evaluation and for messages to send.
+    pub tick_ms: u64,
+    /// Alerts of one group that fire within this wait go out as one message.
+    pub group_wait: String,
+    /// Attempts per message before it is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
+    pub retry_initial: String,
+    pub retry_max: String,
+    /// Statement timeout of an operator's `sql` rule.
+    pub sql_timeout: String,
+    #[serde(rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+    #[serde(rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            tick_ms: 250,
+            group_wait: "5s".into(),
+            max_attempts: 10,
+            retry_initial: "1s".into(),
+            retry_max: "5m".into(),
+            sql_timeout: "5s".into(),
+            rules: shipped_rules(),
+            channels: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub description: String,
+    /// info, warning, error, critical
+    pub severity: String,
+    /// enabled, disabled, testing (evaluated and shown, never notified)
+    pub status: String,
+    /// What to measure (see config.example.toml for the list).
+    pub measure: String,
+    /// Narrows the measure: service, route, and measure-specific keys.
+    pub scope: BTreeMap<String, String>,
+    /// Logs filter for `log_count`: `service:NAME level:warn+ words...`.
+    pub filter: String,
+    /// SQL returning one number, for `sql` (run read-only with `sql_timeout`).
+    pub query: String,
+    /// gt, gte, lt, lte, eq, ne
+    pub operator: String,
+    pub threshold: f64,
+    pub window: String,
+    /// How long the condition must hold before the alert fires (pending until then).
+    #[serde(rename = "for")]
+    pub for_: String,
+    pub interval: String,
+    pub labels: BTreeMap<String, String>,
+    pub group_by: Vec<String>,
+    pub channels: Vec<String>,
+    pub repeat_interval: String,
+    pub max_per_hour: u32,
+    pub auto_resolve: bool,
+    /// Resolve after the condition has been false this long.
+    pub resolve_after: String,
+    pub runbook_url: String,
+}
+
+impl Default for RuleConfig {
+    fn default() -> Self {
+        RuleConfig {
+            name: String::new(),
+            description: String::new(),
+            severity: "warning".into(),
+            status: "enabled".into(),
+            measure: String::new(),
+            scope: BTreeMap::new(),
+            filter: String::new(),
+            query: String::new(),
+            operator: "gt".into(),
+            threshold: 0.0,
+            window: "5m".into(),
+            for_: "0s".into(),
+            interval: "30s".into(),
+            labels: BTreeMap::new(),
+            group_by: Vec::new(),
+            channels: Vec::new(),
+            repeat_interval: "1h".into(),
+            max_per_hour: 10,
+            auto_resolve: true,
+            resolve_after: "5m".into(),
+            runbook_url: String::new(),
+        }
+    }
+}
+
+fn rule(name: &str, severity: &str, measure: &str, op: &str, threshold: f64) -> RuleConfig {
+    RuleConfig {
+        name: name.into(),
+        severity: severity.into(),
+        measure: measure.into(),
+        operator: op.into(),
+        threshold,
+        ..RuleConfig::default()
+    }
+}
+
+fn scope(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The rules opsdash ships with (they must match config.example.toml).
+pub fn shipped_rules() -> Vec<RuleConfig> {
+    vec![
+        RuleConfig {
+            description: "More than 5% of requests to a service failed with 5xx".into(),
+            for_: "1m".into(),
+            ..rule("high-error-rate", "critical", "error_rate", "gt", 5.0)
+        },
+        RuleConfig {
+            description: "p95 latency of the last hour is 10% above the previous 23 hours".into(),
+            window: "1h".into(),
+            interval: "1m".into(),
+            scope: scope(&[("baseline", "23h"), ("percentile", "p95")]),
+            ..rule(
+                "latency-regression",
+                "warning",
+                "latency_regression",
+                "gt",
+                10.0,
+            )
+        },
+        RuleConfig {
+            description: "p95 latency of the last hour is 30% above the previous 23 hours".into(),
+            window: "1h".into(),
+            interval: "1m".into(),
+            scope: scope(&[("baseline", "23h"), ("percentile", "p95")]),
+            ..rule(
+                "latency-regression-critical",
+                "critical",
+                "latency_regression",
+                "gt",
+                30.0,
+            )
+        },
+        RuleConfig {
+            description: "A service's health check reports it down".into(),
+            for_: "30s".into(),
+            ..rule("service-down", "critical", "service_status", "gte", 2.0)
+        },
+        RuleConfig {
+            description: "One actor deleted more than 10 records in 5 minutes".into(),
+            scope: scope(&[("action", "%delete%"), ("by", "actor")]),
+            ..rule("mass-delete", "error", "audit_events", "gt", 10.0)
+        },
+        RuleConfig {
+            description: "More than 5 failed logins for one user in 5 minutes".into(),
+            scope: scope(&[
+                ("action", "%login%"),
+                ("outcome", "failure"),
+                ("by", "actor"),
+            ]),
+            ..rule("brute-force-user", "error", "audit_events", "gt", 5.0)
+        },
+        RuleConfig {
+            description: "More than 20 failed logins from one IP address in 5 minutes".into(),
+            scope: scope(&[("action", "%login%"), ("outcome", "failure"), ("by", "ip")]),
+            ..rule("brute-force-ip", "error", "audit_events", "gt", 20.0)
+        },
+        RuleConfig {
+            description: "More than 90% of the database's max_connections are in use".into(),
+            for_: "1m".into(),
+            ..rule("db-connections", "warning", "db_connections", "gt", 90.0)
+        },
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    /// webhook (Alertmanager-compatible JSON), slack, discord, pagerduty, email, command
+    pub kind: String,
+    /// Endpoint of webhook/slack/discord/pagerduty (Slack and Discord URLs are secrets).
+    pub url: Secret,
+    /// HMAC-SHA256 key for the `webhook-signature` header (empty: unsigned).
+    pub secret: Secret,
+    /// Extra HTTP headers.
+    pub headers: BTreeMap<String, String>,
+    /// PagerDuty Events v2 integration key.
+    pub routing_key: Secret,
+    /// email: SMTP relay (plain SMTP, no TLS or auth: a local MTA), sender and recipients.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    /// command: program and arguments; receives the webhook JSON on stdin, exit 0 = delivered.
+    pub command: Vec<String>,
+    /// Each attempt is cut off after this long.
+    pub timeout: String,
+    /// Also tell this channel when alerts resolve.
+    pub send_resolved: bool,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            name: String::new(),
+            kind: "webhook".into(),
+            url: Secret::default(),
+            secret: Secret::default(),
+            headers: BTreeMap::new(),
+            routing_key: Secret::default(),
+            smtp_host: String::new(),
+            smtp_port: 25,
+            from: String::new(),
+            to: Vec::new(),
+            command: Vec::new(),
+            timeout: "10s".into(),
+            send_resolved: true,
+        }
+    }
+}
+
+pub const MEASURES: &[&str] = &[
+    "error_rate",
+    "request_rate",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "latency_regression",
+    "log_count",
+    "error_groups",
+    "service_status",
+    "slow_queries",
+    "audit_events",
+    "db_connections",
+    "sql",
+];
+
+pub const CHANNEL_KINDS: &[&str] = &[
+    "webhook",
+    "slack",
+    "discord",
+    "pagerduty",
+    "email",
+    "command",
+];
+
+pub fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("not a duration ({e}), e.g. \"5m\""))
+}
+
+impl AlertConfig {
+    pub fn group_wait(&self) -> Duration {
+        duration(&self.group_wait).unwrap_or(Duration::from_secs(5))
+    }
+    pub fn retry_initial(&self) -> Duration {
+        duration(&self.retry_initial).unwrap_or(Duration::from_secs(1))
+    }
+    pub fn retry_max(&self) -> Duration {
+        duration(&self.retry_max).unwrap_or(Duration::from_secs(300))
+    }
+    pub fn sql_timeout(&self) -> Duration {
+        duration(&self.sql_timeout).unwrap_or(Duration::from_secs(5))
+    }
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
+    /// Checks the section; the error names the key (the caller adds file and line).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_string(), msg));
+        for (key, v) in [
+            ("group_wait", &self.group_wait),
+            ("retry_initial", &self.retry_initial),
+            ("retry_max", &self.retry_max),
+            ("sql_timeout", &self.sql_timeout),
+        ] {
+            if let Err(e) = duration(v) {
+                return bad(key, e);
+            }
+        }
+        if self.tick_ms == 0 {
+            return bad("tick_ms", "must be at least 1".into());
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts", "must be at least 1".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.channels {
+            if c.name.is_empty() || !names.insert(c.name.as_str()) {
+                return bad(
+                    "name",
+                    format!("channel name {:?} empty or repeated", c.name),
+                );
+            }
+            if !CHANNEL_KINDS.contains(&c.kind.as_str()) {
+                return bad(
+                    "kind",
+                    format!(
+                        "channel {:?}: kind {:?} is not one of {}",
+                        c.name,
+                        c.kind,
+                        CHANNEL_KINDS.join(", ")
+                    ),
+                );
+            }
+            if let Err(e) = duration(&c.timeout) {
+                return bad("timeout", format!("channel {:?}: {e}", c.name));
+            }
+            let missing = match c.kind.as_str() {
+                "email" => (c.smtp_host.is_empty() || c.to.is_empty() || c.from.is_empty())
+                    .then_some("smtp_host, from and to"),
+                "command" => c.command.is_empty().then_some("command"),
+                "pagerduty" => c.routing_key.is_empty().then_some("routing_key"),
+                _ => c.url.is_empty().then_some("url"),
+            };
+            if let Some(what) = missing {
+                return bad(
+                    "kind",
+                    format!("channel {:?} ({}) needs {what}", c.name, c.kind),
+                );
+            }
+        }
+        let mut rule_names = std::collections::BTreeSet::new();
+        for r in &self.rules {
+            if r.name.trim().is_empty() || !rule_names.insert(r.name.as_str()) {
+                return bad("name", format!("rule name {:?} empty or repeated", r.name));
+            }
+            if let Err(e) = super::RuleSpec::from_config(r) {
+                return bad("measure", format!("rule {:?}: {e}", r.name));
+            }
+            for ch in &r.channels {
+                if self.channel(ch).is_none() {
+                    return bad(
+                        "channels",
+                        format!(
+                            "rule {:?} names channel {ch:?}, which no [[alert.channel]] defines",
+                            r.name
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! Rule evaluation, run by the worker: measure each due rule, decide each label set's next state
+//! (`state::decide`), write alerts and their history, and put notifications in the outbox. The
+//! whole evaluation of a rule is one transaction fenced by the lease epoch, so a stale leader
+//! cannot write over its successor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+
+use super::state::{self, Input, Notify, Open, State};
+use super::{label_key, silence_matches, RuleSpec};
+use crate::config::Config;
+use crate::db::Db;
+use crate::query::alert_metrics::{self, Sample};
+use crate::query::alerts::{self as q, AlertRow, Rule};
+use crate::worker::{lease, Job, JobContext};
+
+pub const EVALUATE_JOB: &str = "alerts.evaluate";
+
+/// The evaluation job: every `alert.tick_ms`, evaluates the rules whose interval has come.
+pub fn job(cfg: &Config) -> Job {
+    Job::new(
+        EVALUATE_JOB,
+        Duration::from_millis(cfg.alert.tick_ms.max(1)),
+        |ctx: JobContext| async move { evaluate_due(&ctx).await.map(|_| ()) },
+    )
+}
+
+/// The config's rules, validated (invalid ones were refused when the config was loaded).
+pub fn config_specs(cfg: &Config) -> Vec<RuleSpec> {
+    cfg.alert
+        .rules
+        .iter()
+        .filter_map(|r| RuleSpec::from_config(r).ok())
+        .collect()
+}
+
+/// Syncs the config's rules, then evaluates every due rule. Returns how many were evaluated.
+pub async fn evaluate_due(ctx: &JobContext) -> Result<usize> {
+    q::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await?;
+    q::prune_samples(&ctx.db.write, Duration::from_secs(86_400)).await?;
+    let rules = q::due_rules(&ctx.db.write).await?;
+    for rule in &rules {
+        if let Err(e) = evaluate_rule(&ctx.db, &ctx.cfg, rule, Some(ctx.epoch)).await {
+            if e.is::<lease::Fenced>() {
+                return Err(e);
+            }
+            tracing::warn!(rule = %rule.spec.name, "evaluation failed: {e:#}");
+            record_rule_error(&ctx.db, rule, &format!("{e:#}")).await?;
+        }
+    }
+    Ok(rules.len())
+}
+
+async fn record_rule_error(db: &Db, rule: &Rule, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE opsdash.alert_rule SET last_eval_at = now(), last_error = $2,
+                next_eval_at = now() + eval_interval_s * interval '1 second'
+          WHERE id = $1",
+    )
+    .bind(rule.id)
+    .bind(error)
+    .execute(&db.write)
+    .await?;
+    Ok(())
+}
+
+/// Measures a rule without writing anything ("evaluate now" in the TUI and CLI): each label
+/// set's value and whether the condition holds.
+pub async fn preview(db: &Db, cfg: &Config, spec: &RuleSpec) -> Result<Vec<(Sample, bool)>> {
+    let samples = alert_metrics::measure(&db.read, spec, cfg.alert.sql_timeout()).await?;
+    let op = spec.op();
+    Ok(samples
+        .into_iter()
+        .map(|s| {
+            let holds = op.holds(s.value, spec.threshold);
+            (s, holds)
+        })
+        .collect())
+}
+
+fn full_labels(spec: &RuleSpec, measured: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut l = spec.labels.clone();
+    l.extend(measured.clone());
+    l.insert("alertname".into(), spec.name.clone());
+    l.insert("severity".into(), spec.severity.clone());
+    l
+}
+
+fn fmt_labels(l: &BTreeMap<String, String>) -> String {
+    l.iter()
+        .filter(|(k, _)| *k != "alertname" && *k != "severity")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn summary(spec: &RuleSpec, labels: &BTreeMap<String, String>, value: Option<f64>) -> String {
+    let l = fmt_labels(labels);
+    let v = value
+        .map(|v| format!("{v:.3}"))
+        .unwrap_or_else(|| "no data".into());
+    format!(
+        "{}{}{}: {} {} {}",
+        spec.name,
+        if l.is_empty() { "" } else { " " },
+        l,
+        v,
+        spec.op().symbol(),
+        spec.threshold
+    )
+}
+
+/// The alert as a receiver sees it (Alertmanager webhook alert, plus opsdash's own fields).
+pub fn snapshot(spec: &RuleSpec, a: &AlertRow) -> Value {
+    let fingerprint = {
+        use sha2::{Digest, Sha256};
+        hex::encode(&Sha256::digest(format!("{}\u{0}{}", a.rule_id, a.label_key))[..8])
+    };
+    let zero = "0001-01-01T00:00:00Z".to_string();
+    json!({
+        "status": if a.state == "resolved" { "resolved" } else { "firing" },
+        "labels": a.labels.0,
+        "annotations": {
+            "summary": a.summary,
+            "description": spec.description,
+            "runbook_url": spec.runbook_url.clone().unwrap_or_default(),
+        },
+        "startsAt": a.fired_at.unwrap_or(a.pending_since).to_rfc3339(),
+        "endsAt": a.resolved_at.map(|t| t.to_rfc3339()).unwrap_or(zero),
+        "generatorURL": "",
+        "fingerprint": fingerprint,
+        "opsdash": {
+            "alert_id": a.id,
+            "rule": spec.name,
+            "severity": a.severity,
+            "state": a.state,
+            "value": a.value,
+            "threshold": a.threshold,
+            "operator": spec.operator,
+        },
+    })
+}
+
+fn group_key(rule_id: i64, spec: &RuleSpec, labels: &BTreeMap<String, String>) -> String {
+    let g: BTreeMap<String, String> = spec
+        .group_by
+        .iter()
+        .map(|k| (k.clone(), labels.get(k).cloned().unwrap_or_default()))
+        .collect();
+    format!("{rule_id}:{}", label_key(&g))
+}
+
+/// Puts a notification of `alert` into the outbox for every channel of its rule (resolved
+/// notifications only for channels that want them). Marks the alert notified.
+pub async fn enqueue_for_alert(
+    conn: &mut PgConnection,
+    cfg: &Config,
+    rule_id: i64,
+    spec: &RuleSpec,
+    alert: &AlertRow,
+    notify: Notify,
+) -> Result<usize> {
+    if spec.status != "enabled" {
+        return Ok(0);
+    }
+    let snap = snapshot(spec, alert);
+    let gk = group_key(rule_id, spec, &alert.labels.0);
+    let mut queued = 0;
+    for channel in &spec.channels {
+        if notify == Notify::Resolved
+            && cfg.alert.channel(channel).is_some_and(|c| !c.send_resolved)
+        {
+            continue;
+        }
+        let id = q::enqueue(
+            conn,
+            rule_id,
+            spec.max_per_hour,
+            channel,
+            notify.kind(),
+            &gk,
+            alert.id,
+            &snap,
+            cfg.alert.group_wait(),
+        )
+        .await?;
+        match id {
+            Some(_) => queued += 1,
+            None => tracing::info!(rule = %spec.name, channel, "hourly cap reached: not sent"),
+        }
+    }
+    if queued > 0 && notify != Notify::Resolved {
+        sqlx::query("UPDATE opsdash.alert SET last_notified_at = now() WHERE id = $1")
+            .bind(alert.id)
+            .execute(conn)
+            .await?;
+    }
+    Ok(queued)
+}
+
+/// Evaluates one rule and applies the outcome. `epoch`: the lease epoch fencing the writes
+/// (None only for callers outside the worker, such as tests driving the engine directly).
+pub async fn evaluate_rule(
+    db: &Db,
+    cfg: &Config,
+    rule: &Rule,
+    epoch: Option<i64>,
+) -> Result<Vec<Sample>> {
+    let spec = &rule.spec;
+    let samples = alert_metrics::measure(&db.read, spec, cfg.alert.sql_timeout()).await?;
+    let mut tx = db.write.begin().await?;
+    if let Some(epoch) = epoch {
+        lease::fence(&mut *tx, EVALUATE_JOB, epoch).await?;
+    }
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let silences = q::active_silences(&mut tx).await?;
+    let open = q::open_alerts_for_update(&mut tx, rule.id).await?;
+    let mut open_by_key: BTreeMap<String, AlertRow> =
+        open.into_iter().map(|a| (a.label_key.clone(), a)).collect();
+    let op = spec.op();
+    let mut seen = BTreeSet::new();
+    let mut inputs: Vec<(BTreeMap<String, String>, Option<f64>)> = Vec::new();
+    for s in &samples {
+        if seen.insert(label_key(&s.labels)) {
+            inputs.push((s.labels.clone(), Some(s.value)));
+        }
+    }
+    for a in open_by_key.values() {
+        if !seen.contains(&a.label_key) {
+            // The label set disappeared from the measure: its condition no longer holds.
+            let measured: BTreeMap<String, String> = a
+                .labels
+                .0
+                .iter()
+                .filter(|(k, _)| {
+                    !spec.labels.contains_key(*k) && *k != "alertname" && *k != "severity"
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            inputs.push((measured, None));
+        }
+    }
+    for (measured, value) in inputs {
+        let key = label_key(&measured);
+        let labels = full_labels(spec, &measured);
+        let silenced = silences
+            .iter()
+            .any(|s| silence_matches(&s.matchers.0, &labels));
+        let current = open_by_key.remove(&key);
+        let input = Input {
+            now,
+            condition: value.is_some_and(|v| op.holds(v, spec.threshold)),
+            silenced,
+            for_: Duration::from_secs(spec.for_s.max(0) as u64),
+            auto_resolve: spec.auto_resolve,
+            resolve_after: Duration::from_secs(spec.resolve_after_s.max(0) as u64),
+            repeat_interval: Duration::from_secs(spec.repeat_interval_s.max(0) as u64),
+        };
+        let open_state = current.as_ref().and_then(|a| {
+            Some(Open {
+                state: State::parse(&a.state)?,
+                pending_since: a.pending_since,
+                condition_false_since: a.condition_false_since,
+                last_notified_at: a.last_notified_at,
+            })
+        });
+        let Some(step) = state::decide(open_state.as_ref(), &input) else {
+            continue;
+        };
+        let text = summary(
+            spec,
+            &labels,
+            value.or(current.as_ref().and_then(|a| a.value)),
+        );
+        let row = apply(
+            &mut tx,
+            rule,
+            epoch,
+            current.as_ref(),
+            &key,
+            &labels,
+            value,
+            &text,
+            now,
+            &step,
+        )
+        .await?;
+        let Some(row) = row else { continue };
+        if let Some(v) = value.filter(|_| row.state != "resolved") {
+            q::record_sample(&mut tx, row.id, now, v).await?;
+        }
+        if let Some(n) = step.notify {
+            enqueue_for_alert(&mut tx, cfg, rule.id, spec, &row, n).await?;
+        }
+    }
+    let top = samples
+        .iter()
+        .map(|s| s.value)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    sqlx::query(
+        "UPDATE opsdash.alert_rule SET last_eval_at = $2, last_value = $3, last_error = NULL,
+                next_eval_at = $2 + eval_interval_s * interval '1 second'
+          WHERE id = $1",
+    )
+    .bind(rule.id)
+    .bind(now)
+    .bind(top)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(samples)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    epoch: Option<i64>,
+    current: Option<&AlertRow>,
+    key: &str,
+    labels: &BTreeMap<String, String>,
+    value: Option<f64>,
+    summary: &str,
+    now: DateTime<Utc>,
+    step: &state::Step,
+) -> Result<Option<AlertRow>> {
+    let epoch = epoch.unwrap_or(0);
+    let spec = &rule.spec;
+    if step.create {
+        let to = step.to.unwrap_or(State::Pending).name();
+        // ON CONFLICT repeats the partial index's WHERE: one open alert per (rule, label set).
+        let row: Option<AlertRow> = sqlx::query_as(
+            "INSERT INTO opsdash.alert
+                 (rule_id, rule_name, severity, labels, label_key, state, value, threshold, summary,
+                  pending_since, fired_at, last_eval_at, epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     CASE WHEN $6 IN ('firing', 'suppressed') THEN $10 END, $10, $11)
+             ON CONFLICT (rule_id, label_key) WHERE state <> 'resolved' DO NOTHING
+             RETURNING id, rule_id, rule_name, severity, labels, label_key, state, value,
+                 threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by,
+                 ack_note, resolved_at, resolved_by, resolve_note, condition_false_since,
+                 last_notified_at",
+        )
+        .bind(rule.id)
+        .bind(&spec.name)
+        .bind(&spec.severity)
+        .bind(Json(labels))
+        .bind(key)
+        .bind(to)
+        .bind(value)
+        .bind(spec.threshold)
+        .bind(summary)
+        .bind(now)
+        .bind(epoch)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(a) = &row {
+            q::record_history(conn, a.id, None, to, "worker", None, value).await?;
+        }
+        return Ok(row);
+    }
+    let Some(cur) = current else { return Ok(None) };
+    let to = step.to.map(|s| s.name());
+    let row: AlertRow = sqlx::query_as(
+        "UPDATE opsdash.alert SET
+             state = coalesce($2, state),
+             value = coalesce($3, value),
+             summary = $4,
+             condition_false_since = $5,
+             fired_at = CASE WHEN $2 IN ('firing', 'suppressed') AND fired_at IS NULL THEN $6 ELSE fired_at END,
+             resolved_at = CASE WHEN $2 = 'resolved' THEN $6 ELSE resolved_at END,
+             resolved_by = CASE WHEN $2 = 'resolved' THEN 'worker' ELSE resolved_by END,
+             last_eval_at = $6, epoch = $7, updated_at = now()
+         WHERE id = $1
+         RETURNING id, rule_id, rule_name, severity, labels, label_key, state, value,
+             threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by,
+             ack_note, resolved_at, resolved_by, resolve_note, condition_false_since,
+             last_notified_at",
+    )
+    .bind(cur.id)
+    .bind(to)
+    .bind(value)
+    .bind(summary)
+    .bind(step.condition_false_since)
+    .bind(now)
+    .bind(epoch)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(to) = to {
+        let note = (to == "resolved").then_some("condition false for the resolve period");
+        q::record_history(conn, cur.id, Some(&cur.state), to, "worker", note, value).await?;
+    }
+    Ok(Some(row))
+}

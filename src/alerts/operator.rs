@@ -1,0 +1,217 @@
+//! Operator actions (acknowledge, resolve, silence, rule status), shared by the CLI and the
+//! Alerts tab. Each runs in one transaction with its audit event: who (OS user), from where (SSH
+//! client address) and on which host.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use super::engine;
+use super::state::Notify;
+use super::Matcher;
+use crate::config::Config;
+use crate::db::Db;
+use crate::query::alerts::{self as q, AlertRow};
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub user: String,
+    pub ip: Option<String>,
+    pub host: String,
+}
+
+impl Operator {
+    /// The OS user, the SSH client address (`SSH_CLIENT` or `SSH_CONNECTION`) and the host name.
+    pub fn current() -> Operator {
+        Operator::from_env(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Operator {
+        let user = os_user()
+            .or_else(|| get("USER"))
+            .or_else(|| get("LOGNAME"))
+            .unwrap_or_else(|| "unknown".into());
+        let ip = get("SSH_CLIENT")
+            .or_else(|| get("SSH_CONNECTION"))
+            .and_then(|v| v.split_whitespace().next().map(str::to_string))
+            .filter(|s| !s.is_empty());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| get("HOSTNAME"))
+            .unwrap_or_else(|| "localhost".into());
+        Operator { user, ip, host }
+    }
+}
+
+/// The login name of the real user id (not spoofable through $USER).
+fn os_user() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name at once
+    // and do not keep the pointer.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+fn note(n: Option<&str>) -> Option<&str> {
+    n.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Acknowledges a firing alert. When someone was first, the error says who and when.
+pub async fn acknowledge(
+    db: &Db,
+    op: &Operator,
+    id: i64,
+    note_text: Option<&str>,
+) -> Result<AlertRow> {
+    let mut tx = db.write.begin().await?;
+    let row = q::acknowledge(&mut tx, id, &op.user, note(note_text)).await?;
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "alert.acknowledge",
+        "alert",
+        &id.to_string(),
+        json!({ "state": ["firing", "acknowledged"], "note": note(note_text), "rule": row.rule_name }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Resolves an open alert; channels that were told it fired are told it resolved.
+pub async fn resolve(
+    db: &Db,
+    cfg: &Config,
+    op: &Operator,
+    id: i64,
+    note_text: Option<&str>,
+) -> Result<AlertRow> {
+    let mut tx = db.write.begin().await?;
+    let (row, prev) = q::resolve(&mut tx, id, &op.user, note(note_text)).await?;
+    let rule: Option<q::Rule> = q::rule_by_id(&mut tx, row.rule_id).await?;
+    if let (Some(rule), Some(_)) = (rule, row.last_notified_at) {
+        engine::enqueue_for_alert(&mut tx, cfg, rule.id, &rule.spec, &row, Notify::Resolved)
+            .await?;
+    }
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "alert.resolve",
+        "alert",
+        &id.to_string(),
+        json!({ "state": [prev, "resolved"], "note": note(note_text), "rule": row.rule_name }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Silences alerts whose labels match every matcher, from now for `duration`.
+pub async fn silence(
+    db: &Db,
+    op: &Operator,
+    matchers: &[Matcher],
+    duration: Duration,
+    comment: &str,
+) -> Result<i64> {
+    if duration.is_zero() {
+        bail!("a silence needs a duration, e.g. 1h");
+    }
+    let mut tx = db.write.begin().await?;
+    let id = q::create_silence(&mut tx, matchers, None, duration, &op.user, comment).await?;
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "silence.create",
+        "silence",
+        &id.to_string(),
+        json!({
+            "matchers": matchers.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "duration_s": duration.as_secs(),
+            "comment": comment,
+        }),
+    )
+    .await?;
+    // Apply it at the next tick rather than at each rule's next interval.
+    sqlx::query("UPDATE opsdash.alert_rule SET next_eval_at = now() WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'firing')")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Ends a silence now; alerts it suppressed that still fire notify again.
+pub async fn expire_silence(db: &Db, op: &Operator, id: i64) -> Result<()> {
+    let mut tx = db.write.begin().await?;
+    q::expire_silence(&mut tx, id, &op.user).await?;
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "silence.expire",
+        "silence",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Enables, disables or sets a rule to testing.
+pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -> Result<()> {
+    let mut tx = db.write.begin().await?;
+    if !q::set_rule_status(&mut tx, name, status).await? {
+        bail!("no rule named {name:?}");
+    }
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "alert_rule.status",
+        "alert_rule",
+        name,
+        json!({ "status": status }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_client_address_is_taken_from_the_environment() {
+        let op = Operator::from_env(|k| match k {
+            "SSH_CONNECTION" => Some("203.0.113.9 50022 10.0.0.1 22".into()),
+            _ => None,
+        });
+        assert_eq!(op.ip.as_deref(), Some("203.0.113.9"));
+        let op = Operator::from_env(|k| (k == "SSH_CLIENT").then(|| "2001:db8::1 4000 22".into()));
+        assert_eq!(op.ip.as_deref(), Some("2001:db8::1"));
+        assert!(!op.user.is_empty());
+        assert_eq!(Operator::from_env(|_| None).ip, None);
+    }
+}

@@ -1,0 +1,976 @@
+//! Alerts tab: open alerts sorted by severity, state and age (with a filter), a detail pane
+//! (value against threshold, a sparkline of the measured value, labels, runbook, notification
+//! attempts, history), and the operator's actions: `a` acknowledge and `R` resolve with a note,
+//! `s` silence (matchers prefilled from the alert, a duration prompt). Sub-views (h/l) for the
+//! rules (`e` enable/disable, `T` evaluate now without notifying) and the silences (`u` expire).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+use tui_textarea::TextArea;
+
+use crate::alerts::engine;
+use crate::alerts::operator::{self, Operator};
+use crate::alerts::Matcher;
+use crate::config::Config;
+use crate::query::alert_metrics::Sample;
+use crate::query::alerts::{self as q, AlertRow, AttemptRow, HistoryRow, Rule, SilenceRow};
+use crate::sanitize::sanitize;
+use crate::tui::app::Effect;
+use crate::tui::keymap::Action;
+use crate::tui::runner::{Owner, QueryDone, QueryRequest};
+use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::widgets::{block, draw_note, draw_spark, row_style, status_role, truncate};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Alerts,
+    Rules,
+    Silences,
+}
+
+/// Everything the detail pane shows about one alert.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub alert: AlertRow,
+    pub rule: Option<Rule>,
+    pub history: Vec<HistoryRow>,
+    pub attempts: Vec<AttemptRow>,
+    pub samples: Vec<(DateTime<Utc>, f64)>,
+}
+
+/// A text prompt open over the tab.
+pub enum Prompt {
+    Ack {
+        id: i64,
+        input: TextArea<'static>,
+    },
+    Resolve {
+        id: i64,
+        input: TextArea<'static>,
+    },
+    Silence {
+        matchers: Vec<Matcher>,
+        input: TextArea<'static>,
+    },
+}
+
+impl Prompt {
+    fn input(&mut self) -> &mut TextArea<'static> {
+        match self {
+            Prompt::Ack { input, .. }
+            | Prompt::Resolve { input, .. }
+            | Prompt::Silence { input, .. } => input,
+        }
+    }
+    fn title(&self) -> String {
+        match self {
+            Prompt::Ack { id, .. } => {
+                format!("Acknowledge alert {id}: note (Enter to save, Esc to cancel)")
+            }
+            Prompt::Resolve { id, .. } => {
+                format!("Resolve alert {id}: note (Enter to save, Esc to cancel)")
+            }
+            Prompt::Silence { .. } => "Silence for how long? e.g. 30m, 2h (Enter / Esc)".into(),
+        }
+    }
+}
+
+/// Each label set's value and whether the condition holds, or the error.
+pub type PreviewResult = Result<Vec<(Sample, bool)>, String>;
+
+pub struct AlertsTab {
+    pub view: View,
+    pub alerts: Panel<Vec<AlertRow>>,
+    pub rules: Panel<Vec<Rule>>,
+    pub silences: Panel<Vec<SilenceRow>>,
+    pub detail: Panel<Detail>,
+    pub preview: Option<(String, PreviewResult)>,
+    pub cursor: Cursor,
+    pub prompt: Option<Prompt>,
+    pub message: Option<(String, Role)>,
+    filter: String,
+    refresher: Refresher,
+    cfg: Arc<Config>,
+}
+
+fn new_input(text: &str, placeholder: &str) -> TextArea<'static> {
+    let mut t = TextArea::new(vec![text.to_string()]);
+    t.set_placeholder_text(placeholder.to_string());
+    t.move_cursor(tui_textarea::CursorMove::End);
+    t
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 0,
+        "error" => 1,
+        "warning" => 2,
+        _ => 3,
+    }
+}
+
+fn labels_text(a: &AlertRow) -> String {
+    a.labels
+        .0
+        .iter()
+        .filter(|(k, _)| *k != "alertname" && *k != "severity")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+        None => "-".into(),
+    }
+}
+
+impl AlertsTab {
+    pub fn new(cfg: &Config) -> AlertsTab {
+        AlertsTab {
+            view: View::Alerts,
+            alerts: Panel::default(),
+            rules: Panel::default(),
+            silences: Panel::default(),
+            detail: Panel::default(),
+            preview: None,
+            cursor: Cursor::default(),
+            prompt: None,
+            message: None,
+            filter: String::new(),
+            refresher: Refresher::every(5),
+            cfg: Arc::new(cfg.clone()),
+        }
+    }
+
+    /// The alerts shown: matching the filter, most severe first, then firing before the rest,
+    /// then oldest first.
+    pub fn visible_alerts(&self) -> Vec<&AlertRow> {
+        let f = self.filter.to_lowercase();
+        let mut v: Vec<&AlertRow> = self
+            .alerts
+            .data
+            .iter()
+            .flatten()
+            .filter(|a| {
+                f.is_empty()
+                    || format!(
+                        "{} {} {} {}",
+                        a.rule_name,
+                        a.state,
+                        a.severity,
+                        labels_text(a)
+                    )
+                    .to_lowercase()
+                    .contains(&f)
+            })
+            .collect();
+        let state_rank = |s: &str| match s {
+            "firing" => 0,
+            "pending" => 1,
+            "acknowledged" => 2,
+            "suppressed" => 3,
+            _ => 4,
+        };
+        v.sort_by_key(|a| {
+            (
+                severity_rank(&a.severity),
+                state_rank(&a.state),
+                a.fired_at.unwrap_or(a.pending_since),
+                a.id,
+            )
+        });
+        v
+    }
+
+    fn visible_rules(&self) -> Vec<&Rule> {
+        let f = self.filter.to_lowercase();
+        self.rules
+            .data
+            .iter()
+            .flatten()
+            .filter(|r| {
+                f.is_empty()
+                    || format!("{} {} {}", r.spec.name, r.spec.metric, r.spec.status)
+                        .to_lowercase()
+                        .contains(&f)
+            })
+            .collect()
+    }
+
+    fn visible_silences(&self) -> Vec<&SilenceRow> {
+        self.silences.data.iter().flatten().collect()
+    }
+
+    fn len(&self) -> usize {
+        match self.view {
+            View::Alerts => self.visible_alerts().len(),
+            View::Rules => self.visible_rules().len(),
+            View::Silences => self.visible_silences().len(),
+        }
+    }
+
+    fn selected_alert(&self) -> Option<&AlertRow> {
+        self.visible_alerts().get(self.cursor.selected).copied()
+    }
+
+    fn list_request(&self, ctx: &TabCtx) -> Vec<Effect> {
+        let me = Owner::Tab(Tab::Alerts);
+        let db = ctx.db.clone();
+        let mut fx = vec![Effect::Query(QueryRequest::new(me, "alerts", async move {
+            q::list_alerts(&db.read, false, 500).await
+        }))];
+        let db = ctx.db.clone();
+        fx.push(Effect::Query(QueryRequest::new(me, "rules", async move {
+            q::rules(&db.read).await
+        })));
+        let db = ctx.db.clone();
+        fx.push(Effect::Query(QueryRequest::new(
+            me,
+            "silences",
+            async move { q::silences(&db.read, false).await },
+        )));
+        fx
+    }
+
+    fn detail_request(&self, ctx: &TabCtx) -> Vec<Effect> {
+        let Some(a) = self.selected_alert().cloned() else {
+            return Vec::new();
+        };
+        let db = ctx.db.clone();
+        vec![Effect::Query(QueryRequest::new(
+            Owner::Tab(Tab::Alerts),
+            "detail",
+            async move {
+                let mut conn = db.read.acquire().await?;
+                let rule = q::rule_by_id(&mut conn, a.rule_id).await?;
+                drop(conn);
+                Ok(Detail {
+                    history: q::history(&db.read, a.id).await?,
+                    attempts: q::attempts_for_alert(&db.read, a.id).await?,
+                    samples: q::samples(&db.read, a.id, 120).await?,
+                    rule,
+                    alert: a,
+                })
+            },
+        ))]
+    }
+
+    /// Runs an operator action as a query; its one-line outcome comes back as "action".
+    fn action<F>(&mut self, fut: F) -> Vec<Effect>
+    where
+        F: std::future::Future<Output = anyhow::Result<String>> + Send + 'static,
+    {
+        self.message = Some(("working…".into(), Role::Dim));
+        vec![Effect::Query(QueryRequest::new(
+            Owner::Tab(Tab::Alerts),
+            "action",
+            fut,
+        ))]
+    }
+
+    fn submit_prompt(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let Some(mut prompt) = self.prompt.take() else {
+            return Vec::new();
+        };
+        let text = prompt.input().lines().join(" ").trim().to_string();
+        let db = ctx.db.clone();
+        let cfg = self.cfg.clone();
+        let op = Operator::current();
+        match prompt {
+            Prompt::Ack { id, .. } => self.action(async move {
+                let a = operator::acknowledge(&db, &op, id, Some(&text)).await?;
+                Ok(format!("alert {} acknowledged", a.id))
+            }),
+            Prompt::Resolve { id, .. } => self.action(async move {
+                let a = operator::resolve(&db, &cfg, &op, id, Some(&text)).await?;
+                Ok(format!("alert {} resolved", a.id))
+            }),
+            Prompt::Silence { matchers, .. } => {
+                let d = match crate::alerts::config::duration(if text.is_empty() {
+                    "1h"
+                } else {
+                    &text
+                }) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) | Err(_) => {
+                        self.message = Some((
+                            format!("not a duration: {text:?} (e.g. 30m, 2h)"),
+                            Role::Error,
+                        ));
+                        return Vec::new();
+                    }
+                };
+                self.action(async move {
+                    let id =
+                        operator::silence(&db, &op, &matchers, d, "from the Alerts tab").await?;
+                    Ok(format!(
+                        "silence {id} active for {}",
+                        humantime::format_duration(d)
+                    ))
+                })
+            }
+        }
+    }
+
+    fn on_view_key(&mut self, c: char, ctx: &TabCtx) -> Option<Vec<Effect>> {
+        let db = ctx.db.clone();
+        let op = Operator::current();
+        match (self.view, c) {
+            (View::Alerts, 'a') => {
+                let a = self.selected_alert()?;
+                if a.state != "firing" {
+                    self.message = Some((
+                        format!("alert {} is {}, not firing", a.id, a.state),
+                        Role::Warn,
+                    ));
+                    return Some(Vec::new());
+                }
+                self.prompt = Some(Prompt::Ack {
+                    id: a.id,
+                    input: new_input("", "note (optional)"),
+                });
+                Some(Vec::new())
+            }
+            (View::Alerts, 'R') => {
+                let a = self.selected_alert()?;
+                self.prompt = Some(Prompt::Resolve {
+                    id: a.id,
+                    input: new_input("", "note (optional)"),
+                });
+                Some(Vec::new())
+            }
+            (View::Alerts, 's') => {
+                let a = self.selected_alert()?;
+                let matchers = a
+                    .labels
+                    .0
+                    .iter()
+                    .filter(|(k, _)| *k != "severity")
+                    .map(|(k, v)| Matcher {
+                        name: k.clone(),
+                        op: "=".into(),
+                        value: v.clone(),
+                    })
+                    .collect();
+                self.prompt = Some(Prompt::Silence {
+                    matchers,
+                    input: new_input("1h", "duration"),
+                });
+                Some(Vec::new())
+            }
+            (View::Silences, 'u') => {
+                let id = self.visible_silences().get(self.cursor.selected)?.id;
+                Some(self.action(async move {
+                    operator::expire_silence(&db, &op, id).await?;
+                    Ok(format!("silence {id} expired"))
+                }))
+            }
+            (View::Rules, 'e') => {
+                let r = self.visible_rules().get(self.cursor.selected).copied()?;
+                let name = r.spec.name.clone();
+                let to = if r.spec.status == "disabled" {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                Some(self.action(async move {
+                    operator::set_rule_status(&db, &op, &name, to).await?;
+                    Ok(format!("rule {name} {to}"))
+                }))
+            }
+            (View::Rules, 'T') => {
+                let r = self.visible_rules().get(self.cursor.selected).copied()?;
+                let (name, spec, cfg) = (r.spec.name.clone(), r.spec.clone(), self.cfg.clone());
+                self.preview = Some((name.clone(), Ok(Vec::new())));
+                self.message = Some((format!("evaluating {name}…"), Role::Dim));
+                Some(vec![Effect::Query(QueryRequest::new(
+                    Owner::Tab(Tab::Alerts),
+                    "preview",
+                    async move { engine::preview(&db, &cfg, &spec).await },
+                ))])
+            }
+            _ => None,
+        }
+    }
+
+    fn draw_alerts(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        let rows = self.visible_alerts();
+        let list_h = (rows.len() as u16 + 3).clamp(4, area.height / 2 + 1);
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area);
+        let title = format!("Alerts ({}) · h/l: rules, silences", rows.len());
+        let b = block(&title, true, t);
+        let inner = b.inner(top);
+        f.render_widget(b, top);
+        if let Some((text, role)) = self.alerts.placeholder() {
+            draw_note(f, inner, &text, role, t);
+        } else if rows.is_empty() {
+            draw_note(f, inner, "no open alerts", Role::Ok, t);
+        } else {
+            let visible = inner.height.saturating_sub(1).max(1) as usize;
+            let skip = self.cursor.selected.saturating_sub(visible - 1);
+            let body: Vec<Row> = rows
+                .iter()
+                .enumerate()
+                .skip(skip)
+                .take(visible)
+                .map(|(i, a)| {
+                    let sel = i == self.cursor.selected;
+                    let style = row_style(sel, t);
+                    let cell = |s: String, role: Role| {
+                        if sel {
+                            Span::styled(s, style)
+                        } else {
+                            Span::styled(s, t.style(role))
+                        }
+                    };
+                    Row::new(vec![
+                        cell(sanitize(&a.severity).into_owned(), status_role(&a.severity)),
+                        cell(sanitize(&a.state).into_owned(), status_role(&a.state)),
+                        cell(sanitize(&a.rule_name).into_owned(), Role::Text),
+                        cell(num(a.value), Role::Text),
+                        cell(ctx.ago(a.fired_at.unwrap_or(a.pending_since)), Role::Dim),
+                        cell(sanitize(&labels_text(a)).into_owned(), Role::Dim),
+                    ])
+                    .style(style)
+                })
+                .collect();
+            let table = Table::new(
+                body,
+                [
+                    Constraint::Length(8),
+                    Constraint::Length(12),
+                    Constraint::Length(22),
+                    Constraint::Length(8),
+                    Constraint::Length(8),
+                    Constraint::Min(10),
+                ],
+            )
+            .header(
+                Row::new(vec!["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"])
+                    .style(t.style(Role::Header)),
+            );
+            f.render_widget(table, inner);
+        }
+        self.draw_detail(f, bottom, ctx);
+    }
+
+    fn draw_detail(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        let b = block("Detail · a ack · R resolve · s silence", false, t);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        let Some(sel) = self.selected_alert() else {
+            return;
+        };
+        let Some(d) = self.detail.data.as_ref().filter(|d| d.alert.id == sel.id) else {
+            let (text, role) = self
+                .detail
+                .placeholder()
+                .unwrap_or(("loading…".into(), Role::Dim));
+            draw_note(f, inner, &text, role, t);
+            return;
+        };
+        let a = &d.alert;
+        let dim = t.style(Role::Dim);
+        let mut lines: Vec<Line> = Vec::new();
+        let (op, metric) = d
+            .rule
+            .as_ref()
+            .map(|r| (r.spec.op().symbol(), r.spec.metric.clone()))
+            .unwrap_or((">", String::new()));
+        lines.push(Line::from(vec![
+            Span::styled(format!("#{} ", a.id), dim),
+            Span::styled(
+                sanitize(&a.state).into_owned(),
+                t.style(status_role(&a.state)),
+            ),
+            Span::raw("  "),
+            Span::styled(
+                format!(
+                    "{} = {} {op} {}",
+                    sanitize(&metric),
+                    num(a.value),
+                    num(a.threshold)
+                ),
+                t.style(Role::Text),
+            ),
+        ]));
+        lines.push(Line::from(Span::styled(
+            sanitize(&a.summary).into_owned(),
+            t.style(Role::Text),
+        )));
+        if let Some(r) = &d.rule {
+            if let Some(rb) = &r.spec.runbook_url {
+                lines.push(Line::from(vec![
+                    Span::styled("runbook ", dim),
+                    Span::styled(sanitize(rb).into_owned(), t.style(Role::Accent)),
+                ]));
+            }
+        }
+        let labels: Vec<String> = a.labels.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lines.push(Line::from(vec![
+            Span::styled("labels ", dim),
+            Span::raw(sanitize(&labels.join(" ")).into_owned()),
+        ]));
+        if let Some(by) = &a.acknowledged_by {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "acknowledged by {} {}: {}",
+                    sanitize(by),
+                    a.acknowledged_at.map(|t| ctx.ago(t)).unwrap_or_default(),
+                    sanitize(a.ack_note.as_deref().unwrap_or(""))
+                ),
+                t.style(Role::Warn),
+            )));
+        }
+        let spark_row = lines.len() as u16;
+        lines.push(Line::from(""));
+        for at in d.attempts.iter().rev().take(4) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", ctx.fmt_time(at.ts, "%H:%M:%S")), dim),
+                Span::styled(
+                    format!("{:<9}", sanitize(&at.status)),
+                    t.style(status_role(&at.status)),
+                ),
+                Span::raw(format!(
+                    " {} {} HTTP {} {:.0}ms {}",
+                    sanitize(&at.channel),
+                    sanitize(&at.kind),
+                    at.http_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    at.duration_ms.unwrap_or(0.0),
+                    sanitize(at.error.as_deref().unwrap_or(""))
+                )),
+            ]));
+        }
+        for h in d.history.iter().rev() {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", ctx.fmt_time(h.ts, "%H:%M:%S")), dim),
+                Span::raw(format!(
+                    "{} -> {} by {} {}",
+                    sanitize(h.from_state.as_deref().unwrap_or("·")),
+                    sanitize(&h.to_state),
+                    sanitize(&h.actor),
+                    sanitize(h.note.as_deref().unwrap_or(""))
+                )),
+            ]));
+        }
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+        // The sparkline of the measured value, on the empty line reserved above.
+        if spark_row < inner.height && !d.samples.is_empty() {
+            let max = d
+                .samples
+                .iter()
+                .map(|s| s.1)
+                .fold(f64::MIN, f64::max)
+                .max(1e-9);
+            let min = d
+                .samples
+                .iter()
+                .map(|s| s.1)
+                .fold(f64::MAX, f64::min)
+                .min(0.0);
+            let data: Vec<u64> = d
+                .samples
+                .iter()
+                .map(|s| (((s.1 - min) / (max - min).max(1e-9)) * 100.0) as u64 + 1)
+                .collect();
+            let label = format!("value {}..{} ", num(Some(min)), num(Some(max)));
+            let lw = (label.len() as u16).min(inner.width / 2);
+            f.render_widget(
+                Span::styled(label, dim),
+                Rect {
+                    x: inner.x,
+                    y: inner.y + spark_row,
+                    width: lw,
+                    height: 1,
+                },
+            );
+            draw_spark(
+                f,
+                Rect {
+                    x: inner.x + lw,
+                    y: inner.y + spark_row,
+                    width: inner.width.saturating_sub(lw),
+                    height: 1,
+                },
+                &data,
+                t,
+            );
+        }
+    }
+
+    fn draw_rules(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        let rules = self.visible_rules();
+        let preview_h = if self.preview.is_some() { 6 } else { 0 };
+        let [top, bottom] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(preview_h)]).areas(area);
+        let b = block("Rules · e enable/disable · T evaluate now", true, t);
+        let inner = b.inner(top);
+        f.render_widget(b, top);
+        if let Some((text, role)) = self.rules.placeholder() {
+            draw_note(f, inner, &text, role, t);
+        } else {
+            let visible = inner.height.saturating_sub(1).max(1) as usize;
+            let skip = self.cursor.selected.saturating_sub(visible - 1);
+            let body: Vec<Row> = rules
+                .iter()
+                .enumerate()
+                .skip(skip)
+                .take(visible)
+                .map(|(i, r)| {
+                    let s = &r.spec;
+                    Row::new(vec![
+                        sanitize(&s.name).into_owned(),
+                        sanitize(&s.status).into_owned(),
+                        sanitize(&s.metric).into_owned(),
+                        format!("{} {}", s.op().symbol(), num(Some(s.threshold))),
+                        num(r.last_value),
+                        sanitize(r.last_error.as_deref().unwrap_or("")).into_owned(),
+                    ])
+                    .style(row_style(i == self.cursor.selected, t))
+                })
+                .collect();
+            f.render_widget(
+                Table::new(
+                    body,
+                    [
+                        Constraint::Length(26),
+                        Constraint::Length(9),
+                        Constraint::Length(18),
+                        Constraint::Length(9),
+                        Constraint::Length(8),
+                        Constraint::Min(5),
+                    ],
+                )
+                .header(
+                    Row::new(vec!["NAME", "STATUS", "MEASURE", "IF", "LAST", "ERROR"])
+                        .style(t.style(Role::Header)),
+                ),
+                inner,
+            );
+        }
+        if let Some((name, res)) = &self.preview {
+            let b = block(
+                &format!("Evaluated now: {} (nothing sent)", sanitize(name)),
+                false,
+                t,
+            );
+            let inner = b.inner(bottom);
+            f.render_widget(b, bottom);
+            let lines: Vec<Line> = match res {
+                Err(e) => vec![Line::from(Span::styled(
+                    sanitize(e).into_owned(),
+                    t.style(Role::Error),
+                ))],
+                Ok(v) if v.is_empty() => vec![Line::from(Span::styled(
+                    "no data in the window: condition false",
+                    t.style(Role::Dim),
+                ))],
+                Ok(v) => v
+                    .iter()
+                    .map(|(s, holds)| {
+                        let l: Vec<String> =
+                            s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        Line::from(vec![
+                            Span::raw(format!(
+                                "{} = {} ",
+                                sanitize(&l.join(" ")),
+                                num(Some(s.value))
+                            )),
+                            if *holds {
+                                Span::styled("would fire", t.style(Role::Error))
+                            } else {
+                                Span::styled("ok", t.style(Role::Ok))
+                            },
+                        ])
+                    })
+                    .collect(),
+            };
+            f.render_widget(Paragraph::new(lines), inner);
+        }
+    }
+
+    fn draw_silences(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        let b = block("Silences · u expire", true, t);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        if let Some((text, role)) = self.silences.placeholder() {
+            draw_note(f, inner, &text, role, t);
+            return;
+        }
+        let list = self.visible_silences();
+        if list.is_empty() {
+            draw_note(f, inner, "no pending or active silences", Role::Dim, t);
+            return;
+        }
+        let body: Vec<Row> = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
+                Row::new(vec![
+                    s.id.to_string(),
+                    sanitize(&s.state).into_owned(),
+                    format!("until {}", ctx.fmt_time(s.ends_at, "%m-%d %H:%M")),
+                    sanitize(&s.created_by).into_owned(),
+                    sanitize(&format!("{}  {}", ms.join(","), s.comment)).into_owned(),
+                ])
+                .style(row_style(i == self.cursor.selected, t))
+            })
+            .collect();
+        f.render_widget(
+            Table::new(
+                body,
+                [
+                    Constraint::Length(5),
+                    Constraint::Length(8),
+                    Constraint::Length(18),
+                    Constraint::Length(10),
+                    Constraint::Min(10),
+                ],
+            )
+            .header(
+                Row::new(vec!["ID", "STATE", "ENDS", "BY", "MATCHERS / COMMENT"])
+                    .style(t.style(Role::Header)),
+            ),
+            inner,
+        );
+    }
+
+    fn draw_prompt(&self, f: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(p) = &self.prompt else { return };
+        let h = if matches!(p, Prompt::Silence { .. }) {
+            5
+        } else {
+            3
+        };
+        let r = Rect {
+            x: area.x,
+            y: area.bottom().saturating_sub(h),
+            width: area.width,
+            height: h.min(area.height),
+        };
+        f.render_widget(ratatui::widgets::Clear, r);
+        let b = block(&p.title(), true, theme);
+        let inner = b.inner(r);
+        f.render_widget(b, r);
+        let input_area = if let Prompt::Silence { matchers, .. } = p {
+            let ms: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
+            f.render_widget(
+                Paragraph::new(Span::styled(
+                    truncate(
+                        &sanitize(&format!("matchers: {}", ms.join(", "))),
+                        inner.width as usize,
+                    ),
+                    theme.style(Role::Dim),
+                )),
+                Rect { height: 1, ..inner },
+            );
+            Rect {
+                y: inner.y + 2,
+                height: 1,
+                ..inner
+            }
+        } else {
+            inner
+        };
+        let input = match p {
+            Prompt::Ack { input, .. }
+            | Prompt::Resolve { input, .. }
+            | Prompt::Silence { input, .. } => input,
+        };
+        f.render_widget(input, input_area);
+    }
+}
+
+impl TabView for AlertsTab {
+    fn id(&self) -> Tab {
+        Tab::Alerts
+    }
+
+    fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.refresher.done(ctx.now);
+        let mut fx = self.list_request(ctx);
+        fx.extend(self.detail_request(ctx));
+        fx
+    }
+
+    fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.refresher.due(ctx.now) && self.prompt.is_none() {
+            self.refresh(ctx)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn on_action(&mut self, a: Action, ctx: &TabCtx) -> Vec<Effect> {
+        match a {
+            Action::Left | Action::Right => {
+                let order = [View::Alerts, View::Rules, View::Silences];
+                let i = order.iter().position(|v| *v == self.view).unwrap_or(0);
+                let next = if a == Action::Right {
+                    (i + 1) % 3
+                } else {
+                    (i + 2) % 3
+                };
+                self.view = order[next];
+                self.cursor = Cursor::default();
+                Vec::new()
+            }
+            Action::Back => {
+                self.message = None;
+                self.preview = None;
+                Vec::new()
+            }
+            _ => {
+                let before = self.cursor.selected;
+                self.cursor.apply(a, self.len(), 8);
+                if self.view == View::Alerts && before != self.cursor.selected {
+                    self.detail_request(ctx)
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn captures_input(&self) -> bool {
+        self.prompt.is_some()
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
+        if let Some(p) = self.prompt.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.prompt = None,
+                KeyCode::Enter => return Some(self.submit_prompt(ctx)),
+                _ => {
+                    p.input().input(*key);
+                }
+            }
+            return Some(Vec::new());
+        }
+        match key.code {
+            KeyCode::Char(c) => self.on_view_key(c, ctx),
+            _ => None,
+        }
+    }
+
+    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
+        match done.panel {
+            "alerts" => {
+                let had = self.selected_alert().map(|a| a.id);
+                self.alerts.set(done);
+                // Keep the same alert selected when the order changes (it was acknowledged...).
+                if let Some(i) =
+                    had.and_then(|id| self.visible_alerts().iter().position(|a| a.id == id))
+                {
+                    self.cursor.selected = i;
+                }
+                let len = self.len();
+                self.cursor.clamp(len);
+                if self.selected_alert().map(|a| a.id) != had {
+                    return self.detail_request(ctx);
+                }
+            }
+            "rules" => self.rules.set(done),
+            "silences" => self.silences.set(done),
+            "detail" => self.detail.set(done),
+            "preview" => {
+                let res = done.take::<Vec<(Sample, bool)>>();
+                self.message = None;
+                if let Some((_, r)) = self.preview.as_mut() {
+                    *r = res;
+                }
+            }
+            "action" => {
+                self.message = Some(match done.take::<String>() {
+                    Ok(m) => (m, Role::Ok),
+                    Err(e) => (e, Role::Error),
+                });
+                return self.refresh(ctx);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_filter(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
+        self.filter = text.to_string();
+        self.cursor = Cursor::default();
+        self.detail_request(ctx)
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding {
+                keys: "a",
+                help: "acknowledge (with a note)",
+            },
+            Binding {
+                keys: "R",
+                help: "resolve (with a note)",
+            },
+            Binding {
+                keys: "s",
+                help: "silence alerts like this one",
+            },
+            Binding {
+                keys: "h l",
+                help: "alerts / rules / silences",
+            },
+            Binding {
+                keys: "e",
+                help: "rules: enable / disable",
+            },
+            Binding {
+                keys: "T",
+                help: "rules: evaluate now, send nothing",
+            },
+            Binding {
+                keys: "u",
+                help: "silences: expire",
+            },
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let msg_h = u16::from(self.message.is_some());
+        let [body, msg] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(msg_h)]).areas(area);
+        match self.view {
+            View::Alerts => self.draw_alerts(f, body, ctx),
+            View::Rules => self.draw_rules(f, body, ctx),
+            View::Silences => self.draw_silences(f, body, ctx),
+        }
+        if let Some((m, role)) = &self.message {
+            f.render_widget(
+                Paragraph::new(Span::styled(
+                    truncate(&sanitize(m), msg.width as usize),
+                    ctx.theme.style(*role),
+                )),
+                msg,
+            );
+        }
+        self.draw_prompt(f, body, ctx.theme);
+    }
+}

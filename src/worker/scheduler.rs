@@ -1,0 +1,283 @@
+//! The job loop every opsdash process runs. Each job has its own task: it takes or renews the
+//! job's lease, and only while it holds the lease does it run the job when due (`next_run_at`
+//! in `worker_lease`, so the schedule survives a change of leader). While a run is in progress
+//! the lease is renewed alongside it; the moment a renewal fails the run is dropped, because
+//! another instance may already be doing the same work.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::lease;
+use super::{Job, JobContext};
+use crate::config::Config;
+use crate::db::Db;
+
+/// Timing of the scheduler, from `[worker]` in the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A lease not renewed for this long may be taken over.
+    pub lease_ttl: Duration,
+    /// A run longer than this is cut off.
+    pub job_timeout: Duration,
+}
+
+impl Timing {
+    pub fn from_config(cfg: &Config) -> Timing {
+        Timing {
+            lease_ttl: Duration::from_millis(cfg.worker.lease_ttl_ms.max(100)),
+            job_timeout: Duration::from_millis(cfg.worker.job_timeout_ms.max(100)),
+        }
+    }
+
+    /// How often leases are renewed and free leases looked for: three tries per TTL, so one slow
+    /// round trip does not lose the lease.
+    fn poll(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+}
+
+/// A running worker. `shutdown` stops it and hands the leases over at once; dropping the handle
+/// stops it too, without waiting.
+pub struct WorkerHandle {
+    pub instance: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Stops every job loop after its current run, and releases the leases.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
+    /// Stops the tasks where they stand without releasing anything, as a crash would (tests).
+    pub fn abort(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Whether any job loop is running.
+    pub fn is_running(&self) -> bool {
+        self.tasks.iter().any(|t| !t.is_finished())
+    }
+}
+
+/// Starts the worker with the registered jobs (`jobs::all`). With `worker.enabled = false` no job
+/// runs in this process.
+pub async fn spawn(db: Db, cfg: impl Into<Arc<Config>>) -> WorkerHandle {
+    spawn_as(db, cfg, super::instance_id()).await
+}
+
+/// Like `spawn`, under a given instance id (the TUI shows the same id in its header).
+pub async fn spawn_as(db: Db, cfg: impl Into<Arc<Config>>, instance: String) -> WorkerHandle {
+    let cfg: Arc<Config> = cfg.into();
+    let jobs = if cfg.worker.enabled {
+        super::jobs::all(&cfg)
+    } else {
+        Vec::new()
+    };
+    spawn_jobs(db, cfg, jobs, instance)
+}
+
+/// Starts the given jobs under `instance` (tests run several instances in one process).
+pub fn spawn_jobs(db: Db, cfg: Arc<Config>, jobs: Vec<Job>, instance: String) -> WorkerHandle {
+    let timing = Timing::from_config(&cfg);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::with_capacity(jobs.len() + 1);
+    if !jobs.is_empty() {
+        tasks.push(tokio::spawn(heartbeat_loop(
+            db.write.clone(),
+            instance.clone(),
+            timing,
+            stop_rx.clone(),
+        )));
+    }
+    for job in jobs {
+        let ctx = JobContext {
+            db: db.clone(),
+            cfg: cfg.clone(),
+            instance: instance.clone(),
+            epoch: 0,
+        };
+        tasks.push(tokio::spawn(job_loop(job, ctx, timing, stop_rx.clone())));
+    }
+    WorkerHandle {
+        instance,
+        stop,
+        tasks,
+    }
+}
+
+async fn heartbeat_loop(
+    pool: PgPool,
+    instance: String,
+    timing: Timing,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = bounded(timing.poll(), lease::heartbeat(&pool, &instance)).await {
+            tracing::warn!("worker heartbeat failed: {e:#}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(timing.poll()) => {}
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+        }
+    }
+    let _ = bounded(timing.poll(), lease::forget_instance(&pool, &instance)).await;
+}
+
+/// Runs a future under a time limit, turning the timeout into an error (a query on a half-open
+/// connection must not hang the loop that decides whether we lead).
+async fn bounded<T>(limit: Duration, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!("timed out after {limit:?}")),
+    }
+}
+
+async fn due_in(pool: &PgPool, job: &str) -> Result<Duration> {
+    let ms: Option<(f64,)> = sqlx::query_as(
+        "SELECT greatest(0, extract(epoch FROM next_run_at - clock_timestamp()) * 1000)::float8
+           FROM opsdash.worker_lease WHERE job = $1 AND next_run_at IS NOT NULL",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await?;
+    Ok(Duration::from_millis(ms.map(|r| r.0 as u64).unwrap_or(0)))
+}
+
+async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch::Receiver<bool>) {
+    let pool = ctx.db.write.clone();
+    let name = job.name;
+    let mut held: Option<i64> = None;
+    // A stop request, or the handle dropped, ends the loop; a run in progress finishes first.
+    while !*stop.borrow() && stop.has_changed().is_ok() {
+        let got = bounded(
+            timing.poll(),
+            lease::acquire(&pool, name, &ctx.instance, timing.lease_ttl),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(job = name, "lease check failed: {e:#}");
+            None
+        });
+        if got != held {
+            match got {
+                Some(epoch) => tracing::info!(job = name, epoch, "leading this job"),
+                None => tracing::info!(job = name, "no longer leading this job"),
+            }
+        }
+        held = got;
+        let mut wait = timing.poll();
+        if let Some(epoch) = held {
+            match bounded(timing.poll(), due_in(&pool, name)).await {
+                Ok(d) if d.is_zero() => {
+                    ctx.epoch = epoch;
+                    if !run_once(&job, &ctx, timing).await {
+                        tracing::warn!(job = name, epoch, "lease lost during the run: stopped it");
+                        held = None;
+                    }
+                    if let Ok(d) = bounded(timing.poll(), due_in(&pool, name)).await {
+                        wait = wait.min(d);
+                    }
+                }
+                Ok(d) => wait = wait.min(d),
+                Err(e) => tracing::warn!(job = name, "reading the schedule failed: {e:#}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            r = stop.changed() => if r.is_err() { break },
+        }
+    }
+    if let Some(epoch) = held {
+        let _ = bounded(
+            timing.poll(),
+            lease::release(&pool, name, &ctx.instance, epoch),
+        )
+        .await;
+    }
+}
+
+/// One run of a job while we hold its lease. Returns false when the lease was lost (the run was
+/// dropped at that moment).
+async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> bool {
+    let pool = &ctx.db.write;
+    let name = job.name;
+    match bounded(
+        timing.poll(),
+        lease::record_start(pool, name, ctx.epoch, job.interval),
+    )
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::warn!(job = name, "recording the run failed: {e:#}");
+            return true;
+        }
+    }
+    let started = Instant::now();
+    let run = tokio::time::timeout(timing.job_timeout, (job.run)(ctx.clone()));
+    tokio::pin!(run);
+    let mut renew_every = tokio::time::interval(timing.poll());
+    renew_every.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            r = &mut run => break Some(r),
+            _ = renew_every.tick() => {
+                let renewed = bounded(
+                    timing.poll(),
+                    lease::renew(pool, name, &ctx.instance, ctx.epoch, timing.lease_ttl),
+                )
+                .await;
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => break None,
+                    Err(e) => {
+                        tracing::warn!(job = name, "lease renewal failed: {e:#}");
+                        break None;
+                    }
+                }
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let error = match outcome {
+        None => return false,
+        Some(Ok(Ok(()))) => {
+            tracing::debug!(job = name, ms = elapsed.as_millis() as u64, "run ok");
+            None
+        }
+        Some(Ok(Err(e))) => {
+            tracing::warn!(
+                job = name,
+                ms = elapsed.as_millis() as u64,
+                "run failed: {e:#}"
+            );
+            Some(format!("{e:#}"))
+        }
+        Some(Err(_)) => {
+            tracing::warn!(job = name, "run cut off after {:?}", timing.job_timeout);
+            Some(format!("timed out after {:?}", timing.job_timeout))
+        }
+    };
+    if let Err(e) = bounded(
+        timing.poll(),
+        lease::record_outcome(pool, name, ctx.epoch, error.as_deref()),
+    )
+    .await
+    {
+        tracing::warn!(job = name, "recording the outcome failed: {e:#}");
+    }
+    true
+}
