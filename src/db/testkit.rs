@@ -19,14 +19,14 @@ const TEMPLATE: &str = "opsdash_test_template";
 
 enum Server {
     Cluster(Cluster),
-    External(PgConnectOptions),
+    External(Box<PgConnectOptions>),
 }
 
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
             Server::Cluster(c) => c.connect_options(database),
-            Server::External(o) => o.clone().database(database),
+            Server::External(o) => (**o).clone().database(database),
         }
     }
 }
@@ -110,7 +110,7 @@ fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send
 
 fn init_server() -> Result<Server> {
     let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(parse_url(&url)?),
+        Ok(url) if !url.is_empty() => Server::External(Box::new(parse_url(&url)?)),
         _ => {
             sweep_stale();
             Server::Cluster(new_cluster("shared")?)
