@@ -7,5 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod model;
+pub mod query;
 pub mod sanitize;
 pub mod worker;

@@ -1,0 +1,5 @@
+//! The SQL behind every view, one module per area. The TUI, the worker and the CLI call these
+//! functions; this module never depends on the TUI.
+
+pub mod perf;
+pub mod rollup;
