@@ -21,9 +21,12 @@ CREATE TABLE opsdash.rollup_state (
 );
 
 CREATE INDEX ON opsdash.rollup_query_1m (fingerprint, bucket);
-CREATE INDEX ON opsdash.rollup_5m (bucket);
-CREATE INDEX ON opsdash.rollup_1h (bucket);
-CREATE INDEX ON opsdash.rollup_1d (bucket);
+-- Covering indexes: the heatmap and the sparklines read counts only, and an index-only scan
+-- skips the wide histogram column. They also serve every bucket-range lookup.
+CREATE INDEX rollup_1m_counts ON opsdash.rollup_1m (bucket) INCLUDE (service, route, direction, requests, err_4xx, err_5xx);
+CREATE INDEX rollup_5m_counts ON opsdash.rollup_5m (bucket) INCLUDE (service, route, direction, requests, err_4xx, err_5xx);
+CREATE INDEX rollup_1h_counts ON opsdash.rollup_1h (bucket) INCLUDE (service, route, direction, requests, err_4xx, err_5xx);
+CREATE INDEX rollup_1d_counts ON opsdash.rollup_1d (bucket) INCLUDE (service, route, direction, requests, err_4xx, err_5xx);
 
 -- ---------------------------------------------------------------------------------------------
 -- Histogram functions. Bucket 0 is underflow (< 1 ms), 1..281 grow by 1.04 from 1 ms, 282 is
@@ -47,24 +50,66 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                    / (1::float8 + 1.04::float8) END
 $$;
 
--- Dense histogram from parallel arrays of bucket indexes and counts (duplicates add up).
-CREATE FUNCTION opsdash.hist_dense(idx integer[], cnt bigint[]) RETURNS integer[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT coalesce(array_agg(coalesce(c, 0)::integer ORDER BY i), '{}')
-    FROM generate_series(0, (SELECT max(x) FROM unnest(idx) x)) i
-    LEFT JOIN (SELECT ix, sum(n) AS c FROM unnest(idx, cnt) u(ix, n) GROUP BY ix) u ON u.ix = i
+-- hist_build(bucket, count): the histogram of (bucket, count) pairs, duplicates adding up. The
+-- rollup groups raw rows by (minute, endpoint, bucket) in C first, so this runs once per
+-- non-empty bucket, not per request. Assigning past the end pads with NULLs; the final function
+-- turns them into zeros.
+CREATE FUNCTION opsdash.hist_put(state integer[], b integer, n bigint) RETURNS integer[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF b IS NOT NULL AND b >= 0 AND n IS NOT NULL THEN
+        state[least(b, 282) + 1] := coalesce(state[least(b, 282) + 1], 0) + n;
+    END IF;
+    RETURN state;
+END
 $$;
 
--- Element-wise sum (transition and combine function of hist_merge).
-CREATE FUNCTION opsdash.hist_add(a bigint[], b bigint[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE
-    (SELECT array_agg(coalesce(a[i], 0) + coalesce(b[i], 0) ORDER BY i)
-       FROM generate_series(1, greatest(cardinality(a), cardinality(b))) i) END
+CREATE FUNCTION opsdash.hist_put_final(state integer[]) RETURNS integer[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT array_replace(state, NULL, 0) $$;
+
+CREATE AGGREGATE opsdash.hist_build(integer, bigint) (
+    SFUNC = opsdash.hist_put, STYPE = integer[], INITCOND = '{0}', FINALFUNC = opsdash.hist_put_final
+);
+
+-- Element-wise sum (transition and combine function of hist_merge). plpgsql on purpose: measured
+-- on 1,560 minute rows grouped into 5-minute blocks, this loop takes 180 ms where a SQL
+-- `generate_series` transition takes 1,000 ms and `unnest ... WITH ORDINALITY ... GROUP BY`
+-- 1,400 ms (the array stays expanded in place between calls).
+CREATE FUNCTION opsdash.hist_add(state bigint[], h bigint[]) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    n integer := coalesce(cardinality(h), 0);
+    m integer := coalesce(cardinality(state), 0);
+BEGIN
+    IF n = 0 THEN RETURN state; END IF;
+    IF m = 0 THEN RETURN h; END IF;
+    IF n > m THEN
+        state := state || array_fill(0::bigint, ARRAY[n - m]);
+    END IF;
+    FOR i IN 1..n LOOP
+        state[i] := state[i] + h[i];
+    END LOOP;
+    RETURN state;
+END
 $$;
 
-CREATE FUNCTION opsdash.hist_add(a bigint[], b integer[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT opsdash.hist_add(a, b::bigint[]) $$;
+CREATE FUNCTION opsdash.hist_add(state bigint[], h integer[]) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    n integer := coalesce(cardinality(h), 0);
+    m integer := coalesce(cardinality(state), 0);
+BEGIN
+    IF n = 0 THEN RETURN state; END IF;
+    IF m = 0 THEN RETURN h::bigint[]; END IF;
+    IF n > m THEN
+        state := state || array_fill(0::bigint, ARRAY[n - m]);
+    END IF;
+    FOR i IN 1..n LOOP
+        state[i] := state[i] + h[i];
+    END LOOP;
+    RETURN state;
+END
+$$;
 
 -- SELECT opsdash.hist_merge(hist) FROM opsdash.rollup_1m WHERE ...: the merged histogram.
 CREATE AGGREGATE opsdash.hist_merge(integer[]) (
@@ -74,20 +119,45 @@ CREATE AGGREGATE opsdash.hist_merge(bigint[]) (
     SFUNC = opsdash.hist_add, STYPE = bigint[], COMBINEFUNC = opsdash.hist_add, PARALLEL = SAFE
 );
 
--- Nearest-rank percentile (q in 0..1) of a histogram; NULL when empty.
-CREATE FUNCTION opsdash.hist_percentile(h bigint[], q double precision) RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  WITH c AS (SELECT ord, sum(n) OVER (ORDER BY ord) AS cum FROM unnest(h) WITH ORDINALITY u(n, ord)),
-       t AS (SELECT max(cum) AS total FROM c)
-  SELECT opsdash.latency_bucket_value(c.ord::integer - 1)
-    FROM c, t
-   WHERE t.total > 0
-     AND c.cum >= greatest(1, ceil(least(greatest(coalesce(q, 0), 0), 1) * t.total))
-   ORDER BY c.ord LIMIT 1
+-- Nearest-rank percentiles (each q in 0..1) of a histogram in one pass; NULLs when empty.
+CREATE FUNCTION opsdash.hist_percentiles(h bigint[], qs double precision[]) RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    total bigint := 0;
+    seen  bigint := 0;
+    k     integer := 1;
+    nq    integer := coalesce(cardinality(qs), 0);
+    ranks bigint[];
+    out   double precision[] := array_fill(NULL::float8, ARRAY[greatest(nq, 1)]);
+    ord   integer[];
+BEGIN
+    IF nq = 0 THEN RETURN '{}'; END IF;
+    FOR i IN 1..coalesce(cardinality(h), 0) LOOP
+        total := total + greatest(h[i], 0);
+    END LOOP;
+    IF total = 0 THEN RETURN out; END IF;
+    -- Visit the requested quantiles in rank order, remembering where each answer goes.
+    SELECT array_agg(greatest(1, ceil(least(greatest(coalesce(q, 0), 0), 1) * total))::bigint ORDER BY q NULLS FIRST, i),
+           array_agg(i::integer ORDER BY q NULLS FIRST, i)
+      INTO ranks, ord
+      FROM unnest(qs) WITH ORDINALITY u(q, i);
+    FOR i IN 1..cardinality(h) LOOP
+        seen := seen + greatest(h[i], 0);
+        WHILE k <= nq AND seen >= ranks[k] LOOP
+            out[ord[k]] := opsdash.latency_bucket_value(i - 1);
+            k := k + 1;
+        END LOOP;
+        EXIT WHEN k > nq;
+    END LOOP;
+    RETURN out;
+END
 $$;
 
+CREATE FUNCTION opsdash.hist_percentile(h bigint[], q double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (opsdash.hist_percentiles(h, ARRAY[q]))[1] $$;
+
 CREATE FUNCTION opsdash.hist_percentile(h integer[], q double precision) RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT opsdash.hist_percentile(h::bigint[], q) $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (opsdash.hist_percentiles(h::bigint[], ARRAY[q]))[1] $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Reading a window from the rollups: whole days from rollup_1d, whole hours from rollup_1h,
@@ -152,33 +222,21 @@ RETURNS TABLE (service text, route text, direction text, requests bigint, rps do
                p99_ms double precision, max_ms double precision, err_4xx bigint, err_5xx bigint,
                error_pct double precision, bytes bigint)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  WITH w AS MATERIALIZED (SELECT * FROM opsdash.rollup_window(p_from, p_to)),
-  s AS (SELECT w.service, w.route, w.direction, sum(w.requests)::bigint AS n,
-               sum(w.err_4xx)::bigint AS e4, sum(w.err_5xx)::bigint AS e5,
-               sum(w.bytes)::bigint AS b, sum(w.dur_sum) AS ds, max(w.dur_max) AS dm
-          FROM w GROUP BY 1, 2, 3),
-  h AS (SELECT w.service, w.route, w.direction, u.ord, sum(u.c) AS c
-          FROM w, unnest(w.hist) WITH ORDINALITY u(c, ord)
-         WHERE u.c <> 0
-         GROUP BY 1, 2, 3, 4),
-  cum AS (SELECT h.*, sum(h.c) OVER (PARTITION BY h.service, h.route, h.direction ORDER BY h.ord) AS cum,
-                 sum(h.c) OVER (PARTITION BY h.service, h.route, h.direction) AS tot
-            FROM h),
-  p AS (SELECT cum.service, cum.route, cum.direction,
-               min(ord) FILTER (WHERE cum >= greatest(1, ceil(0.50 * tot))) AS b50,
-               min(ord) FILTER (WHERE cum >= greatest(1, ceil(0.95 * tot))) AS b95,
-               min(ord) FILTER (WHERE cum >= greatest(1, ceil(0.99 * tot))) AS b99
-          FROM cum GROUP BY 1, 2, 3)
+  WITH s AS (
+    SELECT w.service, w.route, w.direction, sum(w.requests)::bigint AS n,
+           sum(w.err_4xx)::bigint AS e4, sum(w.err_5xx)::bigint AS e5,
+           sum(w.bytes)::bigint AS b, sum(w.dur_sum) AS ds, max(w.dur_max) AS dm,
+           opsdash.hist_percentiles(opsdash.hist_merge(w.hist), '{0.5,0.95,0.99}') AS p
+      FROM opsdash.rollup_window(p_from, p_to) w
+     GROUP BY 1, 2, 3)
   SELECT s.service, s.route, s.direction, s.n,
          s.n / greatest(extract(epoch FROM (least(p_to, now()) - p_from)), 1)::float8,
          s.ds / nullif(s.n, 0),
-         least(opsdash.latency_bucket_value(p.b50::integer - 1), s.dm),
-         least(opsdash.latency_bucket_value(p.b95::integer - 1), s.dm),
-         least(opsdash.latency_bucket_value(p.b99::integer - 1), s.dm),
+         least(s.p[1], s.dm), least(s.p[2], s.dm), least(s.p[3], s.dm),
          s.dm, s.e4, s.e5,
          100.0::float8 * (s.e4 + s.e5) / nullif(s.n, 0),
          s.b
-    FROM s LEFT JOIN p ON p.service = s.service AND p.route = s.route AND p.direction = s.direction
+    FROM s
 $$;
 
 CREATE VIEW opsdash.endpoint_stats AS

@@ -288,10 +288,9 @@ async fn sql_merge_and_percentile_agree_with_rust() -> anyhow::Result<()> {
                     .await?;
             assert_eq!(p, want.percentile(q), "round {round} q {q}");
         }
-        // hist_dense builds the same array the Rust side would.
+        // hist_build makes the same array the Rust side would.
         let dense: Vec<i32> = sqlx::query_scalar(
-            "SELECT opsdash.hist_dense(array_agg(opsdash.latency_bucket(x)), array_agg(1::bigint))
-               FROM unnest($1::float8[]) x",
+            "SELECT opsdash.hist_build(opsdash.latency_bucket(x), 1) FROM unnest($1::float8[]) x",
         )
         .bind(parts.concat())
         .fetch_one(&t.db.read)
@@ -330,6 +329,30 @@ async fn rollups_equal_direct_computation_and_rerun_is_idempotent() -> anyhow::R
     let in_window: Vec<&Req> = rows.iter().filter(|r| r.ts >= from && r.ts < to).collect();
     let stats = perf::endpoint_stats(&t.db.read, from, to).await?;
     assert_eq!(stats.len(), ENDPOINTS.len());
+    // The SQL function psql users call gives the same figures as the Rust merge.
+    let sql = perf::endpoint_stats_sql(&t.db.read, from, to).await?;
+    assert_eq!(sql.len(), stats.len());
+    for (a, b) in stats.iter().zip(&sql) {
+        assert_eq!(
+            (&a.key, a.requests, a.err_4xx, a.err_5xx, a.bytes),
+            (&b.key, b.requests, b.err_4xx, b.err_5xx, b.bytes)
+        );
+        assert_eq!(
+            (a.p50_ms, a.p95_ms, a.p99_ms, a.max_ms),
+            (b.p50_ms, b.p95_ms, b.p99_ms, b.max_ms)
+        );
+        let close = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+            (x, y) => x == y,
+        };
+        assert!(close(a.avg_ms, b.avg_ms) && close(a.error_pct, b.error_pct));
+        assert!(
+            (a.rps - b.rps).abs() <= 1e-6 * a.rps.max(1.0),
+            "{} vs {}",
+            a.rps,
+            b.rps
+        );
+    }
     for s in &stats {
         let samples: Vec<f64> = in_window
             .iter()

@@ -47,7 +47,103 @@ const STAT_COLUMNS: &str = "service, route, direction, requests, rps, avg_ms, p5
                             p99_ms, max_ms, err_4xx, err_5xx, error_pct, bytes";
 
 /// Every endpoint's statistics over `[from, to)` from the rollups (percentiles within 2%).
+///
+/// Reads the window's rollup rows (`opsdash.rollup_window`: days, hours, 5-minute blocks and
+/// edge minutes, ~20 rows per endpoint for an hour) and merges their histograms here: summing a
+/// few hundred short arrays is microseconds in Rust but tens of milliseconds as `unnest` rows in
+/// SQL. `opsdash.endpoint_stats(from, to)` computes the same figures in SQL for psql users
+/// (tests/perf.rs checks they agree).
 pub async fn endpoint_stats(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<EndpointStat>> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        f64,
+        Vec<i32>,
+    );
+    let (rows, now): (Vec<Row>, DateTime<Utc>) = {
+        let mut conn = pool.acquire().await?;
+        let rows = sqlx::query_as(
+            "SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist
+               FROM opsdash.rollup_window($1, $2)",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+        let now = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *conn)
+            .await?;
+        (rows, now)
+    };
+    let mut acc: std::collections::BTreeMap<EndpointKey, (EndpointStat, f64, Histogram)> =
+        std::collections::BTreeMap::new();
+    for (service, route, direction, n, e4, e5, bytes, dur_sum, dur_max, hist) in rows {
+        let key = EndpointKey {
+            service,
+            route,
+            direction,
+        };
+        let entry = acc.entry(key.clone()).or_insert_with(|| {
+            (
+                EndpointStat {
+                    key,
+                    requests: 0,
+                    rps: 0.0,
+                    avg_ms: None,
+                    p50_ms: None,
+                    p95_ms: None,
+                    p99_ms: None,
+                    max_ms: None,
+                    err_4xx: 0,
+                    err_5xx: 0,
+                    error_pct: None,
+                    bytes: 0,
+                },
+                0.0,
+                Histogram::new(),
+            )
+        });
+        let (s, sum, h) = entry;
+        s.requests += n;
+        s.err_4xx += e4;
+        s.err_5xx += e5;
+        s.bytes += bytes;
+        *sum += dur_sum;
+        s.max_ms = Some(s.max_ms.map_or(dur_max, |m| m.max(dur_max)));
+        h.merge(&Histogram::from_counts(&hist));
+    }
+    // Same rate denominator as the SQL function: the elapsed part of the window, at least 1 s.
+    let secs = ((to.min(now) - from).num_milliseconds() as f64 / 1000.0).max(1.0);
+    Ok(acc
+        .into_values()
+        .map(|(mut s, sum, h)| {
+            let max = s.max_ms.unwrap_or(f64::INFINITY);
+            s.rps = s.requests as f64 / secs;
+            if s.requests > 0 {
+                s.avg_ms = Some(sum / s.requests as f64);
+                s.error_pct = Some(100.0 * (s.err_4xx + s.err_5xx) as f64 / s.requests as f64);
+            }
+            s.p50_ms = h.percentile_clamped(0.50, max);
+            s.p95_ms = h.percentile_clamped(0.95, max);
+            s.p99_ms = h.percentile_clamped(0.99, max);
+            s
+        })
+        .collect())
+}
+
+/// The same figures computed by the SQL function `opsdash.endpoint_stats` (what psql and
+/// Grafana users see).
+pub async fn endpoint_stats_sql(
     pool: &PgPool,
     from: DateTime<Utc>,
     to: DateTime<Utc>,

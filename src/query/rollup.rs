@@ -112,8 +112,13 @@ pub async fn touched_minutes(
 }
 
 /// Serializes rollup writers: two runs rebuilding the same buckets would collide on the keys.
+/// Also gives the transaction room to aggregate an hour of raw rows in memory instead of
+/// spilling to disk.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdash.rollup'))")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("SET LOCAL work_mem = '64MB'")
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -137,7 +142,7 @@ pub async fn roll_minutes(
            INSERT INTO opsdash.rollup_1m
                   (bucket, service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist)
            SELECT bucket, service, route, direction, sum(n), sum(e4), sum(e5), sum(b), sum(ds), max(dm),
-                  opsdash.hist_dense(array_agg(lb), array_agg(n))
+                  opsdash.hist_build(lb, n)
              FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
                           service, method || ' ' || route AS route, direction,
                           opsdash.latency_bucket(duration_ms) AS lb,
@@ -181,7 +186,7 @@ pub async fn roll_minutes(
 }
 
 /// Rebuilds `tier` for buckets in `[lo, hi)` (aligned to the tier) from the next finer tier,
-/// summing histograms element-wise on the server.
+/// summing histograms element-wise on the server (`opsdash.hist_merge`).
 pub async fn roll_tier(
     tx: &mut Transaction<'_, Postgres>,
     tier: Tier,
@@ -198,22 +203,13 @@ pub async fn roll_tier(
     .await?;
     // Table names and steps are the constants above, never user input.
     sqlx::query(&format!(
-        "WITH src AS MATERIALIZED (
-            SELECT date_bin('{step}', bucket, timestamptz '1970-01-01 00:00:00+00') AS b, *
-              FROM {src} WHERE bucket >= $1 AND bucket < $2),
-         s AS (SELECT b, service, route, direction, sum(requests) AS requests, sum(err_4xx) AS e4,
-                      sum(err_5xx) AS e5, sum(bytes) AS bytes, sum(dur_sum) AS ds, max(dur_max) AS dm
-                 FROM src GROUP BY 1, 2, 3, 4),
-         h AS (SELECT b, service, route, direction, array_agg(c ORDER BY ord)::integer[] AS hist
-                 FROM (SELECT b, service, route, direction, u.ord, sum(u.c) AS c
-                         FROM src, unnest(src.hist) WITH ORDINALITY u(c, ord)
-                        GROUP BY 1, 2, 3, 4, 5) x
-                GROUP BY 1, 2, 3, 4)
-         INSERT INTO {dst}
+        "INSERT INTO {dst}
                 (bucket, service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist)
-         SELECT s.b, s.service, s.route, s.direction, s.requests, s.e4, s.e5, s.bytes, s.ds, s.dm,
-                coalesce(h.hist, '{{}}')
-           FROM s LEFT JOIN h USING (b, service, route, direction)"
+         SELECT date_bin('{step}', bucket, timestamptz '1970-01-01 00:00:00+00'), service, route, direction,
+                sum(requests), sum(err_4xx), sum(err_5xx), sum(bytes), sum(dur_sum), max(dur_max),
+                coalesce(opsdash.hist_merge(hist)::integer[], '{{}}')
+           FROM {src} WHERE bucket >= $1 AND bucket < $2
+          GROUP BY 1, 2, 3, 4"
     ))
     .bind(lo)
     .bind(hi)
