@@ -9,4 +9,5 @@ pub mod db;
 pub mod model;
 pub mod query;
 pub mod sanitize;
+pub mod tui;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+pub mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the dashboard when no subcommand is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +41,8 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,10 +73,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Tui(t)) => {
+            let t = tui::TuiArgs {
+                no_color: t.no_color || args.tui.no_color,
+            };
+            tui::run(cfg, &t)
         }
+        None => tui::run(cfg, &args.tui),
     }
 }

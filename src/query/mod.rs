@@ -1,5 +1,7 @@
-//! The SQL behind every view, one module per area. The TUI, the worker and the CLI call these
-//! functions; this module never depends on the TUI.
+//! The SQL behind every view, one module per area. The TUI and the worker call these functions;
+//! this module never depends on the TUI.
 
+pub mod kpi;
 pub mod perf;
 pub mod rollup;
+pub mod status;
