@@ -3,6 +3,7 @@
 //! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
 
 pub mod kpi;
+pub mod perf;
 
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
@@ -174,7 +175,10 @@ pub trait TabView: Send {
 
 /// The tabs that exist, in tab-bar order. Adding a tab = one line here.
 pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
-    let mut tabs: Vec<Box<dyn TabView>> = vec![Box::new(kpi::KpiTab::new(cfg))];
+    let mut tabs: Vec<Box<dyn TabView>> = vec![
+        Box::new(kpi::KpiTab::new(cfg)),
+        Box::new(perf::PerfTab::new(cfg)),
+    ];
     tabs.sort_by_key(|t| t.id());
     tabs
 }
