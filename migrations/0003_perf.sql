@@ -230,7 +230,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
       FROM opsdash.rollup_window(p_from, p_to) w
      GROUP BY 1, 2, 3)
   SELECT s.service, s.route, s.direction, s.n,
-         s.n / greatest(extract(epoch FROM (least(p_to, now()) - p_from)), 1)::float8,
+         -- per second of the span the rollups cover (whole minutes from p_from's minute) so far
+         s.n / greatest(extract(epoch FROM (least(p_to, now())
+                 - date_bin('1 minute', p_from, timestamptz '1970-01-01 00:00:00+00'))), 1)::float8,
          s.ds / nullif(s.n, 0),
          least(s.p[1], s.dm), least(s.p[2], s.dm), least(s.p[3], s.dm),
          s.dm, s.e4, s.e5,

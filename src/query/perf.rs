@@ -122,8 +122,9 @@ pub async fn endpoint_stats(
         s.max_ms = Some(s.max_ms.map_or(dur_max, |m| m.max(dur_max)));
         h.merge(&Histogram::from_counts(&hist));
     }
-    // Same rate denominator as the SQL function: the elapsed part of the window, at least 1 s.
-    let secs = ((to.min(now) - from).num_milliseconds() as f64 / 1000.0).max(1.0);
+    // Same rate denominator as the SQL function: the part of the covered span (whole minutes
+    // from `from`'s minute) that has elapsed, at least 1 s.
+    let secs = ((to.min(now) - minute_floor(from)).num_milliseconds() as f64 / 1000.0).max(1.0);
     Ok(acc
         .into_values()
         .map(|(mut s, sum, h)| {
@@ -166,7 +167,12 @@ pub async fn endpoint_stats_exact_last_hour(pool: &PgPool) -> sqlx::Result<Vec<E
     .await
 }
 
-/// One endpoint recomputed exactly from raw rows over `[from, to)` (the tab's `x`).
+fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    bin(t, Duration::minutes(1))
+}
+
+/// One endpoint recomputed exactly from raw rows over `[from, to)` with `from` widened to its
+/// minute like the rollups (the tab's `x`).
 pub async fn endpoint_exact(
     pool: &PgPool,
     key: &EndpointKey,
@@ -196,7 +202,7 @@ pub async fn endpoint_exact(
     .bind(method)
     .bind(path)
     .bind(&key.direction)
-    .bind(from)
+    .bind(minute_floor(from))
     .bind(to)
     .fetch_optional(pool)
     .await
