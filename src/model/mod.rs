@@ -1,7 +1,9 @@
 //! Domain types shared by ingest, queries, the worker and the TUI.
 
+pub mod histogram;
 mod level;
 mod time_range;
 
+pub use histogram::Histogram;
 pub use level::{Level, Severity};
 pub use time_range::TimeRange;

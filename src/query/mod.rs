@@ -6,5 +6,7 @@ pub mod alerts;
 pub mod health;
 pub mod ingest;
 pub mod kpi;
+pub mod perf;
 pub mod retention;
+pub mod rollup;
 pub mod status;

@@ -7,6 +7,7 @@
 
 pub mod health;
 pub mod retention;
+pub mod rollup;
 
 use std::future::Future;
 use std::pin::Pin;

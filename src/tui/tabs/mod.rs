@@ -5,6 +5,7 @@
 pub mod health;
 pub mod alerts;
 pub mod kpi;
+pub mod perf;
 
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
@@ -186,6 +187,7 @@ pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
         Box::new(kpi::KpiTab::new(cfg)),
         Box::new(health::HealthTab::new()),
         Box::new(alerts::AlertsTab::new(cfg)),
+        Box::new(perf::PerfTab::new(cfg)),
     ];
     tabs.sort_by_key(|t| t.id());
     tabs

@@ -1,0 +1,576 @@
+//! Queries of the Performance tab (and of `opsdash perf`-style readers): endpoint statistics from
+//! the rollups, the exact recomputation from raw rows, error heatmap, latency series, slow
+//! requests and slow queries. The SQL functions they call live in migrations/0003_perf.sql so
+//! psql and Grafana users get the same answers.
+//!
+//! Endpoints are keyed by service, route and direction; `route` is "METHOD /path" as the rollup
+//! job stores it.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+
+use crate::model::Histogram;
+
+/// One endpoint: what the rollups group by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::FromRow)]
+pub struct EndpointKey {
+    pub service: String,
+    pub route: String,
+    pub direction: String,
+}
+
+impl EndpointKey {
+    /// "METHOD /path" split back into method and path (no method: the whole string is the path).
+    pub fn method_and_path(&self) -> (&str, &str) {
+        self.route.split_once(' ').unwrap_or(("", &self.route))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EndpointStat {
+    #[sqlx(flatten)]
+    pub key: EndpointKey,
+    pub requests: i64,
+    pub rps: f64,
+    pub avg_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub err_4xx: i64,
+    pub err_5xx: i64,
+    pub error_pct: Option<f64>,
+    pub bytes: i64,
+}
+
+const STAT_COLUMNS: &str = "service, route, direction, requests, rps, avg_ms, p50_ms, p95_ms, \
+                            p99_ms, max_ms, err_4xx, err_5xx, error_pct, bytes";
+
+/// Every endpoint's statistics over `[from, to)` from the rollups (percentiles within 2%).
+///
+/// Reads the window's rollup rows (`opsdash.rollup_window`: days, hours, 5-minute blocks and
+/// edge minutes, ~20 rows per endpoint for an hour) and merges their histograms here: summing a
+/// few hundred short arrays is microseconds in Rust but tens of milliseconds as `unnest` rows in
+/// SQL. `opsdash.endpoint_stats(from, to)` computes the same figures in SQL for psql users
+/// (tests/perf.rs checks they agree).
+pub async fn endpoint_stats(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<EndpointStat>> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        f64,
+        Vec<i32>,
+    );
+    let (rows, now): (Vec<Row>, DateTime<Utc>) = {
+        let mut conn = pool.acquire().await?;
+        let rows = sqlx::query_as(
+            "SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist
+               FROM opsdash.rollup_window($1, $2)",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+        let now = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *conn)
+            .await?;
+        (rows, now)
+    };
+    let mut acc: std::collections::BTreeMap<EndpointKey, (EndpointStat, f64, Histogram)> =
+        std::collections::BTreeMap::new();
+    for (service, route, direction, n, e4, e5, bytes, dur_sum, dur_max, hist) in rows {
+        let key = EndpointKey {
+            service,
+            route,
+            direction,
+        };
+        let entry = acc.entry(key.clone()).or_insert_with(|| {
+            (
+                EndpointStat {
+                    key,
+                    requests: 0,
+                    rps: 0.0,
+                    avg_ms: None,
+                    p50_ms: None,
+                    p95_ms: None,
+                    p99_ms: None,
+                    max_ms: None,
+                    err_4xx: 0,
+                    err_5xx: 0,
+                    error_pct: None,
+                    bytes: 0,
+                },
+                0.0,
+                Histogram::new(),
+            )
+        });
+        let (s, sum, h) = entry;
+        s.requests += n;
+        s.err_4xx += e4;
+        s.err_5xx += e5;
+        s.bytes += bytes;
+        *sum += dur_sum;
+        s.max_ms = Some(s.max_ms.map_or(dur_max, |m| m.max(dur_max)));
+        h.merge(&Histogram::from_counts(&hist));
+    }
+    // Same rate denominator as the SQL function: the part of the covered span (whole minutes
+    // from `from`'s minute) that has elapsed, at least 1 s.
+    let secs = ((to.min(now) - minute_floor(from)).num_milliseconds() as f64 / 1000.0).max(1.0);
+    Ok(acc
+        .into_values()
+        .map(|(mut s, sum, h)| {
+            let max = s.max_ms.unwrap_or(f64::INFINITY);
+            s.rps = s.requests as f64 / secs;
+            if s.requests > 0 {
+                s.avg_ms = Some(sum / s.requests as f64);
+                s.error_pct = Some(100.0 * (s.err_4xx + s.err_5xx) as f64 / s.requests as f64);
+            }
+            s.p50_ms = h.percentile_clamped(0.50, max);
+            s.p95_ms = h.percentile_clamped(0.95, max);
+            s.p99_ms = h.percentile_clamped(0.99, max);
+            s
+        })
+        .collect())
+}
+
+/// The same figures computed by the SQL function `opsdash.endpoint_stats` (what psql and
+/// Grafana users see).
+pub async fn endpoint_stats_sql(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<EndpointStat>> {
+    sqlx::query_as(&format!(
+        "SELECT {STAT_COLUMNS} FROM opsdash.endpoint_stats($1, $2) ORDER BY service, route, direction"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// The original design's figures for the last hour: `percentile_cont` over raw rows.
+pub async fn endpoint_stats_exact_last_hour(pool: &PgPool) -> sqlx::Result<Vec<EndpointStat>> {
+    sqlx::query_as(&format!(
+        "SELECT {STAT_COLUMNS} FROM opsdash.endpoint_stats_exact ORDER BY service, route, direction"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    bin(t, Duration::minutes(1))
+}
+
+/// One endpoint recomputed exactly from raw rows over `[from, to)` with `from` widened to its
+/// minute like the rollups (the tab's `x`).
+pub async fn endpoint_exact(
+    pool: &PgPool,
+    key: &EndpointKey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Option<EndpointStat>> {
+    let (method, path) = key.method_and_path();
+    sqlx::query_as(
+        "SELECT $1::text AS service, $2::text || ' ' || $3::text AS route, $4::text AS direction,
+                count(*) AS requests,
+                count(*) / greatest(extract(epoch FROM least($6, now()) - $5), 1)::float8 AS rps,
+                avg(duration_ms) AS avg_ms,
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99_ms,
+                max(duration_ms) AS max_ms,
+                count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS err_4xx,
+                count(*) FILTER (WHERE status >= 500) AS err_5xx,
+                100.0::float8 * count(*) FILTER (WHERE status >= 400) / nullif(count(*), 0) AS error_pct,
+                coalesce(sum(bytes), 0)::bigint AS bytes
+           FROM opsdash.request_log
+          WHERE service = $1 AND method = $2 AND route = $3 AND direction = $4
+            AND ts >= $5 AND ts < $6
+         HAVING count(*) > 0",
+    )
+    .bind(&key.service)
+    .bind(method)
+    .bind(path)
+    .bind(&key.direction)
+    .bind(minute_floor(from))
+    .bind(to)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Regression status of an endpoint: last hour's p95 against the 23 hours before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegressionStatus {
+    Ok,
+    Warning,
+    Alert,
+}
+
+impl RegressionStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            RegressionStatus::Ok => "OK",
+            RegressionStatus::Warning => "WARNING",
+            RegressionStatus::Alert => "ALERT",
+        }
+    }
+
+    fn parse(s: &str) -> RegressionStatus {
+        match s {
+            "ALERT" => RegressionStatus::Alert,
+            "WARNING" => RegressionStatus::Warning,
+            _ => RegressionStatus::Ok,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regression {
+    pub key: EndpointKey,
+    pub p95_ms: Option<f64>,
+    pub baseline_p95_ms: Option<f64>,
+    pub change_pct: Option<f64>,
+    pub status: RegressionStatus,
+}
+
+pub async fn regressions(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<Regression>> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT service, route, direction, p95_ms, baseline_p95_ms, change_pct, status
+           FROM opsdash.latency_regression($1) ORDER BY service, route, direction",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(service, route, direction, p95, base, change, status)| Regression {
+                key: EndpointKey {
+                    service,
+                    route,
+                    direction,
+                },
+                p95_ms: p95,
+                baseline_p95_ms: base,
+                change_pct: change,
+                status: RegressionStatus::parse(&status),
+            },
+        )
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct HeatCell {
+    pub bucket: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub key: EndpointKey,
+    pub requests: i64,
+    pub errors: i64,
+}
+
+/// Errors per `step` x endpoint over `[from, to)`.
+pub async fn error_heatmap(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> sqlx::Result<Vec<HeatCell>> {
+    sqlx::query_as(
+        "SELECT bucket, service, route, direction, requests, errors
+           FROM opsdash.error_heatmap($1, $2, make_interval(secs => $3))
+          ORDER BY service, route, direction, bucket",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(step.num_seconds() as f64)
+    .fetch_all(pool)
+    .await
+}
+
+/// The rollup table whose buckets divide `step` (the coarsest one), so a series reads as few
+/// rows as possible.
+pub fn tier_for_step(step: Duration) -> &'static str {
+    let s = step.num_seconds();
+    if s >= 86_400 && s % 86_400 == 0 {
+        "opsdash.rollup_1d"
+    } else if s >= 3600 && s % 3600 == 0 {
+        "opsdash.rollup_1h"
+    } else if s >= 300 && s % 300 == 0 {
+        "opsdash.rollup_5m"
+    } else {
+        "opsdash.rollup_1m"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyPoint {
+    pub bucket: DateTime<Utc>,
+    pub requests: i64,
+    pub errors: i64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+fn bin(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    let s = step.num_seconds().max(1);
+    DateTime::from_timestamp(t.timestamp().div_euclid(s) * s, 0).unwrap_or(t)
+}
+
+/// p50/p95/p99 per `step` of one endpoint over `[from, to)`; histograms merged here, from the
+/// coarsest tier dividing the step (at most a few hundred rows).
+pub async fn latency_series(
+    pool: &PgPool,
+    key: &EndpointKey,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> sqlx::Result<Vec<LatencyPoint>> {
+    type Row = (DateTime<Utc>, i64, i64, f64, Vec<i32>);
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT bucket, requests, err_4xx + err_5xx, dur_max, hist FROM {}
+          WHERE service = $1 AND route = $2 AND direction = $3 AND bucket >= $4 AND bucket < $5
+          ORDER BY bucket",
+        tier_for_step(step)
+    ))
+    .bind(&key.service)
+    .bind(&key.route)
+    .bind(&key.direction)
+    .bind(bin(from, step))
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<(LatencyPoint, Histogram, f64)> = Vec::new();
+    for (bucket, requests, errors, max, hist) in rows {
+        let b = bin(bucket, step);
+        let h = Histogram::from_counts(&hist);
+        match out.last_mut() {
+            Some((p, acc, m)) if p.bucket == b => {
+                p.requests += requests;
+                p.errors += errors;
+                acc.merge(&h);
+                *m = m.max(max);
+            }
+            _ => out.push((
+                LatencyPoint {
+                    bucket: b,
+                    requests,
+                    errors,
+                    p50_ms: None,
+                    p95_ms: None,
+                    p99_ms: None,
+                },
+                h,
+                max,
+            )),
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(mut p, h, max)| {
+            p.p50_ms = h.percentile_clamped(0.50, max);
+            p.p95_ms = h.percentile_clamped(0.95, max);
+            p.p99_ms = h.percentile_clamped(0.99, max);
+            p
+        })
+        .collect())
+}
+
+/// Requests per `step` for every endpoint (the table's sparklines), oldest first.
+pub async fn request_series(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> sqlx::Result<Vec<(EndpointKey, DateTime<Utc>, i64)>> {
+    type Row = (String, String, String, DateTime<Utc>, i64);
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT service, route, direction,
+                date_bin(make_interval(secs => $3), bucket, timestamptz '1970-01-01 00:00:00+00') AS b,
+                sum(requests)::bigint
+           FROM {} WHERE bucket >= $1 AND bucket < $2
+          GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        tier_for_step(step)
+    ))
+    .bind(bin(from, step))
+    .bind(to)
+    .bind(step.num_seconds() as f64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(service, route, direction, b, n)| {
+            (
+                EndpointKey {
+                    service,
+                    route,
+                    direction,
+                },
+                b,
+                n,
+            )
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SlowRequest {
+    pub ts: DateTime<Utc>,
+    pub service: String,
+    pub route: String,
+    pub direction: String,
+    pub status: i16,
+    pub duration_ms: f64,
+    pub trace_id: Option<String>,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Requests at or over `threshold_ms` in `[from, to)`, slowest first; only `endpoint`'s when given.
+pub async fn slow_requests(
+    pool: &PgPool,
+    threshold_ms: f64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+    endpoint: Option<&EndpointKey>,
+) -> sqlx::Result<Vec<SlowRequest>> {
+    let (service, method, path, direction) = match endpoint {
+        Some(k) => {
+            let (m, p) = k.method_and_path();
+            (
+                Some(k.service.as_str()),
+                Some(m),
+                Some(p),
+                Some(k.direction.as_str()),
+            )
+        }
+        None => (None, None, None, None),
+    };
+    sqlx::query_as(
+        "SELECT ts, service, method || ' ' || route AS route, direction, status, duration_ms,
+                trace_id, request_id, user_id
+           FROM opsdash.request_log
+          WHERE duration_ms >= $1 AND ts >= $2 AND ts < $3
+            AND ($5::text IS NULL OR (service = $5 AND method = $6 AND route = $7 AND direction = $8))
+          ORDER BY duration_ms DESC
+          LIMIT $4",
+    )
+    .bind(threshold_ms)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .bind(service)
+    .bind(method)
+    .bind(path)
+    .bind(direction)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SlowQuery {
+    pub service: String,
+    pub fingerprint: String,
+    pub sample: Option<String>,
+    pub calls: i64,
+    pub avg_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub total_ms: Option<f64>,
+    pub rows_per_s: Option<f64>,
+}
+
+/// Queries at or over `threshold_ms` in `[from, to)`, grouped by fingerprint, costliest first.
+pub async fn slow_queries(
+    pool: &PgPool,
+    threshold_ms: f64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<SlowQuery>> {
+    sqlx::query_as(
+        "SELECT service, fingerprint, sample, calls, avg_ms, max_ms, total_ms, rows_per_s
+           FROM opsdash.slow_queries($1, $2, $3)
+          ORDER BY total_ms DESC NULLS LAST LIMIT $4",
+    )
+    .bind(threshold_ms)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_splits_into_method_and_path() {
+        let k = EndpointKey {
+            service: "api".into(),
+            route: "GET /users/{id}".into(),
+            direction: "inbound".into(),
+        };
+        assert_eq!(k.method_and_path(), ("GET", "/users/{id}"));
+    }
+
+    #[test]
+    fn tiers_divide_the_step() {
+        assert_eq!(tier_for_step(Duration::minutes(1)), "opsdash.rollup_1m");
+        assert_eq!(tier_for_step(Duration::minutes(30)), "opsdash.rollup_5m");
+        assert_eq!(tier_for_step(Duration::hours(3)), "opsdash.rollup_1h");
+        assert_eq!(tier_for_step(Duration::hours(12)), "opsdash.rollup_1h");
+        assert_eq!(tier_for_step(Duration::days(1)), "opsdash.rollup_1d");
+        assert_eq!(tier_for_step(Duration::seconds(90)), "opsdash.rollup_1m");
+    }
+}
+
+/// One log line or request of a trace (the drill-down's last level).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TraceLine {
+    pub ts: DateTime<Utc>,
+    /// "log" or "request".
+    pub kind: String,
+    pub service: String,
+    /// Log level name, or the request's status.
+    pub what: String,
+    pub text: String,
+}
+
+/// Everything recorded under one trace id, oldest first: log lines and requests.
+pub async fn trace(pool: &PgPool, trace_id: &str, limit: i64) -> sqlx::Result<Vec<TraceLine>> {
+    sqlx::query_as(
+        "SELECT * FROM (
+            SELECT ts, 'log' AS kind, service, opsdash.level_name(level) AS what, message AS text
+              FROM opsdash.log_event WHERE trace_id = $1
+            UNION ALL
+            SELECT ts, 'request', service, status::text,
+                   method || ' ' || route || ' ' || round(duration_ms::numeric, 1) || ' ms'
+              FROM opsdash.request_log WHERE trace_id = $1
+         ) t ORDER BY ts LIMIT $2",
+    )
+    .bind(trace_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

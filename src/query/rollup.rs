@@ -1,0 +1,219 @@
+//! SQL of the rollup job: raw request/query rows -> per-minute rollups -> 5-minute, hourly and
+//! daily rollups. Every step deletes and rebuilds whole buckets, so running it twice over the
+//! same range gives the same rows (idempotent), and a range can be re-rolled when late rows land.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres, Transaction};
+
+/// A coarser rollup tier built from the next finer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    FiveMinutes,
+    Hour,
+    Day,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::FiveMinutes, Tier::Hour, Tier::Day];
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            Tier::FiveMinutes => 300,
+            Tier::Hour => 3600,
+            Tier::Day => 86_400,
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Tier::FiveMinutes => "opsdash.rollup_5m",
+            Tier::Hour => "opsdash.rollup_1h",
+            Tier::Day => "opsdash.rollup_1d",
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Tier::FiveMinutes => "opsdash.rollup_1m",
+            Tier::Hour => "opsdash.rollup_5m",
+            Tier::Day => "opsdash.rollup_1h",
+        }
+    }
+
+    fn step(self) -> &'static str {
+        match self {
+            Tier::FiveMinutes => "5 minutes",
+            Tier::Hour => "1 hour",
+            Tier::Day => "1 day",
+        }
+    }
+}
+
+/// Oldest transaction still running: every row written by a transaction below it is visible.
+pub async fn snapshot_xmin(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        .fetch_one(conn)
+        .await
+}
+
+/// The xmin recorded by the last completed run of `job` (0 before the first).
+pub async fn tx_done(conn: &mut PgConnection, job: &str) -> sqlx::Result<i64> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT tx_done::text::bigint FROM opsdash.rollup_state WHERE job = $1")
+            .bind(job)
+            .fetch_optional(conn)
+            .await?;
+    Ok(v.unwrap_or(0))
+}
+
+pub async fn save_tx_done(
+    conn: &mut PgConnection,
+    job: &str,
+    tx_done: i64,
+    rows: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO opsdash.rollup_state (job, tx_done, rows_seen, updated_at)
+         VALUES ($1, $2::text::xid8, $3, now())
+         ON CONFLICT (job) DO UPDATE
+            SET tx_done = EXCLUDED.tx_done, rows_seen = opsdash.rollup_state.rows_seen + EXCLUDED.rows_seen,
+                updated_at = now()",
+    )
+    .bind(job)
+    .bind(tx_done.to_string())
+    .bind(rows)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Minutes holding request or query rows written by transactions in `[from_tx, to_tx)`, with
+/// how many such rows each has.
+pub async fn touched_minutes(
+    conn: &mut PgConnection,
+    from_tx: i64,
+    to_tx: i64,
+) -> sqlx::Result<Vec<(DateTime<Utc>, i64)>> {
+    sqlx::query_as(
+        "SELECT m, sum(n)::bigint FROM (
+            SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS m, count(*) AS n
+              FROM opsdash.request_log
+             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+            UNION ALL
+            SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), count(*)
+              FROM opsdash.query_log
+             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+         ) t GROUP BY m ORDER BY m",
+    )
+    .bind(from_tx.to_string())
+    .bind(to_tx.to_string())
+    .fetch_all(conn)
+    .await
+}
+
+/// Serializes rollup writers: two runs rebuilding the same buckets would collide on the keys.
+/// Also gives the transaction room to aggregate an hour of raw rows in memory instead of
+/// spilling to disk.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('opsdash.rollup'))")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("SET LOCAL work_mem = '64MB'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Rebuilds `rollup_1m` and `rollup_query_1m` for minutes in `[lo, hi)` from raw rows, grouping
+/// on the server. Returns the number of raw request rows rolled.
+pub async fn roll_minutes(
+    tx: &mut Transaction<'_, Postgres>,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query("DELETE FROM opsdash.rollup_1m WHERE bucket >= $1 AND bucket < $2")
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
+    // Inner GROUP BY counts per latency bucket; the outer one folds those into one dense array.
+    let rows: Option<i64> = sqlx::query_scalar(
+        "WITH ins AS (
+           INSERT INTO opsdash.rollup_1m
+                  (bucket, service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist)
+           SELECT bucket, service, route, direction, sum(n), sum(e4), sum(e5), sum(b), sum(ds), max(dm),
+                  opsdash.hist_build(lb, n)
+             FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+                          service, method || ' ' || route AS route, direction,
+                          opsdash.latency_bucket(duration_ms) AS lb,
+                          count(*) AS n,
+                          count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS e4,
+                          count(*) FILTER (WHERE status >= 500) AS e5,
+                          coalesce(sum(bytes), 0) AS b,
+                          sum(duration_ms) AS ds,
+                          max(duration_ms) AS dm
+                     FROM opsdash.request_log
+                    WHERE ts >= $1 AND ts < $2
+                    GROUP BY 1, 2, 3, 4, 5) g
+            GROUP BY 1, 2, 3, 4
+           RETURNING requests)
+         SELECT sum(requests)::bigint FROM ins",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch_one(&mut **tx)
+    .await?;
+
+    sqlx::query("DELETE FROM opsdash.rollup_query_1m WHERE bucket >= $1 AND bucket < $2")
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.rollup_query_1m
+                (bucket, service, fingerprint, sample, calls, dur_sum, dur_max, rows_sum)
+         SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), service, fingerprint,
+                min(query), count(*), sum(duration_ms), max(duration_ms), coalesce(sum(rows), 0)
+           FROM opsdash.query_log
+          WHERE ts >= $1 AND ts < $2
+          GROUP BY 1, 2, 3",
+    )
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(rows.unwrap_or(0))
+}
+
+/// Rebuilds `tier` for buckets in `[lo, hi)` (aligned to the tier) from the next finer tier,
+/// summing histograms element-wise on the server (`opsdash.hist_merge`).
+pub async fn roll_tier(
+    tx: &mut Transaction<'_, Postgres>,
+    tier: Tier,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let (dst, src, step) = (tier.table(), tier.source(), tier.step());
+    sqlx::query(&format!(
+        "DELETE FROM {dst} WHERE bucket >= $1 AND bucket < $2"
+    ))
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut **tx)
+    .await?;
+    // Table names and steps are the constants above, never user input.
+    sqlx::query(&format!(
+        "INSERT INTO {dst}
+                (bucket, service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist)
+         SELECT date_bin('{step}', bucket, timestamptz '1970-01-01 00:00:00+00'), service, route, direction,
+                sum(requests), sum(err_4xx), sum(err_5xx), sum(bytes), sum(dur_sum), max(dur_max),
+                coalesce(opsdash.hist_merge(hist)::integer[], '{{}}')
+           FROM {src} WHERE bucket >= $1 AND bucket < $2
+          GROUP BY 1, 2, 3, 4"
+    ))
+    .bind(lo)
+    .bind(hi)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

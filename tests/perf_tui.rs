@@ -1,0 +1,189 @@
+//! Render tests of the Performance tab on ratatui's TestBackend with real data: raw rows in a
+//! throwaway PostgreSQL, the real rollup job, the tab's real queries through `tui::settle`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use opsdash::config::Config;
+use opsdash::db::testkit::TestDb;
+use opsdash::tui::app::{update, App, AppOptions, Effect};
+use opsdash::tui::event::Event;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+
+async fn seed(tdb: &TestDb) -> anyhow::Result<()> {
+    let pool = &tdb.db.write;
+    for sql in [
+        // /checkout: every 8th request a 503, every 50th takes 1.2-2 s; /cart: fast and healthy.
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms, trace_id)
+         SELECT now() - make_interval(secs => i), 'shop', 'POST', '/checkout',
+                CASE WHEN i % 8 = 0 THEN 503 ELSE 200 END,
+                CASE WHEN i % 50 = 0 THEN 1200 + i % 800 ELSE 40 + i % 20 END,
+                'trace-' || i
+           FROM generate_series(1, 1800) i",
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms)
+         SELECT now() - make_interval(secs => i), 'shop', 'GET', '/cart', 200, 5 + i % 5
+           FROM generate_series(1, 1800) i",
+        // The slowest request of all, and what its trace logged.
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms, trace_id)
+         VALUES (now() - interval '10 minutes', 'shop', 'POST', '/checkout', 504, 9000, 'trace-slowest')",
+        "INSERT INTO opsdash.log_event (ts, level, service, message, trace_id)
+         VALUES (now() - interval '10 minutes', 4, 'payments', 'gateway timeout after 9 s', 'trace-slowest')",
+        // A hostile route must reach the screen defanged.
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms)
+         VALUES (now() - interval '2 minutes', 'evil', 'GET', E'/x\\u001b[2J\\u202e', 500, 3)",
+        "INSERT INTO opsdash.query_log (ts, service, query, fingerprint, duration_ms, rows)
+         SELECT now() - make_interval(mins => i), 'shop', 'SELECT * FROM orders WHERE id = $1',
+                'fp-orders', 750, 1
+           FROM generate_series(1, 9) i",
+    ] {
+        sqlx::query(sql).execute(pool).await?;
+    }
+    // Wait until every transaction above is below the snapshot xmin the rollup job trusts.
+    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(pool)
+        .await?;
+    for _ in 0..600 {
+        let xmin: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(pool)
+                .await?;
+        if xmin > mine {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    opsdash::worker::rollup::run_once(&tdb.db, Utc::now()).await?;
+    Ok(())
+}
+
+fn buffer_text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| opsdash::tui::draw::draw(app, f)).unwrap();
+    buffer_text(term.backend().buffer())
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    update(
+        app,
+        Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))),
+    )
+}
+
+async fn press(app: &mut App, code: KeyCode) {
+    let fx = key(app, code);
+    opsdash::tui::settle(app, fx).await;
+}
+
+async fn perf_app(no_color: bool) -> anyhow::Result<(TestDb, App)> {
+    let tdb = TestDb::new().await?;
+    seed(&tdb).await?;
+    let mut app = App::new(
+        tdb.db.clone(),
+        Arc::new(Config::default()),
+        AppOptions {
+            no_color,
+            instance: "perf-test:1:abcd".into(),
+            config_dir: None,
+        },
+    );
+    let fx = app.start();
+    opsdash::tui::settle(&mut app, fx).await;
+    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
+    opsdash::tui::settle(&mut app, fx).await;
+    press(&mut app, KeyCode::Char('4')).await;
+    Ok((tdb, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_table_chart_and_heatmap_at_80x24() -> anyhow::Result<()> {
+    let (_tdb, app) = perf_app(false).await?;
+    let text = render(&app, 80, 24);
+    eprintln!("{text}");
+    assert!(text.contains("Performance"), "{text}");
+    assert!(text.contains("Endpoints 1h"), "{text}");
+    // Sorted by p99, slowest first: /checkout (its slow tail) above /cart.
+    let checkout = text.find("shop POST /checkout").expect("checkout row");
+    let cart = text.find("shop GET /cart").expect("cart row");
+    assert!(checkout < cart, "{text}");
+    // /checkout: 1 in 8 fails (12.5%), plus the 504: the error column says so.
+    assert!(text.contains("12."), "{text}");
+    // p99 of /checkout lies in its 1.2-2 s tail.
+    let row = text
+        .lines()
+        .find(|l| l.contains("shop POST /checkout"))
+        .unwrap_or("");
+    assert!(
+        row.contains('s') && row.contains("1."),
+        "p99 in seconds: {row}"
+    );
+    // Heatmap: the /checkout row shades at >=5% errors, /cart shows requests without errors.
+    assert!(text.contains('▓') || text.contains('█'), "{text}");
+    assert!(text.contains('·'), "{text}");
+    assert!(text.contains("Latency shop POST /checkout"), "{text}");
+    assert!(text.contains("p95"), "{text}");
+    // The hostile route is defanged.
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
+    let (_tdb, mut app) = perf_app(true).await?;
+
+    // x: the selected row (/checkout) recomputed exactly from raw rows, marked with '='.
+    press(&mut app, KeyCode::Char('x')).await;
+    let text = render(&app, 80, 24);
+    assert!(text.contains("=shop POST /checkout"), "{text}");
+    press(&mut app, KeyCode::Char('x')).await;
+    assert!(!render(&app, 80, 24).contains("=shop"));
+
+    // Enter: the endpoint's slowest requests, the 9 s one first.
+    press(&mut app, KeyCode::Enter).await;
+    let text = render(&app, 80, 24);
+    eprintln!("{text}");
+    assert!(text.contains("slowest requests"), "{text}");
+    let first = text.find("9.00s").expect("the 9 s request");
+    let second = text.find("trace-").expect("trace ids");
+    assert!(first < second || text.contains("trace-slowest"), "{text}");
+
+    // Enter again: its trace, with the log line written under it.
+    press(&mut app, KeyCode::Enter).await;
+    let text = render(&app, 80, 24);
+    eprintln!("{text}");
+    assert!(text.contains("trace trace-slowest"), "{text}");
+    assert!(text.contains("gateway timeout after 9 s"), "{text}");
+    assert!(text.contains("POST /checkout 9000"), "{text}");
+
+    // Esc twice: back to the table.
+    press(&mut app, KeyCode::Esc).await;
+    press(&mut app, KeyCode::Esc).await;
+    assert!(render(&app, 80, 24).contains("Endpoints 1h"));
+
+    // v: slow requests and slow queries.
+    press(&mut app, KeyCode::Char('v')).await;
+    let text = render(&app, 80, 24);
+    eprintln!("{text}");
+    assert!(text.contains("Slow requests"), "{text}");
+    assert!(text.contains("9.00s"), "{text}");
+    assert!(text.contains("Slow queries"), "{text}");
+    assert!(text.contains("SELECT * FROM orders"), "{text}");
+    Ok(())
+}
