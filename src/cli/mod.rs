@@ -2,6 +2,7 @@
 
 mod db;
 mod demo;
+mod ingest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,13 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
+    ///
+    /// Secrets are redacted before anything is stored, identical events within the dedup
+    /// window become one row with a repeat count, errors are grouped by fingerprint, and rows
+    /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
+    /// and skipped; the run ends with one summary line on stderr.
+    Ingest(ingest::IngestArgs),
     /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
     Demo(demo::DemoArgs),
 }
@@ -70,6 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Ingest(a)) => ingest::run(&cfg, a),
         Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
         None => {
             use clap::CommandFactory;

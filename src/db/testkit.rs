@@ -36,13 +36,7 @@ impl Server {
     /// A libpq/sqlx URL for `database` on this server (for tests that run the binary).
     fn url(&self, database: &str) -> String {
         match self {
-            // The socket directory goes in the host, percent-encoded: sqlx rejects the empty
-            // host of `postgresql://user@/db?host=DIR`, while both sqlx and libpq accept this.
-            Server::Cluster(c) => format!(
-                "postgresql://{}@{}:5432/{database}",
-                crate::db::embedded::SUPERUSER,
-                c.socket_dir().display().to_string().replace('/', "%2F")
-            ),
+            Server::Cluster(c) => c.url_for(database),
             Server::External { url, .. } => with_database(url, database),
         }
     }
