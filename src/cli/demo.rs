@@ -16,7 +16,8 @@ pub struct DemoArgs {
     /// Run without the dashboard (for scripts and tests); stop after --duration or Ctrl-C.
     #[arg(long)]
     pub headless: bool,
-    /// Stop after this long (e.g. 30s, 5m); default: run until Ctrl-C.
+    /// Live traffic for this long once the backfill is done (e.g. 30s, 5m), then stop;
+    /// default: run until Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Live requests per second.
@@ -57,7 +58,13 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
     println!("demo: writing to {}", db.target);
     let started = Instant::now();
     let mut handle = demo::start(db, opts);
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    // --duration counts live traffic: the backfill always completes (or is interrupted).
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let start_clock = |deadline: &mut Option<tokio::time::Instant>| {
+        if deadline.is_none() {
+            *deadline = duration.map(|d| tokio::time::Instant::now() + d);
+        }
+    };
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
     progress.tick().await;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -73,14 +80,23 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
             _ = tokio::signal::ctrl_c() => break "interrupted",
             _ = sigterm.recv() => break "terminated",
             ev = handle.events.recv() => match ev {
-                Ok(ev) => print_event(&ev),
+                Ok(ev) => {
+                    if matches!(ev, DemoEvent::LiveStarted { .. }) {
+                        start_clock(&mut deadline);
+                    }
+                    print_event(&ev);
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     println!("demo: {n} events not shown");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break "stopped",
             },
             _ = progress.tick() => {
-                println!("demo: {}", progress_line(&handle.stats()));
+                let stats = handle.stats();
+                if stats.phase == Phase::Live {
+                    start_clock(&mut deadline);
+                }
+                println!("demo: {}", progress_line(&stats));
                 if handle.is_finished() {
                     break "stopped";
                 }
