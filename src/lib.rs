@@ -11,4 +11,5 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod sanitize;
+pub mod tui;
 pub mod worker;

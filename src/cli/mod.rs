@@ -3,6 +3,7 @@
 mod db;
 mod demo;
 mod ingest;
+pub mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the dashboard when no subcommand is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +52,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
     Demo(demo::DemoArgs),
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -80,10 +86,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Db { action }) => db::run(&cfg, action),
         Some(Command::Ingest(a)) => ingest::run(&cfg, a),
         Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Tui(t)) => {
+            let t = tui::TuiArgs {
+                no_color: t.no_color || args.tui.no_color,
+            };
+            tui::run(cfg, &t)
         }
+        None => tui::run(cfg, &args.tui),
     }
 }

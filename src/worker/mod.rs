@@ -5,6 +5,8 @@
 //! A job is a name, an interval and an async function of a `JobContext`. Jobs live in their own
 //! modules (alerts, notify, rollup, retention, health checks) and are listed by `jobs::all`.
 
+pub mod health;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,0 +1,331 @@
+//! TUI figures on demo-sized data (release build): first full paint, idle CPU, resident memory,
+//! bytes written to the terminal per second (idle and while data changes), each beside a
+//! baseline measured in the same run.
+//!
+//!   cargo bench --bench tui                   # 1,000,000 request rows
+//!   TUI_BENCH_ROWS=100000 cargo bench --bench tui
+//!   TUI_BENCH_SECS=10 (measurement window for CPU and bytes, default 10)
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opsdash::config::Config;
+use opsdash::db::testkit::TestCluster;
+use opsdash::tui::app::{update, App, AppOptions, Effect};
+use opsdash::tui::event::Event;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn generate(db: &opsdash::db::Db, rows: u64) -> anyhow::Result<()> {
+    // Requests spread over the last 48 h (so the 1 h range holds rows/48), 2% 5xx, 1% slow;
+    // log lines and queries in proportion.
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms, user_id, direction, integration)
+         SELECT now() - (i * (172800.0 / $1)) * interval '1 second',
+                'svc' || (i % 8), CASE WHEN i % 5 = 0 THEN 'POST' ELSE 'GET' END,
+                '/api/r' || (i % 40),
+                CASE WHEN i % 50 = 0 THEN 503 WHEN i % 23 = 0 THEN 404 ELSE 200 END,
+                CASE WHEN i % 100 = 0 THEN 1500 + i % 900 ELSE 5 + (i % 300) END,
+                'user' || (i % 5000),
+                CASE WHEN i % 20 = 0 THEN 'outbound' ELSE 'inbound' END,
+                CASE WHEN i % 20 = 0 THEN 'partner' || (i % 3) END
+           FROM generate_series(1, $1::int8) i",
+    )
+    .bind(rows as i64)
+    .execute(&db.write)
+    .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.log_event (ts, level, service, message)
+         SELECT now() - (i * (172800.0 / $1)) * interval '1 second', (i % 6)::int2,
+                'svc' || (i % 8), 'message number ' || i
+           FROM generate_series(1, $1::int8) i",
+    )
+    .bind((rows / 4) as i64)
+    .execute(&db.write)
+    .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.query_log (ts, service, query, fingerprint, duration_ms)
+         SELECT now() - (i * (172800.0 / $1)) * interval '1 second', 'svc' || (i % 8),
+                'SELECT * FROM t WHERE id = $1', 'fp' || (i % 50), (i % 900)::float8
+           FROM generate_series(1, $1::int8) i",
+    )
+    .bind((rows / 10) as i64)
+    .execute(&db.write)
+    .await?;
+    sqlx::query("ANALYZE").execute(&db.write).await?;
+    Ok(())
+}
+
+/// Runs the start effects concurrently (as the runner does), feeds the results back, draws.
+async fn first_paint(db: &opsdash::db::Db, tab_key: Option<char>) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut app = App::new(
+        db.clone(),
+        Arc::new(Config::default()),
+        AppOptions {
+            no_color: false,
+            instance: "bench".into(),
+            config_dir: None,
+        },
+    );
+    let mut effects = app.start();
+    if let Some(c) = tab_key {
+        effects = update(
+            &mut app,
+            Event::Input(crossterm::event::Event::Key(
+                crossterm::event::KeyEvent::new(
+                    crossterm::event::KeyCode::Char(c),
+                    crossterm::event::KeyModifiers::NONE,
+                ),
+            )),
+        );
+    }
+    let timeout = Duration::from_secs(60);
+    let futs = effects.into_iter().filter_map(|e| match e {
+        Effect::Query(q) => Some(opsdash::tui::runner::run_inline(q, timeout)),
+        _ => None,
+    });
+    for done in futures::future::join_all(futs).await {
+        if let Err(e) = &done.result {
+            eprintln!("  query {} failed: {e}", done.panel);
+        }
+        update(&mut app, Event::Query(done));
+    }
+    let mut term = Terminal::new(TestBackend::new(120, 40))?;
+    term.draw(|f| opsdash::tui::draw::draw(&app, f))?;
+    Ok(started.elapsed())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Tmux(String);
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts `cmd` in a fresh 120x40 tmux session with its output also piped to `log`.
+fn start_in_tmux(name: &str, cmd: &str, log: &std::path::Path) -> Tmux {
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", name])
+        .output();
+    let guard = Tmux(name.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "bash",
+        "--norc",
+        "--noprofile",
+    ]);
+    tmux(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        name,
+        &format!("cat >> {}", log.display()),
+    ]);
+    tmux(&["send-keys", "-t", name, "-l", cmd]);
+    tmux(&["send-keys", "-t", name, "Enter"]);
+    guard
+}
+
+fn child_pid(name: &str) -> Option<u32> {
+    let shell = tmux(&["display-message", "-p", "-t", name, "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn file_len(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// CPU % of one core and bytes/s written to the terminal over `secs`.
+fn measure(pid: u32, log: &std::path::Path, secs: u64) -> (f64, f64) {
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (t0, b0, i0) = (cpu_ticks(pid).unwrap_or(0), file_len(log), Instant::now());
+    std::thread::sleep(Duration::from_secs(secs));
+    let (t1, b1) = (cpu_ticks(pid).unwrap_or(0), file_len(log));
+    let el = i0.elapsed().as_secs_f64();
+    ((t1 - t0) as f64 / hz / el * 100.0, (b1 - b0) as f64 / el)
+}
+
+fn main() -> anyhow::Result<()> {
+    let rows = env_num("TUI_BENCH_ROWS", 1_000_000);
+    let secs = env_num("TUI_BENCH_SECS", 10);
+    let cluster = TestCluster::start("bench-tui")?;
+    let url = cluster.url();
+    let opts = cluster
+        .cluster
+        .connect_options(opsdash::db::embedded::DATABASE);
+    let rt = tokio::runtime::Runtime::new()?;
+    let db = rt.block_on(opsdash::db::Db::from_options(
+        opts.clone(),
+        None,
+        opsdash::db::DbTarget::External {
+            redacted_url: "bench".into(),
+        },
+        8,
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+    ))?;
+    let t = Instant::now();
+    rt.block_on(generate(&db, rows))?;
+    println!(
+        "data: {rows} request rows, {} log lines, {} queries over 48 h (generated in {:.1} s)",
+        rows / 4,
+        rows / 10,
+        t.elapsed().as_secs_f64()
+    );
+
+    // In-process first full paint (all panels answered, frame drawn).
+    rt.block_on(async {
+        // Warm the cache once, as a running database would be.
+        let _ = first_paint(&db, None).await;
+        let base = Instant::now();
+        sqlx::query("SELECT count(*) FROM opsdash.request_log")
+            .execute(&db.read)
+            .await?;
+        let base = base.elapsed();
+        let base_p = Instant::now();
+        sqlx::query("SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM opsdash.request_log")
+            .execute(&db.read)
+            .await?;
+        let base_p = base_p.elapsed();
+        println!("baseline: count(*) over all request rows {}; p95 over all rows {}", ms(base), ms(base_p));
+        let kpi = first_paint(&db, None).await?;
+        println!("first full paint, KPI tab (range 1h, 12 counters + chart + top endpoints): {}", ms(kpi));
+        let health = first_paint(&db, Some('5')).await?;
+        println!("first full paint, Health tab: {}", ms(health));
+        for range in ["24h", "7d"] {
+            let mut cfg = Config::default();
+            cfg.ui.range = range.into();
+            let started = Instant::now();
+            let mut app = App::new(db.clone(), Arc::new(cfg), AppOptions::default());
+            let effects = app.start();
+            let futs = effects.into_iter().filter_map(|e| match e {
+                Effect::Query(q) => Some(opsdash::tui::runner::run_inline(q, Duration::from_secs(60))),
+                _ => None,
+            });
+            for done in futures::future::join_all(futs).await {
+                update(&mut app, Event::Query(done));
+            }
+            println!("first full paint, KPI tab at range {range}: {}", ms(started.elapsed()));
+        }
+        anyhow::Ok(())
+    })?;
+
+    // The real binary in a real terminal.
+    let dir = tempfile::tempdir()?;
+    let bin = env!("CARGO_BIN_EXE_opsdash");
+    let log = dir.path().join("opsdash.out");
+    let name = format!("opsdash-bench-{}", std::process::id());
+    let launched = Instant::now();
+    let _s = start_in_tmux(
+        &name,
+        &format!("HOME={} {bin} --database-url '{url}'", dir.path().display()),
+        &log,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", &name]);
+        if screen.contains("/api/r") && screen.contains("● ") {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("dashboard did not paint:\n{screen}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "binary: launch to first full paint (process start, connect, migrations check, all KPI panels, via tmux polling every 10 ms): {}",
+        ms(launched.elapsed())
+    );
+    let pid = child_pid(&name).ok_or_else(|| anyhow::anyhow!("no opsdash pid"))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu_idle, bytes_idle) = measure(pid, &log, secs);
+    let rss = rss_kb(pid).unwrap_or(0);
+    // Data changing: a writer adds requests and log lines 10 times a second.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = sqlx::query(
+                        "INSERT INTO opsdash.request_log (ts, service, route, status, duration_ms)
+                         SELECT now(), 'svc1', '/api/live', CASE WHEN g % 3 = 0 THEN 500 ELSE 200 END, g
+                           FROM generate_series(1, 50) g",
+                    )
+                    .execute(&db.write)
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        })
+    };
+    let (cpu_busy, bytes_busy) = measure(pid, &log, secs);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = writer.join();
+    let rss_busy = rss_kb(pid).unwrap_or(0);
+    tmux(&["send-keys", "-t", &name, "q"]);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Baseline: `top -d 1` in the same kind of terminal, the classic refresh-every-second TUI.
+    let top_log = dir.path().join("top.out");
+    let top_name = format!("opsdash-bench-top-{}", std::process::id());
+    let _t = start_in_tmux(&top_name, "top -d 1", &top_log);
+    std::thread::sleep(Duration::from_secs(2));
+    let top_pid = child_pid(&top_name).ok_or_else(|| anyhow::anyhow!("no top pid"))?;
+    let (top_cpu, top_bytes) = measure(top_pid, &top_log, secs);
+    let top_rss = rss_kb(top_pid).unwrap_or(0);
+
+    println!("idle ({secs} s, 120x40):         opsdash CPU {cpu_idle:.2}% of a core, {bytes_idle:.0} B/s to the terminal, RSS {:.1} MB", rss as f64 / 1024.0);
+    println!("data changing ({secs} s):        opsdash CPU {cpu_busy:.2}% of a core, {bytes_busy:.0} B/s to the terminal, RSS {:.1} MB", rss_busy as f64 / 1024.0);
+    println!("baseline `top -d 1` ({secs} s):  CPU {top_cpu:.2}% of a core, {top_bytes:.0} B/s to the terminal, RSS {:.1} MB", top_rss as f64 / 1024.0);
+    Ok(())
+}

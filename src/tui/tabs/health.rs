@@ -1,0 +1,786 @@
+//! Health tab: checked services (status, last check, response time, uptime 24h/7d/30d, recent
+//! checks), integrations (outbound calls), the database (as pg_activity shows it) and the
+//! worker jobs. On a small terminal one section at a time (h/l to switch); on a large one all
+//! four.
+
+use chrono::{DateTime, Utc};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::query::health::{self, DbHealth, IntegrationRow, JobRow, ServiceRow};
+use crate::sanitize::sanitize;
+use crate::tui::app::Effect;
+use crate::tui::keymap::Action;
+use crate::tui::runner::{Owner, QueryDone, QueryRequest};
+use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::widgets::{
+    block, draw_note, fmt_bytes, fmt_count, fmt_ms, fmt_pct, human_secs, row_style, status_role,
+    truncate,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Services,
+    Integrations,
+    Database,
+    Worker,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Services,
+        Section::Integrations,
+        Section::Database,
+        Section::Worker,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Services => "Services",
+            Section::Integrations => "Integrations",
+            Section::Database => "Database",
+            Section::Worker => "Worker",
+        }
+    }
+
+    fn index(self) -> usize {
+        Section::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+pub struct HealthTab {
+    pub section: Section,
+    pub services: Panel<Vec<ServiceRow>>,
+    pub integrations: Panel<Vec<IntegrationRow>>,
+    pub database: Panel<DbHealth>,
+    pub workers: Panel<Vec<JobRow>>,
+    cursors: [Cursor; 4],
+    filter: String,
+    refresher: Refresher,
+}
+
+impl Default for HealthTab {
+    fn default() -> Self {
+        HealthTab::new()
+    }
+}
+
+/// Text sparkline of recent checks: bar height by response time, ✕ for a failed check.
+fn check_history(ms: &[f64], status: &[String], width: usize, theme: &Theme) -> Line<'static> {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let n = ms.len().min(status.len());
+    let start = n.saturating_sub(width);
+    let max = ms[start..n].iter().cloned().fold(0.0f64, f64::max).max(1.0);
+    let spans: Vec<Span> = (start..n)
+        .map(|i| match status[i].as_str() {
+            "down" => Span::styled("✕", theme.style(Role::Error)),
+            "unknown" => Span::styled("?", theme.style(Role::Dim)),
+            s => {
+                let level = ((ms[i] / max) * 7.0).round().clamp(0.0, 7.0) as usize;
+                let role = if s == "degraded" {
+                    Role::Warn
+                } else {
+                    Role::Spark
+                };
+                Span::styled(BARS[level].to_string(), theme.style(role))
+            }
+        })
+        .collect();
+    Line::from(spans)
+}
+
+fn pct_opt(v: Option<f64>) -> String {
+    v.map(fmt_pct).unwrap_or_else(|| "-".into())
+}
+
+fn uptime_role(v: Option<f64>) -> Role {
+    match v {
+        Some(u) if u >= 0.999 => Role::Ok,
+        Some(u) if u >= 0.99 => Role::Warn,
+        Some(_) => Role::Error,
+        None => Role::Dim,
+    }
+}
+
+impl HealthTab {
+    pub fn new() -> HealthTab {
+        HealthTab {
+            section: Section::Services,
+            services: Panel::default(),
+            integrations: Panel::default(),
+            database: Panel::default(),
+            workers: Panel::default(),
+            cursors: [Cursor::default(); 4],
+            filter: String::new(),
+            refresher: Refresher::every(5),
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        self.filter.is_empty() || s.to_lowercase().contains(&self.filter.to_lowercase())
+    }
+
+    fn visible_services(&self) -> Vec<&ServiceRow> {
+        self.services
+            .data
+            .iter()
+            .flatten()
+            .filter(|s| self.matches(&format!("{} {} {}", s.name, s.kind, s.status)))
+            .collect()
+    }
+
+    fn visible_integrations(&self) -> Vec<&IntegrationRow> {
+        self.integrations
+            .data
+            .iter()
+            .flatten()
+            .filter(|s| self.matches(&s.name))
+            .collect()
+    }
+
+    fn visible_jobs(&self) -> Vec<&JobRow> {
+        self.workers
+            .data
+            .iter()
+            .flatten()
+            .filter(|j| self.matches(&j.job))
+            .collect()
+    }
+
+    fn section_len(&self, s: Section) -> usize {
+        match s {
+            Section::Services => self.visible_services().len(),
+            Section::Integrations => self.visible_integrations().len(),
+            Section::Database => self
+                .database
+                .data
+                .as_ref()
+                .map(|d| d.longest.len())
+                .unwrap_or(0),
+            Section::Worker => self.visible_jobs().len(),
+        }
+    }
+
+    fn requests(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.refresher.done(ctx.now);
+        let me = Owner::Tab(Tab::Health);
+        let db = ctx.db.clone();
+        let a = QueryRequest::new(me, "services", async move { health::services(&db).await });
+        let db = ctx.db.clone();
+        let b = QueryRequest::new(me, "integrations", async move {
+            health::integrations(&db).await
+        });
+        let db = ctx.db.clone();
+        let c = QueryRequest::new(me, "database", async move { health::database(&db).await });
+        let db = ctx.db.clone();
+        let d = QueryRequest::new(me, "workers", async move { health::workers(&db).await });
+        vec![
+            Effect::Query(a),
+            Effect::Query(b),
+            Effect::Query(c),
+            Effect::Query(d),
+        ]
+    }
+
+    fn draw_section(&self, s: Section, f: &mut Frame, area: Rect, focused: bool, ctx: &DrawCtx) {
+        let b = block(s.title(), focused, ctx.theme);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        match s {
+            Section::Services => self.draw_services(f, inner, ctx),
+            Section::Integrations => self.draw_integrations(f, inner, ctx),
+            Section::Database => self.draw_database(f, inner, ctx),
+            Section::Worker => self.draw_worker(f, inner, ctx),
+        }
+    }
+
+    fn window(&self, s: Section, len: usize, page: usize) -> (usize, usize) {
+        let sel = self.cursors[s.index()].selected.min(len.saturating_sub(1));
+        let offset = sel.saturating_sub(page.saturating_sub(1));
+        (sel, offset)
+    }
+
+    fn draw_services(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        if let Some((msg, role)) = self.services.placeholder() {
+            draw_note(f, area, &msg, role, theme);
+            return;
+        }
+        let rows_data = self.visible_services();
+        if rows_data.is_empty() {
+            draw_note(
+                f,
+                area,
+                "no services: add [[service]] checks to the config",
+                Role::Dim,
+                theme,
+            );
+            return;
+        }
+        // Last line: the selected service's detail.
+        let [table_area, detail_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        let page = table_area.height.saturating_sub(1) as usize;
+        let (sel, offset) = self.window(Section::Services, rows_data.len(), page);
+        let fixed = 9 + 14 + 8 + 7 + 6 + 6 + 6 + 7;
+        let spark_w = (area.width as usize).saturating_sub(fixed).clamp(4, 60);
+        let rows: Vec<Row> = rows_data
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(page)
+            .map(|(i, s)| {
+                let selected = i == sel;
+                let status_style = if selected {
+                    theme.style(Role::Selection)
+                } else {
+                    theme.style(status_role(&s.status))
+                };
+                Row::new(vec![
+                    Line::from(Span::styled(sanitize(&s.status).into_owned(), status_style)),
+                    Line::from(sanitize(&s.name).into_owned()),
+                    Line::from(
+                        s.last_check
+                            .map(|t| ctx.ago(t))
+                            .unwrap_or_else(|| "never".into()),
+                    ),
+                    Line::from(s.last_response_ms.map(fmt_ms).unwrap_or_else(|| "-".into())),
+                    Line::from(Span::styled(
+                        pct_opt(s.uptime_24h),
+                        theme.style(uptime_role(s.uptime_24h)),
+                    )),
+                    Line::from(pct_opt(s.uptime_7d)),
+                    Line::from(pct_opt(s.uptime_30d)),
+                    check_history(&s.recent_ms, &s.recent_status, spark_w, theme),
+                ])
+                .style(row_style(selected, theme))
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Length(8),
+                Constraint::Length(14),
+                Constraint::Length(8),
+                Constraint::Length(7),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Min(4),
+            ],
+        )
+        .header(
+            Row::new(vec![
+                "status",
+                "service",
+                "checked",
+                "resp",
+                "24h",
+                "7d",
+                "30d",
+                "recent checks",
+            ])
+            .style(theme.style(Role::Dim)),
+        );
+        f.render_widget(table, table_area);
+        if let Some(s) = rows_data.get(sel) {
+            let text = format!(
+                "{} {}: {}",
+                sanitize(&s.kind),
+                sanitize(&s.target),
+                sanitize(s.last_detail.as_deref().unwrap_or("no check yet"))
+            );
+            f.render_widget(
+                Paragraph::new(Span::styled(
+                    truncate(&text, detail_area.width as usize),
+                    theme.style(Role::Dim),
+                )),
+                detail_area,
+            );
+        }
+    }
+
+    fn draw_integrations(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        if let Some((msg, role)) = self.integrations.placeholder() {
+            draw_note(f, area, &msg, role, theme);
+            return;
+        }
+        let rows_data = self.visible_integrations();
+        if rows_data.is_empty() {
+            draw_note(
+                f,
+                area,
+                "no outbound calls in the last 24 h",
+                Role::Dim,
+                theme,
+            );
+            return;
+        }
+        let page = area.height.saturating_sub(1) as usize;
+        let (sel, offset) = self.window(Section::Integrations, rows_data.len(), page);
+        let rows: Vec<Row> = rows_data
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(page)
+            .map(|(i, r)| {
+                let selected = i == sel;
+                let succ_role = if r.success_24h >= 0.99 {
+                    Role::Ok
+                } else if r.success_24h >= 0.95 {
+                    Role::Warn
+                } else {
+                    Role::Error
+                };
+                let err_role = if r.errors_1h > 0 {
+                    Role::Error
+                } else {
+                    Role::Dim
+                };
+                Row::new(vec![
+                    Line::from(sanitize(&r.name).into_owned()),
+                    Line::from(fmt_count(r.calls_24h as f64)),
+                    Line::from(Span::styled(fmt_pct(r.success_24h), theme.style(succ_role))),
+                    Line::from(fmt_ms(r.avg_ms_24h)),
+                    Line::from(Span::styled(
+                        fmt_count(r.errors_1h as f64),
+                        theme.style(err_role),
+                    )),
+                    Line::from(r.last_call.map(|t| ctx.ago(t)).unwrap_or_default()),
+                ])
+                .style(row_style(selected, theme))
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Min(14),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(9),
+                Constraint::Length(8),
+            ],
+        )
+        .header(
+            Row::new(vec![
+                "integration",
+                "calls 24h",
+                "success",
+                "avg",
+                "errors 1h",
+                "last",
+            ])
+            .style(theme.style(Role::Dim)),
+        );
+        f.render_widget(table, area);
+    }
+
+    fn draw_database(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let Some(d) = &self.database.data else {
+            if let Some((msg, role)) = self.database.placeholder() {
+                draw_note(f, area, &msg, role, theme);
+            }
+            return;
+        };
+        let [left, right] = if area.width >= 90 {
+            Layout::horizontal([Constraint::Length(38), Constraint::Min(0)]).areas(area)
+        } else {
+            Layout::horizontal([Constraint::Length(30), Constraint::Min(0)]).areas(area)
+        };
+        let dim = theme.style(Role::Dim);
+        let text = theme.style(Role::Text);
+        let total = d.connections_total();
+        let conn_ratio = total as f64 / d.max_connections.max(1) as f64;
+        let conn_role = if conn_ratio >= 0.9 {
+            Role::Error
+        } else if conn_ratio >= 0.7 {
+            Role::Warn
+        } else {
+            Role::Ok
+        };
+        let mut lines = vec![
+            Line::from(Span::styled(sanitize(&d.version).into_owned(), text)),
+            Line::from(vec![
+                Span::styled("uptime ", dim),
+                Span::styled(human_secs(d.uptime_s), text),
+                Span::styled("  size ", dim),
+                Span::styled(fmt_bytes(d.db_size as f64), text),
+            ]),
+            Line::from(vec![
+                Span::styled("connections ", dim),
+                Span::styled(
+                    format!("{total}/{}", d.max_connections),
+                    theme.style(conn_role),
+                ),
+            ]),
+            Line::from(Span::styled(
+                format!(
+                    "  {}",
+                    d.connections
+                        .iter()
+                        .map(|(s, n)| format!("{} {n}", sanitize(s)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                dim,
+            )),
+            Line::from(vec![
+                Span::styled("cache hit ", dim),
+                Span::styled(
+                    d.cache_hit.map(fmt_pct).unwrap_or_else(|| "-".into()),
+                    theme.style(match d.cache_hit {
+                        Some(h) if h < 0.9 => Role::Warn,
+                        _ => Role::Text,
+                    }),
+                ),
+            ]),
+        ];
+        if d.in_recovery {
+            lines.push(Line::from(vec![
+                Span::styled("replica, replay lag ", dim),
+                Span::styled(
+                    d.replay_lag_s.map(human_secs).unwrap_or_else(|| "-".into()),
+                    text,
+                ),
+            ]));
+        } else if d.replicas.is_empty() {
+            lines.push(Line::from(Span::styled("no replicas", dim)));
+        } else {
+            for (name, state, lag) in &d.replicas {
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("replica {} {} ", sanitize(name), sanitize(state)),
+                        dim,
+                    ),
+                    Span::styled(lag.map(human_secs).unwrap_or_else(|| "-".into()), text),
+                ]));
+            }
+        }
+        lines.push(Line::from(Span::styled(
+            "largest opsdash tables",
+            theme.style(Role::Title),
+        )));
+        for (t, bytes) in &d.largest_tables {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<20}", truncate(&sanitize(t), 20)), text),
+                Span::styled(format!("{:>8}", fmt_bytes(*bytes as f64)), dim),
+            ]));
+        }
+        f.render_widget(Paragraph::new(lines), left);
+
+        // Right: blocked sessions first (they are the emergency), then the longest queries.
+        let blocked_h = if d.blocked.is_empty() {
+            1
+        } else {
+            (d.blocked.len() as u16 + 2).min(right.height / 2)
+        };
+        let [blocked_area, longest_area] =
+            Layout::vertical([Constraint::Length(blocked_h), Constraint::Min(0)]).areas(right);
+        if d.blocked.is_empty() {
+            f.render_widget(
+                Paragraph::new(Span::styled("no blocked sessions", theme.style(Role::Ok))),
+                blocked_area,
+            );
+        } else {
+            let rows: Vec<Row> = d
+                .blocked
+                .iter()
+                .map(|a| {
+                    Row::new(vec![
+                        a.pid.to_string(),
+                        a.blocked_by
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        human_secs(a.seconds),
+                        sanitize(&a.query.replace('\n', " ")).into_owned(),
+                    ])
+                    .style(theme.style(Role::Warn))
+                })
+                .collect();
+            f.render_widget(
+                Table::new(
+                    rows,
+                    [
+                        Constraint::Length(7),
+                        Constraint::Length(10),
+                        Constraint::Length(6),
+                        Constraint::Min(10),
+                    ],
+                )
+                .header(
+                    Row::new(vec!["blocked", "by", "for", "query"]).style(theme.style(Role::Error)),
+                ),
+                blocked_area,
+            );
+        }
+        let page = longest_area.height.saturating_sub(1) as usize;
+        let (sel, offset) = self.window(Section::Database, d.longest.len(), page);
+        let rows: Vec<Row> = d
+            .longest
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(page)
+            .map(|(i, a)| {
+                Row::new(vec![
+                    a.pid.to_string(),
+                    human_secs(a.seconds),
+                    truncate(&sanitize(&a.state), 8),
+                    truncate(&sanitize(&a.wait), 12),
+                    sanitize(&a.query.replace('\n', " ")).into_owned(),
+                ])
+                .style(row_style(i == sel, theme))
+            })
+            .collect();
+        f.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(7),
+                    Constraint::Length(6),
+                    Constraint::Length(8),
+                    Constraint::Length(12),
+                    Constraint::Min(10),
+                ],
+            )
+            .header(
+                Row::new(vec![
+                    "pid",
+                    "for",
+                    "state",
+                    "wait",
+                    "longest-running queries",
+                ])
+                .style(dim),
+            ),
+            longest_area,
+        );
+    }
+
+    fn draw_worker(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        if let Some((msg, role)) = self.workers.placeholder() {
+            draw_note(f, area, &msg, role, theme);
+            return;
+        }
+        let jobs = self.visible_jobs();
+        if jobs.is_empty() {
+            draw_note(f, area, "no worker job has run yet", Role::Dim, theme);
+            return;
+        }
+        let page = area.height.saturating_sub(1) as usize;
+        let (sel, offset) = self.window(Section::Worker, jobs.len(), page);
+        let when = |t: Option<DateTime<Utc>>| -> String {
+            match t {
+                None => "-".into(),
+                Some(t) if t > ctx.now => format!(
+                    "in {}",
+                    human_secs((t - ctx.now).num_milliseconds() as f64 / 1000.0)
+                ),
+                Some(t) => ctx.ago(t),
+            }
+        };
+        let rows: Vec<Row> = jobs
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(page)
+            .map(|(i, j)| {
+                let holder = match &j.holder {
+                    Some(h) if h == ctx.instance => "this instance".to_string(),
+                    Some(h) => sanitize(h).into_owned(),
+                    None => "-".into(),
+                };
+                let holder_role = if !j.live {
+                    Role::Dim
+                } else if j.holder.as_deref() == Some(ctx.instance) {
+                    Role::Accent
+                } else {
+                    Role::Text
+                };
+                let err = j
+                    .last_error
+                    .as_deref()
+                    .map(|e| sanitize(e).into_owned())
+                    .unwrap_or_default();
+                let selected = i == sel;
+                Row::new(vec![
+                    Line::from(sanitize(&j.job).into_owned()),
+                    Line::from(Span::styled(
+                        holder,
+                        if selected {
+                            theme.style(Role::Selection)
+                        } else {
+                            theme.style(holder_role)
+                        },
+                    )),
+                    Line::from(Span::styled(
+                        if j.live { "live" } else { "expired" },
+                        theme.style(if selected {
+                            Role::Selection
+                        } else if j.live {
+                            Role::Ok
+                        } else {
+                            Role::Warn
+                        }),
+                    )),
+                    Line::from(when(j.last_run)),
+                    Line::from(when(j.next_run)),
+                    Line::from(when(j.last_ok)),
+                    Line::from(Span::styled(
+                        err,
+                        if selected {
+                            theme.style(Role::Selection)
+                        } else {
+                            theme.style(Role::Error)
+                        },
+                    )),
+                ])
+                .style(row_style(selected, theme))
+            })
+            .collect();
+        f.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(14),
+                    Constraint::Length(16),
+                    Constraint::Length(7),
+                    Constraint::Length(8),
+                    Constraint::Length(8),
+                    Constraint::Length(8),
+                    Constraint::Min(10),
+                ],
+            )
+            .header(
+                Row::new(vec![
+                    "job",
+                    "holder",
+                    "lease",
+                    "last run",
+                    "next",
+                    "last ok",
+                    "last error",
+                ])
+                .style(theme.style(Role::Dim)),
+            ),
+            area,
+        );
+    }
+}
+
+impl TabView for HealthTab {
+    fn id(&self) -> Tab {
+        Tab::Health
+    }
+
+    fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.requests(ctx)
+    }
+
+    fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.refresher.due(ctx.now) {
+            self.requests(ctx)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn on_action(&mut self, action: Action, _ctx: &TabCtx) -> Vec<Effect> {
+        let i = self.section.index();
+        match action {
+            Action::Left => self.section = Section::ALL[(i + 3) % 4],
+            Action::Right | Action::Select => self.section = Section::ALL[(i + 1) % 4],
+            _ => {
+                let len = self.section_len(self.section);
+                self.cursors[i].apply(action, len, 10);
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_data(&mut self, done: QueryDone, _ctx: &TabCtx) -> Vec<Effect> {
+        match done.panel {
+            "services" => self.services.set(done),
+            "integrations" => self.integrations.set(done),
+            "database" => self.database.set(done),
+            "workers" => self.workers.set(done),
+            _ => {}
+        }
+        for s in Section::ALL {
+            let len = self.section_len(s);
+            self.cursors[s.index()].clamp(len);
+        }
+        Vec::new()
+    }
+
+    fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
+        self.filter = text.to_string();
+        self.cursors = [Cursor::default(); 4];
+        Vec::new()
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding {
+                keys: "h/l",
+                help: "section",
+            },
+            Binding {
+                keys: "j/k",
+                help: "move in the section",
+            },
+            Binding {
+                keys: "/",
+                help: "filter by name",
+            },
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        if area.height >= 40 && area.width >= 120 {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(area);
+            let [a, b] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(top);
+            let [c, d] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(bottom);
+            for (s, r) in Section::ALL.iter().zip([a, b, c, d]) {
+                self.draw_section(*s, f, r, *s == self.section, ctx);
+            }
+            return;
+        }
+        let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        let mut spans = Vec::new();
+        for s in Section::ALL {
+            let role = if s == self.section {
+                Role::TabActive
+            } else {
+                Role::TabInactive
+            };
+            spans.push(Span::styled(
+                format!(" {} ", s.title()),
+                ctx.theme.style(role),
+            ));
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled("h/l", ctx.theme.style(Role::Dim)));
+        f.render_widget(Paragraph::new(Line::from(spans)), bar);
+        self.draw_section(self.section, f, body, true, ctx);
+    }
+}
