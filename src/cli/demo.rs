@@ -1,10 +1,11 @@
 //! `opsdash demo`: synthetic traffic with scripted incidents, on the embedded cluster or any
-//! database. Headless, it prints a progress line every few seconds and a summary at the end.
+//! database, shown in the dashboard. Headless, it prints a progress line every few seconds and
+//! a summary at the end.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 
 use crate::config::Config;
@@ -16,8 +17,9 @@ pub struct DemoArgs {
     /// Run without the dashboard (for scripts and tests); stop after --duration or Ctrl-C.
     #[arg(long)]
     pub headless: bool,
-    /// Stop after this long (e.g. 30s, 5m); default: run until Ctrl-C.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// With --headless: live traffic for this long once the backfill is done (e.g. 30s, 5m),
+    /// then stop; default: run until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "headless")]
     pub duration: Option<Duration>,
     /// Live requests per second.
     #[arg(long, value_name = "N", default_value_t = 50.0)]
@@ -32,6 +34,8 @@ pub struct DemoArgs {
     /// Length of the scripted incident loop (six incidents per loop).
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     pub incident_cycle: Duration,
+    #[command(flatten)]
+    pub tui: crate::cli::tui::TuiArgs,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -40,16 +44,46 @@ pub fn run(cfg: &Config, args: DemoArgs) -> Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate >= 0.0 && args.rate <= 100_000.0) {
         bail!("--rate must be between 0 and 100000 requests per second");
     }
-    if !args.headless {
-        println!("demo: the dashboard is not built yet, running headless (Ctrl-C to stop)");
-    }
     let opts = DemoOptions {
         rate: args.rate,
         backfill_window: args.backfill,
         backfill_requests: args.backfill_requests,
         incident_cycle: args.incident_cycle,
     };
-    super::runtime()?.block_on(headless(cfg, opts, args.duration))
+    if args.headless {
+        super::runtime()?.block_on(headless(cfg, opts, args.duration))
+    } else {
+        super::runtime()?.block_on(with_dashboard(cfg, opts, &args.tui))
+    }
+}
+
+/// The demo in the background, the dashboard in front; the traffic stops when the dashboard
+/// is closed. Nothing is printed while the dashboard owns the terminal.
+async fn with_dashboard(
+    cfg: &Config,
+    opts: DemoOptions,
+    tui_args: &crate::cli::tui::TuiArgs,
+) -> Result<ExitCode> {
+    let db = crate::db::Db::open(cfg).await?;
+    let mut handle = demo::start(db.clone(), opts);
+    let tui_opts = crate::tui::Options {
+        no_color: tui_args.no_color,
+        instance: Some(crate::worker::instance_id()),
+    };
+    let shown = crate::tui::run(db, std::sync::Arc::new(cfg.clone()), tui_opts).await;
+    let mut problems = Vec::new();
+    while let Ok(ev) = handle.events.try_recv() {
+        if matches!(ev, DemoEvent::Error(_) | DemoEvent::BackfillFailed(_)) {
+            problems.push(ev);
+        }
+    }
+    let stats = handle.stop().await;
+    shown.context("dashboard")?;
+    for ev in problems.iter().rev().take(5).rev() {
+        print_event(ev);
+    }
+    print_summary(&stats?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -> Result<ExitCode> {
@@ -57,7 +91,13 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
     println!("demo: writing to {}", db.target);
     let started = Instant::now();
     let mut handle = demo::start(db, opts);
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    // --duration counts live traffic: the backfill always completes (or is interrupted).
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let start_clock = |deadline: &mut Option<tokio::time::Instant>| {
+        if deadline.is_none() {
+            *deadline = duration.map(|d| tokio::time::Instant::now() + d);
+        }
+    };
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
     progress.tick().await;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -73,14 +113,23 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
             _ = tokio::signal::ctrl_c() => break "interrupted",
             _ = sigterm.recv() => break "terminated",
             ev = handle.events.recv() => match ev {
-                Ok(ev) => print_event(&ev),
+                Ok(ev) => {
+                    if matches!(ev, DemoEvent::LiveStarted { .. }) {
+                        start_clock(&mut deadline);
+                    }
+                    print_event(&ev);
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     println!("demo: {n} events not shown");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break "stopped",
             },
             _ = progress.tick() => {
-                println!("demo: {}", progress_line(&handle.stats()));
+                let stats = handle.stats();
+                if stats.phase == Phase::Live {
+                    start_clock(&mut deadline);
+                }
+                println!("demo: {}", progress_line(&stats));
                 if handle.is_finished() {
                     break "stopped";
                 }

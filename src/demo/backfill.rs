@@ -124,8 +124,19 @@ impl BackfillPlan {
         window: Duration,
         requests: u64,
     ) -> Result<BackfillPlan> {
-        let window = TimeDelta::from_std(window).unwrap_or(TimeDelta::days(1));
-        let from = now - window;
+        let from = now - TimeDelta::from_std(window).unwrap_or(TimeDelta::days(1));
+        let done = covered(conn, from, now).await?;
+        Ok(BackfillPlan::new(now, window, requests, &done))
+    }
+
+    /// The plan given what is already `covered`.
+    pub fn new(
+        now: DateTime<Utc>,
+        window: Duration,
+        requests: u64,
+        covered: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> BackfillPlan {
+        let from = now - TimeDelta::from_std(window).unwrap_or(TimeDelta::days(1));
         let unit = RateProfile {
             base: 1.0,
             diurnal: true,
@@ -134,12 +145,11 @@ impl BackfillPlan {
             base: requests as f64 / unit.expected(from, now).max(1.0),
             diurnal: true,
         };
-        let done = covered(conn, from, now).await?;
-        Ok(BackfillPlan {
+        BackfillPlan {
             window: (from, now),
-            slices: slices(&gaps(from, now, &done)),
+            slices: slices(&gaps(from, now, covered)),
             rate,
-        })
+        }
     }
 
     pub fn expected_requests(&self) -> f64 {

@@ -78,6 +78,11 @@ pub enum DemoEvent {
 pub struct Events(broadcast::Sender<DemoEvent>);
 
 impl Events {
+    pub fn channel(capacity: usize) -> (Events, broadcast::Receiver<DemoEvent>) {
+        let (tx, rx) = broadcast::channel(capacity);
+        (Events(tx), rx)
+    }
+
     pub fn send(&self, e: DemoEvent) {
         let _ = self.0.send(e);
     }
