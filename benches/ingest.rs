@@ -193,6 +193,43 @@ fn time_opsdash(url: &str, json: &Path, config: &Path) -> Result<(Duration, Stri
     Ok((elapsed, stderr))
 }
 
+/// CPU side alone (no database): parse, redact, fingerprint and COPY-encode every line, as the
+/// pipeline does, on one thread. Shows how far the database is the bottleneck.
+fn time_cpu_side(json: &Path) -> Result<Duration> {
+    use opsdash::ingest::{detect, fields::LineContext, redact::Redactor, writer};
+    let text = std::fs::read_to_string(json)?;
+    let cfg = opsdash::config::IngestConfig::default();
+    let redactor = Redactor::new(&cfg)?;
+    let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+    let t = Instant::now();
+    for line in text.lines() {
+        let ctx = LineContext {
+            service: "bench",
+            now: Utc::now(),
+        };
+        let parsed = detect::parse_line(detect::Format::Json, line, &ctx)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(mut log) = parsed.log {
+            redactor.string(&mut log.message);
+            if let Some(a) = &mut log.attrs {
+                redactor.json(a);
+            }
+            if log.level >= opsdash::model::Level::Error {
+                log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
+                    &log.service,
+                    log.error_type.as_deref(),
+                    &log.message,
+                ));
+            }
+            writer::encode_log(&mut buf, &log);
+        }
+        if buf.len_bytes() > 4 << 20 {
+            buf.clear();
+        }
+    }
+    Ok(t.elapsed())
+}
+
 fn main() -> Result<()> {
     let lines: usize = arg("--lines")
         .or_else(|| std::env::var("OPSDASH_BENCH_LINES").ok())
@@ -212,6 +249,12 @@ fn main() -> Result<()> {
         "  {:.1} MiB JSON, {:.1} MiB CSV",
         std::fs::metadata(&json)?.len() as f64 / 1048576.0,
         std::fs::metadata(&csv)?.len() as f64 / 1048576.0
+    );
+    let cpu = time_cpu_side(&json)?;
+    println!(
+        "CPU side only (parse+redact+fingerprint+encode, 1 thread): {:.2}s {:>10.0} lines/s",
+        cpu.as_secs_f64(),
+        lines as f64 / cpu.as_secs_f64()
     );
     let tc = TestCluster::start("bench-ingest")?;
     let url = format!(
