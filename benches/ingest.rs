@@ -193,6 +193,55 @@ fn time_opsdash(url: &str, json: &Path, config: &Path) -> Result<(Duration, Stri
     Ok((elapsed, stderr))
 }
 
+/// CPU side alone (no database): parse, redact, fingerprint and COPY-encode every line, as the
+/// pipeline does, on one thread. Shows how far the database is the bottleneck.
+fn time_cpu_side(json: &Path) -> Result<Duration> {
+    use opsdash::ingest::{detect, fields::LineContext, redact::Redactor, writer};
+    let text = std::fs::read_to_string(json)?;
+    let cfg = opsdash::config::IngestConfig::default();
+    let redactor = Redactor::new(&cfg)?;
+    let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+    let t = Instant::now();
+    for line in text.lines() {
+        let ctx = LineContext {
+            service: "bench",
+            now: Utc::now(),
+        };
+        let parsed = detect::parse_line(detect::Format::Json, line, &ctx)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(mut log) = parsed.log {
+            redactor.string(&mut log.message);
+            if let Some(a) = &mut log.attrs {
+                redactor.json(a);
+            }
+            if log.level >= opsdash::model::Level::Error {
+                log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
+                    &log.service,
+                    log.error_type.as_deref(),
+                    &log.message,
+                ));
+            }
+            writer::encode_log(&mut buf, &log);
+        }
+        if buf.len_bytes() > 4 << 20 {
+            buf.clear();
+        }
+    }
+    Ok(t.elapsed())
+}
+
+/// CPU time (user + system) of this process (`who` = RUSAGE_SELF) or of its waited-for
+/// children (RUSAGE_CHILDREN): on a shared machine wall time says little about our own cost.
+fn cpu_time(who: i32) -> Duration {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn main() -> Result<()> {
     let lines: usize = arg("--lines")
         .or_else(|| std::env::var("OPSDASH_BENCH_LINES").ok())
@@ -212,6 +261,15 @@ fn main() -> Result<()> {
         "  {:.1} MiB JSON, {:.1} MiB CSV",
         std::fs::metadata(&json)?.len() as f64 / 1048576.0,
         std::fs::metadata(&csv)?.len() as f64 / 1048576.0
+    );
+    let cpu_before = cpu_time(libc::RUSAGE_SELF);
+    let wall = time_cpu_side(&json)?;
+    let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
+    println!(
+        "CPU side only (parse+redact+fingerprint+encode, 1 thread): {:.2}s wall, {:.2}s CPU = {:.0} lines per CPU-second",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        lines as f64 / cpu.as_secs_f64().max(1e-9)
     );
     let tc = TestCluster::start("bench-ingest")?;
     let url = format!(
@@ -235,7 +293,9 @@ fn main() -> Result<()> {
             p.as_secs_f64(),
             lines as f64 / p.as_secs_f64()
         );
+        let child_cpu_before = cpu_time(libc::RUSAGE_CHILDREN);
         let (o, summary) = time_opsdash(&url, &json, &config)?;
+        let child_cpu = cpu_time(libc::RUSAGE_CHILDREN) - child_cpu_before;
         let n = rows(&url)?;
         if n != lines as u64 {
             bail!("opsdash ingest stored {n} rows, expected {lines}: {summary}");
@@ -244,6 +304,11 @@ fn main() -> Result<()> {
             "run {run}: opsdash ingest  {:>8.2}s {:>10.0} rows/s   ({summary})",
             o.as_secs_f64(),
             lines as f64 / o.as_secs_f64()
+        );
+        println!(
+            "run {run}: opsdash process CPU {:.2}s = {:.1} us per row (the rest is the server)",
+            child_cpu.as_secs_f64(),
+            child_cpu.as_secs_f64() * 1e6 / lines as f64
         );
         best_psql = best_psql.min(p);
         best_ours = best_ours.min(o);
