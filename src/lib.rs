@@ -6,6 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod filter;
 pub mod model;
+pub mod query;
 pub mod sanitize;
+pub mod tail;
 pub mod worker;
