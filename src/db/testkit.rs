@@ -19,14 +19,46 @@ const TEMPLATE: &str = "opsdash_test_template";
 
 enum Server {
     Cluster(Cluster),
-    External(PgConnectOptions),
+    /// The server of `OPSDASH_TEST_DATABASE_URL`: its options and URL.
+    External(Box<PgConnectOptions>, String),
 }
 
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
             Server::Cluster(c) => c.connect_options(database),
-            Server::External(o) => o.clone().database(database),
+            Server::External(o, _) => (**o).clone().database(database),
+        }
+    }
+
+    /// A URL for `database` that the opsdash binary and psql accept.
+    fn url(&self, database: &str) -> String {
+        match self {
+            Server::Cluster(c) => c.url().replace(
+                &format!("/{}?", crate::db::embedded::DATABASE),
+                &format!("/{database}?"),
+            ),
+            Server::External(_, url) => replace_database(url, database),
+        }
+    }
+}
+
+/// Replaces the database name in a postgres URL (the path segment after the authority).
+fn replace_database(url: &str, database: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let path_start = rest.find('/').map(|i| scheme_end + 3 + i);
+    let query_start = url.find('?');
+    match path_start {
+        Some(p) if query_start.is_none_or(|q| p < q) => {
+            let end = query_start.unwrap_or(url.len());
+            format!("{}/{database}{}", &url[..p], &url[end..])
+        }
+        _ => {
+            let end = query_start.unwrap_or(url.len());
+            format!("{}/{database}{}", &url[..end], &url[end..])
         }
     }
 }
@@ -110,7 +142,7 @@ fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send
 
 fn init_server() -> Result<Server> {
     let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(parse_url(&url)?),
+        Ok(url) if !url.is_empty() => Server::External(Box::new(parse_url(&url)?), url),
         _ => {
             sweep_stale();
             Server::Cluster(new_cluster("shared")?)
@@ -150,6 +182,12 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A URL of this test database for the opsdash binary (`--database-url`) and psql.
+    /// May carry a password when OPSDASH_TEST_DATABASE_URL does: do not print it.
+    pub fn url(&self) -> String {
+        server().map(|s| s.url(&self.name)).unwrap_or_default()
+    }
+
     pub async fn new() -> Result<TestDb> {
         let server = server()?;
         let name = format!(
