@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod filter;
 pub mod model;
 pub mod query;

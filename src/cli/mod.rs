@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod export;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Export the log lines a filter selects as CSV, JSON or text (streaming, any size).
+    Export(export::ExportArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -67,6 +70,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Export(a)) => {
+            export::run(&cfg, a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             use clap::CommandFactory;
             Args::command().print_help()?;

@@ -270,3 +270,43 @@ pub async fn line(pool: &PgPool, id: i64) -> sqlx::Result<Option<LogLine>> {
     .fetch_optional(pool)
     .await
 }
+
+/// Reads every line matching `filter`, oldest first, through a server-side cursor in one
+/// read-only transaction: a consistent snapshot, fetched `batch` rows at a time so memory stays
+/// constant whatever the size. `each` receives every batch; returning an error stops the read.
+pub async fn for_each_batch<E>(
+    pool: &PgPool,
+    filter: &Filter,
+    batch: i64,
+    mut each: impl FnMut(Vec<LogLine>) -> Result<(), E>,
+) -> Result<u64, E>
+where
+    E: From<sqlx::Error>,
+{
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    // Exports may run for minutes: no statement timeout inside this transaction.
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "DECLARE opsdash_export NO SCROLL CURSOR FOR SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
+    ));
+    filter.push_conditions(&mut qb);
+    qb.push(" ORDER BY ts, id");
+    qb.build().execute(&mut *tx).await?;
+    let fetch = format!("FETCH FORWARD {} FROM opsdash_export", batch.max(1));
+    let mut total = 0u64;
+    loop {
+        let rows: Vec<LogLine> = sqlx::query_as(&fetch).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            break;
+        }
+        total += rows.len() as u64;
+        each(rows)?;
+    }
+    tx.commit().await?;
+    Ok(total)
+}
