@@ -77,6 +77,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub worker: WorkerConfig,
     pub retention: RetentionConfig,
+    pub kpi: KpiConfig,
+    /// Services the worker health-checks (`[[service]]`).
+    pub service: Vec<ServiceCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -237,6 +240,87 @@ impl Default for RetentionConfig {
     }
 }
 
+/// The KPI tab: operators' own widgets, shown on the tab's "custom" view.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KpiConfig {
+    pub widget: Vec<KpiWidget>,
+}
+
+pub const WIDGET_KINDS: &[&str] = &[
+    "counter",
+    "gauge",
+    "sparkline",
+    "chart",
+    "table",
+    "bar",
+    "alerts",
+];
+
+/// One custom KPI widget. `query` is SQL returning: a number (counter, gauge: first column of
+/// the first row), a series (sparkline, chart, bar: label in the first column, value in the
+/// last) or rows (table). `alerts` needs no query: it lists the active alerts.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiWidget {
+    pub title: String,
+    pub kind: String,
+    #[serde(default)]
+    pub query: String,
+    /// Gauge full scale.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Shown after the value, e.g. "EUR" or "%".
+    #[serde(default)]
+    pub unit: String,
+}
+
+/// One health check run by the worker.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCheck {
+    pub name: String,
+    /// http (GET, expects `expected_status`), tcp (connect) or postgres (runs `query`).
+    pub kind: String,
+    /// URL for http and postgres, host:port for tcp.
+    #[serde(alias = "url")]
+    pub target: String,
+    #[serde(default = "default_expected_status")]
+    pub expected_status: u16,
+    #[serde(default = "default_check_interval")]
+    pub interval_s: u64,
+    #[serde(default = "default_check_timeout")]
+    pub timeout_ms: u64,
+    /// Extra attempts after a failed one before the service is declared down.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// A success slower than this counts as degraded.
+    #[serde(default = "default_degraded_ms")]
+    pub degraded_ms: u64,
+    /// For postgres checks.
+    #[serde(default = "default_check_query")]
+    pub query: String,
+}
+
+fn default_expected_status() -> u16 {
+    200
+}
+fn default_check_interval() -> u64 {
+    30
+}
+fn default_check_timeout() -> u64 {
+    5000
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_degraded_ms() -> u64 {
+    1000
+}
+fn default_check_query() -> String {
+    "SELECT 1".into()
+}
+
 /// A configuration error that names the file, line and key, as a user should see it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -359,6 +443,48 @@ impl Config {
                 "dedup_window",
                 format!("not a duration ({e}), e.g. \"10s\""),
             ));
+        }
+        for w in &self.kpi.widget {
+            if !WIDGET_KINDS.contains(&w.kind.as_str()) {
+                return Err(bad(
+                    "kind",
+                    format!(
+                        "widget {:?}: unknown kind {:?} (one of {})",
+                        w.title,
+                        w.kind,
+                        WIDGET_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if w.kind != "alerts" && w.query.trim().is_empty() {
+                return Err(bad(
+                    "query",
+                    format!("widget {:?}: a {} widget needs a query", w.title, w.kind),
+                ));
+            }
+        }
+        for s in &self.service {
+            if !matches!(s.kind.as_str(), "http" | "tcp" | "postgres") {
+                return Err(bad(
+                    "kind",
+                    format!(
+                        "service {:?}: unknown kind {:?} (http, tcp or postgres)",
+                        s.name, s.kind
+                    ),
+                ));
+            }
+            if s.name.trim().is_empty() || s.target.trim().is_empty() {
+                return Err(bad(
+                    "target",
+                    "every [[service]] needs a name and a target".into(),
+                ));
+            }
+            if s.interval_s == 0 || s.timeout_ms == 0 {
+                return Err(bad(
+                    "interval_s",
+                    format!("service {:?}: interval and timeout must be > 0", s.name),
+                ));
+            }
         }
         for rule in &self.ingest.redact {
             if let Err(e) = regex::Regex::new(&rule.pattern) {

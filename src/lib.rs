@@ -12,4 +12,5 @@ pub mod model;
 pub mod query;
 pub mod sanitize;
 pub mod tail;
+pub mod tui;
 pub mod worker;

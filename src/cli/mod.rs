@@ -2,6 +2,7 @@
 
 mod db;
 mod export;
+pub mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the dashboard when no subcommand is given.
+    #[command(flatten)]
+    pub tui: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +44,8 @@ pub enum Command {
     },
     /// Export the log lines a filter selects as CSV, JSON or text (streaming, any size).
     Export(export::ExportArgs),
+    /// Open the terminal dashboard (the default when no subcommand is given).
+    Tui(tui::TuiArgs),
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -74,10 +80,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             export::run(&cfg, a)?;
             Ok(ExitCode::SUCCESS)
         }
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Tui(t)) => {
+            let t = tui::TuiArgs {
+                no_color: t.no_color || args.tui.no_color,
+            };
+            tui::run(cfg, &t)
         }
+        None => tui::run(cfg, &args.tui),
     }
 }

@@ -48,6 +48,23 @@ impl std::fmt::Debug for Db {
 }
 
 pub fn parse_url(url: &str) -> Result<PgConnectOptions> {
+    // libpq accepts an empty host with `?host=/socket/dir` (the form `opsdash db url` prints);
+    // sqlx refuses an empty host, so give it a placeholder the `host` parameter overrides.
+    let patched;
+    let url = match url.find("://") {
+        Some(i) if url[i + 3..].starts_with('/') || url[i + 3..].contains("@/") => {
+            let (scheme, rest) = url.split_at(i + 3);
+            patched = match rest.find("@/") {
+                Some(at) if !rest[..at].contains('/') => {
+                    format!("{scheme}{}@localhost{}", &rest[..at], &rest[at + 1..])
+                }
+                _ if rest.starts_with('/') => format!("{scheme}localhost{rest}"),
+                _ => url.to_string(),
+            };
+            patched.as_str()
+        }
+        _ => url,
+    };
     PgConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("bad database URL {}: {e}", redact_url(url)))
 }

@@ -17,6 +17,7 @@ use crate::db::pool::{parse_url, Db, DbTarget};
 
 const TEMPLATE: &str = "opsdash_test_template";
 
+#[allow(clippy::large_enum_variant)]
 enum Server {
     Cluster(Cluster),
     /// The server of `OPSDASH_TEST_DATABASE_URL`: its options and URL.

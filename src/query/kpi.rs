@@ -1,0 +1,576 @@
+//! KPI queries: traffic, latency, daily counters, alert/service status, ingest rate, top failing
+//! endpoints, and the operators' own widget SQL (run read-only with a statement timeout).
+//!
+//! Every time filter is a range on `ts`, so the `ts` indexes of the daily partitions (and the
+//! partial indexes on slow rows / error statuses) do the work; series are bucketed with
+//! `date_bin` on bucket boundaries, so consecutive refreshes show the same buckets.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::db::Db;
+use crate::model::TimeRange;
+
+/// The window [start, end) of a range ending at the bucket boundary after `now`, and its bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub bucket_secs: i64,
+}
+
+impl Window {
+    pub fn of(range: TimeRange, now: DateTime<Utc>) -> Window {
+        let bucket_secs = range.bucket().num_seconds().max(1);
+        let ts = now.timestamp();
+        let end_ts = (ts.div_euclid(bucket_secs) + 1) * bucket_secs;
+        let end = DateTime::from_timestamp(end_ts, 0).unwrap_or(now);
+        Window {
+            start: end - range.duration(),
+            end,
+            bucket_secs,
+        }
+    }
+
+    /// The same-length window just before this one.
+    pub fn previous(&self) -> Window {
+        let len = self.end - self.start;
+        Window {
+            start: self.start - len,
+            end: self.start,
+            bucket_secs: self.bucket_secs,
+        }
+    }
+
+    pub fn minutes(&self) -> f64 {
+        (self.end - self.start).num_seconds() as f64 / 60.0
+    }
+}
+
+/// Inbound requests over the range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traffic {
+    pub window: Option<Window>,
+    /// (bucket start, requests, 5xx errors), one entry per bucket including empty ones.
+    pub series: Vec<(DateTime<Utc>, i64, i64)>,
+    pub requests: i64,
+    pub errors: i64,
+    pub prev_requests: i64,
+    pub prev_errors: i64,
+}
+
+impl Traffic {
+    pub fn per_minute(&self) -> f64 {
+        self.window
+            .map(|w| self.requests as f64 / w.minutes().max(1.0))
+            .unwrap_or(0.0)
+    }
+    pub fn prev_per_minute(&self) -> f64 {
+        self.window
+            .map(|w| self.prev_requests as f64 / w.minutes().max(1.0))
+            .unwrap_or(0.0)
+    }
+    pub fn error_rate(&self) -> f64 {
+        ratio(self.errors, self.requests)
+    }
+    pub fn prev_error_rate(&self) -> f64 {
+        ratio(self.prev_errors, self.prev_requests)
+    }
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+pub async fn traffic(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Traffic> {
+    let w = Window::of(range, now);
+    let p = w.previous();
+    let series: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(
+        "WITH b AS (
+           SELECT date_bin(make_interval(secs => $3), ts, $1) AS bucket,
+                  count(*) AS requests,
+                  count(*) FILTER (WHERE status >= 500) AS errors
+             FROM opsdash.request_log
+            WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'
+            GROUP BY 1)
+         SELECT g, coalesce(b.requests, 0)::int8, coalesce(b.errors, 0)::int8
+           FROM generate_series($1, $2 - make_interval(secs => $3), make_interval(secs => $3)) g
+           LEFT JOIN b ON b.bucket = g
+          ORDER BY g",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .bind(w.bucket_secs as f64)
+    .fetch_all(&db.read)
+    .await
+    .context("traffic series")?;
+    let (prev_requests, prev_errors): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE status >= 500)
+           FROM opsdash.request_log
+          WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'",
+    )
+    .bind(p.start)
+    .bind(p.end)
+    .fetch_one(&db.read)
+    .await
+    .context("traffic of the previous period")?;
+    Ok(Traffic {
+        window: Some(w),
+        requests: series.iter().map(|s| s.1).sum(),
+        errors: series.iter().map(|s| s.2).sum(),
+        series,
+        prev_requests,
+        prev_errors,
+    })
+}
+
+/// p95 latency of inbound requests over the last hour (raw rows), the hour before, and per
+/// minute over the last hour.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Latency {
+    pub p95_ms: Option<f64>,
+    pub prev_p95_ms: Option<f64>,
+    pub series: Vec<f64>,
+}
+
+pub async fn latency(db: &Db, now: DateTime<Utc>) -> Result<Latency> {
+    let w = Window::of(TimeRange::H1, now);
+    let p = w.previous();
+    let (p95_ms, prev_p95_ms): (Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT
+           (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+              FROM opsdash.request_log WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'),
+           (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+              FROM opsdash.request_log WHERE ts >= $3 AND ts < $1 AND direction = 'inbound')",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .bind(p.start)
+    .fetch_one(&db.read)
+    .await
+    .context("p95 latency")?;
+    let series: Vec<(Option<f64>,)> = sqlx::query_as(
+        "WITH b AS (
+           SELECT date_bin('1 minute', ts, $1) AS bucket,
+                  percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95
+             FROM opsdash.request_log
+            WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'
+            GROUP BY 1)
+         SELECT b.p95 FROM generate_series($1, $2 - interval '1 minute', interval '1 minute') g
+           LEFT JOIN b ON b.bucket = g ORDER BY g",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .fetch_all(&db.read)
+    .await
+    .context("p95 series")?;
+    Ok(Latency {
+        p95_ms,
+        prev_p95_ms,
+        series: series.into_iter().map(|(v,)| v.unwrap_or(0.0)).collect(),
+    })
+}
+
+/// Fixed-window counters: the last 24 h (or hour) against the one before.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Daily {
+    pub errors_24h: i64,
+    pub prev_errors_24h: i64,
+    /// Error log lines per hour over the last 24 h.
+    pub errors_hourly: Vec<i64>,
+    pub slow_requests_24h: i64,
+    pub prev_slow_requests_24h: i64,
+    pub slow_queries_24h: i64,
+    pub prev_slow_queries_24h: i64,
+    pub users_1h: i64,
+    pub prev_users_1h: i64,
+    pub users_24h: i64,
+    pub prev_users_24h: i64,
+}
+
+pub async fn daily(db: &Db, now: DateTime<Utc>) -> Result<Daily> {
+    let d = Window::of(TimeRange::H24, now);
+    let h = Window::of(TimeRange::H1, now);
+    let row = sqlx::query(
+        "SELECT
+          (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 AND ts < $2),
+          (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 - interval '24 hours' AND ts < $1),
+          (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $1 AND ts < $2),
+          (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $1 - interval '24 hours' AND ts < $1),
+          (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 AND ts < $2),
+          (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 - interval '24 hours' AND ts < $1),
+          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 AND ts < $2),
+          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 - interval '1 hour' AND ts < $3),
+          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 AND ts < $2),
+          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 - interval '24 hours' AND ts < $1)",
+    )
+    .bind(d.start)
+    .bind(d.end)
+    .bind(h.start)
+    .fetch_one(&db.read)
+    .await
+    .context("daily counters")?;
+    let hourly: Vec<(i64,)> = sqlx::query_as(
+        "WITH b AS (
+           SELECT date_bin('1 hour', ts, $1) AS bucket, count(*) AS n
+             FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 AND ts < $2 GROUP BY 1)
+         SELECT coalesce(b.n, 0)::int8
+           FROM generate_series($1, $2 - interval '1 hour', interval '1 hour') g
+           LEFT JOIN b ON b.bucket = g ORDER BY g",
+    )
+    .bind(d.start)
+    .bind(d.end)
+    .fetch_all(&db.read)
+    .await
+    .context("errors per hour")?;
+    Ok(Daily {
+        errors_24h: row.try_get(0)?,
+        prev_errors_24h: row.try_get(1)?,
+        slow_requests_24h: row.try_get(2)?,
+        prev_slow_requests_24h: row.try_get(3)?,
+        slow_queries_24h: row.try_get(4)?,
+        prev_slow_queries_24h: row.try_get(5)?,
+        users_1h: row.try_get(6)?,
+        prev_users_1h: row.try_get(7)?,
+        users_24h: row.try_get(8)?,
+        prev_users_24h: row.try_get(9)?,
+        errors_hourly: hourly.into_iter().map(|(n,)| n).collect(),
+    })
+}
+
+/// Active alerts (firing or acknowledged) by severity, and services by status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusCounts {
+    pub critical: i64,
+    pub error: i64,
+    pub warning: i64,
+    pub info: i64,
+    pub healthy: i64,
+    pub degraded: i64,
+    pub down: i64,
+    pub unknown: i64,
+}
+
+impl StatusCounts {
+    pub fn alerts(&self) -> i64 {
+        self.critical + self.error + self.warning + self.info
+    }
+}
+
+pub async fn status(db: &Db) -> Result<StatusCounts> {
+    let r = sqlx::query(
+        "SELECT
+           count(*) FILTER (WHERE kind = 'alert' AND key = 'critical'),
+           count(*) FILTER (WHERE kind = 'alert' AND key = 'error'),
+           count(*) FILTER (WHERE kind = 'alert' AND key = 'warning'),
+           count(*) FILTER (WHERE kind = 'alert' AND key = 'info'),
+           count(*) FILTER (WHERE kind = 'service' AND key = 'healthy'),
+           count(*) FILTER (WHERE kind = 'service' AND key = 'degraded'),
+           count(*) FILTER (WHERE kind = 'service' AND key = 'down'),
+           count(*) FILTER (WHERE kind = 'service' AND key = 'unknown')
+         FROM (SELECT 'alert' AS kind, severity AS key FROM opsdash.alert
+                WHERE state IN ('firing', 'acknowledged')
+               UNION ALL
+               SELECT 'service', status FROM opsdash.service) s",
+    )
+    .fetch_one(&db.read)
+    .await
+    .context("alert and service status")?;
+    Ok(StatusCounts {
+        critical: r.try_get(0)?,
+        error: r.try_get(1)?,
+        warning: r.try_get(2)?,
+        info: r.try_get(3)?,
+        healthy: r.try_get(4)?,
+        degraded: r.try_get(5)?,
+        down: r.try_get(6)?,
+        unknown: r.try_get(7)?,
+    })
+}
+
+/// Log lines stored per bucket over the range, and lines rejected by ingest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ingest {
+    pub window: Option<Window>,
+    pub series: Vec<i64>,
+    pub total: i64,
+    pub prev_total: i64,
+    pub rejected: i64,
+}
+
+impl Ingest {
+    pub fn per_minute(&self) -> f64 {
+        self.window
+            .map(|w| self.total as f64 / w.minutes().max(1.0))
+            .unwrap_or(0.0)
+    }
+    pub fn prev_per_minute(&self) -> f64 {
+        self.window
+            .map(|w| self.prev_total as f64 / w.minutes().max(1.0))
+            .unwrap_or(0.0)
+    }
+}
+
+pub async fn ingest(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Ingest> {
+    let w = Window::of(range, now);
+    let p = w.previous();
+    let series: Vec<(i64,)> = sqlx::query_as(
+        "WITH b AS (
+           SELECT date_bin(make_interval(secs => $3), ts, $1) AS bucket, sum(repeat_count) AS n
+             FROM opsdash.log_event WHERE ts >= $1 AND ts < $2 GROUP BY 1)
+         SELECT coalesce(b.n, 0)::int8
+           FROM generate_series($1, $2 - make_interval(secs => $3), make_interval(secs => $3)) g
+           LEFT JOIN b ON b.bucket = g ORDER BY g",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .bind(w.bucket_secs as f64)
+    .fetch_all(&db.read)
+    .await
+    .context("ingest series")?;
+    let (prev_total, rejected): (i64, i64) = sqlx::query_as(
+        "SELECT
+           (SELECT coalesce(sum(repeat_count), 0)::int8 FROM opsdash.log_event
+             WHERE ts >= $1 AND ts < $2),
+           (SELECT coalesce(sum(rejected), 0)::int8 FROM opsdash.ingest_stat
+             WHERE ts >= $2 AND ts < $3)",
+    )
+    .bind(p.start)
+    .bind(p.end)
+    .bind(w.end)
+    .fetch_one(&db.read)
+    .await
+    .context("ingest totals")?;
+    let series: Vec<i64> = series.into_iter().map(|(n,)| n).collect();
+    Ok(Ingest {
+        window: Some(w),
+        total: series.iter().sum(),
+        series,
+        prev_total,
+        rejected,
+    })
+}
+
+/// An endpoint with server errors over the range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailingEndpoint {
+    pub service: String,
+    pub method: String,
+    pub route: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub avg_ms: f64,
+}
+
+pub async fn top_failing(
+    db: &Db,
+    range: TimeRange,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<FailingEndpoint>> {
+    let w = Window::of(range, now);
+    // Endpoints with errors are found through the partial index on error statuses; only those
+    // are then counted in full.
+    let rows: Vec<(String, String, String, i64, i64, f64)> = sqlx::query_as(
+        "WITH failing AS (
+           SELECT service, method, route, count(*) AS errors
+             FROM opsdash.request_log
+            WHERE status >= 500 AND ts >= $1 AND ts < $2 AND direction = 'inbound'
+            GROUP BY 1, 2, 3
+            ORDER BY errors DESC
+            LIMIT $3)
+         SELECT f.service, f.method, f.route,
+                (SELECT count(*) FROM opsdash.request_log r
+                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
+                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'),
+                f.errors,
+                coalesce((SELECT avg(duration_ms) FROM opsdash.request_log r
+                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
+                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'), 0)
+           FROM failing f
+          ORDER BY f.errors DESC, f.service, f.route",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await
+    .context("top failing endpoints")?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(service, method, route, requests, errors, avg_ms)| FailingEndpoint {
+                service,
+                method,
+                route,
+                requests,
+                errors,
+                avg_ms,
+            },
+        )
+        .collect())
+}
+
+/// Rows of an operator's widget query: column names in order and every value as text
+/// (NULL as None), whatever the column types.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl CustomRows {
+    /// The first column of the first row as a number (counter, gauge).
+    pub fn number(&self) -> Option<f64> {
+        self.rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_deref())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+    }
+
+    /// The last column of every row as a number (sparkline, chart, bar values).
+    pub fn series(&self) -> Vec<f64> {
+        self.rows
+            .iter()
+            .map(|r| {
+                r.last()
+                    .and_then(|v| v.as_deref())
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            })
+            .collect()
+    }
+
+    /// The first column of every row as a label (bar names, chart x labels).
+    pub fn labels(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| r.first().cloned().flatten().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// One JSON object, keys in their order (row_to_json keeps the column order).
+struct OrderedRow(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for OrderedRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedRow, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, val)) = m.next_entry::<String, serde_json::Value>()? {
+                    v.push((k, val));
+                }
+                Ok(OrderedRow(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Runs an operator's widget SQL read-only, cut off after `timeout` on the server, at most
+/// `max_rows` rows. The SQL is the operator's own (from their config file), never user input
+/// typed in the dashboard; the read-only transaction keeps it from writing anything.
+pub async fn custom(db: &Db, sql: &str, timeout: Duration, max_rows: i64) -> Result<CustomRows> {
+    let body = sql.trim().trim_end_matches(';').trim();
+    if body.is_empty() {
+        anyhow::bail!("empty query");
+    }
+    let mut tx = db.read.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", timeout.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await?;
+    let wrapped = format!("SELECT row_to_json(q)::text FROM ({body}\n) q LIMIT {max_rows}");
+    let rows: Vec<(String,)> = sqlx::query_as(&wrapped).fetch_all(&mut *tx).await?;
+    tx.rollback().await?;
+    let mut out = CustomRows::default();
+    for (i, (text,)) in rows.iter().enumerate() {
+        let row: OrderedRow = serde_json::from_str(text).context("decoding a result row")?;
+        if i == 0 {
+            out.columns = row.0.iter().map(|(k, _)| k.clone()).collect();
+        }
+        out.rows.push(
+            row.0
+                .into_iter()
+                .map(|(_, v)| match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ends_on_a_bucket_boundary() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T10:17:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let w = Window::of(TimeRange::H1, now);
+        assert_eq!(w.end.to_rfc3339(), "2026-01-01T10:18:00+00:00");
+        assert_eq!((w.end - w.start).num_minutes(), 60);
+        assert_eq!(w.previous().end, w.start);
+    }
+}
+
+/// An alert that is firing or acknowledged, for alert-list widgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveAlert {
+    pub severity: String,
+    pub state: String,
+    pub rule_name: String,
+    pub summary: String,
+    pub since: Option<DateTime<Utc>>,
+}
+
+pub async fn active_alerts(db: &Db, limit: i64) -> Result<Vec<ActiveAlert>> {
+    type AlertRow = (String, String, String, String, Option<DateTime<Utc>>);
+    let rows: Vec<AlertRow> = sqlx::query_as(
+        "SELECT severity, state, rule_name, summary, coalesce(fired_at, pending_since)
+           FROM opsdash.alert
+          WHERE state IN ('firing', 'acknowledged')
+          ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1
+                                 WHEN 'warning' THEN 2 ELSE 3 END,
+                   fired_at DESC NULLS LAST
+          LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await
+    .context("active alerts")?;
+    Ok(rows
+        .into_iter()
+        .map(|(severity, state, rule_name, summary, since)| ActiveAlert {
+            severity,
+            state,
+            rule_name,
+            summary,
+            since,
+        })
+        .collect())
+}

@@ -1,0 +1,740 @@
+//! Application state and `update`, the only place where state changes. `update` takes one event
+//! and returns effects (queries to run, quit) for the main loop to carry out; it never awaits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent,
+    MouseEventKind,
+};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::model::TimeRange;
+use crate::query::status::HeaderStatus;
+use crate::tui::command::{self, Command};
+use crate::tui::event::Event;
+use crate::tui::keymap::{Action, Keymap};
+use crate::tui::runner::{Owner, QueryDone, QueryRequest};
+use crate::tui::tabs::{self, Refresher, Tab, TabCtx, TabView};
+use crate::tui::theme::Theme;
+
+/// What the main loop must do after an update.
+#[derive(Debug)]
+pub enum Effect {
+    Query(QueryRequest),
+    /// Clear the terminal and repaint everything (Ctrl-L, after garbage on the line).
+    ClearScreen,
+    Quit,
+}
+
+/// Database connection state, from the background ping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Up { rtt: Duration },
+    Down { since: DateTime<Utc>, error: String },
+}
+
+/// A one-line text input (command line, filter).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LineInput {
+    pub text: String,
+    /// Cursor position in chars.
+    pub cursor: usize,
+}
+
+impl LineInput {
+    pub fn with_text(text: &str) -> LineInput {
+        LineInput {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+        }
+    }
+
+    fn byte_at(&self, char_idx: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_idx)
+            .map(|(b, _)| b)
+            .unwrap_or(self.text.len())
+    }
+
+    /// Edits the line; returns false for keys that are not editing keys.
+    pub fn edit(&mut self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('u') if ctrl => {
+                let b = self.byte_at(self.cursor);
+                self.text.replace_range(..b, "");
+                self.cursor = 0;
+            }
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
+            KeyCode::Char('w') if ctrl => {
+                let chars: Vec<char> = self.text.chars().collect();
+                let mut start = self.cursor;
+                while start > 0 && chars[start - 1] == ' ' {
+                    start -= 1;
+                }
+                while start > 0 && chars[start - 1] != ' ' {
+                    start -= 1;
+                }
+                let (a, b) = (self.byte_at(start), self.byte_at(self.cursor));
+                self.text.replace_range(a..b, "");
+                self.cursor = start;
+            }
+            KeyCode::Char(c) if !ctrl => self.insert(&c.to_string()),
+            KeyCode::Backspace if self.cursor > 0 => {
+                let (a, b) = (self.byte_at(self.cursor - 1), self.byte_at(self.cursor));
+                self.text.replace_range(a..b, "");
+                self.cursor -= 1;
+            }
+            KeyCode::Delete if self.cursor < self.text.chars().count() => {
+                let (a, b) = (self.byte_at(self.cursor), self.byte_at(self.cursor + 1));
+                self.text.replace_range(a..b, "");
+            }
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = self.text.chars().count(),
+            KeyCode::Backspace | KeyCode::Delete => {}
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn insert(&mut self, s: &str) {
+        // Pasted text may hold newlines or escapes: keep it one safe line.
+        let clean: String = s
+            .chars()
+            .filter(|c| !crate::sanitize::is_unsafe(*c) && *c != '\t')
+            .collect();
+        let b = self.byte_at(self.cursor);
+        self.text.insert_str(b, &clean);
+        self.cursor += clean.chars().count();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help { scroll: u16 },
+    Command(LineInput),
+    Filter(LineInput),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Things `App::new` needs besides the database and config.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    pub no_color: bool,
+    pub instance: String,
+    /// Where user themes live (`<dir>/themes/*.toml`); None: built-in themes only.
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Handles every tab may use to build its queries.
+pub struct Env {
+    pub db: Db,
+    pub cfg: Arc<Config>,
+    pub instance: String,
+}
+
+pub struct App {
+    pub env: Env,
+    pub tabs: Vec<Box<dyn TabView>>,
+    pub active: usize,
+    pub theme: Theme,
+    pub no_color: bool,
+    pub config_dir: Option<PathBuf>,
+    pub keymap: Keymap,
+    pub range: TimeRange,
+    pub local_clock: bool,
+    pub now: DateTime<Utc>,
+    pub conn: Conn,
+    pub header: Option<HeaderStatus>,
+    header_refresh: Refresher,
+    pub mode: Mode,
+    pub message: Option<Message>,
+    pub quit: bool,
+    /// Something visible changed since the last draw.
+    pub dirty: bool,
+    /// Screen size as last seen (for mouse hit tests and page sizes).
+    pub size: (u16, u16),
+}
+
+/// Builds the tab context from the app's fields (a macro so the borrow of `env` stays disjoint
+/// from the borrow of the tab being updated).
+macro_rules! ctx {
+    ($app:expr) => {
+        TabCtx {
+            db: &$app.env.db,
+            cfg: &$app.env.cfg,
+            range: $app.range,
+            now: $app.now,
+            instance: &$app.env.instance,
+        }
+    };
+}
+
+impl App {
+    pub fn new(db: Db, cfg: Arc<Config>, opts: AppOptions) -> App {
+        let (keymap, mut problems) = Keymap::new(&cfg.keys.0);
+        let no_color = opts.no_color;
+        let theme = if no_color {
+            Theme::no_color()
+        } else {
+            match Theme::load(&cfg.ui.theme, opts.config_dir.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("theme: {e}; using dark"));
+                    Theme::builtin("dark").unwrap_or_else(Theme::no_color)
+                }
+            }
+        };
+        let now = Utc::now();
+        let message = (!problems.is_empty()).then(|| Message {
+            text: problems.join("; "),
+            error: true,
+            at: now,
+        });
+        App {
+            tabs: tabs::registered(&cfg),
+            active: 0,
+            theme,
+            no_color,
+            config_dir: opts.config_dir,
+            keymap,
+            range: TimeRange::parse(&cfg.ui.range).unwrap_or(TimeRange::H1),
+            local_clock: cfg.ui.clock == "local",
+            now,
+            conn: Conn::Connecting,
+            header: None,
+            header_refresh: Refresher::every(5),
+            mode: Mode::Normal,
+            message,
+            quit: false,
+            dirty: true,
+            size: (80, 24),
+            env: Env {
+                db,
+                cfg,
+                instance: opts.instance,
+            },
+        }
+    }
+
+    /// Effects to run at start: the first tab's data and the header.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut fx = self.refresh_header();
+        fx.extend(self.refresh_active());
+        fx
+    }
+
+    pub fn active_tab(&self) -> Option<&dyn TabView> {
+        self.tabs.get(self.active).map(|t| t.as_ref())
+    }
+
+    pub fn active_id(&self) -> Option<Tab> {
+        self.active_tab().map(|t| t.id())
+    }
+
+    /// The LISTEN channels of all tabs.
+    pub fn listen_channels(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tabs
+            .iter()
+            .flat_map(|t| t.listens().iter().map(|s| s.to_string()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn online(&self) -> bool {
+        !matches!(self.conn, Conn::Down { .. })
+    }
+
+    pub fn say(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+            at: self.now,
+        });
+        self.dirty = true;
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+            at: self.now,
+        });
+        self.dirty = true;
+    }
+
+    fn refresh_active(&mut self) -> Vec<Effect> {
+        let ctx = ctx!(self);
+        match self.tabs.get_mut(self.active) {
+            Some(tab) => tab.refresh(&ctx),
+            None => Vec::new(),
+        }
+    }
+
+    fn refresh_header(&mut self) -> Vec<Effect> {
+        self.header_refresh.done(self.now);
+        let db = self.env.db.clone();
+        let instance = self.env.instance.clone();
+        vec![Effect::Query(QueryRequest::new(
+            Owner::Shell,
+            "header",
+            async move { crate::query::status::header(&db, &instance).await },
+        ))]
+    }
+
+    fn switch_to(&mut self, tab: Tab) -> Vec<Effect> {
+        match self.tabs.iter().position(|t| t.id() == tab) {
+            Some(i) if i == self.active => Vec::new(),
+            Some(i) => {
+                self.active = i;
+                self.dirty = true;
+                if let Mode::Filter(_) = self.mode {
+                    self.mode = Mode::Normal;
+                }
+                if self.online() {
+                    self.refresh_active()
+                } else {
+                    Vec::new()
+                }
+            }
+            None => {
+                self.error(format!("the {} tab is not part of this build", tab.title()));
+                Vec::new()
+            }
+        }
+    }
+
+    fn cycle_tab(&mut self, forward: bool) -> Vec<Effect> {
+        if self.tabs.is_empty() {
+            return Vec::new();
+        }
+        let n = self.tabs.len();
+        let i = if forward {
+            (self.active + 1) % n
+        } else {
+            (self.active + n - 1) % n
+        };
+        let id = self.tabs[i].id();
+        self.switch_to(id)
+    }
+
+    fn set_range(&mut self, range: TimeRange) -> Vec<Effect> {
+        if range == self.range {
+            return Vec::new();
+        }
+        self.range = range;
+        self.say(format!("time range {}", range.label()));
+        self.refresh_active()
+    }
+
+    fn run_command(&mut self, line: &str) -> Vec<Effect> {
+        match command::parse(line) {
+            Err(e) => {
+                self.error(e);
+                Vec::new()
+            }
+            Ok(Command::Quit) => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Ok(Command::Range(r)) => self.set_range(r),
+            Ok(Command::Theme(name)) => {
+                if self.no_color {
+                    self.error("colours are off (NO_COLOR / --no-color)");
+                } else {
+                    match Theme::load(&name, self.config_dir.as_deref()) {
+                        Ok(t) => {
+                            self.say(format!("theme {}", crate::sanitize::sanitize(&t.name)));
+                            self.theme = t;
+                        }
+                        Err(e) => self.error(crate::sanitize::sanitize(&e).into_owned()),
+                    }
+                }
+                Vec::new()
+            }
+            Ok(Command::Clock { local }) => {
+                self.local_clock = local;
+                self.say(if local {
+                    "clock: local time"
+                } else {
+                    "clock: UTC"
+                });
+                Vec::new()
+            }
+            Ok(Command::Tab(t)) => self.switch_to(t),
+            Ok(Command::Refresh) => self.refresh_now(),
+            Ok(Command::Help) => {
+                self.mode = Mode::Help { scroll: 0 };
+                Vec::new()
+            }
+            Ok(Command::Other { name, args }) => {
+                let ctx = ctx!(self);
+                let handled = self
+                    .tabs
+                    .get_mut(self.active)
+                    .and_then(|t| t.on_command(&name, &args, &ctx));
+                match handled {
+                    Some(fx) => fx,
+                    None => {
+                        self.error(format!(
+                            "unknown command :{} (see ? for help)",
+                            crate::sanitize::sanitize(&name)
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn refresh_now(&mut self) -> Vec<Effect> {
+        let mut fx = self.refresh_header();
+        fx.extend(self.refresh_active());
+        self.say("refreshing");
+        fx
+    }
+
+    fn global_action(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Action::NextTab => self.cycle_tab(true),
+            Action::PrevTab => self.cycle_tab(false),
+            Action::GoTab(n) => match Tab::ALL.iter().find(|t| t.number() == n) {
+                Some(t) => self.switch_to(*t),
+                None => Vec::new(),
+            },
+            Action::Filter => {
+                let current = self.active_tab().map(|t| t.filter().to_string());
+                self.mode = Mode::Filter(LineInput::with_text(&current.unwrap_or_default()));
+                Vec::new()
+            }
+            Action::Command => {
+                self.mode = Mode::Command(LineInput::default());
+                Vec::new()
+            }
+            Action::Help => {
+                self.mode = Mode::Help { scroll: 0 };
+                Vec::new()
+            }
+            Action::Refresh => self.refresh_now(),
+            Action::ToggleClock => {
+                let local = !self.local_clock;
+                self.run_command(if local { "local" } else { "utc" })
+            }
+            Action::RangeNext => {
+                let i = TimeRange::ALL.iter().position(|r| *r == self.range);
+                match i.and_then(|i| TimeRange::ALL.get(i + 1)) {
+                    Some(r) => self.set_range(*r),
+                    None => Vec::new(),
+                }
+            }
+            Action::RangePrev => {
+                let i = TimeRange::ALL.iter().position(|r| *r == self.range);
+                match i.filter(|i| *i > 0).map(|i| TimeRange::ALL[i - 1]) {
+                    Some(r) => self.set_range(r),
+                    None => Vec::new(),
+                }
+            }
+            Action::Redraw => vec![Effect::ClearScreen],
+            _ => Vec::new(),
+        }
+    }
+
+    fn tab_action(&mut self, action: Action) -> Vec<Effect> {
+        let ctx = ctx!(self);
+        match self.tabs.get_mut(self.active) {
+            Some(t) => t.on_action(action, &ctx),
+            None => Vec::new(),
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        self.dirty = true;
+        match &mut self.mode {
+            Mode::Help { scroll } => {
+                match self.keymap.action(&key) {
+                    Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                    Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                    Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                    Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                    Some(Action::Top) => *scroll = 0,
+                    Some(Action::Quit) if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        self.quit = true;
+                        return vec![Effect::Quit];
+                    }
+                    Some(Action::Quit | Action::Help | Action::Back) => self.mode = Mode::Normal,
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Mode::Command(input) => match key.code {
+                KeyCode::Esc => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                KeyCode::Enter => {
+                    let line = input.text.clone();
+                    self.mode = Mode::Normal;
+                    self.run_command(&line)
+                }
+                KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                KeyCode::Backspace if input.text.is_empty() => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                _ => {
+                    input.edit(&key);
+                    Vec::new()
+                }
+            },
+            Mode::Filter(input) => match key.code {
+                KeyCode::Esc => {
+                    // Esc in the filter line clears the filter, as in less/k9s.
+                    self.mode = Mode::Normal;
+                    self.apply_filter("")
+                }
+                KeyCode::Enter => {
+                    let text = input.text.clone();
+                    self.mode = Mode::Normal;
+                    self.apply_filter(&text)
+                }
+                KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.mode = Mode::Normal;
+                    self.apply_filter("")
+                }
+                _ => {
+                    if input.edit(&key) {
+                        let text = input.text.clone();
+                        self.apply_filter(&text)
+                    } else {
+                        Vec::new()
+                    }
+                }
+            },
+            Mode::Normal => match self.keymap.action(&key) {
+                Some(a) if a.is_global() => self.global_action(a),
+                Some(a) => {
+                    let fx = self.tab_action(a);
+                    if a == Action::Back && fx.is_empty() {
+                        self.message = None;
+                    }
+                    fx
+                }
+                None => {
+                    let ctx = ctx!(self);
+                    let handled = self
+                        .tabs
+                        .get_mut(self.active)
+                        .and_then(|t| t.on_key(&key, &ctx));
+                    handled.unwrap_or_default()
+                }
+            },
+        }
+    }
+
+    fn apply_filter(&mut self, text: &str) -> Vec<Effect> {
+        let ctx = ctx!(self);
+        match self.tabs.get_mut(self.active) {
+            Some(t) => t.on_filter(text, &ctx),
+            None => Vec::new(),
+        }
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        match m.kind {
+            MouseEventKind::ScrollDown => {
+                self.dirty = true;
+                if let Mode::Help { scroll } = &mut self.mode {
+                    *scroll = scroll.saturating_add(3);
+                    return Vec::new();
+                }
+                self.tab_action(Action::Down)
+            }
+            MouseEventKind::ScrollUp => {
+                self.dirty = true;
+                if let Mode::Help { scroll } = &mut self.mode {
+                    *scroll = scroll.saturating_sub(3);
+                    return Vec::new();
+                }
+                self.tab_action(Action::Up)
+            }
+            MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+                let hit = crate::tui::draw::tab_bar_hits(self)
+                    .into_iter()
+                    .find(|(_, from, to)| (*from..*to).contains(&m.column));
+                match hit {
+                    Some((tab, _, _)) => {
+                        self.mode = Mode::Normal;
+                        self.switch_to(tab)
+                    }
+                    None => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
+        self.now = now;
+        self.dirty = true;
+        if let Some(m) = &self.message {
+            let ttl = if m.error { 30 } else { 8 };
+            if (now - m.at).num_seconds() >= ttl {
+                self.message = None;
+            }
+        }
+        if !self.online() {
+            return Vec::new();
+        }
+        let mut fx = if self.header_refresh.due(now) {
+            self.refresh_header()
+        } else {
+            Vec::new()
+        };
+        let ctx = ctx!(self);
+        if let Some(t) = self.tabs.get_mut(self.active) {
+            fx.extend(t.tick(&ctx));
+        }
+        fx
+    }
+
+    fn on_ping(&mut self, res: Result<Duration, String>) -> Vec<Effect> {
+        match res {
+            Ok(rtt) => {
+                let was_down = matches!(self.conn, Conn::Down { .. });
+                let shown_before = match &self.conn {
+                    Conn::Up { rtt } => rtt.as_millis(),
+                    _ => u128::MAX,
+                };
+                if shown_before != rtt.as_millis() {
+                    self.dirty = true;
+                }
+                self.conn = Conn::Up { rtt };
+                if was_down {
+                    self.say("database reachable again");
+                    return self.refresh_now_quiet();
+                }
+                Vec::new()
+            }
+            Err(error) => {
+                let since = match &self.conn {
+                    Conn::Down { since, .. } => *since,
+                    _ => self.now,
+                };
+                let new = Conn::Down { since, error };
+                if new != self.conn {
+                    self.dirty = true;
+                }
+                self.conn = new;
+                Vec::new()
+            }
+        }
+    }
+
+    fn refresh_now_quiet(&mut self) -> Vec<Effect> {
+        let mut fx = self.refresh_header();
+        fx.extend(self.refresh_active());
+        fx
+    }
+
+    fn on_query(&mut self, done: QueryDone) -> Vec<Effect> {
+        self.dirty = true;
+        match done.owner {
+            Owner::Shell => {
+                if done.panel == "header" {
+                    if let Ok(h) = done.take::<HeaderStatus>() {
+                        self.header = Some(h);
+                    }
+                }
+                Vec::new()
+            }
+            Owner::Tab(id) => {
+                let ctx = ctx!(self);
+                match self.tabs.iter_mut().find(|t| t.id() == id) {
+                    Some(t) => t.on_data(done, &ctx),
+                    None => Vec::new(),
+                }
+            }
+        }
+    }
+}
+
+/// The one place state changes: applies an event, returns the effects to carry out.
+pub fn update(app: &mut App, ev: Event) -> Vec<Effect> {
+    match ev {
+        Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
+        Event::Input(TermEvent::Mouse(m)) => app.on_mouse(m),
+        Event::Input(TermEvent::Resize(w, h)) => {
+            app.size = (w, h);
+            app.dirty = true;
+            Vec::new()
+        }
+        Event::Input(TermEvent::Paste(s)) => {
+            if let Mode::Command(i) | Mode::Filter(i) = &mut app.mode {
+                i.insert(&s);
+                app.dirty = true;
+            }
+            if let Mode::Filter(i) = &app.mode {
+                let text = i.text.clone();
+                return app.apply_filter(&text);
+            }
+            Vec::new()
+        }
+        Event::Input(_) => Vec::new(),
+        Event::InputClosed(e) => {
+            // Without a keyboard nobody can quit: leave now.
+            app.error(format!("terminal input closed: {e}"));
+            app.quit = true;
+            vec![Effect::Quit]
+        }
+        Event::Tick(now) => app.on_tick(now),
+        Event::Ping(res) => app.on_ping(res),
+        Event::Query(done) => app.on_query(done),
+        Event::Notify {
+            channel,
+            payload,
+            reconnected,
+        } => {
+            let ctx = ctx!(app);
+            let mut fx = Vec::new();
+            for t in app.tabs.iter_mut() {
+                if t.listens().contains(&channel.as_str()) {
+                    fx.extend(t.on_notify(&channel, &payload, reconnected, &ctx));
+                }
+            }
+            app.dirty = true;
+            fx
+        }
+        Event::Signal(name) => {
+            app.error(format!("{name} received"));
+            app.quit = true;
+            vec![Effect::Quit]
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `draw`: a pure function of the application state. Header (tab bar, clock, connection, alert
+//! counts, worker leadership, time range), the database banner, the current tab, the status bar
+//! and the overlays (help, command line, filter).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use crate::tui::app::{App, Conn, Mode};
+use crate::tui::tabs::{DrawCtx, Tab};
+use crate::tui::theme::Role;
+use crate::tui::widgets::truncate;
+
+/// Column spans of the tab-bar entries on row 0, shared by `draw` and mouse hit tests.
+pub fn tab_bar_hits(app: &App) -> Vec<(Tab, u16, u16)> {
+    let mut x = 0u16;
+    let mut out = Vec::new();
+    for t in &app.tabs {
+        let label = tab_label(t.id(), app.size.0);
+        let w = label.chars().count() as u16;
+        out.push((t.id(), x, x + w));
+        x += w + 1;
+    }
+    out
+}
+
+fn tab_label(tab: Tab, width: u16) -> String {
+    // At 80 columns the long titles still fit; below that, use short ones.
+    let title = match (tab, width < 70) {
+        (Tab::Perf, true) => "Perf",
+        (t, _) => t.title(),
+    };
+    format!(" {} {} ", tab.number(), title)
+}
+
+pub fn draw(app: &App, f: &mut Frame) {
+    let area = f.area();
+    let theme = &app.theme;
+    f.render_widget(Block::default().style(theme.style(Role::Text)), area);
+    let banner = matches!(app.conn, Conn::Down { .. });
+    let rows = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(banner as u16),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .split(area);
+    draw_tab_bar(app, f, rows[0]);
+    draw_info_line(app, f, rows[1]);
+    if banner {
+        draw_banner(app, f, rows[2]);
+    }
+    let ctx = DrawCtx {
+        theme,
+        now: app.now,
+        range: app.range,
+        local_clock: app.local_clock,
+        instance: &app.env.instance,
+    };
+    if let Some(tab) = app.active_tab() {
+        tab.draw(f, rows[3], &ctx);
+    }
+    draw_status_bar(app, f, rows[4]);
+    if let Mode::Help { scroll } = app.mode {
+        crate::tui::help::draw(app, f, rows[3], scroll);
+    }
+}
+
+fn clock_text(app: &App) -> String {
+    if app.local_clock {
+        app.now
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S %Z")
+            .to_string()
+    } else {
+        app.now.format("%H:%M:%S UTC").to_string()
+    }
+}
+
+fn draw_tab_bar(app: &App, f: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let active = app.active_id();
+    let mut spans = Vec::new();
+    for (i, t) in app.tabs.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" ", theme.style(Role::Header)));
+        }
+        let role = if Some(t.id()) == active {
+            Role::TabActive
+        } else {
+            Role::TabInactive
+        };
+        spans.push(Span::styled(
+            tab_label(t.id(), area.width),
+            theme.style(role),
+        ));
+    }
+    let clock = clock_text(app);
+    let cw = clock.chars().count() as u16 + 1;
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(cw)]).areas(area);
+    f.render_widget(
+        Paragraph::new(Line::from(spans)).style(theme.style(Role::Header)),
+        left,
+    );
+    f.render_widget(
+        Paragraph::new(Span::styled(clock, theme.style(Role::Header)))
+            .alignment(ratatui::layout::Alignment::Right),
+        right,
+    );
+}
+
+fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let dim = theme.style(Role::Dim);
+    let mut right: Vec<Span> = Vec::new();
+    // Firing alerts by severity, always visible.
+    match &app.header {
+        Some(h) => {
+            right.push(Span::styled("alerts ", dim));
+            for (label, n, role) in [
+                ("C", h.critical, Role::Critical),
+                ("E", h.error, Role::Error),
+                ("W", h.warning, Role::Warn),
+                ("I", h.info, Role::Info),
+            ] {
+                let style = if n > 0 { theme.style(role) } else { dim };
+                right.push(Span::styled(format!("{label}{n}"), style));
+                right.push(Span::styled(" ", dim));
+            }
+            right.push(Span::styled("│ ", dim));
+            if h.jobs_total == 0 {
+                right.push(Span::styled("worker idle", dim));
+            } else if h.jobs_led > 0 {
+                right.push(Span::styled(
+                    format!("leader {}/{}", h.jobs_led, h.jobs_total),
+                    theme.style(Role::Accent),
+                ));
+            } else {
+                right.push(Span::styled("follower", dim));
+            }
+        }
+        None => right.push(Span::styled("alerts …", dim)),
+    }
+    right.push(Span::styled(" │ ", dim));
+    right.push(Span::styled(
+        format!("range {}", app.range.label()),
+        theme.style(Role::Accent),
+    ));
+    let right_w: u16 = right.iter().map(|s| s.width() as u16).sum::<u16>() + 1;
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_w)]).areas(area);
+    let (dot, state, role) = match &app.conn {
+        Conn::Connecting => ("○", "connecting".to_string(), Role::Warn),
+        Conn::Up { rtt } => (
+            "●",
+            format!("{:.0}ms", rtt.as_secs_f64() * 1000.0),
+            Role::Ok,
+        ),
+        Conn::Down { .. } => ("✕", "reconnecting".to_string(), Role::Error),
+    };
+    let target = crate::sanitize::sanitize(&app.env.db.target.to_string()).into_owned();
+    let left_room = left_area.width as usize;
+    let state_text = format!("{dot} {state} ");
+    let target_room = left_room.saturating_sub(state_text.chars().count() + 1);
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(state_text, theme.style(role)),
+            Span::styled(truncate(&target, target_room), dim),
+        ])),
+        left_area,
+    );
+    f.render_widget(
+        Paragraph::new(Line::from(right)).alignment(ratatui::layout::Alignment::Right),
+        right_area,
+    );
+}
+
+fn draw_banner(app: &App, f: &mut Frame, area: Rect) {
+    let Conn::Down { since, error } = &app.conn else {
+        return;
+    };
+    let secs = (app.now - *since).num_seconds().max(0);
+    let text = format!(
+        " DATABASE UNREACHABLE for {secs}s: {error} - retrying every second; keys keep working "
+    );
+    f.render_widget(
+        Paragraph::new(Span::styled(
+            truncate(&text, area.width as usize),
+            app.theme.style(Role::Banner),
+        ))
+        .style(app.theme.style(Role::Banner)),
+        area,
+    );
+}
+
+fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    match &app.mode {
+        Mode::Command(input) | Mode::Filter(input) => {
+            let prefix = if matches!(app.mode, Mode::Command(_)) {
+                ":"
+            } else {
+                "/"
+            };
+            let line = Line::from(vec![
+                Span::styled(prefix, theme.style(Role::Accent)),
+                Span::styled(input.text.clone(), theme.style(Role::Input)),
+            ]);
+            f.render_widget(Paragraph::new(line), area);
+            let before: usize = input.text.chars().take(input.cursor).count();
+            let x = area.x + 1 + before.min(area.width.saturating_sub(2) as usize) as u16;
+            f.set_cursor_position((x, area.y));
+            return;
+        }
+        _ => {}
+    }
+    let dim = theme.style(Role::Dim);
+    let key = theme.style(Role::Accent);
+    let mut hints: Vec<(String, &str)> = vec![
+        ("?".into(), "help"),
+        (":".into(), "cmd"),
+        ("/".into(), "filter"),
+    ];
+    if let Some(tab) = app.active_tab() {
+        let own = tab.bindings();
+        for b in own
+            .iter()
+            .filter(|b| !matches!(b.keys, "/" | "j/k"))
+            .take(3)
+        {
+            hints.push((b.keys.to_string(), b.help));
+        }
+    }
+    hints.push(("q".into(), "quit"));
+    let mut spans: Vec<Span> = Vec::new();
+    if let Some(tab) = app.active_tab() {
+        if !tab.filter().is_empty() {
+            spans.push(Span::styled(
+                format!("/{} ", crate::sanitize::sanitize(tab.filter())),
+                theme.style(Role::Warn),
+            ));
+        }
+    }
+    for (k, h) in hints {
+        spans.push(Span::styled(k, key));
+        spans.push(Span::styled(format!(" {h}  "), dim));
+    }
+    let msg = app.message.as_ref().map(|m| {
+        (
+            crate::sanitize::sanitize(&m.text).into_owned(),
+            if m.error { Role::Error } else { Role::Info },
+        )
+    });
+    let msg_w = msg
+        .as_ref()
+        .map(|(t, _)| (t.chars().count() as u16 + 1).min(area.width * 2 / 3))
+        .unwrap_or(0);
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(msg_w)]).areas(area);
+    f.render_widget(
+        Paragraph::new(Line::from(spans)).style(theme.style(Role::Status)),
+        left,
+    );
+    if let Some((text, role)) = msg {
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                truncate(&text, right.width as usize),
+                theme.style(role),
+            ))
+            .alignment(ratatui::layout::Alignment::Right)
+            .style(Style::default()),
+            right,
+        );
+    }
+}

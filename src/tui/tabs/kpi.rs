@@ -1,0 +1,890 @@
+//! KPI tab: counters with a trend sparkline and the change against the previous period, a
+//! requests/errors chart over the range, the top failing endpoints; and a second view with the
+//! operators' own widgets from `[[kpi.widget]]`.
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Bar, BarChart, BarGroup, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table,
+};
+use ratatui::Frame;
+
+use crate::config::{Config, KpiWidget};
+use crate::query::kpi::{
+    self, ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic,
+};
+use crate::sanitize::sanitize;
+use crate::tui::app::Effect;
+use crate::tui::keymap::Action;
+use crate::tui::runner::{Owner, QueryDone, QueryRequest};
+use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::widgets::{
+    block, change_span, draw_card, draw_note, draw_spark, fmt_count, fmt_ms, fmt_pct, row_style,
+    status_role, truncate, Card, Trend,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Custom,
+}
+
+/// The result of one custom widget.
+pub type WidgetResult = Result<WidgetData, String>;
+
+#[derive(Debug, Clone)]
+pub enum WidgetData {
+    Rows(CustomRows),
+    Alerts(Vec<ActiveAlert>),
+}
+
+pub struct KpiTab {
+    pub view: View,
+    pub traffic: Panel<Traffic>,
+    pub latency: Panel<Latency>,
+    pub daily: Panel<Daily>,
+    pub status: Panel<StatusCounts>,
+    pub ingest: Panel<Ingest>,
+    pub top: Panel<Vec<FailingEndpoint>>,
+    pub widgets: Panel<Vec<WidgetResult>>,
+    widget_cfg: Vec<KpiWidget>,
+    pub cursor: Cursor,
+    widget_cursor: usize,
+    filter: String,
+    refresher: Refresher,
+}
+
+impl KpiTab {
+    pub fn new(cfg: &Config) -> KpiTab {
+        KpiTab {
+            view: View::Overview,
+            traffic: Panel::default(),
+            latency: Panel::default(),
+            daily: Panel::default(),
+            status: Panel::default(),
+            ingest: Panel::default(),
+            top: Panel::default(),
+            widgets: Panel::default(),
+            widget_cfg: cfg.kpi.widget.clone(),
+            cursor: Cursor::default(),
+            widget_cursor: 0,
+            filter: String::new(),
+            refresher: Refresher::every(10),
+        }
+    }
+
+    fn visible_top(&self) -> Vec<&FailingEndpoint> {
+        let f = self.filter.to_lowercase();
+        self.top
+            .data
+            .iter()
+            .flatten()
+            .filter(|e| {
+                f.is_empty()
+                    || format!("{} {} {}", e.service, e.method, e.route)
+                        .to_lowercase()
+                        .contains(&f)
+            })
+            .collect()
+    }
+
+    fn requests(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.refresher.done(ctx.now);
+        let me = Owner::Tab(Tab::Kpi);
+        let (range, now) = (ctx.range, ctx.now);
+        let mut fx = Vec::new();
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "traffic", async move {
+            kpi::traffic(&db, range, now).await
+        }));
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "latency", async move {
+            kpi::latency(&db, now).await
+        }));
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "daily", async move {
+            kpi::daily(&db, now).await
+        }));
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "status", async move {
+            kpi::status(&db).await
+        }));
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "ingest", async move {
+            kpi::ingest(&db, range, now).await
+        }));
+        let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "top", async move {
+            kpi::top_failing(&db, range, now, 20).await
+        }));
+        if !self.widget_cfg.is_empty() {
+            let db = ctx.db.clone();
+            let widgets = self.widget_cfg.clone();
+            let timeout = db.query_timeout;
+            fx.push(QueryRequest::new(me, "widgets", async move {
+                let mut out: Vec<WidgetResult> = Vec::new();
+                for w in &widgets {
+                    let r = if w.kind == "alerts" {
+                        kpi::active_alerts(&db, 50).await.map(WidgetData::Alerts)
+                    } else {
+                        kpi::custom(&db, &w.query, timeout, 500)
+                            .await
+                            .map(WidgetData::Rows)
+                    };
+                    out.push(r.map_err(|e| crate::tui::event::one_line(&format!("{e:#}"))));
+                }
+                anyhow::Ok(out)
+            }));
+        }
+        for p in [
+            &mut self.traffic.loading,
+            &mut self.latency.loading,
+            &mut self.daily.loading,
+            &mut self.status.loading,
+            &mut self.ingest.loading,
+            &mut self.top.loading,
+        ] {
+            *p = true;
+        }
+        fx.into_iter().map(Effect::Query).collect()
+    }
+
+    /// The twelve counters of the overview, from whatever data has arrived.
+    pub fn cards(&self, theme: &Theme) -> Vec<Card> {
+        let mut cards = Vec::new();
+        let na = || "…".to_string();
+        // Requests/min
+        let mut c = Card {
+            title: "Requests/min".into(),
+            ..Card::default()
+        };
+        if let Some(t) = &self.traffic.data {
+            c.value = fmt_count(t.per_minute());
+            c.change = Some(change_span(
+                t.per_minute(),
+                Some(t.prev_per_minute()),
+                Trend::Neutral,
+                theme,
+            ));
+            c.spark = t.series.iter().map(|s| s.1.max(0) as u64).collect();
+        } else {
+            c.value = na();
+        }
+        cards.push(c);
+        // Error rate
+        let mut c = Card {
+            title: "Error rate (5xx)".into(),
+            ..Card::default()
+        };
+        if let Some(t) = &self.traffic.data {
+            c.value = fmt_pct(t.error_rate());
+            c.change = Some(change_span(
+                t.error_rate(),
+                Some(t.prev_error_rate()),
+                Trend::UpIsBad,
+                theme,
+            ));
+            if t.error_rate() >= 0.05 {
+                c.value_role = Some(Role::Error);
+            } else if t.error_rate() >= 0.01 {
+                c.value_role = Some(Role::Warn);
+            }
+            c.spark = t
+                .series
+                .iter()
+                .map(|s| {
+                    if s.1 == 0 {
+                        0
+                    } else {
+                        (s.2 as f64 * 1000.0 / s.1 as f64) as u64
+                    }
+                })
+                .collect();
+        } else {
+            c.value = na();
+        }
+        cards.push(c);
+        // p95
+        let mut c = Card {
+            title: "p95 latency 1h".into(),
+            ..Card::default()
+        };
+        if let Some(l) = &self.latency.data {
+            c.value = l.p95_ms.map(fmt_ms).unwrap_or_else(|| "-".into());
+            c.change = l
+                .p95_ms
+                .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
+            c.spark = l.series.iter().map(|v| *v as u64).collect();
+        } else {
+            c.value = na();
+        }
+        cards.push(c);
+        // Alerts
+        let mut c = Card {
+            title: "Active alerts".into(),
+            ..Card::default()
+        };
+        if let Some(s) = &self.status.data {
+            c.value = s.alerts().to_string();
+            c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
+            c.value_role = Some(if s.critical > 0 {
+                Role::Critical
+            } else if s.error > 0 {
+                Role::Error
+            } else if s.warning > 0 {
+                Role::Warn
+            } else {
+                Role::Ok
+            });
+        } else {
+            c.value = na();
+        }
+        cards.push(c);
+        // Daily counters
+        let d = self.daily.data.as_ref();
+        for (title, cur, prev, spark) in [
+            (
+                "Errors 24h",
+                d.map(|d| d.errors_24h),
+                d.map(|d| d.prev_errors_24h),
+                d.map(|d| d.errors_hourly.clone()),
+            ),
+            (
+                "Slow requests 24h",
+                d.map(|d| d.slow_requests_24h),
+                d.map(|d| d.prev_slow_requests_24h),
+                None,
+            ),
+            (
+                "Slow queries 24h",
+                d.map(|d| d.slow_queries_24h),
+                d.map(|d| d.prev_slow_queries_24h),
+                None,
+            ),
+        ] {
+            let mut c = Card {
+                title: title.into(),
+                ..Card::default()
+            };
+            match cur {
+                Some(v) => {
+                    c.value = fmt_count(v as f64);
+                    c.change = Some(change_span(
+                        v as f64,
+                        prev.map(|p| p as f64),
+                        Trend::UpIsBad,
+                        theme,
+                    ));
+                    c.spark = spark
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|v| v.max(0) as u64)
+                        .collect();
+                }
+                None => c.value = na(),
+            }
+            cards.push(c);
+        }
+        // Services
+        let mut c = Card {
+            title: "Services up/deg/down".into(),
+            ..Card::default()
+        };
+        if let Some(s) = &self.status.data {
+            c.value = format!("{}/{}/{}", s.healthy, s.degraded, s.down);
+            if s.unknown > 0 {
+                c.detail = format!("?{}", s.unknown);
+            }
+            c.value_role = Some(if s.down > 0 {
+                Role::Error
+            } else if s.degraded > 0 {
+                Role::Warn
+            } else {
+                Role::Ok
+            });
+        } else {
+            c.value = na();
+        }
+        cards.push(c);
+        // Users
+        for (title, cur, prev) in [
+            (
+                "Active users 1h",
+                d.map(|d| d.users_1h),
+                d.map(|d| d.prev_users_1h),
+            ),
+            (
+                "Active users 24h",
+                d.map(|d| d.users_24h),
+                d.map(|d| d.prev_users_24h),
+            ),
+        ] {
+            let mut c = Card {
+                title: title.into(),
+                ..Card::default()
+            };
+            match cur {
+                Some(v) => {
+                    c.value = fmt_count(v as f64);
+                    c.change = Some(change_span(
+                        v as f64,
+                        prev.map(|p| p as f64),
+                        Trend::UpIsGood,
+                        theme,
+                    ));
+                }
+                None => c.value = na(),
+            }
+            cards.push(c);
+        }
+        // Ingest
+        let mut c = Card {
+            title: "Ingest lines/min".into(),
+            ..Card::default()
+        };
+        let mut r = Card {
+            title: "Rejected lines".into(),
+            ..Card::default()
+        };
+        if let Some(i) = &self.ingest.data {
+            c.value = fmt_count(i.per_minute());
+            c.change = Some(change_span(
+                i.per_minute(),
+                Some(i.prev_per_minute()),
+                Trend::Neutral,
+                theme,
+            ));
+            c.spark = i.series.iter().map(|v| (*v).max(0) as u64).collect();
+            r.value = fmt_count(i.rejected as f64);
+            if i.rejected > 0 {
+                r.value_role = Some(Role::Warn);
+            }
+        } else {
+            c.value = na();
+            r.value = na();
+        }
+        cards.push(c);
+        cards.push(r);
+        cards
+    }
+
+    fn draw_overview(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let cards = self.cards(theme);
+        let cols = (area.width / 20).clamp(1, 6) as usize;
+        let card_rows = cards.len().div_ceil(cols);
+        let grid_h = (card_rows as u16 * 3).min(area.height);
+        let [grid, rest] =
+            Layout::vertical([Constraint::Length(grid_h), Constraint::Min(0)]).areas(area);
+        let row_areas = Layout::vertical(vec![Constraint::Length(3); card_rows]).split(grid);
+        for (i, chunk) in cards.chunks(cols).enumerate() {
+            let Some(row_area) = row_areas.get(i) else {
+                break;
+            };
+            let cells =
+                Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*row_area);
+            for (card, cell) in chunk.iter().zip(cells.iter()) {
+                draw_card(f, *cell, card, theme);
+            }
+        }
+        if rest.height < 3 {
+            return;
+        }
+        let [chart_area, top_area] = if rest.width >= 100 {
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(rest)
+        } else {
+            Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(rest)
+        };
+        self.draw_chart(f, chart_area, ctx);
+        self.draw_top(f, top_area, ctx);
+    }
+
+    fn draw_chart(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let title = format!("Requests / 5xx per bucket ({})", ctx.range.label());
+        let b = block(&title, false, theme);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        let Some(t) = &self.traffic.data else {
+            if let Some((msg, role)) = self.traffic.placeholder() {
+                draw_note(f, inner, &msg, role, theme);
+            }
+            return;
+        };
+        let req: Vec<(f64, f64)> = t
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as f64, s.1 as f64))
+            .collect();
+        let err: Vec<(f64, f64)> = t
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as f64, s.2 as f64))
+            .collect();
+        let max_y = t.series.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
+        let n = t.series.len().max(2) as f64 - 1.0;
+        let first = t.series.first().map(|s| s.0);
+        let last = t.series.last().map(|s| s.0);
+        let fmt = |d: Option<DateTime<Utc>>| {
+            d.map(|d| {
+                ctx.fmt_time(
+                    d,
+                    if ctx.range.duration().num_hours() > 24 {
+                        "%m-%d"
+                    } else {
+                        "%H:%M"
+                    },
+                )
+            })
+            .unwrap_or_default()
+        };
+        let datasets = vec![
+            Dataset::default()
+                .name("requests")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.style(Role::ChartPrimary))
+                .data(&req),
+            Dataset::default()
+                .name("5xx")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(theme.style(Role::ChartSecondary))
+                .data(&err),
+        ];
+        let chart = Chart::new(datasets)
+            .style(theme.style(Role::Text))
+            .x_axis(
+                Axis::default()
+                    .bounds([0.0, n])
+                    .style(theme.style(Role::Dim))
+                    .labels([Span::raw(fmt(first)), Span::raw(fmt(last))]),
+            )
+            .y_axis(
+                Axis::default()
+                    .bounds([0.0, max_y])
+                    .style(theme.style(Role::Dim))
+                    .labels([Span::raw("0"), Span::raw(fmt_count(max_y))]),
+            )
+            .legend_position(Some(ratatui::widgets::LegendPosition::TopRight))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+        f.render_widget(chart, inner);
+    }
+
+    fn draw_top(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let b = block("Top failing endpoints", true, theme);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        if let Some((msg, role)) = self.top.placeholder() {
+            draw_note(f, inner, &msg, role, theme);
+            return;
+        }
+        let rows_data = self.visible_top();
+        if rows_data.is_empty() {
+            let msg = if self.filter.is_empty() {
+                "no server errors in range"
+            } else {
+                "no endpoint matches the filter"
+            };
+            draw_note(f, inner, msg, Role::Ok, theme);
+            return;
+        }
+        let page = inner.height.saturating_sub(1) as usize;
+        let sel = self.cursor.selected.min(rows_data.len() - 1);
+        let offset = sel.saturating_sub(page.saturating_sub(1));
+        let ep_w = inner.width.saturating_sub(22) as usize;
+        let rows: Vec<Row> = rows_data
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(page)
+            .map(|(i, e)| {
+                let name = format!(
+                    "{} {} {}",
+                    sanitize(&e.service),
+                    sanitize(&e.method),
+                    sanitize(&e.route)
+                );
+                let rate = if e.requests > 0 {
+                    e.errors as f64 / e.requests as f64
+                } else {
+                    0.0
+                };
+                Row::new(vec![
+                    truncate(&name, ep_w),
+                    fmt_count(e.errors as f64),
+                    fmt_pct(rate),
+                    fmt_ms(e.avg_ms),
+                ])
+                .style(row_style(i == sel, theme))
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Min(10),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(7),
+            ],
+        )
+        .header(Row::new(vec!["endpoint", "5xx", "rate", "avg"]).style(theme.style(Role::Dim)));
+        f.render_widget(table, inner);
+    }
+
+    fn draw_custom(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        if self.widget_cfg.is_empty() {
+            draw_note(
+                f,
+                area,
+                "no custom widgets: add [[kpi.widget]] to the config (see config.example.toml)",
+                Role::Dim,
+                theme,
+            );
+            return;
+        }
+        let heights: Vec<u16> = self
+            .widget_cfg
+            .iter()
+            .map(|w| match w.kind.as_str() {
+                "counter" => 4,
+                "gauge" => 3,
+                "sparkline" => 4,
+                _ => 10,
+            })
+            .collect();
+        let cols = if area.width >= 100 { 2 } else { 1 };
+        // Rows of widgets from the one holding the selected widget, as many as fit.
+        let first_row = self.widget_cursor / cols;
+        let mut y = area.y;
+        for (r, chunk) in self.widget_cfg.chunks(cols).enumerate().skip(first_row) {
+            let h = (0..chunk.len())
+                .map(|i| heights[r * cols + i])
+                .max()
+                .unwrap_or(3);
+            if y + h > area.y + area.height {
+                break;
+            }
+            let row = Rect {
+                x: area.x,
+                y,
+                width: area.width,
+                height: h,
+            };
+            let cells =
+                Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(row);
+            for (i, w) in chunk.iter().enumerate() {
+                let idx = r * cols + i;
+                let data = self.widgets.data.as_ref().and_then(|v| v.get(idx));
+                self.draw_widget(f, cells[i], w, data, idx == self.widget_cursor, ctx);
+            }
+            y += h;
+        }
+    }
+
+    fn draw_widget(
+        &self,
+        f: &mut Frame,
+        area: Rect,
+        w: &KpiWidget,
+        data: Option<&WidgetResult>,
+        focused: bool,
+        ctx: &DrawCtx,
+    ) {
+        let theme = ctx.theme;
+        let b = block(&sanitize(&w.title), focused, theme);
+        let inner = b.inner(area);
+        f.render_widget(b, area);
+        let data = match data {
+            None => {
+                let (msg, role) = self
+                    .widgets
+                    .placeholder()
+                    .unwrap_or(("loading…".into(), Role::Dim));
+                draw_note(f, inner, &msg, role, theme);
+                return;
+            }
+            Some(Err(e)) => {
+                draw_note(f, inner, &format!("error: {e}"), Role::Error, theme);
+                return;
+            }
+            Some(Ok(d)) => d,
+        };
+        let unit = sanitize(&w.unit);
+        match (w.kind.as_str(), data) {
+            (_, WidgetData::Alerts(alerts)) => {
+                if alerts.is_empty() {
+                    draw_note(f, inner, "no active alerts", Role::Ok, theme);
+                    return;
+                }
+                let rows: Vec<Row> = alerts
+                    .iter()
+                    .take(inner.height as usize)
+                    .map(|a| {
+                        Row::new(vec![
+                            Span::styled(
+                                sanitize(&a.severity).into_owned(),
+                                theme.style(status_role(&a.severity)),
+                            ),
+                            Span::raw(sanitize(&a.rule_name).into_owned()),
+                            Span::styled(
+                                a.since.map(|t| ctx.ago(t)).unwrap_or_default(),
+                                theme.style(Role::Dim),
+                            ),
+                        ])
+                    })
+                    .collect();
+                f.render_widget(
+                    Table::new(
+                        rows,
+                        [
+                            Constraint::Length(9),
+                            Constraint::Min(10),
+                            Constraint::Length(8),
+                        ],
+                    ),
+                    inner,
+                );
+            }
+            ("counter", WidgetData::Rows(r)) => {
+                let v = r
+                    .number()
+                    .map(fmt_count)
+                    .unwrap_or_else(|| "no number".into());
+                f.render_widget(
+                    Paragraph::new(Line::from(vec![
+                        Span::styled(v, theme.style(Role::Title)),
+                        Span::styled(format!(" {unit}"), theme.style(Role::Dim)),
+                    ])),
+                    inner,
+                );
+            }
+            ("gauge", WidgetData::Rows(r)) => {
+                let v = r.number().unwrap_or(0.0);
+                let max = w.max.unwrap_or(100.0).max(f64::MIN_POSITIVE);
+                let ratio = (v / max).clamp(0.0, 1.0);
+                f.render_widget(
+                    Gauge::default()
+                        .ratio(ratio)
+                        .label(format!("{} / {} {unit}", fmt_count(v), fmt_count(max)))
+                        .gauge_style(theme.style(Role::ChartPrimary)),
+                    inner,
+                );
+            }
+            ("sparkline", WidgetData::Rows(r)) => {
+                let s = r.series();
+                let last = s.last().copied().unwrap_or(0.0);
+                f.render_widget(
+                    Paragraph::new(Span::styled(
+                        format!("{} {unit}", fmt_count(last)),
+                        theme.style(Role::Title),
+                    )),
+                    inner,
+                );
+                let spark_area = Rect {
+                    y: inner.y + 1,
+                    height: inner.height.saturating_sub(1),
+                    ..inner
+                };
+                let data: Vec<u64> = s.iter().map(|v| v.max(0.0) as u64).collect();
+                draw_spark(f, spark_area, &data, theme);
+            }
+            ("chart", WidgetData::Rows(r)) => {
+                let s = r.series();
+                let pts: Vec<(f64, f64)> =
+                    s.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect();
+                let max_y = s.iter().cloned().fold(0.0f64, f64::max).max(1.0);
+                let labels = r.labels();
+                let chart = Chart::new(vec![Dataset::default()
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(theme.style(Role::ChartPrimary))
+                    .data(&pts)])
+                .x_axis(
+                    Axis::default()
+                        .bounds([0.0, (pts.len().max(2) - 1) as f64])
+                        .style(theme.style(Role::Dim))
+                        .labels([
+                            Span::raw(
+                                sanitize(labels.first().map(|s| s.as_str()).unwrap_or(""))
+                                    .into_owned(),
+                            ),
+                            Span::raw(
+                                sanitize(labels.last().map(|s| s.as_str()).unwrap_or(""))
+                                    .into_owned(),
+                            ),
+                        ]),
+                )
+                .y_axis(
+                    Axis::default()
+                        .bounds([0.0, max_y])
+                        .style(theme.style(Role::Dim))
+                        .labels([Span::raw("0"), Span::raw(fmt_count(max_y))]),
+                );
+                f.render_widget(chart, inner);
+            }
+            ("bar", WidgetData::Rows(r)) => {
+                let labels = r.labels();
+                let values = r.series();
+                let bars: Vec<Bar> = labels
+                    .iter()
+                    .zip(values.iter())
+                    .map(|(l, v)| {
+                        Bar::default()
+                            .label(Line::from(sanitize(l).into_owned()))
+                            .value(v.max(0.0) as u64)
+                            .text_value(fmt_count(*v))
+                    })
+                    .collect();
+                let bar_w = ((inner.width as usize / bars.len().max(1)).saturating_sub(1))
+                    .clamp(1, 12) as u16;
+                f.render_widget(
+                    BarChart::default()
+                        .data(BarGroup::default().bars(&bars))
+                        .bar_width(bar_w)
+                        .bar_style(theme.style(Role::ChartPrimary))
+                        .value_style(theme.style(Role::Selection)),
+                    inner,
+                );
+            }
+            (_, WidgetData::Rows(r)) => {
+                let ncols = r.columns.len().max(1);
+                let header = Row::new(
+                    r.columns
+                        .iter()
+                        .map(|c| sanitize(c).into_owned())
+                        .collect::<Vec<_>>(),
+                )
+                .style(theme.style(Role::Dim));
+                let rows: Vec<Row> = r
+                    .rows
+                    .iter()
+                    .take(inner.height.saturating_sub(1) as usize)
+                    .map(|row| {
+                        Row::new(
+                            row.iter()
+                                .map(|v| sanitize(v.as_deref().unwrap_or("∅")).into_owned())
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect();
+                f.render_widget(
+                    Table::new(rows, vec![Constraint::Ratio(1, ncols as u32); ncols])
+                        .header(header)
+                        .style(Style::default()),
+                    inner,
+                );
+            }
+        }
+    }
+}
+
+impl TabView for KpiTab {
+    fn id(&self) -> Tab {
+        Tab::Kpi
+    }
+
+    fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.requests(ctx)
+    }
+
+    fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.refresher.due(ctx.now) {
+            self.requests(ctx)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn on_action(&mut self, action: Action, _ctx: &TabCtx) -> Vec<Effect> {
+        match self.view {
+            View::Overview => {
+                let len = self.visible_top().len();
+                self.cursor.apply(action, len, 5);
+            }
+            View::Custom => {
+                let len = self.widget_cfg.len();
+                let mut c = Cursor {
+                    selected: self.widget_cursor,
+                };
+                c.apply(action, len, 2);
+                self.widget_cursor = c.selected;
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, _ctx: &TabCtx) -> Option<Vec<Effect>> {
+        match key.code {
+            KeyCode::Char('v') => {
+                self.view = match self.view {
+                    View::Overview => View::Custom,
+                    View::Custom => View::Overview,
+                };
+                Some(Vec::new())
+            }
+            _ => None,
+        }
+    }
+
+    fn on_data(&mut self, done: QueryDone, _ctx: &TabCtx) -> Vec<Effect> {
+        match done.panel {
+            "traffic" => self.traffic.set(done),
+            "latency" => self.latency.set(done),
+            "daily" => self.daily.set(done),
+            "status" => self.status.set(done),
+            "ingest" => self.ingest.set(done),
+            "top" => {
+                self.top.set(done);
+                let len = self.visible_top().len();
+                self.cursor.clamp(len);
+            }
+            "widgets" => self.widgets.set(done),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
+        self.filter = text.to_string();
+        self.cursor = Cursor::default();
+        Vec::new()
+    }
+
+    fn filter(&self) -> &str {
+        &self.filter
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        vec![
+            Binding {
+                keys: "v",
+                help: "overview / custom widgets",
+            },
+            Binding {
+                keys: "j/k",
+                help: "move in the table",
+            },
+            Binding {
+                keys: "/",
+                help: "filter endpoints",
+            },
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        match self.view {
+            View::Overview => self.draw_overview(f, area, ctx),
+            View::Custom => self.draw_custom(f, area, ctx),
+        }
+    }
+}

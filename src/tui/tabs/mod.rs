@@ -1,0 +1,277 @@
+//! The tabs. Each tab is a module with its own state struct implementing `TabView`: key
+//! handling, the query requests it needs, how it takes their results, and a pure `draw`.
+//! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
+
+pub mod kpi;
+
+use chrono::{DateTime, Duration, Utc};
+use crossterm::event::KeyEvent;
+use ratatui::layout::Rect;
+use ratatui::Frame;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::model::TimeRange;
+use crate::tui::app::Effect;
+use crate::tui::keymap::Action;
+use crate::tui::runner::QueryDone;
+use crate::tui::theme::Theme;
+
+/// The five tabs, numbered as in the tab bar (numbers are fixed even when a tab is absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tab {
+    Kpi,
+    Logs,
+    Alerts,
+    Perf,
+    Health,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [Tab::Kpi, Tab::Logs, Tab::Alerts, Tab::Perf, Tab::Health];
+
+    pub fn number(self) -> u8 {
+        match self {
+            Tab::Kpi => 1,
+            Tab::Logs => 2,
+            Tab::Alerts => 3,
+            Tab::Perf => 4,
+            Tab::Health => 5,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Kpi => "KPI",
+            Tab::Logs => "Logs",
+            Tab::Alerts => "Alerts",
+            Tab::Perf => "Performance",
+            Tab::Health => "Health",
+        }
+    }
+
+    /// Names accepted by `:tab NAME` (and `:NAME`).
+    pub fn from_name(s: &str) -> Option<Tab> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "kpi" | "kpis" => Tab::Kpi,
+            "2" | "logs" | "log" => Tab::Logs,
+            "3" | "alerts" | "alert" => Tab::Alerts,
+            "4" | "perf" | "performance" => Tab::Perf,
+            "5" | "health" => Tab::Health,
+            _ => return None,
+        })
+    }
+}
+
+/// What a tab may read while handling an event: the database handle (to build query futures),
+/// the config and the shared view settings.
+pub struct TabCtx<'a> {
+    pub db: &'a Db,
+    pub cfg: &'a Config,
+    pub range: TimeRange,
+    pub now: DateTime<Utc>,
+    /// This process's worker instance id (to mark what we hold).
+    pub instance: &'a str,
+}
+
+/// What a tab may read while drawing.
+pub struct DrawCtx<'a> {
+    pub theme: &'a Theme,
+    pub now: DateTime<Utc>,
+    pub range: TimeRange,
+    pub local_clock: bool,
+    pub instance: &'a str,
+}
+
+impl DrawCtx<'_> {
+    /// A timestamp as the clock setting wants it.
+    pub fn fmt_time(&self, t: DateTime<Utc>, fmt: &str) -> String {
+        if self.local_clock {
+            t.with_timezone(&chrono::Local).format(fmt).to_string()
+        } else {
+            t.format(fmt).to_string()
+        }
+    }
+
+    /// "12s ago", "3m ago", "2h ago", "4d ago".
+    pub fn ago(&self, t: DateTime<Utc>) -> String {
+        crate::tui::widgets::human_age(self.now - t)
+    }
+}
+
+/// One key binding of a tab, for the help overlay and the status-bar hints.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static str,
+    pub help: &'static str,
+}
+
+/// A tab: its state plus how it reacts. Everything but `draw` may change state and return
+/// effects (queries to run); `draw` is pure and must never wait on I/O.
+pub trait TabView: Send {
+    fn id(&self) -> Tab;
+
+    /// Requests all of the tab's data: when the tab is shown, on `r`, when the time range
+    /// changes and when the database comes back.
+    fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect>;
+
+    /// Called every second while the tab is visible and the database reachable (periodic
+    /// refresh, see `Refresher`).
+    fn tick(&mut self, _ctx: &TabCtx) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// Navigation actions (up/down/page/top/bottom/left/right/select/back).
+    fn on_action(&mut self, action: Action, ctx: &TabCtx) -> Vec<Effect>;
+
+    /// Keys the shell did not bind; return None if the tab does not use the key either.
+    fn on_key(&mut self, _key: &KeyEvent, _ctx: &TabCtx) -> Option<Vec<Effect>> {
+        None
+    }
+
+    /// A result of one of the tab's queries (`done.panel` says which).
+    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect>;
+
+    /// The `/` filter text changed (called on every keystroke and on Enter; empty clears).
+    fn on_filter(&mut self, _text: &str, _ctx: &TabCtx) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// The current filter, shown in the status line.
+    fn filter(&self) -> &str {
+        ""
+    }
+
+    /// A `:` command the shell does not know (`name` is the first word). None: unknown.
+    fn on_command(&mut self, _name: &str, _args: &str, _ctx: &TabCtx) -> Option<Vec<Effect>> {
+        None
+    }
+
+    /// LISTEN channels this tab wants notifications from (asked once, at start).
+    fn listens(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// A notification on one of `listens()` (also sent with `reconnected` after a lost listener
+    /// connection came back: catch up by cursor).
+    fn on_notify(
+        &mut self,
+        _channel: &str,
+        _payload: &str,
+        _reconnected: bool,
+        _ctx: &TabCtx,
+    ) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// The tab's own keys (beyond the shell's), for help and hints.
+    fn bindings(&self) -> Vec<Binding> {
+        Vec::new()
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx);
+}
+
+/// The tabs that exist, in tab-bar order. Adding a tab = one line here.
+pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
+    let mut tabs: Vec<Box<dyn TabView>> = vec![Box::new(kpi::KpiTab::new(cfg))];
+    tabs.sort_by_key(|t| t.id());
+    tabs
+}
+
+/// Periodic refresh bookkeeping for a tab: `due` is true once per `every`.
+#[derive(Debug, Clone)]
+pub struct Refresher {
+    every: Duration,
+    next: Option<DateTime<Utc>>,
+}
+
+impl Refresher {
+    pub fn every(secs: i64) -> Refresher {
+        Refresher {
+            every: Duration::seconds(secs),
+            next: None,
+        }
+    }
+
+    /// Marks a refresh made now.
+    pub fn done(&mut self, now: DateTime<Utc>) {
+        self.next = Some(now + self.every);
+    }
+
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next.is_none_or(|n| now >= n)
+    }
+}
+
+/// A table cursor: selected row and scroll offset, clamped to the row count.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cursor {
+    pub selected: usize,
+}
+
+impl Cursor {
+    /// Applies a navigation action for a list of `len` rows showing `page` rows at once.
+    /// Returns whether the action was a cursor move.
+    pub fn apply(&mut self, action: Action, len: usize, page: usize) -> bool {
+        let last = len.saturating_sub(1);
+        let page = page.max(1);
+        self.selected = match action {
+            Action::Up => self.selected.saturating_sub(1),
+            Action::Down => (self.selected + 1).min(last),
+            Action::PageUp => self.selected.saturating_sub(page),
+            Action::PageDown => (self.selected + page).min(last),
+            Action::Top => 0,
+            Action::Bottom => last,
+            _ => return false,
+        };
+        true
+    }
+
+    pub fn clamp(&mut self, len: usize) {
+        self.selected = self.selected.min(len.saturating_sub(1));
+    }
+}
+
+/// The data of one panel: the last good value, the last error, whether a query is running.
+/// A failed refresh keeps the previous data on screen and shows the error beside it.
+#[derive(Debug, Clone)]
+pub struct Panel<T> {
+    pub data: Option<T>,
+    pub error: Option<String>,
+    pub loading: bool,
+}
+
+impl<T> Default for Panel<T> {
+    fn default() -> Self {
+        Panel {
+            data: None,
+            error: None,
+            loading: false,
+        }
+    }
+}
+
+impl<T: 'static> Panel<T> {
+    /// Takes a query result meant for this panel.
+    pub fn set(&mut self, done: QueryDone) {
+        self.loading = false;
+        match done.take::<T>() {
+            Ok(v) => {
+                self.data = Some(v);
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// "loading…", the error, or None when there is data to show.
+    pub fn placeholder(&self) -> Option<(String, crate::tui::theme::Role)> {
+        use crate::tui::theme::Role;
+        match (&self.data, &self.error) {
+            (None, Some(e)) => Some((format!("error: {e}"), Role::Error)),
+            (None, None) => Some(("loading…".into(), Role::Dim)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Drawing helpers shared by tabs: number formatting, KPI cards with a sparkline and a change
+//! arrow, themed blocks and tables. Everything here is pure.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::Frame;
+
+use crate::tui::theme::{Role, Theme};
+
+/// "12s ago" style age of a duration.
+pub fn human_age(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    if s < 0 {
+        "in the future".into()
+    } else if s < 60 {
+        format!("{s}s ago")
+    } else if s < 3600 {
+        format!("{}m ago", s / 60)
+    } else if s < 86_400 {
+        format!("{}h ago", s / 3600)
+    } else {
+        format!("{}d ago", s / 86_400)
+    }
+}
+
+/// Compact duration: "45s", "12m", "3h", "2d".
+pub fn human_secs(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        "-".into()
+    } else if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.0}s")
+    } else if s < 3600.0 {
+        format!("{:.0}m", s / 60.0)
+    } else if s < 86_400.0 {
+        format!("{:.1}h", s / 3600.0)
+    } else {
+        format!("{:.1}d", s / 86_400.0)
+    }
+}
+
+/// 950, 1.2k, 3.4M, 5.6G.
+pub fn fmt_count(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        "-".into()
+    } else if a < 1000.0 {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else if a < 10.0 {
+            format!("{v:.2}")
+        } else {
+            format!("{v:.1}")
+        }
+    } else if a < 1e6 {
+        format!("{:.1}k", v / 1e3)
+    } else if a < 1e9 {
+        format!("{:.1}M", v / 1e6)
+    } else {
+        format!("{:.1}G", v / 1e9)
+    }
+}
+
+/// Milliseconds: "87ms", "1.24s".
+pub fn fmt_ms(ms: f64) -> String {
+    if !ms.is_finite() {
+        "-".into()
+    } else if ms < 10.0 {
+        format!("{ms:.1}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.2}s", ms / 1000.0)
+    }
+}
+
+pub fn fmt_pct(ratio: f64) -> String {
+    if !ratio.is_finite() {
+        "-".into()
+    } else if ratio >= 0.9995 || ratio == 0.0 {
+        format!("{:.0}%", ratio * 100.0)
+    } else if ratio < 0.001 {
+        format!("{:.3}%", ratio * 100.0)
+    } else {
+        format!("{:.1}%", ratio * 100.0)
+    }
+}
+
+pub fn fmt_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0}{}", UNITS[i])
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+/// Cuts `s` to `width` columns (by chars), with an ellipsis when cut.
+pub fn truncate(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        s.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut out: String = s.chars().take(width - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Which direction of change is bad news, for the colour of the change arrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trend {
+    /// More is worse (errors, latency).
+    UpIsBad,
+    /// More is better (uptime, users).
+    UpIsGood,
+    Neutral,
+}
+
+/// "▲ 12%" / "▼ 3%" / "= 0%" against the previous period, coloured by `Trend`.
+pub fn change_span(cur: f64, prev: Option<f64>, trend: Trend, theme: &Theme) -> Span<'static> {
+    let Some(prev) = prev.filter(|p| p.is_finite()) else {
+        return Span::styled("", theme.style(Role::Dim));
+    };
+    if !cur.is_finite() {
+        return Span::styled("", theme.style(Role::Dim));
+    }
+    if prev == 0.0 {
+        return if cur == 0.0 {
+            Span::styled("= 0%", theme.style(Role::Dim))
+        } else {
+            let role = match trend {
+                Trend::UpIsBad => Role::Error,
+                Trend::UpIsGood => Role::Ok,
+                Trend::Neutral => Role::Dim,
+            };
+            Span::styled("▲ new", theme.style(role))
+        };
+    }
+    let pct = (cur - prev) / prev.abs() * 100.0;
+    let (arrow, up) = if pct.abs() < 0.5 {
+        ("=", None)
+    } else if pct > 0.0 {
+        ("▲", Some(true))
+    } else {
+        ("▼", Some(false))
+    };
+    let role = match (trend, up) {
+        (_, None) | (Trend::Neutral, _) => Role::Dim,
+        (Trend::UpIsBad, Some(true)) | (Trend::UpIsGood, Some(false)) => Role::Warn,
+        _ => Role::Ok,
+    };
+    let text = if pct.abs() >= 1000.0 {
+        format!("{arrow} {:.0}x", cur / prev)
+    } else {
+        format!("{arrow} {:.0}%", pct.abs())
+    };
+    Span::styled(text, theme.style(role))
+}
+
+/// One KPI counter: a title, a value, the change against the previous period and a sparkline.
+#[derive(Debug, Clone, Default)]
+pub struct Card {
+    pub title: String,
+    pub value: String,
+    /// Style role of the value (e.g. Error when something is wrong).
+    pub value_role: Option<Role>,
+    pub change: Option<Span<'static>>,
+    pub spark: Vec<u64>,
+    /// Extra text after the value (e.g. "of 12").
+    pub detail: String,
+}
+
+/// Draws a card in 3 rows (title, value+change, sparkline); fewer rows drop the sparkline.
+pub fn draw_card(f: &mut Frame, area: Rect, card: &Card, theme: &Theme) {
+    if area.height == 0 || area.width < 4 {
+        return;
+    }
+    let inner = Rect {
+        x: area.x + 1,
+        width: area.width.saturating_sub(2),
+        ..area
+    };
+    let rows = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .split(inner);
+    f.render_widget(
+        Paragraph::new(Span::styled(
+            truncate(&card.title, inner.width as usize),
+            theme.style(Role::Dim),
+        )),
+        rows[0],
+    );
+    let mut spans = vec![Span::styled(
+        card.value.clone(),
+        theme
+            .style(card.value_role.unwrap_or(Role::Text))
+            .add_modifier(ratatui::style::Modifier::BOLD),
+    )];
+    if !card.detail.is_empty() {
+        spans.push(Span::styled(
+            format!(" {}", card.detail),
+            theme.style(Role::Dim),
+        ));
+    }
+    if let Some(c) = &card.change {
+        if !c.content.is_empty() {
+            spans.push(Span::raw(" "));
+            spans.push(c.clone());
+        }
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), rows[1]);
+    if rows[2].height > 0 && !card.spark.is_empty() {
+        draw_spark(f, rows[2], &card.spark, theme);
+    }
+}
+
+/// A sparkline of the last `area.width` points.
+pub fn draw_spark(f: &mut Frame, area: Rect, data: &[u64], theme: &Theme) {
+    let w = area.width as usize;
+    let tail = &data[data.len().saturating_sub(w)..];
+    f.render_widget(
+        Sparkline::default()
+            .data(tail)
+            .style(theme.style(Role::Spark)),
+        Rect {
+            height: area.height.min(1),
+            ..area
+        },
+    );
+}
+
+/// A bordered block with a title in the theme's colours; `focused` highlights the border.
+pub fn block<'a>(title: &str, focused: bool, theme: &Theme) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style(if focused { Role::Accent } else { Role::Border }))
+        .title(Span::styled(format!(" {title} "), theme.style(Role::Title)))
+}
+
+/// Style for a status word: healthy/ok/delivered green, degraded/warn yellow, down/error red.
+pub fn status_role(status: &str) -> Role {
+    match status {
+        "healthy" | "ok" | "up" | "delivered" | "resolved" => Role::Ok,
+        "degraded" | "warning" | "pending" | "acknowledged" => Role::Warn,
+        "down" | "error" | "failed" | "dead" | "firing" => Role::Error,
+        "critical" => Role::Critical,
+        "info" => Role::Info,
+        _ => Role::Dim,
+    }
+}
+
+/// A style for one cell of a selected or plain row.
+pub fn row_style(selected: bool, theme: &Theme) -> Style {
+    if selected {
+        theme.style(Role::Selection)
+    } else {
+        theme.style(Role::Text)
+    }
+}
+
+/// A one-line message centred in `area` (empty panel, loading, error).
+pub fn draw_note(f: &mut Frame, area: Rect, text: &str, role: Role, theme: &Theme) {
+    if area.height == 0 {
+        return;
+    }
+    let y = area.y + area.height / 2;
+    f.render_widget(
+        Paragraph::new(Span::styled(
+            truncate(text, area.width as usize),
+            theme.style(role),
+        ))
+        .alignment(ratatui::layout::Alignment::Center),
+        Rect {
+            y,
+            height: 1,
+            ..area
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_count(950.0), "950");
+        assert_eq!(fmt_count(1234.0), "1.2k");
+        assert_eq!(fmt_count(3_400_000.0), "3.4M");
+        assert_eq!(fmt_ms(87.2), "87ms");
+        assert_eq!(fmt_ms(1240.0), "1.24s");
+        assert_eq!(fmt_pct(0.05), "5.0%");
+        assert_eq!(fmt_bytes(2048.0), "2.0kB");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(human_age(chrono::Duration::seconds(125)), "2m ago");
+    }
+
+    #[test]
+    fn change_arrow_direction_and_colour() {
+        let t = Theme::builtin("dark").unwrap();
+        let s = change_span(120.0, Some(100.0), Trend::UpIsBad, &t);
+        assert_eq!(s.content, "▲ 20%");
+        assert_eq!(s.style, t.style(Role::Warn));
+        let s = change_span(80.0, Some(100.0), Trend::UpIsBad, &t);
+        assert_eq!(s.content, "▼ 20%");
+        assert_eq!(s.style, t.style(Role::Ok));
+        assert_eq!(change_span(1.0, None, Trend::Neutral, &t).content, "");
+    }
+}

@@ -1,0 +1,236 @@
+//! End-to-end: the real `opsdash` binary in a real terminal (tmux) against a private cluster.
+//! Switches tabs, opens and closes help, quits and checks the terminal is restored; stops the
+//! database under the running dashboard and checks the banner and the recovery.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use opsdash::db::testkit::TestCluster;
+
+/// A tmux session running an interactive shell; killed on drop, even when the test fails.
+struct Tmux {
+    name: String,
+    _home: tempfile::TempDir,
+}
+
+const PROMPT: &str = "E2E-PROMPT$";
+
+impl Tmux {
+    fn start(tag: &str, width: u16, height: u16) -> Tmux {
+        let name = format!("opsdash-e2e-{tag}-{}", std::process::id());
+        let home = tempfile::tempdir().expect("temp home");
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .output();
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                "env",
+                "-i",
+                &format!("HOME={}", home.path().display()),
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "TERM=xterm-256color",
+                &format!("PS1={PROMPT} "),
+                "bash",
+                "--norc",
+                "--noprofile",
+            ])
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session failed");
+        let t = Tmux { name, _home: home };
+        t.wait_for(|s| s.contains(PROMPT), "the shell prompt");
+        t
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend_from_slice(keys);
+        let ok = Command::new("tmux").args(&args).status().expect("tmux");
+        assert!(ok.success());
+    }
+
+    fn send_literal(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", text])
+            .status()
+            .expect("tmux");
+        assert!(ok.success());
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux capture");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, "#{alternate_on}"])
+            .output()
+            .expect("tmux display");
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Waits (up to 20 s) until the screen satisfies `pred`; panics with the screen otherwise.
+    fn wait_for(&self, pred: impl Fn(&str) -> bool, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn start_dashboard(&self, url: &str, extra: &str) {
+        let bin = env!("CARGO_BIN_EXE_opsdash");
+        self.send_literal(&format!("{bin} --database-url '{url}' {extra}"));
+        self.send(&["Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+/// Other test processes sweep stale clusters in the temp dir; one may catch ours between the
+/// creation of its directory and its owner file, so try again.
+fn start_cluster(tag: &str) -> TestCluster {
+    let mut last = None;
+    for _ in 0..3 {
+        match TestCluster::start(tag) {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("cluster: {:#}", last.unwrap());
+}
+
+fn seed(cluster: &TestCluster) {
+    let opts = cluster
+        .cluster
+        .connect_options(opsdash::db::embedded::DATABASE);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect_with(opts).await.unwrap();
+            sqlx::query(
+                "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms)
+                 SELECT now() - (i || ' seconds')::interval, 'api', 'GET', '/orders/:id',
+                        CASE WHEN i % 10 = 0 THEN 503 ELSE 200 END, 20 + i % 200
+                   FROM generate_series(1, 3000) i",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        })
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn dashboard_switches_tabs_shows_help_quits_and_restores_terminal() {
+    let cluster = start_cluster("e2e");
+    seed(&cluster);
+    let t = Tmux::start("tabs", 100, 30);
+    t.start_dashboard(&cluster.url(), "");
+    let s = t.wait_for(
+        |s| s.contains("1 KPI") && s.contains("Requests/min"),
+        "KPI tab",
+    );
+    assert!(
+        t.alternate_screen_on(),
+        "dashboard uses the alternate screen"
+    );
+    assert!(!s.contains("2 Logs"), "tabs not built are absent:\n{s}");
+    // Data arrives: the top failing endpoint of the seed.
+    let s = t.wait_for(|s| s.contains("/orders/:id"), "top failing endpoint");
+    eprintln!("{s}");
+    t.wait_for(|s| s.contains("● "), "connected indicator");
+    // Help overlay opens and closes.
+    t.send(&["?"]);
+    t.wait_for(|s| s.contains("Help") && s.contains("quit"), "help overlay");
+    t.send(&["Escape"]);
+    t.wait_for(|s| !s.contains("esc or ? closes"), "help closed");
+    // Health tab (5), then back with Tab.
+    t.send(&["5"]);
+    t.wait_for(
+        |s| s.contains("Services") || s.contains("not part of this build"),
+        "tab 5",
+    );
+    t.send(&["Tab"]);
+    t.wait_for(|s| s.contains("Requests/min"), "KPI again");
+    // The command line changes the range.
+    t.send_literal(":range 24h");
+    t.send(&["Enter"]);
+    t.wait_for(|s| s.contains("range 24h"), "range 24h in the header");
+    // Quit: the shell prompt is back and the alternate screen left.
+    t.send(&["q"]);
+    t.wait_for(
+        |s| s.trim_end().ends_with(PROMPT) || s.lines().any(|l| l.trim() == PROMPT),
+        "shell prompt after quit",
+    );
+    assert!(!t.alternate_screen_on(), "alternate screen left after quit");
+}
+
+#[test]
+fn database_outage_shows_banner_keys_keep_working_and_recovers() {
+    let cluster = start_cluster("e2e-down");
+    let t = Tmux::start("down", 100, 30);
+    t.start_dashboard(&cluster.url(), "--no-color");
+    t.wait_for(|s| s.contains("● "), "connected");
+    cluster.cluster.stop("immediate").expect("stop");
+    let stopped = Instant::now();
+    t.wait_for(|s| s.contains("DATABASE UNREACHABLE"), "the outage banner");
+    eprintln!("banner after {:?}", stopped.elapsed());
+    // Keys keep working while the database is away.
+    t.send(&["?"]);
+    t.wait_for(|s| s.contains("esc or ? closes"), "help during outage");
+    t.send(&["Escape"]);
+    t.wait_for(|s| !s.contains("esc or ? closes"), "help closed");
+    cluster.cluster.restart_stopped().expect("restart");
+    t.wait_for(
+        |s| !s.contains("DATABASE UNREACHABLE") && s.contains("● "),
+        "recovery",
+    );
+    // Queries resumed by themselves: KPI data is shown again.
+    t.wait_for(|s| s.contains("Requests/min"), "KPI after recovery");
+    t.send(&["q"]);
+    t.wait_for(
+        |s| s.lines().any(|l| l.trim() == PROMPT),
+        "prompt after quit",
+    );
+    assert!(!t.alternate_screen_on());
+}
+
+#[test]
+fn unreachable_database_is_one_line_and_terminal_untouched() {
+    let t = Tmux::start("nodb", 100, 30);
+    t.start_dashboard(
+        "postgresql://nobody@/nothing?host=/nonexistent-dir&port=5999",
+        "",
+    );
+    let s = t.wait_for(|s| s.contains("opsdash:"), "the error line");
+    assert!(!t.alternate_screen_on());
+    assert!(s.lines().any(|l| l.trim() == PROMPT), "{s}");
+}
