@@ -175,8 +175,8 @@ pub async fn export(
     pool: &PgPool,
     filter: &Filter,
     format: Format,
-    out: &mut dyn Write,
-    mut progress: impl FnMut(u64),
+    out: &mut (dyn Write + Send),
+    mut progress: impl FnMut(u64) + Send,
 ) -> Result<u64> {
     let mut written = 0u64;
     match format {
@@ -247,7 +247,7 @@ pub async fn export_to_file(
     format: Format,
     path: &Path,
     force: bool,
-    progress: impl FnMut(u64),
+    progress: impl FnMut(u64) + Send,
 ) -> Result<u64> {
     let file = create_file(path, force)?;
     let mut out = BufWriter::with_capacity(1 << 16, file);

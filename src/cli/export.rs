@@ -78,8 +78,7 @@ pub fn run(cfg: &Config, args: ExportArgs) -> Result<()> {
                 .await?
             }
             None => {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::new(stdout.lock());
+                let mut out = std::io::BufWriter::new(std::io::stdout());
                 export::export(&db.write, &filter, args.format, &mut out, |n| {
                     progress.update(n)
                 })

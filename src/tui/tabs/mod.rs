@@ -3,6 +3,7 @@
 //! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
 
 pub mod kpi;
+pub mod logs;
 
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
@@ -137,6 +138,12 @@ pub trait TabView: Send {
         Vec::new()
     }
 
+    /// Enter in the filter line. Tabs whose filter costs a query per change (the Logs tab)
+    /// validate in `on_filter` and apply here; by default it is one more `on_filter`.
+    fn on_filter_submit(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
+        self.on_filter(text, ctx)
+    }
+
     /// The current filter, shown in the status line.
     fn filter(&self) -> &str {
         ""
@@ -174,7 +181,10 @@ pub trait TabView: Send {
 
 /// The tabs that exist, in tab-bar order. Adding a tab = one line here.
 pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
-    let mut tabs: Vec<Box<dyn TabView>> = vec![Box::new(kpi::KpiTab::new(cfg))];
+    let mut tabs: Vec<Box<dyn TabView>> = vec![
+        Box::new(kpi::KpiTab::new(cfg)),
+        Box::new(logs::LogsTab::new(cfg)),
+    ];
     tabs.sort_by_key(|t| t.id());
     tabs
 }
