@@ -3,11 +3,13 @@
 //!
 //! ## The tail cursor
 //! Sequence ids commit out of order, so the tail never reads `id > last`. Each row records its
-//! writing transaction (`tx xid8`); the tail reads rows with `(tx, id) > cursor` and only
-//! `tx < xmin` of a snapshot taken just before (`pg_snapshot_xmin(pg_current_snapshot())`).
-//! Every transaction below that xmin has finished, so no row can later appear behind the
-//! cursor. The xmin is fetched by its own statement: the row read runs with a later snapshot,
-//! which sees every transaction that had finished when the xmin was taken.
+//! writing transaction (`tx xid8`). Before each read the tail takes a snapshot (its `xmax` and
+//! the list `xip` of transactions in progress) and reads rows with `(tx, id) > cursor`,
+//! `tx < xmax` and `tx` not in `xip`: all from finished transactions, visible to the read
+//! (which runs later, with a newer snapshot). Transactions that were in progress below the
+//! cursor are remembered (at most one per open transaction on the server) and their rows are
+//! read by `tx` once they have finished. Compared with reading only below the snapshot's
+//! xmin, an unrelated long or idle-in-transaction session does not freeze the tail.
 //!
 //! ## Why the tail reads are bounded by `ts >= floor`
 //! `(tx, id)` has an index on every daily partition, but the parent has no global index: an
@@ -68,34 +70,50 @@ impl LogLine {
     }
 }
 
+/// Note: the select list exposes `tx` as a bigint under the same name, so the tail queries
+/// order by `log_event.tx` (the xid8 column, in index order), never by the output alias.
 pub const LINE_COLUMNS: &str = "id, tx::text::bigint AS tx, ts, level, service, host, message, \
      trace_id, span_id, request_id, user_id, route, method, status, duration_ms, ip, user_agent, \
      error_type, attrs, fingerprint, repeat_count";
 
-/// Position of the live tail: every row at or before `(tx, id)` with `tx` below the xmin
-/// used for the read has been delivered.
+/// Position of the live tail: every row at or before `(tx, id)` has been delivered, except
+/// rows of the transactions the engine keeps as pending (in progress when it passed them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct TailCursor {
     pub tx: i64,
     pub id: i64,
 }
 
-/// The xmin of a fresh snapshot: every transaction below it has committed or aborted.
-pub async fn snapshot_xmin(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        .fetch_one(pool)
-        .await
+/// What the tail needs of a snapshot: transactions at or above `xmax` had not started, those
+/// in `xip` were in progress; every other transaction below `xmax` had finished.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TailSnapshot {
+    pub xmax: i64,
+    pub xip: Vec<i64>,
+}
+
+pub async fn snapshot(pool: &PgPool) -> sqlx::Result<TailSnapshot> {
+    let (xmax, xip): (i64, Vec<i64>) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(s)::text::bigint,
+                ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x)
+           FROM pg_current_snapshot() s",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(TailSnapshot { xmax, xip })
 }
 
 fn push_tail_bounds<'a>(
     qb: &mut QueryBuilder<'a, Postgres>,
-    xmin: i64,
+    snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&'a Filter>,
 ) {
     qb.push(" AND tx < ")
-        .push_bind(xmin)
-        .push("::text::xid8 AND ts >= ")
+        .push_bind(snap.xmax)
+        .push("::text::xid8 AND tx <> ALL(")
+        .push_bind(snap.xip.clone())
+        .push("::bigint[]::text[]::xid8[]) AND ts >= ")
         .push_bind(floor);
     if let Some(f) = filter.filter(|f| !f.is_empty()) {
         qb.push(" AND ");
@@ -103,33 +121,76 @@ fn push_tail_bounds<'a>(
     }
 }
 
-/// The next rows after `cursor` in (tx, id) order, all from transactions below `xmin`.
+/// The next rows after `cursor` in (tx, id) order, all from transactions `snap` saw finished.
 pub async fn tail_after(
     pool: &PgPool,
     cursor: TailCursor,
-    xmin: i64,
+    snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
+    tail_after_query("", cursor, snap, floor, filter, limit)
+        .build_query_as::<LogLine>()
+        .fetch_all(pool)
+        .await
+}
+
+/// The statement of `tail_after`, after `prefix` (`EXPLAIN ...` in the plan test).
+pub fn tail_after_query<'a>(
+    prefix: &str,
+    cursor: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&'a Filter>,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
+        "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
     ));
     qb.push_bind(cursor.tx)
         .push("::text::xid8, ")
         .push_bind(cursor.id)
         .push(")");
-    push_tail_bounds(&mut qb, xmin, floor, filter);
-    qb.push(" ORDER BY tx, id LIMIT ").push_bind(limit);
-    qb.build_query_as::<LogLine>().fetch_all(pool).await
+    push_tail_bounds(&mut qb, snap, floor, filter);
+    qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
+        .push_bind(limit);
+    qb
 }
 
-/// The newest `limit` rows after `cursor` and below `xmin`, returned oldest first: the initial
-/// fill of the tail, and the catch-up after a pause longer than the buffer.
+/// Rows of one finished transaction after `after_id`, in id order (a transaction that was in
+/// progress when the cursor passed it).
+pub async fn tail_of_tx(
+    pool: &PgPool,
+    tx: i64,
+    after_id: i64,
+    floor: DateTime<Utc>,
+    filter: Option<&Filter>,
+    limit: i64,
+) -> sqlx::Result<Vec<LogLine>> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE tx = "
+    ));
+    qb.push_bind(tx)
+        .push("::text::xid8 AND id > ")
+        .push_bind(after_id)
+        .push(" AND ts >= ")
+        .push_bind(floor);
+    if let Some(f) = filter.filter(|f| !f.is_empty()) {
+        qb.push(" AND ");
+        f.push_conditions(&mut qb);
+    }
+    qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
+        .push_bind(limit);
+    qb.build_query_as().fetch_all(pool).await
+}
+
+/// The newest `limit` rows after `cursor` from transactions `snap` saw finished, returned
+/// oldest first: the initial fill of the tail, and the catch-up after a long pause.
 pub async fn tail_last(
     pool: &PgPool,
     after: TailCursor,
-    xmin: i64,
+    snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&Filter>,
     limit: i64,
@@ -141,8 +202,8 @@ pub async fn tail_last(
         .push("::text::xid8, ")
         .push_bind(after.id)
         .push(")");
-    push_tail_bounds(&mut qb, xmin, floor, filter);
-    qb.push(" ORDER BY tx DESC, id DESC LIMIT ")
+    push_tail_bounds(&mut qb, snap, floor, filter);
+    qb.push(" ORDER BY log_event.tx DESC, log_event.id DESC LIMIT ")
         .push_bind(limit);
     let mut rows = qb.build_query_as::<LogLine>().fetch_all(pool).await?;
     rows.reverse();
@@ -154,7 +215,7 @@ pub async fn tail_last(
 pub async fn tail_waiting(
     pool: &PgPool,
     cursor: TailCursor,
-    below_xmin: Option<i64>,
+    readable_in: Option<&TailSnapshot>,
     floor: DateTime<Utc>,
     filter: Option<&Filter>,
     cap: i64,
@@ -167,8 +228,12 @@ pub async fn tail_waiting(
         .push_bind(cursor.id)
         .push(") AND ts >= ")
         .push_bind(floor);
-    if let Some(x) = below_xmin {
-        qb.push(" AND tx < ").push_bind(x).push("::text::xid8");
+    if let Some(snap) = readable_in {
+        qb.push(" AND tx < ")
+            .push_bind(snap.xmax)
+            .push("::text::xid8 AND tx <> ALL(")
+            .push_bind(snap.xip.clone())
+            .push("::bigint[]::text[]::xid8[])");
     }
     if let Some(f) = filter.filter(|f| !f.is_empty()) {
         qb.push(" AND ");
@@ -176,18 +241,6 @@ pub async fn tail_waiting(
     }
     qb.push(" LIMIT ").push_bind(cap).push(") w");
     qb.build_query_scalar::<i64>().fetch_one(pool).await
-}
-
-/// True when committed rows exist at or above `xmin`: they are held back by an older open
-/// transaction and will become readable when it ends, so the tail should look again soon.
-pub async fn tail_held_back(pool: &PgPool, xmin: i64, floor: DateTime<Utc>) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM opsdash.log_event WHERE tx >= $1::text::xid8 AND ts >= $2)",
-    )
-    .bind(xmin)
-    .bind(floor)
-    .fetch_one(pool)
-    .await
 }
 
 /// Where a page of search results continues: the (ts, id) of its last line.

@@ -2,8 +2,9 @@
 //! channel the TUI event loop drains.
 //!
 //! - A dedicated LISTEN connection on `db::LOGS_CHANNEL` only *wakes* the reader; rows are read
-//!   by the `(tx, id)` cursor up to the snapshot xmin (see `query::logs`), so rows from
-//!   transactions that commit out of id order are never skipped and never read twice.
+//!   by the `(tx, id)` cursor from finished transactions only, and transactions that were still
+//!   open when the cursor passed them are read by id when they finish (see `query::logs`), so
+//!   rows from transactions that commit out of id order are never skipped nor read twice.
 //! - Notifications sent while the listener is reconnecting are lost: after every (re)connect
 //!   the listener wakes the reader, which catches up by cursor. A poll every `poll` interval is
 //!   the safety net (a half-open listener, a replica, a lost wake-up).
@@ -15,6 +16,7 @@
 
 pub mod buffer;
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::db::{Db, LOGS_CHANNEL};
 use crate::filter::Filter;
-use crate::query::logs::{self as q, LogLine, TailCursor};
+use crate::query::logs::{self as q, LogLine, TailCursor, TailSnapshot};
 
 pub use buffer::TailBuffer;
 
@@ -40,8 +42,6 @@ pub struct TailOptions {
     pub batch: i64,
     /// Safety-net poll interval.
     pub poll: Duration,
-    /// Re-read delay when committed rows are held back by an older open transaction.
-    pub held_back_retry: Duration,
     /// The tail follows rows stamped at or after `start - floor_margin` (see `query::logs`).
     pub floor_margin: Duration,
     pub filter: Option<Filter>,
@@ -49,6 +49,8 @@ pub struct TailOptions {
     pub query_timeout: Duration,
     /// Fill the buffer with the newest existing lines at start.
     pub initial_fill: bool,
+    /// Wake on NOTIFY (off: poll only; the benchmark's baseline).
+    pub listen: bool,
 }
 
 impl TailOptions {
@@ -57,11 +59,11 @@ impl TailOptions {
             capacity: capacity.max(1),
             batch: 2000,
             poll: Duration::from_secs(1),
-            held_back_retry: Duration::from_millis(20),
             floor_margin: Duration::from_secs(24 * 3600),
             filter: None,
             query_timeout: Duration::from_secs(5),
             initial_fill: true,
+            listen: true,
         }
     }
 }
@@ -124,17 +126,22 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     let (events, rx) = mpsc::channel(256);
     let (commands, cmd_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
-    let listener = tokio::spawn(listen_loop(
-        db.clone(),
-        wake.clone(),
-        events.clone(),
-        opts.query_timeout,
-    ));
+    let listener = if opts.listen {
+        tokio::spawn(listen_loop(
+            db.clone(),
+            wake.clone(),
+            events.clone(),
+            opts.query_timeout,
+        ))
+    } else {
+        tokio::spawn(async {})
+    };
     let reader = tokio::spawn(
         Reader {
             pool: db.write.clone(),
             floor: floor(opts.floor_margin),
             cursor: TailCursor::default(),
+            pending: BTreeMap::new(),
             paused: false,
             last_waiting: None,
             opts,
@@ -242,6 +249,10 @@ struct Reader {
     opts: TailOptions,
     floor: DateTime<Utc>,
     cursor: TailCursor,
+    /// Transactions below the cursor that were in progress when it passed them, with the last
+    /// id delivered of each: their rows are read when they finish. At most one entry per open
+    /// transaction on the server.
+    pending: BTreeMap<i64, i64>,
     paused: bool,
     last_waiting: Option<u64>,
     events: mpsc::Sender<TailEvent>,
@@ -345,21 +356,30 @@ impl Reader {
         }
     }
 
-    async fn xmin(&self) -> Result<i64, String> {
-        self.timed("snapshot", q::snapshot_xmin(&self.pool)).await
+    async fn snapshot(&self) -> Result<TailSnapshot, String> {
+        self.timed("snapshot", q::snapshot(&self.pool)).await
     }
 
-    /// Start (or new filter): the newest lines below the current xmin, then follow from there.
+    /// Every transaction of `snap` still in progress below the cursor becomes pending.
+    fn remember_in_progress(&mut self, snap: &TailSnapshot) {
+        for &x in &snap.xip {
+            if x < self.cursor.tx {
+                self.pending.entry(x).or_insert(0);
+            }
+        }
+    }
+
+    /// Start (or new filter): the newest lines from finished transactions, then follow.
     async fn fill(&mut self) -> Outcome {
-        let xmin = match self.xmin().await {
-            Ok(x) => x,
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
             Err(e) => return self.report(e).await,
         };
         let lines = if self.opts.initial_fill {
             let read = q::tail_last(
                 &self.pool,
                 TailCursor::default(),
-                xmin,
+                &snap,
                 self.floor,
                 self.opts.filter.as_ref(),
                 self.opts.capacity as i64,
@@ -371,8 +391,13 @@ impl Reader {
         } else {
             Vec::new()
         };
-        // Everything below xmin is history now; the tail continues from (xmin, 0).
-        self.cursor = TailCursor { tx: xmin, id: 0 };
+        // Every finished transaction below xmax is history now; the open ones are pending.
+        self.cursor = TailCursor {
+            tx: snap.xmax,
+            id: 0,
+        };
+        self.pending.clear();
+        self.remember_in_progress(&snap);
         if !self.send(TailEvent::Reset(lines)).await {
             return Outcome::Stop;
         }
@@ -380,15 +405,51 @@ impl Reader {
     }
 
     async fn read_new(&mut self) -> Outcome {
-        let xmin = match self.xmin().await {
-            Ok(x) => x,
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
             Err(e) => return self.report(e).await,
         };
+        // Pending transactions that have finished since: read their rows by id.
+        let open: HashSet<i64> = snap.xip.iter().copied().collect();
+        let finished: Vec<(i64, i64)> = self
+            .pending
+            .iter()
+            .filter(|(tx, _)| !open.contains(tx))
+            .map(|(&tx, &last)| (tx, last))
+            .collect();
+        for (tx, mut last) in finished {
+            loop {
+                let read = q::tail_of_tx(
+                    &self.pool,
+                    tx,
+                    last,
+                    self.floor,
+                    self.opts.filter.as_ref(),
+                    self.opts.batch,
+                );
+                let rows = match self.timed("read", read).await {
+                    Ok(r) => r,
+                    Err(e) => return self.report(e).await,
+                };
+                let full = rows.len() as i64 >= self.opts.batch;
+                if let Some(l) = rows.last() {
+                    last = l.id;
+                    self.pending.insert(tx, last);
+                    if !self.send(TailEvent::Lines(rows)).await {
+                        return Outcome::Stop;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            self.pending.remove(&tx);
+        }
         loop {
             let read = q::tail_after(
                 &self.pool,
                 self.cursor,
-                xmin,
+                &snap,
                 self.floor,
                 self.opts.filter.as_ref(),
                 self.opts.batch,
@@ -400,6 +461,7 @@ impl Reader {
             let full = rows.len() as i64 >= self.opts.batch;
             if let Some(last) = rows.last() {
                 self.cursor = last.cursor();
+                self.remember_in_progress(&snap);
                 if !self.send(TailEvent::Lines(rows)).await {
                     return Outcome::Stop;
                 }
@@ -408,21 +470,14 @@ impl Reader {
                 break;
             }
         }
-        // Rows of transactions at or above xmin stay unread until every older transaction
-        // ends; look again soon instead of waiting for the next notification or poll.
-        let held = q::tail_held_back(&self.pool, xmin, self.floor);
-        match self.timed("read", held).await {
-            Ok(true) => Outcome::Next(self.opts.held_back_retry),
-            Ok(false) => Outcome::Next(self.opts.poll),
-            Err(e) => self.report(e).await,
-        }
+        Outcome::Next(self.opts.poll)
     }
 
-    async fn waiting(&self, below_xmin: Option<i64>, cap: i64) -> Result<i64, String> {
+    async fn waiting(&self, readable_in: Option<&TailSnapshot>, cap: i64) -> Result<i64, String> {
         let count = q::tail_waiting(
             &self.pool,
             self.cursor,
-            below_xmin,
+            readable_in,
             self.floor,
             self.opts.filter.as_ref(),
             cap,
@@ -450,11 +505,11 @@ impl Reader {
     /// `capacity` and report the rest as skipped; otherwise read them all in order.
     async fn resume(&mut self) -> Outcome {
         let cap = self.opts.capacity as i64;
-        let xmin = match self.xmin().await {
-            Ok(x) => x,
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
             Err(e) => return self.report(e).await,
         };
-        let readable = match self.waiting(Some(xmin), WAITING_CAP).await {
+        let readable = match self.waiting(Some(&snap), WAITING_CAP).await {
             Ok(n) => n,
             Err(e) => return self.report(e).await,
         };
@@ -464,7 +519,7 @@ impl Reader {
         let read = q::tail_last(
             &self.pool,
             self.cursor,
-            xmin,
+            &snap,
             self.floor,
             self.opts.filter.as_ref(),
             cap,
@@ -473,8 +528,13 @@ impl Reader {
             Ok(r) => r,
             Err(e) => return self.report(e).await,
         };
-        // Every row below xmin after the old cursor was either read now or skipped.
-        self.cursor = TailCursor { tx: xmin, id: 0 };
+        // Every finished transaction after the old cursor was either read now or skipped;
+        // the open ones become pending.
+        self.cursor = TailCursor {
+            tx: snap.xmax,
+            id: 0,
+        };
+        self.remember_in_progress(&snap);
         let skipped = (readable - rows.len() as i64).max(0) as u64;
         if skipped > 0 && !self.send(TailEvent::Skipped(skipped)).await {
             return Outcome::Stop;
