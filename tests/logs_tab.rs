@@ -249,9 +249,11 @@ async fn export_key_writes_the_filtered_lines() -> anyhow::Result<()> {
     let target = dir.path().join("errors.json");
     let mut app = app_on_logs_tab(&tdb).await;
     until(&mut app, "lines", |t| t.contains("row 50")).await;
-    send(&mut app, KeyCode::Char('/')).await;
-    type_text(&mut app, "level:error").await;
+    // A saved filter from the config (`errors = "level:error+"` by default).
+    send(&mut app, KeyCode::Char(':')).await;
+    type_text(&mut app, "f errors").await;
     send(&mut app, KeyCode::Enter).await;
+    until(&mut app, "the saved filter", |t| t.contains("filter: level:error+")).await;
     send(&mut app, KeyCode::Char(':')).await;
     type_text(&mut app, &format!("export {}", target.display())).await;
     send(&mut app, KeyCode::Enter).await;

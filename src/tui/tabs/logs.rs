@@ -64,6 +64,8 @@ struct Export {
 
 pub struct LogsTab {
     capacity: usize,
+    floor_margin: Duration,
+    saved: std::collections::BTreeMap<String, String>,
     engine: Option<(TailHandle, Events)>,
     draining: bool,
     drain_again: bool,
@@ -102,6 +104,8 @@ impl LogsTab {
     pub fn new(cfg: &Config) -> LogsTab {
         LogsTab {
             capacity: cfg.ui.tail_buffer.max(100),
+            floor_margin: Duration::from_secs(u64::from(cfg.logs.tail_floor_hours) * 3600),
+            saved: cfg.logs.saved_filters.clone(),
             engine: None,
             draining: false,
             drain_again: false,
@@ -167,6 +171,7 @@ impl LogsTab {
         let mut opts = TailOptions::new(self.capacity);
         opts.filter = Some(self.filter.clone());
         opts.query_timeout = ctx.db.query_timeout;
+        opts.floor_margin = self.floor_margin;
         let (handle, rx) = tail::spawn(ctx.db, opts);
         self.engine = Some((handle, Arc::new(Mutex::new(rx))));
     }
@@ -732,6 +737,22 @@ impl TabView for LogsTab {
             "reopen" if self.view == View::Groups => {
                 Some(self.transition(GroupStatus::New, note, ctx))
             }
+            "f" | "filter" if self.view == View::Tail => {
+                let name = args.trim();
+                if name.is_empty() {
+                    let names: Vec<&str> = self.saved.keys().map(String::as_str).collect();
+                    self.message =
+                        Some((format!("saved filters: {}", names.join(", ")), Role::Dim));
+                    return Some(Vec::new());
+                }
+                match self.saved.get(name).cloned() {
+                    Some(text) => Some(self.on_filter_submit(&text, ctx)),
+                    None => {
+                        self.message = Some((format!("no saved filter named {name}"), Role::Error));
+                        Some(Vec::new())
+                    }
+                }
+            }
             "trace" => {
                 self.trace_id = args.trim().to_string();
                 self.view = View::Trace;
@@ -778,6 +799,10 @@ impl TabView for LogsTab {
             Binding {
                 keys: "v",
                 help: "tail / error groups / audit",
+            },
+            Binding {
+                keys: ":f NAME",
+                help: "apply a saved filter ([logs.saved_filters])",
             },
             Binding {
                 keys: "x",
