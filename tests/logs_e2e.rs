@@ -216,4 +216,5 @@ fn logs_tab_tails_filters_pauses_traces_and_exports() {
 
     t.send(&["q"]);
     t.wait_for(|s| s.contains(PROMPT), "the shell after quitting");
+    assert!(!t.alternate_screen_on(), "the terminal was restored");
 }
