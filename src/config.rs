@@ -79,6 +79,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub alert: crate::alerts::AlertConfig,
     pub kpi: KpiConfig,
+    pub logs: LogsConfig,
     /// Services the worker health-checks (`[[service]]`).
     pub service: Vec<ServiceCheck>,
 }
@@ -446,6 +447,29 @@ impl RetentionConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct KpiConfig {
     pub widget: Vec<KpiWidget>,
+}
+
+/// The Logs tab.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// The live tail follows lines stamped at most this many hours before the dashboard
+    /// started (older timestamps are history, found by search).
+    pub tail_floor_hours: u32,
+    /// Named filters, applied with `:f NAME` on the Logs tab.
+    pub saved_filters: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            tail_floor_hours: 24,
+            saved_filters: [("errors", "level:error+"), ("5xx", "status:5xx")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
 }
 
 pub const WIDGET_KINDS: &[&str] = &[

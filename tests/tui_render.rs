@@ -98,7 +98,10 @@ async fn kpi_tab_shows_real_numbers_at_80x24() {
     eprintln!("{text}");
     // Header: tab bar, connection, firing alerts by severity, leadership, range.
     assert!(text.contains(" 1 KPI "), "{text}");
-    assert!(!text.contains("Logs"), "absent tabs are not drawn:\n{text}");
+    assert!(
+        !text.contains("Alerts"),
+        "absent tabs are not drawn:\n{text}"
+    );
     assert!(text.contains("● 3ms"), "{text}");
     assert!(text.contains("C1"), "one critical alert firing:\n{text}");
     assert!(text.contains("leader 1/2"), "{text}");

@@ -6,6 +6,7 @@ mod db;
 mod demo;
 mod ingest;
 pub mod retention;
+mod export;
 pub mod tui;
 mod alerts;
 mod worker;
@@ -56,6 +57,8 @@ pub enum Command {
         #[command(subcommand)]
         action: alerts::AlertsAction,
     },
+    /// Export the log lines a filter selects as CSV, JSON or text (streaming, any size).
+    Export(export::ExportArgs),
     /// Open the terminal dashboard (the default when no subcommand is given).
     Tui(tui::TuiArgs),
     /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
@@ -119,6 +122,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Retention { action }) => retention::run(&cfg, action),
         Some(Command::Worker(a)) => worker::run(cfg, a),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
+        Some(Command::Export(a)) => {
+            export::run(&cfg, a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Tui(t)) => {
             let t = tui::TuiArgs {
                 no_color: t.no_color || args.tui.no_color,

@@ -3,10 +3,14 @@
 
 pub mod alert_metrics;
 pub mod alerts;
+pub mod audit;
+pub mod error_groups;
 pub mod health;
 pub mod ingest;
 pub mod kpi;
+pub mod logs;
 pub mod perf;
 pub mod retention;
 pub mod rollup;
 pub mod status;
+pub mod trace;

@@ -527,7 +527,7 @@ impl App {
                 KeyCode::Enter => {
                     let text = input.text.clone();
                     self.mode = Mode::Normal;
-                    self.apply_filter(&text)
+                    self.submit_filter(&text)
                 }
                 KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                     self.mode = Mode::Normal;
@@ -572,6 +572,14 @@ impl App {
                     handled.unwrap_or_default()
                 }
             },
+        }
+    }
+
+    fn submit_filter(&mut self, text: &str) -> Vec<Effect> {
+        let ctx = ctx!(self);
+        match self.tabs.get_mut(self.active) {
+            Some(t) => t.on_filter_submit(text, &ctx),
+            None => Vec::new(),
         }
     }
 

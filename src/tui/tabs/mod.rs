@@ -6,6 +6,7 @@ pub mod health;
 pub mod alerts;
 pub mod kpi;
 pub mod perf;
+pub mod logs;
 
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
@@ -140,6 +141,12 @@ pub trait TabView: Send {
         Vec::new()
     }
 
+    /// Enter in the filter line. Tabs whose filter costs a query per change (the Logs tab)
+    /// validate in `on_filter` and apply here; by default it is one more `on_filter`.
+    fn on_filter_submit(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
+        self.on_filter(text, ctx)
+    }
+
     /// The current filter, shown in the status line.
     fn filter(&self) -> &str {
         ""
@@ -188,6 +195,7 @@ pub fn registered(cfg: &Config) -> Vec<Box<dyn TabView>> {
         Box::new(health::HealthTab::new()),
         Box::new(alerts::AlertsTab::new(cfg)),
         Box::new(perf::PerfTab::new(cfg)),
+        Box::new(logs::LogsTab::new(cfg)),
     ];
     tabs.sort_by_key(|t| t.id());
     tabs

@@ -1,0 +1,357 @@
+//! Logs benchmark: live-tail latency (line stored -> line delivered) at fixed write rates with
+//! the CPU the tail costs, against a poll-only tail; and the first page of filtered searches on
+//! N rows against a sequential ILIKE scan of the same search.
+//!
+//! cargo bench --bench logs -- [--rows 1000000] [--secs 5] [--rates 5000,20000]
+//!                             [--skip-tail] [--skip-search]
+//! The database is a throwaway embedded cluster (or OPSDASH_TEST_DATABASE_URL).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::Utc;
+use opsdash::db::copy::CopyBuf;
+use opsdash::db::testkit::TestDb;
+use opsdash::db::{Db, LOGS_CHANNEL};
+use opsdash::filter;
+use opsdash::query::logs;
+use opsdash::tail::{self, TailEvent, TailOptions};
+use rand::{Rng, SeedableRng};
+
+struct Opts {
+    rows: usize,
+    secs: u64,
+    rates: Vec<usize>,
+    tail: bool,
+    search: bool,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        rows: 1_000_000,
+        secs: 5,
+        rates: vec![5_000, 20_000],
+        tail: true,
+        search: true,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let next = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--rows" => o.rows = next.parse().unwrap_or(o.rows),
+            "--secs" => o.secs = next.parse().unwrap_or(o.secs),
+            "--rates" => {
+                o.rates = next.split(',').filter_map(|r| r.parse().ok()).collect();
+            }
+            "--skip-tail" => o.tail = false,
+            "--skip-search" => o.search = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    o
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Writes `rate` lines/s for `secs` in batches every 10 ms (one NOTIFY per batch).
+async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
+    let per_batch = (rate / 100).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut written = 0;
+    let mut conn = db.write.acquire().await?;
+    let mut buf = CopyBuf::with_capacity(per_batch * 120);
+    while Instant::now() < end {
+        tick.tick().await;
+        buf.clear();
+        let now = Utc::now();
+        for k in 0..per_batch {
+            buf.ts(now);
+            buf.plain(2);
+            buf.text("bench");
+            buf.text(&format!("tail bench line {}", written + k));
+            buf.end_row();
+        }
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        buf.send(
+            &mut conn,
+            "opsdash.log_event",
+            &["ts", "level", "service", "message"],
+        )
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(LOGS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        written += per_batch;
+    }
+    Ok(written)
+}
+
+/// Runs the tail on a thread of its own (so its CPU time is measurable) while the writer runs;
+/// returns per-line latencies in ms and the tail thread's CPU time.
+fn tail_run(db: &Db, rate: usize, secs: u64, listen: bool) -> Result<(Vec<f64>, usize, Duration)> {
+    let tail_db = db.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let expected = rate * secs as usize;
+    let tail_thread = std::thread::spawn(move || -> Result<(Vec<f64>, Duration)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut opts = TailOptions::new(10_000);
+            opts.initial_fill = false;
+            opts.listen = listen;
+            let (_h, mut rx) = tail::spawn(&tail_db, opts);
+            // Wait for the start (and the listener) before the writer begins.
+            let (mut filled, mut listening) = (false, !listen);
+            while !(filled && listening) {
+                match rx.recv().await {
+                    Some(TailEvent::Reset(_)) => filled = true,
+                    Some(TailEvent::Listening { .. }) => listening = true,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let _ = ready_tx.send(());
+            let cpu0 = thread_cpu();
+            let mut lat = Vec::with_capacity(expected + 1000);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(secs + 5);
+            while lat.len() < expected {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(TailEvent::Lines(lines))) => {
+                        let now = Utc::now();
+                        for l in lines {
+                            lat.push((now - l.ts).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+            Ok((lat, thread_cpu() - cpu0))
+        })
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let written = rt.block_on(writer(db.clone(), rate, secs))?;
+    let (mut lat, cpu) = tail_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("tail thread panicked"))??;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    Ok((lat, written, cpu))
+}
+
+fn bench_tail(o: &Opts) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    println!(
+        "== live tail: line stored -> line delivered (ms), {} s per rate",
+        o.secs
+    );
+    println!(
+        "{:>8} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "rate/s", "mode", "lines", "p50", "p99", "max", "tail CPU"
+    );
+    for &rate in &o.rates {
+        for listen in [true, false] {
+            let t = rt.block_on(TestDb::new())?;
+            let (lat, written, cpu) = tail_run(&t.db, rate, o.secs, listen)?;
+            println!(
+                "{:>8} {:>10} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>9.1}%",
+                rate,
+                if listen { "notify" } else { "poll 1s" },
+                format!("{}/{}", lat.len(), written),
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+                lat.last().copied().unwrap_or(f64::NAN),
+                cpu.as_secs_f64() * 100.0 / o.secs as f64,
+            );
+        }
+    }
+    Ok(())
+}
+
+const WORDS: &[&str] = &[
+    "request",
+    "served",
+    "user",
+    "login",
+    "cache",
+    "miss",
+    "hit",
+    "payment",
+    "order",
+    "created",
+    "updated",
+    "queue",
+    "job",
+    "done",
+    "retry",
+    "connection",
+    "pool",
+    "slow",
+    "query",
+    "render",
+];
+
+async fn load(db: &Db, rows: usize) -> Result<()> {
+    sqlx::query("SELECT opsdash.ensure_partitions((now() AT TIME ZONE 'UTC')::date - 7, (now() AT TIME ZONE 'UTC')::date)")
+        .execute(&db.write)
+        .await?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut conn = db.write.acquire().await?;
+    let now = Utc::now();
+    let span_ms = 7 * 86_400_000i64;
+    let chunk = 50_000;
+    let mut done = 0;
+    let t0 = Instant::now();
+    while done < rows {
+        let n = chunk.min(rows - done);
+        let mut buf = CopyBuf::with_capacity(n * 160);
+        for i in 0..n {
+            let k = done + i;
+            // Spread over 7 days, newest rows last.
+            let ts =
+                now - chrono::Duration::milliseconds(span_ms - (k as i64 * span_ms / rows as i64));
+            let level: i16 = match rng.gen_range(0..100) {
+                0..=9 => 1,
+                10..=84 => 2,
+                85..=94 => 3,
+                95..=98 => 4,
+                _ => 5,
+            };
+            let mut msg = String::new();
+            for w in 0..rng.gen_range(4..10) {
+                if w > 0 {
+                    msg.push(' ');
+                }
+                msg.push_str(WORDS[rng.gen_range(0..WORDS.len())]);
+            }
+            // A rare word (1 in 10,000 rows) and a rare trace id, to search for.
+            if k % 10_000 == 7 {
+                msg.push_str(" deadlock detected");
+            }
+            buf.ts(ts);
+            buf.plain(level);
+            buf.text(&format!("svc-{}", rng.gen_range(0..20)));
+            buf.text(&msg);
+            buf.text(&format!("{:016x}", rng.gen::<u64>()));
+            buf.end_row();
+        }
+        buf.send(
+            &mut conn,
+            "opsdash.log_event",
+            &["ts", "level", "service", "message", "trace_id"],
+        )
+        .await?;
+        done += n;
+    }
+    sqlx::query("ANALYZE opsdash.log_event")
+        .execute(&mut *conn)
+        .await?;
+    println!(
+        "loaded {rows} rows in {:.1} s ({:.0} rows/s, COPY with all indexes)",
+        t0.elapsed().as_secs_f64(),
+        rows as f64 / t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn time_page(db: &Db, text: &str, runs: usize) -> Result<(f64, f64, usize)> {
+    let f = filter::parse(text).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+    let mut times = Vec::new();
+    let mut n = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        n = logs::page(&db.read, &f, None, 100).await?.len();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let first = times[0];
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok((first, times[times.len() / 2], n))
+}
+
+async fn bench_search(o: &Opts) -> Result<()> {
+    let t = TestDb::new().await?;
+    load(&t.db, o.rows).await?;
+    let trace: String = sqlx::query_scalar(
+        "SELECT trace_id FROM opsdash.log_event ORDER BY ts LIMIT 1 OFFSET 12345",
+    )
+    .fetch_one(&t.db.read)
+    .await?;
+    println!(
+        "== first page (100 lines, newest first) of a filtered search on {} rows (ms)",
+        o.rows
+    );
+    println!(
+        "{:<44} {:>9} {:>9} {:>6}",
+        "filter", "first", "median", "rows"
+    );
+    let cases = [
+        ("indexed: trace id", format!("trace:{trace}")),
+        (
+            "indexed: service + level",
+            "service:svc-3 level:fatal".to_string(),
+        ),
+        ("full text: rare word", "deadlock".to_string()),
+        (
+            "full text: rare phrase",
+            "\"deadlock detected\"".to_string(),
+        ),
+        ("full text: common word", "payment".to_string()),
+        ("baseline: rare word, ILIKE scan", "*deadlock*".to_string()),
+        ("baseline: common word, ILIKE scan", "*payment*".to_string()),
+    ];
+    for (label, text) in cases {
+        let (first, median, n) = time_page(&t.db, &text, 5).await?;
+        println!(
+            "{:<44} {:>9.1} {:>9.1} {:>6}",
+            format!("{label} ({})", truncate(&text, 14)),
+            first,
+            median,
+            n
+        );
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+fn main() -> Result<()> {
+    let o = opts();
+    if o.tail {
+        bench_tail(&o)?;
+    }
+    if o.search {
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(bench_search(&o))?;
+    }
+    Ok(())
+}

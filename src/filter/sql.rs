@@ -1,0 +1,194 @@
+//! Turns a parsed filter into a parameterized WHERE clause over `opsdash.log_event`. User text
+//! only ever travels as bind parameters.
+//!
+//! Message search uses the GIN index on `to_tsvector('simple', message)` (the expression must
+//! match the index exactly) to find candidates, then `ILIKE` on those candidates so a word,
+//! a phrase or a prefix matches exactly what the operator typed, case-insensitively. Text with
+//! no letter or digit has no lexeme to look up, so it falls back to `ILIKE` alone.
+
+use sqlx::{Postgres, QueryBuilder};
+
+use super::{Cond, Pattern, Term, TextColumn, TimeBound};
+
+const TSV: &str = "to_tsvector('simple', message)";
+
+pub fn push_terms(terms: &[Term], qb: &mut QueryBuilder<'_, Postgres>) {
+    if terms.is_empty() {
+        qb.push("TRUE");
+        return;
+    }
+    for (i, t) in terms.iter().enumerate() {
+        if i > 0 {
+            qb.push(" AND ");
+        }
+        if t.negated {
+            // Nullable columns: a line without a trace id is "not trace:x", so NULL counts as
+            // not matching rather than dropping the row.
+            qb.push("NOT coalesce((");
+            push_cond(&t.cond, qb);
+            qb.push("), false)");
+        } else {
+            qb.push("(");
+            push_cond(&t.cond, qb);
+            qb.push(")");
+        }
+    }
+}
+
+fn push_cond(c: &Cond, qb: &mut QueryBuilder<'_, Postgres>) {
+    match c {
+        Cond::LevelAtLeast(l) => {
+            qb.push("level >= ").push_bind(l.as_i16());
+        }
+        Cond::LevelIn(levels) => {
+            let v: Vec<i16> = levels.iter().map(|l| l.as_i16()).collect();
+            qb.push("level = ANY(").push_bind(v).push(")");
+        }
+        Cond::Status(ranges) => {
+            for (i, (lo, hi)) in ranges.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                if lo == hi {
+                    qb.push("status = ").push_bind(*lo);
+                } else {
+                    qb.push("status BETWEEN ")
+                        .push_bind(*lo)
+                        .push(" AND ")
+                        .push_bind(*hi);
+                }
+            }
+        }
+        Cond::Field { column, patterns } => push_field(*column, patterns, qb),
+        Cond::Since(b) => {
+            qb.push("ts >= ");
+            push_time(b, qb);
+        }
+        Cond::Until(b) => {
+            qb.push("ts < ");
+            push_time(b, qb);
+        }
+        Cond::Word(w) => {
+            if has_lexeme(w) {
+                qb.push(TSV)
+                    .push(" @@ plainto_tsquery('simple', ")
+                    .push_bind(w.clone())
+                    .push(") AND ");
+            }
+            qb.push("message ILIKE ").push_bind(contains(w));
+        }
+        Cond::Phrase(p) => {
+            if has_lexeme(p) {
+                qb.push(TSV)
+                    .push(" @@ phraseto_tsquery('simple', ")
+                    .push_bind(p.clone())
+                    .push(") AND ");
+            }
+            qb.push("message ILIKE ").push_bind(contains(p));
+        }
+        Cond::Prefix(stem) => {
+            // The stem is letters and digits only (see the parser), so `stem:*` is a valid
+            // tsquery whatever the user typed.
+            qb.push(TSV)
+                .push(" @@ to_tsquery('simple', ")
+                .push_bind(format!("{stem}:*"))
+                .push(") AND message ILIKE ")
+                .push_bind(contains(stem));
+        }
+        Cond::Wildcard(w) => {
+            qb.push("message ILIKE ")
+                .push_bind(format!("%{}%", glob_to_like(w)));
+        }
+    }
+}
+
+fn push_field(column: TextColumn, patterns: &[Pattern], qb: &mut QueryBuilder<'_, Postgres>) {
+    let col = column.sql();
+    let exact: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| match p {
+            Pattern::Exact(s) => Some(s.clone()),
+            Pattern::Glob(_) => None,
+        })
+        .collect();
+    let mut first = true;
+    if !exact.is_empty() {
+        first = false;
+        if exact.len() == 1 {
+            qb.push(col).push(" = ").push_bind(exact[0].clone());
+        } else {
+            qb.push(col).push(" = ANY(").push_bind(exact).push(")");
+        }
+    }
+    for p in patterns {
+        if let Pattern::Glob(g) = p {
+            if !first {
+                qb.push(" OR ");
+            }
+            first = false;
+            qb.push(col).push(" LIKE ").push_bind(glob_to_like(g));
+        }
+    }
+}
+
+fn push_time(b: &TimeBound, qb: &mut QueryBuilder<'_, Postgres>) {
+    match b {
+        TimeBound::At(t) => {
+            qb.push_bind(*t);
+        }
+        TimeBound::Ago(d) => {
+            qb.push("now() - make_interval(secs => ")
+                .push_bind(d.as_secs_f64())
+                .push(")");
+        }
+    }
+}
+
+fn has_lexeme(s: &str) -> bool {
+    s.chars().any(char::is_alphanumeric)
+}
+
+/// Escapes LIKE's special characters (backslash is LIKE's default escape).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn contains(s: &str) -> String {
+    format!("%{}%", like_escape(s))
+}
+
+/// `*` is the only wildcard users write; everything else is literal.
+fn glob_to_like(g: &str) -> String {
+    g.split('*').map(like_escape).collect::<Vec<_>>().join("%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_user_text() {
+        assert_eq!(glob_to_like("/api/pay*"), "/api/pay%");
+        assert_eq!(glob_to_like("100%_a\\*"), "100\\%\\_a\\\\%");
+        assert_eq!(contains("50%"), "%50\\%%");
+    }
+
+    #[test]
+    fn sql_text_never_contains_user_text() {
+        let f =
+            crate::filter::parse("evil'); DROP TABLE x; -- service:\"a'b\" level:warn+").unwrap();
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT 1 FROM opsdash.log_event WHERE ");
+        f.push_conditions(&mut qb);
+        let sql = qb.sql();
+        assert!(!sql.contains("DROP"), "{sql}");
+        assert!(!sql.contains("a'b"), "{sql}");
+        assert!(sql.contains("to_tsvector('simple', message) @@"), "{sql}");
+    }
+}

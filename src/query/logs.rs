@@ -1,0 +1,365 @@
+//! SQL for the Logs tab: the live-tail cursor reads, pages of lines for a filter (newest first,
+//! keyset pagination), the stats line and the error/line counts.
+//!
+//! ## The tail cursor
+//! Sequence ids commit out of order, so the tail never reads `id > last`. Each row records its
+//! writing transaction (`tx xid8`). Before each read the tail takes a snapshot (its `xmax` and
+//! the list `xip` of transactions in progress) and reads rows with `(tx, id) > cursor`,
+//! `tx < xmax` and `tx` not in `xip`: all from finished transactions, visible to the read
+//! (which runs later, with a newer snapshot). Transactions that were in progress below the
+//! cursor are remembered (at most one per open transaction on the server) and their rows are
+//! read by `tx` once they have finished. Compared with reading only below the snapshot's
+//! xmin, an unrelated long or idle-in-transaction session does not freeze the tail.
+//!
+//! ## Why the tail reads are bounded by `ts >= floor`
+//! `(tx, id)` has an index on every daily partition, but the parent has no global index: an
+//! unbounded `ORDER BY tx, id` is a Merge Append that descends the index of every partition
+//! (30-90 with retention) on every wake-up, and plans over all of them. The tail therefore adds
+//! `ts >= floor`, where `floor` is fixed when the tail starts (start time minus a margin,
+//! default 24 h): run-time partition pruning keeps only the partitions from the session's
+//! start onward (2-3 on a normal day), each read is one index descent per kept partition.
+//! The floor is fixed rather than sliding with the cursor because `ts` is the event's own
+//! time, not the insert time: a late-arriving line (a collector catching up after an hour) has
+//! an old `ts` and a new `tx`; a sliding bound would skip it. Lines stamped before the floor
+//! (an import of last week's file) are history, found by search, not by the live tail.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::filter::Filter;
+use crate::model::Level;
+
+/// One row of `opsdash.log_event`, as every view and the export use it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, serde::Deserialize)]
+pub struct LogLine {
+    pub id: i64,
+    /// Writing transaction id (xid8 as a number).
+    pub tx: i64,
+    pub ts: DateTime<Utc>,
+    pub level: i16,
+    pub service: String,
+    pub host: Option<String>,
+    pub message: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub route: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<i16>,
+    pub duration_ms: Option<f64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_type: Option<String>,
+    pub attrs: Option<serde_json::Value>,
+    pub fingerprint: Option<String>,
+    pub repeat_count: i32,
+}
+
+impl LogLine {
+    pub fn level(&self) -> Level {
+        Level::from_i16(self.level)
+    }
+
+    pub fn cursor(&self) -> TailCursor {
+        TailCursor {
+            tx: self.tx,
+            id: self.id,
+        }
+    }
+}
+
+/// Note: the select list exposes `tx` as a bigint under the same name, so the tail queries
+/// order by `log_event.tx` (the xid8 column, in index order), never by the output alias.
+pub const LINE_COLUMNS: &str = "id, tx::text::bigint AS tx, ts, level, service, host, message, \
+     trace_id, span_id, request_id, user_id, route, method, status, duration_ms, ip, user_agent, \
+     error_type, attrs, fingerprint, repeat_count";
+
+/// Position of the live tail: every row at or before `(tx, id)` has been delivered, except
+/// rows of the transactions the engine keeps as pending (in progress when it passed them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct TailCursor {
+    pub tx: i64,
+    pub id: i64,
+}
+
+/// What the tail needs of a snapshot: transactions at or above `xmax` had not started, those
+/// in `xip` were in progress; every other transaction below `xmax` had finished.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TailSnapshot {
+    pub xmax: i64,
+    pub xip: Vec<i64>,
+}
+
+pub async fn snapshot(pool: &PgPool) -> sqlx::Result<TailSnapshot> {
+    let (xmax, xip): (i64, Vec<i64>) = sqlx::query_as(
+        "SELECT pg_snapshot_xmax(s)::text::bigint,
+                ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x)
+           FROM pg_current_snapshot() s",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(TailSnapshot { xmax, xip })
+}
+
+fn push_tail_bounds<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&'a Filter>,
+) {
+    qb.push(" AND tx < ")
+        .push_bind(snap.xmax)
+        .push("::text::xid8 AND tx <> ALL(")
+        .push_bind(snap.xip.clone())
+        .push("::bigint[]::text[]::xid8[]) AND ts >= ")
+        .push_bind(floor);
+    if let Some(f) = filter.filter(|f| !f.is_empty()) {
+        qb.push(" AND ");
+        f.push_conditions(qb);
+    }
+}
+
+/// The next rows after `cursor` in (tx, id) order, all from transactions `snap` saw finished.
+pub async fn tail_after(
+    pool: &PgPool,
+    cursor: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&Filter>,
+    limit: i64,
+) -> sqlx::Result<Vec<LogLine>> {
+    tail_after_query("", cursor, snap, floor, filter, limit)
+        .build_query_as::<LogLine>()
+        .fetch_all(pool)
+        .await
+}
+
+/// The statement of `tail_after`, after `prefix` (`EXPLAIN ...` in the plan test).
+pub fn tail_after_query<'a>(
+    prefix: &str,
+    cursor: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&'a Filter>,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
+    ));
+    qb.push_bind(cursor.tx)
+        .push("::text::xid8, ")
+        .push_bind(cursor.id)
+        .push(")");
+    push_tail_bounds(&mut qb, snap, floor, filter);
+    qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
+        .push_bind(limit);
+    qb
+}
+
+/// Rows of one finished transaction after `after_id`, in id order (a transaction that was in
+/// progress when the cursor passed it).
+pub async fn tail_of_tx(
+    pool: &PgPool,
+    tx: i64,
+    after_id: i64,
+    floor: DateTime<Utc>,
+    filter: Option<&Filter>,
+    limit: i64,
+) -> sqlx::Result<Vec<LogLine>> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE tx = "
+    ));
+    qb.push_bind(tx)
+        .push("::text::xid8 AND id > ")
+        .push_bind(after_id)
+        .push(" AND ts >= ")
+        .push_bind(floor);
+    if let Some(f) = filter.filter(|f| !f.is_empty()) {
+        qb.push(" AND ");
+        f.push_conditions(&mut qb);
+    }
+    qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
+        .push_bind(limit);
+    qb.build_query_as().fetch_all(pool).await
+}
+
+/// The newest `limit` rows after `cursor` from transactions `snap` saw finished, returned
+/// oldest first: the initial fill of the tail, and the catch-up after a long pause.
+pub async fn tail_last(
+    pool: &PgPool,
+    after: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&Filter>,
+    limit: i64,
+) -> sqlx::Result<Vec<LogLine>> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
+    ));
+    qb.push_bind(after.tx)
+        .push("::text::xid8, ")
+        .push_bind(after.id)
+        .push(")");
+    push_tail_bounds(&mut qb, snap, floor, filter);
+    qb.push(" ORDER BY log_event.tx DESC, log_event.id DESC LIMIT ")
+        .push_bind(limit);
+    let mut rows = qb.build_query_as::<LogLine>().fetch_all(pool).await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Rows after the cursor (committed or not yet readable), counted up to `cap`: the "N lines
+/// waiting" counter while paused.
+pub async fn tail_waiting(
+    pool: &PgPool,
+    cursor: TailCursor,
+    readable_in: Option<&TailSnapshot>,
+    floor: DateTime<Utc>,
+    filter: Option<&Filter>,
+    cap: i64,
+) -> sqlx::Result<i64> {
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT count(*) FROM (SELECT 1 FROM opsdash.log_event WHERE (tx, id) > (",
+    );
+    qb.push_bind(cursor.tx)
+        .push("::text::xid8, ")
+        .push_bind(cursor.id)
+        .push(") AND ts >= ")
+        .push_bind(floor);
+    if let Some(snap) = readable_in {
+        qb.push(" AND tx < ")
+            .push_bind(snap.xmax)
+            .push("::text::xid8 AND tx <> ALL(")
+            .push_bind(snap.xip.clone())
+            .push("::bigint[]::text[]::xid8[])");
+    }
+    if let Some(f) = filter.filter(|f| !f.is_empty()) {
+        qb.push(" AND ");
+        f.push_conditions(&mut qb);
+    }
+    qb.push(" LIMIT ").push_bind(cap).push(") w");
+    qb.build_query_scalar::<i64>().fetch_one(pool).await
+}
+
+/// Where a page of search results continues: the (ts, id) of its last line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageKey {
+    pub ts: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// One page of lines matching `filter`, newest first, starting after `before` (keyset
+/// pagination: constant cost whatever the page number).
+pub async fn page(
+    pool: &PgPool,
+    filter: &Filter,
+    before: Option<PageKey>,
+    limit: i64,
+) -> sqlx::Result<Vec<LogLine>> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
+    ));
+    filter.push_conditions(&mut qb);
+    if let Some(k) = before {
+        qb.push(" AND (ts, id) < (")
+            .push_bind(k.ts)
+            .push(", ")
+            .push_bind(k.id)
+            .push(")");
+    }
+    qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    qb.build_query_as::<LogLine>().fetch_all(pool).await
+}
+
+/// The stats line: rows matching the filter in the range, rows in the last 24 h, per level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub in_range: i64,
+    pub last_24h: i64,
+    /// Count per level 0..=5 within the range.
+    pub by_level: [i64; 6],
+}
+
+pub async fn stats(
+    pool: &PgPool,
+    filter: &Filter,
+    range_start: DateTime<Utc>,
+) -> sqlx::Result<LogStats> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT level, count(*) FILTER (WHERE ts >= ");
+    qb.push_bind(range_start)
+        .push(")::bigint, count(*)::bigint FROM opsdash.log_event WHERE ts >= least(")
+        .push_bind(range_start)
+        .push(", now() - interval '24 hours') AND ");
+    filter.push_conditions(&mut qb);
+    qb.push(" GROUP BY level");
+    let rows: Vec<(i16, i64, i64)> = qb.build_query_as().fetch_all(pool).await?;
+    let mut s = LogStats::default();
+    for (level, in_range, all) in rows {
+        s.in_range += in_range;
+        s.by_level[Level::from_i16(level) as usize] += in_range;
+        s.last_24h += all;
+    }
+    // Rows older than 24 h but inside the range were counted in `all` too; the 24 h figure
+    // is recomputed only when the range is wider than a day.
+    if range_start < Utc::now() - chrono::Duration::hours(24) {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT count(*)::bigint FROM opsdash.log_event WHERE ts >= now() - interval '24 hours' AND ",
+        );
+        filter.push_conditions(&mut qb);
+        s.last_24h = qb.build_query_scalar().fetch_one(pool).await?;
+    }
+    Ok(s)
+}
+
+/// One line by id (for the detail pane after a jump).
+pub async fn line(pool: &PgPool, id: i64) -> sqlx::Result<Option<LogLine>> {
+    sqlx::query_as(&format!(
+        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE id = $1 LIMIT 1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Reads every line matching `filter`, oldest first, through a server-side cursor in one
+/// read-only transaction: a consistent snapshot, fetched `batch` rows at a time so memory stays
+/// constant whatever the size. `each` receives every batch; returning an error stops the read.
+pub async fn for_each_batch<E>(
+    pool: &PgPool,
+    filter: &Filter,
+    batch: i64,
+    mut each: impl FnMut(Vec<LogLine>) -> Result<(), E>,
+) -> Result<u64, E>
+where
+    E: From<sqlx::Error>,
+{
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    // Exports may run for minutes: no statement timeout inside this transaction.
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "DECLARE opsdash_export NO SCROLL CURSOR FOR SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
+    ));
+    filter.push_conditions(&mut qb);
+    qb.push(" ORDER BY ts, id");
+    qb.build().execute(&mut *tx).await?;
+    let fetch = format!("FETCH FORWARD {} FROM opsdash_export", batch.max(1));
+    let mut total = 0u64;
+    loop {
+        let rows: Vec<LogLine> = sqlx::query_as(&fetch).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            break;
+        }
+        total += rows.len() as u64;
+        each(rows)?;
+    }
+    tx.commit().await?;
+    Ok(total)
+}

@@ -1,0 +1,547 @@
+//! The live-tail engine: follows new `log_event` rows and delivers them, in batches, to a
+//! channel the TUI event loop drains.
+//!
+//! - A dedicated LISTEN connection on `db::LOGS_CHANNEL` only *wakes* the reader; rows are read
+//!   by the `(tx, id)` cursor from finished transactions only, and transactions that were still
+//!   open when the cursor passed them are read by id when they finish (see `query::logs`), so
+//!   rows from transactions that commit out of id order are never skipped nor read twice.
+//! - Notifications sent while the listener is reconnecting are lost: after every (re)connect
+//!   the listener wakes the reader, which catches up by cursor. A poll every `poll` interval is
+//!   the safety net (a half-open listener, a replica, a lost wake-up).
+//! - Pause keeps the cursor and only counts the waiting lines. On resume, if more lines wait
+//!   than the buffer holds, only the newest `capacity` are read and the rest reported as
+//!   skipped (they would scroll out of the ring buffer at once anyway).
+//! - Backpressure: the event channel is bounded, so a slow consumer slows the reader instead
+//!   of growing memory.
+
+pub mod buffer;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use crate::db::{Db, LOGS_CHANNEL};
+use crate::filter::Filter;
+use crate::query::logs::{self as q, LogLine, TailCursor, TailSnapshot};
+
+pub use buffer::TailBuffer;
+
+/// application_name of the listener connection (visible in pg_stat_activity).
+pub const LISTENER_APP_NAME: &str = "opsdash-tail";
+
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Lines kept by the consumer; also the most lines read on resume after a long pause.
+    pub capacity: usize,
+    /// Rows per read.
+    pub batch: i64,
+    /// Safety-net poll interval.
+    pub poll: Duration,
+    /// The tail follows rows stamped at or after `start - floor_margin` (see `query::logs`).
+    pub floor_margin: Duration,
+    pub filter: Option<Filter>,
+    /// Cut-off for each query (a half-open connection must not hang the tail).
+    pub query_timeout: Duration,
+    /// Fill the buffer with the newest existing lines at start.
+    pub initial_fill: bool,
+    /// Wake on NOTIFY (off: poll only; the benchmark's baseline).
+    pub listen: bool,
+}
+
+impl TailOptions {
+    pub fn new(capacity: usize) -> Self {
+        TailOptions {
+            capacity: capacity.max(1),
+            batch: 2000,
+            poll: Duration::from_secs(1),
+            floor_margin: Duration::from_secs(24 * 3600),
+            filter: None,
+            query_timeout: Duration::from_secs(5),
+            initial_fill: true,
+            listen: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TailEvent {
+    /// Replace the buffer with these lines (start, or a new filter).
+    Reset(Vec<LogLine>),
+    /// New lines, oldest first, each delivered once.
+    Lines(Vec<LogLine>),
+    /// Lines passed over on resume after a pause longer than the buffer.
+    Skipped(u64),
+    /// While paused: lines waiting after the cursor (capped at `WAITING_CAP`). The first one
+    /// after `pause()` acknowledges the pause: no line is delivered after it until `resume()`.
+    Waiting(u64),
+    /// The listener connection is up (again); `reconnects` counts the re-establishments.
+    Listening { reconnects: u64 },
+    /// A query or the listener failed; the tail retries on its own.
+    Error(String),
+}
+
+pub const WAITING_CAP: i64 = 1_000_000;
+
+#[derive(Debug)]
+enum Command {
+    Pause,
+    Resume,
+    SetFilter(Option<Filter>),
+}
+
+/// Controls a running tail; dropping it stops the engine.
+pub struct TailHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    reader: JoinHandle<()>,
+    listener: JoinHandle<()>,
+}
+
+impl TailHandle {
+    pub fn pause(&self) {
+        let _ = self.commands.send(Command::Pause);
+    }
+    pub fn resume(&self) {
+        let _ = self.commands.send(Command::Resume);
+    }
+    /// Applies a new filter: the engine answers with a `Reset` of matching lines.
+    pub fn set_filter(&self, filter: Option<Filter>) {
+        let _ = self.commands.send(Command::SetFilter(filter));
+    }
+}
+
+impl Drop for TailHandle {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.listener.abort();
+    }
+}
+
+/// Starts the tail. Events arrive on the returned receiver until the handle is dropped.
+pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEvent>) {
+    let (events, rx) = mpsc::channel(256);
+    let (commands, cmd_rx) = mpsc::unbounded_channel();
+    let wake = Arc::new(Notify::new());
+    let listener = if opts.listen {
+        tokio::spawn(listen_loop(
+            db.clone(),
+            wake.clone(),
+            events.clone(),
+            opts.query_timeout,
+        ))
+    } else {
+        tokio::spawn(async {})
+    };
+    let reader = tokio::spawn(
+        Reader {
+            pool: db.write.clone(),
+            floor: floor(opts.floor_margin),
+            cursor: TailCursor::default(),
+            pending: BTreeMap::new(),
+            paused: false,
+            last_waiting: None,
+            opts,
+            events,
+        }
+        .run(wake, cmd_rx),
+    );
+    (
+        TailHandle {
+            commands,
+            reader,
+            listener,
+        },
+        rx,
+    )
+}
+
+fn floor(margin: Duration) -> DateTime<Utc> {
+    let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::hours(24));
+    Utc::now()
+        .checked_sub_signed(margin)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Keeps a LISTEN connection open and turns each notification into a wake-up. After every
+/// (re)connect it wakes the reader once so rows whose notification was lost are read.
+async fn listen_loop(
+    db: Db,
+    wake: Arc<Notify>,
+    events: mpsc::Sender<TailEvent>,
+    connect_timeout: Duration,
+) {
+    let mut reconnects: u64 = 0;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let opts = db.write_options.clone().application_name(LISTENER_APP_NAME);
+        // A pool of one so the listener has its own backend (LISTEN is per session).
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(connect_timeout)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(opts);
+        let connected = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(LOGS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match tokio::time::timeout(connect_timeout, connected).await {
+            Ok(Ok(mut listener)) => {
+                backoff = Duration::from_millis(100);
+                if events
+                    .send(TailEvent::Listening { reconnects })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                // LISTEN is active: anything committed from now on wakes us, anything before
+                // is caught up by this wake-up.
+                wake.notify_one();
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => wake.notify_one(),
+                        // Connection lost (sqlx may have reconnected, but start clean so the
+                        // catch-up wake-up follows a known-good LISTEN).
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = events
+                                .send(TailEvent::Error(format!("live tail listener: {e}")))
+                                .await;
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                let _ = events
+                    .send(TailEvent::Error(format!("live tail listener: {e}")))
+                    .await;
+            }
+            Err(_) => {
+                let _ = events
+                    .send(TailEvent::Error(
+                        "live tail listener: timed out connecting".into(),
+                    ))
+                    .await;
+            }
+        }
+        pool.close().await;
+        if events.is_closed() {
+            return;
+        }
+        reconnects += 1;
+        // Meanwhile the reader's poll keeps the tail going.
+        wake.notify_one();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct Reader {
+    pool: sqlx::PgPool,
+    opts: TailOptions,
+    floor: DateTime<Utc>,
+    cursor: TailCursor,
+    /// Transactions below the cursor that were in progress when it passed them, with the last
+    /// id delivered of each: their rows are read when they finish. At most one entry per open
+    /// transaction on the server.
+    pending: BTreeMap<i64, i64>,
+    paused: bool,
+    last_waiting: Option<u64>,
+    events: mpsc::Sender<TailEvent>,
+}
+
+/// What the reader does next.
+enum Outcome {
+    /// The consumer is gone.
+    Stop,
+    /// Done; look again after this long (or on a wake-up).
+    Next(Duration),
+    /// The error was reported; retry after the poll interval.
+    Failed,
+}
+
+impl Reader {
+    async fn run(mut self, wake: Arc<Notify>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut needs_fill = true;
+        let mut next = Duration::ZERO;
+        let mut last_count: Option<tokio::time::Instant> = None;
+        loop {
+            if !needs_fill {
+                // Commands first, so a pause is acknowledged before another read starts.
+                tokio::select! {
+                    biased;
+                    cmd = commands.recv() => match cmd {
+                        None => return,
+                        Some(Command::Pause) => {
+                            self.paused = true;
+                            self.last_waiting = None;
+                            last_count = None;
+                        }
+                        Some(Command::Resume) => {
+                            if self.paused {
+                                self.paused = false;
+                                match self.resume().await {
+                                    Outcome::Stop => return,
+                                    Outcome::Next(d) => next = d,
+                                    Outcome::Failed => next = self.opts.poll,
+                                }
+                                continue;
+                            }
+                        }
+                        Some(Command::SetFilter(f)) => {
+                            self.opts.filter = f;
+                            needs_fill = true;
+                        }
+                    },
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(next) => {}
+                }
+            }
+            let outcome = if needs_fill {
+                let o = self.fill().await;
+                if matches!(o, Outcome::Next(_)) {
+                    needs_fill = false;
+                }
+                o
+            } else if self.paused {
+                // Counting is not free on a busy table: at most twice a second, whatever
+                // the notification rate.
+                let due = last_count.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
+                if due {
+                    last_count = Some(tokio::time::Instant::now());
+                    self.count_waiting().await
+                } else {
+                    Outcome::Next(Duration::from_millis(500))
+                }
+            } else {
+                self.read_new().await
+            };
+            match outcome {
+                Outcome::Stop => return,
+                Outcome::Next(d) => next = d,
+                Outcome::Failed => next = self.opts.poll,
+            }
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = sqlx::Result<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.opts.query_timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(format!("live tail {what}: {e}")),
+            Err(_) => Err(format!("live tail {what}: timed out")),
+        }
+    }
+
+    async fn send(&self, ev: TailEvent) -> bool {
+        self.events.send(ev).await.is_ok()
+    }
+
+    async fn report(&self, msg: String) -> Outcome {
+        if self.send(TailEvent::Error(msg)).await {
+            Outcome::Failed
+        } else {
+            Outcome::Stop
+        }
+    }
+
+    async fn snapshot(&self) -> Result<TailSnapshot, String> {
+        self.timed("snapshot", q::snapshot(&self.pool)).await
+    }
+
+    /// Every transaction of `snap` still in progress below the cursor becomes pending.
+    fn remember_in_progress(&mut self, snap: &TailSnapshot) {
+        for &x in &snap.xip {
+            if x < self.cursor.tx {
+                self.pending.entry(x).or_insert(0);
+            }
+        }
+    }
+
+    /// Start (or new filter): the newest lines from finished transactions, then follow.
+    async fn fill(&mut self) -> Outcome {
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
+            Err(e) => return self.report(e).await,
+        };
+        let lines = if self.opts.initial_fill {
+            let read = q::tail_last(
+                &self.pool,
+                TailCursor::default(),
+                &snap,
+                self.floor,
+                self.opts.filter.as_ref(),
+                self.opts.capacity as i64,
+            );
+            match self.timed("initial read", read).await {
+                Ok(l) => l,
+                Err(e) => return self.report(e).await,
+            }
+        } else {
+            Vec::new()
+        };
+        // Every finished transaction below xmax is history now; the open ones are pending.
+        self.cursor = TailCursor {
+            tx: snap.xmax,
+            id: 0,
+        };
+        self.pending.clear();
+        self.remember_in_progress(&snap);
+        if !self.send(TailEvent::Reset(lines)).await {
+            return Outcome::Stop;
+        }
+        self.read_new().await
+    }
+
+    async fn read_new(&mut self) -> Outcome {
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
+            Err(e) => return self.report(e).await,
+        };
+        // Pending transactions that have finished since: read their rows by id.
+        let open: HashSet<i64> = snap.xip.iter().copied().collect();
+        let finished: Vec<(i64, i64)> = self
+            .pending
+            .iter()
+            .filter(|(tx, _)| !open.contains(tx))
+            .map(|(&tx, &last)| (tx, last))
+            .collect();
+        for (tx, mut last) in finished {
+            loop {
+                let read = q::tail_of_tx(
+                    &self.pool,
+                    tx,
+                    last,
+                    self.floor,
+                    self.opts.filter.as_ref(),
+                    self.opts.batch,
+                );
+                let rows = match self.timed("read", read).await {
+                    Ok(r) => r,
+                    Err(e) => return self.report(e).await,
+                };
+                let full = rows.len() as i64 >= self.opts.batch;
+                if let Some(l) = rows.last() {
+                    last = l.id;
+                    self.pending.insert(tx, last);
+                    if !self.send(TailEvent::Lines(rows)).await {
+                        return Outcome::Stop;
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            self.pending.remove(&tx);
+        }
+        loop {
+            let read = q::tail_after(
+                &self.pool,
+                self.cursor,
+                &snap,
+                self.floor,
+                self.opts.filter.as_ref(),
+                self.opts.batch,
+            );
+            let rows = match self.timed("read", read).await {
+                Ok(r) => r,
+                Err(e) => return self.report(e).await,
+            };
+            let full = rows.len() as i64 >= self.opts.batch;
+            if let Some(last) = rows.last() {
+                self.cursor = last.cursor();
+                self.remember_in_progress(&snap);
+                if !self.send(TailEvent::Lines(rows)).await {
+                    return Outcome::Stop;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Outcome::Next(self.opts.poll)
+    }
+
+    async fn waiting(&self, readable_in: Option<&TailSnapshot>, cap: i64) -> Result<i64, String> {
+        let count = q::tail_waiting(
+            &self.pool,
+            self.cursor,
+            readable_in,
+            self.floor,
+            self.opts.filter.as_ref(),
+            cap,
+        );
+        self.timed("count", count).await
+    }
+
+    async fn count_waiting(&mut self) -> Outcome {
+        match self.waiting(None, WAITING_CAP).await {
+            Ok(n) => {
+                let n = n.max(0) as u64;
+                if self.last_waiting != Some(n) {
+                    self.last_waiting = Some(n);
+                    if !self.send(TailEvent::Waiting(n)).await {
+                        return Outcome::Stop;
+                    }
+                }
+                Outcome::Next(self.opts.poll)
+            }
+            Err(e) => self.report(e).await,
+        }
+    }
+
+    /// After a pause: if more lines wait than the buffer holds, read only the newest
+    /// `capacity` and report the rest as skipped; otherwise read them all in order.
+    async fn resume(&mut self) -> Outcome {
+        let cap = self.opts.capacity as i64;
+        let snap = match self.snapshot().await {
+            Ok(s) => s,
+            Err(e) => return self.report(e).await,
+        };
+        let readable = match self.waiting(Some(&snap), WAITING_CAP).await {
+            Ok(n) => n,
+            Err(e) => return self.report(e).await,
+        };
+        if readable <= cap {
+            return self.read_new().await;
+        }
+        let read = q::tail_last(
+            &self.pool,
+            self.cursor,
+            &snap,
+            self.floor,
+            self.opts.filter.as_ref(),
+            cap,
+        );
+        let rows = match self.timed("read", read).await {
+            Ok(r) => r,
+            Err(e) => return self.report(e).await,
+        };
+        // Every finished transaction after the old cursor was either read now or skipped;
+        // the open ones become pending.
+        self.cursor = TailCursor {
+            tx: snap.xmax,
+            id: 0,
+        };
+        self.remember_in_progress(&snap);
+        let skipped = (readable - rows.len() as i64).max(0) as u64;
+        if skipped > 0 && !self.send(TailEvent::Skipped(skipped)).await {
+            return Outcome::Stop;
+        }
+        if !rows.is_empty() && !self.send(TailEvent::Lines(rows)).await {
+            return Outcome::Stop;
+        }
+        self.read_new().await
+    }
+}

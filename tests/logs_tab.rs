@@ -1,0 +1,274 @@
+//! The Logs tab on ratatui's TestBackend with real data from a throwaway PostgreSQL: live
+//! lines arrive through the tail engine, pause counts waiting lines, filters (and their
+//! mistakes) show inline, the trace view and the error groups render, and no escape byte from
+//! hostile log lines ever reaches the screen buffer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use opsdash::config::Config;
+use opsdash::db::testkit::TestDb;
+use opsdash::sanitize::is_unsafe;
+use opsdash::tui::app::{update, App, AppOptions, Effect};
+use opsdash::tui::event::Event;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+
+fn buffer_text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn render(app: &App, w: u16, h: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| opsdash::tui::draw::draw(app, f))
+        .expect("draw");
+    term.backend().buffer().clone()
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    update(
+        app,
+        Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))),
+    )
+}
+
+async fn send(app: &mut App, code: KeyCode) {
+    let fx = press(app, code);
+    opsdash::tui::settle(app, fx).await;
+}
+
+async fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        send(app, KeyCode::Char(c)).await;
+    }
+}
+
+/// Ticks (which drain the tail) until the screen satisfies `ok`.
+async fn until(app: &mut App, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = buffer_text(&render(app, 100, 30));
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "waited for {what}:\n{text}"
+        );
+        let fx = update(app, Event::Tick(chrono::Utc::now()));
+        opsdash::tui::settle(app, fx).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const HOSTILE: &[&str] = &[
+    "\x1b[2J\x1b[H cleared the screen",
+    "\x1b]0;owned title\x07 title",
+    "\x1b]8;;http://evil.example\x1b\\click me\x1b]8;;\x1b\\",
+    "\x1b]52;c;ZXZpbA==\x07 clipboard",
+    "\x1bP+q544e\x1b\\ dcs",
+    "\u{9b}31m C1 CSI",
+    "split escape at the end \x1b",
+    "[31m continues after a newline\nsecond \x1b[1mline",
+    "bidi \u{202e}gnp.exe\u{202c} \u{2066}isolate\u{2069}",
+];
+
+async fn app_on_logs_tab(tdb: &TestDb) -> App {
+    let mut app = App::new(
+        tdb.db.clone(),
+        Arc::new(Config::default()),
+        AppOptions {
+            no_color: false,
+            instance: "logs-test:1:x".into(),
+            config_dir: None,
+        },
+    );
+    let fx = app.start();
+    opsdash::tui::settle(&mut app, fx).await;
+    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
+    opsdash::tui::settle(&mut app, fx).await;
+    send(&mut app, KeyCode::Char('2')).await;
+    app
+}
+
+fn assert_no_escapes(buf: &Buffer) {
+    for cell in buf.content() {
+        let s = cell.symbol();
+        assert!(
+            !s.chars().any(|c| is_unsafe(c) || c == '\t'),
+            "unsafe character {s:?} reached the screen buffer"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_pause_filter_trace_and_hostile_lines() -> anyhow::Result<()> {
+    let tdb = TestDb::new().await?;
+    let pool = tdb.db.write.clone();
+    sqlx::query(
+        "INSERT INTO opsdash.log_event (ts, level, service, message, trace_id, attrs)
+         VALUES (now() - interval '2 seconds', 2, 'api', 'request served', 'tr-9', NULL),
+                (now() - interval '1 second', 4, 'api', 'payment failed', 'tr-9',
+                 '{\"stack\": \"at pay()\\nat main()\", \"esc\": \"\\u001b[2J\"}')",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms, trace_id)
+         VALUES (now() - interval '3 seconds', 'api', 'POST', '/api/pay', 502, 1800, 'tr-9')",
+    )
+    .execute(&pool)
+    .await?;
+    // The JSON-decoded form of "\u001b" is a real ESC: store the corpus as such.
+    for line in HOSTILE {
+        sqlx::query("INSERT INTO opsdash.log_event (ts, level, service, message, trace_id) VALUES (now(), 3, $1, $1, $1)")
+            .bind(line)
+            .execute(&pool)
+            .await?;
+    }
+    let mut app = app_on_logs_tab(&tdb).await;
+    let text = until(&mut app, "the initial lines", |t| {
+        t.contains("payment failed")
+    })
+    .await;
+    assert!(text.contains("LIVE"), "{text}");
+    assert!(
+        text.contains("^[[2J"),
+        "hostile text is shown defanged:\n{text}"
+    );
+    assert_no_escapes(&render(&app, 100, 30));
+    assert_no_escapes(&render(&app, 80, 24));
+
+    // New lines arrive live.
+    sqlx::query("INSERT INTO opsdash.log_event (ts, level, service, message) VALUES (now(), 2, 'api', 'fresh live line')")
+        .execute(&pool)
+        .await?;
+    sqlx::query("SELECT pg_notify('opsdash_logs', '')")
+        .execute(&pool)
+        .await?;
+    until(&mut app, "a live line", |t| t.contains("fresh live line")).await;
+
+    // Space pauses: new lines are counted, not shown; G resumes and shows them.
+    send(&mut app, KeyCode::Char(' ')).await;
+    until(&mut app, "the pause", |t| t.contains("PAUSED (0 waiting)")).await;
+    sqlx::query("INSERT INTO opsdash.log_event (ts, level, service, message) SELECT now(), 2, 'api', 'while paused ' || g FROM generate_series(1, 3) g")
+        .execute(&pool)
+        .await?;
+    let text = until(&mut app, "the waiting count", |t| {
+        t.contains("PAUSED (3 waiting)")
+    })
+    .await;
+    assert!(!text.contains("while paused"), "{text}");
+    send(&mut app, KeyCode::Char('G')).await;
+    until(&mut app, "the resumed lines", |t| {
+        t.contains("while paused 3") && t.contains("LIVE")
+    })
+    .await;
+
+    // A filter with a mistake: shown with its position, the previous filter stays.
+    send(&mut app, KeyCode::Char('/')).await;
+    type_text(&mut app, "level:loud").await;
+    let text = buffer_text(&render(&app, 100, 30));
+    assert!(text.contains("at column 7"), "{text}");
+    assert!(
+        text.contains("while paused 3"),
+        "nothing was filtered:\n{text}"
+    );
+    // Fixing it applies it.
+    for _ in 0.."loud".len() {
+        send(&mut app, KeyCode::Backspace).await;
+    }
+    type_text(&mut app, "error+").await;
+    send(&mut app, KeyCode::Enter).await;
+    let text = until(&mut app, "the filtered tail", |t| {
+        t.contains("payment failed") && !t.contains("while paused")
+    })
+    .await;
+    assert!(text.contains("filter: level:error+"), "{text}");
+
+    // Details of the selected (newest) line: fields, attributes, the stack trace line by line.
+    send(&mut app, KeyCode::Enter).await;
+    let buf = render(&app, 100, 40);
+    let text = buffer_text(&buf);
+    assert!(
+        text.contains("at pay()") && text.contains("at main()"),
+        "{text}"
+    );
+    assert!(text.contains("tr-9"), "{text}");
+    assert_no_escapes(&buf);
+    send(&mut app, KeyCode::Esc).await;
+
+    // The trace of the line: the request and both log lines, with a waterfall.
+    send(&mut app, KeyCode::Char('t')).await;
+    let text = until(&mut app, "the trace", |t| t.contains("POST /api/pay")).await;
+    assert!(text.contains("trace tr-9"), "{text}");
+    assert!(text.contains("1.80s"), "{text}");
+    assert!(text.contains('█'), "{text}");
+    send(&mut app, KeyCode::Esc).await;
+
+    // Error groups view.
+    sqlx::query("INSERT INTO opsdash.error_group (fingerprint, service, sample_message, first_seen, last_seen, count, affected_users) VALUES ('fpX', 'api', 'payment failed', now(), now(), 12, 3)")
+        .execute(&pool)
+        .await?;
+    send(&mut app, KeyCode::Char('v')).await;
+    let text = until(&mut app, "the error groups", |t| t.contains("error groups")).await;
+    assert!(
+        text.contains("new") && text.contains("payment failed"),
+        "{text}"
+    );
+    send(&mut app, KeyCode::Char('a')).await;
+    until(&mut app, "the acknowledgement", |t| {
+        t.contains("fpX is now acknowledged")
+    })
+    .await;
+    // Audit view shows the acknowledgement the tab just made.
+    send(&mut app, KeyCode::Char('v')).await;
+    until(&mut app, "the audit trail", |t| {
+        t.contains("error_group.ackn")
+    })
+    .await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_key_writes_the_filtered_lines() -> anyhow::Result<()> {
+    let tdb = TestDb::new().await?;
+    sqlx::query("INSERT INTO opsdash.log_event (ts, level, service, message) SELECT now(), (g % 5)::smallint, 'api', 'row ' || g FROM generate_series(1, 50) g")
+        .execute(&tdb.db.write)
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let target = dir.path().join("errors.json");
+    let mut app = app_on_logs_tab(&tdb).await;
+    until(&mut app, "lines", |t| t.contains("row 50")).await;
+    // A saved filter from the config (`errors = "level:error+"` by default).
+    send(&mut app, KeyCode::Char(':')).await;
+    type_text(&mut app, "f errors").await;
+    send(&mut app, KeyCode::Enter).await;
+    until(&mut app, "the saved filter", |t| {
+        t.contains("filter: level:error+")
+    })
+    .await;
+    send(&mut app, KeyCode::Char(':')).await;
+    type_text(&mut app, &format!("export {}", target.display())).await;
+    send(&mut app, KeyCode::Enter).await;
+    until(&mut app, "the export", |t| t.contains("exported 10 lines")).await;
+    let rows: Vec<opsdash::export::ExportRow> =
+        serde_json::from_str(&std::fs::read_to_string(&target)?)?;
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r.level == "error"));
+    // Again: the file exists, nothing is overwritten.
+    send(&mut app, KeyCode::Char(':')).await;
+    type_text(&mut app, &format!("export {}", target.display())).await;
+    send(&mut app, KeyCode::Enter).await;
+    until(&mut app, "the refusal", |t| t.contains("already exists")).await;
+    Ok(())
+}
