@@ -3,15 +3,15 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library so tests and benchmarks run the
 //! same code as users do.
 
-pub mod archive;
 pub mod alerts;
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
-pub mod ingest;
 pub mod export;
 pub mod filter;
+pub mod ingest;
 pub mod model;
 pub mod notify;
 pub mod query;

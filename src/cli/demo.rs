@@ -66,11 +66,17 @@ async fn with_dashboard(
 ) -> Result<ExitCode> {
     let db = crate::db::Db::open(cfg).await?;
     let mut handle = demo::start(db.clone(), opts);
+    let cfg = std::sync::Arc::new(cfg.clone());
+    // The worker runs beside the traffic, as in any dashboard process: rollups fill the
+    // Performance tab and the shipped alert rules fire on the scripted incidents.
+    let instance = crate::worker::instance_id();
+    let worker = crate::worker::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
     let tui_opts = crate::tui::Options {
         no_color: tui_args.no_color,
-        instance: Some(crate::worker::instance_id()),
+        instance: Some(instance),
     };
-    let shown = crate::tui::run(db, std::sync::Arc::new(cfg.clone()), tui_opts).await;
+    let shown = crate::tui::run(db, cfg, tui_opts).await;
+    worker.shutdown().await;
     let mut problems = Vec::new();
     while let Ok(ev) = handle.events.try_recv() {
         if matches!(ev, DemoEvent::Error(_) | DemoEvent::BackfillFailed(_)) {
@@ -90,7 +96,8 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
     let db = crate::db::Db::open(cfg).await?;
     println!("demo: writing to {}", db.target);
     let started = Instant::now();
-    let mut handle = demo::start(db, opts);
+    let mut handle = demo::start(db.clone(), opts);
+    let worker = crate::worker::spawn(db, std::sync::Arc::new(cfg.clone())).await;
     // --duration counts live traffic: the backfill always completes (or is interrupted).
     let mut deadline: Option<tokio::time::Instant> = None;
     let start_clock = |deadline: &mut Option<tokio::time::Instant>| {
@@ -137,6 +144,7 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
         }
     };
     let stats = handle.stop().await?;
+    worker.shutdown().await;
     println!(
         "demo: {reason} after {}",
         humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))

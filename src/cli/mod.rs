@@ -1,14 +1,14 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
+mod alerts;
 pub mod archive;
 pub mod audit;
 mod db;
 mod demo;
+mod export;
 mod ingest;
 pub mod retention;
-mod export;
 pub mod tui;
-mod alerts;
 mod worker;
 
 use std::path::PathBuf;

@@ -74,13 +74,15 @@ impl CopyBuf {
         self.plain(t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
     }
 
-    /// A JSON value; `\u0000` escapes are removed because jsonb rejects them.
+    /// A JSON value. jsonb rejects the NUL character, so NULs are removed from every string
+    /// (keys included) first; the text is only rewritten when a NUL is really there.
     pub fn json(&mut self, v: &serde_json::Value) {
-        let s = v.to_string();
-        if s.contains("\\u0000") {
-            self.text(&s.replace("\\u0000", ""));
+        if has_nul(v) {
+            let mut clean = v.clone();
+            strip_nul(&mut clean);
+            self.text(&clean.to_string());
         } else {
-            self.text(&s);
+            self.text(&v.to_string());
         }
     }
 
@@ -137,6 +139,33 @@ impl CopyBuf {
     }
 }
 
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn strip_nul(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.retain(|c| c != '\0'),
+        Value::Array(a) => a.iter_mut().for_each(strip_nul),
+        Value::Object(o) => {
+            let entries: Vec<(String, Value)> = std::mem::take(o).into_iter().collect();
+            for (mut k, mut v) in entries {
+                k.retain(|c| c != '\0');
+                strip_nul(&mut v);
+                o.insert(k, v);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +179,16 @@ mod tests {
         b.end_row();
         assert_eq!(b.as_bytes(), b"a\\tb\\\\c\\nde\t\\N\t42\n");
         assert_eq!(b.rows(), 1);
+    }
+
+    #[test]
+    fn json_drops_nul_but_keeps_a_literal_backslash_u0000() {
+        let mut b = CopyBuf::default();
+        b.json(&serde_json::json!({"a\u{0}": "x\u{0}y", "lit": "\\u0000"}));
+        let text = String::from_utf8(b.as_bytes().to_vec()).unwrap();
+        // COPY text escaping doubles backslashes; undo it to get the JSON back.
+        let json: serde_json::Value = serde_json::from_str(&text.replace("\\\\", "\\")).unwrap();
+        assert_eq!(json["a"], "xy");
+        assert_eq!(json["lit"], "\\u0000");
     }
 }

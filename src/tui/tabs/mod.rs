@@ -2,11 +2,11 @@
 //! handling, the query requests it needs, how it takes their results, and a pure `draw`.
 //! `registered` lists the tabs that exist: a tab not built yet is absent, never a placeholder.
 
-pub mod health;
 pub mod alerts;
+pub mod health;
 pub mod kpi;
-pub mod perf;
 pub mod logs;
+pub mod perf;
 
 use chrono::{DateTime, Duration, Utc};
 use crossterm::event::KeyEvent;
