@@ -210,7 +210,14 @@ pub async fn run(
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(from, to)) = plan.slices.get(i) else {
+                // Newest slices first: the dashboard opens on the last hour, which is then
+                // filled within seconds instead of at the end of the backfill.
+                let Some(&(from, to)) = plan
+                    .slices
+                    .len()
+                    .checked_sub(i + 1)
+                    .and_then(|j| plan.slices.get(j))
+                else {
                     break;
                 };
                 let g = generator.clone();
