@@ -340,3 +340,47 @@ async fn email_goes_out_over_smtp_and_a_refused_recipient_is_dead_lettered() {
     .unwrap();
     assert_eq!((status.as_str(), last), ("dead", Some(550)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_count_counts_what_the_logs_filter_selects() {
+    let t = TestDb::new().await.unwrap();
+    // Two api error/fatal lines mention a timeout (the second folded twice: repeat_count 2), plus
+    // an api error without it, an api warning and a web error that must not count: the filter
+    // `service:api level:error+ timeout` counts 1 + 2 = 3 lines.
+    sqlx::raw_sql(
+        "INSERT INTO opsdash.log_event (ts, level, service, message, repeat_count) VALUES
+           (now() - interval '5 seconds', 4, 'api', 'db timeout after 5s', 1),
+           (now() - interval '4 seconds', 5, 'api', 'upstream timeout', 2),
+           (now() - interval '3 seconds', 4, 'api', 'disk full', 1),
+           (now() - interval '3 seconds', 3, 'api', 'slow timeout warning', 1),
+           (now() - interval '2 seconds', 4, 'web', 'timeout', 1)",
+    )
+    .execute(&t.db.write)
+    .await
+    .unwrap();
+    let mut cfg = Config::default();
+    cfg.alert.rules = vec![RuleConfig {
+        name: "api-timeouts".into(),
+        measure: "log_count".into(),
+        filter: "service:api level:error+ timeout".into(),
+        threshold: 1.0,
+        window: "5m".into(),
+        ..RuleConfig::default()
+    }];
+    let spec = engine::config_specs(&cfg).remove(0);
+    let samples =
+        opsdash::query::alert_metrics::measure(&t.db.write, &spec, Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0].value, 3.0);
+    assert_eq!(
+        samples[0].labels.get("service").map(String::as_str),
+        Some("api")
+    );
+
+    // A filter the Logs tab would reject is refused when the rule is validated.
+    cfg.alert.rules[0].filter = "level:loud".into();
+    let err = opsdash::alerts::RuleSpec::from_config(&cfg.alert.rules[0]).unwrap_err();
+    assert!(err.contains("filter"), "{err}");
+}

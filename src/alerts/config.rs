@@ -60,7 +60,7 @@ pub struct RuleConfig {
     pub measure: String,
     /// Narrows the measure: service, route, and measure-specific keys.
     pub scope: BTreeMap<String, String>,
-    /// Logs filter for `log_count`: `service:NAME level:warn+ words...`.
+    /// Logs filter for `log_count`, in the Logs tab's filter language (`service:api level:error+ timeout`).
     pub filter: String,
     /// SQL returning one number, for `sql` (run read-only with `sql_timeout`).
     pub query: String,

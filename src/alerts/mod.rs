@@ -196,8 +196,11 @@ impl RuleSpec {
         if self.metric == "sql" && self.query.is_none() {
             return Err("measure sql needs a query".into());
         }
-        if self.metric == "log_count" && self.filter.is_none() {
-            return Err("measure log_count needs a filter".into());
+        if self.metric == "log_count" {
+            let Some(f) = &self.filter else {
+                return Err("measure log_count needs a filter".into());
+            };
+            crate::filter::parse(f).map_err(|e| format!("filter: {e}"))?;
         }
         if let Some(b) = self.scope.get("baseline") {
             secs(b, "baseline")?;

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use sqlx::{PgPool, Row};
 
 use crate::alerts::{percentile, RuleSpec};
-use crate::model::Level;
 
 /// One measured value and the labels that identify what it measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,59 +24,6 @@ fn one(labels: &[(&str, String)], value: f64) -> Sample {
             .collect(),
         value,
     }
-}
-
-/// The simple Logs filter alert rules understand: `service:NAME`, `host:NAME`, `level:LEVEL`
-/// (exactly) or `level:LEVEL+` (and above); every other word must appear in the message.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LogFilter {
-    pub service: Option<String>,
-    pub host: Option<String>,
-    pub min_level: i16,
-    pub max_level: i16,
-    pub words: Vec<String>,
-}
-
-impl LogFilter {
-    pub fn parse(s: &str) -> Result<LogFilter, String> {
-        let mut f = LogFilter {
-            min_level: 0,
-            max_level: 5,
-            ..Default::default()
-        };
-        for tok in s.split_whitespace() {
-            if let Some(v) = tok.strip_prefix("service:") {
-                f.service = Some(v.to_string());
-            } else if let Some(v) = tok.strip_prefix("host:") {
-                f.host = Some(v.to_string());
-            } else if let Some(v) = tok.strip_prefix("level:") {
-                let (name, and_above) = match v.strip_suffix('+') {
-                    Some(n) => (n, true),
-                    None => (v, false),
-                };
-                let l = Level::parse_loose(name)
-                    .ok_or_else(|| format!("unknown level {name:?} in filter"))?;
-                f.min_level = l.as_i16();
-                f.max_level = if and_above { 5 } else { l.as_i16() };
-            } else {
-                f.words.push(tok.to_string());
-            }
-        }
-        Ok(f)
-    }
-}
-
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
 }
 
 fn scope<'a>(spec: &'a RuleSpec, key: &str) -> &'a str {
@@ -176,30 +122,24 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             grouped(rows)?
         }
         "log_count" => {
-            let f = LogFilter::parse(spec.filter.as_deref().unwrap_or(""))
-                .map_err(anyhow::Error::msg)?;
-            let service = f
-                .service
-                .clone()
-                .or_else(|| spec.scope.get("service").cloned());
-            let words: Vec<String> = f.words.iter().map(|w| like_escape(w)).collect();
-            let rows: Vec<(String, f64)> = sqlx::query_as(
-                "SELECT service, sum(repeat_count)::float8
-                   FROM opsdash.log_event
-                  WHERE ts > now() - make_interval(secs => $1) AND ts <= now()
-                    AND level BETWEEN $2 AND $3
-                    AND ($4::text IS NULL OR service = $4) AND ($5::text IS NULL OR host = $5)
-                    AND message ILIKE ALL ($6)
-                  GROUP BY service",
-            )
-            .bind(window)
-            .bind(f.min_level)
-            .bind(f.max_level)
-            .bind(service)
-            .bind(f.host)
-            .bind(words)
-            .fetch_all(pool)
-            .await?;
+            // The Logs tab's filter language, compiled to bound parameters by the same code, so
+            // a rule counts exactly the lines an operator sees with that filter.
+            let f = crate::filter::parse(spec.filter.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("filter of rule {}: {e}", spec.name))?;
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "SELECT service, sum(repeat_count)::float8 FROM opsdash.log_event \
+                 WHERE ts > now() - make_interval(secs => ",
+            );
+            qb.push_bind(window);
+            qb.push(") AND ts <= now()");
+            if !service.is_empty() {
+                qb.push(" AND service = ");
+                qb.push_bind(service.to_string());
+            }
+            qb.push(" AND (");
+            f.push_conditions(&mut qb);
+            qb.push(") GROUP BY service");
+            let rows: Vec<(String, f64)> = qb.build_query_as().fetch_all(pool).await?;
             rows.into_iter()
                 .map(|(s, v)| one(&[("service", s)], v))
                 .collect()
@@ -328,21 +268,4 @@ pub async fn operator_sql(pool: &PgPool, query: &str, timeout: Duration) -> Resu
     .context("running the rule's query")?;
     tx.rollback().await?;
     Ok(v.flatten())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_filter_parses_scope_levels_and_words() {
-        let f = LogFilter::parse("service:api level:warn+ db timeout").unwrap();
-        assert_eq!(f.service.as_deref(), Some("api"));
-        assert_eq!((f.min_level, f.max_level), (3, 5));
-        assert_eq!(f.words, vec!["db", "timeout"]);
-        let f = LogFilter::parse("level:error").unwrap();
-        assert_eq!((f.min_level, f.max_level), (4, 4));
-        assert!(LogFilter::parse("level:loud").is_err());
-        assert_eq!(like_escape("50%_x"), "%50\\%\\_x%");
-    }
 }
