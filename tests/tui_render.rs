@@ -309,3 +309,41 @@ query = "SELECT * FROM no_such_table"
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_line_walks_its_history_with_up_and_down() {
+    use opsdash::tui::app::Mode;
+    let (_tdb, mut app) = app_with_data(Config::default(), false).await;
+    let type_filter = |app: &mut App, text: &str| {
+        key(app, KeyCode::Char('/'));
+        key(app, KeyCode::Esc);
+        key(app, KeyCode::Char('/'));
+        for c in text.chars() {
+            key(app, KeyCode::Char(c));
+        }
+        key(app, KeyCode::Enter);
+    };
+    type_filter(&mut app, "first");
+    type_filter(&mut app, "second");
+    type_filter(&mut app, "first");
+    assert_eq!(app.filter_history, vec!["second", "first"]);
+
+    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('/'));
+    let line = |app: &App| match &app.mode {
+        Mode::Filter(i) => i.text.clone(),
+        _ => panic!("filter line closed"),
+    };
+    assert_eq!(line(&app), "");
+    for (code, want) in [
+        (KeyCode::Up, "first"),
+        (KeyCode::Up, "second"),
+        (KeyCode::Up, "second"),
+        (KeyCode::Down, "first"),
+        (KeyCode::Down, ""),
+    ] {
+        key(&mut app, code);
+        assert_eq!(line(&app), want, "after {code:?}");
+    }
+}

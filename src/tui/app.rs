@@ -170,6 +170,10 @@ pub struct App {
     pub header: Option<HeaderStatus>,
     header_refresh: Refresher,
     pub mode: Mode,
+    /// Filters submitted with Enter, oldest first (Up/Down in the filter line walk them).
+    pub filter_history: Vec<String>,
+    /// Where Up/Down stand in `filter_history` while the filter line is open.
+    filter_history_pos: Option<usize>,
     pub message: Option<Message>,
     pub quit: bool,
     /// Something visible changed since the last draw.
@@ -228,6 +232,8 @@ impl App {
             header_refresh: Refresher::every(5),
             mode: Mode::Normal,
             message,
+            filter_history: Vec::new(),
+            filter_history_pos: None,
             quit: false,
             dirty: true,
             size: (80, 24),
@@ -432,6 +438,7 @@ impl App {
                 None => Vec::new(),
             },
             Action::Filter => {
+                self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
                 self.mode = Mode::Filter(LineInput::with_text(&current.unwrap_or_default()));
                 Vec::new()
@@ -527,7 +534,23 @@ impl App {
                 KeyCode::Enter => {
                     let text = input.text.clone();
                     self.mode = Mode::Normal;
+                    self.remember_filter(&text);
                     self.submit_filter(&text)
+                }
+                KeyCode::Up | KeyCode::Down if !self.filter_history.is_empty() => {
+                    let last = self.filter_history.len() - 1;
+                    let pos = match (key.code, self.filter_history_pos) {
+                        (KeyCode::Up, None) => Some(last),
+                        (KeyCode::Up, Some(p)) => Some(p.saturating_sub(1)),
+                        (KeyCode::Down, Some(p)) if p < last => Some(p + 1),
+                        _ => None,
+                    };
+                    self.filter_history_pos = pos;
+                    let text = pos
+                        .and_then(|p| self.filter_history.get(p).cloned())
+                        .unwrap_or_default();
+                    *input = LineInput::with_text(&text);
+                    self.apply_filter(&text)
                 }
                 KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                     self.mode = Mode::Normal;
@@ -572,6 +595,20 @@ impl App {
                     handled.unwrap_or_default()
                 }
             },
+        }
+    }
+
+    /// Keeps the last 100 distinct submitted filters, most recent last.
+    fn remember_filter(&mut self, text: &str) {
+        self.filter_history_pos = None;
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        self.filter_history.retain(|f| f != text);
+        self.filter_history.push(text.to_string());
+        if self.filter_history.len() > 100 {
+            self.filter_history.remove(0);
         }
     }
 
