@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 pub mod receiver;
 pub mod smtp;
+pub mod tmux;
