@@ -117,9 +117,17 @@ fn unreachable_database_is_one_line_and_terminal_untouched() {
         "postgresql://nobody@/nothing?host=/nonexistent-dir&port=5999",
         "",
     );
-    let s = t.wait_for(|s| s.contains("opsdash:"), "the error line");
+    // The error line, then the shell prompt back on a line of its own (the process exited).
+    let s = t.wait_for(
+        |s| s.contains("opsdash:") && s.lines().any(|l| l.trim() == PROMPT),
+        "the error line and the prompt",
+    );
     assert!(!t.alternate_screen_on());
-    assert!(s.lines().any(|l| l.trim() == PROMPT), "{s}");
+    assert_eq!(
+        s.lines().filter(|l| l.starts_with("opsdash:")).count(),
+        1,
+        "{s}"
+    );
 }
 
 /// The opsdash process started by the pane's shell.
