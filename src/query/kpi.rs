@@ -180,7 +180,8 @@ pub async fn latency(db: &Db, now: DateTime<Utc>) -> Result<Latency> {
     })
 }
 
-/// Fixed-window counters: the last 24 h (or hour) against the one before.
+/// Fixed-window counters: the last 24 h (or hour) against the one before. Distinct users are
+/// counted with GROUP BY (hash aggregate) rather than count(DISTINCT), which sorts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Daily {
     pub errors_24h: i64,
@@ -208,10 +209,10 @@ pub async fn daily(db: &Db, now: DateTime<Utc>) -> Result<Daily> {
           (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $1 - interval '24 hours' AND ts < $1),
           (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 AND ts < $2),
           (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 - interval '24 hours' AND ts < $1),
-          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 AND ts < $2),
-          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 - interval '1 hour' AND ts < $3),
-          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 AND ts < $2),
-          (SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 - interval '24 hours' AND ts < $1)",
+          (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 AND ts < $2 GROUP BY 1) u),
+          (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 - interval '1 hour' AND ts < $3 GROUP BY 1) u),
+          (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 AND ts < $2 GROUP BY 1) u),
+          (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 - interval '24 hours' AND ts < $1 GROUP BY 1) u)",
     )
     .bind(d.start)
     .bind(d.end)
