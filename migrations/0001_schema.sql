@@ -413,8 +413,11 @@ BEGIN
     IF to_regclass('opsdash.' || part) IS NOT NULL THEN
         RETURN part;
     END IF;
-    -- Serialize partition creation across concurrent ingests and workers.
-    PERFORM pg_advisory_xact_lock(hashtext('opsdash.ensure_partition'));
+    -- Serialize partition creation per table across concurrent ingests and workers. A relation
+    -- lock (unlike an advisory lock) also refreshes our view of the catalog, so the re-check
+    -- below sees a partition another session just committed. SHARE UPDATE EXCLUSIVE does not
+    -- conflict with the ROW EXCLUSIVE lock of concurrent COPY/INSERT.
+    EXECUTE format('LOCK TABLE opsdash.%I IN SHARE UPDATE EXCLUSIVE MODE', parent || '_default');
     IF to_regclass('opsdash.' || part) IS NOT NULL THEN
         RETURN part;
     END IF;

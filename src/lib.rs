@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
+pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod sanitize;

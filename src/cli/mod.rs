@@ -1,6 +1,8 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
 mod db;
+mod demo;
+mod ingest;
 pub mod tui;
 
 use std::path::PathBuf;
@@ -41,6 +43,15 @@ pub enum Command {
         #[command(subcommand)]
         action: db::DbAction,
     },
+    /// Read log lines (JSON, logfmt, nginx/apache access logs) from a file or stdin.
+    ///
+    /// Secrets are redacted before anything is stored, identical events within the dedup
+    /// window become one row with a repeat count, errors are grouped by fingerprint, and rows
+    /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
+    /// and skipped; the run ends with one summary line on stderr.
+    Ingest(ingest::IngestArgs),
+    /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
+    Demo(demo::DemoArgs),
     /// Open the terminal dashboard (the default when no subcommand is given).
     Tui(tui::TuiArgs),
 }
@@ -73,6 +84,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Db { action }) => db::run(&cfg, action),
+        Some(Command::Ingest(a)) => ingest::run(&cfg, a),
+        Some(Command::Demo(demo_args)) => demo::run(&cfg, demo_args),
         Some(Command::Tui(t)) => {
             let t = tui::TuiArgs {
                 no_color: t.no_color || args.tui.no_color,

@@ -162,12 +162,29 @@ impl Cluster {
         self.pgdata().join("server.log")
     }
 
-    /// A URL psql (libpq) accepts: Unix socket directory in the `host` parameter.
+    /// A URL both psql (libpq) and opsdash (sqlx) accept. The socket directory is the
+    /// percent-encoded host: sqlx rejects the empty host of `postgresql://u@/db?host=DIR`.
     pub fn url(&self) -> String {
-        format!(
-            "postgresql://{SUPERUSER}@/{DATABASE}?host={}&port={PORT}",
-            self.socket_dir().display()
-        )
+        self.url_for(DATABASE)
+    }
+
+    pub fn url_for(&self, database: &str) -> String {
+        let host: String = self
+            .socket_dir()
+            .to_string_lossy()
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '.' | '_' | '~' => c.to_string(),
+                c => {
+                    let mut b = [0u8; 4];
+                    c.encode_utf8(&mut b)
+                        .bytes()
+                        .map(|x| format!("%{x:02X}"))
+                        .collect()
+                }
+            })
+            .collect();
+        format!("postgresql://{SUPERUSER}@{host}:{PORT}/{database}")
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {

@@ -20,16 +20,41 @@ const TEMPLATE: &str = "opsdash_test_template";
 #[allow(clippy::large_enum_variant)]
 enum Server {
     Cluster(Cluster),
-    External(PgConnectOptions),
+    External {
+        url: String,
+        options: Box<PgConnectOptions>,
+    },
 }
 
 impl Server {
     fn options(&self, database: &str) -> PgConnectOptions {
         match self {
             Server::Cluster(c) => c.connect_options(database),
-            Server::External(o) => o.clone().database(database),
+            Server::External { options, .. } => (**options).clone().database(database),
         }
     }
+
+    /// A libpq/sqlx URL for `database` on this server (for tests that run the binary).
+    fn url(&self, database: &str) -> String {
+        match self {
+            Server::Cluster(c) => c.url_for(database),
+            Server::External { url, .. } => with_database(url, database),
+        }
+    }
+}
+
+/// `url` with its database path replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
+    format!("{}/{database}{query}", &base[..authority_end])
 }
 
 static SERVER: OnceLock<std::result::Result<Server, String>> = OnceLock::new();
@@ -111,7 +136,10 @@ fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send
 
 fn init_server() -> Result<Server> {
     let server = match std::env::var("OPSDASH_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(parse_url(&url)?),
+        Ok(url) if !url.is_empty() => Server::External {
+            options: Box::new(parse_url(&url)?),
+            url,
+        },
         _ => {
             sweep_stale();
             Server::Cluster(new_cluster("shared")?)
@@ -191,6 +219,11 @@ impl TestDb {
         .await?;
         Ok(TestDb { db, name, options })
     }
+
+    /// A URL of this test database, for tests that run the real binary with `--database-url`.
+    pub fn url(&self) -> Result<String> {
+        Ok(server()?.url(&self.name))
+    }
 }
 
 /// A cluster of its own for a test that stops or freezes the database; removed on drop.
@@ -223,5 +256,23 @@ impl Drop for TestCluster {
         if let Ok(mut owned) = OWNED.lock() {
             owned.retain(|r| r != &self.cluster.root);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5433/old?sslmode=disable", "t_1"),
+            "postgres://u:p@h:5433/t_1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "t_1"), "postgres://u@h/t_1");
+        assert_eq!(
+            with_database("postgresql://postgres@/x?host=/tmp/s&port=5432", "t_2"),
+            "postgresql://postgres@/t_2?host=/tmp/s&port=5432"
+        );
     }
 }

@@ -1,0 +1,258 @@
+//! Ingest throughput: `opsdash ingest` of N generated JSON log lines next to `psql \copy` of the
+//! same rows pre-formatted as CSV, into the same indexed `opsdash.log_event` of a throwaway
+//! cluster, in one run.
+//!
+//!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
+//!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use opsdash::db::testkit::TestCluster;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const SERVICES: &[&str] = &["api", "billing", "checkout", "search", "auth", "worker"];
+const ROUTES: &[&str] = &[
+    "/api/orders/:id",
+    "/api/cart",
+    "/api/search",
+    "/login",
+    "/api/users/:id",
+];
+const CSV_COLUMNS: &str = "ts, level, service, message, trace_id, span_id, request_id, user_id, route, duration_ms, error_type, attrs, fingerprint";
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn csv_field(out: &mut String, v: Option<&str>) {
+    if let Some(v) = v {
+        out.push('"');
+        out.push_str(&v.replace('"', "\"\""));
+        out.push('"');
+    }
+}
+
+/// Writes `n` JSON lines and the same rows as CSV (with the fingerprints opsdash would compute).
+fn generate(n: usize, json_path: &Path, csv_path: &Path) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut json = BufWriter::new(std::fs::File::create(json_path)?);
+    let mut csv = BufWriter::new(std::fs::File::create(csv_path)?);
+    let start: DateTime<Utc> = Utc::now() - chrono::Duration::minutes(90);
+    let mut line = String::with_capacity(512);
+    for i in 0..n {
+        let ts = start + chrono::Duration::microseconds((i as i64) * 3_600_000_000 / n as i64);
+        let ts_s = ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let roll: u32 = rng.gen_range(0..100);
+        let (level, level_n) = match roll {
+            0..=9 => ("debug", 1),
+            10..=87 => ("info", 2),
+            88..=97 => ("warn", 3),
+            _ => ("error", 4),
+        };
+        let service = SERVICES[rng.gen_range(0..SERVICES.len())];
+        let user = format!("u{}", rng.gen_range(0..50_000));
+        let trace = format!("{:032x}", rng.gen::<u128>());
+        let span = format!("{:016x}", rng.gen::<u64>());
+        let request = format!("req-{i}");
+        let duration: f64 = (rng.gen_range(1.0f64..5000.0)).round() / 10.0;
+        let route = (rng.gen_range(0..10) < 3).then(|| ROUTES[rng.gen_range(0..ROUTES.len())]);
+        let (message, error_type) = if level_n >= 4 {
+            (
+                format!("upstream timeout after {duration} ms calling payments for order {i}"),
+                Some("UpstreamTimeout"),
+            )
+        } else {
+            (
+                format!(
+                    "handled request {i} for {user} in {duration} ms (cache {})",
+                    if i % 3 == 0 { "hit" } else { "miss" }
+                ),
+                None,
+            )
+        };
+        let attempt = rng.gen_range(1..4);
+        let attrs = format!("{{\"region\": \"eu-{}\", \"attempt\": {attempt}}}", i % 3);
+
+        line.clear();
+        line.push_str(&format!(
+            "{{\"ts\":\"{ts_s}\",\"level\":\"{level}\",\"service\":\"{service}\",\"msg\":\"{message}\",\"trace_id\":\"{trace}\",\"span_id\":\"{span}\",\"request_id\":\"{request}\",\"user_id\":\"{user}\",\"duration_ms\":{duration},\"region\":\"eu-{}\",\"attempt\":{attempt}",
+            i % 3
+        ));
+        if let Some(r) = route {
+            line.push_str(&format!(",\"route\":\"{r}\""));
+        }
+        if let Some(e) = error_type {
+            line.push_str(&format!(",\"error_type\":\"{e}\""));
+        }
+        line.push_str("}\n");
+        json.write_all(line.as_bytes())?;
+
+        let fp = error_type
+            .map(|e| opsdash::ingest::fingerprint::fingerprint(service, Some(e), &message));
+        line.clear();
+        line.push_str(&ts.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string());
+        line.push_str(&format!(",{level_n},"));
+        csv_field(&mut line, Some(service));
+        line.push(',');
+        csv_field(&mut line, Some(&message));
+        line.push(',');
+        csv_field(&mut line, Some(&trace));
+        line.push(',');
+        csv_field(&mut line, Some(&span));
+        line.push(',');
+        csv_field(&mut line, Some(&request));
+        line.push(',');
+        csv_field(&mut line, Some(&user));
+        line.push(',');
+        csv_field(&mut line, route);
+        line.push_str(&format!(",{duration},"));
+        csv_field(&mut line, error_type);
+        line.push(',');
+        csv_field(&mut line, Some(&attrs));
+        line.push(',');
+        csv_field(&mut line, fp.as_deref());
+        line.push('\n');
+        csv.write_all(line.as_bytes())?;
+    }
+    json.flush()?;
+    csv.flush()?;
+    Ok(())
+}
+
+fn psql(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn reset(url: &str) -> Result<()> {
+    psql(
+        url,
+        "TRUNCATE opsdash.log_event, opsdash.request_log, opsdash.error_group CASCADE; \
+         TRUNCATE opsdash.ingest_stat; CHECKPOINT",
+    )?;
+    Ok(())
+}
+
+fn rows(url: &str) -> Result<u64> {
+    Ok(psql(url, "SELECT count(*) FROM opsdash.log_event")?.parse()?)
+}
+
+fn time_psql_copy(url: &str, csv: &Path) -> Result<Duration> {
+    reset(url)?;
+    let t = Instant::now();
+    psql(
+        url,
+        &format!(
+            "\\copy opsdash.log_event ({CSV_COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        ),
+    )?;
+    Ok(t.elapsed())
+}
+
+fn time_opsdash(url: &str, json: &Path, config: &Path) -> Result<(Duration, String)> {
+    reset(url)?;
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsdash"))
+        .args(["--database-url", url, "--config"])
+        .arg(config)
+        .args(["ingest", "--format", "json"])
+        .arg(json)
+        .output()
+        .context("running opsdash ingest")?;
+    let elapsed = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        bail!("opsdash ingest failed: {stderr}");
+    }
+    Ok((elapsed, stderr))
+}
+
+fn main() -> Result<()> {
+    let lines: usize = arg("--lines")
+        .or_else(|| std::env::var("OPSDASH_BENCH_LINES").ok())
+        .map(|s| s.replace('_', "").parse())
+        .transpose()
+        .context("--lines")?
+        .unwrap_or(1_000_000);
+    let runs: usize = arg("--runs").map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("bench.jsonl");
+    let csv = dir.path().join("bench.csv");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "")?;
+    println!("generating {lines} JSON log lines...");
+    generate(lines, &json, &csv)?;
+    println!(
+        "  {:.1} MiB JSON, {:.1} MiB CSV",
+        std::fs::metadata(&json)?.len() as f64 / 1048576.0,
+        std::fs::metadata(&csv)?.len() as f64 / 1048576.0
+    );
+    let tc = TestCluster::start("bench-ingest")?;
+    let url = format!(
+        "postgresql://postgres@localhost/{}?host={}&port={}",
+        opsdash::db::embedded::DATABASE,
+        tc.cluster.socket_dir().display(),
+        tc.cluster
+            .connect_options(opsdash::db::embedded::DATABASE)
+            .get_port()
+    );
+    let mut best_psql = Duration::MAX;
+    let mut best_ours = Duration::MAX;
+    for run in 1..=runs {
+        let p = time_psql_copy(&url, &csv)?;
+        let n = rows(&url)?;
+        if n != lines as u64 {
+            bail!("psql \\copy stored {n} rows, expected {lines}");
+        }
+        println!(
+            "run {run}: psql \\copy      {:>8.2}s {:>10.0} rows/s",
+            p.as_secs_f64(),
+            lines as f64 / p.as_secs_f64()
+        );
+        let (o, summary) = time_opsdash(&url, &json, &config)?;
+        let n = rows(&url)?;
+        if n != lines as u64 {
+            bail!("opsdash ingest stored {n} rows, expected {lines}: {summary}");
+        }
+        println!(
+            "run {run}: opsdash ingest  {:>8.2}s {:>10.0} rows/s   ({summary})",
+            o.as_secs_f64(),
+            lines as f64 / o.as_secs_f64()
+        );
+        best_psql = best_psql.min(p);
+        best_ours = best_ours.min(o);
+    }
+    let psql_rate = lines as f64 / best_psql.as_secs_f64();
+    let ours_rate = lines as f64 / best_ours.as_secs_f64();
+    println!("lines:                {lines}");
+    println!("psql \\copy (baseline): {psql_rate:>10.0} rows/s");
+    println!("opsdash ingest:        {ours_rate:>10.0} rows/s (whole process, incl. start-up)");
+    println!("ratio ours/psql:       {:>10.2}", ours_rate / psql_rate);
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! nginx and Apache access logs in the common and combined formats, optionally followed by a
+//! request time (nginx `$request_time` in seconds, Apache `%D` in microseconds). Each line
+//! becomes a `request_log` row.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use super::fields::LineContext;
+use super::record::{Direction, Parsed, RequestRecord};
+use super::{route, timestamp};
+
+/// Which server wrote the log; only the unit of a trailing request time differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Nginx,
+    Apache,
+    /// Unknown: a trailing number with a decimal point is seconds, an integer microseconds.
+    Either,
+}
+
+fn pattern() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r#"^(\S+) \S+ (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?(?: (\d+(?:\.\d+)?|-))?"#,
+        )
+        .unwrap_or_else(|e| panic!("access log pattern: {e}"))
+    })
+}
+
+fn dash(s: &str) -> Option<String> {
+    (!s.is_empty() && s != "-").then(|| s.replace("\\\"", "\""))
+}
+
+/// Parses one access-log line.
+pub fn parse(line: &str, flavor: Flavor, ctx: &LineContext) -> Result<Parsed, String> {
+    let c = pattern()
+        .captures(line)
+        .ok_or_else(|| "not a common/combined access log line".to_string())?;
+    let get = |i: usize| c.get(i).map(|m| m.as_str()).unwrap_or("");
+    let ts =
+        timestamp::parse(get(3)).ok_or_else(|| format!("unparseable timestamp {:?}", get(3)))?;
+    // The request line is client-controlled: garbage (a TLS handshake on the HTTP port) is
+    // still a request worth counting, with what can be read of it.
+    let mut parts = get(4).split(' ');
+    let (method, path) = match (parts.next(), parts.next()) {
+        (Some(m), Some(p))
+            if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            (m.to_ascii_uppercase(), route::template(p))
+        }
+        _ => ("-".to_string(), String::new()),
+    };
+    let status: i16 = get(5).parse().map_err(|_| "bad status".to_string())?;
+    let bytes = get(6).parse::<i64>().ok();
+    let duration_ms = match c.get(9).map(|m| m.as_str()) {
+        Some(t) if t != "-" => {
+            let v: f64 = t.parse().unwrap_or(0.0);
+            match flavor {
+                Flavor::Nginx => v * 1e3,
+                Flavor::Apache => v / 1e3,
+                Flavor::Either if t.contains('.') => v * 1e3,
+                Flavor::Either => v / 1e3,
+            }
+        }
+        _ => 0.0,
+    };
+    Ok(Parsed {
+        log: None,
+        request: Some(RequestRecord {
+            ts,
+            service: ctx.service.to_string(),
+            method,
+            route: path,
+            status,
+            duration_ms,
+            bytes,
+            user_id: dash(get(2)),
+            trace_id: None,
+            request_id: None,
+            ip: dash(get(1)),
+            user_agent: c.get(8).and_then(|m| dash(m.as_str())),
+            error_code: None,
+            direction: Direction::Inbound,
+            integration: None,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn ctx() -> LineContext<'static> {
+        LineContext {
+            service: "web",
+            now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn combined_with_request_time() {
+        let line = r#"203.0.113.9 - alice [10/Oct/2023:13:55:36 +0000] "GET /api/users/42?x=1 HTTP/1.1" 404 512 "-" "curl/8.0 \"x\"" 0.125"#;
+        let r = parse(line, Flavor::Nginx, &ctx()).unwrap().request.unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.route, "/api/users/:id");
+        assert_eq!(r.status, 404);
+        assert_eq!(r.bytes, Some(512));
+        assert_eq!(r.duration_ms, 125.0);
+        assert_eq!(r.user_id.as_deref(), Some("alice"));
+        assert_eq!(r.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(r.user_agent.as_deref(), Some("curl/8.0 \"x\""));
+        assert_eq!(r.service, "web");
+    }
+
+    #[test]
+    fn common_format_and_garbage_request() {
+        let line = r#"::1 - - [10/Oct/2023:13:55:36 -0700] "\x16\x03\x01" 400 0"#;
+        let r = parse(line, Flavor::Apache, &ctx())
+            .unwrap()
+            .request
+            .unwrap();
+        assert_eq!(r.method, "-");
+        assert_eq!(r.status, 400);
+        assert_eq!(r.ts.to_rfc3339(), "2023-10-10T20:55:36+00:00");
+        let apache =
+            r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "POST /x HTTP/1.1" 200 - "-" "ua" 2500"#;
+        let r = parse(apache, Flavor::Apache, &ctx())
+            .unwrap()
+            .request
+            .unwrap();
+        assert_eq!(r.duration_ms, 2.5);
+        assert_eq!(r.bytes, None);
+        assert!(parse("hello", Flavor::Either, &ctx()).is_err());
+    }
+}

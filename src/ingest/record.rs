@@ -1,0 +1,180 @@
+//! What a parsed input line becomes: an application log event, an HTTP request, or both (a JSON
+//! line describing a request lands in `log_event` and in `request_log`).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::model::Level;
+
+/// One row of `opsdash.log_event`, before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub ts: DateTime<Utc>,
+    pub level: Level,
+    pub service: String,
+    pub host: Option<String>,
+    pub message: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub route: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<i16>,
+    pub duration_ms: Option<f64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_type: Option<String>,
+    /// Every field of the line that has no column of its own (a JSON object).
+    pub attrs: Option<Value>,
+    /// Error grouping key; set for level >= error.
+    pub fingerprint: Option<String>,
+    pub repeat_count: i32,
+}
+
+impl LogRecord {
+    pub fn new(ts: DateTime<Utc>, level: Level, service: String, message: String) -> LogRecord {
+        LogRecord {
+            ts,
+            level,
+            service,
+            host: None,
+            message,
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            user_id: None,
+            route: None,
+            method: None,
+            status: None,
+            duration_ms: None,
+            ip: None,
+            user_agent: None,
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+            repeat_count: 1,
+        }
+    }
+}
+
+fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        s.retain(|c| c != '\0');
+    }
+}
+
+fn strip_nul_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        strip_nul(s);
+    }
+}
+
+fn strip_nul_json(v: &mut Value) {
+    match v {
+        Value::String(s) => strip_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (mut k, v) in old {
+                    strip_nul(&mut k);
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(strip_nul_json);
+        }
+        _ => {}
+    }
+}
+
+impl LogRecord {
+    /// Removes NUL characters, which PostgreSQL text cannot hold (they arrive as raw bytes or
+    /// as JSON `\u0000`). COPY drops them on its own; this is for values bound as parameters
+    /// (error groups, repeat counts) so they match what COPY stored.
+    pub fn strip_nul(&mut self) {
+        strip_nul(&mut self.service);
+        strip_nul(&mut self.message);
+        for s in [
+            &mut self.host,
+            &mut self.trace_id,
+            &mut self.span_id,
+            &mut self.request_id,
+            &mut self.user_id,
+            &mut self.route,
+            &mut self.method,
+            &mut self.ip,
+            &mut self.user_agent,
+            &mut self.error_type,
+        ] {
+            strip_nul_opt(s);
+        }
+        if let Some(attrs) = &mut self.attrs {
+            strip_nul_json(attrs);
+        }
+    }
+}
+
+/// Which way a request went: served by `service`, or a call from it to an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// One row of `opsdash.request_log`, before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub ts: DateTime<Utc>,
+    pub service: String,
+    pub method: String,
+    /// Route template (`/users/:id`), so latency groups per endpoint rather than per URL.
+    pub route: String,
+    pub status: i16,
+    pub duration_ms: f64,
+    pub bytes: Option<i64>,
+    pub user_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_code: Option<String>,
+    pub direction: Direction,
+    pub integration: Option<String>,
+}
+
+impl RequestRecord {
+    /// See `LogRecord::strip_nul`.
+    pub fn strip_nul(&mut self) {
+        strip_nul(&mut self.service);
+        strip_nul(&mut self.method);
+        strip_nul(&mut self.route);
+        for s in [
+            &mut self.user_id,
+            &mut self.trace_id,
+            &mut self.request_id,
+            &mut self.ip,
+            &mut self.user_agent,
+            &mut self.error_code,
+            &mut self.integration,
+        ] {
+            strip_nul_opt(s);
+        }
+    }
+}
+
+/// The result of parsing one line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub log: Option<LogRecord>,
+    pub request: Option<RequestRecord>,
+}

@@ -1,0 +1,179 @@
+//! Timestamps as loggers write them: RFC 3339 (with `T` or a space, any offset, or none meaning
+//! UTC), epoch seconds/milliseconds/microseconds/nanoseconds (numbers or digit strings), the
+//! access-log form `10/Oct/2000:13:55:36 -0700`, and RFC 2822.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+/// Years we store. PostgreSQL accepts more, but anything outside is a broken clock or a broken
+/// parser upstream, better reported than stored.
+const MIN_YEAR: i32 = 1;
+const MAX_YEAR: i32 = 9999;
+
+fn in_range(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::Datelike;
+    (MIN_YEAR..=MAX_YEAR).contains(&t.year()).then_some(t)
+}
+
+/// Epoch value in seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude
+/// (1e11 seconds is the year 5138, so larger numbers are finer units).
+pub fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
+    if !n.is_finite() {
+        return None;
+    }
+    let a = n.abs();
+    let micros = if a < 1e11 {
+        n * 1e6
+    } else if a < 1e14 {
+        n * 1e3
+    } else if a < 1e17 {
+        n
+    } else {
+        n / 1e3
+    };
+    if micros.abs() > 9.2e18 {
+        return None;
+    }
+    in_range(DateTime::<Utc>::from_timestamp_micros(
+        micros.round() as i64
+    )?)
+}
+
+/// Parses a timestamp string; None when it is not one we understand.
+pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return in_range(t.with_timezone(&Utc));
+    }
+    let b = s.as_bytes();
+    if b[0].is_ascii_digit() || b[0] == b'-' {
+        if let Ok(n) = s.parse::<f64>() {
+            return from_epoch(n);
+        }
+    }
+    const WITH_OFFSET: &[&str] = &[
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+        "%d/%b/%Y:%H:%M:%S %z",
+    ];
+    for f in WITH_OFFSET {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return in_range(t.with_timezone(&Utc));
+        }
+    }
+    // Python's logging writes "2024-03-01 12:00:00,250": a comma before the fraction.
+    let comma_fixed;
+    let s = if s.len() > 20 && s.as_bytes()[19] == b',' && s.is_char_boundary(19) {
+        comma_fixed = format!("{}.{}", &s[..19], &s[20..]);
+        comma_fixed.as_str()
+    } else {
+        s
+    };
+    let naive = s
+        .strip_suffix(" UTC")
+        .or_else(|| s.strip_suffix('Z'))
+        .unwrap_or(s);
+    const NAIVE: &[&str] = &[
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+        "%d/%b/%Y:%H:%M:%S",
+    ];
+    for f in NAIVE {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, f) {
+            return in_range(Utc.from_utc_datetime(&t));
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc2822(s) {
+        return in_range(t.with_timezone(&Utc));
+    }
+    None
+}
+
+/// Formats `t` the way COPY's text format reads a timestamptz, without chrono's formatting
+/// machinery (this runs once per row on the hot path).
+pub fn format_copy(t: DateTime<Utc>, out: &mut [u8; 32]) -> &str {
+    use chrono::{Datelike, Timelike};
+    fn put(out: &mut [u8], at: usize, mut v: u32, width: usize) {
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    let year = t.year().clamp(0, 9999) as u32;
+    put(out, 0, year, 4);
+    out[4] = b'-';
+    put(out, 5, t.month(), 2);
+    out[7] = b'-';
+    put(out, 8, t.day(), 2);
+    out[10] = b' ';
+    put(out, 11, t.hour(), 2);
+    out[13] = b':';
+    put(out, 14, t.minute(), 2);
+    out[16] = b':';
+    // Leap seconds show up as nanosecond values >= 1e9; fold them into the last microsecond.
+    put(out, 17, t.second(), 2);
+    out[19] = b'.';
+    put(out, 20, (t.nanosecond() / 1000).min(999_999), 6);
+    out[26] = b'+';
+    out[27] = b'0';
+    out[28] = b'0';
+    std::str::from_utf8(&out[..29]).unwrap_or("1970-01-01 00:00:00+00")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iso(s: &str) -> String {
+        parse(s)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_else(|| "none".into())
+    }
+
+    #[test]
+    fn common_forms() {
+        assert_eq!(iso("2024-03-01T12:00:00Z"), "2024-03-01T12:00:00.000Z");
+        assert_eq!(
+            iso("2024-03-01T12:00:00.5+02:00"),
+            "2024-03-01T10:00:00.500Z"
+        );
+        assert_eq!(iso("2024-03-01 12:00:00.250"), "2024-03-01T12:00:00.250Z");
+        assert_eq!(iso("2024-03-01 12:00:00,250"), "2024-03-01T12:00:00.250Z");
+        assert_eq!(iso("2024-03-01 12:00:00 UTC"), "2024-03-01T12:00:00.000Z");
+        assert_eq!(
+            iso("10/Oct/2000:13:55:36 -0700"),
+            "2000-10-10T20:55:36.000Z"
+        );
+        assert_eq!(iso("1700000000"), "2023-11-14T22:13:20.000Z");
+        assert_eq!(iso("1700000000123"), "2023-11-14T22:13:20.123Z");
+        assert_eq!(iso("1700000000.5"), "2023-11-14T22:13:20.500Z");
+        assert_eq!(iso("0001-01-01T00:00:00Z"), "0001-01-01T00:00:00.000Z");
+        assert_eq!(iso("9999-12-31T23:59:59Z"), "9999-12-31T23:59:59.000Z");
+        assert_eq!(iso("yesterday"), "none");
+        assert_eq!(iso("2024-13-01T00:00:00Z"), "none");
+        assert_eq!(iso(""), "none");
+    }
+
+    #[test]
+    fn epoch_magnitudes() {
+        let s = from_epoch(1_700_000_000.0).unwrap();
+        assert_eq!(from_epoch(1_700_000_000_000.0), Some(s));
+        assert_eq!(from_epoch(1_700_000_000_000_000.0), Some(s));
+        assert_eq!(from_epoch(1_700_000_000_000_000_000.0), Some(s));
+        assert_eq!(from_epoch(f64::NAN), None);
+    }
+
+    #[test]
+    fn copy_format() {
+        let mut buf = [0u8; 32];
+        let t = parse("0001-02-03T04:05:06.789012Z").unwrap();
+        assert_eq!(format_copy(t, &mut buf), "0001-02-03 04:05:06.789012+00");
+        let t = parse("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(format_copy(t, &mut buf), "9999-12-31 23:59:59.000000+00");
+    }
+}

@@ -1,0 +1,344 @@
+//! The database side of the pipeline: one task that takes sealed batches and writes each in one
+//! transaction - COPY into the partitioned parents, repeat counts, error groups, a statistics
+//! row, and one NOTIFY for the live tail. It runs while the next batch is being parsed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{NaiveDate, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Postgres};
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{LogRecord, RequestRecord};
+use super::timestamp::format_copy;
+use crate::db::copy::CopyBuf;
+use crate::db::Db;
+use crate::query::ingest::{self as q, ErrorGroupDelta, RepeatDelta};
+
+pub const LOG_TABLE: &str = "opsdash.log_event";
+pub const REQUEST_TABLE: &str = "opsdash.request_log";
+
+pub const LOG_COLUMNS: &[&str] = &[
+    "ts",
+    "level",
+    "service",
+    "host",
+    "message",
+    "trace_id",
+    "span_id",
+    "request_id",
+    "user_id",
+    "route",
+    "method",
+    "status",
+    "duration_ms",
+    "ip",
+    "user_agent",
+    "error_type",
+    "attrs",
+    "fingerprint",
+    "repeat_count",
+];
+
+pub const REQUEST_COLUMNS: &[&str] = &[
+    "ts",
+    "service",
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes",
+    "user_id",
+    "trace_id",
+    "request_id",
+    "ip",
+    "user_agent",
+    "error_code",
+    "direction",
+    "integration",
+];
+
+/// Daily partitions are made for days this far back and ahead; rows outside stay in the
+/// DEFAULT partition (a log from year 1 must not create a partition for year 1).
+const PARTITION_DAYS_BACK: i64 = 400;
+const PARTITION_DAYS_AHEAD: i64 = 7;
+
+pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
+    let mut ts = [0u8; 32];
+    buf.plain(format_copy(r.ts, &mut ts));
+    buf.plain(r.level.as_i16());
+    buf.text(&r.service);
+    buf.opt_text(r.host.as_deref());
+    buf.text(&r.message);
+    buf.opt_text(r.trace_id.as_deref());
+    buf.opt_text(r.span_id.as_deref());
+    buf.opt_text(r.request_id.as_deref());
+    buf.opt_text(r.user_id.as_deref());
+    buf.opt_text(r.route.as_deref());
+    buf.opt_text(r.method.as_deref());
+    buf.opt_plain(r.status);
+    buf.opt_plain(r.duration_ms);
+    buf.opt_text(r.ip.as_deref());
+    buf.opt_text(r.user_agent.as_deref());
+    buf.opt_text(r.error_type.as_deref());
+    match &r.attrs {
+        // Serialized as is: the pipeline removed NULs from the values (jsonb rejects
+        // `\u0000`), so the text needs no rewriting.
+        Some(a) => buf.text(&a.to_string()),
+        None => buf.null(),
+    }
+    buf.opt_text(r.fingerprint.as_deref());
+    buf.plain(r.repeat_count);
+    buf.end_row();
+}
+
+pub fn encode_request(buf: &mut CopyBuf, r: &RequestRecord) {
+    let mut ts = [0u8; 32];
+    buf.plain(format_copy(r.ts, &mut ts));
+    buf.text(&r.service);
+    buf.text(&r.method);
+    buf.text(&r.route);
+    buf.plain(r.status);
+    buf.plain(r.duration_ms);
+    buf.opt_plain(r.bytes);
+    buf.opt_text(r.user_id.as_deref());
+    buf.opt_text(r.trace_id.as_deref());
+    buf.opt_text(r.request_id.as_deref());
+    buf.opt_text(r.ip.as_deref());
+    buf.opt_text(r.user_agent.as_deref());
+    buf.opt_text(r.error_code.as_deref());
+    buf.text(r.direction.as_str());
+    buf.opt_text(r.integration.as_deref());
+    buf.end_row();
+}
+
+/// A repeat of a row written by an earlier batch (`seq`), resolved to its transaction here.
+#[derive(Debug, Clone)]
+pub struct Repeat {
+    pub seq: u64,
+    pub ts: chrono::DateTime<Utc>,
+    pub service: String,
+    pub level: i16,
+    pub message: String,
+    pub add: i32,
+}
+
+/// Everything one flush writes, encoded and ready.
+pub struct Batch {
+    pub seq: u64,
+    pub logs: CopyBuf,
+    pub requests: CopyBuf,
+    pub days: Vec<NaiveDate>,
+    pub repeats: Vec<Repeat>,
+    pub groups: Vec<ErrorGroupDelta>,
+    pub group_users: Vec<(String, String)>,
+    pub rejected: u64,
+    pub folded: u64,
+    /// Told when the batch is committed (for `Pipeline::flush`).
+    pub done: Option<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn has_rows(&self) -> bool {
+        !self.logs.is_empty() || !self.requests.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.has_rows()
+            && self.repeats.is_empty()
+            && self.groups.is_empty()
+            && self.rejected == 0
+            && self.folded == 0
+    }
+}
+
+/// Rows committed so far, readable while the writer runs.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub logs: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+pub struct Writer {
+    db: Db,
+    source: String,
+    conn: Option<PoolConnection<Postgres>>,
+    ensured: HashSet<NaiveDate>,
+    /// Writing transaction of recent batches with log rows, for repeat counts.
+    txs: BTreeMap<u64, String>,
+    committed: Arc<Committed>,
+    partition_warning_shown: bool,
+}
+
+/// Transaction ids remembered for repeat counts; far more batches than a dedup window spans.
+const TX_MEMORY: usize = 100_000;
+
+/// Whether retrying the batch on a fresh connection may succeed.
+fn transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_))
+        | Some(sqlx::Error::PoolTimedOut)
+        | Some(sqlx::Error::Protocol(_))
+        | Some(sqlx::Error::Tls(_)) => true,
+        Some(sqlx::Error::Database(d)) => d.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(code.as_ref(), "40001" | "40P01" | "53300")
+        }),
+        _ => false,
+    })
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+
+impl Writer {
+    pub fn new(db: Db, source: String, committed: Arc<Committed>) -> Writer {
+        Writer {
+            db,
+            source,
+            conn: None,
+            ensured: HashSet::new(),
+            txs: BTreeMap::new(),
+            committed,
+            partition_warning_shown: false,
+        }
+    }
+
+    /// Writes batches until the channel closes. A batch that fails is retried on a fresh
+    /// connection (the database may be restarting); a batch that cannot be written ends the run.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Batch>) -> Result<()> {
+        while let Some(mut batch) = rx.recv().await {
+            if !batch.is_empty() {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match self.write(&batch).await {
+                        Ok(()) => break,
+                        Err(e) if attempt < MAX_ATTEMPTS && transient(&e) => {
+                            self.conn = None;
+                            let wait = Duration::from_millis(100 << attempt.min(6));
+                            tokio::time::sleep(wait).await;
+                        }
+                        Err(e) => {
+                            return Err(e.context(format!(
+                                "writing batch {} ({} log rows, {} request rows)",
+                                batch.seq,
+                                batch.logs.rows(),
+                                batch.requests.rows()
+                            )))
+                        }
+                    }
+                }
+            }
+            if let Some(done) = batch.done.take() {
+                let _ = done.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn connection(&mut self) -> Result<&mut PoolConnection<Postgres>> {
+        if self.conn.is_none() {
+            let c = self
+                .db
+                .write
+                .acquire()
+                .await
+                .with_context(|| format!("connecting to {}", self.db.target))?;
+            self.conn = Some(c);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no database connection"))
+    }
+
+    /// Makes the partitions for the batch's days. Failing here is not fatal: rows then land in
+    /// the DEFAULT partition, and the worker's partition job catches up.
+    async fn ensure_partitions(&mut self, days: &[NaiveDate]) -> Result<()> {
+        let today = Utc::now().date_naive();
+        let wanted: Vec<NaiveDate> = days
+            .iter()
+            .copied()
+            .filter(|d| !self.ensured.contains(d))
+            .filter(|d| {
+                let off = (*d - today).num_days();
+                (-PARTITION_DAYS_BACK..=PARTITION_DAYS_AHEAD).contains(&off)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let conn = self.connection().await?;
+        match q::ensure_partitions(conn, &["log_event", "request_log"], &wanted).await {
+            Ok(()) => self.ensured.extend(wanted),
+            Err(e) if transient(&e) => return Err(e),
+            Err(e) => {
+                if !self.partition_warning_shown {
+                    self.partition_warning_shown = true;
+                    eprintln!("opsdash ingest: warning: {e:#}; rows go to the default partition");
+                }
+                // Do not try these days again on every batch.
+                self.ensured.extend(wanted);
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        self.ensure_partitions(&batch.days).await?;
+        let repeats: Vec<RepeatDelta> = batch
+            .repeats
+            .iter()
+            .filter_map(|r| {
+                Some(RepeatDelta {
+                    ts: r.ts,
+                    tx: self.txs.get(&r.seq)?.clone(),
+                    service: r.service.clone(),
+                    level: r.level,
+                    message: r.message.clone(),
+                    add: r.add,
+                })
+            })
+            .collect();
+        let source = self.source.clone();
+        let conn = self.connection().await?;
+        let mut tx = conn.begin().await.context("starting a transaction")?;
+        let log_rows = batch.logs.send(&mut tx, LOG_TABLE, LOG_COLUMNS).await?;
+        let request_rows = batch
+            .requests
+            .send(&mut tx, REQUEST_TABLE, REQUEST_COLUMNS)
+            .await?;
+        q::add_repeats(&mut tx, &repeats).await?;
+        q::upsert_error_groups(&mut tx, &batch.groups).await?;
+        q::add_error_group_users(&mut tx, &batch.group_users).await?;
+        q::record_stat(
+            &mut tx,
+            &source,
+            (log_rows + request_rows) as i64,
+            batch.rejected as i64,
+            batch.folded as i64,
+        )
+        .await?;
+        let xid = if log_rows > 0 {
+            Some(q::notify_logs(&mut tx, &log_rows.to_string()).await?)
+        } else {
+            None
+        };
+        tx.commit().await.context("committing the batch")?;
+        if let Some(xid) = xid {
+            self.txs.insert(batch.seq, xid);
+            while self.txs.len() > TX_MEMORY {
+                self.txs.pop_first();
+            }
+        }
+        self.committed.logs.fetch_add(log_rows, Ordering::Relaxed);
+        self.committed
+            .requests
+            .fetch_add(request_rows, Ordering::Relaxed);
+        Ok(())
+    }
+}
