@@ -300,7 +300,7 @@ impl KpiTab {
         }
         // Services
         let mut c = Card {
-            title: "Services up/deg/down".into(),
+            title: "Services up/deg/dn".into(),
             ..Card::default()
         };
         if let Some(s) = &self.status.data {
