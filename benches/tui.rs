@@ -93,9 +93,15 @@ async fn first_paint(db: &opsdash::db::Db, tab_key: Option<char>) -> anyhow::Res
         Effect::Query(q) => Some(opsdash::tui::runner::run_inline(q, timeout)),
         _ => None,
     });
-    for done in futures::future::join_all(futs).await {
-        if let Err(e) = &done.result {
-            eprintln!("  query {} failed: {e}", done.panel);
+    let timed = futs.map(|f| async move {
+        let t = Instant::now();
+        let d = f.await;
+        (t.elapsed(), d)
+    });
+    for (took, done) in futures::future::join_all(timed).await {
+        match &done.result {
+            Err(e) => eprintln!("  query {} failed: {e}", done.panel),
+            Ok(_) => println!("    panel {:<13} {}", done.panel, ms(took)),
         }
         update(&mut app, Event::Query(done));
     }
@@ -213,6 +219,8 @@ fn main() -> anyhow::Result<()> {
     ))?;
     let t = Instant::now();
     rt.block_on(generate(&db, rows))?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("machine load average at start: {}", load.trim());
     println!(
         "data: {rows} request rows, {} log lines, {} queries over 48 h (generated in {:.1} s)",
         rows / 4,
@@ -271,7 +279,11 @@ fn main() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let screen = tmux(&["capture-pane", "-p", "-t", &name]);
-        if screen.contains("/api/r") && screen.contains("● ") {
+        // All panels in: top endpoints shown, connected, and no counter still "…".
+        if screen.contains("/api/r")
+            && screen.contains("● ")
+            && !screen.split_whitespace().any(|w| w == "…")
+        {
             break;
         }
         if Instant::now() > deadline {

@@ -874,6 +874,29 @@ mod tests {
     }
 
     #[test]
+    fn widgets_and_services_are_validated() {
+        let ok = "[[kpi.widget]]\ntitle = \"x\"\nkind = \"alerts\"\n\n[[service]]\nname = \"api\"\nkind = \"http\"\nurl = \"http://127.0.0.1/\"\n";
+        let cfg = Config::parse(ok, Path::new("c.toml")).unwrap();
+        assert_eq!(cfg.service[0].target, "http://127.0.0.1/");
+        assert_eq!(cfg.service[0].expected_status, 200);
+        let bad = "[[kpi.widget]]\ntitle = \"x\"\nkind = \"pie\"\nquery = \"SELECT 1\"\n";
+        let msg = Config::parse(bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("c.toml:3:") && msg.contains("pie"), "{msg}");
+        let bad = "[[kpi.widget]]\ntitle = \"x\"\nkind = \"counter\"\n";
+        let msg = Config::parse(bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("needs a query"), "{msg}");
+        let bad = "[[service]]\nname = \"a\"\nkind = \"smtp\"\ntarget = \"x\"\n";
+        let msg = Config::parse(bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("smtp"), "{msg}");
+    }
+
+    #[test]
     fn secret_never_printed() {
         let mut cfg = Config::default();
         cfg.database.url = Secret::new("postgres://u:hunter2@h/db");

@@ -84,6 +84,19 @@ fn dashboard_switches_tabs_shows_help_quits_and_restores_terminal() {
 fn database_outage_shows_banner_keys_keep_working_and_recovers() {
     let cluster = start_cluster("e2e-down");
     let t = Tmux::start("down", 100, 30);
+    // Record every byte the dashboard writes, to check --no-color emits no colour codes.
+    let log = t.home.path().join("pane.out");
+    let ok = Command::new("tmux")
+        .args([
+            "pipe-pane",
+            "-o",
+            "-t",
+            &t.name,
+            &format!("cat >> {}", log.display()),
+        ])
+        .status()
+        .expect("tmux pipe-pane");
+    assert!(ok.success());
     t.start_dashboard(&cluster.url(), "--no-color");
     t.wait_for(|s| s.contains("● "), "connected");
     cluster.cluster.stop("immediate").expect("stop");
@@ -108,6 +121,16 @@ fn database_outage_shows_banner_keys_keep_working_and_recovers() {
         "prompt after quit",
     );
     assert!(!t.alternate_screen_on());
+    let bytes = std::fs::read(&log).expect("pane output");
+    let out = String::from_utf8_lossy(&bytes);
+    assert!(out.len() > 1000, "output recorded");
+    let colour = regex::Regex::new(
+        r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|4[0-7]|9[0-7]|10[0-7]|38|48)(?:;[0-9;]*)?m",
+    )
+    .expect("regex");
+    if let Some(m) = colour.find(&out) {
+        panic!("colour code {:?} in --no-color output", m.as_str());
+    }
 }
 
 #[test]

@@ -160,3 +160,24 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_socket_url_with_empty_host_parses() {
+        let o = parse_url("postgresql://postgres@/opsdash?host=/tmp/x/run&port=5432").unwrap();
+        assert_eq!(
+            o.get_socket().map(|p| p.display().to_string()),
+            Some("/tmp/x/run".into())
+        );
+        assert_eq!(o.get_database(), Some("opsdash"));
+        assert_eq!(o.get_username(), "postgres");
+        let o = parse_url("postgresql:///opsdash?host=/tmp/y").unwrap();
+        assert_eq!(o.get_database(), Some("opsdash"));
+        let o = parse_url("postgres://u:pw@db.example:6000/app").unwrap();
+        assert_eq!(o.get_host(), "db.example");
+        assert_eq!(o.get_port(), 6000);
+    }
+}

@@ -8,7 +8,7 @@ use opsdash::db::testkit::TestCluster;
 
 pub struct Tmux {
     pub name: String,
-    _home: tempfile::TempDir,
+    pub home: tempfile::TempDir,
 }
 
 pub const PROMPT: &str = "E2E-PROMPT$";
@@ -43,7 +43,7 @@ impl Tmux {
             .status()
             .expect("tmux runs");
         assert!(status.success(), "tmux new-session failed");
-        let t = Tmux { name, _home: home };
+        let t = Tmux { name, home };
         t.wait_for(|s| s.contains(PROMPT), "the shell prompt");
         t
     }

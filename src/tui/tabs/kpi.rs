@@ -16,6 +16,7 @@ use ratatui::Frame;
 use crate::config::{Config, KpiWidget};
 use crate::query::kpi::{
     self, ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic,
+    Users,
 };
 use crate::sanitize::sanitize;
 use crate::tui::app::Effect;
@@ -48,6 +49,7 @@ pub struct KpiTab {
     pub traffic: Panel<Traffic>,
     pub latency: Panel<Latency>,
     pub daily: Panel<Daily>,
+    pub users: Panel<Users>,
     pub status: Panel<StatusCounts>,
     pub ingest: Panel<Ingest>,
     pub top: Panel<Vec<FailingEndpoint>>,
@@ -66,6 +68,7 @@ impl KpiTab {
             traffic: Panel::default(),
             latency: Panel::default(),
             daily: Panel::default(),
+            users: Panel::default(),
             status: Panel::default(),
             ingest: Panel::default(),
             top: Panel::default(),
@@ -111,6 +114,10 @@ impl KpiTab {
             kpi::daily(&db, now).await
         }));
         let db = ctx.db.clone();
+        fx.push(QueryRequest::new(me, "users", async move {
+            kpi::users(&db, now).await
+        }));
+        let db = ctx.db.clone();
         fx.push(QueryRequest::new(me, "status", async move {
             kpi::status(&db).await
         }));
@@ -145,6 +152,7 @@ impl KpiTab {
             &mut self.traffic.loading,
             &mut self.latency.loading,
             &mut self.daily.loading,
+            &mut self.users.loading,
             &mut self.status.loading,
             &mut self.ingest.loading,
             &mut self.top.loading,
@@ -292,7 +300,7 @@ impl KpiTab {
         }
         // Services
         let mut c = Card {
-            title: "Services up/deg/down".into(),
+            title: "Services up/deg/dn".into(),
             ..Card::default()
         };
         if let Some(s) = &self.status.data {
@@ -312,6 +320,7 @@ impl KpiTab {
         }
         cards.push(c);
         // Users
+        let d = self.users.data.as_ref();
         for (title, cur, prev) in [
             (
                 "Active users 1h",
@@ -841,6 +850,7 @@ impl TabView for KpiTab {
             "traffic" => self.traffic.set(done),
             "latency" => self.latency.set(done),
             "daily" => self.daily.set(done),
+            "users" => self.users.set(done),
             "status" => self.status.set(done),
             "ingest" => self.ingest.set(done),
             "top" => {
