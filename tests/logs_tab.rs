@@ -253,7 +253,10 @@ async fn export_key_writes_the_filtered_lines() -> anyhow::Result<()> {
     send(&mut app, KeyCode::Char(':')).await;
     type_text(&mut app, "f errors").await;
     send(&mut app, KeyCode::Enter).await;
-    until(&mut app, "the saved filter", |t| t.contains("filter: level:error+")).await;
+    until(&mut app, "the saved filter", |t| {
+        t.contains("filter: level:error+")
+    })
+    .await;
     send(&mut app, KeyCode::Char(':')).await;
     type_text(&mut app, &format!("export {}", target.display())).await;
     send(&mut app, KeyCode::Enter).await;
