@@ -806,12 +806,8 @@ impl TabView for KpiTab {
         self.requests(ctx)
     }
 
-    fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
-        if self.refresher.due(ctx.now) {
-            self.requests(ctx)
-        } else {
-            Vec::new()
-        }
+    fn refresher(&mut self) -> Option<&mut Refresher> {
+        Some(&mut self.refresher)
     }
 
     fn on_action(&mut self, action: Action, _ctx: &TabCtx) -> Vec<Effect> {

@@ -121,8 +121,18 @@ pub trait TabView: Send {
 
     /// Called every second while the tab is visible and the database reachable (periodic
     /// refresh, see `Refresher`).
-    fn tick(&mut self, _ctx: &TabCtx) -> Vec<Effect> {
-        Vec::new()
+    /// The tab's periodic refresh schedule, if it has one: the default `tick` refreshes the tab
+    /// whenever it is due.
+    fn refresher(&mut self) -> Option<&mut Refresher> {
+        None
+    }
+
+    fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.refresher().is_some_and(|r| r.due(ctx.now)) {
+            self.refresh(ctx)
+        } else {
+            Vec::new()
+        }
     }
 
     /// Navigation actions (up/down/page/top/bottom/left/right/select/back).
