@@ -23,16 +23,33 @@ struct Probe {
     by: Mutex<Vec<String>>,
 }
 
+/// Counts a run as running until its future completes or is dropped: the scheduler drops a run
+/// the moment its lease is lost, and aborting an instance drops it mid-run, and neither must
+/// leave a phantom "still running" behind that would look like an overlap later.
+struct Running(Arc<Probe>);
+
+impl Running {
+    fn enter(probe: Arc<Probe>) -> Running {
+        let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
+        probe.max_running.fetch_max(now, Ordering::SeqCst);
+        Running(probe)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn probe_job(probe: Arc<Probe>) -> Job {
     Job::new("probe", Duration::from_millis(30), move |ctx| {
         let probe = probe.clone();
         async move {
-            let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
-            probe.max_running.fetch_max(now, Ordering::SeqCst);
+            let _running = Running::enter(probe.clone());
             tokio::time::sleep(Duration::from_millis(15)).await;
             probe.runs.fetch_add(1, Ordering::SeqCst);
             probe.by.lock().unwrap().push(ctx.instance.clone());
-            probe.running.fetch_sub(1, Ordering::SeqCst);
             Ok(())
         }
     })

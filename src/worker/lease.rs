@@ -133,22 +133,31 @@ pub async fn next_run(pool: &PgPool, job: &str) -> Result<Option<DateTime<Utc>>>
     Ok(row.and_then(|r| r.0))
 }
 
-/// Marks the start of a run and schedules the next one, fenced by epoch.
+/// Marks the start of a run, schedules the next one and extends the lease by a full `ttl`.
+/// Refused (false) unless we still hold the lease at `epoch` and it has not expired: a process
+/// that stalled between taking the lease and starting the run must not start it, because another
+/// instance may have taken over meanwhile. The fresh TTL gives the run a whole lease period
+/// before the first renewal is due.
 pub async fn record_start(
     pool: &PgPool,
     job: &str,
+    holder: &str,
     epoch: i64,
     interval: Duration,
+    ttl: Duration,
 ) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE opsdash.worker_lease
-            SET last_run_at = now(), next_run_at = now() + $3 * interval '1 millisecond',
+            SET last_run_at = now(), next_run_at = now() + $4 * interval '1 millisecond',
+                expires_at = clock_timestamp() + $5 * interval '1 millisecond',
                 updated_at = now()
-          WHERE job = $1 AND epoch = $2",
+          WHERE job = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
     )
     .bind(job)
+    .bind(holder)
     .bind(epoch)
     .bind(interval.as_millis() as f64)
+    .bind(ttl.as_millis() as f64)
     .execute(pool)
     .await?
     .rows_affected();

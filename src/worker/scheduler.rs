@@ -215,7 +215,14 @@ async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> bool {
     let name = job.name;
     match bounded(
         timing.poll(),
-        lease::record_start(pool, name, ctx.epoch, job.interval),
+        lease::record_start(
+            pool,
+            name,
+            &ctx.instance,
+            ctx.epoch,
+            job.interval,
+            timing.lease_ttl,
+        ),
     )
     .await
     {
