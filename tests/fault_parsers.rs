@@ -404,7 +404,8 @@ fn check_config(text: &str) -> Result<(), TestCaseError> {
                 message
             );
             prop_assert!(column >= 1, "{}", message);
-            prop_assert!(!message.trim().is_empty());
+            prop_assert!(!message.trim().is_empty(), "{:?}", text);
+            prop_assert!(!message.contains('\n'), "one line: {:?}", message);
         }
         Err(other) => {
             let shown = other.to_string();
@@ -425,5 +426,17 @@ proptest! {
     #[test]
     fn config_from_arbitrary_toml_never_panics_and_errors_have_positions(text in toml_doc()) {
         check_config(&text)?;
+    }
+}
+
+#[test]
+fn config_errors_are_one_line_with_a_reason() {
+    let path = Path::new("c.toml");
+    for (text, line, column) in [("A=", 1, 3), ("[x", 1, 3), ("a = 1\nb = ", 2, 5)] {
+        let e = Config::parse(text, path).expect_err(text).to_string();
+        let prefix = format!("c.toml:{line}:{column}: ");
+        assert!(e.starts_with(&prefix), "{text:?}: {e}");
+        assert!(e.len() > prefix.len() + 5, "{text:?}: a reason: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
