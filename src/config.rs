@@ -562,6 +562,22 @@ pub enum ConfigError {
     Unsafe { path: String, message: String },
 }
 
+/// toml's message as one line; toml gives none for a key without a value (`key =`), which
+/// would leave the user with a bare position (found by fault_parsers).
+fn toml_message(raw: &str) -> String {
+    let one_line = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if one_line.is_empty() {
+        "expected a value here (strings need quotes)".into()
+    } else {
+        one_line
+    }
+}
+
 /// Where the config file is looked for when `--config` is not given.
 pub fn default_config_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "opsdash").map(|d| d.config_dir().join("config.toml"))
@@ -581,7 +597,7 @@ impl Config {
                 path: path.display().to_string(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message: toml_message(e.message()),
             }
         })?;
         cfg.validate(text, path)?;

@@ -307,6 +307,14 @@ impl Writer {
         let source = self.source.clone();
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.context("starting a transaction")?;
+        // The embedded cluster runs with synchronous_commit off; a batch acknowledged here is
+        // never written again, so its commit must survive a server crash (one WAL flush per
+        // batch). Found by the crash fault test: lines committed just before
+        // `pg_ctl stop -m immediate` were gone after the restart.
+        sqlx::query("SET LOCAL synchronous_commit = on")
+            .execute(&mut *tx)
+            .await
+            .context("making the batch's commit durable")?;
         let log_rows = batch.logs.send(&mut tx, LOG_TABLE, LOG_COLUMNS).await?;
         let request_rows = batch
             .requests

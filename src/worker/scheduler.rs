@@ -91,6 +91,9 @@ pub async fn spawn_as(db: Db, cfg: impl Into<Arc<Config>>, instance: String) -> 
 /// Starts the given jobs under `instance` (tests run several instances in one process).
 pub fn spawn_jobs(db: Db, cfg: Arc<Config>, jobs: Vec<Job>, instance: String) -> WorkerHandle {
     let timing = Timing::from_config(&cfg);
+    // Found by the crash fault test: an alert committed asynchronously and notified was
+    // forgotten by a crash, then raised and notified again.
+    let db = db.durable();
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::with_capacity(jobs.len() + 1);
     if !jobs.is_empty() {
