@@ -311,10 +311,7 @@ impl Writer {
         // never written again, so its commit must survive a server crash (one WAL flush per
         // batch). Found by the crash fault test: lines committed just before
         // `pg_ctl stop -m immediate` were gone after the restart.
-        sqlx::query("SET LOCAL synchronous_commit = on")
-            .execute(&mut *tx)
-            .await
-            .context("making the batch's commit durable")?;
+        q::durable_commit(&mut tx).await?;
         let log_rows = batch.logs.send(&mut tx, LOG_TABLE, LOG_COLUMNS).await?;
         let request_rows = batch
             .requests
