@@ -18,6 +18,10 @@ use opsdash::query::logs;
 use opsdash::tail::{self, TailEvent, TailOptions};
 use rand::{Rng, SeedableRng};
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 struct Opts {
     rows: usize,
     secs: u64,
@@ -174,9 +178,16 @@ fn bench_tail(o: &Opts) -> Result<()> {
         "rate/s", "mode", "lines", "p50", "p99", "max", "tail CPU"
     );
     for &rate in &o.rates {
+        // (p50, p99, CPU %) per mode, for the report: notify first, then the 1 s poll baseline.
+        let mut figures: Vec<(f64, f64, f64)> = Vec::new();
         for listen in [true, false] {
             let t = rt.block_on(TestDb::new())?;
             let (lat, written, cpu) = tail_run(&t.db, rate, o.secs, listen)?;
+            figures.push((
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+                cpu.as_secs_f64() * 100.0 / o.secs as f64,
+            ));
             println!(
                 "{:>8} {:>10} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>9.1}%",
                 rate,
@@ -186,6 +197,40 @@ fn bench_tail(o: &Opts) -> Result<()> {
                 pct(&lat, 0.99),
                 lat.last().copied().unwrap_or(f64::NAN),
                 cpu.as_secs_f64() * 100.0 / o.secs as f64,
+            );
+        }
+        if let [(p50, p99, cpu), (poll50, poll99, poll_cpu)] = figures[..] {
+            let at = format!("at {} lines/s", report::size(rate as u64));
+            let base = "poll every 1 s";
+            let tail = "live tail";
+            report::figure(
+                tail,
+                &format!("stored -> delivered p50 {at}"),
+                p50,
+                "ms",
+                Some((base, poll50)),
+                &[Aim::AtMost(50.0)],
+            );
+            report::figure(
+                tail,
+                &format!("stored -> delivered p99 {at}"),
+                p99,
+                "ms",
+                Some((base, poll99)),
+                &[Aim::AtMost(150.0)],
+            );
+            let cpu_aim: &[Aim] = if rate == 10_000 {
+                &[Aim::AtMost(5.0)]
+            } else {
+                &[]
+            };
+            report::figure(
+                tail,
+                &format!("tail engine CPU {at}"),
+                cpu,
+                "% of a core",
+                Some((base, poll_cpu)),
+                cpu_aim,
             );
         }
     }
@@ -323,14 +368,42 @@ async fn bench_search(o: &Opts) -> Result<()> {
         ("baseline: rare word, ILIKE scan", "*deadlock*".to_string()),
         ("baseline: common word, ILIKE scan", "*payment*".to_string()),
     ];
+    let mut medians = Vec::new();
     for (label, text) in cases {
         let (first, median, n) = time_page(&t.db, &text, 5).await?;
+        medians.push((label, median));
         println!(
             "{:<44} {:>9.1} {:>9.1} {:>6}",
             format!("{label} ({})", truncate(&text, 14)),
             first,
             median,
             n
+        );
+    }
+    let median_of = |label: &str| {
+        medians
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(f64::NAN, |(_, m)| *m)
+    };
+    let rare_scan = median_of("baseline: rare word, ILIKE scan");
+    let common_scan = median_of("baseline: common word, ILIKE scan");
+    for (label, _) in &medians {
+        if label.starts_with("baseline") {
+            continue;
+        }
+        let (base, v) = if label.contains("common") {
+            ("ILIKE scan, common word", common_scan)
+        } else {
+            ("ILIKE scan, rare word", rare_scan)
+        };
+        report::figure(
+            "Logs tab",
+            &format!("first page, {label}, {} rows", report::size(o.rows as u64)),
+            median_of(label),
+            "ms",
+            Some((base, v)),
+            &[Aim::AtMost(200.0)],
         );
     }
     Ok(())
