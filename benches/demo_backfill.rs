@@ -68,7 +68,7 @@ async fn bench(requests: u64, window: Duration) -> Result<()> {
     let base_db = TestDb::new().await?;
     {
         let mut conn = base_db.db.write.acquire().await?;
-        backfill::ensure_partitions(&mut conn, plan.window.0, plan.window.1).await?;
+        opsdash::query::demo::ensure_partitions(&mut conn, plan.window.0, plan.window.1).await?;
     }
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));

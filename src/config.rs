@@ -897,6 +897,32 @@ mod tests {
     }
 
     #[test]
+    fn email_security_settings_are_checked_with_their_line() {
+        let channel = |extra: &str| {
+            format!(
+                "[alert]\n[[alert.channel]]\nname = \"mail\"\nkind = \"email\"\n\
+                 smtp_host = \"mx\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n{extra}"
+            )
+        };
+        let err = |extra: &str| {
+            Config::parse(&channel(extra), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = err("smtp_tls = \"ssl\"\n");
+        assert!(
+            msg.starts_with("c.toml:") && msg.contains("auto, starttls, tls, none"),
+            "{msg}"
+        );
+        let msg = err("smtp_username = \"ops\"\n");
+        assert!(msg.contains("go together"), "{msg}");
+        let msg = err("smtp_tls = \"none\"\nsmtp_username = \"ops\"\nsmtp_password = \"pw\"\n");
+        assert!(msg.contains("clear text") && !msg.contains("pw\""), "{msg}");
+        let ok = channel("smtp_tls = \"tls\"\nsmtp_username = \"ops\"\nsmtp_password = \"pw\"\n");
+        Config::parse(&ok, Path::new("c.toml")).unwrap();
+    }
+
+    #[test]
     fn secret_never_printed() {
         let mut cfg = Config::default();
         cfg.database.url = Secret::new("postgres://u:hunter2@h/db");
