@@ -80,7 +80,13 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let end = Instant::now() + Duration::from_secs(secs);
     let mut written = 0;
-    let mut conn = db.write.acquire().await?;
+    // A connection of its own: a pooled one may have been opened by the tail thread's runtime,
+    // which shuts down once the tail has seen `rate * secs` lines, possibly before this writer's
+    // last batch ("A Tokio 1.x context was found, but it is being shutdown").
+    let mut conn = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&db.write.connect_options()).await?
+    };
     let mut buf = CopyBuf::with_capacity(per_batch * 120);
     while Instant::now() < end {
         tick.tick().await;
@@ -93,7 +99,7 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
             buf.text(&format!("tail bench line {}", written + k));
             buf.end_row();
         }
-        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        sqlx::query("BEGIN").execute(&mut conn).await?;
         buf.send(
             &mut conn,
             "opsdash.log_event",
@@ -102,9 +108,9 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
         .await?;
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(LOGS_CHANNEL)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await?;
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        sqlx::query("COMMIT").execute(&mut conn).await?;
         written += per_batch;
     }
     Ok(written)
