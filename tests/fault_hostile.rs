@@ -130,7 +130,7 @@ fn write_json_corpus(path: &Path) -> Corpus {
     line(nested_array.as_bytes(), None);
     let nested_object = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
     line(nested_object.as_bytes(), None);
-    line(b"", None::<String>.or(Some(String::new())));
+    line(b"", Some(String::new()));
     for (name, attack) in ATTACKS {
         let marker = m(name);
         let msg = json_escape(&format!("{marker} {attack}"));

@@ -492,6 +492,8 @@ async fn archive_filesystem_full_fails_visibly_drops_nothing_and_finishes_later(
         .unwrap_or_default()
         .to_string();
 
+    let health_tab = health_retention_section(&t).await;
+
     // Space returns; the next run finishes the job.
     if let Some(f) = &filler {
         std::fs::remove_file(f).expect("free space");
@@ -509,8 +511,8 @@ async fn archive_filesystem_full_fails_visibly_drops_nothing_and_finishes_later(
         .map(|m| m.rows)
         .sum();
     eprintln!(
-        "FAULT archive-full ({how}): first run exit {}, rows dropped {} ({detached_after_failure} days detached awaiting their archive), error shown in output \
-         and retention status ({:?}); after space returned: exit {}, rows archived {archived_rows} \
+        "FAULT archive-full ({how}): first run exit {}, rows dropped {} ({detached_after_failure} days detached awaiting their archive), error shown in output, \
+         retention status and the Health tab ({:?}); after space returned: exit {}, rows archived {archived_rows} \
          of {seeded}, expired rows left {after_second}",
         out.status.code().unwrap_or(-1),
         seeded - after_failure,
@@ -536,6 +538,12 @@ async fn archive_filesystem_full_fails_visibly_drops_nothing_and_finishes_later(
         "retention status shows the error: {status_text}"
     );
     assert!(
+        health_tab
+            .lines()
+            .any(|l| l.contains("request_log") && l.contains("No space left on device")),
+        "the Health tab shows the failing table:\n{health_tab}"
+    );
+    assert!(
         second.status.success(),
         "second run: {}",
         String::from_utf8_lossy(&second.stderr)
@@ -545,4 +553,48 @@ async fn archive_filesystem_full_fails_visibly_drops_nothing_and_finishes_later(
         archived_rows, seeded as u64,
         "every dropped row is archived"
     );
+}
+
+/// The Health tab's retention section (tab 5, four sections to the right), rendered on
+/// ratatui's TestBackend from the same database.
+async fn health_retention_section(t: &TestDb) -> String {
+    use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+    use opsdash::tui::app::{update, App, AppOptions};
+    use opsdash::tui::event::Event;
+    let mut cfg = opsdash::config::Config::default();
+    cfg.retention.request_log.archive = true;
+    let mut app = App::new(
+        t.db.clone(),
+        std::sync::Arc::new(cfg),
+        AppOptions {
+            no_color: true,
+            instance: "fault-archive:1:x".into(),
+            config_dir: None,
+        },
+    );
+    let fx = app.start();
+    opsdash::tui::settle(&mut app, fx).await;
+    for c in ['5', 'l', 'l', 'l', 'l'] {
+        let fx = update(
+            &mut app,
+            Event::Input(TermEvent::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            ))),
+        );
+        opsdash::tui::settle(&mut app, fx).await;
+    }
+    let mut term =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(200, 40)).expect("terminal");
+    term.draw(|f| opsdash::tui::draw::draw(&app, f))
+        .expect("draw");
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
 }
