@@ -33,7 +33,22 @@ pub enum Effect {
         text: String,
         error: bool,
     },
+    /// Switch to another tab and show it something (an alert's log lines, a request's trace).
+    /// Applied by `update` like `Say`; never reaches the main loop.
+    Jump(Jump),
     Quit,
+}
+
+/// A cross-tab jump: the target tab takes `filter` as if typed on `/` and Enter (and `trace`,
+/// if set, opens that trace), the shared time range becomes `range` when given, and `note`
+/// goes to the status bar.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Jump {
+    pub tab: Option<Tab>,
+    pub filter: String,
+    pub trace: Option<String>,
+    pub range: Option<TimeRange>,
+    pub note: String,
 }
 
 /// Database connection state, from the background ping.
@@ -333,6 +348,37 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Carries out a cross-tab jump (see `Jump`).
+    fn jump(&mut self, jump: Jump) -> Vec<Effect> {
+        let Some(target) = jump.tab else {
+            return Vec::new();
+        };
+        let Some(i) = self.tabs.iter().position(|t| t.id() == target) else {
+            self.error(format!(
+                "the {} tab is not part of this build",
+                target.title()
+            ));
+            return Vec::new();
+        };
+        if let Some(r) = jump.range {
+            self.range = r;
+        }
+        self.mode = Mode::Normal;
+        self.remember_filter(&jump.filter);
+        self.active = i;
+        self.dirty = true;
+        let ctx = ctx!(self);
+        // The target takes its filter before its refresh, so it reads the new scope only once.
+        let mut fx = self.tabs[i].on_jump(&jump, &ctx);
+        if self.online() {
+            fx.extend(self.refresh_active());
+        }
+        if !jump.note.is_empty() {
+            self.say(jump.note);
+        }
+        fx
     }
 
     fn cycle_tab(&mut self, forward: bool) -> Vec<Effect> {
@@ -749,10 +795,17 @@ impl App {
 
 /// The one place state changes: applies an event, returns the effects to carry out.
 pub fn update(app: &mut App, ev: Event) -> Vec<Effect> {
-    let effects = update_inner(app, ev);
+    let mut effects: std::collections::VecDeque<Effect> = update_inner(app, ev).into();
     let mut out = Vec::with_capacity(effects.len());
-    for e in effects {
+    let mut jumps = 0;
+    while let Some(e) = effects.pop_front() {
         match e {
+            // A jump's target may answer with another jump; a cycle must not spin forever.
+            Effect::Jump(j) if jumps < 4 => {
+                jumps += 1;
+                effects.extend(app.jump(j));
+            }
+            Effect::Jump(_) => {}
             Effect::Say { text, error } => {
                 if error {
                     app.error(text)

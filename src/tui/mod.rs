@@ -170,7 +170,7 @@ fn apply(runner: &mut QueryRunner, effects: Vec<Effect>, clear: &mut bool) {
         match e {
             Effect::Query(q) => runner.submit(q),
             Effect::ClearScreen => *clear = true,
-            Effect::Quit | Effect::Say { .. } => {}
+            Effect::Quit | Effect::Say { .. } | Effect::Jump(_) => {}
         }
     }
 }

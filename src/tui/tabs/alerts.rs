@@ -18,10 +18,11 @@ use crate::alerts::engine;
 use crate::alerts::operator::{self, Operator};
 use crate::alerts::Matcher;
 use crate::config::Config;
+use crate::model::TimeRange;
 use crate::query::alert_metrics::Sample;
 use crate::query::alerts::{self as q, AlertRow, AttemptRow, HistoryRow, Rule, SilenceRow};
 use crate::sanitize::sanitize;
-use crate::tui::app::Effect;
+use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
@@ -131,6 +132,79 @@ fn num(v: Option<f64>) -> String {
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
         Some(v) => format!("{v:.2}"),
         None => "-".into(),
+    }
+}
+
+/// How far before an alert started its log lines are worth reading.
+const LEAD_IN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Alert labels that name a column of the Logs filter language.
+fn log_field(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "service" => "service",
+        "route" => "route",
+        "host" => "host",
+        "user" | "user_id" => "user",
+        "trace" | "trace_id" => "trace",
+        _ => return None,
+    })
+}
+
+/// Where `Enter` on an alert leads: the Logs tab filtered to the alert's scope (its labels
+/// that are log fields, the rule's service/route scope, a `log_count` rule's own filter) and
+/// time window (from `LEAD_IN` before it turned pending to its resolution, or live when it
+/// is still open), with the shared range wide enough to hold that window.
+pub fn logs_jump(
+    alert: &AlertRow,
+    rule: Option<&crate::alerts::RuleSpec>,
+    now: DateTime<Utc>,
+) -> Jump {
+    let mut terms: Vec<String> = Vec::new();
+    let mut fields: Vec<&str> = Vec::new();
+    for (k, v) in alert.labels.0.iter() {
+        if let Some(field) = log_field(k) {
+            terms.push(crate::filter::field_term(field, v));
+            fields.push(field);
+        }
+    }
+    if let Some(rule) = rule {
+        for key in ["service", "route"] {
+            match rule.scope.get(key) {
+                Some(v) if !v.is_empty() && !fields.contains(&key) => {
+                    terms.push(crate::filter::field_term(key, v))
+                }
+                _ => {}
+            }
+        }
+        if rule.metric == "log_count" {
+            if let Some(f) = rule.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+                terms.push(f.trim().to_string());
+            }
+        }
+    }
+    let start = alert.pending_since - LEAD_IN;
+    terms.push(format!("since:{}", start.format("%Y-%m-%dT%H:%M:%SZ")));
+    if let Some(end) = alert.resolved_at {
+        terms.push(format!(
+            "until:{}",
+            (end + chrono::Duration::minutes(1)).format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    let age = now - start;
+    let range = TimeRange::ALL
+        .into_iter()
+        .find(|r| r.duration() >= age)
+        .unwrap_or(TimeRange::D30);
+    Jump {
+        tab: Some(Tab::Logs),
+        filter: terms.join(" "),
+        trace: None,
+        range: Some(range),
+        note: format!(
+            "log lines of alert {} ({})",
+            alert.id,
+            sanitize(&alert.rule_name)
+        ),
     }
 }
 
@@ -838,6 +912,26 @@ impl TabView for AlertsTab {
                 self.preview = None;
                 Vec::new()
             }
+            Action::Select if self.view == View::Alerts => {
+                let Some(a) = self.selected_alert() else {
+                    return Vec::new();
+                };
+                let rule = self
+                    .rules
+                    .data
+                    .iter()
+                    .flatten()
+                    .find(|r| r.id == a.rule_id)
+                    .or_else(|| {
+                        self.detail
+                            .data
+                            .as_ref()
+                            .filter(|d| d.alert.id == a.id)
+                            .and_then(|d| d.rule.as_ref())
+                    })
+                    .map(|r| &r.spec);
+                vec![Effect::Jump(logs_jump(a, rule, ctx.now))]
+            }
             _ => {
                 let before = self.cursor.selected;
                 self.cursor.apply(a, self.len(), 8);
@@ -922,6 +1016,10 @@ impl TabView for AlertsTab {
 
     fn bindings(&self) -> Vec<Binding> {
         vec![
+            Binding {
+                keys: "enter",
+                help: "its log lines (Logs tab, alert's scope and time)",
+            },
             Binding {
                 keys: "a",
                 help: "acknowledge (with a note)",

@@ -710,6 +710,26 @@ impl TabView for LogsTab {
         }
     }
 
+    /// From an alert (its scope and time window) or a slow request (its trace): the tail view
+    /// with that filter, following, or the trace view when a trace is given. The shell
+    /// refreshes the tab right after, which reads the view's data.
+    fn on_jump(&mut self, jump: &crate::tui::app::Jump, ctx: &TabCtx) -> Vec<Effect> {
+        self.detail = false;
+        self.message = None;
+        if self.paused {
+            self.set_paused(false);
+        }
+        self.view = View::Tail;
+        let fx = self.on_filter_submit(&jump.filter, ctx);
+        if let Some(id) = &jump.trace {
+            self.trace_id = id.clone();
+            self.trace = Panel::default();
+            self.trace_cursor = Cursor::default();
+            self.view = View::Trace;
+        }
+        fx
+    }
+
     fn filter(&self) -> &str {
         &self.filter_text
     }
