@@ -17,6 +17,7 @@ use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
 use crate::tui::event::Event;
+use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{self, Refresher, Tab, TabCtx, TabView};
@@ -144,7 +145,7 @@ pub enum Mode {
     Normal,
     Help { scroll: u16 },
     Command(LineInput),
-    Filter(LineInput),
+    Filter(FilterLine),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -486,7 +487,7 @@ impl App {
             Action::Filter => {
                 self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
-                self.mode = Mode::Filter(LineInput::with_text(&current.unwrap_or_default()));
+                self.mode = Mode::Filter(FilterLine::with_text(&current.unwrap_or_default()));
                 Vec::new()
             }
             Action::Command => {
@@ -578,7 +579,7 @@ impl App {
                     self.apply_filter("")
                 }
                 KeyCode::Enter => {
-                    let text = input.text.clone();
+                    let text = input.text().to_string();
                     self.mode = Mode::Normal;
                     self.remember_filter(&text);
                     self.submit_filter(&text)
@@ -595,7 +596,7 @@ impl App {
                     let text = pos
                         .and_then(|p| self.filter_history.get(p).cloned())
                         .unwrap_or_default();
-                    *input = LineInput::with_text(&text);
+                    *input = FilterLine::with_text(&text);
                     self.apply_filter(&text)
                 }
                 KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
@@ -603,8 +604,8 @@ impl App {
                     self.apply_filter("")
                 }
                 _ => {
-                    if input.edit(&key) {
-                        let text = input.text.clone();
+                    if input.input(key) {
+                        let text = input.text().to_string();
                         self.apply_filter(&text)
                     } else {
                         Vec::new()
@@ -828,17 +829,20 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
             app.dirty = true;
             Vec::new()
         }
-        Event::Input(TermEvent::Paste(s)) => {
-            if let Mode::Command(i) | Mode::Filter(i) = &mut app.mode {
+        Event::Input(TermEvent::Paste(s)) => match &mut app.mode {
+            Mode::Command(i) => {
                 i.insert(&s);
                 app.dirty = true;
+                Vec::new()
             }
-            if let Mode::Filter(i) = &app.mode {
-                let text = i.text.clone();
-                return app.apply_filter(&text);
+            Mode::Filter(i) => {
+                i.insert(&s);
+                app.dirty = true;
+                let text = i.text().to_string();
+                app.apply_filter(&text)
             }
-            Vec::new()
-        }
+            _ => Vec::new(),
+        },
         Event::Input(_) => Vec::new(),
         Event::InputClosed(e) => {
             // Without a keyboard nobody can quit: leave now.

@@ -7,6 +7,7 @@ pub mod app;
 pub mod command;
 pub mod draw;
 pub mod event;
+pub mod filter_line;
 pub mod help;
 pub mod keymap;
 pub mod retention_section;

@@ -826,7 +826,7 @@ impl TabView for LogsTab {
             },
             Binding {
                 keys: "x",
-                help: "export the filter's lines (:export FILE)",
+                help: "export what the filter selects (:export FILE; e/E jump to errors)",
             },
         ];
         if self.view == View::Groups {
