@@ -9,7 +9,8 @@ use tui_textarea::{CursorMove, TextArea};
 
 #[derive(Debug, Clone)]
 pub struct FilterLine {
-    area: TextArea<'static>,
+    // Boxed: a TextArea is large and the shell's `Mode` holds one only while `/` is open.
+    area: Box<TextArea<'static>>,
 }
 
 impl Default for FilterLine {
@@ -30,7 +31,9 @@ impl FilterLine {
         // The status bar is one row: no underline on "the current line".
         area.set_cursor_line_style(Style::default());
         area.move_cursor(CursorMove::End);
-        FilterLine { area }
+        FilterLine {
+            area: Box::new(area),
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -44,7 +47,7 @@ impl FilterLine {
 
     /// The widget, styled for drawing (`draw` is pure: the style is applied to a copy).
     pub fn widget(&self, text: Style, cursor: Style) -> TextArea<'static> {
-        let mut a = self.area.clone();
+        let mut a = (*self.area).clone();
         a.set_style(text);
         a.set_cursor_style(cursor);
         a
