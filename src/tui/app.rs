@@ -737,11 +737,9 @@ impl App {
         match res {
             Ok(rtt) => {
                 let was_down = matches!(self.conn, Conn::Down { .. });
-                let shown_before = match &self.conn {
-                    Conn::Up { rtt } => rtt.as_millis(),
-                    _ => u128::MAX,
-                };
-                if shown_before != rtt.as_millis() {
+                // A new round-trip time waits for the next tick's frame (one a second anyway);
+                // only a change of state repaints at once.
+                if !matches!(self.conn, Conn::Up { .. }) {
                     self.dirty = true;
                 }
                 self.conn = Conn::Up { rtt };
@@ -865,7 +863,8 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
                     fx.extend(t.on_notify(&channel, &payload, reconnected, &ctx));
                 }
             }
-            app.dirty = true;
+            // A notification only wakes readers: the screen changes when their data arrives
+            // (one redraw per batch, not one per notification).
             fx
         }
         Event::Signal(name) => {
