@@ -1072,3 +1072,87 @@ impl TabView for AlertsTab {
         self.draw_prompt(f, body, ctx.theme);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use sqlx::types::Json;
+
+    fn alert(labels: &[(&str, &str)], pending: DateTime<Utc>) -> AlertRow {
+        AlertRow {
+            id: 7,
+            rule_id: 1,
+            rule_name: "logins".into(),
+            severity: "warning".into(),
+            labels: Json(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            label_key: String::new(),
+            state: "firing".into(),
+            value: None,
+            threshold: None,
+            summary: String::new(),
+            pending_since: pending,
+            fired_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            ack_note: None,
+            resolved_at: None,
+            resolved_by: None,
+            resolve_note: None,
+            condition_false_since: None,
+            last_notified_at: None,
+        }
+    }
+
+    #[test]
+    fn a_resolved_alert_opens_its_window_and_a_log_rule_its_filter() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let mut a = alert(
+            &[
+                ("service", "pay api"),
+                ("alertname", "x"),
+                ("ip", "10.0.0.1"),
+            ],
+            now - chrono::Duration::hours(3),
+        );
+        a.resolved_at = Some(now - chrono::Duration::hours(2));
+        let spec = crate::alerts::RuleSpec {
+            name: "logins".into(),
+            description: String::new(),
+            severity: "warning".into(),
+            status: "enabled".into(),
+            metric: "log_count".into(),
+            scope: [("route".to_string(), "/login".to_string())].into(),
+            filter: Some("level:error+ timeout".into()),
+            query: None,
+            operator: "gt".into(),
+            threshold: 1.0,
+            window_s: 300,
+            for_s: 0,
+            eval_interval_s: 60,
+            labels: Default::default(),
+            group_by: Vec::new(),
+            channels: Vec::new(),
+            repeat_interval_s: 3600,
+            max_per_hour: 10,
+            auto_resolve: true,
+            resolve_after_s: 300,
+            runbook_url: None,
+        };
+        let j = logs_jump(&a, Some(&spec), now);
+        assert_eq!(j.tab, Some(Tab::Logs));
+        assert_eq!(
+            j.filter,
+            "service:\"pay api\" route:/login level:error+ timeout \
+             since:2026-11-22T08:55:00Z until:2026-11-22T10:01:00Z"
+        );
+        // The range must hold the window's start (3 h 5 min ago).
+        assert_eq!(j.range, Some(TimeRange::H6));
+        assert!(crate::filter::parse(&j.filter).is_ok());
+    }
+}
