@@ -272,13 +272,11 @@ pub async fn users(db: &Db, now: DateTime<Utc>) -> Result<Users> {
         (d.start, d.end),
         (d.previous().start, d.start),
     ];
-    let mut counts = [0i64; 4];
-    // One statement per window, run one after another on one connection: the four together
-    // read a few hours of raw rows at most.
-    let mut conn = db.read.acquire().await.context("active users")?;
-    for (k, (from, to)) in windows.into_iter().enumerate() {
+    // One statement per window, the four at once on their own connections: each reads its
+    // window's whole hours from the rollup and at most a couple of hours of raw rows.
+    let counts = futures::future::try_join_all(windows.into_iter().map(|(from, to)| {
         let (lo, hi) = user_hours(from, to, rolled);
-        counts[k] = sqlx::query_scalar(
+        sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM (
                SELECT user_id FROM opsdash.rollup_users_1h WHERE bucket >= $3 AND bucket < $4
                UNION
@@ -292,10 +290,10 @@ pub async fn users(db: &Db, now: DateTime<Utc>) -> Result<Users> {
         .bind(to)
         .bind(lo)
         .bind(hi)
-        .fetch_one(&mut *conn)
-        .await
-        .context("active users")?;
-    }
+        .fetch_one(&db.read)
+    }))
+    .await
+    .context("active users")?;
     Ok(Users {
         users_1h: counts[0],
         prev_users_1h: counts[1],
