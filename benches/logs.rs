@@ -118,7 +118,13 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
 
 /// Runs the tail on a thread of its own (so its CPU time is measurable) while the writer runs;
 /// returns per-line latencies in ms and the tail thread's CPU time.
-fn tail_run(db: &Db, rate: usize, secs: u64, listen: bool) -> Result<(Vec<f64>, usize, Duration)> {
+fn tail_run(
+    db: &Db,
+    rate: usize,
+    secs: u64,
+    listen: bool,
+    coalesce: Duration,
+) -> Result<(Vec<f64>, usize, Duration)> {
     let tail_db = db.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let expected = rate * secs as usize;
@@ -130,6 +136,7 @@ fn tail_run(db: &Db, rate: usize, secs: u64, listen: bool) -> Result<(Vec<f64>, 
             let mut opts = TailOptions::new(10_000);
             opts.initial_fill = false;
             opts.listen = listen;
+            opts.coalesce = coalesce;
             let (_h, mut rx) = tail::spawn(&tail_db, opts);
             // Wait for the start (and the listener) before the writer begins.
             let (mut filled, mut listening) = (false, !listen);
@@ -187,13 +194,20 @@ fn bench_tail(o: &Opts) -> Result<()> {
     // shipped, the last the poll-only baseline.
     let mut figures: Vec<(usize, f64, f64, f64)> = Vec::new();
     for &rate in &o.rates {
-        for listen in [true, false] {
+        // notify: as shipped (reads coalesced 25 ms apart); notify/0: a read per wake-up (as
+        // before the coalescing); poll 1s: no LISTEN at all.
+        let coalesced = TailOptions::new(1).coalesce;
+        for (mode, listen, coalesce) in [
+            ("notify", true, coalesced),
+            ("notify/0", true, Duration::ZERO),
+            ("poll 1s", false, coalesced),
+        ] {
             let t = rt.block_on(TestDb::new())?;
-            let (lat, written, cpu) = tail_run(&t.db, rate, o.secs, listen)?;
+            let (lat, written, cpu) = tail_run(&t.db, rate, o.secs, listen, coalesce)?;
             println!(
                 "{:>8} {:>10} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>9.1}%",
                 rate,
-                if listen { "notify" } else { "poll 1s" },
+                mode,
                 format!("{}/{}", lat.len(), written),
                 pct(&lat, 0.5),
                 pct(&lat, 0.99),

@@ -1,5 +1,6 @@
 //! End-to-end: the real dashboard in tmux, its in-process worker firing an alert from real
-//! data, and an operator acknowledging it with a note from the keyboard.
+//! data, an operator acknowledging it with a note from the keyboard, then Enter on it opening
+//! the Logs tab filtered to the alert.
 
 use opsdash::db::testkit::TestCluster;
 
@@ -34,6 +35,13 @@ fn dashboard_worker_fires_and_operator_acknowledges_with_a_note() {
                     SELECT now(), 'checkout', '/pay', 502 FROM generate_series(1, 30))
          SELECT ''::text, NULL::text, NULL::text",
     );
+    sql(
+        &cluster,
+        "WITH i AS (INSERT INTO opsdash.log_event (ts, level, service, message) VALUES
+                      (now(), 4, 'checkout', 'payment gateway answered 502'),
+                      (now(), 2, 'search', 'search index warmed up'))
+         SELECT ''::text, NULL::text, NULL::text",
+    );
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     std::fs::write(
@@ -60,6 +68,17 @@ fn dashboard_worker_fires_and_operator_acknowledges_with_a_note() {
         "the acknowledgement with its note",
     );
     eprintln!("{s}");
+    // Enter: the Logs tab, filtered to the alert's service from before it started.
+    t.send(&["Enter"]);
+    let s = t.wait_for(
+        |s| {
+            s.contains("filter: service:checkout since:")
+                && s.contains("payment gateway answered 502")
+        },
+        "the Logs tab filtered to the alert",
+    );
+    eprintln!("{s}");
+    assert!(!s.contains("search index warmed up"), "{s}");
     t.send(&["q"]);
     t.wait_for(
         |s| s.lines().any(|l| l.trim() == PROMPT),

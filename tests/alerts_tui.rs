@@ -154,3 +154,92 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
         .unwrap();
     assert_eq!(before, after);
 }
+
+/// Enter on an alert: the Logs tab, filtered to the alert's scope (its service and route
+/// labels) and time window (from a few minutes before it started; still open, so up to now).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_on_an_alert_opens_its_log_lines() {
+    let t = TestDb::new().await.unwrap();
+    let mut cfg = Config::default();
+    cfg.alert.rules = vec![RuleConfig {
+        name: "pay-errors".into(),
+        severity: "critical".into(),
+        measure: "error_rate".into(),
+        threshold: 10.0,
+        scope: [
+            ("service".to_string(), "api".to_string()),
+            ("by".to_string(), "route".to_string()),
+        ]
+        .into(),
+        ..RuleConfig::default()
+    }];
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, route, status)
+         SELECT now() - interval '5 seconds', 'api', '/pay', 500 FROM generate_series(1, 5)",
+    )
+    .execute(&t.db.write)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO opsdash.log_event (ts, level, service, route, message) VALUES
+           (now() - interval '1 minute', 4, 'api', '/pay', 'card declined upstream'),
+           (now() - interval '1 minute', 4, 'api', '/cart', 'cart line of the same service'),
+           (now() - interval '1 minute', 4, 'web', '/pay', 'line of another service'),
+           (now() - interval '3 hours', 4, 'api', '/pay', 'long before the alert')",
+    )
+    .execute(&t.db.write)
+    .await
+    .unwrap();
+    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+        .await
+        .unwrap();
+    let rule = q::rule_by_name(&t.db.write, "pay-errors")
+        .await
+        .unwrap()
+        .unwrap();
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+
+    let mut app = App::new(
+        t.db.clone(),
+        Arc::new(cfg),
+        AppOptions {
+            no_color: false,
+            instance: "tui-test:1:x".into(),
+            config_dir: None,
+        },
+    );
+    let fx = app.start();
+    opsdash::tui::settle(&mut app, fx).await;
+    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
+    opsdash::tui::settle(&mut app, fx).await;
+    press(&mut app, KeyCode::Char('3')).await;
+    assert!(screen(&app).contains("pay-errors"), "{}", screen(&app));
+
+    press(&mut app, KeyCode::Enter).await;
+    assert_eq!(app.active_id(), Some(opsdash::tui::tabs::Tab::Logs));
+    let filter = app.active_tab().unwrap().filter().to_string();
+    assert!(
+        filter.starts_with("route:/pay service:api since:"),
+        "{filter}"
+    );
+    // The tail reads on its own task: give it a moment, as the event loop would.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let fx = update(&mut app, Event::Tick(chrono::Utc::now()));
+        opsdash::tui::settle(&mut app, fx).await;
+        text = screen(&app);
+        if text.contains("card declined upstream") {
+            break;
+        }
+    }
+    eprintln!("{text}");
+    assert!(text.contains("card declined upstream"), "{text}");
+    assert!(text.contains("filter: route:/pay"), "{text}");
+    assert!(!text.contains("cart line of the same service"), "{text}");
+    assert!(!text.contains("line of another service"), "{text}");
+    assert!(!text.contains("long before the alert"), "{text}");
+    // Up in the filter line brings the jump's filter back, to edit it.
+    assert_eq!(app.filter_history.last(), Some(&filter));
+}

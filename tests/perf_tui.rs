@@ -164,16 +164,20 @@ async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
     let second = text.find("trace-").expect("trace ids");
     assert!(first < second || text.contains("trace-slowest"), "{text}");
 
-    // Enter again: its trace, with the log line written under it.
+    // Enter again: the Logs tab shows its trace (a cross-tab jump), with the log line written
+    // under it and the request itself, and the tail is filtered to the trace.
     press(&mut app, KeyCode::Enter).await;
+    assert_eq!(app.active_id(), Some(opsdash::tui::tabs::Tab::Logs));
     let text = render(&app, 80, 24);
     eprintln!("{text}");
     assert!(text.contains("trace trace-slowest"), "{text}");
-    assert!(text.contains("gateway timeout after 9 s"), "{text}");
-    assert!(text.contains("POST /checkout 9000"), "{text}");
+    assert!(text.contains("request shop POST /checkout"), "{text}");
+    assert!(text.contains("payments gateway timeo"), "{text}");
+    assert!(text.contains("filter: trace:trace-sl"), "{text}");
 
-    // Esc twice: back to the table.
-    press(&mut app, KeyCode::Esc).await;
+    // Back on the Performance tab the drill-down is where it was; Esc: back to the table.
+    press(&mut app, KeyCode::Char('4')).await;
+    assert!(render(&app, 80, 24).contains("slowest requests"));
     press(&mut app, KeyCode::Esc).await;
     assert!(render(&app, 80, 24).contains("Endpoints 1h"));
 

@@ -332,7 +332,7 @@ async fn filter_line_walks_its_history_with_up_and_down() {
     key(&mut app, KeyCode::Esc);
     key(&mut app, KeyCode::Char('/'));
     let line = |app: &App| match &app.mode {
-        Mode::Filter(i) => i.text.clone(),
+        Mode::Filter(i) => i.text().to_string(),
         _ => panic!("filter line closed"),
     };
     assert_eq!(line(&app), "");

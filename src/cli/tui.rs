@@ -14,6 +14,9 @@ pub struct TuiArgs {
     pub no_color: bool,
 }
 
+/// How long after the dashboard starts its in-process worker jobs begin.
+const WORKER_START_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
     crate::cli::runtime()?.block_on(async move {
         // The database first: if it cannot be opened the terminal is never touched and the
@@ -23,13 +26,27 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
         let cfg = Arc::new(cfg);
         // The background jobs run in the dashboard process too (each job in one instance at a
         // time, whatever the number of open dashboards); `worker.enabled = false` turns them off.
-        let worker = crate::worker::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
+        // They start a moment after the dashboard, so its first paint does not compete with
+        // every job's first run.
+        let worker = {
+            let (db, cfg, instance) = (db.clone(), cfg.clone(), instance.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(WORKER_START_DELAY).await;
+                crate::worker::spawn_as(db, cfg, instance).await
+            })
+        };
         let opts = crate::tui::Options {
             no_color: args.no_color,
             instance: Some(instance),
         };
         let result = crate::tui::run(db, cfg, opts).await.context("dashboard");
-        worker.shutdown().await;
+        if worker.is_finished() {
+            if let Ok(w) = worker.await {
+                w.shutdown().await;
+            }
+        } else {
+            worker.abort();
+        }
         result?;
         Ok(ExitCode::SUCCESS)
     })

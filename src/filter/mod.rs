@@ -22,6 +22,22 @@ use crate::model::Level;
 
 pub use parser::KNOWN_KEYS;
 
+/// `key:value` as the filter language reads it back exactly: the value is quoted (with `\"`
+/// and `\\` escaped) when it holds a space, a quote, a comma or a `*`, which would otherwise
+/// split it or make it a pattern. For filters written by the program (jumps between tabs).
+pub fn field_term(key: &str, value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | ',' | '*' | '\\'));
+    if plain {
+        format!("{key}:{value}")
+    } else {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("{key}:\"{escaped}\"")
+    }
+}
+
 /// A filter that was understood; build SQL from it with `push_where` / `push_conditions`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Filter {
@@ -211,6 +227,21 @@ mod tests {
                 let mut qb = QueryBuilder::<Postgres>::new("SELECT 1 FROM opsdash.log_event");
                 f.push_where(&mut qb);
             }
+        }
+
+        #[test]
+        fn field_term_reads_back_as_the_exact_value(v in any::<String>()) {
+            let f = parse(&field_term("service", &v)).unwrap();
+            prop_assert_eq!(
+                &f.terms,
+                &vec![Term {
+                    negated: false,
+                    cond: Cond::Field {
+                        column: TextColumn::Service,
+                        patterns: vec![Pattern::Exact(v.clone())],
+                    },
+                }]
+            );
         }
 
         #[test]

@@ -1,9 +1,12 @@
 //! KPI queries: traffic, latency, daily counters, alert/service status, ingest rate, top failing
 //! endpoints, and the operators' own widget SQL (run read-only with a statement timeout).
 //!
-//! Every time filter is a range on `ts`, so the `ts` indexes of the daily partitions (and the
-//! partial indexes on slow rows / error statuses) do the work; series are bucketed with
-//! `date_bin` on bucket boundaries, so consecutive refreshes show the same buckets.
+//! Counters that would read a day or more of raw rows (traffic, the 24 h counters, active users,
+//! ingest) read the rollups the worker keeps (`rollup_kpi_1m`, `rollup_users_1h`, migration
+//! 0011) up to where its last run got (`rolled_until`), and raw rows only after that: the
+//! uncovered tail is the last ~10 seconds when the worker runs, everything when it never ran.
+//! Series are bucketed with `date_bin` on bucket boundaries, so consecutive refreshes show the
+//! same buckets.
 
 use std::time::Duration;
 
@@ -52,6 +55,48 @@ impl Window {
     }
 }
 
+/// The end of what the rollup job has covered: the minute its last completed run started in
+/// (that minute and later come from raw rows). None: it never ran.
+pub async fn rolled_until(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT date_bin('1 minute', updated_at, timestamptz '1970-01-01 00:00:00+00')
+           FROM opsdash.rollup_state WHERE job = $1",
+    )
+    .bind(crate::worker::rollup::JOB_NAME)
+    .fetch_optional(&db.read)
+    .await
+    .context("rollup coverage")
+}
+
+/// Where `[from, to)` switches from rollups to raw rows: `rolled` clamped into the window.
+pub fn split_at(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rolled: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    rolled.unwrap_or(from).clamp(from, to.max(from))
+}
+
+/// The whole hours of `[from, to)` the users rollup holds (`[lo, hi)`, empty when lo == hi):
+/// hours inside the window and before `rolled`. The rest of the window is read raw.
+pub fn user_hours(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rolled: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let hour = 3600;
+    let lo_s = (from.timestamp() + hour - 1).div_euclid(hour) * hour;
+    let end = split_at(from, to, rolled).timestamp();
+    let hi_s = end.div_euclid(hour) * hour;
+    match (
+        DateTime::from_timestamp(lo_s, 0),
+        DateTime::from_timestamp(hi_s, 0),
+    ) {
+        (Some(lo), Some(hi)) if lo < hi => (lo, hi),
+        _ => (from, from),
+    }
+}
+
 /// Inbound requests over the range.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Traffic {
@@ -94,14 +139,20 @@ fn ratio(a: i64, b: i64) -> f64 {
 pub async fn traffic(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Traffic> {
     let w = Window::of(range, now);
     let p = w.previous();
+    let rolled = rolled_until(db).await?;
+    let split = split_at(w.start, w.end, rolled);
     let series: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(
-        "WITH b AS (
-           SELECT date_bin(make_interval(secs => $3), ts, $1) AS bucket,
-                  count(*) AS requests,
-                  count(*) FILTER (WHERE status >= 500) AS errors
+        "WITH src AS (
+           SELECT bucket AS t, requests AS n, errors_5xx AS e
+             FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $4
+           UNION ALL
+           SELECT ts, 1, (status >= 500)::int::int8
              FROM opsdash.request_log
-            WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'
-            GROUP BY 1)
+            WHERE ts >= $4 AND ts < $2 AND direction = 'inbound'),
+         b AS (
+           SELECT date_bin(make_interval(secs => $3), t, $1) AS bucket,
+                  sum(n) AS requests, sum(e) AS errors
+             FROM src GROUP BY 1)
          SELECT g, coalesce(b.requests, 0)::int8, coalesce(b.errors, 0)::int8
            FROM generate_series($1, $2 - make_interval(secs => $3), make_interval(secs => $3)) g
            LEFT JOIN b ON b.bucket = g
@@ -110,16 +161,22 @@ pub async fn traffic(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Tr
     .bind(w.start)
     .bind(w.end)
     .bind(w.bucket_secs as f64)
+    .bind(split)
     .fetch_all(&db.read)
     .await
     .context("traffic series")?;
     let (prev_requests, prev_errors): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE status >= 500)
-           FROM opsdash.request_log
-          WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'",
+        "SELECT coalesce(sum(n), 0)::int8, coalesce(sum(e), 0)::int8 FROM (
+           SELECT requests AS n, errors_5xx AS e
+             FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $3
+           UNION ALL
+           SELECT count(*), count(*) FILTER (WHERE status >= 500)
+             FROM opsdash.request_log
+            WHERE ts >= $3 AND ts < $2 AND direction = 'inbound') s",
     )
     .bind(p.start)
     .bind(p.end)
+    .bind(split_at(p.start, p.end, rolled))
     .fetch_one(&db.read)
     .await
     .context("traffic of the previous period")?;
@@ -203,68 +260,96 @@ pub struct Users {
     pub prev_users_24h: i64,
 }
 
-/// Counted with GROUP BY (hash aggregate) rather than count(DISTINCT), which sorts.
+/// Whole hours from `rollup_users_1h`, the ragged edges and the uncovered tail from raw rows;
+/// UNION (a hash aggregate) removes users seen in both.
 pub async fn users(db: &Db, now: DateTime<Utc>) -> Result<Users> {
+    let rolled = rolled_until(db).await?;
     let d = Window::of(TimeRange::H24, now);
     let h = Window::of(TimeRange::H1, now);
-    let (users_1h, prev_users_1h, users_24h, prev_users_24h): (i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT
-               (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 AND ts < $2 GROUP BY 1) u),
-               (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $3 - interval '1 hour' AND ts < $3 GROUP BY 1) u),
-               (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 AND ts < $2 GROUP BY 1) u),
-               (SELECT count(*) FROM (SELECT user_id FROM opsdash.request_log WHERE user_id IS NOT NULL AND ts >= $1 - interval '24 hours' AND ts < $1 GROUP BY 1) u)",
+    let windows = [
+        (h.start, h.end),
+        (h.start - chrono::Duration::hours(1), h.start),
+        (d.start, d.end),
+        (d.previous().start, d.start),
+    ];
+    // One statement per window, the four at once on their own connections: each reads its
+    // window's whole hours from the rollup and at most a couple of hours of raw rows.
+    let counts = futures::future::try_join_all(windows.into_iter().map(|(from, to)| {
+        let (lo, hi) = user_hours(from, to, rolled);
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM (
+               SELECT user_id FROM opsdash.rollup_users_1h WHERE bucket >= $3 AND bucket < $4
+               UNION
+               SELECT user_id FROM opsdash.request_log
+                WHERE user_id IS NOT NULL AND ts >= $1 AND ts < $3
+               UNION
+               SELECT user_id FROM opsdash.request_log
+                WHERE user_id IS NOT NULL AND ts >= $4 AND ts < $2) u",
         )
-        .bind(d.start)
-        .bind(d.end)
-        .bind(h.start)
+        .bind(from)
+        .bind(to)
+        .bind(lo)
+        .bind(hi)
         .fetch_one(&db.read)
-        .await
-        .context("active users")?;
+    }))
+    .await
+    .context("active users")?;
     Ok(Users {
-        users_1h,
-        prev_users_1h,
-        users_24h,
-        prev_users_24h,
+        users_1h: counts[0],
+        prev_users_1h: counts[1],
+        users_24h: counts[2],
+        prev_users_24h: counts[3],
     })
 }
 
 pub async fn daily(db: &Db, now: DateTime<Utc>) -> Result<Daily> {
     let d = Window::of(TimeRange::H24, now);
-    let row = sqlx::query(
-        "SELECT
-          (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 AND ts < $2),
-          (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 - interval '24 hours' AND ts < $1),
-          (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $1 AND ts < $2),
-          (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $1 - interval '24 hours' AND ts < $1),
-          (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 AND ts < $2),
-          (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $1 - interval '24 hours' AND ts < $1)",
-    )
-    .bind(d.start)
-    .bind(d.end)
-    .fetch_one(&db.read)
-    .await
-    .context("daily counters")?;
+    let p = d.previous();
+    let rolled = rolled_until(db).await?;
+    // Each counter over [from, to) split at `split`: the rollup's minutes before, raw rows after.
+    let counters = "WITH r AS (
+           SELECT coalesce(sum(error_logs), 0)::int8 AS el, coalesce(sum(slow_requests), 0)::int8 AS sr,
+                  coalesce(sum(slow_queries), 0)::int8 AS sq
+             FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $3)
+         SELECT r.el + (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $3 AND ts < $2),
+                r.sr + (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $3 AND ts < $2),
+                r.sq + (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $3 AND ts < $2)
+           FROM r";
+    let mut out = [[0i64; 3]; 2];
+    for (k, w) in [d, p].into_iter().enumerate() {
+        let (a, b, c): (i64, i64, i64) = sqlx::query_as(counters)
+            .bind(w.start)
+            .bind(w.end)
+            .bind(split_at(w.start, w.end, rolled))
+            .fetch_one(&db.read)
+            .await
+            .context("daily counters")?;
+        out[k] = [a, b, c];
+    }
     let hourly: Vec<(i64,)> = sqlx::query_as(
-        "WITH b AS (
-           SELECT date_bin('1 hour', ts, $1) AS bucket, count(*) AS n
-             FROM opsdash.log_event WHERE level >= 4 AND ts >= $1 AND ts < $2 GROUP BY 1)
+        "WITH src AS (
+           SELECT bucket AS t, error_logs AS n
+             FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $3
+           UNION ALL
+           SELECT ts, 1 FROM opsdash.log_event WHERE level >= 4 AND ts >= $3 AND ts < $2),
+         b AS (SELECT date_bin('1 hour', t, $1) AS bucket, sum(n) AS n FROM src GROUP BY 1)
          SELECT coalesce(b.n, 0)::int8
            FROM generate_series($1, $2 - interval '1 hour', interval '1 hour') g
            LEFT JOIN b ON b.bucket = g ORDER BY g",
     )
     .bind(d.start)
     .bind(d.end)
+    .bind(split_at(d.start, d.end, rolled))
     .fetch_all(&db.read)
     .await
     .context("errors per hour")?;
     Ok(Daily {
-        errors_24h: row.try_get(0)?,
-        prev_errors_24h: row.try_get(1)?,
-        slow_requests_24h: row.try_get(2)?,
-        prev_slow_requests_24h: row.try_get(3)?,
-        slow_queries_24h: row.try_get(4)?,
-        prev_slow_queries_24h: row.try_get(5)?,
+        errors_24h: out[0][0],
+        prev_errors_24h: out[1][0],
+        slow_requests_24h: out[0][1],
+        prev_slow_requests_24h: out[1][1],
+        slow_queries_24h: out[0][2],
+        prev_slow_queries_24h: out[1][2],
         errors_hourly: hourly.into_iter().map(|(n,)| n).collect(),
     })
 }
@@ -345,10 +430,15 @@ impl Ingest {
 pub async fn ingest(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Ingest> {
     let w = Window::of(range, now);
     let p = w.previous();
+    let rolled = rolled_until(db).await?;
     let series: Vec<(i64,)> = sqlx::query_as(
-        "WITH b AS (
-           SELECT date_bin(make_interval(secs => $3), ts, $1) AS bucket, sum(repeat_count) AS n
-             FROM opsdash.log_event WHERE ts >= $1 AND ts < $2 GROUP BY 1)
+        "WITH src AS (
+           SELECT bucket AS t, log_lines AS n
+             FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $4
+           UNION ALL
+           SELECT ts, repeat_count FROM opsdash.log_event WHERE ts >= $4 AND ts < $2),
+         b AS (SELECT date_bin(make_interval(secs => $3), t, $1) AS bucket, sum(n) AS n
+                 FROM src GROUP BY 1)
          SELECT coalesce(b.n, 0)::int8
            FROM generate_series($1, $2 - make_interval(secs => $3), make_interval(secs => $3)) g
            LEFT JOIN b ON b.bucket = g ORDER BY g",
@@ -356,19 +446,23 @@ pub async fn ingest(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Ing
     .bind(w.start)
     .bind(w.end)
     .bind(w.bucket_secs as f64)
+    .bind(split_at(w.start, w.end, rolled))
     .fetch_all(&db.read)
     .await
     .context("ingest series")?;
     let (prev_total, rejected): (i64, i64) = sqlx::query_as(
         "SELECT
-           (SELECT coalesce(sum(repeat_count), 0)::int8 FROM opsdash.log_event
-             WHERE ts >= $1 AND ts < $2),
+           (SELECT coalesce(sum(log_lines), 0)::int8 FROM opsdash.rollup_kpi_1m
+             WHERE bucket >= $1 AND bucket < $4)
+           + (SELECT coalesce(sum(repeat_count), 0)::int8 FROM opsdash.log_event
+               WHERE ts >= $4 AND ts < $2),
            (SELECT coalesce(sum(rejected), 0)::int8 FROM opsdash.ingest_stat
              WHERE ts >= $2 AND ts < $3)",
     )
     .bind(p.start)
     .bind(p.end)
     .bind(w.end)
+    .bind(split_at(p.start, p.end, rolled))
     .fetch_one(&db.read)
     .await
     .context("ingest totals")?;

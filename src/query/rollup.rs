@@ -87,7 +87,7 @@ pub async fn save_tx_done(
     Ok(())
 }
 
-/// Minutes holding request or query rows written by transactions in `[from_tx, to_tx)`, with
+/// Minutes holding request, query or log rows written by transactions in `[from_tx, to_tx)`, with
 /// how many such rows each has.
 pub async fn touched_minutes(
     conn: &mut PgConnection,
@@ -102,6 +102,10 @@ pub async fn touched_minutes(
             UNION ALL
             SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), count(*)
               FROM opsdash.query_log
+             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+            UNION ALL
+            SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), count(*)
+              FROM opsdash.log_event
              WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
          ) t GROUP BY m ORDER BY m",
     )
@@ -183,6 +187,84 @@ pub async fn roll_minutes(
     .execute(&mut **tx)
     .await?;
     Ok(rows.unwrap_or(0))
+}
+
+/// How long the KPI rollups keep what the KPI tab may read: counters for the longest range and
+/// the period before it (30 + 30 days), users for 24 h and the 24 h before.
+pub const KPI_KEPT_DAYS: i32 = 62;
+pub const USERS_KEPT_DAYS: i32 = 3;
+
+/// Rebuilds `rollup_kpi_1m` for minutes in `[lo, hi)` and adds the users those minutes saw to
+/// `rollup_users_1h` (see migration 0011).
+pub async fn roll_kpi_minutes(
+    tx: &mut Transaction<'_, Postgres>,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $2")
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.rollup_kpi_1m
+                (bucket, requests, errors_5xx, slow_requests, slow_queries, error_logs, log_lines)
+         SELECT bucket, sum(requests), sum(errors_5xx), sum(slow_requests), sum(slow_queries),
+                sum(error_logs), sum(log_lines)
+           FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+                        count(*) FILTER (WHERE direction = 'inbound') AS requests,
+                        count(*) FILTER (WHERE direction = 'inbound' AND status >= 500) AS errors_5xx,
+                        count(*) FILTER (WHERE duration_ms > 1000) AS slow_requests,
+                        0::bigint AS slow_queries, 0::bigint AS error_logs, 0::bigint AS log_lines
+                   FROM opsdash.request_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
+                 UNION ALL
+                 SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0,
+                        count(*) FILTER (WHERE duration_ms > 500), 0, 0
+                   FROM opsdash.query_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
+                 UNION ALL
+                 SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0, 0,
+                        count(*) FILTER (WHERE level >= 4), coalesce(sum(repeat_count), 0)
+                   FROM opsdash.log_event WHERE ts >= $1 AND ts < $2 GROUP BY 1) t
+          WHERE bucket >= now() - make_interval(days => $3)
+          GROUP BY bucket",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(KPI_KEPT_DAYS)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO opsdash.rollup_users_1h (bucket, user_id)
+         SELECT date_bin('1 hour', ts, timestamptz '1970-01-01 00:00:00+00'), user_id
+           FROM opsdash.request_log
+          WHERE ts >= greatest($1, now() - make_interval(days => $3)) AND ts < $2
+            AND user_id IS NOT NULL
+          GROUP BY 1, 2
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(USERS_KEPT_DAYS)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops KPI rollup rows older than the KPI tab reads.
+pub async fn prune_kpi(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM opsdash.rollup_kpi_1m WHERE bucket < now() - make_interval(days => $1)",
+    )
+    .bind(KPI_KEPT_DAYS)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM opsdash.rollup_users_1h WHERE bucket < now() - make_interval(days => $1)",
+    )
+    .bind(USERS_KEPT_DAYS)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Rebuilds `tier` for buckets in `[lo, hi)` (aligned to the tier) from the next finer tier,

@@ -17,6 +17,7 @@ use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
 use crate::tui::event::Event;
+use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{self, Refresher, Tab, TabCtx, TabView};
@@ -33,7 +34,22 @@ pub enum Effect {
         text: String,
         error: bool,
     },
+    /// Switch to another tab and show it something (an alert's log lines, a request's trace).
+    /// Applied by `update` like `Say`; never reaches the main loop.
+    Jump(Jump),
     Quit,
+}
+
+/// A cross-tab jump: the target tab takes `filter` as if typed on `/` and Enter (and `trace`,
+/// if set, opens that trace), the shared time range becomes `range` when given, and `note`
+/// goes to the status bar.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Jump {
+    pub tab: Option<Tab>,
+    pub filter: String,
+    pub trace: Option<String>,
+    pub range: Option<TimeRange>,
+    pub note: String,
 }
 
 /// Database connection state, from the background ping.
@@ -129,7 +145,7 @@ pub enum Mode {
     Normal,
     Help { scroll: u16 },
     Command(LineInput),
-    Filter(LineInput),
+    Filter(FilterLine),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +351,37 @@ impl App {
         }
     }
 
+    /// Carries out a cross-tab jump (see `Jump`).
+    fn jump(&mut self, jump: Jump) -> Vec<Effect> {
+        let Some(target) = jump.tab else {
+            return Vec::new();
+        };
+        let Some(i) = self.tabs.iter().position(|t| t.id() == target) else {
+            self.error(format!(
+                "the {} tab is not part of this build",
+                target.title()
+            ));
+            return Vec::new();
+        };
+        if let Some(r) = jump.range {
+            self.range = r;
+        }
+        self.mode = Mode::Normal;
+        self.remember_filter(&jump.filter);
+        self.active = i;
+        self.dirty = true;
+        let ctx = ctx!(self);
+        // The target takes its filter before its refresh, so it reads the new scope only once.
+        let mut fx = self.tabs[i].on_jump(&jump, &ctx);
+        if self.online() {
+            fx.extend(self.refresh_active());
+        }
+        if !jump.note.is_empty() {
+            self.say(jump.note);
+        }
+        fx
+    }
+
     fn cycle_tab(&mut self, forward: bool) -> Vec<Effect> {
         if self.tabs.is_empty() {
             return Vec::new();
@@ -440,7 +487,7 @@ impl App {
             Action::Filter => {
                 self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
-                self.mode = Mode::Filter(LineInput::with_text(&current.unwrap_or_default()));
+                self.mode = Mode::Filter(FilterLine::with_text(&current.unwrap_or_default()));
                 Vec::new()
             }
             Action::Command => {
@@ -532,7 +579,7 @@ impl App {
                     self.apply_filter("")
                 }
                 KeyCode::Enter => {
-                    let text = input.text.clone();
+                    let text = input.text().to_string();
                     self.mode = Mode::Normal;
                     self.remember_filter(&text);
                     self.submit_filter(&text)
@@ -549,7 +596,7 @@ impl App {
                     let text = pos
                         .and_then(|p| self.filter_history.get(p).cloned())
                         .unwrap_or_default();
-                    *input = LineInput::with_text(&text);
+                    *input = FilterLine::with_text(&text);
                     self.apply_filter(&text)
                 }
                 KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
@@ -557,8 +604,8 @@ impl App {
                     self.apply_filter("")
                 }
                 _ => {
-                    if input.edit(&key) {
-                        let text = input.text.clone();
+                    if input.input(key) {
+                        let text = input.text().to_string();
                         self.apply_filter(&text)
                     } else {
                         Vec::new()
@@ -690,11 +737,9 @@ impl App {
         match res {
             Ok(rtt) => {
                 let was_down = matches!(self.conn, Conn::Down { .. });
-                let shown_before = match &self.conn {
-                    Conn::Up { rtt } => rtt.as_millis(),
-                    _ => u128::MAX,
-                };
-                if shown_before != rtt.as_millis() {
+                // A new round-trip time waits for the next tick's frame (one a second anyway);
+                // only a change of state repaints at once.
+                if !matches!(self.conn, Conn::Up { .. }) {
                     self.dirty = true;
                 }
                 self.conn = Conn::Up { rtt };
@@ -749,10 +794,17 @@ impl App {
 
 /// The one place state changes: applies an event, returns the effects to carry out.
 pub fn update(app: &mut App, ev: Event) -> Vec<Effect> {
-    let effects = update_inner(app, ev);
+    let mut effects: std::collections::VecDeque<Effect> = update_inner(app, ev).into();
     let mut out = Vec::with_capacity(effects.len());
-    for e in effects {
+    let mut jumps = 0;
+    while let Some(e) = effects.pop_front() {
         match e {
+            // A jump's target may answer with another jump; a cycle must not spin forever.
+            Effect::Jump(j) if jumps < 4 => {
+                jumps += 1;
+                effects.extend(app.jump(j));
+            }
+            Effect::Jump(_) => {}
             Effect::Say { text, error } => {
                 if error {
                     app.error(text)
@@ -775,17 +827,20 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
             app.dirty = true;
             Vec::new()
         }
-        Event::Input(TermEvent::Paste(s)) => {
-            if let Mode::Command(i) | Mode::Filter(i) = &mut app.mode {
+        Event::Input(TermEvent::Paste(s)) => match &mut app.mode {
+            Mode::Command(i) => {
                 i.insert(&s);
                 app.dirty = true;
+                Vec::new()
             }
-            if let Mode::Filter(i) = &app.mode {
-                let text = i.text.clone();
-                return app.apply_filter(&text);
+            Mode::Filter(i) => {
+                i.insert(&s);
+                app.dirty = true;
+                let text = i.text().to_string();
+                app.apply_filter(&text)
             }
-            Vec::new()
-        }
+            _ => Vec::new(),
+        },
         Event::Input(_) => Vec::new(),
         Event::InputClosed(e) => {
             // Without a keyboard nobody can quit: leave now.
@@ -808,7 +863,8 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
                     fx.extend(t.on_notify(&channel, &payload, reconnected, &ctx));
                 }
             }
-            app.dirty = true;
+            // A notification only wakes readers: the screen changes when their data arrives
+            // (one redraw per batch, not one per notification).
             fx
         }
         Event::Signal(name) => {

@@ -200,20 +200,29 @@ fn draw_banner(app: &App, f: &mut Frame, area: Rect) {
 fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
     let theme = &app.theme;
     match &app.mode {
-        Mode::Command(input) | Mode::Filter(input) => {
-            let prefix = if matches!(app.mode, Mode::Command(_)) {
-                ":"
-            } else {
-                "/"
-            };
+        Mode::Command(input) => {
             let line = Line::from(vec![
-                Span::styled(prefix, theme.style(Role::Accent)),
+                Span::styled(":", theme.style(Role::Accent)),
                 Span::styled(input.text.clone(), theme.style(Role::Input)),
             ]);
             f.render_widget(Paragraph::new(line), area);
             let before: usize = input.text.chars().take(input.cursor).count();
             let x = area.x + 1 + before.min(area.width.saturating_sub(2) as usize) as u16;
             f.set_cursor_position((x, area.y));
+            return;
+        }
+        Mode::Filter(input) => {
+            let [prefix, rest] =
+                Layout::horizontal([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+            f.render_widget(Span::styled("/", theme.style(Role::Accent)), prefix);
+            let input_style = theme.style(Role::Input);
+            f.render_widget(
+                &input.widget(
+                    input_style,
+                    input_style.add_modifier(ratatui::style::Modifier::REVERSED),
+                ),
+                rest,
+            );
             return;
         }
         _ => {}

@@ -11,6 +11,17 @@ use crate::tui::keymap::ACTIONS;
 use crate::tui::theme::Role;
 use crate::tui::widgets::block;
 
+/// Keys of the `/` filter line (a tui-textarea; see `filter_line`).
+pub const FILTER_LINE_KEYS: &[(&str, &str)] = &[
+    ("enter", "apply (and remember in the history)"),
+    ("esc  ctrl-c", "clear the filter and close the line"),
+    ("up  down", "walk the last 100 filters"),
+    ("ctrl-a  ctrl-e", "start / end of the line"),
+    ("ctrl-w  ctrl-k", "delete a word back / to the end"),
+    ("alt-b  alt-f", "a word back / forward"),
+    ("ctrl-u  ctrl-r", "undo / redo"),
+];
+
 /// The help text, one entry per line: (keys, what they do); an empty key starts a section.
 pub fn lines(app: &App) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -34,6 +45,10 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
         "mouse".into(),
         "wheel scrolls, click a tab to open it".into(),
     ));
+    out.push((String::new(), "Filter line (/)".into()));
+    for (k, h) in FILTER_LINE_KEYS {
+        out.push((k.to_string(), h.to_string()));
+    }
     out.push((String::new(), "Commands".into()));
     for (c, h) in crate::tui::command::HELP {
         out.push((c.to_string(), h.to_string()));

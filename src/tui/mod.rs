@@ -7,6 +7,7 @@ pub mod app;
 pub mod command;
 pub mod draw;
 pub mod event;
+pub mod filter_line;
 pub mod help;
 pub mod keymap;
 pub mod retention_section;
@@ -170,7 +171,7 @@ fn apply(runner: &mut QueryRunner, effects: Vec<Effect>, clear: &mut bool) {
         match e {
             Effect::Query(q) => runner.submit(q),
             Effect::ClearScreen => *clear = true,
-            Effect::Quit | Effect::Say { .. } => {}
+            Effect::Quit | Effect::Say { .. } | Effect::Jump(_) => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The rollup job: keeps `rollup_1m` (and the 5-minute, hourly and daily tiers built from it)
-//! equal to what a direct computation over the raw rows would give.
+//! equal to what a direct computation over the raw rows would give, and the KPI tab's
+//! per-minute counters and hourly users (`rollup_kpi_1m`, `rollup_users_1h`) beside them.
 //!
 //! Which minutes to rebuild: the job records the snapshot xmin of each completed run in
 //! `opsdash.rollup_state`; the next run rebuilds every minute holding a row written by a
@@ -73,6 +74,9 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
         report.request_rows += rollup::roll_minutes(&mut tx, ts(lo)?, ts(hi)?)
             .await
             .context("rollup: rebuilding minutes")?;
+        rollup::roll_kpi_minutes(&mut tx, ts(lo)?, ts(hi)?)
+            .await
+            .context("rollup: rebuilding KPI minutes")?;
         tx.commit().await?;
         report.minutes += (hi - lo) / 60;
     }
@@ -86,6 +90,9 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
             tx.commit().await?;
         }
     }
+    rollup::prune_kpi(&mut conn)
+        .await
+        .context("rollup: pruning KPI rollups")?;
     rollup::save_tx_done(&mut conn, JOB_NAME, xmin, report.request_rows).await?;
     Ok(report)
 }

@@ -98,6 +98,8 @@ pub struct LogsTab {
     pub message: Option<(String, Role)>,
     export: Option<Export>,
     refresher: Refresher,
+    /// One frame at `ui.max_fps`: how long a drain gathers tail events into one batch.
+    frame: Duration,
 }
 
 impl LogsTab {
@@ -136,6 +138,7 @@ impl LogsTab {
             message: None,
             export: None,
             refresher: Refresher::every(10),
+            frame: Duration::from_secs_f64(1.0 / f64::from(cfg.ui.max_fps.clamp(1, 120))),
         }
     }
 
@@ -188,17 +191,20 @@ impl LogsTab {
         self.draining = true;
         self.drain_again = false;
         let events = events.clone();
+        let frame = self.frame;
         vec![Effect::Query(QueryRequest::new(ME, "tail", async move {
             let mut rx = events.lock().await;
             let mut out = Vec::new();
-            // Wait briefly for the first event so a burst is taken in one go.
+            // Wait briefly for the first event, then take what arrives within one frame: the
+            // screen shows at most one frame's worth anyway, and each batch costs an update.
             if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(150), rx.recv()).await
             {
                 out.push(ev);
+                let until = tokio::time::Instant::now() + frame;
                 while out.len() < 256 {
-                    match rx.try_recv() {
-                        Ok(ev) => out.push(ev),
-                        Err(_) => break,
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(ev)) => out.push(ev),
+                        _ => break,
                     }
                 }
             }
@@ -710,6 +716,26 @@ impl TabView for LogsTab {
         }
     }
 
+    /// From an alert (its scope and time window) or a slow request (its trace): the tail view
+    /// with that filter, following, or the trace view when a trace is given. The shell
+    /// refreshes the tab right after, which reads the view's data.
+    fn on_jump(&mut self, jump: &crate::tui::app::Jump, ctx: &TabCtx) -> Vec<Effect> {
+        self.detail = false;
+        self.message = None;
+        if self.paused {
+            self.set_paused(false);
+        }
+        self.view = View::Tail;
+        let fx = self.on_filter_submit(&jump.filter, ctx);
+        if let Some(id) = &jump.trace {
+            self.trace_id = id.clone();
+            self.trace = Panel::default();
+            self.trace_cursor = Cursor::default();
+            self.view = View::Trace;
+        }
+        fx
+    }
+
     fn filter(&self) -> &str {
         &self.filter_text
     }
@@ -806,7 +832,7 @@ impl TabView for LogsTab {
             },
             Binding {
                 keys: "x",
-                help: "export the filter's lines (:export FILE)",
+                help: "export what the filter selects (:export FILE; e/E jump to errors)",
             },
         ];
         if self.view == View::Groups {

@@ -157,6 +157,12 @@ pub trait TabView: Send {
         self.on_filter(text, ctx)
     }
 
+    /// Another tab sent the operator here (`Effect::Jump`): take its filter (the shell has
+    /// already switched tabs and refreshes this one right after).
+    fn on_jump(&mut self, jump: &crate::tui::app::Jump, ctx: &TabCtx) -> Vec<Effect> {
+        self.on_filter_submit(&jump.filter, ctx)
+    }
+
     /// The current filter, shown in the status line.
     fn filter(&self) -> &str {
         ""

@@ -2,8 +2,8 @@
 //! error %, a request sparkline, the regression status), the latency chart of the selected
 //! endpoint, an error heatmap (time x endpoint, shade characters so it reads without colour),
 //! slow requests and slow queries. Enter drills down: endpoint -> its slowest requests -> the
-//! trace (log lines and requests sharing the trace id). `x` recomputes the selected row exactly
-//! from raw rows.
+//! request's trace, shown by the Logs tab (a cross-tab jump). `x` recomputes the selected row
+//! exactly from raw rows.
 
 use std::collections::HashMap;
 
@@ -18,10 +18,10 @@ use ratatui::Frame;
 use crate::config::Config;
 use crate::query::perf::{
     self, EndpointKey, EndpointStat, HeatCell, LatencyPoint, Regression, RegressionStatus,
-    SlowQuery, SlowRequest, TraceLine,
+    SlowQuery, SlowRequest,
 };
 use crate::sanitize::sanitize;
-use crate::tui::app::Effect;
+use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
@@ -39,12 +39,24 @@ pub enum View {
     Slow,
 }
 
+/// Where Enter on a slow request leads: its trace in the Logs tab (every log line, request,
+/// query and audit event under that id, as a waterfall), with the tail filtered to the trace.
+pub fn trace_jump(r: &SlowRequest) -> Option<Jump> {
+    let id = r.trace_id.as_deref().filter(|t| !t.is_empty())?;
+    Some(Jump {
+        tab: Some(Tab::Logs),
+        filter: crate::filter::field_term("trace", id),
+        trace: Some(id.to_string()),
+        range: None,
+        note: format!("trace of the {} ms request", r.duration_ms.round()),
+    })
+}
+
 /// Where the drill-down stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
     Top,
     Endpoint(EndpointKey),
-    Trace(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +108,6 @@ pub struct PerfTab {
     pub slow_requests: Panel<Vec<SlowRequest>>,
     pub slow_queries: Panel<Vec<SlowQuery>>,
     pub drill: Panel<(EndpointKey, Vec<SlowRequest>)>,
-    pub trace: Panel<(String, Vec<TraceLine>)>,
     /// Rows recomputed exactly from raw rows (`x`), shown instead of the rollup figures.
     pub exact: HashMap<EndpointKey, EndpointStat>,
     pub exact_error: Option<String>,
@@ -124,7 +135,6 @@ impl PerfTab {
             slow_requests: Panel::default(),
             slow_queries: Panel::default(),
             drill: Panel::default(),
-            trace: Panel::default(),
             exact: HashMap::new(),
             exact_error: None,
             cursor: Cursor::default(),
@@ -255,13 +265,6 @@ impl PerfTab {
                     Ok((key, rows))
                 }))]
             }
-            Level::Trace(id) => {
-                self.trace.loading = true;
-                vec![Effect::Query(QueryRequest::new(me, "trace", async move {
-                    let lines = perf::trace(&db.read, &id, 500).await?;
-                    Ok((id, lines))
-                }))]
-            }
         }
     }
 
@@ -293,30 +296,30 @@ impl PerfTab {
     }
 
     fn select(&mut self, ctx: &TabCtx) -> Vec<Effect> {
-        let next = match (self.level(), self.view) {
-            (Level::Top, View::Overview) => self.selected().cloned().map(Level::Endpoint),
+        let request = match (self.level(), self.view) {
+            (Level::Top, View::Overview) => {
+                let Some(key) = self.selected().cloned() else {
+                    return Vec::new();
+                };
+                self.drill_cursor = Cursor::default();
+                self.level.push(Level::Endpoint(key));
+                return self.level_request(ctx);
+            }
             (Level::Top, View::Slow) => self
                 .slow_requests
                 .data
                 .as_ref()
-                .and_then(|v| v.get(self.slow_cursor.selected))
-                .and_then(|r| r.trace_id.clone())
-                .map(Level::Trace),
-            (Level::Endpoint(_), _) => self
-                .drill_rows()
-                .get(self.drill_cursor.selected)
-                .and_then(|r| r.trace_id.clone())
-                .map(Level::Trace),
-            (Level::Trace(_), _) => None,
+                .and_then(|v| v.get(self.slow_cursor.selected)),
+            (Level::Endpoint(_), _) => self.drill_rows().get(self.drill_cursor.selected),
         };
-        match next {
-            Some(level) => {
-                if matches!(level, Level::Endpoint(_)) {
-                    self.drill_cursor = Cursor::default();
-                }
-                self.level.push(level);
-                self.level_request(ctx)
-            }
+        match request {
+            Some(r) => match trace_jump(r) {
+                Some(j) => vec![Effect::Jump(j)],
+                None => vec![Effect::Say {
+                    text: "this request has no trace id".into(),
+                    error: false,
+                }],
+            },
             None => Vec::new(),
         }
     }
@@ -707,57 +710,6 @@ impl PerfTab {
         }
         self.draw_requests(f, inner, self.drill_rows(), self.drill_cursor.selected, ctx);
     }
-
-    fn draw_trace(&self, f: &mut Frame, area: Rect, id: &str, ctx: &DrawCtx) {
-        let theme = ctx.theme;
-        let b = block(&format!("trace {} · Esc back", sanitize(id)), true, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        let lines = match &self.trace.data {
-            Some((tid, lines)) if tid == id => lines,
-            _ => {
-                let (msg, role) = self
-                    .trace
-                    .placeholder()
-                    .unwrap_or(("loading…".into(), Role::Dim));
-                draw_note(f, inner, &msg, role, theme);
-                return;
-            }
-        };
-        if lines.is_empty() {
-            draw_note(
-                f,
-                inner,
-                "nothing recorded under this trace id",
-                Role::Dim,
-                theme,
-            );
-            return;
-        }
-        let out: Vec<Line> = lines
-            .iter()
-            .take(inner.height as usize)
-            .map(|l| {
-                let role = match l.what.as_str() {
-                    "error" | "fatal" => Role::Error,
-                    "warn" => Role::Warn,
-                    w if w.starts_with('5') => Role::Error,
-                    _ => Role::Text,
-                };
-                Line::from(vec![
-                    Span::styled(
-                        format!("{} ", ctx.fmt_time(l.ts, "%H:%M:%S%.3f")),
-                        theme.style(Role::Dim),
-                    ),
-                    Span::styled(format!("{:<7} ", l.kind), theme.style(Role::Dim)),
-                    Span::raw(format!("{} ", sanitize(&l.service))),
-                    Span::styled(format!("{} ", sanitize(&l.what)), theme.style(role)),
-                    Span::raw(sanitize(&l.text).into_owned()),
-                ])
-            })
-            .collect();
-        f.render_widget(Paragraph::new(out), inner);
-    }
 }
 
 /// "service METHOD /route" (with "→" for outbound calls), sanitized for the terminal.
@@ -842,7 +794,6 @@ impl TabView for PerfTab {
                 let len = self.drill_rows().len();
                 self.drill_cursor.apply(action, len, 5);
             }
-            (Level::Trace(_), _) => {}
         }
         Vec::new()
     }
@@ -901,7 +852,6 @@ impl TabView for PerfTab {
                 let len = self.drill_rows().len();
                 self.drill_cursor.clamp(len);
             }
-            "trace" => self.trace.set(done),
             "exact" => match done.take::<(EndpointKey, Option<EndpointStat>)>() {
                 Ok((key, Some(stat))) => {
                     self.exact.insert(key, stat);
@@ -932,7 +882,7 @@ impl TabView for PerfTab {
         vec![
             Binding {
                 keys: "enter",
-                help: "drill down (endpoint → requests → trace)",
+                help: "drill down (endpoint → requests → its trace in the Logs tab)",
             },
             Binding {
                 keys: "esc",
@@ -959,7 +909,6 @@ impl TabView for PerfTab {
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         match (self.level(), self.view) {
-            (Level::Trace(id), _) => self.draw_trace(f, area, id, ctx),
             (Level::Endpoint(k), _) => self.draw_drill(f, area, k, ctx),
             (Level::Top, View::Overview) => self.draw_top(f, area, ctx),
             (Level::Top, View::Slow) => self.draw_slow(f, area, ctx),

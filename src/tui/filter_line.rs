@@ -1,0 +1,128 @@
+//! The `/` filter line: a one-line tui-textarea (emacs/readline keys: Ctrl-A/E home/end, Ctrl-W
+//! and Alt-Backspace delete a word, Ctrl-K to the end, Ctrl-U undo, Ctrl-R redo, Alt-B/F by
+//! word). The shell keeps Enter, Esc, Ctrl-C and Up/Down (history) for itself; this type keeps
+//! the text one safe line whatever is typed or pasted.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Style;
+use tui_textarea::{CursorMove, TextArea};
+
+#[derive(Debug, Clone)]
+pub struct FilterLine {
+    // Boxed: a TextArea is large and the shell's `Mode` holds one only while `/` is open.
+    area: Box<TextArea<'static>>,
+}
+
+impl Default for FilterLine {
+    fn default() -> Self {
+        FilterLine::with_text("")
+    }
+}
+
+impl PartialEq for FilterLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text() && self.area.cursor() == other.area.cursor()
+    }
+}
+
+impl FilterLine {
+    pub fn with_text(text: &str) -> FilterLine {
+        let mut area = TextArea::new(vec![one_line(text)]);
+        // The status bar is one row: no underline on "the current line".
+        area.set_cursor_line_style(Style::default());
+        area.move_cursor(CursorMove::End);
+        FilterLine {
+            area: Box::new(area),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        self.area.lines().first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Cursor position in characters.
+    pub fn cursor(&self) -> usize {
+        self.area.cursor().1
+    }
+
+    /// The widget, styled for drawing (`draw` is pure: the style is applied to a copy).
+    pub fn widget(&self, text: Style, cursor: Style) -> TextArea<'static> {
+        let mut a = (*self.area).clone();
+        a.set_style(text);
+        a.set_cursor_style(cursor);
+        a
+    }
+
+    /// An editing key; true when the text changed. Keys that would add a line are ignored.
+    pub fn input(&mut self, key: KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Enter | KeyCode::Tab | KeyCode::BackTab => return false,
+            KeyCode::Char('m' | 'j') if ctrl => return false,
+            KeyCode::Char(c) if crate::sanitize::is_unsafe(c) => return false,
+            _ => {}
+        }
+        let before = self.text().to_string();
+        self.area.input(key);
+        self.keep_one_line();
+        self.text() != before
+    }
+
+    /// Pasted text, made one safe line.
+    pub fn insert(&mut self, s: &str) {
+        self.area.insert_str(one_line(s));
+        self.keep_one_line();
+    }
+
+    fn keep_one_line(&mut self) {
+        if self.area.lines().len() > 1 {
+            let joined = self.area.lines().join(" ");
+            *self = FilterLine::with_text(&joined);
+        }
+    }
+}
+
+/// Newlines and tabs become spaces; escapes and other unsafe characters are dropped.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if crate::sanitize::is_unsafe(c) => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn types_edits_and_stays_one_line() {
+        let mut f = FilterLine::default();
+        for c in "level:error api".chars() {
+            assert!(f.input(key(KeyCode::Char(c), KeyModifiers::NONE)));
+        }
+        assert_eq!(f.text(), "level:error api");
+        // Ctrl-W deletes the last word; Ctrl-A / Ctrl-E move home / end.
+        assert!(f.input(key(KeyCode::Char('w'), KeyModifiers::CONTROL)));
+        assert_eq!(f.text(), "level:error ");
+        f.input(key(KeyCode::Char('a'), KeyModifiers::CONTROL));
+        assert_eq!(f.cursor(), 0);
+        f.input(key(KeyCode::Char('-'), KeyModifiers::NONE));
+        assert_eq!(f.text(), "-level:error ");
+        f.input(key(KeyCode::Char('e'), KeyModifiers::CONTROL));
+        assert_eq!(f.cursor(), f.text().chars().count());
+        // Nothing adds a line, nothing unsafe gets in.
+        assert!(!f.input(key(KeyCode::Enter, KeyModifiers::NONE)));
+        assert!(!f.input(key(KeyCode::Char('m'), KeyModifiers::CONTROL)));
+        assert!(!f.input(key(KeyCode::Char('\u{1b}'), KeyModifiers::NONE)));
+        f.insert("a\nb\u{1b}[2J\tc");
+        assert_eq!(f.text(), "-level:error a b[2J c");
+        assert_eq!(f.area.lines().len(), 1);
+    }
+}
