@@ -558,7 +558,7 @@ pub fn trim_predicate(table: &str) -> Option<&'static str> {
         "notification" => "created_at < $1 AND status IN ('delivered', 'dead')",
         "ingest_stat" => "ts < $1",
         "retention_run" => "started_at < $1 AND status <> 'running'",
-        "rollup_5m" | "rollup_1h" | "rollup_1d" | "rollup_query_1m" => "bucket < $1",
+        "rollup_5m" | "rollup_30m" | "rollup_1h" | "rollup_1d" | "rollup_query_1m" => "bucket < $1",
         // Resolved alerts leave with their history (ON DELETE CASCADE).
         "alert" => "state = 'resolved' AND resolved_at < $1",
         _ => return None,
