@@ -58,37 +58,16 @@ pub async fn endpoint_stats(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<EndpointStat>> {
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        f64,
-        f64,
-        Vec<i32>,
-        DateTime<Utc>,
-    );
-    let mut query = sqlx::query_as::<_, Row>(WINDOW_SQL);
-    for (_, ranges) in window_tiers(from, to) {
-        for (lo, hi) in ranges {
-            query = query.bind(lo).bind(hi);
-        }
-    }
-    let rows = query.fetch_all(pool).await?;
-    let Some(now) = rows.first().map(|r| r.10) else {
+    let (rows, now) = window_rows(pool, from, to, "").await?;
+    let Some(now) = now else {
         return Ok(Vec::new());
     };
     let mut acc: std::collections::BTreeMap<EndpointKey, (EndpointStat, f64, Histogram)> =
         std::collections::BTreeMap::new();
-    for (service, route, direction, n, e4, e5, bytes, dur_sum, dur_max, hist, _) in rows {
-        let key = EndpointKey {
-            service,
-            route,
-            direction,
-        };
+    for r in rows {
+        let (key, n, e4, e5, bytes, dur_sum, dur_max, hist) = (
+            r.key, r.requests, r.err_4xx, r.err_5xx, r.bytes, r.dur_sum, r.dur_max, r.hist,
+        );
         let entry = acc.entry(key.clone()).or_insert_with(|| {
             (
                 EndpointStat {
@@ -138,6 +117,84 @@ pub async fn endpoint_stats(
         .collect())
 }
 
+/// One rollup row of a window.
+#[derive(Debug, Clone)]
+pub struct WindowRow {
+    pub key: EndpointKey,
+    pub requests: i64,
+    pub err_4xx: i64,
+    pub err_5xx: i64,
+    pub bytes: i64,
+    pub dur_sum: f64,
+    pub dur_max: f64,
+    pub hist: Vec<i32>,
+}
+
+/// The rollup rows covering `[from, to)` (see `window_tiers`), of one service or all (`""`),
+/// with the server's `now()` (None when there are no rows).
+pub async fn window_rows(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    service: &str,
+) -> sqlx::Result<(Vec<WindowRow>, Option<DateTime<Utc>>)> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        f64,
+        Vec<i32>,
+        DateTime<Utc>,
+    );
+    let mut query = sqlx::query_as::<_, Row>(WINDOW_SQL);
+    for (_, ranges) in window_tiers(from, to) {
+        for (lo, hi) in ranges {
+            query = query.bind(lo).bind(hi);
+        }
+    }
+    let rows = query.bind(service).fetch_all(pool).await?;
+    let now = rows.first().map(|r| r.10);
+    let rows = rows
+        .into_iter()
+        .map(
+            |(
+                service,
+                route,
+                direction,
+                requests,
+                err_4xx,
+                err_5xx,
+                bytes,
+                dur_sum,
+                dur_max,
+                hist,
+                _,
+            )| {
+                WindowRow {
+                    key: EndpointKey {
+                        service,
+                        route,
+                        direction,
+                    },
+                    requests,
+                    err_4xx,
+                    err_5xx,
+                    bytes,
+                    dur_sum,
+                    dur_max,
+                    hist,
+                }
+            },
+        )
+        .collect();
+    Ok((rows, now))
+}
+
 /// The same figures computed by the SQL function `opsdash.endpoint_stats` (what psql and
 /// Grafana users see).
 pub async fn endpoint_stats_sql(
@@ -177,23 +234,23 @@ const TIERS: [(&str, i64); 5] = [
 ];
 
 /// One statement for every window: per tier two bucket ranges `[$2k+1, $2k+2)` (the finer
-/// tiers' ragged edges on both sides of the coarser tiers' whole blocks). Static text, so the
-/// pool's connections prepare it once.
+/// tiers' ragged edges on both sides of the coarser tiers' whole blocks), `$21` one service or
+/// ''. Static text, so the pool's connections prepare it once.
 const WINDOW_SQL: &str = "\
     SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
-      FROM opsdash.rollup_1m WHERE (bucket >= $1 AND bucket < $2) OR (bucket >= $3 AND bucket < $4)
+      FROM opsdash.rollup_1m WHERE ((bucket >= $1 AND bucket < $2) OR (bucket >= $3 AND bucket < $4)) AND ($21 = '' OR service = $21)
     UNION ALL
     SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
-      FROM opsdash.rollup_5m WHERE (bucket >= $5 AND bucket < $6) OR (bucket >= $7 AND bucket < $8)
+      FROM opsdash.rollup_5m WHERE ((bucket >= $5 AND bucket < $6) OR (bucket >= $7 AND bucket < $8)) AND ($21 = '' OR service = $21)
     UNION ALL
     SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
-      FROM opsdash.rollup_30m WHERE (bucket >= $9 AND bucket < $10) OR (bucket >= $11 AND bucket < $12)
+      FROM opsdash.rollup_30m WHERE ((bucket >= $9 AND bucket < $10) OR (bucket >= $11 AND bucket < $12)) AND ($21 = '' OR service = $21)
     UNION ALL
     SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
-      FROM opsdash.rollup_1h WHERE (bucket >= $13 AND bucket < $14) OR (bucket >= $15 AND bucket < $16)
+      FROM opsdash.rollup_1h WHERE ((bucket >= $13 AND bucket < $14) OR (bucket >= $15 AND bucket < $16)) AND ($21 = '' OR service = $21)
     UNION ALL
     SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
-      FROM opsdash.rollup_1d WHERE (bucket >= $17 AND bucket < $18) OR (bucket >= $19 AND bucket < $20)";
+      FROM opsdash.rollup_1d WHERE ((bucket >= $17 AND bucket < $18) OR (bucket >= $19 AND bucket < $20)) AND ($21 = '' OR service = $21)";
 
 /// A `[lo, hi)` range of rollup buckets.
 pub type BucketRange = (DateTime<Utc>, DateTime<Utc>);
