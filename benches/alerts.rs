@@ -15,6 +15,10 @@ use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -102,6 +106,23 @@ async fn firing_latency(trials: usize) -> anyhow::Result<()> {
         "  baseline: one direct evaluate_rule call: p50 {:.1} ms  p99 {:.1} ms",
         pct(&direct, 0.5),
         pct(&direct, 0.99)
+    );
+    let base = "one direct evaluate_rule call";
+    report::figure(
+        "alerts",
+        "condition true -> firing p50 (1 s interval)",
+        pct(&lat, 0.5),
+        "ms",
+        Some((base, pct(&direct, 0.5))),
+        &[],
+    );
+    report::figure(
+        "alerts",
+        "condition true -> firing p99 (1 s interval)",
+        pct(&lat, 0.99),
+        "ms",
+        Some((base, pct(&direct, 0.99))),
+        &[Aim::AtMost(1000.0)],
     );
     Ok(())
 }
@@ -241,6 +262,17 @@ async fn hundred_rules_cost(rows: usize) -> anyhow::Result<()> {
     println!(
         "  baseline: 100 bare count(*) over the same 5-minute window: p50 {:.0} ms",
         pct(&base, 0.5)
+    );
+    report::figure(
+        "alerts",
+        &format!(
+            "100 rules, one evaluation round, {} requests",
+            report::size(rows as u64)
+        ),
+        pct(&rounds, 0.5),
+        "ms",
+        Some(("100 bare count(*), same window", pct(&base, 0.5))),
+        &[],
     );
     for (m, mut v) in per_measure {
         v.sort_by(f64::total_cmp);

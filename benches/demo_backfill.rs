@@ -17,6 +17,9 @@ use opsdash::demo::rows::{self, Batch, RowCounts};
 use opsdash::demo::traffic::Generator;
 use opsdash::demo::{Counters, Events, Schedule};
 
+#[path = "common/report.rs"]
+mod report;
+
 fn main() -> Result<()> {
     let requests: u64 = std::env::var("DEMO_BENCH_REQUESTS")
         .ok()
@@ -65,7 +68,7 @@ async fn bench(requests: u64, window: Duration) -> Result<()> {
     let base_db = TestDb::new().await?;
     {
         let mut conn = base_db.db.write.acquire().await?;
-        backfill::ensure_partitions(&mut conn, plan.window.0, plan.window.1).await?;
+        opsdash::query::demo::ensure_partitions(&mut conn, plan.window.0, plan.window.1).await?;
     }
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
@@ -131,6 +134,20 @@ async fn bench(requests: u64, window: Duration) -> Result<()> {
         "request_log rows: {} (inbound + outbound); demo/baseline throughput: {:.2}",
         report.rows.requests,
         report.rows_per_sec() / (all.total() as f64 / base_secs)
+    );
+    report::figure(
+        "demo",
+        &format!(
+            "demo backfill, 24 h, {} requests asked",
+            report::size(requests)
+        ),
+        report.rows_per_sec(),
+        "rows/s",
+        Some((
+            "raw COPY of the same rows, 2 conns",
+            all.total() as f64 / base_secs,
+        )),
+        &[],
     );
     println!(
         "rows per table: request_log {} log_event {} query_log {} audit_event {} health_check {}",

@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
+//!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -15,6 +16,10 @@ use chrono::{DateTime, Utc};
 use opsdash::db::testkit::TestCluster;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
 
 const SERVICES: &[&str] = &["api", "billing", "checkout", "search", "auth", "worker"];
 const ROUTES: &[&str] = &[
@@ -230,6 +235,63 @@ fn time_cpu_side(json: &Path) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
+/// The original design's services: one INSERT per log line, each its own transaction (autocommit,
+/// prepared statement reused), on one connection, of the first `n` lines of the same JSON file.
+fn time_row_by_row(tc: &TestCluster, json: &Path, n: usize) -> Result<Duration> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = std::fs::read_to_string(json)?;
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .take(n)
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let opts = tc.cluster.connect_options(opsdash::db::embedded::DATABASE);
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+        let t = Instant::now();
+        for v in &rows {
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str());
+            let ts: DateTime<Utc> = s("ts").unwrap_or_default().parse()?;
+            let level = s("level")
+                .and_then(opsdash::model::Level::parse_loose)
+                .unwrap_or(opsdash::model::Level::Info);
+            let attrs = serde_json::json!({"region": v["region"], "attempt": v["attempt"]});
+            // The same fingerprints the other two sides store (computed by the service here).
+            let fingerprint = s("error_type").map(|e| {
+                opsdash::ingest::fingerprint::fingerprint(
+                    s("service").unwrap_or_default(),
+                    Some(e),
+                    s("msg").unwrap_or_default(),
+                )
+            });
+            sqlx::query(
+                "INSERT INTO opsdash.log_event (ts, level, service, message, trace_id, span_id, \
+                 request_id, user_id, route, duration_ms, error_type, attrs, fingerprint) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(ts)
+            .bind(level.as_i16())
+            .bind(s("service"))
+            .bind(s("msg"))
+            .bind(s("trace_id"))
+            .bind(s("span_id"))
+            .bind(s("request_id"))
+            .bind(s("user_id"))
+            .bind(s("route"))
+            .bind(v.get("duration_ms").and_then(|x| x.as_f64()))
+            .bind(s("error_type"))
+            .bind(attrs)
+            .bind(fingerprint)
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(t.elapsed())
+    })
+}
+
 /// CPU time (user + system) of this process (`who` = RUSAGE_SELF) or of its waited-for
 /// children (RUSAGE_CHILDREN): on a shared machine wall time says little about our own cost.
 fn cpu_time(who: i32) -> Duration {
@@ -250,6 +312,11 @@ fn main() -> Result<()> {
         .context("--lines")?
         .unwrap_or(1_000_000);
     let runs: usize = arg("--runs").map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let insert_rows: usize = arg("--insert-rows")
+        .map(|s| s.replace('_', "").parse())
+        .transpose()
+        .context("--insert-rows")?
+        .unwrap_or(lines.min(50_000));
     let dir = tempfile::tempdir()?;
     let json = dir.path().join("bench.jsonl");
     let csv = dir.path().join("bench.csv");
@@ -270,6 +337,14 @@ fn main() -> Result<()> {
         wall.as_secs_f64(),
         cpu.as_secs_f64(),
         lines as f64 / cpu.as_secs_f64().max(1e-9)
+    );
+    report::figure(
+        "ingest",
+        "opsdash CPU side only (parse+redact+fingerprint+encode, 1 thread)",
+        lines as f64 / cpu.as_secs_f64().max(1e-9),
+        "lines/CPU-s",
+        None,
+        &[],
     );
     let tc = TestCluster::start("bench-ingest")?;
     let url = format!(
@@ -319,5 +394,38 @@ fn main() -> Result<()> {
     println!("psql \\copy (baseline): {psql_rate:>10.0} rows/s");
     println!("opsdash ingest:        {ours_rate:>10.0} rows/s (whole process, incl. start-up)");
     println!("ratio ours/psql:       {:>10.2}", ours_rate / psql_rate);
+    reset(&url)?;
+    let rbr = time_row_by_row(&tc, &json, insert_rows)?;
+    let n = rows(&url)?;
+    if n != insert_rows as u64 {
+        bail!("row-by-row INSERT stored {n} rows, expected {insert_rows}");
+    }
+    let rbr_rate = insert_rows as f64 / rbr.as_secs_f64();
+    println!(
+        "row-by-row INSERT (baseline, {insert_rows} rows, autocommit): {rbr_rate:>10.0} rows/s"
+    );
+    let figure = format!("opsdash ingest, {} JSON lines", report::size(lines as u64));
+    report::figure(
+        "ingest",
+        &figure,
+        ours_rate,
+        "rows/s",
+        Some(("psql \\copy of the same rows", psql_rate)),
+        &[Aim::AtLeast(150_000.0), Aim::RatioAtLeast(0.5)],
+    );
+    report::figure(
+        "ingest",
+        &figure,
+        ours_rate,
+        "rows/s",
+        Some((
+            &format!(
+                "row-by-row INSERT ({} rows, 1 conn)",
+                report::size(insert_rows as u64)
+            ),
+            rbr_rate,
+        )),
+        &[],
+    );
     Ok(())
 }

@@ -18,6 +18,10 @@ use opsdash::query::logs;
 use opsdash::tail::{self, TailEvent, TailOptions};
 use rand::{Rng, SeedableRng};
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 struct Opts {
     rows: usize,
     secs: u64,
@@ -76,7 +80,13 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let end = Instant::now() + Duration::from_secs(secs);
     let mut written = 0;
-    let mut conn = db.write.acquire().await?;
+    // A connection of its own: a pooled one may have been opened by the tail thread's runtime,
+    // which shuts down once the tail has seen `rate * secs` lines, possibly before this writer's
+    // last batch ("A Tokio 1.x context was found, but it is being shutdown").
+    let mut conn = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&db.write.connect_options()).await?
+    };
     let mut buf = CopyBuf::with_capacity(per_batch * 120);
     while Instant::now() < end {
         tick.tick().await;
@@ -89,7 +99,7 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
             buf.text(&format!("tail bench line {}", written + k));
             buf.end_row();
         }
-        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        sqlx::query("BEGIN").execute(&mut conn).await?;
         buf.send(
             &mut conn,
             "opsdash.log_event",
@@ -98,9 +108,9 @@ async fn writer(db: Db, rate: usize, secs: u64) -> Result<usize> {
         .await?;
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(LOGS_CHANNEL)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await?;
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        sqlx::query("COMMIT").execute(&mut conn).await?;
         written += per_batch;
     }
     Ok(written)
@@ -173,6 +183,9 @@ fn bench_tail(o: &Opts) -> Result<()> {
         "{:>8} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "rate/s", "mode", "lines", "p50", "p99", "max", "tail CPU"
     );
+    // (rate, p50, p99, CPU %) per run, for the report: per rate the first run is the tail as
+    // shipped, the last the poll-only baseline.
+    let mut figures: Vec<(usize, f64, f64, f64)> = Vec::new();
     for &rate in &o.rates {
         for listen in [true, false] {
             let t = rt.block_on(TestDb::new())?;
@@ -186,6 +199,49 @@ fn bench_tail(o: &Opts) -> Result<()> {
                 pct(&lat, 0.99),
                 lat.last().copied().unwrap_or(f64::NAN),
                 cpu.as_secs_f64() * 100.0 / o.secs as f64,
+            );
+            figures.push((
+                rate,
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+                cpu.as_secs_f64() * 100.0 / o.secs as f64,
+            ));
+        }
+    }
+    for &rate in &o.rates {
+        let runs: Vec<_> = figures.iter().filter(|f| f.0 == rate).copied().collect();
+        if let [(_, p50, p99, cpu), .., (_, poll50, poll99, poll_cpu)] = runs[..] {
+            let at = format!("at {} lines/s", report::size(rate as u64));
+            let base = "poll every 1 s";
+            let tail = "live tail";
+            report::figure(
+                tail,
+                &format!("stored -> delivered p50 {at}"),
+                p50,
+                "ms",
+                Some((base, poll50)),
+                &[Aim::AtMost(50.0)],
+            );
+            report::figure(
+                tail,
+                &format!("stored -> delivered p99 {at}"),
+                p99,
+                "ms",
+                Some((base, poll99)),
+                &[Aim::AtMost(150.0)],
+            );
+            let cpu_aim: &[Aim] = if rate == 10_000 {
+                &[Aim::AtMost(5.0)]
+            } else {
+                &[]
+            };
+            report::figure(
+                tail,
+                &format!("tail engine CPU {at}"),
+                cpu,
+                "% of a core",
+                Some((base, poll_cpu)),
+                cpu_aim,
             );
         }
     }
@@ -332,14 +388,42 @@ async fn bench_search(o: &Opts) -> Result<()> {
         ("baseline: rare word, ILIKE scan", "*deadlock*".to_string()),
         ("baseline: common word, ILIKE scan", "*payment*".to_string()),
     ];
+    let mut medians = Vec::new();
     for (label, text) in cases {
         let (first, median, n) = time_page(&t.db, &text, 5).await?;
+        medians.push((label, median));
         println!(
             "{:<44} {:>9.1} {:>9.1} {:>6}",
             format!("{label} ({})", truncate(&text, 14)),
             first,
             median,
             n
+        );
+    }
+    let median_of = |label: &str| {
+        medians
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(f64::NAN, |(_, m)| *m)
+    };
+    let rare_scan = median_of("baseline: rare word, ILIKE scan");
+    let common_scan = median_of("baseline: common word, ILIKE scan");
+    for (label, _) in &medians {
+        if label.starts_with("baseline") {
+            continue;
+        }
+        let (base, v) = if label.contains("common") {
+            ("ILIKE scan, common word", common_scan)
+        } else {
+            ("ILIKE scan, rare word", rare_scan)
+        };
+        report::figure(
+            "Logs tab",
+            &format!("first page, {label}, {} rows", report::size(o.rows as u64)),
+            median_of(label),
+            "ms",
+            Some((base, v)),
+            &[Aim::AtMost(200.0)],
         );
     }
     Ok(())

@@ -15,6 +15,10 @@ use opsdash::db::{embedded, Db, DbTarget};
 use opsdash::query::perf::{self, EndpointStat};
 use opsdash::worker::rollup::run_once;
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 struct Opts {
     rows: Vec<u64>,
     runs: usize,
@@ -211,6 +215,14 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
         secs,
         report.request_rows as f64 / secs
     );
+    report::figure(
+        "Performance",
+        &format!("rollup backfill, {} rows", report::size(n)),
+        report.request_rows as f64 / secs,
+        "rows/s",
+        None,
+        &[Aim::AtLeast(5_000.0)],
+    );
 
     // Steady state at 5,000 requests/s: 10 s of fresh rows, then one job run (the job runs every
     // 10 s and re-rolls the live and the previous minute, so this is its real per-run cost).
@@ -233,6 +245,14 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
         report.request_rows,
         secs * 1000.0,
         secs / 10.0 * 100.0
+    );
+    report::figure(
+        "Performance",
+        "rollup job at 5,000 req/s",
+        secs / 10.0 * 100.0,
+        "% of a core",
+        None,
+        &[Aim::AtMost(100.0)],
     );
 
     // Whole minutes, so the rollups and the raw-row baseline cover exactly the same rows.
@@ -286,6 +306,37 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
         "  largest relative percentile error vs exact nearest-rank (percentile_disc): {:.3}% (bound 2%)",
         worst_disc * 100.0
     );
+    let exact_name = "percentile_cont view over raw rows";
+    report::figure(
+        "Performance",
+        &format!(
+            "endpoint stats, last hour, {} rows (the tab)",
+            report::size(n)
+        ),
+        ms(ours_t),
+        "ms",
+        Some((exact_name, ms(exact_t))),
+        &[Aim::AtMost(10.0)],
+    );
+    report::figure(
+        "Performance",
+        &format!(
+            "endpoint stats, last hour, {} rows (SQL function)",
+            report::size(n)
+        ),
+        ms(sql_t),
+        "ms",
+        Some((exact_name, ms(exact_t))),
+        &[Aim::AtMost(10.0)],
+    );
+    report::figure(
+        "Performance",
+        "largest percentile error vs nearest rank",
+        worst_disc * 100.0,
+        "%",
+        None,
+        &[Aim::AtMost(2.0)],
+    );
 
     let day = chrono::Duration::hours(24);
     let (day_t, day_rows) = timed(runs, || async {
@@ -308,6 +359,17 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
         "error heatmap, 24 h in 30-minute columns: {:.2} ms ({} cells)",
         ms(heat_t),
         cells.len()
+    );
+    report::figure(
+        "Performance",
+        &format!(
+            "error heatmap 24 h, 30-min columns, {} rows",
+            report::size(n)
+        ),
+        ms(heat_t),
+        "ms",
+        None,
+        &[Aim::AtMost(20.0)],
     );
     let (heat_m_t, cells_m) = timed(runs, || async {
         Ok(perf::error_heatmap(&db.read, now - day, now, chrono::Duration::minutes(1)).await?)

@@ -27,6 +27,10 @@ use opsdash::query::retention as q;
 use opsdash::worker::retention::{Retention, Step};
 use sqlx::PgPool;
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 fn rows_arg() -> u64 {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--rows") {
@@ -217,6 +221,24 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
     );
     println!("ingest baseline (no drop):  {}", baseline.line("commits"));
     println!("ingest during the drop run: {}", during.line("commits"));
+    let area = "retention";
+    let day_of = format!("a day of {} rows", report::size(rows));
+    report::figure(
+        area,
+        &format!("drop {day_of} (retention run wall time)"),
+        ms(wall),
+        "ms",
+        None,
+        &[Aim::AtMost(100.0)],
+    );
+    report::figure(
+        area,
+        &format!("longest ingest commit while dropping {day_of}"),
+        ms(during.max()),
+        "ms",
+        Some(("same ingest loop, no drop", ms(baseline.max()))),
+        &[Aim::AtMost(50.0)],
+    );
     Ok(())
 }
 
@@ -292,6 +314,14 @@ async fn bench_archive(t: &TestDb, rows: u64) -> Result<()> {
         verified.as_secs_f64(),
         rate(written + verified)
     );
+    report::figure(
+        "retention",
+        &format!("archive {} rows (write + verify)", report::size(rows)),
+        rate(written + verified),
+        "rows/s",
+        Some(("bare COPY TO STDOUT", rate(bare))),
+        &[],
+    );
     Ok(())
 }
 
@@ -357,6 +387,17 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
     println!(
         "without it (baseline, same query):      {}",
         without.line("queries")
+    );
+    report::figure(
+        "retention",
+        &format!(
+            "who deleted resource X, {} audit rows, p50",
+            report::size(rows)
+        ),
+        ms(with_index.pct(0.5)),
+        "ms",
+        Some(("same query without the index", ms(without.pct(0.5)))),
+        &[Aim::AtMost(100.0)],
     );
     Ok(())
 }

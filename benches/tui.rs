@@ -17,6 +17,10 @@ use opsdash::tui::event::Event;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -247,6 +251,21 @@ fn main() -> anyhow::Result<()> {
         println!("first full paint, KPI tab (range 1h, 12 counters + chart + top endpoints): {}", ms(kpi));
         let health = first_paint(&db, Some('5')).await?;
         println!("first full paint, Health tab: {}", ms(health));
+        let size = report::size(rows);
+        let count_base = ("count(*) over all request rows", base.as_secs_f64() * 1000.0);
+        let paint = |d: Duration| d.as_secs_f64() * 1000.0;
+        report::figure("dashboard", &format!("first full paint, KPI tab, {size} requests"), paint(kpi), "ms", Some(count_base), &[Aim::AtMost(300.0)]);
+        report::figure("dashboard", &format!("first full paint, Health tab, {size} requests"), paint(health), "ms", Some(count_base), &[]);
+        for (key, tab) in [('2', "Logs"), ('3', "Alerts"), ('4', "Performance")] {
+            let took = first_paint(&db, Some(key)).await?;
+            println!("first full paint, {tab} tab: {}", ms(took));
+            let base = if tab == "Performance" {
+                ("p95 percentile_cont over all rows", paint(base_p))
+            } else {
+                count_base
+            };
+            report::figure("dashboard", &format!("first full paint, {tab} tab, {size} requests"), paint(took), "ms", Some(base), &[]);
+        }
         for range in ["24h", "7d"] {
             let mut cfg = Config::default();
             cfg.ui.range = range.into();
@@ -295,6 +314,17 @@ fn main() -> anyhow::Result<()> {
         "binary: launch to first full paint (process start, connect, migrations check, all KPI panels, via tmux polling every 10 ms): {}",
         ms(launched.elapsed())
     );
+    report::figure(
+        "dashboard",
+        &format!(
+            "binary: launch to first full paint, {} requests",
+            report::size(rows)
+        ),
+        launched.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+        None,
+        &[Aim::AtMost(300.0)],
+    );
     let pid = child_pid(&name).ok_or_else(|| anyhow::anyhow!("no opsdash pid"))?;
     std::thread::sleep(Duration::from_secs(2));
     let (cpu_idle, bytes_idle) = measure(pid, &log, secs);
@@ -324,6 +354,15 @@ fn main() -> anyhow::Result<()> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = writer.join();
     let rss_busy = rss_kb(pid).unwrap_or(0);
+    let (cpu_tail, bytes_tail, tail_seen) = tailing(&db, &name, pid, &log, secs);
+    // A tail that never showed the lines measured nothing: its figures read n/a.
+    let (cpu_tail, bytes_tail) = if tail_seen {
+        (cpu_tail, bytes_tail)
+    } else {
+        eprintln!("the written log lines never reached the Logs tab's screen");
+        (f64::NAN, f64::NAN)
+    };
+    let rss_tail = rss_kb(pid).unwrap_or(0);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -339,5 +378,121 @@ fn main() -> anyhow::Result<()> {
     println!("idle ({secs} s, 120x40):         opsdash CPU {cpu_idle:.2}% of a core, {bytes_idle:.0} B/s to the terminal, RSS {:.1} MB", rss as f64 / 1024.0);
     println!("data changing ({secs} s):        opsdash CPU {cpu_busy:.2}% of a core, {bytes_busy:.0} B/s to the terminal, RSS {:.1} MB", rss_busy as f64 / 1024.0);
     println!("baseline `top -d 1` ({secs} s):  CPU {top_cpu:.2}% of a core, {top_bytes:.0} B/s to the terminal, RSS {:.1} MB", top_rss as f64 / 1024.0);
+    println!("Logs tab tailing {TAIL_RATE} lines/s ({secs} s): opsdash CPU {cpu_tail:.2}% of a core, {bytes_tail:.0} B/s to the terminal (lines on screen: {tail_seen})");
+    let top = "`top -d 1`";
+    let d = "dashboard";
+    report::figure(
+        d,
+        "CPU idle",
+        cpu_idle,
+        "% of a core",
+        Some((top, top_cpu)),
+        &[Aim::AtMost(0.5)],
+    );
+    report::figure(
+        d,
+        "CPU while data changes",
+        cpu_busy,
+        "% of a core",
+        Some((top, top_cpu)),
+        &[],
+    );
+    report::figure(
+        d,
+        &format!("CPU tailing {} lines/s (Logs tab)", report::size(TAIL_RATE)),
+        cpu_tail,
+        "% of a core",
+        Some((top, top_cpu)),
+        &[Aim::AtMost(5.0)],
+    );
+    report::figure(
+        d,
+        "resident memory (largest of idle, changing, tailing)",
+        rss.max(rss_busy).max(rss_tail) as f64 / 1024.0,
+        "MB",
+        Some((top, top_rss as f64 / 1024.0)),
+        &[],
+    );
+    report::figure(
+        d,
+        "bytes to the terminal, idle",
+        bytes_idle,
+        "B/s",
+        Some((top, top_bytes)),
+        &[],
+    );
+    report::figure(
+        d,
+        "bytes to the terminal, data changing",
+        bytes_busy,
+        "B/s",
+        Some((top, top_bytes)),
+        &[],
+    );
+    report::figure(
+        d,
+        &format!(
+            "bytes to the terminal, tailing {} lines/s",
+            report::size(TAIL_RATE)
+        ),
+        bytes_tail,
+        "B/s",
+        Some((top, top_bytes)),
+        &[],
+    );
     Ok(())
+}
+
+/// Log lines per second written while the dashboard's Logs tab tails (the issue's figure).
+const TAIL_RATE: u64 = 10_000;
+
+/// Switches the running dashboard to the Logs tab and writes `TAIL_RATE` log lines/s (a batch
+/// and one NOTIFY every 10 ms, as ingest does) for `secs`: CPU % of a core and bytes/s to the
+/// terminal, and whether the written lines reached the screen.
+fn tailing(
+    db: &opsdash::db::Db,
+    session: &str,
+    pid: u32,
+    log: &std::path::Path,
+    secs: u64,
+) -> (f64, f64, bool) {
+    tmux(&["send-keys", "-t", session, "2"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Runtime::new() else {
+                return;
+            };
+            rt.block_on(async {
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                let mut n = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    let batch = (TAIL_RATE / 100) as i64;
+                    let _ = sqlx::query(
+                        "WITH ins AS (
+                           INSERT INTO opsdash.log_event (ts, level, service, message)
+                           SELECT clock_timestamp(), 2, 'svc-tail', 'bench tail line ' || ($1 + g)
+                             FROM generate_series(1, $2) g)
+                         SELECT pg_notify($3, '')",
+                    )
+                    .bind(n)
+                    .bind(batch)
+                    .bind(opsdash::db::LOGS_CHANNEL)
+                    .execute(&db.write)
+                    .await;
+                    n += batch;
+                }
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu, bytes) = measure(pid, log, secs);
+    let seen = tmux(&["capture-pane", "-p", "-t", session]).contains("bench tail line");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = writer.join();
+    (cpu, bytes, seen)
 }

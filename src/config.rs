@@ -565,6 +565,22 @@ pub enum ConfigError {
     Unsafe { path: String, message: String },
 }
 
+/// toml's message as one line; toml gives none for a key without a value (`key =`), which
+/// would leave the user with a bare position (found by fault_parsers).
+fn toml_message(raw: &str) -> String {
+    let one_line = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if one_line.is_empty() {
+        "expected a value here (strings need quotes)".into()
+    } else {
+        one_line
+    }
+}
+
 /// Where the config file is looked for when `--config` is not given.
 pub fn default_config_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "opsdash").map(|d| d.config_dir().join("config.toml"))
@@ -584,7 +600,7 @@ impl Config {
                 path: path.display().to_string(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message: toml_message(e.message()),
             }
         })?;
         cfg.validate(text, path)?;
@@ -897,6 +913,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("smtp"), "{msg}");
+    }
+
+    #[test]
+    fn email_security_settings_are_checked_with_their_line() {
+        let channel = |extra: &str| {
+            format!(
+                "[alert]\n[[alert.channel]]\nname = \"mail\"\nkind = \"email\"\n\
+                 smtp_host = \"mx\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n{extra}"
+            )
+        };
+        let err = |extra: &str| {
+            Config::parse(&channel(extra), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = err("smtp_tls = \"ssl\"\n");
+        assert!(
+            msg.starts_with("c.toml:") && msg.contains("auto, starttls, tls, none"),
+            "{msg}"
+        );
+        let msg = err("smtp_username = \"ops\"\n");
+        assert!(msg.contains("go together"), "{msg}");
+        let msg = err("smtp_tls = \"none\"\nsmtp_username = \"ops\"\nsmtp_password = \"pw\"\n");
+        assert!(msg.contains("clear text") && !msg.contains("pw\""), "{msg}");
+        let ok = channel("smtp_tls = \"tls\"\nsmtp_username = \"ops\"\nsmtp_password = \"pw\"\n");
+        Config::parse(&ok, Path::new("c.toml")).unwrap();
     }
 
     #[test]

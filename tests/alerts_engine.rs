@@ -342,6 +342,114 @@ async fn email_goes_out_over_smtp_and_a_refused_recipient_is_dead_lettered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_uses_starttls_or_implicit_tls_with_auth_and_never_sends_a_password_in_clear() {
+    use common::smtp::{self_signed, Security, SmtpServer};
+    let t = TestDb::new().await.unwrap();
+    let (acceptor, pem) = self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let creds = |mechs| Some((mechs, "ops".to_string(), "s3cret".to_string()));
+    let starttls = SmtpServer::start_with(
+        vec![],
+        Security {
+            starttls: Some(acceptor.clone()),
+            auth: creds("PLAIN LOGIN"),
+            ..Security::default()
+        },
+    )
+    .await;
+    let implicit = SmtpServer::start_with(
+        vec![],
+        Security {
+            implicit: Some(acceptor.clone()),
+            auth: creds("LOGIN"),
+            ..Security::default()
+        },
+    )
+    .await;
+    // Offers AUTH but no STARTTLS: the password must never be sent.
+    let cleartext = SmtpServer::start_with(
+        vec![],
+        Security {
+            auth: creds("PLAIN"),
+            ..Security::default()
+        },
+    )
+    .await;
+    // A certificate we were not told to trust: the handshake fails, nothing is sent.
+    let untrusted = SmtpServer::start_with(
+        vec![],
+        Security {
+            starttls: Some(acceptor),
+            ..Security::default()
+        },
+    )
+    .await;
+    let mut cfg = config("http://127.0.0.1:9/unused");
+    let ca_file = ca.to_string_lossy().into_owned();
+    let channels = [
+        ("starttls", starttls.port, "starttls", true, true),
+        ("implicit", implicit.port, "tls", true, true),
+        ("cleartext", cleartext.port, "auto", true, false),
+        ("untrusted", untrusted.port, "auto", false, false),
+    ];
+    for (name, port, tls, auth, trust) in channels {
+        cfg.alert.channels.push(ChannelConfig {
+            name: name.into(),
+            kind: "email".into(),
+            smtp_host: "localhost".into(),
+            smtp_port: port,
+            smtp_tls: tls.into(),
+            smtp_username: if auth { "ops".into() } else { String::new() },
+            smtp_password: opsdash::config::Secret::new(if auth { "s3cret" } else { "" }),
+            smtp_ca_file: if trust {
+                ca_file.clone()
+            } else {
+                String::new()
+            },
+            from: "opsdash@example.com".into(),
+            to: vec!["oncall@example.com".into()],
+            ..ChannelConfig::default()
+        });
+    }
+    cfg.alert.rules[0].channels = channels.iter().map(|c| c.0.to_string()).collect();
+    cfg.alert.validate().unwrap();
+    requests(&t, "api", 0, 4).await;
+    evaluate(&t, &cfg).await;
+    opsdash::notify::deliver_due(&t.db, &cfg).await.unwrap();
+
+    for server in [&starttls, &implicit] {
+        let got = server.received.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].tls, "delivered without TLS");
+        assert_eq!(got[0].user.as_deref(), Some("ops"));
+        assert!(got[0]
+            .data
+            .contains("Subject: [FIRING:1] api-errors (critical)"));
+    }
+    assert!(cleartext.received.lock().unwrap().is_empty());
+    assert!(untrusted.received.lock().unwrap().is_empty());
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT channel, status, last_error FROM opsdash.notification ORDER BY channel",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    let of = |name: &str| rows.iter().find(|r| r.0 == name).unwrap().clone();
+    assert_eq!(of("starttls").1, "delivered");
+    assert_eq!(of("implicit").1, "delivered");
+    let (_, status, error) = of("cleartext");
+    assert_eq!(status, "dead");
+    assert!(error.unwrap().contains("unencrypted"));
+    let (_, status, error) = of("untrusted");
+    assert_eq!(status, "pending", "a TLS failure is retried");
+    let error = error.unwrap();
+    assert!(error.contains("TLS handshake"), "{error}");
+    assert!(!error.contains("s3cret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_count_counts_what_the_logs_filter_selects() {
     let t = TestDb::new().await.unwrap();
     // Two api error/fatal lines mention a timeout (the second folded twice: repeat_count 2), plus

@@ -209,9 +209,17 @@ pub struct ChannelConfig {
     pub headers: BTreeMap<String, String>,
     /// PagerDuty Events v2 integration key.
     pub routing_key: Secret,
-    /// email: SMTP relay (plain SMTP, no TLS or auth: a local MTA), sender and recipients.
+    /// email: SMTP server, sender and recipients.
     pub smtp_host: String,
     pub smtp_port: u16,
+    /// email: `auto` (STARTTLS when the server offers it), `starttls` (required), `tls`
+    /// (implicit TLS, usually port 465) or `none`.
+    pub smtp_tls: String,
+    /// email: AUTH credentials (PLAIN, else LOGIN); only ever sent over TLS.
+    pub smtp_username: String,
+    pub smtp_password: Secret,
+    /// email: PEM file of extra trusted CA certificates (an internal CA), besides the public roots.
+    pub smtp_ca_file: String,
     pub from: String,
     pub to: Vec<String>,
     /// command: program and arguments; receives the webhook JSON on stdin, exit 0 = delivered.
@@ -233,6 +241,10 @@ impl Default for ChannelConfig {
             routing_key: Secret::default(),
             smtp_host: String::new(),
             smtp_port: 25,
+            smtp_tls: "auto".into(),
+            smtp_username: String::new(),
+            smtp_password: Secret::default(),
+            smtp_ca_file: String::new(),
             from: String::new(),
             to: Vec::new(),
             command: Vec::new(),
@@ -241,6 +253,9 @@ impl Default for ChannelConfig {
         }
     }
 }
+
+/// Values of `smtp_tls`.
+pub const SMTP_TLS: &[&str] = &["auto", "starttls", "tls", "none"];
 
 pub const MEASURES: &[&str] = &[
     "error_rate",
@@ -328,6 +343,35 @@ impl AlertConfig {
             }
             if let Err(e) = duration(&c.timeout) {
                 return bad("timeout", format!("channel {:?}: {e}", c.name));
+            }
+            if !SMTP_TLS.contains(&c.smtp_tls.as_str()) {
+                return bad(
+                    "smtp_tls",
+                    format!(
+                        "channel {:?}: smtp_tls {:?} is not one of {}",
+                        c.name,
+                        c.smtp_tls,
+                        SMTP_TLS.join(", ")
+                    ),
+                );
+            }
+            if c.kind == "email" && c.smtp_username.is_empty() != c.smtp_password.is_empty() {
+                return bad(
+                    "smtp_username",
+                    format!(
+                        "channel {:?}: smtp_username and smtp_password go together",
+                        c.name
+                    ),
+                );
+            }
+            if c.kind == "email" && !c.smtp_username.is_empty() && c.smtp_tls == "none" {
+                return bad(
+                    "smtp_tls",
+                    format!(
+                        "channel {:?}: smtp_tls = \"none\" would send the password in clear text",
+                        c.name
+                    ),
+                );
             }
             let missing = match c.kind.as_str() {
                 "email" => (c.smtp_host.is_empty() || c.to.is_empty() || c.from.is_empty())

@@ -59,10 +59,7 @@ pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
                 }
             }
             AuditAction::List => {
-                let tables: Vec<String> =
-                    sqlx::query_scalar("SELECT table_name FROM opsdash.audited_tables ORDER BY 1")
-                        .fetch_all(pool)
-                        .await?;
+                let tables = crate::query::audit::audited_tables(pool).await?;
                 if tables.is_empty() {
                     println!("no audited tables");
                 }
@@ -75,20 +72,15 @@ pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
     })
 }
 
-/// Installs the trigger; the name is resolved by PostgreSQL (`::regclass`), never pasted into
-/// SQL. Returns the primary-key columns that identify a row in `resource_id`.
+/// Installs the trigger. Returns the primary-key columns that identify a row in `resource_id`.
 pub async fn install(pool: &sqlx::PgPool, table: &str) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT opsdash.audit_install($1::regclass)")
-        .bind(table)
-        .fetch_one(pool)
+    crate::query::audit::install_trigger(pool, table)
         .await
         .with_context(|| format!("installing the audit trigger on {}", sanitize(table)))
 }
 
 pub async fn uninstall(pool: &sqlx::PgPool, table: &str) -> Result<bool> {
-    sqlx::query_scalar("SELECT opsdash.audit_uninstall($1::regclass)")
-        .bind(table)
-        .fetch_one(pool)
+    crate::query::audit::uninstall_trigger(pool, table)
         .await
         .with_context(|| format!("removing the audit trigger from {}", sanitize(table)))
 }

@@ -161,6 +161,31 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The same database with a write pool whose commits wait for the WAL flush
+    /// (`synchronous_commit = on`), for writers whose commits are followed by effects outside
+    /// the database (a notification sent, a lease acted on, a file archived): the embedded
+    /// cluster runs with synchronous_commit off, and a crash must not forget a commit the
+    /// world has already seen. Lazy: connects on first use.
+    pub fn durable(&self) -> Db {
+        let options = (*self.write.connect_options())
+            .clone()
+            .options([("synchronous_commit", "on")]);
+        let write = self
+            .write
+            .options()
+            .clone()
+            .connect_lazy_with(options.clone());
+        Db {
+            write,
+            read: self.read.clone(),
+            target: self.target.clone(),
+            write_options: options,
+            query_timeout: self.query_timeout,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

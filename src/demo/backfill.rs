@@ -15,6 +15,7 @@ use super::rows::{self, CoverageWrite, RowCounts};
 use super::traffic::{Generator, RateProfile};
 use super::{Counters, DemoEvent, Events};
 use crate::db::Db;
+use crate::query::demo::{covered, ensure_partitions};
 
 /// Length of one backfill transaction's window.
 const SLICE: TimeDelta = TimeDelta::minutes(15);
@@ -35,23 +36,6 @@ impl BackfillReport {
     pub fn rows_per_sec(&self) -> f64 {
         self.rows.total() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-}
-
-/// Windows `[from, to)` of the demo's coverage records overlapping `[from, to)`.
-pub async fn covered(
-    conn: &mut PgConnection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
-    sqlx::query_as(
-        "SELECT covered_from, covered_to FROM opsdash.demo_coverage \
-         WHERE covered_to > $1 AND covered_from < $2 ORDER BY covered_from",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await
-    .context("reading what the demo already wrote")
 }
 
 /// The parts of `[from, to)` not in `covered`.
@@ -92,22 +76,6 @@ pub fn slices(windows: &[(DateTime<Utc>, DateTime<Utc>)]) -> Vec<(DateTime<Utc>,
         }
     }
     out
-}
-
-/// Makes sure the daily partitions of every time-series table exist for `[from, to]` (a day
-/// early too: a request's start can precede the window it was generated for).
-pub async fn ensure_partitions(
-    conn: &mut PgConnection,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query("SELECT opsdash.ensure_partitions($1, $2)")
-        .bind((from - TimeDelta::days(1)).date_naive())
-        .bind((to + TimeDelta::days(1)).date_naive())
-        .execute(conn)
-        .await
-        .context("creating the demo's daily partitions")?;
-    Ok(())
 }
 
 pub struct BackfillPlan {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::backfill::ensure_partitions;
 use super::incidents::Occurrence;
 use super::rows::{self, CoverageWrite};
 use super::traffic::{Generator, RateProfile};
 use super::{Counters, DemoEvent, Events};
 use crate::db::Db;
+use crate::query::demo::ensure_partitions;
 
 pub const TICK: Duration = Duration::from_millis(200);
 const MAX_CATCH_UP: TimeDelta = TimeDelta::minutes(5);

@@ -11,6 +11,8 @@ use sqlx::{Connection, PgConnection};
 
 use crate::db::copy::CopyBuf;
 use crate::model::Level;
+use crate::query::demo as q;
+use crate::query::ingest::{self as ingest_q, ErrorGroupDelta};
 
 pub const REQUEST_COLUMNS: &[&str] = &[
     "ts",
@@ -421,149 +423,52 @@ pub async fn write(
         .await?;
     // Rows of shared tables last and in key order: two backfill connections touching the same
     // error groups then wait on each other briefly instead of deadlocking.
-    upsert_services(&mut tx, &batch.services).await?;
-    upsert_error_groups(&mut tx, &batch.errors).await?;
+    let services: Vec<q::ServiceCheck> = batch
+        .services
+        .iter()
+        .map(|(name, s)| q::ServiceCheck {
+            name,
+            ts: s.ts,
+            status: &s.status,
+            response_ms: s.response_ms,
+            detail: s.detail.as_deref(),
+        })
+        .collect();
+    q::upsert_services(&mut tx, &services, super::traffic::HEALTH_INTERVAL_S as i32).await?;
+    let groups: Vec<ErrorGroupDelta> = batch
+        .errors
+        .iter()
+        .map(|(fp, e)| ErrorGroupDelta {
+            fingerprint: fp.clone(),
+            service: e.service.clone(),
+            error_type: Some(e.error_type.clone()),
+            sample_message: e.sample_message.clone(),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            count: e.count,
+        })
+        .collect();
+    ingest_q::upsert_error_groups(&mut tx, &groups).await?;
+    let users: Vec<(String, String)> = batch
+        .errors
+        .iter()
+        .flat_map(|(fp, e)| e.users.iter().map(move |u| (fp.clone(), u.clone())))
+        .collect();
+    ingest_q::add_error_group_users(&mut tx, &users).await?;
+    let requests = batch.inbound_requests as i64;
     let id = match coverage {
-        CoverageWrite::New { kind } => sqlx::query_scalar(
-            "INSERT INTO opsdash.demo_coverage (kind, covered_from, covered_to, requests) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(kind)
-        .bind(batch.from)
-        .bind(batch.to)
-        .bind(batch.inbound_requests as i64)
-        .fetch_one(&mut *tx)
-        .await
-        .context("recording demo coverage")?,
+        CoverageWrite::New { kind } => {
+            q::add_coverage(&mut tx, kind, batch.from, batch.to, requests).await?
+        }
         CoverageWrite::Extend { id } => {
-            sqlx::query(
-                "UPDATE opsdash.demo_coverage SET covered_to = greatest(covered_to, $2), \
-                 requests = requests + $3, updated_at = now() WHERE id = $1",
-            )
-            .bind(id)
-            .bind(batch.to)
-            .bind(batch.inbound_requests as i64)
-            .execute(&mut *tx)
-            .await
-            .context("recording demo coverage")?;
+            q::extend_coverage(&mut tx, id, batch.to, requests).await?;
             id
         }
     };
     if notify && !batch.logs.is_empty() {
         // One NOTIFY per batch (it takes a cluster-wide lock at commit), sent with the rows.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(crate::db::LOGS_CHANNEL)
-            .bind(batch.logs.rows().to_string())
-            .execute(&mut *tx)
-            .await
-            .context("notifying the live tail")?;
+        ingest_q::notify_logs(&mut tx, &batch.logs.rows().to_string()).await?;
     }
     tx.commit().await.context("committing a demo batch")?;
     Ok(id)
-}
-
-async fn upsert_services(
-    conn: &mut PgConnection,
-    services: &BTreeMap<String, ServiceState>,
-) -> Result<()> {
-    if services.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = services.keys().map(String::as_str).collect();
-    let ts: Vec<DateTime<Utc>> = services.values().map(|s| s.ts).collect();
-    let status: Vec<&str> = services.values().map(|s| s.status.as_str()).collect();
-    let ms: Vec<Option<f64>> = services.values().map(|s| s.response_ms).collect();
-    let detail: Vec<Option<&str>> = services.values().map(|s| s.detail.as_deref()).collect();
-    sqlx::query(
-        "INSERT INTO opsdash.service AS s \
-             (name, kind, target, interval_s, status, last_check, last_response_ms, last_detail) \
-         SELECT n, 'passive', 'opsdash demo', $6, st, t, ms, d \
-           FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::float8[], $5::text[]) \
-                AS u(n, t, st, ms, d) \
-         ON CONFLICT (name) DO UPDATE SET status = EXCLUDED.status, \
-             last_check = EXCLUDED.last_check, last_response_ms = EXCLUDED.last_response_ms, \
-             last_detail = EXCLUDED.last_detail, updated_at = now() \
-         WHERE s.last_check IS NULL OR s.last_check <= EXCLUDED.last_check",
-    )
-    .bind(&names)
-    .bind(&ts)
-    .bind(&status)
-    .bind(&ms)
-    .bind(&detail)
-    .bind(super::traffic::HEALTH_INTERVAL_S as i32)
-    .execute(&mut *conn)
-    .await
-    .context("updating demo services")?;
-    Ok(())
-}
-
-async fn upsert_error_groups(
-    conn: &mut PgConnection,
-    errors: &BTreeMap<String, ErrorAgg>,
-) -> Result<()> {
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let fps: Vec<&str> = errors.keys().map(String::as_str).collect();
-    let service: Vec<&str> = errors.values().map(|e| e.service.as_str()).collect();
-    let etype: Vec<&str> = errors.values().map(|e| e.error_type.as_str()).collect();
-    let sample: Vec<&str> = errors.values().map(|e| e.sample_message.as_str()).collect();
-    let first: Vec<DateTime<Utc>> = errors.values().map(|e| e.first_seen).collect();
-    let last: Vec<DateTime<Utc>> = errors.values().map(|e| e.last_seen).collect();
-    let count: Vec<i64> = errors.values().map(|e| e.count).collect();
-    // A resolved group that sees new errors after it was resolved has regressed (as in Sentry).
-    sqlx::query(
-        "INSERT INTO opsdash.error_group AS g \
-             (fingerprint, service, error_type, sample_message, first_seen, last_seen, count) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-                              $5::timestamptz[], $6::timestamptz[], $7::int8[]) \
-         ON CONFLICT (fingerprint) DO UPDATE SET \
-             first_seen = least(g.first_seen, EXCLUDED.first_seen), \
-             last_seen = greatest(g.last_seen, EXCLUDED.last_seen), \
-             count = g.count + EXCLUDED.count, \
-             regressed = g.regressed OR (g.status = 'resolved' AND EXCLUDED.last_seen > g.resolved_at), \
-             status = CASE WHEN g.status = 'resolved' AND EXCLUDED.last_seen > g.resolved_at \
-                           THEN 'new' ELSE g.status END, \
-             updated_at = now()",
-    )
-    .bind(&fps)
-    .bind(&service)
-    .bind(&etype)
-    .bind(&sample)
-    .bind(&first)
-    .bind(&last)
-    .bind(&count)
-    .execute(&mut *conn)
-    .await
-    .context("updating error groups")?;
-
-    let mut user_fp = Vec::new();
-    let mut user_id = Vec::new();
-    for (fp, e) in errors {
-        for u in &e.users {
-            user_fp.push(fp.as_str());
-            user_id.push(u.as_str());
-        }
-    }
-    if !user_fp.is_empty() {
-        sqlx::query(
-            "INSERT INTO opsdash.error_group_user (fingerprint, user_id) \
-             SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(&user_fp)
-        .bind(&user_id)
-        .execute(&mut *conn)
-        .await
-        .context("recording affected users")?;
-    }
-    sqlx::query(
-        "UPDATE opsdash.error_group g SET affected_users = \
-             (SELECT count(*) FROM opsdash.error_group_user u WHERE u.fingerprint = g.fingerprint) \
-         WHERE g.fingerprint = ANY($1)",
-    )
-    .bind(&fps)
-    .execute(&mut *conn)
-    .await
-    .context("counting affected users")?;
-    Ok(())
 }

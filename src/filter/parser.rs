@@ -1,7 +1,7 @@
 //! Gives each lexed term its meaning: which column, which comparison, which values. Every
 //! mistake is reported with the character offset of the offending text.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::lexer::{lex, RawTerm};
 use super::{Cond, FilterError, Pattern, Term, TextColumn, TimeBound};
@@ -156,6 +156,14 @@ fn status(raw: &RawTerm) -> Result<Cond, FilterError> {
 fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
     let v = raw.value.trim();
     if let Some(t) = absolute_time(v) {
+        // PostgreSQL's timestamptz starts in 4713 BC (year -4712); an earlier bound would make
+        // every query of the filter fail. Found by fault_parsers: `since:-5000-1-1`.
+        if t.year() <= -4712 {
+            return Err(FilterError::new(
+                raw.value_pos,
+                format!("time '{v}' is before 4712 BC, earlier than PostgreSQL stores"),
+            ));
+        }
         return Ok(TimeBound::At(t));
     }
     if v.eq_ignore_ascii_case("now") {
@@ -202,6 +210,16 @@ mod tests {
         let mut t = parse_terms(s).unwrap();
         assert_eq!(t.len(), 1, "{s}");
         t.remove(0)
+    }
+
+    #[test]
+    fn times_before_postgres_range_are_refused_at_the_value() {
+        let e = parse_terms("level:error since:-5000-1-1").unwrap_err();
+        assert_eq!(e.pos, 18, "{e}");
+        assert!(matches!(
+            one("since:-4000-01-01").cond,
+            Cond::Since(TimeBound::At(_))
+        ));
     }
 
     #[test]

@@ -307,6 +307,11 @@ impl Writer {
         let source = self.source.clone();
         let conn = self.connection().await?;
         let mut tx = conn.begin().await.context("starting a transaction")?;
+        // The embedded cluster runs with synchronous_commit off; a batch acknowledged here is
+        // never written again, so its commit must survive a server crash (one WAL flush per
+        // batch). Found by the crash fault test: lines committed just before
+        // `pg_ctl stop -m immediate` were gone after the restart.
+        q::durable_commit(&mut tx).await?;
         let log_rows = batch.logs.send(&mut tx, LOG_TABLE, LOG_COLUMNS).await?;
         let request_rows = batch
             .requests

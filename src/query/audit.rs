@@ -267,6 +267,31 @@ fn flatten(prefix: &str, v: &Value, out: &mut std::collections::BTreeMap<String,
     }
 }
 
+/// Tables with the audit trigger installed.
+pub async fn audited_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT table_name FROM opsdash.audited_tables ORDER BY 1")
+        .fetch_all(pool)
+        .await
+}
+
+/// Installs the row-level audit trigger on `table`; the name is resolved by PostgreSQL
+/// (`::regclass`), never pasted into SQL. Returns the primary-key columns that identify a row
+/// in `resource_id`.
+pub async fn install_trigger(pool: &PgPool, table: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT opsdash.audit_install($1::regclass)")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+}
+
+/// Removes the audit trigger; false when it was not installed.
+pub async fn uninstall_trigger(pool: &PgPool, table: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT opsdash.audit_uninstall($1::regclass)")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

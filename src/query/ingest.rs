@@ -26,6 +26,16 @@ pub async fn ensure_partitions(
     Ok(())
 }
 
+/// Makes the current transaction's commit wait for the WAL flush, whatever the session's
+/// `synchronous_commit` says.
+pub async fn durable_commit(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit = on")
+        .execute(conn)
+        .await
+        .context("making the batch's commit durable")?;
+    Ok(())
+}
+
 /// Repeats of rows written by an earlier batch. A row is identified by its writing transaction
 /// plus its key: de-duplication guarantees one row per key and timestamp in a transaction.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,10 +4,12 @@
 pub mod alert_metrics;
 pub mod alerts;
 pub mod audit;
+pub mod demo;
 pub mod error_groups;
 pub mod health;
 pub mod ingest;
 pub mod kpi;
+pub mod lease;
 pub mod logs;
 pub mod perf;
 pub mod retention;

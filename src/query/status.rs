@@ -40,3 +40,9 @@ pub async fn header(db: &Db, instance: &str) -> Result<HeaderStatus> {
         jobs_total: row.5,
     })
 }
+
+/// The cheapest round trip, for the header's connection state and RTT.
+pub async fn ping(pool: &sqlx::PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}

@@ -87,7 +87,7 @@ pub fn spawn_ping(tx: Sender, db: Db) -> tokio::task::JoinHandle<()> {
             let started = Instant::now();
             let res = tokio::time::timeout(
                 Duration::from_millis(900),
-                sqlx::query("SELECT 1").execute(&db.read),
+                crate::query::status::ping(&db.read),
             )
             .await;
             let ev = match res {

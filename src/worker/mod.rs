@@ -18,7 +18,8 @@ use crate::config::Config;
 use crate::db::Db;
 
 pub mod jobs;
-pub mod lease;
+/// Lease SQL lives with the other queries; the worker API keeps its name.
+pub use crate::query::lease;
 pub mod scheduler;
 
 pub use scheduler::{spawn, spawn_as, spawn_jobs, WorkerHandle};

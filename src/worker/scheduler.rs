@@ -91,6 +91,9 @@ pub async fn spawn_as(db: Db, cfg: impl Into<Arc<Config>>, instance: String) -> 
 /// Starts the given jobs under `instance` (tests run several instances in one process).
 pub fn spawn_jobs(db: Db, cfg: Arc<Config>, jobs: Vec<Job>, instance: String) -> WorkerHandle {
     let timing = Timing::from_config(&cfg);
+    // Found by the crash fault test: an alert committed asynchronously and notified was
+    // forgotten by a crash, then raised and notified again.
+    let db = db.durable();
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::with_capacity(jobs.len() + 1);
     if !jobs.is_empty() {
@@ -144,17 +147,6 @@ async fn bounded<T>(limit: Duration, f: impl std::future::Future<Output = Result
     }
 }
 
-async fn due_in(pool: &PgPool, job: &str) -> Result<Duration> {
-    let ms: Option<(f64,)> = sqlx::query_as(
-        "SELECT greatest(0, extract(epoch FROM next_run_at - clock_timestamp()) * 1000)::float8
-           FROM opsdash.worker_lease WHERE job = $1 AND next_run_at IS NOT NULL",
-    )
-    .bind(job)
-    .fetch_optional(pool)
-    .await?;
-    Ok(Duration::from_millis(ms.map(|r| r.0 as u64).unwrap_or(0)))
-}
-
 async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch::Receiver<bool>) {
     let pool = ctx.db.write.clone();
     let name = job.name;
@@ -179,14 +171,14 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
         held = got;
         let mut wait = timing.poll();
         if let Some(epoch) = held {
-            match bounded(timing.poll(), due_in(&pool, name)).await {
+            match bounded(timing.poll(), lease::due_in(&pool, name)).await {
                 Ok(d) if d.is_zero() => {
                     ctx.epoch = epoch;
                     if !run_once(&job, &ctx, timing).await {
                         tracing::warn!(job = name, epoch, "lease lost during the run: stopped it");
                         held = None;
                     }
-                    if let Ok(d) = bounded(timing.poll(), due_in(&pool, name)).await {
+                    if let Ok(d) = bounded(timing.poll(), lease::due_in(&pool, name)).await {
                         wait = wait.min(d);
                     }
                 }

@@ -31,7 +31,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(script: Vec<Reply>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::start_at(0, script).await
+    }
+
+    /// A receiver on a given port (0: any), e.g. one that comes up where a refused one was.
+    pub async fn start_at(port: u16, script: Vec<Reply>) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let r = Receiver {
             url,

@@ -207,3 +207,15 @@ pub async fn forget_instance(pool: &PgPool, instance: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// How long until the job is next due (zero when due or never run).
+pub async fn due_in(pool: &PgPool, job: &str) -> Result<Duration> {
+    let ms: Option<(f64,)> = sqlx::query_as(
+        "SELECT greatest(0, extract(epoch FROM next_run_at - clock_timestamp()) * 1000)::float8
+           FROM opsdash.worker_lease WHERE job = $1 AND next_run_at IS NOT NULL",
+    )
+    .bind(job)
+    .fetch_optional(pool)
+    .await?;
+    Ok(Duration::from_millis(ms.map(|r| r.0 as u64).unwrap_or(0)))
+}
