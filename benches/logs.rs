@@ -322,6 +322,10 @@ async fn load(db: &Db, rows: usize) -> Result<()> {
             if k % 10_000 == 7 {
                 msg.push_str(" deadlock detected");
             }
+            // A rare word that only appears inside a path.
+            if k % 10_000 == 3 {
+                msg.push_str(" GET /api/users/42/orders");
+            }
             buf.ts(ts);
             buf.plain(level);
             buf.text(&format!("svc-{}", rng.gen_range(0..20)));
@@ -390,6 +394,11 @@ async fn bench_search(o: &Opts) -> Result<()> {
             "\"deadlock detected\"".to_string(),
         ),
         ("full text: common word", "payment".to_string()),
+        ("full text: word inside a path", "orders".to_string()),
+        (
+            "baseline: word inside a path, ILIKE",
+            "*orders*".to_string(),
+        ),
         ("baseline: rare word, ILIKE scan", "*deadlock*".to_string()),
         ("baseline: common word, ILIKE scan", "*payment*".to_string()),
     ];

@@ -172,6 +172,7 @@ async fn check_all_tiers(pool: &PgPool, rows: &[Req]) -> anyhow::Result<()> {
     for (table, step) in [
         ("opsdash.rollup_1m", 60),
         ("opsdash.rollup_5m", 300),
+        ("opsdash.rollup_30m", 1800),
         ("opsdash.rollup_1h", 3600),
         ("opsdash.rollup_1d", 86_400),
     ] {

@@ -50,6 +50,9 @@ async fn simulate(pool: &PgPool, today: NaiveDate, days: i64) -> anyhow::Result<
             "INSERT INTO opsdash.rollup_5m (bucket, service, route) SELECT d, 'api', '/x' FROM {series}"
         ),
         format!(
+            "INSERT INTO opsdash.rollup_30m (bucket, service, route) SELECT d, 'api', '/x' FROM {series}"
+        ),
+        format!(
             "INSERT INTO opsdash.rollup_1h (bucket, service, route) SELECT d, 'api', '/x' FROM {series}"
         ),
         format!("INSERT INTO opsdash.ingest_stat (ts, source, rows) SELECT d, 's', 1 FROM {series}"),
@@ -129,6 +132,14 @@ async fn hundred_days_each_policy_keeps_and_drops() {
         .filter(|n| day_start(d(*n)) + Duration::hours(1) >= cutoff)
         .count() as i64;
     assert_eq!(r5, expected_5m);
+    let r30: i64 = sqlx::query_scalar("SELECT count(*) FROM opsdash.rollup_30m")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        r30, expected_5m,
+        "the 30-minute tier follows its own 90-day policy"
+    );
     let r1h: i64 = sqlx::query_scalar("SELECT count(*) FROM opsdash.rollup_1h")
         .fetch_one(pool)
         .await

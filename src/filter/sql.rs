@@ -1,8 +1,10 @@
 //! Turns a parsed filter into a parameterized WHERE clause over `opsdash.log_event`. User text
 //! only ever travels as bind parameters.
 //!
-//! Message search uses the GIN index on `to_tsvector('simple', message)` (the expression must
-//! match the index exactly) to find candidates, then `ILIKE` on those candidates so a word,
+//! Message search uses the GIN index on `to_tsvector('simple', opsdash.search_text(message))`
+//! (the expression must match the index exactly; `search_text` turns `/ . _ =` into spaces so a
+//! word inside a path or a dotted name is a lexeme of its own, and the searched text goes through
+//! it too) to find candidates, then `ILIKE` on those candidates so a word,
 //! a phrase or a prefix matches exactly what the operator typed, case-insensitively. Text with
 //! no letter or digit has no lexeme to look up, so it falls back to `ILIKE` alone.
 
@@ -10,7 +12,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{Cond, Pattern, Term, TextColumn, TimeBound};
 
-const TSV: &str = "to_tsvector('simple', message)";
+const TSV: &str = "to_tsvector('simple', opsdash.search_text(message))";
 
 pub fn push_terms(terms: &[Term], qb: &mut QueryBuilder<'_, Postgres>) {
     if terms.is_empty() {
@@ -71,18 +73,18 @@ fn push_cond(c: &Cond, qb: &mut QueryBuilder<'_, Postgres>) {
         Cond::Word(w) => {
             if has_lexeme(w) {
                 qb.push(TSV)
-                    .push(" @@ plainto_tsquery('simple', ")
+                    .push(" @@ plainto_tsquery('simple', opsdash.search_text(")
                     .push_bind(w.clone())
-                    .push(") AND ");
+                    .push(")) AND ");
             }
             qb.push("message ILIKE ").push_bind(contains(w));
         }
         Cond::Phrase(p) => {
             if has_lexeme(p) {
                 qb.push(TSV)
-                    .push(" @@ phraseto_tsquery('simple', ")
+                    .push(" @@ phraseto_tsquery('simple', opsdash.search_text(")
                     .push_bind(p.clone())
-                    .push(") AND ");
+                    .push(")) AND ");
             }
             qb.push("message ILIKE ").push_bind(contains(p));
         }
@@ -189,6 +191,9 @@ mod tests {
         let sql = qb.sql();
         assert!(!sql.contains("DROP"), "{sql}");
         assert!(!sql.contains("a'b"), "{sql}");
-        assert!(sql.contains("to_tsvector('simple', message) @@"), "{sql}");
+        assert!(
+            sql.contains("to_tsvector('simple', opsdash.search_text(message)) @@"),
+            "{sql}"
+        );
     }
 }

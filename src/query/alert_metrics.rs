@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, DurationRound, Utc};
 use sqlx::{PgPool, Row};
 
 use crate::alerts::{percentile, RuleSpec};
+use crate::model::histogram::BUCKETS;
+use crate::model::Histogram;
+use crate::query::perf;
 
 /// One measured value and the labels that identify what it measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,18 +66,14 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             .collect()
     };
     let out = match spec.metric.as_str() {
-        "error_rate" | "request_rate" | "latency_p50" | "latency_p95" | "latency_p99" => {
+        "error_rate" | "request_rate" => {
             let value_sql = match spec.metric.as_str() {
                 "error_rate" => {
-                    "(100.0 * count(*) FILTER (WHERE status >= 500) / count(*))::float8".to_string()
+                    "(100.0 * count(*) FILTER (WHERE status >= 500) / count(*))::float8"
                 }
-                "request_rate" => "(count(*) / $1)::float8".to_string(),
-                m => {
-                    let p = percentile(&m["latency_".len()..]).unwrap_or(0.95);
-                    format!("percentile_cont({p}) WITHIN GROUP (ORDER BY duration_ms)")
-                }
+                _ => "(count(*) / $1)::float8",
             };
-            let rows = sqlx::query(&request_stat(&value_sql))
+            let rows = sqlx::query(&request_stat(value_sql))
                 .bind(window)
                 .bind(service)
                 .bind(route)
@@ -82,6 +82,22 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
                 .await?;
             grouped(rows)?
         }
+        "latency_p50" | "latency_p95" | "latency_p99" => {
+            let q = percentile(&spec.metric["latency_".len()..]).unwrap_or(0.95);
+            let now = db_now(pool).await?;
+            let from = now - secs(window);
+            latency_histograms(pool, from, now, service, route, by_route)
+                .await?
+                .into_iter()
+                .filter_map(|((svc, rt), (h, max))| {
+                    let mut labels = vec![("service", svc)];
+                    if by_route {
+                        labels.push(("route", rt));
+                    }
+                    Some(one(&labels, h.percentile_clamped(q, max)?))
+                })
+                .collect()
+        }
         "latency_regression" => {
             let baseline = spec
                 .scope
@@ -89,37 +105,27 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
                 .and_then(|b| crate::alerts::config::duration(b).ok())
                 .unwrap_or(Duration::from_secs(23 * 3600))
                 .as_secs_f64();
-            let p = percentile(
+            let q = percentile(
                 spec.scope
                     .get("percentile")
                     .map(String::as_str)
                     .unwrap_or("p95"),
             )
             .unwrap_or(0.95);
-            let rows = sqlx::query(&format!(
-                "WITH cur AS (
-                   SELECT service, percentile_cont({p}) WITHIN GROUP (ORDER BY duration_ms) AS v
-                     FROM opsdash.request_log
-                    WHERE ts > now() - make_interval(secs => $1) AND ts <= now()
-                      AND direction = 'inbound' AND ($2 = '' OR service = $2) AND ($3 = '' OR route = $3)
-                    GROUP BY service),
-                 base AS (
-                   SELECT service, percentile_cont({p}) WITHIN GROUP (ORDER BY duration_ms) AS v
-                     FROM opsdash.request_log
-                    WHERE ts > now() - make_interval(secs => $1 + $4)
-                      AND ts <= now() - make_interval(secs => $1)
-                      AND direction = 'inbound' AND ($2 = '' OR service = $2) AND ($3 = '' OR route = $3)
-                    GROUP BY service)
-                 SELECT cur.service, ''::text, (100.0 * (cur.v - base.v) / base.v)::float8
-                   FROM cur JOIN base USING (service) WHERE base.v > 0"
-            ))
-            .bind(window)
-            .bind(service)
-            .bind(route)
-            .bind(baseline)
-            .fetch_all(pool)
-            .await?;
-            grouped(rows)?
+            let now = db_now(pool).await?;
+            let split = now - secs(window);
+            let cur = latency_histograms(pool, split, now, service, route, false).await?;
+            let base =
+                latency_histograms(pool, split - secs(baseline), split, service, route, false)
+                    .await?;
+            cur.into_iter()
+                .filter_map(|((svc, _), (h, max))| {
+                    let (bh, bmax) = base.get(&(svc.clone(), String::new()))?;
+                    let c = h.percentile_clamped(q, max)?;
+                    let b = bh.percentile_clamped(q, *bmax).filter(|b| *b > 0.0)?;
+                    Some(one(&[("service", svc)], 100.0 * (c - b) / b))
+                })
+                .collect()
         }
         "log_count" => {
             // The Logs tab's filter language, compiled to bound parameters by the same code, so
@@ -242,6 +248,106 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
         other => anyhow::bail!("unknown measure {other:?}"),
     };
     Ok(out)
+}
+
+fn secs(s: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((s * 1000.0).round() as i64)
+}
+
+async fn db_now(pool: &PgPool) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("SELECT now()").fetch_one(pool).await?)
+}
+
+/// Latency histogram (and largest value) of inbound requests in `(from, to]` per service and,
+/// with `by_route`, per path; `service` and `route` (a path) narrow it when not empty.
+///
+/// The whole minutes the rollup job has finished come from the rollups (a 23-hour baseline is
+/// ~30 rows per endpoint instead of every request); the minutes it has not reached yet, and the
+/// partial minutes at both ends, from raw rows bucketed on the server. The rollups are taken as
+/// finished up to the minute before the one their last run ended in; a row landing later than
+/// that is counted once the job has re-rolled its minute. Percentiles from the merged histogram
+/// are within 2% of the exact nearest rank.
+pub async fn latency_histograms(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    service: &str,
+    route: &str,
+    by_route: bool,
+) -> Result<BTreeMap<(String, String), (Histogram, f64)>> {
+    let rolled_until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT date_bin('1 minute', updated_at, timestamptz '1970-01-01 00:00:00+00') - interval '1 minute'
+           FROM opsdash.rollup_state WHERE job = $1",
+    )
+    .bind(crate::worker::rollup::JOB_NAME)
+    .fetch_optional(pool)
+    .await?;
+    let minute = chrono::Duration::minutes(1);
+    let first_whole = from
+        .duration_trunc(minute)
+        .map(|m| if m < from { m + minute } else { m })
+        .unwrap_or(from);
+    let last_whole = to.duration_trunc(minute).unwrap_or(to);
+    // `[r_lo, r_hi)` from the rollups; raw rows for `(from, r_lo)` and `[r_hi, to]`.
+    let (r_lo, r_hi) = match rolled_until {
+        Some(until) if first_whole < last_whole.min(until) => (first_whole, last_whole.min(until)),
+        _ => (to, to),
+    };
+    let mut out: BTreeMap<(String, String), (Vec<i64>, f64)> = BTreeMap::new();
+    let label_route = |route: &str| {
+        if by_route {
+            route.to_string()
+        } else {
+            String::new()
+        }
+    };
+    if r_lo < r_hi {
+        let (rows, _) = perf::window_rows(pool, r_lo, r_hi, service).await?;
+        for r in rows {
+            let (_, path) = r.key.method_and_path();
+            if r.key.direction != "inbound" || (!route.is_empty() && path != route) {
+                continue;
+            }
+            let e = out
+                .entry((r.key.service.clone(), label_route(path)))
+                .or_insert_with(|| (vec![0; BUCKETS], f64::NEG_INFINITY));
+            for (c, n) in e.0.iter_mut().zip(&r.hist) {
+                *c += i64::from(*n);
+            }
+            e.1 = e.1.max(r.dur_max);
+        }
+    }
+    let raw: Vec<(String, String, i32, i64, f64)> = sqlx::query_as(
+        "SELECT service, CASE WHEN $5 THEN route ELSE '' END, opsdash.latency_bucket(duration_ms),
+                count(*), max(duration_ms)
+           FROM opsdash.request_log
+          WHERE direction = 'inbound' AND ($3 = '' OR service = $3) AND ($4 = '' OR route = $4)
+            AND ((ts > $1 AND ts < $6) OR (ts >= $7 AND ts <= $2))
+          GROUP BY 1, 2, 3",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(service)
+    .bind(route)
+    .bind(by_route)
+    .bind(r_lo)
+    .bind(r_hi)
+    .fetch_all(pool)
+    .await?;
+    for (svc, rt, b, n, max) in raw {
+        let e = out
+            .entry((svc, rt))
+            .or_insert_with(|| (vec![0; BUCKETS], f64::NEG_INFINITY));
+        if let Some(c) = e.0.get_mut(b.clamp(0, BUCKETS as i32 - 1) as usize) {
+            *c += n;
+        }
+        e.1 = e.1.max(max);
+    }
+    Ok(out
+        .into_iter()
+        .filter(|(_, (c, _))| c.iter().any(|n| *n > 0))
+        .map(|(k, (c, max))| (k, (Histogram::from_counts(&c), max)))
+        .collect())
 }
 
 /// Runs an operator's query, read-only and under a statement timeout, and takes the first

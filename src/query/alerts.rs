@@ -214,6 +214,17 @@ pub async fn due_rules(pool: &PgPool) -> Result<Vec<Rule>> {
     Ok(rows.into_iter().map(Rule::from).collect())
 }
 
+/// Time until the soonest enabled rule is due (zero when one is overdue), None without rules.
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<std::time::Duration>> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT greatest(extract(epoch FROM min(next_eval_at) - clock_timestamp()), 0)::float8
+           FROM opsdash.alert_rule WHERE status <> 'disabled'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(std::time::Duration::from_secs_f64))
+}
+
 /// Enables, disables or sets a rule to testing. Returns false when no rule has that name.
 pub async fn set_rule_status(conn: &mut PgConnection, name: &str, status: &str) -> Result<bool> {
     if !matches!(status, "enabled" | "disabled" | "testing") {

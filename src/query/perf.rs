@@ -48,51 +48,26 @@ const STAT_COLUMNS: &str = "service, route, direction, requests, rps, avg_ms, p5
 
 /// Every endpoint's statistics over `[from, to)` from the rollups (percentiles within 2%).
 ///
-/// Reads the window's rollup rows (`opsdash.rollup_window`: days, hours, 5-minute blocks and
-/// edge minutes, ~20 rows per endpoint for an hour) and merges their histograms here: summing a
-/// few hundred short arrays is microseconds in Rust but tens of milliseconds as `unnest` rows in
-/// SQL. `opsdash.endpoint_stats(from, to)` computes the same figures in SQL for psql users
-/// (tests/perf.rs checks they agree).
+/// Reads the window's rollup rows (`window_tiers`: days, hours, half hours, 5-minute blocks and
+/// edge minutes, ~20 rows per endpoint for an hour) in one prepared statement and one round trip,
+/// and merges their histograms here: summing a few hundred short arrays is microseconds in Rust
+/// but tens of milliseconds as plpgsql loops. `opsdash.endpoint_stats(from, to)` computes the same
+/// figures in SQL for psql users (tests/perf.rs checks they agree).
 pub async fn endpoint_stats(
     pool: &PgPool,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<EndpointStat>> {
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        f64,
-        f64,
-        Vec<i32>,
-    );
-    let (rows, now): (Vec<Row>, DateTime<Utc>) = {
-        let mut conn = pool.acquire().await?;
-        let rows = sqlx::query_as(
-            "SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist
-               FROM opsdash.rollup_window($1, $2)",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
-        let now = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut *conn)
-            .await?;
-        (rows, now)
+    let (rows, now) = window_rows(pool, from, to, "").await?;
+    let Some(now) = now else {
+        return Ok(Vec::new());
     };
     let mut acc: std::collections::BTreeMap<EndpointKey, (EndpointStat, f64, Histogram)> =
         std::collections::BTreeMap::new();
-    for (service, route, direction, n, e4, e5, bytes, dur_sum, dur_max, hist) in rows {
-        let key = EndpointKey {
-            service,
-            route,
-            direction,
-        };
+    for r in rows {
+        let (key, n, e4, e5, bytes, dur_sum, dur_max, hist) = (
+            r.key, r.requests, r.err_4xx, r.err_5xx, r.bytes, r.dur_sum, r.dur_max, r.hist,
+        );
         let entry = acc.entry(key.clone()).or_insert_with(|| {
             (
                 EndpointStat {
@@ -142,6 +117,84 @@ pub async fn endpoint_stats(
         .collect())
 }
 
+/// One rollup row of a window.
+#[derive(Debug, Clone)]
+pub struct WindowRow {
+    pub key: EndpointKey,
+    pub requests: i64,
+    pub err_4xx: i64,
+    pub err_5xx: i64,
+    pub bytes: i64,
+    pub dur_sum: f64,
+    pub dur_max: f64,
+    pub hist: Vec<i32>,
+}
+
+/// The rollup rows covering `[from, to)` (see `window_tiers`), of one service or all (`""`),
+/// with the server's `now()` (None when there are no rows).
+pub async fn window_rows(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    service: &str,
+) -> sqlx::Result<(Vec<WindowRow>, Option<DateTime<Utc>>)> {
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        f64,
+        f64,
+        Vec<i32>,
+        DateTime<Utc>,
+    );
+    let mut query = sqlx::query_as::<_, Row>(WINDOW_SQL);
+    for (_, ranges) in window_tiers(from, to) {
+        for (lo, hi) in ranges {
+            query = query.bind(lo).bind(hi);
+        }
+    }
+    let rows = query.bind(service).fetch_all(pool).await?;
+    let now = rows.first().map(|r| r.10);
+    let rows = rows
+        .into_iter()
+        .map(
+            |(
+                service,
+                route,
+                direction,
+                requests,
+                err_4xx,
+                err_5xx,
+                bytes,
+                dur_sum,
+                dur_max,
+                hist,
+                _,
+            )| {
+                WindowRow {
+                    key: EndpointKey {
+                        service,
+                        route,
+                        direction,
+                    },
+                    requests,
+                    err_4xx,
+                    err_5xx,
+                    bytes,
+                    dur_sum,
+                    dur_max,
+                    hist,
+                }
+            },
+        )
+        .collect();
+    Ok((rows, now))
+}
+
 /// The same figures computed by the SQL function `opsdash.endpoint_stats` (what psql and
 /// Grafana users see).
 pub async fn endpoint_stats_sql(
@@ -169,6 +222,78 @@ pub async fn endpoint_stats_exact_last_hour(pool: &PgPool) -> sqlx::Result<Vec<E
 
 fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     bin(t, Duration::minutes(1))
+}
+
+/// The rollup tiers, finest first, with their bucket length in seconds.
+const TIERS: [(&str, i64); 5] = [
+    ("opsdash.rollup_1m", 60),
+    ("opsdash.rollup_5m", 300),
+    ("opsdash.rollup_30m", 1800),
+    ("opsdash.rollup_1h", 3600),
+    ("opsdash.rollup_1d", 86_400),
+];
+
+/// One statement for every window: per tier two bucket ranges `[$2k+1, $2k+2)` (the finer
+/// tiers' ragged edges on both sides of the coarser tiers' whole blocks), `$21` one service or
+/// ''. Static text, so the pool's connections prepare it once.
+const WINDOW_SQL: &str = "\
+    SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
+      FROM opsdash.rollup_1m WHERE ((bucket >= $1 AND bucket < $2) OR (bucket >= $3 AND bucket < $4)) AND ($21 = '' OR service = $21)
+    UNION ALL
+    SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
+      FROM opsdash.rollup_5m WHERE ((bucket >= $5 AND bucket < $6) OR (bucket >= $7 AND bucket < $8)) AND ($21 = '' OR service = $21)
+    UNION ALL
+    SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
+      FROM opsdash.rollup_30m WHERE ((bucket >= $9 AND bucket < $10) OR (bucket >= $11 AND bucket < $12)) AND ($21 = '' OR service = $21)
+    UNION ALL
+    SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
+      FROM opsdash.rollup_1h WHERE ((bucket >= $13 AND bucket < $14) OR (bucket >= $15 AND bucket < $16)) AND ($21 = '' OR service = $21)
+    UNION ALL
+    SELECT service, route, direction, requests, err_4xx, err_5xx, bytes, dur_sum, dur_max, hist, now()
+      FROM opsdash.rollup_1d WHERE ((bucket >= $17 AND bucket < $18) OR (bucket >= $19 AND bucket < $20)) AND ($21 = '' OR service = $21)";
+
+/// A `[lo, hi)` range of rollup buckets.
+pub type BucketRange = (DateTime<Utc>, DateTime<Utc>);
+
+/// How `[from, to)` (widened to whole minutes; the minute holding `to` counts, so "now" includes
+/// the live minute) splits over the tiers: each coarser tier takes the whole blocks inside the
+/// finer tier's span, the finer tier keeps the edges. Per tier (finest first) two `[lo, hi)`
+/// ranges, empty ones as `(t, t)`; together they cover every minute of the window exactly once.
+pub fn window_tiers(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(&'static str, [BucketRange; 2])> {
+    let floor = |t: i64, s: i64| t.div_euclid(s) * s;
+    let ceil = |t: i64, s: i64| -floor(-t, s);
+    let (mut lo, hi) = (floor(from.timestamp(), 60), ceil(to.timestamp(), 60));
+    let mut hi = if to.timestamp_subsec_nanos() > 0 && hi == to.timestamp() {
+        hi + 60
+    } else {
+        hi
+    };
+    if hi < lo {
+        hi = lo;
+    }
+    let ts = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or(from);
+    let mut out = Vec::with_capacity(TIERS.len());
+    for (i, &(table, _)) in TIERS.iter().enumerate() {
+        // The next coarser tier's whole blocks inside [lo, hi), or none (collapsed onto hi).
+        let (c_lo, c_hi) = match TIERS.get(i + 1) {
+            Some(&(_, step)) => {
+                let (a, b) = (ceil(lo, step), floor(hi, step));
+                if a < b {
+                    (a, b)
+                } else {
+                    (hi, hi)
+                }
+            }
+            None => (hi, hi),
+        };
+        out.push((table, [(ts(lo), ts(c_lo)), (ts(c_hi), ts(hi))]));
+        lo = c_lo;
+        hi = c_hi;
+    }
+    out
 }
 
 /// One endpoint recomputed exactly from raw rows over `[from, to)` with `from` widened to its
@@ -287,38 +412,59 @@ pub struct HeatCell {
     pub errors: i64,
 }
 
-/// Errors per `step` x endpoint over `[from, to)`.
+/// Errors per `step` x endpoint over `[from, to)`, ordered by endpoint then time. Reads the
+/// coarsest tier dividing `step` (the same choice as the SQL function `opsdash.error_heatmap`);
+/// when the tier's buckets are the cells (a 24 h map in 30-minute columns) its rows are returned
+/// as they are, without regrouping on the server.
 pub async fn error_heatmap(
     pool: &PgPool,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     step: Duration,
 ) -> sqlx::Result<Vec<HeatCell>> {
-    sqlx::query_as(
-        "SELECT bucket, service, route, direction, requests, errors
-           FROM opsdash.error_heatmap($1, $2, make_interval(secs => $3))
-          ORDER BY service, route, direction, bucket",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(step.num_seconds() as f64)
-    .fetch_all(pool)
-    .await
+    let tier = tier_for_step(step);
+    // Table names come from `tier_for_step`'s constants, never from input.
+    let sql = if tier_seconds(tier) == step.num_seconds() {
+        format!(
+            "SELECT bucket, service, route, direction, requests, err_4xx + err_5xx AS errors
+               FROM {tier} WHERE bucket >= $1 AND bucket < $2"
+        )
+    } else {
+        format!(
+            "SELECT date_bin(make_interval(secs => $3), bucket, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+                    service, route, direction, sum(requests)::bigint AS requests,
+                    sum(err_4xx + err_5xx)::bigint AS errors
+               FROM {tier} WHERE bucket >= $1 AND bucket < $2
+              GROUP BY 1, 2, 3, 4"
+        )
+    };
+    let mut query = sqlx::query_as::<_, HeatCell>(&sql)
+        .bind(bin(from, step))
+        .bind(to);
+    if tier_seconds(tier) != step.num_seconds() {
+        query = query.bind(step.num_seconds() as f64);
+    }
+    let mut cells = query.fetch_all(pool).await?;
+    cells.sort_unstable_by(|a, b| a.key.cmp(&b.key).then(a.bucket.cmp(&b.bucket)));
+    Ok(cells)
+}
+
+fn tier_seconds(table: &str) -> i64 {
+    TIERS
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map_or(60, |(_, s)| *s)
 }
 
 /// The rollup table whose buckets divide `step` (the coarsest one), so a series reads as few
 /// rows as possible.
 pub fn tier_for_step(step: Duration) -> &'static str {
     let s = step.num_seconds();
-    if s >= 86_400 && s % 86_400 == 0 {
-        "opsdash.rollup_1d"
-    } else if s >= 3600 && s % 3600 == 0 {
-        "opsdash.rollup_1h"
-    } else if s >= 300 && s % 300 == 0 {
-        "opsdash.rollup_5m"
-    } else {
-        "opsdash.rollup_1m"
-    }
+    TIERS
+        .iter()
+        .rev()
+        .find(|(_, t)| s >= *t && s % t == 0)
+        .map_or("opsdash.rollup_1m", |(table, _)| table)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -534,10 +680,70 @@ mod tests {
         assert_eq!(k.method_and_path(), ("GET", "/users/{id}"));
     }
 
+    fn ts(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    /// Minutes (epoch seconds) each tier range covers, checking the range is whole buckets.
+    fn covered(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<i64> {
+        let mut minutes = Vec::new();
+        for (table, ranges) in window_tiers(from, to) {
+            let step = tier_seconds(table);
+            for (lo, hi) in ranges {
+                let (lo, hi) = (lo.timestamp(), hi.timestamp());
+                assert!(lo <= hi, "{table}: {lo} > {hi}");
+                if lo < hi {
+                    assert_eq!(lo % step, 0, "{table} starts inside a bucket");
+                    assert_eq!(hi % step, 0, "{table} ends inside a bucket");
+                }
+                minutes.extend((lo..hi).step_by(60));
+            }
+        }
+        minutes.sort_unstable();
+        minutes
+    }
+
+    #[test]
+    fn window_tiers_cover_each_minute_once() {
+        let day = 86_400;
+        let base = 20_000 * day;
+        assert!(covered(ts(base + 10), ts(base + 10)).len() <= 1);
+        assert!(covered(ts(base + 600), ts(base)).is_empty());
+        proptest::proptest!(|(a in 0i64..(40 * 86_400), len in 0i64..(3 * 86_400))| {
+            let (from, to) = (ts(base + a), ts(base + a + len));
+            let want: Vec<i64> = {
+                let lo = (base + a).div_euclid(60) * 60;
+                let hi = -(-(base + a + len)).div_euclid(60) * 60;
+                (lo..hi).step_by(60).collect()
+            };
+            proptest::prop_assert_eq!(covered(from, to), want);
+        });
+    }
+
+    #[test]
+    fn an_hour_reads_coarse_tiers() {
+        // 10:07 to 11:07: minutes 10:07-10:10 and 11:05-11:07, 5-minute blocks 10:10-10:30 and
+        // 11:00-11:05, the half hour 10:30-11:00.
+        let from = ts(20_000 * 86_400 + 10 * 3600 + 7 * 60);
+        let tiers = window_tiers(from, from + Duration::hours(1));
+        let secs = |i: usize| -> i64 {
+            tiers[i]
+                .1
+                .iter()
+                .map(|(lo, hi)| (*hi - *lo).num_seconds())
+                .sum()
+        };
+        assert_eq!(secs(0), 5 * 60);
+        assert_eq!(secs(1), 25 * 60);
+        assert_eq!(secs(2), 30 * 60);
+        assert_eq!(secs(3) + secs(4), 0);
+    }
+
     #[test]
     fn tiers_divide_the_step() {
         assert_eq!(tier_for_step(Duration::minutes(1)), "opsdash.rollup_1m");
-        assert_eq!(tier_for_step(Duration::minutes(30)), "opsdash.rollup_5m");
+        assert_eq!(tier_for_step(Duration::minutes(30)), "opsdash.rollup_30m");
+        assert_eq!(tier_for_step(Duration::minutes(10)), "opsdash.rollup_5m");
         assert_eq!(tier_for_step(Duration::hours(3)), "opsdash.rollup_1h");
         assert_eq!(tier_for_step(Duration::hours(12)), "opsdash.rollup_1h");
         assert_eq!(tier_for_step(Duration::days(1)), "opsdash.rollup_1d");

@@ -202,39 +202,34 @@ pub async fn detach_partition(
             Ok(())
         }
         PartitionState::Attached => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(&format!(
-                "SET LOCAL lock_timeout = {}",
+            // One round trip (a multi-statement query is one implicit transaction, rolled back
+            // whole on error): the exclusive lock is held from the ALTER to the commit, and no
+            // client latency sits between them.
+            sqlx::raw_sql(&format!(
+                "SET LOCAL lock_timeout = {}; ALTER TABLE {parent} DETACH PARTITION {part}",
                 lock_timeout_ms.max(1)
             ))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&format!("ALTER TABLE {parent} DETACH PARTITION {part}"))
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("detaching {}", p.name))?;
-            tx.commit().await?;
+            .execute(pool)
+            .await
+            .with_context(|| format!("detaching {}", p.name))?;
             Ok(())
         }
     }
 }
 
-/// Drops a detached partition (no lock on the parent any more) and forgets its marks.
+/// Drops a detached partition (no lock on the parent any more) and forgets its marks, in one
+/// round trip (one implicit transaction). `ident` admits `[a-z0-9_]` only, so the name is safe
+/// as a literal.
 pub async fn drop_detached(pool: &PgPool, name: &str) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(&format!("DROP TABLE IF EXISTS {}", ident(name)?))
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("dropping {name}"))?;
-    sqlx::query("DELETE FROM opsdash.partition_mark WHERE partition = $1")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM opsdash.retention_hold WHERE partition = $1")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let table = ident(name)?;
+    sqlx::raw_sql(&format!(
+        "DROP TABLE IF EXISTS {table}; \
+         DELETE FROM opsdash.partition_mark WHERE partition = '{name}'; \
+         DELETE FROM opsdash.retention_hold WHERE partition = '{name}'"
+    ))
+    .execute(pool)
+    .await
+    .with_context(|| format!("dropping {name}"))?;
     Ok(())
 }
 
@@ -271,6 +266,20 @@ pub async fn count_rows(pool: &PgPool, name: &str) -> Result<i64> {
         .fetch_one(pool)
         .await
         .with_context(|| format!("counting rows of {name}"))
+}
+
+/// The planner's row estimate of a table (`pg_class.reltuples`, kept by ANALYZE and autovacuum);
+/// None when it was never analyzed.
+pub async fn estimated_rows(pool: &PgPool, name: &str) -> Result<Option<i64>> {
+    let n: Option<f32> = sqlx::query_scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass('opsdash.' || $1)",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .with_context(|| format!("reading the row estimate of {name}"))?
+    .flatten();
+    Ok(n.filter(|n| *n >= 0.0).map(|n| n.round() as i64))
 }
 
 /// Column names of `table` in order (an archive records them so a restore survives later
@@ -558,7 +567,7 @@ pub fn trim_predicate(table: &str) -> Option<&'static str> {
         "notification" => "created_at < $1 AND status IN ('delivered', 'dead')",
         "ingest_stat" => "ts < $1",
         "retention_run" => "started_at < $1 AND status <> 'running'",
-        "rollup_5m" | "rollup_1h" | "rollup_1d" | "rollup_query_1m" => "bucket < $1",
+        "rollup_5m" | "rollup_30m" | "rollup_1h" | "rollup_1d" | "rollup_query_1m" => "bucket < $1",
         // Resolved alerts leave with their history (ON DELETE CASCADE).
         "alert" => "state = 'resolved' AND resolved_at < $1",
         _ => return None,

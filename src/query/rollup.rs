@@ -1,5 +1,5 @@
-//! SQL of the rollup job: raw request/query rows -> per-minute rollups -> 5-minute, hourly and
-//! daily rollups. Every step deletes and rebuilds whole buckets, so running it twice over the
+//! SQL of the rollup job: raw request/query rows -> per-minute rollups -> 5-minute, 30-minute,
+//! hourly and daily rollups. Every step deletes and rebuilds whole buckets, so running it twice over the
 //! same range gives the same rows (idempotent), and a range can be re-rolled when late rows land.
 
 use chrono::{DateTime, Utc};
@@ -9,16 +9,19 @@ use sqlx::{PgConnection, Postgres, Transaction};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     FiveMinutes,
+    HalfHour,
     Hour,
     Day,
 }
 
 impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::FiveMinutes, Tier::Hour, Tier::Day];
+    /// In build order: each tier is built from the one before it.
+    pub const ALL: [Tier; 4] = [Tier::FiveMinutes, Tier::HalfHour, Tier::Hour, Tier::Day];
 
     pub fn seconds(self) -> i64 {
         match self {
             Tier::FiveMinutes => 300,
+            Tier::HalfHour => 1800,
             Tier::Hour => 3600,
             Tier::Day => 86_400,
         }
@@ -27,6 +30,7 @@ impl Tier {
     fn table(self) -> &'static str {
         match self {
             Tier::FiveMinutes => "opsdash.rollup_5m",
+            Tier::HalfHour => "opsdash.rollup_30m",
             Tier::Hour => "opsdash.rollup_1h",
             Tier::Day => "opsdash.rollup_1d",
         }
@@ -35,7 +39,8 @@ impl Tier {
     fn source(self) -> &'static str {
         match self {
             Tier::FiveMinutes => "opsdash.rollup_1m",
-            Tier::Hour => "opsdash.rollup_5m",
+            Tier::HalfHour => "opsdash.rollup_5m",
+            Tier::Hour => "opsdash.rollup_30m",
             Tier::Day => "opsdash.rollup_1h",
         }
     }
@@ -43,6 +48,7 @@ impl Tier {
     fn step(self) -> &'static str {
         match self {
             Tier::FiveMinutes => "5 minutes",
+            Tier::HalfHour => "30 minutes",
             Tier::Hour => "1 hour",
             Tier::Day => "1 day",
         }
