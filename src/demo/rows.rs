@@ -14,23 +14,8 @@ use crate::model::Level;
 use crate::query::demo as q;
 use crate::query::ingest::{self as ingest_q, ErrorGroupDelta};
 
-pub const REQUEST_COLUMNS: &[&str] = &[
-    "ts",
-    "service",
-    "method",
-    "route",
-    "status",
-    "duration_ms",
-    "bytes",
-    "user_id",
-    "trace_id",
-    "request_id",
-    "ip",
-    "user_agent",
-    "error_code",
-    "direction",
-    "integration",
-];
+/// Request rows carry the same columns as ingested ones.
+pub use crate::ingest::writer::REQUEST_COLUMNS;
 pub const LOG_COLUMNS: &[&str] = &[
     "ts",
     "level",
