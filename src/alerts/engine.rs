@@ -4,7 +4,8 @@
 //! cannot write over its successor.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -22,13 +23,38 @@ use crate::worker::{lease, Job, JobContext};
 
 pub const EVALUATE_JOB: &str = "alerts.evaluate";
 
+/// Syncing the config's rules and pruning old samples happen on the first run under a lease
+/// and then once a minute, not every tick: a running process's config does not change, and
+/// both cost statements that were most of an idle dashboard's database traffic.
+const UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The lease epoch and time of the last upkeep in this process.
+type Upkeep = Arc<Mutex<Option<(i64, Instant)>>>;
+
 /// The evaluation job: every `alert.tick_ms`, evaluates the rules whose interval has come.
 pub fn job(cfg: &Config) -> Job {
+    let upkeep = Upkeep::default();
     Job::new(
         EVALUATE_JOB,
         Duration::from_millis(cfg.alert.tick_ms.max(1)),
-        |ctx: JobContext| async move { evaluate_due(&ctx).await.map(|_| ()) },
+        move |ctx: JobContext| {
+            let upkeep = upkeep.clone();
+            async move { evaluate_due(&ctx, &upkeep).await.map(|_| ()) }
+        },
     )
+}
+
+/// Whether this run should sync the config's rules and prune samples; marks it done.
+fn upkeep_due(upkeep: &Upkeep, epoch: i64) -> bool {
+    let mut last = upkeep.lock().unwrap_or_else(|e| e.into_inner());
+    let due = match *last {
+        Some((e, at)) => e != epoch || at.elapsed() >= UPKEEP_EVERY,
+        None => true,
+    };
+    if due {
+        *last = Some((epoch, Instant::now()));
+    }
+    due
 }
 
 /// The config's rules, validated (invalid ones were refused when the config was loaded).
@@ -43,11 +69,21 @@ pub fn config_specs(cfg: &Config) -> Vec<RuleSpec> {
 /// Syncs the config's rules, then evaluates every due rule, and keeps doing so until the tick
 /// is over: a rule coming due within the tick is evaluated at its due time rather than at the
 /// next tick (which made a 1 s rule wait up to 1.25 s). Returns how many evaluations ran.
-pub async fn evaluate_due(ctx: &JobContext) -> Result<usize> {
-    let started = std::time::Instant::now();
+async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<usize> {
+    let started = Instant::now();
     let tick = Duration::from_millis(ctx.cfg.alert.tick_ms.max(1));
-    q::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await?;
-    q::prune_samples(&ctx.db.write, Duration::from_secs(86_400)).await?;
+    if upkeep_due(upkeep, ctx.epoch) {
+        let synced = q::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await;
+        let pruned = match synced {
+            Ok(_) => q::prune_samples(&ctx.db.write, Duration::from_secs(86_400)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = pruned {
+            // Try again on the next run rather than in a minute.
+            *upkeep.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Err(e);
+        }
+    }
     let mut evaluated = 0;
     loop {
         let rules = q::due_rules(&ctx.db.write).await?;
