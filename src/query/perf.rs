@@ -750,33 +750,3 @@ mod tests {
         assert_eq!(tier_for_step(Duration::seconds(90)), "opsdash.rollup_1m");
     }
 }
-
-/// One log line or request of a trace (the drill-down's last level).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct TraceLine {
-    pub ts: DateTime<Utc>,
-    /// "log" or "request".
-    pub kind: String,
-    pub service: String,
-    /// Log level name, or the request's status.
-    pub what: String,
-    pub text: String,
-}
-
-/// Everything recorded under one trace id, oldest first: log lines and requests.
-pub async fn trace(pool: &PgPool, trace_id: &str, limit: i64) -> sqlx::Result<Vec<TraceLine>> {
-    sqlx::query_as(
-        "SELECT * FROM (
-            SELECT ts, 'log' AS kind, service, opsdash.level_name(level) AS what, message AS text
-              FROM opsdash.log_event WHERE trace_id = $1
-            UNION ALL
-            SELECT ts, 'request', service, status::text,
-                   method || ' ' || route || ' ' || round(duration_ms::numeric, 1) || ' ms'
-              FROM opsdash.request_log WHERE trace_id = $1
-         ) t ORDER BY ts LIMIT $2",
-    )
-    .bind(trace_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
