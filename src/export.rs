@@ -271,6 +271,14 @@ pub async fn export_to_file(
 mod tests {
     use super::*;
 
+    /// An export is the stored row: its columns are the id plus what ingest writes, in order, so
+    /// a column added to `log_event` cannot silently go missing from exports.
+    #[test]
+    fn export_columns_are_the_id_and_the_ingested_columns() {
+        assert_eq!(CSV_COLUMNS[0], "id");
+        assert_eq!(&CSV_COLUMNS[1..], crate::ingest::writer::LOG_COLUMNS);
+    }
+
     #[test]
     fn csv_fields_are_quoted_only_when_needed() {
         let mut v = Vec::new();
