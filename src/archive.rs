@@ -299,7 +299,8 @@ pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Result<Manifest>)>> {
 
 /// Brings an archive back into its partition (created if needed) after verifying it. Refuses
 /// when the same archive was restored since the partition's last drop, or when the partition is
-/// detached and pending its drop. The partition is
+/// detached and its drop step not finished (a table handed to the background drop has another
+/// name and does not count: its rows already left). The partition is
 /// held from retention for `hold_days`. Returns the manifest and the rows restored.
 pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Manifest, u64)> {
     let mpath = manifest_for(path);
@@ -365,22 +366,13 @@ pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Mani
         .finish()
         .await
         .with_context(|| format!("restoring into {part}"))?;
-    let (lo, hi) = q::day_range(m.day);
-    sqlx::query(
-        "INSERT INTO opsdash.retention_run (finished_at, table_name, partition, action, \
-         range_start, range_end, rows, archive_path, archive_bytes, sha256, status) \
-         VALUES (now(), $1, $2, 'restore', $3, $4, $5, $6, $7, $8, 'ok')",
-    )
-    .bind(&m.table)
-    .bind(&part)
-    .bind(lo)
-    .bind(hi)
-    .bind(rows as i64)
-    .bind(data.to_string_lossy().to_string())
-    .bind(m.bytes as i64)
-    .bind(&m.sha256)
-    .execute(&mut *tx)
-    .await?;
+    let outcome = q::RunOutcome {
+        rows: Some(rows as i64),
+        archive_path: Some(data.to_string_lossy().to_string()),
+        archive_bytes: Some(m.bytes as i64),
+        sha256: Some(m.sha256.clone()),
+    };
+    q::record_restore(&mut *tx, &m.table, &part, q::day_range(m.day), &outcome).await?;
     tx.commit().await?;
     Ok((m, rows))
 }

@@ -1,18 +1,16 @@
 //! Retention against a real PostgreSQL: a simulated 100 days of back-dated partitions, what each
 //! policy keeps and drops, anonymization, and a second run that changes nothing.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use opsdash::config::{RetentionConfig, Secret};
-use opsdash::db::testkit::TestDb;
 use opsdash::query::retention as q;
-use opsdash::worker::retention::Retention;
 use sqlx::PgPool;
 
-const DAYS: i64 = 100;
+#[path = "common/retention.rs"]
+mod fixture;
+use fixture::{day_start, exists, Fixture};
 
-fn day_start(d: NaiveDate) -> DateTime<Utc> {
-    q::day_range(d).0
-}
+const DAYS: i64 = 100;
 
 /// Partitions for today-days..today and rows on every day: log_event one info + one error row,
 /// one row in every other partitioned table, rollups and alert history on the same days.
@@ -75,22 +73,18 @@ fn config() -> RetentionConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_days_each_policy_keeps_and_drops() {
-    let t = TestDb::new().await.unwrap();
-    let pool = &t.db.write;
-    let now = Utc::now();
-    let today = now.date_naive();
-    simulate(pool, today, DAYS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::new().await;
+    let (t, pool, now) = (&f.t, f.pool(), f.now);
+    simulate(pool, f.today, DAYS).await.unwrap();
     let cfg = config();
 
-    let report = Retention::new(&t.db, &cfg, dir.path().to_path_buf())
-        .run(now)
-        .await
-        .unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = f.run_clean(&cfg).await;
+    // Every dropped day's table was freed by the drop phase, none is left pending.
+    assert_eq!(report.freed.len(), report.dropped.len());
+    assert!(q::pending_drops(pool).await.unwrap().is_empty());
 
     // log_event: error rows for 90 days, other rows for 7.
-    let d = |n: i64| today - Duration::days(n);
+    let d = |n: i64| f.d(n);
     let errors = days_of(
         pool,
         "SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM opsdash.log_event WHERE level >= 4 ORDER BY 1",
@@ -153,15 +147,7 @@ async fn hundred_days_each_policy_keeps_and_drops() {
     assert_eq!(audit, DAYS + 1);
     // Partitions of dropped days are gone from the catalog, not just emptied.
     assert!(!report.dropped.is_empty());
-    let left: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(format!(
-            "opsdash.{}",
-            q::partition_name("request_log", d(8))
-        ))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(left, None);
+    assert!(!exists(pool, &q::partition_name("request_log", d(8))).await);
 
     // Anonymized after 30 days, untouched before.
     let pseudo = q::pseudonym(b"test-secret", "user-1");
@@ -217,12 +203,9 @@ async fn hundred_days_each_policy_keeps_and_drops() {
         .unwrap()
     };
     let before = snapshot(pool.clone()).await;
-    let again = Retention::new(&t.db, &cfg, dir.path().to_path_buf())
-        .run(now)
-        .await
-        .unwrap();
-    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    let again = f.run_clean(&cfg).await;
     assert!(again.dropped.is_empty(), "{:?}", again.dropped);
+    assert!(again.freed.is_empty(), "{:?}", again.freed);
     assert!(again.compacted.is_empty(), "{:?}", again.compacted);
     assert!(again.anonymized.is_empty(), "{:?}", again.anonymized);
     assert_eq!(snapshot(pool.clone()).await, before);
@@ -248,18 +231,11 @@ async fn hundred_days_each_policy_keeps_and_drops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_secret_refuses_anonymization_and_says_so() {
-    let t = TestDb::new().await.unwrap();
-    let pool = &t.db.write;
-    let now = Utc::now();
-    let today = now.date_naive();
-    simulate(pool, today, 35).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::new().await;
+    let (t, pool) = (&f.t, f.pool());
+    simulate(pool, f.today, 35).await.unwrap();
     let cfg = RetentionConfig::default();
-    let report = Retention::new(&t.db, &cfg, dir.path().to_path_buf())
-        .run(now)
-        .await
-        .unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = f.run_clean(&cfg).await;
     assert!(report
         .anonymize_refused
         .as_deref()
@@ -294,12 +270,10 @@ async fn empty_secret_refuses_anonymization_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_partition_rows_are_moved_into_real_partitions() {
-    let t = TestDb::new().await.unwrap();
-    let pool = &t.db.write;
-    let now = Utc::now();
-    let today = now.date_naive();
+    let f = Fixture::new().await;
+    let pool = f.pool();
     // A day with no partition yet (10 days ago): rows land in the default partition.
-    let day = today - Duration::days(10);
+    let day = f.d(10);
     sqlx::query(
         "INSERT INTO opsdash.log_event (ts, level, message) SELECT $1 + n * interval '1 minute', 4, 'x' \
            FROM generate_series(1, 5) n",
@@ -313,13 +287,7 @@ async fn default_partition_rows_are_moved_into_real_partitions() {
         .await
         .unwrap();
     assert_eq!(in_default, 5);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config();
-    let report = Retention::new(&t.db, &cfg, dir.path().to_path_buf())
-        .run(now)
-        .await
-        .unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = f.run_clean(&config()).await;
     let part = q::partition_name("log_event", day);
     assert!(report.moved_from_default.contains(&part));
     assert_eq!(q::count_rows(pool, &part).await.unwrap(), 5);

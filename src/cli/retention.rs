@@ -9,7 +9,7 @@ use clap::Subcommand;
 use crate::config::Config;
 use crate::query::retention as q;
 use crate::sanitize::sanitize;
-use crate::worker::retention::Retention;
+use crate::worker::retention::run_once;
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionAction {
@@ -49,16 +49,15 @@ pub fn run(cfg: &Config, action: RetentionAction) -> Result<ExitCode> {
             }
             RetentionAction::Run => {
                 let dir = crate::archive::archive_dir(cfg)?;
-                let report = Retention::new(&db, &cfg.retention, dir)
-                    .run(chrono::Utc::now())
-                    .await?;
+                let report = run_once(&db, &cfg.retention, &dir).await?;
                 println!(
-                    "partition days ensured: {}; moved from default: {}; dropped: {} ({} archived); \
-                     compacted: {}; anonymized: {}; trimmed: {}",
+                    "partition days ensured: {}; moved from default: {}; dropped: {} ({} archived, \
+                     {} tables freed); compacted: {}; anonymized: {}; trimmed: {}",
                     report.partitions_created,
                     report.moved_from_default.len(),
                     report.dropped.len(),
                     report.archived.len(),
+                    report.freed.len(),
                     report.compacted.len(),
                     report.anonymized.len(),
                     report

@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 
 use crate::config::{RetentionConfig, PARTITIONED_TABLES};
 use crate::db::Db;
@@ -217,27 +217,98 @@ pub async fn detach_partition(
     }
 }
 
-/// Drops a detached partition (no lock on the parent any more) and forgets its marks, in one
-/// round trip (one implicit transaction). `ident` admits `[a-z0-9_]` only, so the name is safe
-/// as a literal.
-pub async fn drop_detached(pool: &PgPool, name: &str) -> Result<()> {
-    let table = ident(name)?;
-    sqlx::raw_sql(&format!(
-        "DROP TABLE IF EXISTS {table}; \
-         DELETE FROM opsdash.partition_mark WHERE partition = '{name}'; \
-         DELETE FROM opsdash.retention_hold WHERE partition = '{name}'"
-    ))
-    .execute(pool)
+/// Name a detached partition takes when it is handed to the background drop:
+/// `request_log_p20260101_drop16384` (the partition's name, then its OID, so two incarnations of
+/// one day never collide). The name frees the partition's own name at once (late rows for that
+/// day get a new partition), and it is the mark the background drop looks for: a table is
+/// renamed only after its archive, when configured, was verified.
+pub fn pending_drop_name(partition: &str, relid: i64) -> String {
+    format!("{partition}_drop{relid}")
+}
+
+/// The partition a pending-drop table was (`pending_drop_name` backwards): its table, name and
+/// day.
+pub fn parse_pending_drop_name(name: &str) -> Option<(&'static str, String, NaiveDate)> {
+    let (partition, relid) = name.rsplit_once("_drop")?;
+    if relid.is_empty() || !relid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (table, day) = parse_partition_name(partition)?;
+    Some((table, partition.to_string(), day))
+}
+
+/// The end of a partition's drop step, in one transaction: the detached table is renamed to its
+/// pending-drop name, its marks and hold are forgotten, and the step's run record is finished.
+/// A crash before the commit leaves it detached under its own name (the next run redoes the
+/// step); after it, the background drop (`drop_pending`) frees the storage. No lock on the
+/// parent: the table is no longer a partition. Returns the pending-drop name.
+pub async fn hand_off(
+    pool: &PgPool,
+    p: &Partition,
+    run: i64,
+    outcome: &RunOutcome,
+) -> Result<String> {
+    let part = ident(&p.name)?;
+    let mut tx = pool.begin().await?;
+    let relid = relid(&mut *tx, &p.name).await?;
+    let pending = pending_drop_name(&p.name, relid);
+    ident(&pending)?;
+    sqlx::query(&format!("ALTER TABLE {part} RENAME TO \"{pending}\""))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("handing {} to the background drop", p.name))?;
+    sqlx::query("DELETE FROM opsdash.partition_mark WHERE partition = $1")
+        .bind(&p.name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM opsdash.retention_hold WHERE partition = $1")
+        .bind(&p.name)
+        .execute(&mut *tx)
+        .await?;
+    run_finish(&mut *tx, run, outcome, None).await?;
+    tx.commit()
+        .await
+        .with_context(|| format!("handing {} to the background drop", p.name))?;
+    Ok(pending)
+}
+
+/// Tables handed to the background drop and not dropped yet (left by a run that stopped, or
+/// waiting for this run's drop phase), oldest partition day first.
+pub async fn pending_drops(pool: &PgPool) -> Result<Vec<String>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c \
+           JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'opsdash' \
+          WHERE c.relkind = 'r' AND c.relname ~ '_p[0-9]{8}_drop[0-9]+$' AND NOT c.relispartition \
+          ORDER BY c.relname",
+    )
+    .fetch_all(pool)
     .await
-    .with_context(|| format!("dropping {name}"))?;
+    .context("listing tables pending their drop")?;
+    Ok(names
+        .into_iter()
+        .filter(|n| parse_pending_drop_name(n).is_some())
+        .collect())
+}
+
+/// Drops a table handed to the background drop. It is no partition any more, so this locks
+/// only the table itself: ingest into the parent never waits for it, however long the file
+/// system takes to free the blocks. Refuses any other name.
+pub async fn drop_pending(pool: &PgPool, name: &str) -> Result<()> {
+    if parse_pending_drop_name(name).is_none() {
+        bail!("{name} is not a table pending its drop");
+    }
+    sqlx::query(&format!("DROP TABLE IF EXISTS {}", ident(name)?))
+        .execute(pool)
+        .await
+        .with_context(|| format!("dropping {name}"))?;
     Ok(())
 }
 
 /// OID of an opsdash table (identifies one incarnation of a partition name).
-pub async fn relid(pool: &PgPool, name: &str) -> Result<i64> {
+pub async fn relid(db: impl PgExecutor<'_>, name: &str) -> Result<i64> {
     sqlx::query_scalar::<_, Option<i64>>("SELECT to_regclass('opsdash.' || $1)::oid::bigint")
         .bind(name)
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?
         .with_context(|| format!("{name} does not exist"))
 }
@@ -639,7 +710,7 @@ pub async fn run_start(
 }
 
 pub async fn run_finish(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     id: i64,
     outcome: &RunOutcome,
     error: Option<&str>,
@@ -657,9 +728,37 @@ pub async fn run_finish(
     .bind(&outcome.archive_path)
     .bind(outcome.archive_bytes)
     .bind(&outcome.sha256)
-    .execute(pool)
+    .execute(db)
     .await
     .context("recording a retention run")?;
+    Ok(())
+}
+
+/// The record of a restore, written in the restore's own transaction (so a restore that rolls
+/// back leaves no record, and `restored_since_last_drop` sees exactly the restores that landed).
+pub async fn record_restore(
+    db: impl PgExecutor<'_>,
+    table: &str,
+    partition: &str,
+    range: (DateTime<Utc>, DateTime<Utc>),
+    outcome: &RunOutcome,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO opsdash.retention_run (finished_at, table_name, partition, action, \
+         range_start, range_end, rows, archive_path, archive_bytes, sha256, status) \
+         VALUES (now(), $1, $2, 'restore', $3, $4, $5, $6, $7, $8, 'ok')",
+    )
+    .bind(table)
+    .bind(partition)
+    .bind(range.0)
+    .bind(range.1)
+    .bind(outcome.rows)
+    .bind(&outcome.archive_path)
+    .bind(outcome.archive_bytes)
+    .bind(&outcome.sha256)
+    .execute(db)
+    .await
+    .context("recording the restore")?;
     Ok(())
 }
 
@@ -813,6 +912,26 @@ mod tests {
         assert_eq!(parse_partition_name("log_event_p2026030"), None);
         assert_eq!(parse_partition_name("app_table_p20260309"), None);
         assert_eq!(parse_partition_name("log_event_p20260309_k"), None);
+    }
+
+    #[test]
+    fn pending_drop_names_round_trip_and_are_no_partitions() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        let name = pending_drop_name("request_log_p20260309", 16384);
+        assert_eq!(name, "request_log_p20260309_drop16384");
+        assert_eq!(
+            parse_pending_drop_name(&name),
+            Some(("request_log", "request_log_p20260309".to_string(), day))
+        );
+        assert_eq!(parse_partition_name(&name), None);
+        assert!(ident(&name).is_ok());
+        assert_eq!(parse_pending_drop_name("request_log_p20260309"), None);
+        assert_eq!(parse_pending_drop_name("request_log_p20260309_drop"), None);
+        assert_eq!(
+            parse_pending_drop_name("request_log_p20260309_dropx1"),
+            None
+        );
+        assert_eq!(parse_pending_drop_name("app_table_p20260309_drop1"), None);
     }
 
     #[test]
