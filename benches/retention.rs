@@ -3,14 +3,21 @@
 //!   cargo bench --bench retention                      # 200k rows (quick)
 //!   cargo bench --bench retention -- --rows 10000000   # the full figure
 //!   RETENTION_BENCH_ROWS=1000000 cargo bench --bench retention
+//!   cargo bench --bench retention -- --rows 1000000 --audit-rows 10000000 --only who
+//!
+//! Flags: `--rows N` sizes every part; `--drop-rows`, `--archive-rows`, `--audit-rows` size one
+//! part each; `--only drop,archive,who` runs some parts only.
 //!
 //! Figures, each beside a baseline measured in the same run:
-//! 1. dropping a day of N rows (detach + drop, as the retention job does it): wall time, and the
-//!    commit latency of a concurrent ingest loop (COPY of 100 rows per commit) during the drop
-//!    against the same loop with no drop running;
+//! 1. dropping a day of N rows as the retention job does it: the run's wall time (the drop step
+//!    is detach + hand-off), then the background drop of the handed-off table (DROP TABLE)
+//!    beside deleting a file of the same size; the commit latency of a concurrent ingest loop
+//!    (COPY of 100 rows per commit) during each phase against the same loop with nothing
+//!    running;
 //! 2. archive throughput (COPY out + gzip + SHA-256 + fsync + read-back verification) against a
 //!    bare COPY TO STDOUT of the same partition;
-//! 3. "who deleted resource X" on N audit rows with the partial index against without it.
+//! 3. "who deleted resource X" (`query::audit::who_deleted`, the Audit view's query) on N audit
+//!    rows with the partial index against the same query without it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,24 +38,83 @@ use sqlx::PgPool;
 mod report;
 use report::Aim;
 
-fn rows_arg() -> u64 {
+/// The value after `--name`, if given.
+fn flag(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--rows") {
-        if let Some(n) = args.get(i + 1).and_then(|s| s.parse().ok()) {
-            return n;
-        }
-    }
-    std::env::var("RETENTION_BENCH_ROWS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000)
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
 }
 
-struct Latencies(Vec<Duration>);
+fn rows_flag(name: &str) -> Result<Option<u64>> {
+    flag(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("{name} wants a row count, not {v:?}"))
+        })
+        .transpose()
+}
+
+struct Sizes {
+    drop: u64,
+    archive: u64,
+    audit: u64,
+    only: Vec<String>,
+}
+
+impl Sizes {
+    fn from_args() -> Result<Sizes> {
+        let rows = match rows_flag("--rows")? {
+            Some(n) => n,
+            None => std::env::var("RETENTION_BENCH_ROWS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(200_000),
+        };
+        let only: Vec<String> = flag("--only")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        if let Some(bad) = only
+            .iter()
+            .find(|p| !["drop", "archive", "who"].contains(&p.as_str()))
+        {
+            anyhow::bail!("--only takes drop, archive and who, not {bad:?}");
+        }
+        Ok(Sizes {
+            drop: rows_flag("--drop-rows")?.unwrap_or(rows),
+            archive: rows_flag("--archive-rows")?.unwrap_or(rows),
+            audit: rows_flag("--audit-rows")?.unwrap_or(rows),
+            only,
+        })
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+/// One commit of the ingest loop: when it started and how long it took.
+#[derive(Clone, Copy)]
+struct Commit {
+    start: Instant,
+    took: Duration,
+}
+
+struct Latencies(Vec<Commit>);
 
 impl Latencies {
+    /// The commits that overlapped `from..to` (a commit stalled by a phase started before it
+    /// ended and ended after it started).
+    fn during(&self, from: Instant, to: Instant) -> Latencies {
+        Latencies(
+            self.0
+                .iter()
+                .filter(|c| c.start <= to && c.start + c.took >= from)
+                .copied()
+                .collect(),
+        )
+    }
     fn pct(&self, p: f64) -> Duration {
-        let mut v = self.0.clone();
+        let mut v: Vec<Duration> = self.0.iter().map(|c| c.took).collect();
         v.sort();
         if v.is_empty() {
             return Duration::ZERO;
@@ -56,7 +122,7 @@ impl Latencies {
         v[((v.len() - 1) as f64 * p).round() as usize]
     }
     fn max(&self) -> Duration {
-        self.0.iter().max().copied().unwrap_or_default()
+        self.0.iter().map(|c| c.took).max().unwrap_or_default()
     }
     fn line(&self, what: &str) -> String {
         format!(
@@ -86,20 +152,24 @@ async fn ingest_loop(pool: PgPool, stop: Arc<AtomicBool>) -> Result<Latencies> {
             buf.plain(200);
             buf.end_row();
         }
-        let t = Instant::now();
+        let start = Instant::now();
         buf.send(
             &mut conn,
             "opsdash.request_log",
             &["ts", "service", "route", "status"],
         )
         .await?;
-        lat.push(t.elapsed());
+        lat.push(Commit {
+            start,
+            took: start.elapsed(),
+        });
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Ok(Latencies(lat))
 }
 
 async fn fill_day(pool: &PgPool, day: chrono::NaiveDate, rows: u64) -> Result<()> {
+    let t0 = Instant::now();
     q::ensure_partition(pool, "request_log", day).await?;
     let start = q::day_range(day).0;
     // In chunks so one statement's memory and WAL stay bounded.
@@ -124,6 +194,11 @@ async fn fill_day(pool: &PgPool, day: chrono::NaiveDate, rows: u64) -> Result<()
     sqlx::query("ANALYZE opsdash.request_log")
         .execute(pool)
         .await?;
+    println!(
+        "setup: {rows} rows generated into {} in {:.1} s",
+        q::partition_name("request_log", day),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -132,16 +207,12 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
     let now = Utc::now();
     let today = now.date_naive();
     let day = today - Days::days(10);
-    let t0 = Instant::now();
     fill_day(pool, day, rows).await?;
     // A day due for dropping has long been written out; a freshly filled one still sits in
     // the OS cache with its blocks unallocated, and removing it would look cheaper than it is.
+    let t0 = Instant::now();
     sqlx::query("CHECKPOINT").execute(pool).await?;
-    println!(
-        "setup: {rows} rows in {} ({:.1} s, then CHECKPOINT)",
-        q::partition_name("request_log", day),
-        t0.elapsed().as_secs_f64()
-    );
+    println!("setup: CHECKPOINT {:.1} s", t0.elapsed().as_secs_f64());
 
     // Baseline: the ingest loop alone, for 3 s.
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,7 +221,8 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let baseline = task.await??;
 
-    // The same loop while retention drops the day (nothing else is due in this database).
+    // The same loop while retention drops the day (nothing else is due in this database):
+    // first the run (the drop step: detach + hand-off), then the background drop phase.
     let stop = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(ingest_loop(pool.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -165,27 +237,37 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
     // When each step of the drop ended (the job's fault-injection hook, here a stopwatch).
     let marks: Arc<std::sync::Mutex<Vec<(Step, Instant)>>> = Default::default();
     let hook_marks = marks.clone();
-    let t0 = Instant::now();
-    let report = Retention::new(&t.db, &cfg, dir.path().to_path_buf())
-        .after_step(Box::new(move |step, _, _| {
+    let retention = Retention::new(&t.db, &cfg, dir.path().to_path_buf()).after_step(Box::new(
+        move |step, _, _| {
             if let Ok(mut m) = hook_marks.lock() {
                 m.push((step, Instant::now()));
             }
             Ok(())
-        }))
-        .run(now)
-        .await?;
-    let wall = t0.elapsed();
+        },
+    ));
+    let run_start = Instant::now();
+    let report = retention.run(now).await?;
+    let run_end = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bg_start = Instant::now();
+    let freed = retention.drop_handed_off().await?;
+    let bg_end = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let during = task.await??;
+    let ingest = task.await??;
     anyhow::ensure!(
-        report
-            .dropped
-            .contains(&q::partition_name("request_log", day)),
+        report.dropped.contains(&part_name),
         "the day was not dropped: {report:?}"
     );
-    println!("\n## drop a day of {rows} rows (detach + drop)");
+    anyhow::ensure!(
+        freed.errors.is_empty() && freed.freed.iter().any(|f| f.starts_with(&part_name)),
+        "the day's table was not freed: {freed:?}"
+    );
+    let during_run = ingest.during(run_start, run_end);
+    let during_bg = ingest.during(bg_start, bg_end);
+    let wall = run_end - run_start;
+    let background = bg_end - bg_start;
+    println!("\n## drop a day of {rows} rows (detach + hand-off, then the background drop)");
     println!(
         "retention run wall time: {:.1} ms (errors: {})",
         ms(wall),
@@ -195,23 +277,27 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
         "SELECT extract(epoch FROM finished_at - started_at)::float8 * 1000 \
            FROM opsdash.retention_run WHERE action = 'drop' AND partition = $1 AND status = 'ok'",
     )
-    .bind(q::partition_name("request_log", day))
+    .bind(&part_name)
     .fetch_one(pool)
     .await?;
-    println!("drop step of that partition (detach + drop): {step:.1} ms");
+    println!("  drop step of that partition (estimate + detach + hand-off): {step:.1} ms");
     let at = |s: Step| {
         marks
             .lock()
             .ok()
             .and_then(|m| m.iter().find(|(x, _)| *x == s).map(|(_, t)| *t))
     };
-    if let (Some(d), Some(x)) = (at(Step::Detached), at(Step::Dropped)) {
+    if let (Some(d), Some(h)) = (at(Step::Detached), at(Step::HandedOff)) {
         println!(
-            "  of which DROP TABLE of the detached partition ({:.0} MB with indexes): {:.1} ms",
-            bytes as f64 / 1e6,
-            ms(x - d)
+            "  of which the hand-off (rename + run record): {:.1} ms",
+            ms(h - d)
         );
     }
+    println!(
+        "background drop phase: {:.1} ms (DROP TABLE of the {:.0} MB handed-off table + its run record)",
+        ms(background),
+        bytes as f64 / 1e6
+    );
     // The floor for any drop: giving that many bytes back to this file system.
     let floor = unlink_time(dir.path(), bytes as u64)?;
     println!(
@@ -219,13 +305,23 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
         bytes as f64 / 1e6,
         ms(floor)
     );
-    println!("ingest baseline (no drop):  {}", baseline.line("commits"));
-    println!("ingest during the drop run: {}", during.line("commits"));
+    println!(
+        "ingest baseline (nothing running): {}",
+        baseline.line("commits")
+    );
+    println!(
+        "ingest during the run:             {}",
+        during_run.line("commits")
+    );
+    println!(
+        "ingest during the background drop: {}",
+        during_bg.line("commits")
+    );
     let area = "retention";
     let day_of = format!("a day of {} rows", report::size(rows));
     report::figure(
         area,
-        &format!("drop {day_of} (retention run wall time)"),
+        &format!("drop {day_of} (retention run wall time: detach + hand-off)"),
         ms(wall),
         "ms",
         None,
@@ -234,7 +330,23 @@ async fn bench_drop(t: &TestDb, rows: u64) -> Result<()> {
     report::figure(
         area,
         &format!("longest ingest commit while dropping {day_of}"),
-        ms(during.max()),
+        ms(during_run.max()),
+        "ms",
+        Some(("same ingest loop, no drop", ms(baseline.max()))),
+        &[Aim::AtMost(50.0)],
+    );
+    report::figure(
+        area,
+        &format!("background drop of {day_of} (DROP TABLE, no lock on the parent)"),
+        ms(background),
+        "ms",
+        Some(("deleting a file of the same size", ms(floor))),
+        &[],
+    );
+    report::figure(
+        area,
+        &format!("longest ingest commit during the background drop of {day_of}"),
+        ms(during_bg.max()),
         "ms",
         Some(("same ingest loop, no drop", ms(baseline.max()))),
         &[Aim::AtMost(50.0)],
@@ -357,19 +469,18 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
         "\nsetup: {rows} audit rows over {days} days ({:.1} s)",
         t0.elapsed().as_secs_f64()
     );
-    let sql =
-        "SELECT actor, ts FROM opsdash.audit_event WHERE resource_id = $1 AND action = 'delete' \
-               ORDER BY ts DESC LIMIT 1";
     let ids: Vec<String> = (0..50)
         .map(|k| format!("doc-{}", (k * 104_729) % (rows / 5 + 1)))
         .collect();
     let measure = |pool: PgPool, ids: Vec<String>| async move {
         let mut lat = Vec::new();
         for id in &ids {
-            let t = Instant::now();
-            let _: Option<(String, chrono::DateTime<Utc>)> =
-                sqlx::query_as(sql).bind(id).fetch_optional(&pool).await?;
-            lat.push(t.elapsed());
+            let start = Instant::now();
+            opsdash::query::audit::who_deleted(&pool, id, 1).await?;
+            lat.push(Commit {
+                start,
+                took: start.elapsed(),
+            });
         }
         anyhow::Ok(Latencies(lat))
     };
@@ -403,19 +514,29 @@ async fn bench_who_deleted(t: &TestDb, rows: u64) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let rows = rows_arg();
+    let sizes = Sizes::from_args()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        println!("# retention benchmark, {rows} rows");
-        let t = TestDb::new().await?;
-        bench_drop(&t, rows).await?;
-        let t = TestDb::new().await?;
-        bench_archive(&t, rows).await?;
-        let t = TestDb::new().await?;
-        bench_who_deleted(&t, rows).await?;
+        println!(
+            "# retention benchmark: drop {} rows, archive {} rows, {} audit rows",
+            sizes.drop, sizes.archive, sizes.audit
+        );
+        // Each part in its own database on the same throwaway cluster.
+        if sizes.runs("drop") {
+            let t = TestDb::new().await?;
+            bench_drop(&t, sizes.drop).await?;
+        }
+        if sizes.runs("archive") {
+            let t = TestDb::new().await?;
+            bench_archive(&t, sizes.archive).await?;
+        }
+        if sizes.runs("who") {
+            let t = TestDb::new().await?;
+            bench_who_deleted(&t, sizes.audit).await?;
+        }
         anyhow::Ok(())
     })
 }
