@@ -709,6 +709,9 @@ pub async fn run_start(
     .context("recording a retention run")
 }
 
+/// Finishes a run record. The finish time is the clock's, not the transaction's start: the
+/// drop step finishes its record inside the hand-off transaction, and the step's duration must
+/// include that transaction's work.
 pub async fn run_finish(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -716,7 +719,7 @@ pub async fn run_finish(
     error: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE opsdash.retention_run SET finished_at = now(), \
+        "UPDATE opsdash.retention_run SET finished_at = clock_timestamp(), \
                 status = CASE WHEN $2::text IS NULL THEN 'ok' ELSE 'failed' END, error = $2, \
                 rows = coalesce($3, rows), archive_path = coalesce($4, archive_path), \
                 archive_bytes = coalesce($5, archive_bytes), sha256 = coalesce($6, sha256) \
