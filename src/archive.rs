@@ -372,7 +372,7 @@ pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Mani
         archive_bytes: Some(m.bytes as i64),
         sha256: Some(m.sha256.clone()),
     };
-    q::record_restore(&mut *tx, &m.table, &part, q::day_range(m.day), &outcome).await?;
+    q::record_restore(&mut tx, &m.table, &part, q::day_range(m.day), &outcome).await?;
     tx.commit().await?;
     Ok((m, rows))
 }

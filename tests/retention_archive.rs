@@ -60,6 +60,13 @@ fn config() -> RetentionConfig {
     cfg
 }
 
+/// `config()` with request_log dropped without an archive.
+fn config_without_archive() -> RetentionConfig {
+    let mut cfg = config();
+    cfg.request_log.archive = false;
+    cfg
+}
+
 async fn restore_all(pool: &PgPool, dir: &Path) -> u64 {
     let mut total = 0;
     for (path, m) in archive::list(dir).unwrap() {
@@ -368,12 +375,10 @@ async fn killed_before_the_background_drop_next_run_frees_it_and_counts_once() {
     let f = Fixture::new().await;
     let (pool, today) = (f.pool(), f.today);
     expired_requests(pool, today, 1, 40).await;
-    let mut cfg = config();
-    cfg.request_log.archive = false;
+    let cfg = config_without_archive();
     let part = q::partition_name("request_log", f.d(8));
     // The process dies after the drop step: the day left the parent, its table waits.
-    let report = f.retention(&cfg).run(f.now).await.unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = f.run_without_drop_phase(&cfg).await;
     assert!(report.dropped.contains(&part), "{report:?}");
     let first = pending_requests(pool).await;
     assert_eq!(first.len(), 1, "{first:?}");
@@ -417,10 +422,8 @@ async fn background_drop_takes_no_lock_on_the_parent() {
     let f = Fixture::new().await;
     let (pool, today) = (f.pool(), f.today);
     expired_requests(pool, today, 2, 30).await;
-    let mut cfg = config();
-    cfg.request_log.archive = false;
-    let report = f.retention(&cfg).run(f.now).await.unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let cfg = config_without_archive();
+    f.run_without_drop_phase(&cfg).await;
     let pending = q::pending_drops(pool).await.unwrap();
     assert_eq!(of_requests(&pending), 2, "{pending:?}");
     // Another session holds the strongest lock on the parent: the drop phase must not wait
@@ -476,8 +479,7 @@ async fn ingest_keeps_going_while_partitions_are_dropped() {
             anyhow::Ok(sent)
         })
     };
-    let mut cfg = config();
-    cfg.request_log.archive = false;
+    let cfg = config_without_archive();
     // Both phases run while ingest writes: the drop steps and the background drop.
     let report = f.run_clean(&cfg).await;
     stop.store(true, Ordering::Relaxed);

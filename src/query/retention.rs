@@ -689,7 +689,7 @@ pub struct RunOutcome {
 }
 
 pub async fn run_start(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     table: &str,
     partition: Option<&str>,
     action: &str,
@@ -704,7 +704,7 @@ pub async fn run_start(
     .bind(action)
     .bind(range.map(|r| r.0))
     .bind(range.map(|r| r.1))
-    .fetch_one(pool)
+    .fetch_one(db)
     .await
     .context("recording a retention run")
 }
@@ -740,29 +740,14 @@ pub async fn run_finish(
 /// The record of a restore, written in the restore's own transaction (so a restore that rolls
 /// back leaves no record, and `restored_since_last_drop` sees exactly the restores that landed).
 pub async fn record_restore(
-    db: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     table: &str,
     partition: &str,
     range: (DateTime<Utc>, DateTime<Utc>),
     outcome: &RunOutcome,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO opsdash.retention_run (finished_at, table_name, partition, action, \
-         range_start, range_end, rows, archive_path, archive_bytes, sha256, status) \
-         VALUES (now(), $1, $2, 'restore', $3, $4, $5, $6, $7, $8, 'ok')",
-    )
-    .bind(table)
-    .bind(partition)
-    .bind(range.0)
-    .bind(range.1)
-    .bind(outcome.rows)
-    .bind(&outcome.archive_path)
-    .bind(outcome.archive_bytes)
-    .bind(&outcome.sha256)
-    .execute(db)
-    .await
-    .context("recording the restore")?;
-    Ok(())
+    let id = run_start(&mut *conn, table, Some(partition), "restore", Some(range)).await?;
+    run_finish(&mut *conn, id, outcome, None).await
 }
 
 /// A run record in one statement (steps that are one SQL call).
