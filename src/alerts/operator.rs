@@ -151,9 +151,7 @@ pub async fn silence(
     )
     .await?;
     // Apply it at the next tick rather than at each rule's next interval.
-    sqlx::query("UPDATE opsdash.alert_rule SET next_eval_at = now() WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'firing')")
-        .execute(&mut *tx)
-        .await?;
+    q::evaluate_firing_rules_now(&mut tx).await?;
     tx.commit().await?;
     Ok(id)
 }
