@@ -1,10 +1,10 @@
 //! Drawing helpers shared by tabs: number formatting, KPI cards with a sparkline and a change
-//! arrow, themed blocks and tables. Everything here is pure.
+//! arrow, themed blocks, table panels and text sparklines. Everything here is pure.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 use crate::tui::theme::{Role, Theme};
@@ -252,6 +252,86 @@ pub fn block<'a>(title: &str, focused: bool, theme: &Theme) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), theme.style(Role::Title)))
 }
 
+/// Draws a bordered, titled block over `area` and returns the area inside it.
+pub fn framed(f: &mut Frame, area: Rect, title: &str, focused: bool, theme: &Theme) -> Rect {
+    let b = block(title, focused, theme);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    inner
+}
+
+/// A table panel: a note while its data loads or after its query failed, another when there is
+/// nothing to list, else a header row over the rows.
+pub struct TablePanel<'a> {
+    /// "loading…" or the error, as `Panel::placeholder` gives them.
+    pub placeholder: Option<(String, Role)>,
+    /// The note shown instead of a table without rows (None: the header alone is shown).
+    pub empty: Option<(&'a str, Role)>,
+    pub header: &'a [&'static str],
+    pub header_role: Role,
+    pub widths: &'a [Constraint],
+}
+
+impl TablePanel<'_> {
+    /// Draws the placeholder, else the empty note; true when one was drawn (no table then).
+    pub fn draw_note(&self, f: &mut Frame, area: Rect, theme: &Theme) -> bool {
+        if let Some((msg, role)) = &self.placeholder {
+            draw_note(f, area, msg, *role, theme);
+            true
+        } else if let Some((msg, role)) = self.empty {
+            draw_note(f, area, msg, role, theme);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The rows under the panel's header, in its column widths.
+    pub fn table<'r>(&self, rows: Vec<Row<'r>>, theme: &Theme) -> Table<'r> {
+        Table::new(rows, self.widths.iter().copied())
+            .header(Row::new(self.header.iter().copied()).style(theme.style(self.header_role)))
+    }
+}
+
+/// Draws a table panel into `area`: its note, or the table of the rows `rows` builds for a page
+/// of the given height (the area's height less the header line).
+pub fn draw_table_panel<'r>(
+    f: &mut Frame,
+    area: Rect,
+    panel: &TablePanel,
+    theme: &Theme,
+    rows: impl FnOnce(usize) -> Vec<Row<'r>>,
+) {
+    if panel.draw_note(f, area, theme) {
+        return;
+    }
+    let page = area.height.saturating_sub(1) as usize;
+    f.render_widget(panel.table(rows(page), theme), area);
+}
+
+/// The first row to show so that row `selected` is on a page of `page` rows.
+pub fn first_visible(selected: usize, page: usize) -> usize {
+    selected.saturating_sub(page.saturating_sub(1))
+}
+
+/// Block characters of a text sparkline, lowest to highest.
+pub const SPARK_BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A text sparkline of the last `width` values (one block character each, blank for zero).
+pub fn spark_text(values: &[u64], width: usize) -> String {
+    let tail = &values[values.len().saturating_sub(width)..];
+    let max = tail.iter().copied().max().unwrap_or(0);
+    tail.iter()
+        .map(|&v| {
+            if max == 0 || v == 0 {
+                ' '
+            } else {
+                SPARK_BARS[((v * 7) / max) as usize]
+            }
+        })
+        .collect()
+}
+
 /// Style for a status word: healthy/ok/delivered green, degraded/warn yellow, down/error red.
 pub fn status_role(status: &str) -> Role {
     match status {
@@ -320,5 +400,53 @@ mod tests {
         assert_eq!(s.content, "▼ 20%");
         assert_eq!(s.style, t.style(Role::Ok));
         assert_eq!(change_span(1.0, None, Trend::Neutral, &t).content, "");
+    }
+
+    fn table_panel_text(panel: &TablePanel, rows: usize) -> String {
+        let theme = Theme::builtin("dark").unwrap();
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(20, 4)).unwrap();
+        term.draw(|f| {
+            draw_table_panel(f, f.area(), panel, &theme, |page| {
+                assert_eq!(page, 3, "4 lines less the header");
+                (0..rows.min(page))
+                    .map(|i| Row::new([format!("r{i}")]))
+                    .collect()
+            })
+        })
+        .unwrap();
+        let buf = term.backend().buffer();
+        (0..4)
+            .map(|y| (0..20).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_table_panel_shows_its_placeholder_then_its_empty_note_then_a_page_of_rows() {
+        let mut panel = TablePanel {
+            placeholder: Some(("loading…".into(), Role::Dim)),
+            empty: Some(("nothing", Role::Ok)),
+            header: &["name"],
+            header_role: Role::Header,
+            widths: &[Constraint::Min(4)],
+        };
+        let text = table_panel_text(&panel, 9);
+        assert!(
+            text.contains("loading…") && !text.contains("name"),
+            "{text}"
+        );
+        panel.placeholder = None;
+        let text = table_panel_text(&panel, 9);
+        assert!(text.contains("nothing") && !text.contains("name"), "{text}");
+        panel.empty = None;
+        let text = table_panel_text(&panel, 9);
+        assert!(text.starts_with("name") && text.contains("r2"), "{text}");
+    }
+
+    #[test]
+    fn spark_text_scales_to_the_maximum() {
+        assert_eq!(spark_text(&[0, 1, 7], 8), " ▂█");
+        assert_eq!(spark_text(&[5; 20], 4).chars().count(), 4);
+        assert_eq!(spark_text(&[], 4), "");
     }
 }

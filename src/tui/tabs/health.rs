@@ -18,8 +18,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    block, draw_note, fmt_bytes, fmt_count, fmt_ms, fmt_pct, human_secs, row_style, status_role,
-    truncate,
+    draw_note, draw_table_panel, first_visible, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed,
+    human_secs, row_style, status_role, truncate, TablePanel,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,9 +195,7 @@ impl HealthTab {
     }
 
     fn draw_section(&self, s: Section, f: &mut Frame, area: Rect, focused: bool, ctx: &DrawCtx) {
-        let b = block(s.title(), focused, ctx.theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, s.title(), focused, ctx.theme);
         match s {
             Section::Services => self.draw_services(f, inner, ctx),
             Section::Integrations => self.draw_integrations(f, inner, ctx),
@@ -209,25 +207,41 @@ impl HealthTab {
 
     fn window(&self, s: Section, len: usize, page: usize) -> (usize, usize) {
         let sel = self.cursors[s.index()].selected.min(len.saturating_sub(1));
-        let offset = sel.saturating_sub(page.saturating_sub(1));
-        (sel, offset)
+        (sel, first_visible(sel, page))
     }
 
     fn draw_services(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.services.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let rows_data = self.visible_services();
-        if rows_data.is_empty() {
-            draw_note(
-                f,
-                area,
+        let panel = TablePanel {
+            placeholder: self.services.placeholder(),
+            empty: rows_data.is_empty().then_some((
                 "no services: add [[service]] checks to the config",
                 Role::Dim,
-                theme,
-            );
+            )),
+            header: &[
+                "status",
+                "service",
+                "checked",
+                "resp",
+                "24h",
+                "7d",
+                "30d",
+                "recent checks",
+            ],
+            header_role: Role::Dim,
+            widths: &[
+                Constraint::Length(8),
+                Constraint::Length(14),
+                Constraint::Length(8),
+                Constraint::Length(7),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Min(4),
+            ],
+        };
+        if panel.draw_note(f, area, theme) {
             return;
         }
         // Last line: the selected service's detail.
@@ -269,33 +283,7 @@ impl HealthTab {
                 .style(row_style(selected, theme))
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(8),
-                Constraint::Length(14),
-                Constraint::Length(8),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Min(4),
-            ],
-        )
-        .header(
-            Row::new(vec![
-                "status",
-                "service",
-                "checked",
-                "resp",
-                "24h",
-                "7d",
-                "30d",
-                "recent checks",
-            ])
-            .style(theme.style(Role::Dim)),
-        );
-        f.render_widget(table, table_area);
+        f.render_widget(panel.table(rows, theme), table_area);
         if let Some(s) = rows_data.get(sel) {
             let text = format!(
                 "{} {}: {}",
@@ -315,59 +303,22 @@ impl HealthTab {
 
     fn draw_integrations(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.integrations.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let rows_data = self.visible_integrations();
-        if rows_data.is_empty() {
-            draw_note(
-                f,
-                area,
-                "no outbound calls in the last 24 h",
-                Role::Dim,
-                theme,
-            );
-            return;
-        }
-        let page = area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Integrations, rows_data.len(), page);
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, r)| {
-                let selected = i == sel;
-                let succ_role = if r.success_24h >= 0.99 {
-                    Role::Ok
-                } else if r.success_24h >= 0.95 {
-                    Role::Warn
-                } else {
-                    Role::Error
-                };
-                let err_role = if r.errors_1h > 0 {
-                    Role::Error
-                } else {
-                    Role::Dim
-                };
-                Row::new(vec![
-                    Line::from(sanitize(&r.name).into_owned()),
-                    Line::from(fmt_count(r.calls_24h as f64)),
-                    Line::from(Span::styled(fmt_pct(r.success_24h), theme.style(succ_role))),
-                    Line::from(fmt_ms(r.avg_ms_24h)),
-                    Line::from(Span::styled(
-                        fmt_count(r.errors_1h as f64),
-                        theme.style(err_role),
-                    )),
-                    Line::from(r.last_call.map(|t| ctx.ago(t)).unwrap_or_default()),
-                ])
-                .style(row_style(selected, theme))
-            })
-            .collect();
-        let table = Table::new(
-            rows,
-            [
+        let panel = TablePanel {
+            placeholder: self.integrations.placeholder(),
+            empty: rows_data
+                .is_empty()
+                .then_some(("no outbound calls in the last 24 h", Role::Dim)),
+            header: &[
+                "integration",
+                "calls 24h",
+                "success",
+                "avg",
+                "errors 1h",
+                "last",
+            ],
+            header_role: Role::Dim,
+            widths: &[
                 Constraint::Min(14),
                 Constraint::Length(9),
                 Constraint::Length(8),
@@ -375,19 +326,43 @@ impl HealthTab {
                 Constraint::Length(9),
                 Constraint::Length(8),
             ],
-        )
-        .header(
-            Row::new(vec![
-                "integration",
-                "calls 24h",
-                "success",
-                "avg",
-                "errors 1h",
-                "last",
-            ])
-            .style(theme.style(Role::Dim)),
-        );
-        f.render_widget(table, area);
+        };
+        draw_table_panel(f, area, &panel, theme, |page| {
+            let (sel, offset) = self.window(Section::Integrations, rows_data.len(), page);
+            rows_data
+                .iter()
+                .enumerate()
+                .skip(offset)
+                .take(page)
+                .map(|(i, r)| {
+                    let selected = i == sel;
+                    let succ_role = if r.success_24h >= 0.99 {
+                        Role::Ok
+                    } else if r.success_24h >= 0.95 {
+                        Role::Warn
+                    } else {
+                        Role::Error
+                    };
+                    let err_role = if r.errors_1h > 0 {
+                        Role::Error
+                    } else {
+                        Role::Dim
+                    };
+                    Row::new(vec![
+                        Line::from(sanitize(&r.name).into_owned()),
+                        Line::from(fmt_count(r.calls_24h as f64)),
+                        Line::from(Span::styled(fmt_pct(r.success_24h), theme.style(succ_role))),
+                        Line::from(fmt_ms(r.avg_ms_24h)),
+                        Line::from(Span::styled(
+                            fmt_count(r.errors_1h as f64),
+                            theme.style(err_role),
+                        )),
+                        Line::from(r.last_call.map(|t| ctx.ago(t)).unwrap_or_default()),
+                    ])
+                    .style(row_style(selected, theme))
+                })
+                .collect()
+        });
     }
 
     fn draw_database(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -577,17 +552,32 @@ impl HealthTab {
 
     fn draw_worker(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.workers.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let jobs = self.visible_jobs();
-        if jobs.is_empty() {
-            draw_note(f, area, "no worker job has run yet", Role::Dim, theme);
-            return;
-        }
-        let page = area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Worker, jobs.len(), page);
+        let panel = TablePanel {
+            placeholder: self.workers.placeholder(),
+            empty: jobs
+                .is_empty()
+                .then_some(("no worker job has run yet", Role::Dim)),
+            header: &[
+                "job",
+                "holder",
+                "lease",
+                "last run",
+                "next",
+                "last ok",
+                "last error",
+            ],
+            header_role: Role::Dim,
+            widths: &[
+                Constraint::Length(14),
+                Constraint::Length(16),
+                Constraint::Length(7),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Min(10),
+            ],
+        };
         let when = |t: Option<DateTime<Utc>>| -> String {
             match t {
                 None => "-".into(),
@@ -598,92 +588,67 @@ impl HealthTab {
                 Some(t) => ctx.ago(t),
             }
         };
-        let rows: Vec<Row> = jobs
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, j)| {
-                let holder = match &j.holder {
-                    Some(h) if h == ctx.instance => "this instance".to_string(),
-                    Some(h) => sanitize(h).into_owned(),
-                    None => "-".into(),
-                };
-                let holder_role = if !j.live {
-                    Role::Dim
-                } else if j.holder.as_deref() == Some(ctx.instance) {
-                    Role::Accent
-                } else {
-                    Role::Text
-                };
-                let err = j
-                    .last_error
-                    .as_deref()
-                    .map(|e| sanitize(e).into_owned())
-                    .unwrap_or_default();
-                let selected = i == sel;
-                Row::new(vec![
-                    Line::from(sanitize(&j.job).into_owned()),
-                    Line::from(Span::styled(
-                        holder,
-                        if selected {
-                            theme.style(Role::Selection)
-                        } else {
-                            theme.style(holder_role)
-                        },
-                    )),
-                    Line::from(Span::styled(
-                        if j.live { "live" } else { "expired" },
-                        theme.style(if selected {
-                            Role::Selection
-                        } else if j.live {
-                            Role::Ok
-                        } else {
-                            Role::Warn
-                        }),
-                    )),
-                    Line::from(when(j.last_run)),
-                    Line::from(when(j.next_run)),
-                    Line::from(when(j.last_ok)),
-                    Line::from(Span::styled(
-                        err,
-                        if selected {
-                            theme.style(Role::Selection)
-                        } else {
-                            theme.style(Role::Error)
-                        },
-                    )),
-                ])
-                .style(row_style(selected, theme))
-            })
-            .collect();
-        f.render_widget(
-            Table::new(
-                rows,
-                [
-                    Constraint::Length(14),
-                    Constraint::Length(16),
-                    Constraint::Length(7),
-                    Constraint::Length(8),
-                    Constraint::Length(8),
-                    Constraint::Length(8),
-                    Constraint::Min(10),
-                ],
-            )
-            .header(
-                Row::new(vec![
-                    "job",
-                    "holder",
-                    "lease",
-                    "last run",
-                    "next",
-                    "last ok",
-                    "last error",
-                ])
-                .style(theme.style(Role::Dim)),
-            ),
-            area,
-        );
+        draw_table_panel(f, area, &panel, theme, |page| {
+            let (sel, offset) = self.window(Section::Worker, jobs.len(), page);
+            jobs.iter()
+                .enumerate()
+                .skip(offset)
+                .take(page)
+                .map(|(i, j)| {
+                    let holder = match &j.holder {
+                        Some(h) if h == ctx.instance => "this instance".to_string(),
+                        Some(h) => sanitize(h).into_owned(),
+                        None => "-".into(),
+                    };
+                    let holder_role = if !j.live {
+                        Role::Dim
+                    } else if j.holder.as_deref() == Some(ctx.instance) {
+                        Role::Accent
+                    } else {
+                        Role::Text
+                    };
+                    let err = j
+                        .last_error
+                        .as_deref()
+                        .map(|e| sanitize(e).into_owned())
+                        .unwrap_or_default();
+                    let selected = i == sel;
+                    Row::new(vec![
+                        Line::from(sanitize(&j.job).into_owned()),
+                        Line::from(Span::styled(
+                            holder,
+                            if selected {
+                                theme.style(Role::Selection)
+                            } else {
+                                theme.style(holder_role)
+                            },
+                        )),
+                        Line::from(Span::styled(
+                            if j.live { "live" } else { "expired" },
+                            theme.style(if selected {
+                                Role::Selection
+                            } else if j.live {
+                                Role::Ok
+                            } else {
+                                Role::Warn
+                            }),
+                        )),
+                        Line::from(when(j.last_run)),
+                        Line::from(when(j.next_run)),
+                        Line::from(when(j.last_ok)),
+                        Line::from(Span::styled(
+                            err,
+                            if selected {
+                                theme.style(Role::Selection)
+                            } else {
+                                theme.style(Role::Error)
+                            },
+                        )),
+                    ])
+                    .style(row_style(selected, theme))
+                })
+                .collect()
+        });
     }
 }
 

@@ -25,8 +25,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    block, change_span, draw_card, draw_note, draw_spark, fmt_count, fmt_ms, fmt_pct, row_style,
-    status_role, truncate, Card, Trend,
+    change_span, draw_card, draw_note, draw_spark, draw_table_panel, first_visible, fmt_count,
+    fmt_ms, fmt_pct, framed, row_style, status_role, truncate, Card, TablePanel, Trend,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,9 +416,7 @@ impl KpiTab {
     fn draw_chart(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let title = format!("Requests / 5xx per bucket ({})", ctx.range.label());
-        let b = block(&title, false, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, &title, false, theme);
         let Some(t) = &self.traffic.data else {
             if let Some((msg, role)) = self.traffic.placeholder() {
                 draw_note(f, inner, &msg, role, theme);
@@ -489,64 +487,55 @@ impl KpiTab {
 
     fn draw_top(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        let b = block("Top failing endpoints", true, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        if let Some((msg, role)) = self.top.placeholder() {
-            draw_note(f, inner, &msg, role, theme);
-            return;
-        }
+        let inner = framed(f, area, "Top failing endpoints", true, theme);
         let rows_data = self.visible_top();
-        if rows_data.is_empty() {
-            let msg = if self.filter.is_empty() {
-                "no server errors in range"
-            } else {
-                "no endpoint matches the filter"
-            };
-            draw_note(f, inner, msg, Role::Ok, theme);
-            return;
-        }
-        let page = inner.height.saturating_sub(1) as usize;
-        let sel = self.cursor.selected.min(rows_data.len() - 1);
-        let offset = sel.saturating_sub(page.saturating_sub(1));
-        let ep_w = inner.width.saturating_sub(22) as usize;
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, e)| {
-                let name = format!(
-                    "{} {} {}",
-                    sanitize(&e.service),
-                    sanitize(&e.method),
-                    sanitize(&e.route)
-                );
-                let rate = if e.requests > 0 {
-                    e.errors as f64 / e.requests as f64
-                } else {
-                    0.0
-                };
-                Row::new(vec![
-                    truncate(&name, ep_w),
-                    fmt_count(e.errors as f64),
-                    fmt_pct(rate),
-                    fmt_ms(e.avg_ms),
-                ])
-                .style(row_style(i == sel, theme))
-            })
-            .collect();
-        let table = Table::new(
-            rows,
-            [
+        let empty = if self.filter.is_empty() {
+            "no server errors in range"
+        } else {
+            "no endpoint matches the filter"
+        };
+        let panel = TablePanel {
+            placeholder: self.top.placeholder(),
+            empty: rows_data.is_empty().then_some((empty, Role::Ok)),
+            header: &["endpoint", "5xx", "rate", "avg"],
+            header_role: Role::Dim,
+            widths: &[
                 Constraint::Min(10),
                 Constraint::Length(6),
                 Constraint::Length(6),
                 Constraint::Length(7),
             ],
-        )
-        .header(Row::new(vec!["endpoint", "5xx", "rate", "avg"]).style(theme.style(Role::Dim)));
-        f.render_widget(table, inner);
+        };
+        draw_table_panel(f, inner, &panel, theme, |page| {
+            let sel = self.cursor.selected.min(rows_data.len() - 1);
+            let ep_w = inner.width.saturating_sub(22) as usize;
+            rows_data
+                .iter()
+                .enumerate()
+                .skip(first_visible(sel, page))
+                .take(page)
+                .map(|(i, e)| {
+                    let name = format!(
+                        "{} {} {}",
+                        sanitize(&e.service),
+                        sanitize(&e.method),
+                        sanitize(&e.route)
+                    );
+                    let rate = if e.requests > 0 {
+                        e.errors as f64 / e.requests as f64
+                    } else {
+                        0.0
+                    };
+                    Row::new(vec![
+                        truncate(&name, ep_w),
+                        fmt_count(e.errors as f64),
+                        fmt_pct(rate),
+                        fmt_ms(e.avg_ms),
+                    ])
+                    .style(row_style(i == sel, theme))
+                })
+                .collect()
+        });
     }
 
     fn draw_custom(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -610,9 +599,7 @@ impl KpiTab {
         ctx: &DrawCtx,
     ) {
         let theme = ctx.theme;
-        let b = block(&sanitize(&w.title), focused, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, &sanitize(&w.title), focused, theme);
         let data = match data {
             None => {
                 let (msg, role) = self
