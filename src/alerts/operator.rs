@@ -150,8 +150,7 @@ pub async fn silence(
         }),
     )
     .await?;
-    // Apply it at the next tick rather than at each rule's next interval.
-    q::evaluate_firing_rules_now(&mut tx).await?;
+    q::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
     tx.commit().await?;
     Ok(id)
 }

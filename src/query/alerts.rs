@@ -281,13 +281,14 @@ pub async fn record_rule_evaluated(
     Ok(())
 }
 
-/// Makes every rule with a firing alert due now (a new silence applies at the next tick rather
-/// than at each rule's next interval).
-pub async fn evaluate_firing_rules_now(conn: &mut PgConnection) -> Result<()> {
+/// Makes every rule with an alert in `state` due now, so that a silence created or ended applies
+/// at the next tick rather than at each rule's next interval.
+pub async fn evaluate_rules_with_alerts_now(conn: &mut PgConnection, state: &str) -> Result<()> {
     sqlx::query(
         "UPDATE opsdash.alert_rule SET next_eval_at = now()
-          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'firing')",
+          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)",
     )
+    .bind(state)
     .execute(conn)
     .await?;
     Ok(())
@@ -770,14 +771,8 @@ pub async fn expire_silence(conn: &mut PgConnection, id: i64, actor: &str) -> Re
     if n == 0 {
         bail!("silence {id} does not exist or has already expired");
     }
-    // Re-evaluate the rules it may have covered at once rather than at their next interval.
-    sqlx::query(
-        "UPDATE opsdash.alert_rule SET next_eval_at = now()
-          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'suppressed')",
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    // The rules it may have covered: their alerts notify again if they still fire.
+    evaluate_rules_with_alerts_now(conn, "suppressed").await
 }
 
 // ------------------------------------------------------------------------------------------
