@@ -260,58 +260,57 @@ pub fn framed(f: &mut Frame, area: Rect, title: &str, focused: bool, theme: &The
     inner
 }
 
-/// A table panel: a note while its data loads or after its query failed, another when there is
-/// nothing to list, else a header row over the rows.
-pub struct TablePanel<'a> {
-    /// "loading…" or the error, as `Panel::placeholder` gives them.
-    pub placeholder: Option<(String, Role)>,
-    /// The note shown instead of a table without rows (None: the header alone is shown).
-    pub empty: Option<(&'a str, Role)>,
-    pub header: &'a [&'static str],
+/// A table's columns: header titles and widths; one column, `flexible`, takes the width the
+/// others leave (at least its own).
+pub struct Columns {
+    pub header: &'static [&'static str],
+    pub widths: &'static [u16],
+    pub flexible: usize,
     pub header_role: Role,
-    pub widths: &'a [Constraint],
 }
 
-impl TablePanel<'_> {
-    /// Draws the placeholder, else the empty note; true when one was drawn (no table then).
-    pub fn draw_note(&self, f: &mut Frame, area: Rect, theme: &Theme) -> bool {
-        if let Some((msg, role)) = &self.placeholder {
-            draw_note(f, area, msg, *role, theme);
-            true
-        } else if let Some((msg, role)) = self.empty {
-            draw_note(f, area, msg, role, theme);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// The rows under the panel's header, in its column widths.
+impl Columns {
+    /// The rows under the header, in the column widths.
     pub fn table<'r>(&self, rows: Vec<Row<'r>>, theme: &Theme) -> Table<'r> {
-        Table::new(rows, self.widths.iter().copied())
+        let widths = self.widths.iter().enumerate().map(|(i, &w)| {
+            if i == self.flexible {
+                Constraint::Min(w)
+            } else {
+                Constraint::Length(w)
+            }
+        });
+        Table::new(rows, widths)
             .header(Row::new(self.header.iter().copied()).style(theme.style(self.header_role)))
     }
 }
 
-/// Draws a table panel into `area`: its note, or the table of the rows `rows` builds for a page
-/// of the given height (the area's height less the header line).
+/// Draws a table panel into `area`: the note when there is one (loading, an error, nothing to
+/// list: see `Panel::note`), else the table of the rows `rows` builds for a page of the given
+/// height (the area's height less the header line).
 pub fn draw_table_panel<'r>(
     f: &mut Frame,
     area: Rect,
-    panel: &TablePanel,
     theme: &Theme,
+    columns: &Columns,
+    note: Option<(String, Role)>,
     rows: impl FnOnce(usize) -> Vec<Row<'r>>,
 ) {
-    if panel.draw_note(f, area, theme) {
+    if let Some((msg, role)) = note {
+        draw_note(f, area, &msg, role, theme);
         return;
     }
     let page = area.height.saturating_sub(1) as usize;
-    f.render_widget(panel.table(rows(page), theme), area);
+    f.render_widget(columns.table(rows(page), theme), area);
 }
 
-/// The first row to show so that row `selected` is on a page of `page` rows.
-pub fn first_visible(selected: usize, page: usize) -> usize {
-    selected.saturating_sub(page.saturating_sub(1))
+/// The items on the page of `page` rows that shows item `selected`, with their indexes.
+pub fn visible_page<T>(
+    items: &[T],
+    selected: usize,
+    page: usize,
+) -> impl Iterator<Item = (usize, &T)> {
+    let first = selected.saturating_sub(page.saturating_sub(1));
+    items.iter().enumerate().skip(first).take(page)
 }
 
 /// Block characters of a text sparkline, lowest to highest.
@@ -402,14 +401,21 @@ mod tests {
         assert_eq!(change_span(1.0, None, Trend::Neutral, &t).content, "");
     }
 
-    fn table_panel_text(panel: &TablePanel, rows: usize) -> String {
+    fn table_panel_text(note: Option<(String, Role)>) -> String {
+        const COLUMNS: Columns = Columns {
+            header: &["name"],
+            widths: &[4],
+            flexible: 0,
+            header_role: Role::Header,
+        };
         let theme = Theme::builtin("dark").unwrap();
         let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(20, 4)).unwrap();
         term.draw(|f| {
-            draw_table_panel(f, f.area(), panel, &theme, |page| {
+            draw_table_panel(f, f.area(), &theme, &COLUMNS, note, |page| {
                 assert_eq!(page, 3, "4 lines less the header");
-                (0..rows.min(page))
-                    .map(|i| Row::new([format!("r{i}")]))
+                let names: Vec<String> = (0..9).map(|i| format!("r{i}")).collect();
+                visible_page(&names, 5, page)
+                    .map(|(_, n)| Row::new([n.clone()]))
                     .collect()
             })
         })
@@ -422,25 +428,17 @@ mod tests {
     }
 
     #[test]
-    fn a_table_panel_shows_its_placeholder_then_its_empty_note_then_a_page_of_rows() {
-        let mut panel = TablePanel {
-            placeholder: Some(("loading…".into(), Role::Dim)),
-            empty: Some(("nothing", Role::Ok)),
-            header: &["name"],
-            header_role: Role::Header,
-            widths: &[Constraint::Min(4)],
-        };
-        let text = table_panel_text(&panel, 9);
+    fn a_table_panel_shows_its_note_or_the_page_holding_the_selected_row() {
+        let text = table_panel_text(Some(("loading…".into(), Role::Dim)));
         assert!(
             text.contains("loading…") && !text.contains("name"),
             "{text}"
         );
-        panel.placeholder = None;
-        let text = table_panel_text(&panel, 9);
-        assert!(text.contains("nothing") && !text.contains("name"), "{text}");
-        panel.empty = None;
-        let text = table_panel_text(&panel, 9);
-        assert!(text.starts_with("name") && text.contains("r2"), "{text}");
+        let text = table_panel_text(None);
+        assert!(text.starts_with("name"), "{text}");
+        // Row 5 selected on pages of 3: rows 3, 4 and 5.
+        assert!(text.contains("r3") && text.contains("r5"), "{text}");
+        assert!(!text.contains("r2") && !text.contains("r6"), "{text}");
     }
 
     #[test]

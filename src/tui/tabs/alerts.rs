@@ -28,8 +28,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    draw_note, draw_spark, draw_table_panel, first_visible, framed, row_style, status_role,
-    truncate, TablePanel,
+    draw_note, draw_spark, draw_table_panel, framed, row_style, status_role, truncate,
+    visible_page, Columns,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,26 +488,17 @@ impl AlertsTab {
             Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area);
         let title = format!("Alerts ({}) · h/l: rules, silences", rows.len());
         let inner = framed(f, top, &title, true, t);
-        let panel = TablePanel {
-            placeholder: self.alerts.placeholder(),
-            empty: rows.is_empty().then_some(("no open alerts", Role::Ok)),
+        const COLUMNS: Columns = Columns {
             header: &["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
+            widths: &[8, 12, 22, 8, 8, 10],
+            flexible: 5,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(22),
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Min(10),
-            ],
         };
-        draw_table_panel(f, inner, &panel, t, |page| {
-            let visible = page.max(1);
-            rows.iter()
-                .enumerate()
-                .skip(first_visible(self.cursor.selected, visible))
-                .take(visible)
+        let note = self
+            .alerts
+            .note(rows.is_empty(), ("no open alerts", Role::Ok));
+        draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
+            visible_page(&rows, self.cursor.selected, page.max(1))
                 .map(|(i, a)| {
                     let sel = i == self.cursor.selected;
                     let style = row_style(sel, t);
@@ -685,27 +676,15 @@ impl AlertsTab {
         let [top, bottom] =
             Layout::vertical([Constraint::Min(4), Constraint::Length(preview_h)]).areas(area);
         let inner = framed(f, top, "Rules · e enable/disable · T evaluate now", true, t);
-        let panel = TablePanel {
-            placeholder: self.rules.placeholder(),
-            empty: None,
+        const COLUMNS: Columns = Columns {
             header: &["NAME", "STATUS", "MEASURE", "IF", "LAST", "ERROR"],
+            widths: &[26, 9, 18, 9, 8, 5],
+            flexible: 5,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Length(26),
-                Constraint::Length(9),
-                Constraint::Length(18),
-                Constraint::Length(9),
-                Constraint::Length(8),
-                Constraint::Min(5),
-            ],
         };
-        draw_table_panel(f, inner, &panel, t, |page| {
-            let visible = page.max(1);
-            rules
-                .iter()
-                .enumerate()
-                .skip(first_visible(self.cursor.selected, visible))
-                .take(visible)
+        let note = self.rules.placeholder();
+        draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
+            visible_page(&rules, self.cursor.selected, page.max(1))
                 .map(|(i, r)| {
                     let s = &r.spec;
                     Row::new(vec![
@@ -765,23 +744,18 @@ impl AlertsTab {
         let t = ctx.theme;
         let inner = framed(f, area, "Silences · u expire", true, t);
         let list = self.visible_silences();
-        let panel = TablePanel {
-            placeholder: self.silences.placeholder(),
-            empty: list
-                .is_empty()
-                .then_some(("no pending or active silences", Role::Dim)),
+        const COLUMNS: Columns = Columns {
             header: &["ID", "STATE", "ENDS", "BY", "MATCHERS / COMMENT"],
+            widths: &[5, 8, 18, 10, 10],
+            flexible: 4,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Length(5),
-                Constraint::Length(8),
-                Constraint::Length(18),
-                Constraint::Length(10),
-                Constraint::Min(10),
-            ],
         };
+        let note = self.silences.note(
+            list.is_empty(),
+            ("no pending or active silences", Role::Dim),
+        );
         // Every silence is listed: the table shows as many as fit.
-        draw_table_panel(f, inner, &panel, t, |_page| {
+        draw_table_panel(f, inner, t, &COLUMNS, note, |_page| {
             list.iter()
                 .enumerate()
                 .map(|(i, s)| {

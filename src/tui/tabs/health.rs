@@ -18,8 +18,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    draw_note, draw_table_panel, first_visible, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed,
-    human_secs, row_style, status_role, truncate, TablePanel,
+    draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs,
+    row_style, status_role, truncate, visible_page, Columns,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,20 +205,15 @@ impl HealthTab {
         }
     }
 
-    fn window(&self, s: Section, len: usize, page: usize) -> (usize, usize) {
-        let sel = self.cursors[s.index()].selected.min(len.saturating_sub(1));
-        (sel, first_visible(sel, page))
+    /// The selected row of a section listing `len` rows.
+    fn selected(&self, s: Section, len: usize) -> usize {
+        self.cursors[s.index()].selected.min(len.saturating_sub(1))
     }
 
     fn draw_services(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let rows_data = self.visible_services();
-        let panel = TablePanel {
-            placeholder: self.services.placeholder(),
-            empty: rows_data.is_empty().then_some((
-                "no services: add [[service]] checks to the config",
-                Role::Dim,
-            )),
+        const COLUMNS: Columns = Columns {
             header: &[
                 "status",
                 "service",
@@ -229,33 +224,29 @@ impl HealthTab {
                 "30d",
                 "recent checks",
             ],
+            widths: &[8, 14, 8, 7, 6, 6, 6, 4],
+            flexible: 7,
             header_role: Role::Dim,
-            widths: &[
-                Constraint::Length(8),
-                Constraint::Length(14),
-                Constraint::Length(8),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Min(4),
-            ],
         };
-        if panel.draw_note(f, area, theme) {
+        let note = self.services.note(
+            rows_data.is_empty(),
+            (
+                "no services: add [[service]] checks to the config",
+                Role::Dim,
+            ),
+        );
+        if let Some((msg, role)) = note {
+            draw_note(f, area, &msg, role, theme);
             return;
         }
         // Last line: the selected service's detail.
         let [table_area, detail_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
         let page = table_area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Services, rows_data.len(), page);
+        let sel = self.selected(Section::Services, rows_data.len());
         let fixed = 9 + 14 + 8 + 7 + 6 + 6 + 6 + 7;
         let spark_w = (area.width as usize).saturating_sub(fixed).clamp(4, 60);
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
+        let rows: Vec<Row> = visible_page(&rows_data, sel, page)
             .map(|(i, s)| {
                 let selected = i == sel;
                 let status_style = if selected {
@@ -283,7 +274,7 @@ impl HealthTab {
                 .style(row_style(selected, theme))
             })
             .collect();
-        f.render_widget(panel.table(rows, theme), table_area);
+        f.render_widget(COLUMNS.table(rows, theme), table_area);
         if let Some(s) = rows_data.get(sel) {
             let text = format!(
                 "{} {}: {}",
@@ -304,11 +295,7 @@ impl HealthTab {
     fn draw_integrations(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let rows_data = self.visible_integrations();
-        let panel = TablePanel {
-            placeholder: self.integrations.placeholder(),
-            empty: rows_data
-                .is_empty()
-                .then_some(("no outbound calls in the last 24 h", Role::Dim)),
+        const COLUMNS: Columns = Columns {
             header: &[
                 "integration",
                 "calls 24h",
@@ -317,23 +304,17 @@ impl HealthTab {
                 "errors 1h",
                 "last",
             ],
+            widths: &[14, 9, 8, 8, 9, 8],
+            flexible: 0,
             header_role: Role::Dim,
-            widths: &[
-                Constraint::Min(14),
-                Constraint::Length(9),
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Length(9),
-                Constraint::Length(8),
-            ],
         };
-        draw_table_panel(f, area, &panel, theme, |page| {
-            let (sel, offset) = self.window(Section::Integrations, rows_data.len(), page);
-            rows_data
-                .iter()
-                .enumerate()
-                .skip(offset)
-                .take(page)
+        let note = self.integrations.note(
+            rows_data.is_empty(),
+            ("no outbound calls in the last 24 h", Role::Dim),
+        );
+        draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
+            let sel = self.selected(Section::Integrations, rows_data.len());
+            visible_page(&rows_data, sel, page)
                 .map(|(i, r)| {
                     let selected = i == sel;
                     let succ_role = if r.success_24h >= 0.99 {
@@ -507,13 +488,8 @@ impl HealthTab {
             );
         }
         let page = longest_area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Database, d.longest.len(), page);
-        let rows: Vec<Row> = d
-            .longest
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
+        let sel = self.selected(Section::Database, d.longest.len());
+        let rows: Vec<Row> = visible_page(&d.longest, sel, page)
             .map(|(i, a)| {
                 Row::new(vec![
                     a.pid.to_string(),
@@ -553,11 +529,7 @@ impl HealthTab {
     fn draw_worker(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let jobs = self.visible_jobs();
-        let panel = TablePanel {
-            placeholder: self.workers.placeholder(),
-            empty: jobs
-                .is_empty()
-                .then_some(("no worker job has run yet", Role::Dim)),
+        const COLUMNS: Columns = Columns {
             header: &[
                 "job",
                 "holder",
@@ -567,17 +539,13 @@ impl HealthTab {
                 "last ok",
                 "last error",
             ],
+            widths: &[14, 16, 7, 8, 8, 8, 10],
+            flexible: 6,
             header_role: Role::Dim,
-            widths: &[
-                Constraint::Length(14),
-                Constraint::Length(16),
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Min(10),
-            ],
         };
+        let note = self
+            .workers
+            .note(jobs.is_empty(), ("no worker job has run yet", Role::Dim));
         let when = |t: Option<DateTime<Utc>>| -> String {
             match t {
                 None => "-".into(),
@@ -588,12 +556,9 @@ impl HealthTab {
                 Some(t) => ctx.ago(t),
             }
         };
-        draw_table_panel(f, area, &panel, theme, |page| {
-            let (sel, offset) = self.window(Section::Worker, jobs.len(), page);
-            jobs.iter()
-                .enumerate()
-                .skip(offset)
-                .take(page)
+        draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
+            let sel = self.selected(Section::Worker, jobs.len());
+            visible_page(&jobs, sel, page)
                 .map(|(i, j)| {
                     let holder = match &j.holder {
                         Some(h) if h == ctx.instance => "this instance".to_string(),

@@ -25,8 +25,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    change_span, draw_card, draw_note, draw_spark, draw_table_panel, first_visible, fmt_count,
-    fmt_ms, fmt_pct, framed, row_style, status_role, truncate, Card, TablePanel, Trend,
+    change_span, draw_card, draw_note, draw_spark, draw_table_panel, fmt_count, fmt_ms, fmt_pct,
+    framed, row_style, status_role, truncate, visible_page, Card, Columns, Trend,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -494,26 +494,17 @@ impl KpiTab {
         } else {
             "no endpoint matches the filter"
         };
-        let panel = TablePanel {
-            placeholder: self.top.placeholder(),
-            empty: rows_data.is_empty().then_some((empty, Role::Ok)),
+        const COLUMNS: Columns = Columns {
             header: &["endpoint", "5xx", "rate", "avg"],
+            widths: &[10, 6, 6, 7],
+            flexible: 0,
             header_role: Role::Dim,
-            widths: &[
-                Constraint::Min(10),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(7),
-            ],
         };
-        draw_table_panel(f, inner, &panel, theme, |page| {
+        let note = self.top.note(rows_data.is_empty(), (empty, Role::Ok));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |page| {
             let sel = self.cursor.selected.min(rows_data.len() - 1);
             let ep_w = inner.width.saturating_sub(22) as usize;
-            rows_data
-                .iter()
-                .enumerate()
-                .skip(first_visible(sel, page))
-                .take(page)
+            visible_page(&rows_data, sel, page)
                 .map(|(i, e)| {
                     let name = format!(
                         "{} {} {}",

@@ -27,8 +27,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    draw_note, draw_table_panel, first_visible, fmt_count, fmt_ms, fmt_pct, framed, row_style,
-    spark_text, truncate, TablePanel,
+    draw_note, draw_table_panel, fmt_count, fmt_ms, fmt_pct, framed, row_style, spark_text,
+    truncate, visible_page, Columns,
 };
 
 /// Requests at or over this are "slow" in the slow-requests panel.
@@ -375,32 +375,19 @@ impl PerfTab {
         }
         let inner = framed(f, area, &title, true, theme);
         let rows = self.rows();
-        let panel = TablePanel {
-            placeholder: self.stats.placeholder(),
-            empty: rows
-                .is_empty()
-                .then_some(("no requests in this range", Role::Dim)),
+        const COLUMNS: Columns = Columns {
             header: &[
                 "Endpoint", "rps", "p50", "p95", "p99", "err%", "requests", "vs 23h",
             ],
+            widths: &[14, 6, 6, 6, 6, 6, 8, 7],
+            flexible: 0,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Min(14),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(8),
-                Constraint::Length(7),
-            ],
         };
-        draw_table_panel(f, inner, &panel, theme, |visible| {
-            let start = first_visible(self.cursor.selected, visible);
-            rows.iter()
-                .enumerate()
-                .skip(start)
-                .take(visible)
+        let note = self
+            .stats
+            .note(rows.is_empty(), ("no requests in this range", Role::Dim));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |visible| {
+            visible_page(&rows, self.cursor.selected, visible)
                 .map(|(i, s)| self.endpoint_row(i, s, theme))
                 .collect()
         });
@@ -587,8 +574,8 @@ impl PerfTab {
             theme,
         );
         let rows = self.slow_requests.data.as_deref().unwrap_or(&[]);
-        let placeholder = self.slow_requests.placeholder();
-        self.draw_requests(f, inner, placeholder, rows, self.slow_cursor.selected, ctx);
+        let selected = self.slow_cursor.selected;
+        self.draw_requests(f, inner, &self.slow_requests, rows, selected, ctx);
         let inner = framed(
             f,
             bottom,
@@ -597,23 +584,16 @@ impl PerfTab {
             theme,
         );
         let qs = self.slow_queries.data.as_deref().unwrap_or(&[]);
-        let panel = TablePanel {
-            placeholder: self.slow_queries.placeholder(),
-            empty: qs
-                .is_empty()
-                .then_some(("no slow queries in this range", Role::Ok)),
+        const COLUMNS: Columns = Columns {
             header: &["service", "query", "calls", "avg", "max", "rows/s"],
+            widths: &[10, 16, 6, 7, 7, 7],
+            flexible: 1,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Length(10),
-                Constraint::Min(16),
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Length(7),
-                Constraint::Length(7),
-            ],
         };
-        draw_table_panel(f, inner, &panel, theme, |page| {
+        let note = self
+            .slow_queries
+            .note(qs.is_empty(), ("no slow queries in this range", Role::Ok));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |page| {
             qs.iter()
                 .take(page)
                 .map(|q| {
@@ -631,36 +611,27 @@ impl PerfTab {
         });
     }
 
-    /// A list of requests (slowest first) with the selected one marked; `placeholder` is shown
-    /// instead while the list loads or after its query failed.
-    fn draw_requests(
+    /// A list of requests (slowest first) with the selected one marked; `source` is the panel
+    /// they come from (its loading/error note shows until it has data).
+    fn draw_requests<T: 'static>(
         &self,
         f: &mut Frame,
         area: Rect,
-        placeholder: Option<(String, Role)>,
+        source: &Panel<T>,
         rows: &[SlowRequest],
         selected: usize,
         ctx: &DrawCtx,
     ) {
         let theme = ctx.theme;
-        let panel = TablePanel {
-            placeholder,
-            empty: rows.is_empty().then_some(("no requests", Role::Ok)),
+        const COLUMNS: Columns = Columns {
             header: &["time", "endpoint", "st", "duration", "trace"],
+            widths: &[8, 14, 3, 8, 16],
+            flexible: 1,
             header_role: Role::Header,
-            widths: &[
-                Constraint::Length(8),
-                Constraint::Min(14),
-                Constraint::Length(3),
-                Constraint::Length(8),
-                Constraint::Length(16),
-            ],
         };
-        draw_table_panel(f, area, &panel, theme, |visible| {
-            rows.iter()
-                .enumerate()
-                .skip(first_visible(selected, visible))
-                .take(visible)
+        let note = source.note(rows.is_empty(), ("no requests", Role::Ok));
+        draw_table_panel(f, area, theme, &COLUMNS, note, |visible| {
+            visible_page(rows, selected, visible)
                 .map(|(i, r)| {
                     Row::new(vec![
                         ctx.fmt_time(r.ts, "%H:%M:%S"),
@@ -684,13 +655,7 @@ impl PerfTab {
             ctx.theme,
         );
         let rows = self.drill_rows();
-        // Rows already shown stay while a refresh runs or fails.
-        let placeholder = if rows.is_empty() {
-            self.drill.placeholder()
-        } else {
-            None
-        };
-        self.draw_requests(f, inner, placeholder, rows, self.drill_cursor.selected, ctx);
+        self.draw_requests(f, inner, &self.drill, rows, self.drill_cursor.selected, ctx);
     }
 }
 
