@@ -275,28 +275,8 @@ impl KpiTab {
                 None,
             ),
         ] {
-            let mut c = Card {
-                title: title.into(),
-                ..Card::default()
-            };
-            match cur {
-                Some(v) => {
-                    c.value = fmt_count(v as f64);
-                    c.change = Some(change_span(
-                        v as f64,
-                        prev.map(|p| p as f64),
-                        Trend::UpIsBad,
-                        theme,
-                    ));
-                    c.spark = spark
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|v| v.max(0) as u64)
-                        .collect();
-                }
-                None => c.value = na(),
-            }
-            cards.push(c);
+            let spark = spark.unwrap_or_default();
+            cards.push(count_card(title, cur, prev, Trend::UpIsBad, &spark, theme));
         }
         // Services
         let mut c = Card {
@@ -333,23 +313,7 @@ impl KpiTab {
                 d.map(|d| d.prev_users_24h),
             ),
         ] {
-            let mut c = Card {
-                title: title.into(),
-                ..Card::default()
-            };
-            match cur {
-                Some(v) => {
-                    c.value = fmt_count(v as f64);
-                    c.change = Some(change_span(
-                        v as f64,
-                        prev.map(|p| p as f64),
-                        Trend::UpIsGood,
-                        theme,
-                    ));
-                }
-                None => c.value = na(),
-            }
-            cards.push(c);
+            cards.push(count_card(title, cur, prev, Trend::UpIsGood, &[], theme));
         }
         // Ingest
         let mut c = Card {
@@ -773,6 +737,31 @@ impl KpiTab {
             }
         }
     }
+}
+
+/// A counter's card: the count, its change against the previous period and its sparkline;
+/// "…" until the data came.
+fn count_card(
+    title: &str,
+    cur: Option<i64>,
+    prev: Option<i64>,
+    trend: Trend,
+    spark: &[i64],
+    theme: &Theme,
+) -> Card {
+    let mut c = Card {
+        title: title.into(),
+        ..Card::default()
+    };
+    match cur {
+        Some(v) => {
+            c.value = fmt_count(v as f64);
+            c.change = Some(change_span(v as f64, prev.map(|p| p as f64), trend, theme));
+            c.spark = spark.iter().map(|v| (*v).max(0) as u64).collect();
+        }
+        None => c.value = "…".into(),
+    }
+    c
 }
 
 impl TabView for KpiTab {
