@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chrono::Utc;
 use common::tui::{buffer_text, open, press, render};
 use crossterm::event::KeyCode;
@@ -40,20 +38,7 @@ async fn seed(tdb: &TestDb) -> anyhow::Result<()> {
     ] {
         sqlx::query(sql).execute(pool).await?;
     }
-    // Wait until every transaction above is below the snapshot xmin the rollup job trusts.
-    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-        .fetch_one(pool)
-        .await?;
-    for _ in 0..600 {
-        let xmin: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await?;
-        if xmin > mine {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    opsdash::db::testkit::wait_for_snapshot_xmin(pool).await?;
     opsdash::worker::rollup::run_once(&tdb.db, Utc::now()).await?;
     Ok(())
 }
