@@ -164,95 +164,66 @@ impl KpiTab {
 
     /// The twelve counters of the overview, from whatever data has arrived.
     pub fn cards(&self, theme: &Theme) -> Vec<Card> {
-        let mut cards = Vec::new();
-        let na = || "…".to_string();
-        // Requests/min
-        let mut c = Card {
-            title: "Requests/min".into(),
-            ..Card::default()
-        };
-        if let Some(t) = &self.traffic.data {
-            c.value = fmt_count(t.per_minute());
-            c.change = Some(change_span(
-                t.per_minute(),
-                Some(t.prev_per_minute()),
-                Trend::Neutral,
-                theme,
-            ));
-            c.spark = t.series.iter().map(|s| s.1.max(0) as u64).collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // Error rate
-        let mut c = Card {
-            title: "Error rate (5xx)".into(),
-            ..Card::default()
-        };
-        if let Some(t) = &self.traffic.data {
-            c.value = fmt_pct(t.error_rate());
-            c.change = Some(change_span(
-                t.error_rate(),
-                Some(t.prev_error_rate()),
-                Trend::UpIsBad,
-                theme,
-            ));
-            if t.error_rate() >= 0.05 {
-                c.value_role = Some(Role::Error);
-            } else if t.error_rate() >= 0.01 {
-                c.value_role = Some(Role::Warn);
-            }
-            c.spark = t
-                .series
-                .iter()
-                .map(|s| {
-                    if s.1 == 0 {
-                        0
-                    } else {
-                        (s.2 as f64 * 1000.0 / s.1 as f64) as u64
-                    }
-                })
-                .collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // p95
-        let mut c = Card {
-            title: "p95 latency 1h".into(),
-            ..Card::default()
-        };
-        if let Some(l) = &self.latency.data {
-            c.value = l.p95_ms.map(fmt_ms).unwrap_or_else(|| "-".into());
-            c.change = l
-                .p95_ms
-                .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
-            c.spark = l.series.iter().map(|v| *v as u64).collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // Alerts
-        let mut c = Card {
-            title: "Active alerts".into(),
-            ..Card::default()
-        };
-        if let Some(s) = &self.status.data {
-            c.value = s.alerts().to_string();
-            c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
-            c.value_role = Some(if s.critical > 0 {
-                Role::Critical
-            } else if s.error > 0 {
-                Role::Error
-            } else if s.warning > 0 {
-                Role::Warn
-            } else {
-                Role::Ok
-            });
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
+        let traffic = self.traffic.data.as_ref();
+        let status = self.status.data.as_ref();
+        let ingest = self.ingest.data.as_ref();
+        let mut cards = vec![
+            card("Requests/min", traffic, |c, t| {
+                c.value = fmt_count(t.per_minute());
+                c.change = Some(change_span(
+                    t.per_minute(),
+                    Some(t.prev_per_minute()),
+                    Trend::Neutral,
+                    theme,
+                ));
+                c.spark = t.series.iter().map(|s| s.1.max(0) as u64).collect();
+            }),
+            card("Error rate (5xx)", traffic, |c, t| {
+                c.value = fmt_pct(t.error_rate());
+                c.change = Some(change_span(
+                    t.error_rate(),
+                    Some(t.prev_error_rate()),
+                    Trend::UpIsBad,
+                    theme,
+                ));
+                if t.error_rate() >= 0.05 {
+                    c.value_role = Some(Role::Error);
+                } else if t.error_rate() >= 0.01 {
+                    c.value_role = Some(Role::Warn);
+                }
+                c.spark = t
+                    .series
+                    .iter()
+                    .map(|s| {
+                        if s.1 == 0 {
+                            0
+                        } else {
+                            (s.2 as f64 * 1000.0 / s.1 as f64) as u64
+                        }
+                    })
+                    .collect();
+            }),
+            card("p95 latency 1h", self.latency.data.as_ref(), |c, l| {
+                c.value = l.p95_ms.map(fmt_ms).unwrap_or_else(|| "-".into());
+                c.change = l
+                    .p95_ms
+                    .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
+                c.spark = l.series.iter().map(|v| *v as u64).collect();
+            }),
+            card("Active alerts", status, |c, s| {
+                c.value = s.alerts().to_string();
+                c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
+                c.value_role = Some(if s.critical > 0 {
+                    Role::Critical
+                } else if s.error > 0 {
+                    Role::Error
+                } else if s.warning > 0 {
+                    Role::Warn
+                } else {
+                    Role::Ok
+                });
+            }),
+        ];
         // Daily counters
         let d = self.daily.data.as_ref();
         for (title, cur, prev, spark) in [
@@ -278,12 +249,7 @@ impl KpiTab {
             let spark = spark.unwrap_or_default();
             cards.push(count_card(title, cur, prev, Trend::UpIsBad, &spark, theme));
         }
-        // Services
-        let mut c = Card {
-            title: "Services up/deg/dn".into(),
-            ..Card::default()
-        };
-        if let Some(s) = &self.status.data {
+        cards.push(card("Services up/deg/dn", status, |c, s| {
             c.value = format!("{}/{}/{}", s.healthy, s.degraded, s.down);
             if s.unknown > 0 {
                 c.detail = format!("?{}", s.unknown);
@@ -295,10 +261,7 @@ impl KpiTab {
             } else {
                 Role::Ok
             });
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
+        }));
         // Users
         let d = self.users.data.as_ref();
         for (title, cur, prev) in [
@@ -315,16 +278,7 @@ impl KpiTab {
         ] {
             cards.push(count_card(title, cur, prev, Trend::UpIsGood, &[], theme));
         }
-        // Ingest
-        let mut c = Card {
-            title: "Ingest lines/min".into(),
-            ..Card::default()
-        };
-        let mut r = Card {
-            title: "Rejected lines".into(),
-            ..Card::default()
-        };
-        if let Some(i) = &self.ingest.data {
+        cards.push(card("Ingest lines/min", ingest, |c, i| {
             c.value = fmt_count(i.per_minute());
             c.change = Some(change_span(
                 i.per_minute(),
@@ -333,16 +287,13 @@ impl KpiTab {
                 theme,
             ));
             c.spark = i.series.iter().map(|v| (*v).max(0) as u64).collect();
-            r.value = fmt_count(i.rejected as f64);
+        }));
+        cards.push(card("Rejected lines", ingest, |c, i| {
+            c.value = fmt_count(i.rejected as f64);
             if i.rejected > 0 {
-                r.value_role = Some(Role::Warn);
+                c.value_role = Some(Role::Warn);
             }
-        } else {
-            c.value = na();
-            r.value = na();
-        }
-        cards.push(c);
-        cards.push(r);
+        }));
         cards
     }
 
@@ -739,8 +690,20 @@ impl KpiTab {
     }
 }
 
-/// A counter's card: the count, its change against the previous period and its sparkline;
-/// "…" until the data came.
+/// A card titled `title`, filled from `data` by `fill`; "…" until the data came.
+fn card<T>(title: &str, data: Option<&T>, fill: impl FnOnce(&mut Card, &T)) -> Card {
+    let mut c = Card {
+        title: title.into(),
+        ..Card::default()
+    };
+    match data {
+        Some(d) => fill(&mut c, d),
+        None => c.value = "…".into(),
+    }
+    c
+}
+
+/// A counter's card: the count, its change against the previous period and its sparkline.
 fn count_card(
     title: &str,
     cur: Option<i64>,
@@ -749,19 +712,11 @@ fn count_card(
     spark: &[i64],
     theme: &Theme,
 ) -> Card {
-    let mut c = Card {
-        title: title.into(),
-        ..Card::default()
-    };
-    match cur {
-        Some(v) => {
-            c.value = fmt_count(v as f64);
-            c.change = Some(change_span(v as f64, prev.map(|p| p as f64), trend, theme));
-            c.spark = spark.iter().map(|v| (*v).max(0) as u64).collect();
-        }
-        None => c.value = "…".into(),
-    }
-    c
+    card(title, cur.as_ref(), |c, &v| {
+        c.value = fmt_count(v as f64);
+        c.change = Some(change_span(v as f64, prev.map(|p| p as f64), trend, theme));
+        c.spark = spark.iter().map(|v| (*v).max(0) as u64).collect();
+    })
 }
 
 impl TabView for KpiTab {
