@@ -168,16 +168,16 @@ impl KpiTab {
         let status = self.status.data.as_ref();
         let ingest = self.ingest.data.as_ref();
         let mut cards = vec![
-            card("Requests/min", traffic, |c, t| {
-                c.value = fmt_count(t.per_minute());
-                c.change = Some(change_span(
-                    t.per_minute(),
-                    Some(t.prev_per_minute()),
-                    Trend::Neutral,
-                    theme,
-                ));
-                c.spark = t.series.iter().map(|s| s.1.max(0) as u64).collect();
-            }),
+            count_card(
+                "Requests/min",
+                traffic.map(|t| t.per_minute()),
+                traffic.map(|t| t.prev_per_minute()),
+                Trend::Neutral,
+                traffic.map_or_else(Vec::new, |t| {
+                    t.series.iter().map(|s| s.1.max(0) as u64).collect()
+                }),
+                theme,
+            ),
             card("Error rate (5xx)", traffic, |c, t| {
                 c.value = fmt_pct(t.error_rate());
                 c.change = Some(change_span(
@@ -247,7 +247,14 @@ impl KpiTab {
             ),
         ] {
             let spark = spark.unwrap_or_default();
-            cards.push(count_card(title, cur, prev, Trend::UpIsBad, &spark, theme));
+            cards.push(count_card(
+                title,
+                cur.map(|v| v as f64),
+                prev.map(|v| v as f64),
+                Trend::UpIsBad,
+                spark.iter().map(|v| (*v).max(0) as u64).collect(),
+                theme,
+            ));
         }
         cards.push(card("Services up/deg/dn", status, |c, s| {
             c.value = format!("{}/{}/{}", s.healthy, s.degraded, s.down);
@@ -276,18 +283,26 @@ impl KpiTab {
                 d.map(|d| d.prev_users_24h),
             ),
         ] {
-            cards.push(count_card(title, cur, prev, Trend::UpIsGood, &[], theme));
-        }
-        cards.push(card("Ingest lines/min", ingest, |c, i| {
-            c.value = fmt_count(i.per_minute());
-            c.change = Some(change_span(
-                i.per_minute(),
-                Some(i.prev_per_minute()),
-                Trend::Neutral,
+            let (cur, prev) = (cur.map(|v| v as f64), prev.map(|v| v as f64));
+            cards.push(count_card(
+                title,
+                cur,
+                prev,
+                Trend::UpIsGood,
+                Vec::new(),
                 theme,
             ));
-            c.spark = i.series.iter().map(|v| (*v).max(0) as u64).collect();
-        }));
+        }
+        cards.push(count_card(
+            "Ingest lines/min",
+            ingest.map(|i| i.per_minute()),
+            ingest.map(|i| i.prev_per_minute()),
+            Trend::Neutral,
+            ingest.map_or_else(Vec::new, |i| {
+                i.series.iter().map(|v| (*v).max(0) as u64).collect()
+            }),
+            theme,
+        ));
         cards.push(card("Rejected lines", ingest, |c, i| {
             c.value = fmt_count(i.rejected as f64);
             if i.rejected > 0 {
@@ -706,16 +721,16 @@ fn card<T>(title: &str, data: Option<&T>, fill: impl FnOnce(&mut Card, &T)) -> C
 /// A counter's card: the count, its change against the previous period and its sparkline.
 fn count_card(
     title: &str,
-    cur: Option<i64>,
-    prev: Option<i64>,
+    cur: Option<f64>,
+    prev: Option<f64>,
     trend: Trend,
-    spark: &[i64],
+    spark: Vec<u64>,
     theme: &Theme,
 ) -> Card {
     card(title, cur.as_ref(), |c, &v| {
-        c.value = fmt_count(v as f64);
-        c.change = Some(change_span(v as f64, prev.map(|p| p as f64), trend, theme));
-        c.spark = spark.iter().map(|v| (*v).max(0) as u64).collect();
+        c.value = fmt_count(v);
+        c.change = Some(change_span(v, prev, trend, theme));
+        c.spark = spark;
     })
 }
 
