@@ -19,7 +19,7 @@ use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, 
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
     draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs,
-    row_style, status_role, truncate, visible_page, Columns,
+    row_style, status_role, truncate, visible_page, Columns, SPARK_BARS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,6 @@ impl Default for HealthTab {
 
 /// Text sparkline of recent checks: bar height by response time, ✕ for a failed check.
 fn check_history(ms: &[f64], status: &[String], width: usize, theme: &Theme) -> Line<'static> {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let n = ms.len().min(status.len());
     let start = n.saturating_sub(width);
     let max = ms[start..n].iter().cloned().fold(0.0f64, f64::max).max(1.0);
@@ -90,7 +89,7 @@ fn check_history(ms: &[f64], status: &[String], width: usize, theme: &Theme) -> 
                 } else {
                     Role::Spark
                 };
-                Span::styled(BARS[level].to_string(), theme.style(role))
+                Span::styled(SPARK_BARS[level].to_string(), theme.style(role))
             }
         })
         .collect();
