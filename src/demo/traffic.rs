@@ -487,6 +487,27 @@ impl Generator {
 
         // Logs, all inside the request.
         let log_ts = end - ms(rng.gen_range(0.0..0.2_f64).min(duration * 0.01));
+        // What every log line of the request says about it; each line sets its level and text.
+        let request_line = LogRow {
+            ts: log_ts,
+            level: Level::Info,
+            service: svc.name,
+            host,
+            message: "",
+            trace_id: Some(&trace_id),
+            span_id: None,
+            request_id: Some(&request_id),
+            user_id: user_id.as_deref(),
+            route: Some(route.path),
+            method: Some(route.method),
+            status: Some(status),
+            duration_ms: Some(duration),
+            ip: Some(&ip),
+            user_agent: Some(ua),
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+        };
         if let Some(kind) = error_kind {
             let message = kind
                 .message
@@ -500,24 +521,14 @@ impl Generator {
                 json!({"exception": kind.error_type, "stack": format!("{}: {}\n{}", kind.error_type, message, kind.stack)})
             };
             batch.push_log(&LogRow {
-                ts: log_ts,
                 level: Level::Error,
-                service,
                 host: if down { "ingress-1" } else { host },
                 message: &message,
-                trace_id: Some(&trace_id),
                 span_id: Some(&span(rng)),
-                request_id: Some(&request_id),
-                user_id: user_id.as_deref(),
-                route: Some(route.path),
-                method: Some(route.method),
-                status: Some(status),
-                duration_ms: Some(duration),
-                ip: Some(&ip),
-                user_agent: Some(ua),
                 error_type: Some(kind.error_type),
                 attrs: Some(&attrs),
                 fingerprint: Some(&fp),
+                ..request_line
             });
         } else if status >= 400 {
             let always = status == 401 || status == 403;
@@ -532,24 +543,9 @@ impl Generator {
                     ),
                 };
                 batch.push_log(&LogRow {
-                    ts: log_ts,
                     level: Level::Warn,
-                    service: svc.name,
-                    host,
                     message: &message,
-                    trace_id: Some(&trace_id),
-                    span_id: None,
-                    request_id: Some(&request_id),
-                    user_id: user_id.as_deref(),
-                    route: Some(route.path),
-                    method: Some(route.method),
-                    status: Some(status),
-                    duration_ms: Some(duration),
-                    ip: Some(&ip),
-                    user_agent: Some(ua),
-                    error_type: None,
-                    attrs: None,
-                    fingerprint: None,
+                    ..request_line
                 });
             }
         } else if duration >= 1_000.0 || rng.gen_bool(INFO_SAMPLE) {
@@ -566,24 +562,9 @@ impl Generator {
                 )
             };
             batch.push_log(&LogRow {
-                ts: log_ts,
                 level: if slow { Level::Warn } else { Level::Info },
-                service: svc.name,
-                host,
                 message: &message,
-                trace_id: Some(&trace_id),
-                span_id: None,
-                request_id: Some(&request_id),
-                user_id: user_id.as_deref(),
-                route: Some(route.path),
-                method: Some(route.method),
-                status: Some(status),
-                duration_ms: Some(duration),
-                ip: Some(&ip),
-                user_agent: Some(ua),
-                error_type: None,
-                attrs: None,
-                fingerprint: None,
+                ..request_line
             });
         }
 
