@@ -97,22 +97,6 @@ async fn generate(db: &Db, n: u64) -> Result<()> {
     Ok(())
 }
 
-async fn settle(db: &Db) -> Result<()> {
-    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-        .fetch_one(&db.write)
-        .await?;
-    loop {
-        let xmin: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(&db.write)
-                .await?;
-        if xmin > mine {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Exact percentiles over exactly the rows the rollups cover: `percentile_cont` (the original
 /// design) and `percentile_disc` (nearest rank, the definition the histogram approximates).
 async fn exact_window(
@@ -203,7 +187,7 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
         "generate (INSERT ... generate_series): {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    settle(&db).await?;
+    opsdash::db::testkit::wait_for_snapshot_xmin(&db.write).await?;
 
     let t = Instant::now();
     let report = run_once(&db, Utc::now()).await?;
@@ -236,7 +220,7 @@ async fn bench(n: u64, runs: usize) -> Result<()> {
     .bind(live)
     .execute(&db.write)
     .await?;
-    settle(&db).await?;
+    opsdash::db::testkit::wait_for_snapshot_xmin(&db.write).await?;
     let t = Instant::now();
     let report = run_once(&db, Utc::now()).await?;
     let secs = t.elapsed().as_secs_f64();

@@ -2,87 +2,62 @@
 //! list, detail, acknowledging with a note typed into the prompt, the rules view's "evaluate
 //! now", and hostile label text kept off the terminal.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use common::tui::{buffer_text, open, press, render};
+use crossterm::event::KeyCode;
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
-use opsdash::tui::app::{update, App, AppOptions};
+use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
 fn screen(app: &App) -> String {
-    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    term.draw(|f| opsdash::tui::draw::draw(app, f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    buffer_text(&render(app, 80, 24))
 }
 
-async fn press(app: &mut App, code: KeyCode) {
-    let mods = match code {
-        KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
-        _ => KeyModifiers::NONE,
-    };
-    let fx = update(app, Event::Input(TermEvent::Key(KeyEvent::new(code, mods))));
-    opsdash::tui::settle(app, fx).await;
+/// A fresh database where `seed` ran and `rule` (from the config) was evaluated once, and the
+/// dashboard open on its Alerts tab.
+async fn alerts_tab_after(rule: RuleConfig, seed: &[&str]) -> (TestDb, App) {
+    let t = TestDb::new().await.unwrap();
+    for sql in seed {
+        sqlx::query(sql).execute(&t.db.write).await.unwrap();
+    }
+    let mut cfg = Config::default();
+    let name = rule.name.clone();
+    cfg.alert.rules = vec![rule];
+    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+        .await
+        .unwrap();
+    let rule = q::rule_by_name(&t.db.write, &name).await.unwrap().unwrap();
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+    let mut app = open(&t.db, cfg, "tui-test:1:x", false, 2).await;
+    press(&mut app, KeyCode::Char('3')).await;
+    (t, app)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
-    let t = TestDb::new().await.unwrap();
-    let mut cfg = Config::default();
-    cfg.alert.rules = vec![RuleConfig {
+    let rule = RuleConfig {
         name: "api-errors".into(),
         severity: "critical".into(),
         measure: "error_rate".into(),
         threshold: 10.0,
         runbook_url: "https://runbooks/api".into(),
         ..RuleConfig::default()
-    }];
-    sqlx::query(
-        "INSERT INTO opsdash.request_log (ts, service, route, status)
-         SELECT now() - interval '5 seconds', s, '/x', 500
-           FROM unnest(ARRAY['api', E'evil\\u001b[2J\\u202e']) s, generate_series(1, 5)",
+    };
+    let (t, mut app) = alerts_tab_after(
+        rule,
+        &[
+            "INSERT INTO opsdash.request_log (ts, service, route, status)
+           SELECT now() - interval '5 seconds', s, '/x', 500
+             FROM unnest(ARRAY['api', E'evil\\u001b[2J\\u202e']) s, generate_series(1, 5)",
+        ],
     )
-    .execute(&t.db.write)
-    .await
-    .unwrap();
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
-        .await
-        .unwrap();
-    let rule = q::rule_by_name(&t.db.write, "api-errors")
-        .await
-        .unwrap()
-        .unwrap();
-    engine::evaluate_rule(&t.db, &cfg, &rule, None)
-        .await
-        .unwrap();
-
-    let mut app = App::new(
-        t.db.clone(),
-        Arc::new(cfg),
-        AppOptions {
-            no_color: false,
-            instance: "tui-test:1:x".into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
-    opsdash::tui::settle(&mut app, fx).await;
-    press(&mut app, KeyCode::Char('3')).await;
+    .await;
     let text = screen(&app);
     assert!(text.contains("Alerts (2)"), "{text}");
     assert!(
@@ -159,9 +134,7 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
 /// labels) and time window (from a few minutes before it started; still open, so up to now).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enter_on_an_alert_opens_its_log_lines() {
-    let t = TestDb::new().await.unwrap();
-    let mut cfg = Config::default();
-    cfg.alert.rules = vec![RuleConfig {
+    let rule = RuleConfig {
         name: "pay-errors".into(),
         severity: "critical".into(),
         measure: "error_rate".into(),
@@ -172,49 +145,20 @@ async fn enter_on_an_alert_opens_its_log_lines() {
         ]
         .into(),
         ..RuleConfig::default()
-    }];
-    sqlx::query(
-        "INSERT INTO opsdash.request_log (ts, service, route, status)
-         SELECT now() - interval '5 seconds', 'api', '/pay', 500 FROM generate_series(1, 5)",
+    };
+    let (_t, mut app) = alerts_tab_after(
+        rule,
+        &[
+            "INSERT INTO opsdash.request_log (ts, service, route, status)
+             SELECT now() - interval '5 seconds', 'api', '/pay', 500 FROM generate_series(1, 5)",
+            "INSERT INTO opsdash.log_event (ts, level, service, route, message) VALUES
+               (now() - interval '1 minute', 4, 'api', '/pay', 'card declined upstream'),
+               (now() - interval '1 minute', 4, 'api', '/cart', 'cart line of the same service'),
+               (now() - interval '1 minute', 4, 'web', '/pay', 'line of another service'),
+               (now() - interval '3 hours', 4, 'api', '/pay', 'long before the alert')",
+        ],
     )
-    .execute(&t.db.write)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO opsdash.log_event (ts, level, service, route, message) VALUES
-           (now() - interval '1 minute', 4, 'api', '/pay', 'card declined upstream'),
-           (now() - interval '1 minute', 4, 'api', '/cart', 'cart line of the same service'),
-           (now() - interval '1 minute', 4, 'web', '/pay', 'line of another service'),
-           (now() - interval '3 hours', 4, 'api', '/pay', 'long before the alert')",
-    )
-    .execute(&t.db.write)
-    .await
-    .unwrap();
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
-        .await
-        .unwrap();
-    let rule = q::rule_by_name(&t.db.write, "pay-errors")
-        .await
-        .unwrap()
-        .unwrap();
-    engine::evaluate_rule(&t.db, &cfg, &rule, None)
-        .await
-        .unwrap();
-
-    let mut app = App::new(
-        t.db.clone(),
-        Arc::new(cfg),
-        AppOptions {
-            no_color: false,
-            instance: "tui-test:1:x".into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
-    opsdash::tui::settle(&mut app, fx).await;
-    press(&mut app, KeyCode::Char('3')).await;
+    .await;
     assert!(screen(&app).contains("pay-errors"), "{}", screen(&app));
 
     press(&mut app, KeyCode::Enter).await;

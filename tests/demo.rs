@@ -253,16 +253,8 @@ async fn backfill_and_live_fill_every_table_with_linked_rows_and_incidents() -> 
             anyhow::Ok((row.0.unwrap_or(0.0), row.1.unwrap_or(0.0)))
         }
     };
-    let (spike, normal) = split(
-        IncidentKind::ErrorSpike,
-        "route = '/api/checkout'",
-        "avg((status >= 500)::int)::float8",
-    )
-    .await?;
-    assert!(
-        spike > 0.2 && normal < 0.1,
-        "checkout 5xx rate {spike} vs {normal}"
-    );
+    // The checkout error spike is checked on a seeded hour in demo::traffic's unit tests: this
+    // run holds about 8 checkout requests inside its spikes, too few for a rate.
     let (slow_p50, normal_p50) = split(
         IncidentKind::LatencyRegression,
         "route = '/api/search'",

@@ -91,23 +91,8 @@ async fn insert(pool: &PgPool, rows: &[Req]) -> anyhow::Result<()> {
     settle(pool).await
 }
 
-/// The rollup job only trusts rows of transactions below the cluster-wide snapshot xmin; other
-/// tests share the cluster and hold it back for a moment, so wait until it passed our writes.
 async fn settle(pool: &PgPool) -> anyhow::Result<()> {
-    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-        .fetch_one(pool)
-        .await?;
-    for _ in 0..600 {
-        let xmin: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await?;
-        if xmin > mine {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("snapshot xmin did not pass {mine} in 30 s")
+    opsdash::db::testkit::wait_for_snapshot_xmin(pool).await
 }
 
 #[derive(Debug, Default, PartialEq)]

@@ -1,18 +1,14 @@
 //! Render tests of the Performance tab on ratatui's TestBackend with real data: raw rows in a
 //! throwaway PostgreSQL, the real rollup job, the tab's real queries through `tui::settle`.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use chrono::Utc;
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use common::tui::{buffer_text, open, press, render};
+use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
-use opsdash::tui::app::{update, App, AppOptions, Effect};
-use opsdash::tui::event::Event;
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
-use ratatui::Terminal;
+use opsdash::tui::app::App;
 
 async fn seed(tdb: &TestDb) -> anyhow::Result<()> {
     let pool = &tdb.db.write;
@@ -42,69 +38,19 @@ async fn seed(tdb: &TestDb) -> anyhow::Result<()> {
     ] {
         sqlx::query(sql).execute(pool).await?;
     }
-    // Wait until every transaction above is below the snapshot xmin the rollup job trusts.
-    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-        .fetch_one(pool)
-        .await?;
-    for _ in 0..600 {
-        let xmin: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await?;
-        if xmin > mine {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    opsdash::db::testkit::wait_for_snapshot_xmin(pool).await?;
     opsdash::worker::rollup::run_once(&tdb.db, Utc::now()).await?;
     Ok(())
 }
 
-fn buffer_text(buf: &Buffer) -> String {
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn render(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| opsdash::tui::draw::draw(app, f)).unwrap();
-    buffer_text(term.backend().buffer())
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    update(
-        app,
-        Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))),
-    )
-}
-
-async fn press(app: &mut App, code: KeyCode) {
-    let fx = key(app, code);
-    opsdash::tui::settle(app, fx).await;
+fn screen(app: &App, w: u16, h: u16) -> String {
+    buffer_text(&render(app, w, h))
 }
 
 async fn perf_app(no_color: bool) -> anyhow::Result<(TestDb, App)> {
     let tdb = TestDb::new().await?;
     seed(&tdb).await?;
-    let mut app = App::new(
-        tdb.db.clone(),
-        Arc::new(Config::default()),
-        AppOptions {
-            no_color,
-            instance: "perf-test:1:abcd".into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
-    opsdash::tui::settle(&mut app, fx).await;
+    let mut app = open(&tdb.db, Config::default(), "perf-test:1:abcd", no_color, 2).await;
     press(&mut app, KeyCode::Char('4')).await;
     Ok((tdb, app))
 }
@@ -112,7 +58,7 @@ async fn perf_app(no_color: bool) -> anyhow::Result<(TestDb, App)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_table_chart_and_heatmap_at_80x24() -> anyhow::Result<()> {
     let (_tdb, app) = perf_app(false).await?;
-    let text = render(&app, 80, 24);
+    let text = screen(&app, 80, 24);
     eprintln!("{text}");
     assert!(text.contains("Performance"), "{text}");
     assert!(text.contains("Endpoints 1h"), "{text}");
@@ -150,14 +96,14 @@ async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
 
     // x: the selected row (/checkout) recomputed exactly from raw rows, marked with '='.
     press(&mut app, KeyCode::Char('x')).await;
-    let text = render(&app, 80, 24);
+    let text = screen(&app, 80, 24);
     assert!(text.contains("=shop POST /checkout"), "{text}");
     press(&mut app, KeyCode::Char('x')).await;
-    assert!(!render(&app, 80, 24).contains("=shop"));
+    assert!(!screen(&app, 80, 24).contains("=shop"));
 
     // Enter: the endpoint's slowest requests, the 9 s one first.
     press(&mut app, KeyCode::Enter).await;
-    let text = render(&app, 80, 24);
+    let text = screen(&app, 80, 24);
     eprintln!("{text}");
     assert!(text.contains("slowest requests"), "{text}");
     let first = text.find("9.00s").expect("the 9 s request");
@@ -168,7 +114,7 @@ async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
     // under it and the request itself, and the tail is filtered to the trace.
     press(&mut app, KeyCode::Enter).await;
     assert_eq!(app.active_id(), Some(opsdash::tui::tabs::Tab::Logs));
-    let text = render(&app, 80, 24);
+    let text = screen(&app, 80, 24);
     eprintln!("{text}");
     assert!(text.contains("trace trace-slowest"), "{text}");
     assert!(text.contains("request shop POST /checkout"), "{text}");
@@ -177,13 +123,13 @@ async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
 
     // Back on the Performance tab the drill-down is where it was; Esc: back to the table.
     press(&mut app, KeyCode::Char('4')).await;
-    assert!(render(&app, 80, 24).contains("slowest requests"));
+    assert!(screen(&app, 80, 24).contains("slowest requests"));
     press(&mut app, KeyCode::Esc).await;
-    assert!(render(&app, 80, 24).contains("Endpoints 1h"));
+    assert!(screen(&app, 80, 24).contains("Endpoints 1h"));
 
     // v: slow requests and slow queries.
     press(&mut app, KeyCode::Char('v')).await;
-    let text = render(&app, 80, 24);
+    let text = screen(&app, 80, 24);
     eprintln!("{text}");
     assert!(text.contains("Slow requests"), "{text}");
     assert!(text.contains("9.00s"), "{text}");

@@ -2,18 +2,17 @@
 //! throwaway PostgreSQL: the queries run for real (through `tui::settle`), the results go
 //! through `update`, and the buffer is checked.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use common::tui::{buffer_text, key, open, render};
+use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
-use opsdash::tui::app::{update, App, AppOptions};
+use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
 use ratatui::style::Color;
-use ratatui::Terminal;
 
 const INSTANCE: &str = "render-test:1:abcd";
 
@@ -48,47 +47,11 @@ async fn seed(db: &opsdash::db::Db) {
     }
 }
 
-fn buffer_text(buf: &Buffer) -> String {
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn render(app: &App, w: u16, h: u16) -> Buffer {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| opsdash::tui::draw::draw(app, f)).unwrap();
-    term.backend().buffer().clone()
-}
-
 async fn app_with_data(cfg: Config, no_color: bool) -> (TestDb, App) {
     let tdb = TestDb::new().await.unwrap();
     seed(&tdb.db).await;
-    let mut app = App::new(
-        tdb.db.clone(),
-        Arc::new(cfg),
-        AppOptions {
-            no_color,
-            instance: INSTANCE.into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(3))));
-    opsdash::tui::settle(&mut app, fx).await;
+    let app = open(&tdb.db, cfg, INSTANCE, no_color, 3).await;
     (tdb, app)
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<opsdash::tui::app::Effect> {
-    update(
-        app,
-        Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

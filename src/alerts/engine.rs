@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use super::state::{self, Input, Notify, Open, State};
@@ -93,7 +92,7 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<usize> {
                     return Err(e);
                 }
                 tracing::warn!(rule = %rule.spec.name, "evaluation failed: {e:#}");
-                record_rule_error(&ctx.db, rule, &format!("{e:#}")).await?;
+                q::record_rule_error(&ctx.db.write, rule.id, &format!("{e:#}")).await?;
             }
         }
         evaluated += rules.len();
@@ -102,19 +101,6 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<usize> {
             _ => return Ok(evaluated),
         }
     }
-}
-
-async fn record_rule_error(db: &Db, rule: &Rule, error: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE opsdash.alert_rule SET last_eval_at = now(), last_error = $2,
-                next_eval_at = now() + eval_interval_s * interval '1 second'
-          WHERE id = $1",
-    )
-    .bind(rule.id)
-    .bind(error)
-    .execute(&db.write)
-    .await?;
-    Ok(())
 }
 
 /// Measures a rule without writing anything ("evaluate now" in the TUI and CLI): each label
@@ -243,10 +229,7 @@ pub async fn enqueue_for_alert(
         }
     }
     if queued > 0 && notify != Notify::Resolved {
-        sqlx::query("UPDATE opsdash.alert SET last_notified_at = now() WHERE id = $1")
-            .bind(alert.id)
-            .execute(conn)
-            .await?;
+        q::mark_notified(conn, alert.id).await?;
     }
     Ok(queued)
 }
@@ -265,9 +248,7 @@ pub async fn evaluate_rule(
     if let Some(epoch) = epoch {
         lease::fence(&mut *tx, EVALUATE_JOB, epoch).await?;
     }
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *tx)
-        .await?;
+    let now = q::transaction_now(&mut tx).await?;
     let silences = q::active_silences(&mut tx).await?;
     let open = q::open_alerts_for_update(&mut tx, rule.id).await?;
     let mut open_by_key: BTreeMap<String, AlertRow> =
@@ -352,21 +333,7 @@ pub async fn evaluate_rule(
         .iter()
         .map(|s| s.value)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    sqlx::query(
-        // The next evaluation stays on the rule's grid (due time + interval) instead of
-        // drifting by each run's lateness and cost; after a stall it restarts from now.
-        "UPDATE opsdash.alert_rule SET last_eval_at = $2, last_value = $3, last_error = NULL,
-                next_eval_at = CASE
-                    WHEN next_eval_at + eval_interval_s * interval '1 second' > $2
-                    THEN next_eval_at + eval_interval_s * interval '1 second'
-                    ELSE $2 + eval_interval_s * interval '1 second' END
-          WHERE id = $1",
-    )
-    .bind(rule.id)
-    .bind(now)
-    .bind(top)
-    .execute(&mut *tx)
-    .await?;
+    q::record_rule_evaluated(&mut tx, rule.id, now, top).await?;
     tx.commit().await?;
     Ok(samples)
 }
@@ -388,32 +355,20 @@ async fn apply(
     let spec = &rule.spec;
     if step.create {
         let to = step.to.unwrap_or(State::Pending).name();
-        // ON CONFLICT repeats the partial index's WHERE: one open alert per (rule, label set).
-        let row: Option<AlertRow> = sqlx::query_as(
-            "INSERT INTO opsdash.alert
-                 (rule_id, rule_name, severity, labels, label_key, state, value, threshold, summary,
-                  pending_since, fired_at, last_eval_at, epoch)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                     CASE WHEN $6 IN ('firing', 'suppressed') THEN $10 END, $10, $11)
-             ON CONFLICT (rule_id, label_key) WHERE state <> 'resolved' DO NOTHING
-             RETURNING id, rule_id, rule_name, severity, labels, label_key, state, value,
-                 threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by,
-                 ack_note, resolved_at, resolved_by, resolve_note, condition_false_since,
-                 last_notified_at",
-        )
-        .bind(rule.id)
-        .bind(&spec.name)
-        .bind(&spec.severity)
-        .bind(Json(labels))
-        .bind(key)
-        .bind(to)
-        .bind(value)
-        .bind(spec.threshold)
-        .bind(summary)
-        .bind(now)
-        .bind(epoch)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let new = q::NewAlert {
+            rule_id: rule.id,
+            rule_name: &spec.name,
+            severity: &spec.severity,
+            labels,
+            label_key: key,
+            state: to,
+            value,
+            threshold: spec.threshold,
+            summary,
+            now,
+            epoch,
+        };
+        let row = q::insert_alert(conn, &new).await?;
         if let Some(a) = &row {
             q::record_history(conn, a.id, None, to, "worker", None, value).await?;
         }
@@ -421,31 +376,15 @@ async fn apply(
     }
     let Some(cur) = current else { return Ok(None) };
     let to = step.to.map(|s| s.name());
-    let row: AlertRow = sqlx::query_as(
-        "UPDATE opsdash.alert SET
-             state = coalesce($2, state),
-             value = coalesce($3, value),
-             summary = $4,
-             condition_false_since = $5,
-             fired_at = CASE WHEN $2 IN ('firing', 'suppressed') AND fired_at IS NULL THEN $6 ELSE fired_at END,
-             resolved_at = CASE WHEN $2 = 'resolved' THEN $6 ELSE resolved_at END,
-             resolved_by = CASE WHEN $2 = 'resolved' THEN 'worker' ELSE resolved_by END,
-             last_eval_at = $6, epoch = $7, updated_at = now()
-         WHERE id = $1
-         RETURNING id, rule_id, rule_name, severity, labels, label_key, state, value,
-             threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by,
-             ack_note, resolved_at, resolved_by, resolve_note, condition_false_since,
-             last_notified_at",
-    )
-    .bind(cur.id)
-    .bind(to)
-    .bind(value)
-    .bind(summary)
-    .bind(step.condition_false_since)
-    .bind(now)
-    .bind(epoch)
-    .fetch_one(&mut *conn)
-    .await?;
+    let update = q::AlertUpdate {
+        state: to,
+        value,
+        summary,
+        condition_false_since: step.condition_false_since,
+        now,
+        epoch,
+    };
+    let row = q::update_alert(conn, cur.id, &update).await?;
     if let Some(to) = to {
         let note = (to == "resolved").then_some("condition false for the resolve period");
         q::record_history(conn, cur.id, Some(&cur.state), to, "worker", note, value).await?;

@@ -150,10 +150,7 @@ pub async fn silence(
         }),
     )
     .await?;
-    // Apply it at the next tick rather than at each rule's next interval.
-    sqlx::query("UPDATE opsdash.alert_rule SET next_eval_at = now() WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'firing')")
-        .execute(&mut *tx)
-        .await?;
+    q::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -259,6 +259,26 @@ impl Drop for TestCluster {
     }
 }
 
+/// Waits until the cluster-wide snapshot xmin has passed every transaction `pool` committed so
+/// far: the rollup job only trusts rows of transactions below it, and other tests sharing the
+/// cluster hold it back for a moment. Gives up after 30 s.
+pub async fn wait_for_snapshot_xmin(pool: &sqlx::PgPool) -> Result<()> {
+    let mine: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(pool)
+        .await?;
+    for _ in 0..600 {
+        let xmin: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(pool)
+                .await?;
+        if xmin > mine {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("snapshot xmin did not pass {mine} in 30 s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

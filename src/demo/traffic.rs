@@ -487,6 +487,27 @@ impl Generator {
 
         // Logs, all inside the request.
         let log_ts = end - ms(rng.gen_range(0.0..0.2_f64).min(duration * 0.01));
+        // What every log line of the request says about it; each line sets its level and text.
+        let request_line = LogRow {
+            ts: log_ts,
+            level: Level::Info,
+            service: svc.name,
+            host,
+            message: "",
+            trace_id: Some(&trace_id),
+            span_id: None,
+            request_id: Some(&request_id),
+            user_id: user_id.as_deref(),
+            route: Some(route.path),
+            method: Some(route.method),
+            status: Some(status),
+            duration_ms: Some(duration),
+            ip: Some(&ip),
+            user_agent: Some(ua),
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+        };
         if let Some(kind) = error_kind {
             let message = kind
                 .message
@@ -500,24 +521,14 @@ impl Generator {
                 json!({"exception": kind.error_type, "stack": format!("{}: {}\n{}", kind.error_type, message, kind.stack)})
             };
             batch.push_log(&LogRow {
-                ts: log_ts,
                 level: Level::Error,
-                service,
                 host: if down { "ingress-1" } else { host },
                 message: &message,
-                trace_id: Some(&trace_id),
                 span_id: Some(&span(rng)),
-                request_id: Some(&request_id),
-                user_id: user_id.as_deref(),
-                route: Some(route.path),
-                method: Some(route.method),
-                status: Some(status),
-                duration_ms: Some(duration),
-                ip: Some(&ip),
-                user_agent: Some(ua),
                 error_type: Some(kind.error_type),
                 attrs: Some(&attrs),
                 fingerprint: Some(&fp),
+                ..request_line
             });
         } else if status >= 400 {
             let always = status == 401 || status == 403;
@@ -532,24 +543,9 @@ impl Generator {
                     ),
                 };
                 batch.push_log(&LogRow {
-                    ts: log_ts,
                     level: Level::Warn,
-                    service: svc.name,
-                    host,
                     message: &message,
-                    trace_id: Some(&trace_id),
-                    span_id: None,
-                    request_id: Some(&request_id),
-                    user_id: user_id.as_deref(),
-                    route: Some(route.path),
-                    method: Some(route.method),
-                    status: Some(status),
-                    duration_ms: Some(duration),
-                    ip: Some(&ip),
-                    user_agent: Some(ua),
-                    error_type: None,
-                    attrs: None,
-                    fingerprint: None,
+                    ..request_line
                 });
             }
         } else if duration >= 1_000.0 || rng.gen_bool(INFO_SAMPLE) {
@@ -566,24 +562,9 @@ impl Generator {
                 )
             };
             batch.push_log(&LogRow {
-                ts: log_ts,
                 level: if slow { Level::Warn } else { Level::Info },
-                service: svc.name,
-                host,
                 message: &message,
-                trace_id: Some(&trace_id),
-                span_id: None,
-                request_id: Some(&request_id),
-                user_id: user_id.as_deref(),
-                route: Some(route.path),
-                method: Some(route.method),
-                status: Some(status),
-                duration_ms: Some(duration),
-                ip: Some(&ip),
-                user_agent: Some(ua),
-                error_type: None,
-                attrs: None,
-                fingerprint: None,
+                ..request_line
             });
         }
 
@@ -753,6 +734,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::writer::REQUEST_COLUMNS;
 
     #[test]
     fn rate_profile_averages_to_base() {
@@ -800,5 +782,56 @@ mod tests {
         // 4 checks (every 15 s) of every service
         assert_eq!(b.health.rows(), 4 * SERVICES.len());
         assert!(b.logs.rows() > 0 && b.queries.rows() > 0 && b.audits.rows() > 0);
+    }
+
+    /// The checkout route is 0.75% of the traffic, so a short clock-seeded demo run sees too few
+    /// of its requests inside a spike to measure the rate: a seeded hour of traffic does.
+    #[test]
+    fn the_error_spike_fails_checkout_at_its_rate_and_only_inside_the_spike() {
+        let schedule = Schedule::new(std::time::Duration::from_secs(300));
+        let g = Generator::new(schedule);
+        // A cycle boundary, so the hour holds twelve whole spikes.
+        let from = DateTime::<Utc>::from_timestamp(1_700_000_100, 0).unwrap_or_default();
+        let to = from + TimeDelta::hours(1);
+        let rate = RateProfile {
+            base: 30.0,
+            diurnal: false,
+        };
+        let b = g.generate(from, to, rate, 11);
+        let col = |name: &str| REQUEST_COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+        let (ts, route, status, duration, direction) = (
+            col("ts"),
+            col("route"),
+            col("status"),
+            col("duration_ms"),
+            col("direction"),
+        );
+        // (requests, 5xx) inside and outside the spike, by the time the request ended.
+        let (mut inside, mut outside) = ((0u32, 0u32), (0u32, 0u32));
+        let text = String::from_utf8_lossy(b.requests.as_bytes());
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f[route] != "/api/checkout" || f[direction] != "inbound" {
+                continue;
+            }
+            let start = chrono::NaiveDateTime::parse_from_str(f[ts], "%Y-%m-%d %H:%M:%S%.f+00")
+                .map(|t| t.and_utc())
+                .unwrap_or_default();
+            let end = start + ms(f[duration].parse().unwrap_or(0.0));
+            let spike = g
+                .schedule()
+                .active_kinds(end)
+                .any(|k| k == IncidentKind::ErrorSpike);
+            let bucket = if spike { &mut inside } else { &mut outside };
+            bucket.0 += 1;
+            bucket.1 += u32::from(f[status].starts_with('5'));
+        }
+        assert!(inside.0 >= 50 && outside.0 >= 300, "{inside:?} {outside:?}");
+        let spike_rate = f64::from(inside.1) / f64::from(inside.0);
+        let normal_rate = f64::from(outside.1) / f64::from(outside.0);
+        assert!(
+            (0.3..0.6).contains(&spike_rate) && normal_rate < 0.1,
+            "checkout 5xx rate {spike_rate} inside the spike vs {normal_rate} outside"
+        );
     }
 }

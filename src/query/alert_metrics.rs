@@ -30,6 +30,13 @@ fn one(labels: &[(&str, String)], value: f64) -> Sample {
     }
 }
 
+/// One sample per service from `(service, value)` rows.
+fn per_service(rows: Vec<(String, f64)>) -> Vec<Sample> {
+    rows.into_iter()
+        .map(|(s, v)| one(&[("service", s)], v))
+        .collect()
+}
+
 fn scope<'a>(spec: &'a RuleSpec, key: &str) -> &'a str {
     spec.scope.get(key).map(String::as_str).unwrap_or("")
 }
@@ -146,9 +153,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             f.push_conditions(&mut qb);
             qb.push(") GROUP BY service");
             let rows: Vec<(String, f64)> = qb.build_query_as().fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|(s, v)| one(&[("service", s)], v))
-                .collect()
+            per_service(rows)
         }
         "error_groups" => {
             let rows: Vec<(String, f64)> = sqlx::query_as(
@@ -162,9 +167,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             .bind(service)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|(s, v)| one(&[("service", s)], v))
-                .collect()
+            per_service(rows)
         }
         "service_status" => {
             let rows: Vec<(String, f64)> = sqlx::query_as(
@@ -175,9 +178,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             .bind(service)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|(s, v)| one(&[("service", s)], v))
-                .collect()
+            per_service(rows)
         }
         "slow_queries" => {
             let min_ms: f64 = spec
@@ -196,9 +197,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             .bind(service)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|(s, v)| one(&[("service", s)], v))
-                .collect()
+            per_service(rows)
         }
         "audit_events" => {
             let by = scope(spec, "by");

@@ -242,6 +242,58 @@ pub async fn set_rule_status(conn: &mut PgConnection, name: &str, status: &str) 
     Ok(n == 1)
 }
 
+/// Records a failed evaluation: the error shows on the rule and the next try waits one interval.
+pub async fn record_rule_error(pool: &PgPool, rule_id: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE opsdash.alert_rule SET last_eval_at = now(), last_error = $2,
+                next_eval_at = now() + eval_interval_s * interval '1 second'
+          WHERE id = $1",
+    )
+    .bind(rule_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a successful evaluation at `now` with the largest measured value.
+pub async fn record_rule_evaluated(
+    conn: &mut PgConnection,
+    rule_id: i64,
+    now: DateTime<Utc>,
+    top: Option<f64>,
+) -> Result<()> {
+    sqlx::query(
+        // The next evaluation stays on the rule's grid (due time + interval) instead of
+        // drifting by each run's lateness and cost; after a stall it restarts from now.
+        "UPDATE opsdash.alert_rule SET last_eval_at = $2, last_value = $3, last_error = NULL,
+                next_eval_at = CASE
+                    WHEN next_eval_at + eval_interval_s * interval '1 second' > $2
+                    THEN next_eval_at + eval_interval_s * interval '1 second'
+                    ELSE $2 + eval_interval_s * interval '1 second' END
+          WHERE id = $1",
+    )
+    .bind(rule_id)
+    .bind(now)
+    .bind(top)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes every rule with an alert in `state` due now, so that a silence created or ended applies
+/// at the next tick rather than at each rule's next interval.
+pub async fn evaluate_rules_with_alerts_now(conn: &mut PgConnection, state: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE opsdash.alert_rule SET next_eval_at = now()
+          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)",
+    )
+    .bind(state)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete_cli_rule(conn: &mut PgConnection, name: &str) -> Result<()> {
     let source: Option<String> =
         sqlx::query_scalar("SELECT source FROM opsdash.alert_rule WHERE name = $1")
@@ -335,6 +387,106 @@ pub async fn open_alerts_for_update(
     .bind(rule_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// The transaction's clock: one evaluation stamps every row it writes with the same time.
+pub async fn transaction_now(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("SELECT now()").fetch_one(conn).await?)
+}
+
+/// A new alert as the evaluation opens it.
+pub struct NewAlert<'a> {
+    pub rule_id: i64,
+    pub rule_name: &'a str,
+    pub severity: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub label_key: &'a str,
+    pub state: &'a str,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub summary: &'a str,
+    pub now: DateTime<Utc>,
+    /// The lease epoch fencing the write.
+    pub epoch: i64,
+}
+
+/// Opens an alert; None when an open alert of the rule with that label set already exists.
+pub async fn insert_alert(conn: &mut PgConnection, a: &NewAlert<'_>) -> Result<Option<AlertRow>> {
+    // ON CONFLICT repeats the partial index's WHERE: one open alert per (rule, label set).
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO opsdash.alert
+             (rule_id, rule_name, severity, labels, label_key, state, value, threshold, summary,
+              pending_since, fired_at, last_eval_at, epoch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                 CASE WHEN $6 IN ('firing', 'suppressed') THEN $10 END, $10, $11)
+         ON CONFLICT (rule_id, label_key) WHERE state <> 'resolved' DO NOTHING
+         RETURNING {ALERT_COLUMNS}"
+    ))
+    .bind(a.rule_id)
+    .bind(a.rule_name)
+    .bind(a.severity)
+    .bind(Json(a.labels))
+    .bind(a.label_key)
+    .bind(a.state)
+    .bind(a.value)
+    .bind(a.threshold)
+    .bind(a.summary)
+    .bind(a.now)
+    .bind(a.epoch)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// What an evaluation changes on an open alert.
+pub struct AlertUpdate<'a> {
+    /// The new state, None to keep it.
+    pub state: Option<&'a str>,
+    /// The measured value, None to keep the last one.
+    pub value: Option<f64>,
+    pub summary: &'a str,
+    pub condition_false_since: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// The lease epoch fencing the write.
+    pub epoch: i64,
+}
+
+/// Applies an evaluation's outcome to an open alert and returns the row as written.
+pub async fn update_alert(
+    conn: &mut PgConnection,
+    id: i64,
+    u: &AlertUpdate<'_>,
+) -> Result<AlertRow> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE opsdash.alert SET
+             state = coalesce($2, state),
+             value = coalesce($3, value),
+             summary = $4,
+             condition_false_since = $5,
+             fired_at = CASE WHEN $2 IN ('firing', 'suppressed') AND fired_at IS NULL THEN $6 ELSE fired_at END,
+             resolved_at = CASE WHEN $2 = 'resolved' THEN $6 ELSE resolved_at END,
+             resolved_by = CASE WHEN $2 = 'resolved' THEN 'worker' ELSE resolved_by END,
+             last_eval_at = $6, epoch = $7, updated_at = now()
+         WHERE id = $1
+         RETURNING {ALERT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(u.state)
+    .bind(u.value)
+    .bind(u.summary)
+    .bind(u.condition_false_since)
+    .bind(u.now)
+    .bind(u.epoch)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Marks that a notification about the alert was just queued (for its repeat interval).
+pub async fn mark_notified(conn: &mut PgConnection, alert_id: i64) -> Result<()> {
+    sqlx::query("UPDATE opsdash.alert SET last_notified_at = now() WHERE id = $1")
+        .bind(alert_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn record_sample(
@@ -619,14 +771,8 @@ pub async fn expire_silence(conn: &mut PgConnection, id: i64, actor: &str) -> Re
     if n == 0 {
         bail!("silence {id} does not exist or has already expired");
     }
-    // Re-evaluate the rules it may have covered at once rather than at their next interval.
-    sqlx::query(
-        "UPDATE opsdash.alert_rule SET next_eval_at = now()
-          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = 'suppressed')",
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
+    // The rules it may have covered: their alerts notify again if they still fire.
+    evaluate_rules_with_alerts_now(conn, "suppressed").await
 }
 
 // ------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 //! Drawing helpers shared by tabs: number formatting, KPI cards with a sparkline and a change
-//! arrow, themed blocks and tables. Everything here is pure.
+//! arrow, themed blocks, table panels and text sparklines. Everything here is pure.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 use crate::tui::theme::{Role, Theme};
@@ -252,6 +252,85 @@ pub fn block<'a>(title: &str, focused: bool, theme: &Theme) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), theme.style(Role::Title)))
 }
 
+/// Draws a bordered, titled block over `area` and returns the area inside it.
+pub fn framed(f: &mut Frame, area: Rect, title: &str, focused: bool, theme: &Theme) -> Rect {
+    let b = block(title, focused, theme);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    inner
+}
+
+/// A table's columns: header titles and widths; one column, `flexible`, takes the width the
+/// others leave (at least its own).
+pub struct Columns {
+    pub header: &'static [&'static str],
+    pub widths: &'static [u16],
+    pub flexible: usize,
+    pub header_role: Role,
+}
+
+impl Columns {
+    /// The rows under the header, in the column widths.
+    pub fn table<'r>(&self, rows: Vec<Row<'r>>, theme: &Theme) -> Table<'r> {
+        let widths = self.widths.iter().enumerate().map(|(i, &w)| {
+            if i == self.flexible {
+                Constraint::Min(w)
+            } else {
+                Constraint::Length(w)
+            }
+        });
+        Table::new(rows, widths)
+            .header(Row::new(self.header.iter().copied()).style(theme.style(self.header_role)))
+    }
+}
+
+/// Draws a table panel into `area`: the note when there is one (loading, an error, nothing to
+/// list: see `Panel::note`), else the table of the rows `rows` builds for a page of the given
+/// height (the area's height less the header line).
+pub fn draw_table_panel<'r>(
+    f: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    columns: &Columns,
+    note: Option<(String, Role)>,
+    rows: impl FnOnce(usize) -> Vec<Row<'r>>,
+) {
+    if let Some((msg, role)) = note {
+        draw_note(f, area, &msg, role, theme);
+        return;
+    }
+    let page = area.height.saturating_sub(1) as usize;
+    f.render_widget(columns.table(rows(page), theme), area);
+}
+
+/// The items on the page of `page` rows that shows item `selected`, with their indexes.
+pub fn visible_page<T>(
+    items: &[T],
+    selected: usize,
+    page: usize,
+) -> impl Iterator<Item = (usize, &T)> {
+    let first = selected.saturating_sub(page.saturating_sub(1));
+    items.iter().enumerate().skip(first).take(page)
+}
+
+/// Block characters of a text sparkline, lowest to highest.
+pub const SPARK_BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A text sparkline of the last `width` values (one block character each, blank for zero).
+pub fn spark_text(values: &[u64], width: usize) -> String {
+    let tail = &values[values.len().saturating_sub(width)..];
+    let max = tail.iter().copied().max().unwrap_or(0);
+    tail.iter()
+        .map(|&v| {
+            if max == 0 || v == 0 {
+                ' '
+            } else {
+                SPARK_BARS[((v * 7) / max) as usize]
+            }
+        })
+        .collect()
+}
+
 /// Style for a status word: healthy/ok/delivered green, degraded/warn yellow, down/error red.
 pub fn status_role(status: &str) -> Role {
     match status {
@@ -320,5 +399,52 @@ mod tests {
         assert_eq!(s.content, "▼ 20%");
         assert_eq!(s.style, t.style(Role::Ok));
         assert_eq!(change_span(1.0, None, Trend::Neutral, &t).content, "");
+    }
+
+    fn table_panel_text(note: Option<(String, Role)>) -> String {
+        const COLUMNS: Columns = Columns {
+            header: &["name"],
+            widths: &[4],
+            flexible: 0,
+            header_role: Role::Header,
+        };
+        let theme = Theme::builtin("dark").unwrap();
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(20, 4)).unwrap();
+        term.draw(|f| {
+            draw_table_panel(f, f.area(), &theme, &COLUMNS, note, |page| {
+                assert_eq!(page, 3, "4 lines less the header");
+                let names: Vec<String> = (0..9).map(|i| format!("r{i}")).collect();
+                visible_page(&names, 5, page)
+                    .map(|(_, n)| Row::new([n.clone()]))
+                    .collect()
+            })
+        })
+        .unwrap();
+        let buf = term.backend().buffer();
+        (0..4)
+            .map(|y| (0..20).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_table_panel_shows_its_note_or_the_page_holding_the_selected_row() {
+        let text = table_panel_text(Some(("loading…".into(), Role::Dim)));
+        assert!(
+            text.contains("loading…") && !text.contains("name"),
+            "{text}"
+        );
+        let text = table_panel_text(None);
+        assert!(text.starts_with("name"), "{text}");
+        // Row 5 selected on pages of 3: rows 3, 4 and 5.
+        assert!(text.contains("r3") && text.contains("r5"), "{text}");
+        assert!(!text.contains("r2") && !text.contains("r6"), "{text}");
+    }
+
+    #[test]
+    fn spark_text_scales_to_the_maximum() {
+        assert_eq!(spark_text(&[0, 1, 7], 8), " ▂█");
+        assert_eq!(spark_text(&[5; 20], 4).chars().count(), 4);
+        assert_eq!(spark_text(&[], 4), "");
     }
 }

@@ -3,3 +3,4 @@ pub mod procs;
 pub mod receiver;
 pub mod smtp;
 pub mod tmux;
+pub mod tui;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
@@ -27,7 +27,10 @@ use crate::tui::keymap::Action;
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::widgets::{block, draw_note, draw_spark, row_style, status_role, truncate};
+use crate::tui::widgets::{
+    draw_note, draw_spark, draw_table_panel, framed, row_style, status_role, truncate,
+    visible_page, Columns,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -484,21 +487,18 @@ impl AlertsTab {
         let [top, bottom] =
             Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area);
         let title = format!("Alerts ({}) · h/l: rules, silences", rows.len());
-        let b = block(&title, true, t);
-        let inner = b.inner(top);
-        f.render_widget(b, top);
-        if let Some((text, role)) = self.alerts.placeholder() {
-            draw_note(f, inner, &text, role, t);
-        } else if rows.is_empty() {
-            draw_note(f, inner, "no open alerts", Role::Ok, t);
-        } else {
-            let visible = inner.height.saturating_sub(1).max(1) as usize;
-            let skip = self.cursor.selected.saturating_sub(visible - 1);
-            let body: Vec<Row> = rows
-                .iter()
-                .enumerate()
-                .skip(skip)
-                .take(visible)
+        let inner = framed(f, top, &title, true, t);
+        const COLUMNS: Columns = Columns {
+            header: &["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
+            widths: &[8, 12, 22, 8, 8, 10],
+            flexible: 5,
+            header_role: Role::Header,
+        };
+        let note = self
+            .alerts
+            .note(rows.is_empty(), ("no open alerts", Role::Ok));
+        draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
+            visible_page(&rows, self.cursor.selected, page.max(1))
                 .map(|(i, a)| {
                     let sel = i == self.cursor.selected;
                     let style = row_style(sel, t);
@@ -519,32 +519,14 @@ impl AlertsTab {
                     ])
                     .style(style)
                 })
-                .collect();
-            let table = Table::new(
-                body,
-                [
-                    Constraint::Length(8),
-                    Constraint::Length(12),
-                    Constraint::Length(22),
-                    Constraint::Length(8),
-                    Constraint::Length(8),
-                    Constraint::Min(10),
-                ],
-            )
-            .header(
-                Row::new(vec!["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"])
-                    .style(t.style(Role::Header)),
-            );
-            f.render_widget(table, inner);
-        }
+                .collect()
+        });
         self.draw_detail(f, bottom, ctx);
     }
 
     fn draw_detail(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let t = ctx.theme;
-        let b = block("Detail · a ack · R resolve · s silence", false, t);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, "Detail · a ack · R resolve · s silence", false, t);
         let Some(sel) = self.selected_alert() else {
             return;
         };
@@ -693,19 +675,16 @@ impl AlertsTab {
         let preview_h = if self.preview.is_some() { 6 } else { 0 };
         let [top, bottom] =
             Layout::vertical([Constraint::Min(4), Constraint::Length(preview_h)]).areas(area);
-        let b = block("Rules · e enable/disable · T evaluate now", true, t);
-        let inner = b.inner(top);
-        f.render_widget(b, top);
-        if let Some((text, role)) = self.rules.placeholder() {
-            draw_note(f, inner, &text, role, t);
-        } else {
-            let visible = inner.height.saturating_sub(1).max(1) as usize;
-            let skip = self.cursor.selected.saturating_sub(visible - 1);
-            let body: Vec<Row> = rules
-                .iter()
-                .enumerate()
-                .skip(skip)
-                .take(visible)
+        let inner = framed(f, top, "Rules · e enable/disable · T evaluate now", true, t);
+        const COLUMNS: Columns = Columns {
+            header: &["NAME", "STATUS", "MEASURE", "IF", "LAST", "ERROR"],
+            widths: &[26, 9, 18, 9, 8, 5],
+            flexible: 5,
+            header_role: Role::Header,
+        };
+        let note = self.rules.placeholder();
+        draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
+            visible_page(&rules, self.cursor.selected, page.max(1))
                 .map(|(i, r)| {
                     let s = &r.spec;
                     Row::new(vec![
@@ -718,34 +697,16 @@ impl AlertsTab {
                     ])
                     .style(row_style(i == self.cursor.selected, t))
                 })
-                .collect();
-            f.render_widget(
-                Table::new(
-                    body,
-                    [
-                        Constraint::Length(26),
-                        Constraint::Length(9),
-                        Constraint::Length(18),
-                        Constraint::Length(9),
-                        Constraint::Length(8),
-                        Constraint::Min(5),
-                    ],
-                )
-                .header(
-                    Row::new(vec!["NAME", "STATUS", "MEASURE", "IF", "LAST", "ERROR"])
-                        .style(t.style(Role::Header)),
-                ),
-                inner,
-            );
-        }
+                .collect()
+        });
         if let Some((name, res)) = &self.preview {
-            let b = block(
+            let inner = framed(
+                f,
+                bottom,
                 &format!("Evaluated now: {} (nothing sent)", sanitize(name)),
                 false,
                 t,
             );
-            let inner = b.inner(bottom);
-            f.render_widget(b, bottom);
             let lines: Vec<Line> = match res {
                 Err(e) => vec![Line::from(Span::styled(
                     sanitize(e).into_owned(),
@@ -781,50 +742,35 @@ impl AlertsTab {
 
     fn draw_silences(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let t = ctx.theme;
-        let b = block("Silences · u expire", true, t);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        if let Some((text, role)) = self.silences.placeholder() {
-            draw_note(f, inner, &text, role, t);
-            return;
-        }
+        let inner = framed(f, area, "Silences · u expire", true, t);
         let list = self.visible_silences();
-        if list.is_empty() {
-            draw_note(f, inner, "no pending or active silences", Role::Dim, t);
-            return;
-        }
-        let body: Vec<Row> = list
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
-                Row::new(vec![
-                    s.id.to_string(),
-                    sanitize(&s.state).into_owned(),
-                    format!("until {}", ctx.fmt_time(s.ends_at, "%m-%d %H:%M")),
-                    sanitize(&s.created_by).into_owned(),
-                    sanitize(&format!("{}  {}", ms.join(","), s.comment)).into_owned(),
-                ])
-                .style(row_style(i == self.cursor.selected, t))
-            })
-            .collect();
-        f.render_widget(
-            Table::new(
-                body,
-                [
-                    Constraint::Length(5),
-                    Constraint::Length(8),
-                    Constraint::Length(18),
-                    Constraint::Length(10),
-                    Constraint::Min(10),
-                ],
-            )
-            .header(
-                Row::new(vec!["ID", "STATE", "ENDS", "BY", "MATCHERS / COMMENT"])
-                    .style(t.style(Role::Header)),
-            ),
-            inner,
+        const COLUMNS: Columns = Columns {
+            header: &["ID", "STATE", "ENDS", "BY", "MATCHERS / COMMENT"],
+            widths: &[5, 8, 18, 10, 10],
+            flexible: 4,
+            header_role: Role::Header,
+        };
+        let note = self.silences.note(
+            list.is_empty(),
+            ("no pending or active silences", Role::Dim),
         );
+        // Every silence is listed: the table shows as many as fit.
+        draw_table_panel(f, inner, t, &COLUMNS, note, |_page| {
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
+                    Row::new(vec![
+                        s.id.to_string(),
+                        sanitize(&s.state).into_owned(),
+                        format!("until {}", ctx.fmt_time(s.ends_at, "%m-%d %H:%M")),
+                        sanitize(&s.created_by).into_owned(),
+                        sanitize(&format!("{}  {}", ms.join(","), s.comment)).into_owned(),
+                    ])
+                    .style(row_style(i == self.cursor.selected, t))
+                })
+                .collect()
+        });
     }
 
     fn draw_prompt(&self, f: &mut Frame, area: Rect, theme: &Theme) {
@@ -841,9 +787,7 @@ impl AlertsTab {
             height: h.min(area.height),
         };
         f.render_widget(ratatui::widgets::Clear, r);
-        let b = block(&p.title(), true, theme);
-        let inner = b.inner(r);
-        f.render_widget(b, r);
+        let inner = framed(f, r, &p.title(), true, theme);
         let input_area = if let Prompt::Silence { matchers, .. } = p {
             let ms: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
             f.render_widget(

@@ -18,8 +18,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    block, draw_note, fmt_bytes, fmt_count, fmt_ms, fmt_pct, human_secs, row_style, status_role,
-    truncate,
+    draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs,
+    row_style, status_role, truncate, visible_page, Columns, SPARK_BARS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,6 @@ impl Default for HealthTab {
 
 /// Text sparkline of recent checks: bar height by response time, ✕ for a failed check.
 fn check_history(ms: &[f64], status: &[String], width: usize, theme: &Theme) -> Line<'static> {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let n = ms.len().min(status.len());
     let start = n.saturating_sub(width);
     let max = ms[start..n].iter().cloned().fold(0.0f64, f64::max).max(1.0);
@@ -90,7 +89,7 @@ fn check_history(ms: &[f64], status: &[String], width: usize, theme: &Theme) -> 
                 } else {
                     Role::Spark
                 };
-                Span::styled(BARS[level].to_string(), theme.style(role))
+                Span::styled(SPARK_BARS[level].to_string(), theme.style(role))
             }
         })
         .collect();
@@ -195,9 +194,7 @@ impl HealthTab {
     }
 
     fn draw_section(&self, s: Section, f: &mut Frame, area: Rect, focused: bool, ctx: &DrawCtx) {
-        let b = block(s.title(), focused, ctx.theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, s.title(), focused, ctx.theme);
         match s {
             Section::Services => self.draw_services(f, inner, ctx),
             Section::Integrations => self.draw_integrations(f, inner, ctx),
@@ -207,41 +204,48 @@ impl HealthTab {
         }
     }
 
-    fn window(&self, s: Section, len: usize, page: usize) -> (usize, usize) {
-        let sel = self.cursors[s.index()].selected.min(len.saturating_sub(1));
-        let offset = sel.saturating_sub(page.saturating_sub(1));
-        (sel, offset)
+    /// The selected row of a section listing `len` rows.
+    fn selected(&self, s: Section, len: usize) -> usize {
+        self.cursors[s.index()].selected.min(len.saturating_sub(1))
     }
 
     fn draw_services(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.services.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let rows_data = self.visible_services();
-        if rows_data.is_empty() {
-            draw_note(
-                f,
-                area,
+        const COLUMNS: Columns = Columns {
+            header: &[
+                "status",
+                "service",
+                "checked",
+                "resp",
+                "24h",
+                "7d",
+                "30d",
+                "recent checks",
+            ],
+            widths: &[8, 14, 8, 7, 6, 6, 6, 4],
+            flexible: 7,
+            header_role: Role::Dim,
+        };
+        let note = self.services.note(
+            rows_data.is_empty(),
+            (
                 "no services: add [[service]] checks to the config",
                 Role::Dim,
-                theme,
-            );
+            ),
+        );
+        if let Some((msg, role)) = note {
+            draw_note(f, area, &msg, role, theme);
             return;
         }
         // Last line: the selected service's detail.
         let [table_area, detail_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
         let page = table_area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Services, rows_data.len(), page);
+        let sel = self.selected(Section::Services, rows_data.len());
         let fixed = 9 + 14 + 8 + 7 + 6 + 6 + 6 + 7;
         let spark_w = (area.width as usize).saturating_sub(fixed).clamp(4, 60);
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
+        let rows: Vec<Row> = visible_page(&rows_data, sel, page)
             .map(|(i, s)| {
                 let selected = i == sel;
                 let status_style = if selected {
@@ -269,33 +273,7 @@ impl HealthTab {
                 .style(row_style(selected, theme))
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(8),
-                Constraint::Length(14),
-                Constraint::Length(8),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Min(4),
-            ],
-        )
-        .header(
-            Row::new(vec![
-                "status",
-                "service",
-                "checked",
-                "resp",
-                "24h",
-                "7d",
-                "30d",
-                "recent checks",
-            ])
-            .style(theme.style(Role::Dim)),
-        );
-        f.render_widget(table, table_area);
+        f.render_widget(COLUMNS.table(rows, theme), table_area);
         if let Some(s) = rows_data.get(sel) {
             let text = format!(
                 "{} {}: {}",
@@ -315,79 +293,56 @@ impl HealthTab {
 
     fn draw_integrations(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.integrations.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let rows_data = self.visible_integrations();
-        if rows_data.is_empty() {
-            draw_note(
-                f,
-                area,
-                "no outbound calls in the last 24 h",
-                Role::Dim,
-                theme,
-            );
-            return;
-        }
-        let page = area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Integrations, rows_data.len(), page);
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, r)| {
-                let selected = i == sel;
-                let succ_role = if r.success_24h >= 0.99 {
-                    Role::Ok
-                } else if r.success_24h >= 0.95 {
-                    Role::Warn
-                } else {
-                    Role::Error
-                };
-                let err_role = if r.errors_1h > 0 {
-                    Role::Error
-                } else {
-                    Role::Dim
-                };
-                Row::new(vec![
-                    Line::from(sanitize(&r.name).into_owned()),
-                    Line::from(fmt_count(r.calls_24h as f64)),
-                    Line::from(Span::styled(fmt_pct(r.success_24h), theme.style(succ_role))),
-                    Line::from(fmt_ms(r.avg_ms_24h)),
-                    Line::from(Span::styled(
-                        fmt_count(r.errors_1h as f64),
-                        theme.style(err_role),
-                    )),
-                    Line::from(r.last_call.map(|t| ctx.ago(t)).unwrap_or_default()),
-                ])
-                .style(row_style(selected, theme))
-            })
-            .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Min(14),
-                Constraint::Length(9),
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Length(9),
-                Constraint::Length(8),
-            ],
-        )
-        .header(
-            Row::new(vec![
+        const COLUMNS: Columns = Columns {
+            header: &[
                 "integration",
                 "calls 24h",
                 "success",
                 "avg",
                 "errors 1h",
                 "last",
-            ])
-            .style(theme.style(Role::Dim)),
+            ],
+            widths: &[14, 9, 8, 8, 9, 8],
+            flexible: 0,
+            header_role: Role::Dim,
+        };
+        let note = self.integrations.note(
+            rows_data.is_empty(),
+            ("no outbound calls in the last 24 h", Role::Dim),
         );
-        f.render_widget(table, area);
+        draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
+            let sel = self.selected(Section::Integrations, rows_data.len());
+            visible_page(&rows_data, sel, page)
+                .map(|(i, r)| {
+                    let selected = i == sel;
+                    let succ_role = if r.success_24h >= 0.99 {
+                        Role::Ok
+                    } else if r.success_24h >= 0.95 {
+                        Role::Warn
+                    } else {
+                        Role::Error
+                    };
+                    let err_role = if r.errors_1h > 0 {
+                        Role::Error
+                    } else {
+                        Role::Dim
+                    };
+                    Row::new(vec![
+                        Line::from(sanitize(&r.name).into_owned()),
+                        Line::from(fmt_count(r.calls_24h as f64)),
+                        Line::from(Span::styled(fmt_pct(r.success_24h), theme.style(succ_role))),
+                        Line::from(fmt_ms(r.avg_ms_24h)),
+                        Line::from(Span::styled(
+                            fmt_count(r.errors_1h as f64),
+                            theme.style(err_role),
+                        )),
+                        Line::from(r.last_call.map(|t| ctx.ago(t)).unwrap_or_default()),
+                    ])
+                    .style(row_style(selected, theme))
+                })
+                .collect()
+        });
     }
 
     fn draw_database(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -532,13 +487,8 @@ impl HealthTab {
             );
         }
         let page = longest_area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Database, d.longest.len(), page);
-        let rows: Vec<Row> = d
-            .longest
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
+        let sel = self.selected(Section::Database, d.longest.len());
+        let rows: Vec<Row> = visible_page(&d.longest, sel, page)
             .map(|(i, a)| {
                 Row::new(vec![
                     a.pid.to_string(),
@@ -577,17 +527,24 @@ impl HealthTab {
 
     fn draw_worker(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        if let Some((msg, role)) = self.workers.placeholder() {
-            draw_note(f, area, &msg, role, theme);
-            return;
-        }
         let jobs = self.visible_jobs();
-        if jobs.is_empty() {
-            draw_note(f, area, "no worker job has run yet", Role::Dim, theme);
-            return;
-        }
-        let page = area.height.saturating_sub(1) as usize;
-        let (sel, offset) = self.window(Section::Worker, jobs.len(), page);
+        const COLUMNS: Columns = Columns {
+            header: &[
+                "job",
+                "holder",
+                "lease",
+                "last run",
+                "next",
+                "last ok",
+                "last error",
+            ],
+            widths: &[14, 16, 7, 8, 8, 8, 10],
+            flexible: 6,
+            header_role: Role::Dim,
+        };
+        let note = self
+            .workers
+            .note(jobs.is_empty(), ("no worker job has run yet", Role::Dim));
         let when = |t: Option<DateTime<Utc>>| -> String {
             match t {
                 None => "-".into(),
@@ -598,92 +555,64 @@ impl HealthTab {
                 Some(t) => ctx.ago(t),
             }
         };
-        let rows: Vec<Row> = jobs
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, j)| {
-                let holder = match &j.holder {
-                    Some(h) if h == ctx.instance => "this instance".to_string(),
-                    Some(h) => sanitize(h).into_owned(),
-                    None => "-".into(),
-                };
-                let holder_role = if !j.live {
-                    Role::Dim
-                } else if j.holder.as_deref() == Some(ctx.instance) {
-                    Role::Accent
-                } else {
-                    Role::Text
-                };
-                let err = j
-                    .last_error
-                    .as_deref()
-                    .map(|e| sanitize(e).into_owned())
-                    .unwrap_or_default();
-                let selected = i == sel;
-                Row::new(vec![
-                    Line::from(sanitize(&j.job).into_owned()),
-                    Line::from(Span::styled(
-                        holder,
-                        if selected {
-                            theme.style(Role::Selection)
-                        } else {
-                            theme.style(holder_role)
-                        },
-                    )),
-                    Line::from(Span::styled(
-                        if j.live { "live" } else { "expired" },
-                        theme.style(if selected {
-                            Role::Selection
-                        } else if j.live {
-                            Role::Ok
-                        } else {
-                            Role::Warn
-                        }),
-                    )),
-                    Line::from(when(j.last_run)),
-                    Line::from(when(j.next_run)),
-                    Line::from(when(j.last_ok)),
-                    Line::from(Span::styled(
-                        err,
-                        if selected {
-                            theme.style(Role::Selection)
-                        } else {
-                            theme.style(Role::Error)
-                        },
-                    )),
-                ])
-                .style(row_style(selected, theme))
-            })
-            .collect();
-        f.render_widget(
-            Table::new(
-                rows,
-                [
-                    Constraint::Length(14),
-                    Constraint::Length(16),
-                    Constraint::Length(7),
-                    Constraint::Length(8),
-                    Constraint::Length(8),
-                    Constraint::Length(8),
-                    Constraint::Min(10),
-                ],
-            )
-            .header(
-                Row::new(vec![
-                    "job",
-                    "holder",
-                    "lease",
-                    "last run",
-                    "next",
-                    "last ok",
-                    "last error",
-                ])
-                .style(theme.style(Role::Dim)),
-            ),
-            area,
-        );
+        draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
+            let sel = self.selected(Section::Worker, jobs.len());
+            visible_page(&jobs, sel, page)
+                .map(|(i, j)| {
+                    let holder = match &j.holder {
+                        Some(h) if h == ctx.instance => "this instance".to_string(),
+                        Some(h) => sanitize(h).into_owned(),
+                        None => "-".into(),
+                    };
+                    let holder_role = if !j.live {
+                        Role::Dim
+                    } else if j.holder.as_deref() == Some(ctx.instance) {
+                        Role::Accent
+                    } else {
+                        Role::Text
+                    };
+                    let err = j
+                        .last_error
+                        .as_deref()
+                        .map(|e| sanitize(e).into_owned())
+                        .unwrap_or_default();
+                    let selected = i == sel;
+                    Row::new(vec![
+                        Line::from(sanitize(&j.job).into_owned()),
+                        Line::from(Span::styled(
+                            holder,
+                            if selected {
+                                theme.style(Role::Selection)
+                            } else {
+                                theme.style(holder_role)
+                            },
+                        )),
+                        Line::from(Span::styled(
+                            if j.live { "live" } else { "expired" },
+                            theme.style(if selected {
+                                Role::Selection
+                            } else if j.live {
+                                Role::Ok
+                            } else {
+                                Role::Warn
+                            }),
+                        )),
+                        Line::from(when(j.last_run)),
+                        Line::from(when(j.next_run)),
+                        Line::from(when(j.last_ok)),
+                        Line::from(Span::styled(
+                            err,
+                            if selected {
+                                theme.style(Role::Selection)
+                            } else {
+                                theme.style(Role::Error)
+                            },
+                        )),
+                    ])
+                    .style(row_style(selected, theme))
+                })
+                .collect()
+        });
     }
 }
 

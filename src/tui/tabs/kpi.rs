@@ -25,8 +25,8 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    block, change_span, draw_card, draw_note, draw_spark, fmt_count, fmt_ms, fmt_pct, row_style,
-    status_role, truncate, Card, Trend,
+    change_span, draw_card, draw_note, draw_spark, draw_table_panel, fmt_count, fmt_ms, fmt_pct,
+    framed, row_style, status_role, truncate, visible_page, Card, Columns, Trend,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,95 +164,66 @@ impl KpiTab {
 
     /// The twelve counters of the overview, from whatever data has arrived.
     pub fn cards(&self, theme: &Theme) -> Vec<Card> {
-        let mut cards = Vec::new();
-        let na = || "…".to_string();
-        // Requests/min
-        let mut c = Card {
-            title: "Requests/min".into(),
-            ..Card::default()
-        };
-        if let Some(t) = &self.traffic.data {
-            c.value = fmt_count(t.per_minute());
-            c.change = Some(change_span(
-                t.per_minute(),
-                Some(t.prev_per_minute()),
+        let traffic = self.traffic.data.as_ref();
+        let status = self.status.data.as_ref();
+        let ingest = self.ingest.data.as_ref();
+        let mut cards = vec![
+            count_card(
+                "Requests/min",
+                traffic.map(|t| t.per_minute()),
+                traffic.map(|t| t.prev_per_minute()),
                 Trend::Neutral,
+                traffic.map_or_else(Vec::new, |t| {
+                    t.series.iter().map(|s| s.1.max(0) as u64).collect()
+                }),
                 theme,
-            ));
-            c.spark = t.series.iter().map(|s| s.1.max(0) as u64).collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // Error rate
-        let mut c = Card {
-            title: "Error rate (5xx)".into(),
-            ..Card::default()
-        };
-        if let Some(t) = &self.traffic.data {
-            c.value = fmt_pct(t.error_rate());
-            c.change = Some(change_span(
-                t.error_rate(),
-                Some(t.prev_error_rate()),
-                Trend::UpIsBad,
-                theme,
-            ));
-            if t.error_rate() >= 0.05 {
-                c.value_role = Some(Role::Error);
-            } else if t.error_rate() >= 0.01 {
-                c.value_role = Some(Role::Warn);
-            }
-            c.spark = t
-                .series
-                .iter()
-                .map(|s| {
-                    if s.1 == 0 {
-                        0
-                    } else {
-                        (s.2 as f64 * 1000.0 / s.1 as f64) as u64
-                    }
-                })
-                .collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // p95
-        let mut c = Card {
-            title: "p95 latency 1h".into(),
-            ..Card::default()
-        };
-        if let Some(l) = &self.latency.data {
-            c.value = l.p95_ms.map(fmt_ms).unwrap_or_else(|| "-".into());
-            c.change = l
-                .p95_ms
-                .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
-            c.spark = l.series.iter().map(|v| *v as u64).collect();
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
-        // Alerts
-        let mut c = Card {
-            title: "Active alerts".into(),
-            ..Card::default()
-        };
-        if let Some(s) = &self.status.data {
-            c.value = s.alerts().to_string();
-            c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
-            c.value_role = Some(if s.critical > 0 {
-                Role::Critical
-            } else if s.error > 0 {
-                Role::Error
-            } else if s.warning > 0 {
-                Role::Warn
-            } else {
-                Role::Ok
-            });
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
+            ),
+            card("Error rate (5xx)", traffic, |c, t| {
+                c.value = fmt_pct(t.error_rate());
+                c.change = Some(change_span(
+                    t.error_rate(),
+                    Some(t.prev_error_rate()),
+                    Trend::UpIsBad,
+                    theme,
+                ));
+                if t.error_rate() >= 0.05 {
+                    c.value_role = Some(Role::Error);
+                } else if t.error_rate() >= 0.01 {
+                    c.value_role = Some(Role::Warn);
+                }
+                c.spark = t
+                    .series
+                    .iter()
+                    .map(|s| {
+                        if s.1 == 0 {
+                            0
+                        } else {
+                            (s.2 as f64 * 1000.0 / s.1 as f64) as u64
+                        }
+                    })
+                    .collect();
+            }),
+            card("p95 latency 1h", self.latency.data.as_ref(), |c, l| {
+                c.value = l.p95_ms.map(fmt_ms).unwrap_or_else(|| "-".into());
+                c.change = l
+                    .p95_ms
+                    .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
+                c.spark = l.series.iter().map(|v| *v as u64).collect();
+            }),
+            card("Active alerts", status, |c, s| {
+                c.value = s.alerts().to_string();
+                c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
+                c.value_role = Some(if s.critical > 0 {
+                    Role::Critical
+                } else if s.error > 0 {
+                    Role::Error
+                } else if s.warning > 0 {
+                    Role::Warn
+                } else {
+                    Role::Ok
+                });
+            }),
+        ];
         // Daily counters
         let d = self.daily.data.as_ref();
         for (title, cur, prev, spark) in [
@@ -275,35 +246,17 @@ impl KpiTab {
                 None,
             ),
         ] {
-            let mut c = Card {
-                title: title.into(),
-                ..Card::default()
-            };
-            match cur {
-                Some(v) => {
-                    c.value = fmt_count(v as f64);
-                    c.change = Some(change_span(
-                        v as f64,
-                        prev.map(|p| p as f64),
-                        Trend::UpIsBad,
-                        theme,
-                    ));
-                    c.spark = spark
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|v| v.max(0) as u64)
-                        .collect();
-                }
-                None => c.value = na(),
-            }
-            cards.push(c);
+            let spark = spark.unwrap_or_default();
+            cards.push(count_card(
+                title,
+                cur.map(|v| v as f64),
+                prev.map(|v| v as f64),
+                Trend::UpIsBad,
+                spark.iter().map(|v| (*v).max(0) as u64).collect(),
+                theme,
+            ));
         }
-        // Services
-        let mut c = Card {
-            title: "Services up/deg/dn".into(),
-            ..Card::default()
-        };
-        if let Some(s) = &self.status.data {
+        cards.push(card("Services up/deg/dn", status, |c, s| {
             c.value = format!("{}/{}/{}", s.healthy, s.degraded, s.down);
             if s.unknown > 0 {
                 c.detail = format!("?{}", s.unknown);
@@ -315,10 +268,7 @@ impl KpiTab {
             } else {
                 Role::Ok
             });
-        } else {
-            c.value = na();
-        }
-        cards.push(c);
+        }));
         // Users
         let d = self.users.data.as_ref();
         for (title, cur, prev) in [
@@ -333,52 +283,32 @@ impl KpiTab {
                 d.map(|d| d.prev_users_24h),
             ),
         ] {
-            let mut c = Card {
-                title: title.into(),
-                ..Card::default()
-            };
-            match cur {
-                Some(v) => {
-                    c.value = fmt_count(v as f64);
-                    c.change = Some(change_span(
-                        v as f64,
-                        prev.map(|p| p as f64),
-                        Trend::UpIsGood,
-                        theme,
-                    ));
-                }
-                None => c.value = na(),
-            }
-            cards.push(c);
-        }
-        // Ingest
-        let mut c = Card {
-            title: "Ingest lines/min".into(),
-            ..Card::default()
-        };
-        let mut r = Card {
-            title: "Rejected lines".into(),
-            ..Card::default()
-        };
-        if let Some(i) = &self.ingest.data {
-            c.value = fmt_count(i.per_minute());
-            c.change = Some(change_span(
-                i.per_minute(),
-                Some(i.prev_per_minute()),
-                Trend::Neutral,
+            let (cur, prev) = (cur.map(|v| v as f64), prev.map(|v| v as f64));
+            cards.push(count_card(
+                title,
+                cur,
+                prev,
+                Trend::UpIsGood,
+                Vec::new(),
                 theme,
             ));
-            c.spark = i.series.iter().map(|v| (*v).max(0) as u64).collect();
-            r.value = fmt_count(i.rejected as f64);
-            if i.rejected > 0 {
-                r.value_role = Some(Role::Warn);
-            }
-        } else {
-            c.value = na();
-            r.value = na();
         }
-        cards.push(c);
-        cards.push(r);
+        cards.push(count_card(
+            "Ingest lines/min",
+            ingest.map(|i| i.per_minute()),
+            ingest.map(|i| i.prev_per_minute()),
+            Trend::Neutral,
+            ingest.map_or_else(Vec::new, |i| {
+                i.series.iter().map(|v| (*v).max(0) as u64).collect()
+            }),
+            theme,
+        ));
+        cards.push(card("Rejected lines", ingest, |c, i| {
+            c.value = fmt_count(i.rejected as f64);
+            if i.rejected > 0 {
+                c.value_role = Some(Role::Warn);
+            }
+        }));
         cards
     }
 
@@ -416,9 +346,7 @@ impl KpiTab {
     fn draw_chart(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let title = format!("Requests / 5xx per bucket ({})", ctx.range.label());
-        let b = block(&title, false, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, &title, false, theme);
         let Some(t) = &self.traffic.data else {
             if let Some((msg, role)) = self.traffic.placeholder() {
                 draw_note(f, inner, &msg, role, theme);
@@ -489,64 +417,46 @@ impl KpiTab {
 
     fn draw_top(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        let b = block("Top failing endpoints", true, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        if let Some((msg, role)) = self.top.placeholder() {
-            draw_note(f, inner, &msg, role, theme);
-            return;
-        }
+        let inner = framed(f, area, "Top failing endpoints", true, theme);
         let rows_data = self.visible_top();
-        if rows_data.is_empty() {
-            let msg = if self.filter.is_empty() {
-                "no server errors in range"
-            } else {
-                "no endpoint matches the filter"
-            };
-            draw_note(f, inner, msg, Role::Ok, theme);
-            return;
-        }
-        let page = inner.height.saturating_sub(1) as usize;
-        let sel = self.cursor.selected.min(rows_data.len() - 1);
-        let offset = sel.saturating_sub(page.saturating_sub(1));
-        let ep_w = inner.width.saturating_sub(22) as usize;
-        let rows: Vec<Row> = rows_data
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(page)
-            .map(|(i, e)| {
-                let name = format!(
-                    "{} {} {}",
-                    sanitize(&e.service),
-                    sanitize(&e.method),
-                    sanitize(&e.route)
-                );
-                let rate = if e.requests > 0 {
-                    e.errors as f64 / e.requests as f64
-                } else {
-                    0.0
-                };
-                Row::new(vec![
-                    truncate(&name, ep_w),
-                    fmt_count(e.errors as f64),
-                    fmt_pct(rate),
-                    fmt_ms(e.avg_ms),
-                ])
-                .style(row_style(i == sel, theme))
-            })
-            .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Min(10),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(7),
-            ],
-        )
-        .header(Row::new(vec!["endpoint", "5xx", "rate", "avg"]).style(theme.style(Role::Dim)));
-        f.render_widget(table, inner);
+        let empty = if self.filter.is_empty() {
+            "no server errors in range"
+        } else {
+            "no endpoint matches the filter"
+        };
+        const COLUMNS: Columns = Columns {
+            header: &["endpoint", "5xx", "rate", "avg"],
+            widths: &[10, 6, 6, 7],
+            flexible: 0,
+            header_role: Role::Dim,
+        };
+        let note = self.top.note(rows_data.is_empty(), (empty, Role::Ok));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |page| {
+            let sel = self.cursor.selected.min(rows_data.len() - 1);
+            let ep_w = inner.width.saturating_sub(22) as usize;
+            visible_page(&rows_data, sel, page)
+                .map(|(i, e)| {
+                    let name = format!(
+                        "{} {} {}",
+                        sanitize(&e.service),
+                        sanitize(&e.method),
+                        sanitize(&e.route)
+                    );
+                    let rate = if e.requests > 0 {
+                        e.errors as f64 / e.requests as f64
+                    } else {
+                        0.0
+                    };
+                    Row::new(vec![
+                        truncate(&name, ep_w),
+                        fmt_count(e.errors as f64),
+                        fmt_pct(rate),
+                        fmt_ms(e.avg_ms),
+                    ])
+                    .style(row_style(i == sel, theme))
+                })
+                .collect()
+        });
     }
 
     fn draw_custom(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -610,9 +520,7 @@ impl KpiTab {
         ctx: &DrawCtx,
     ) {
         let theme = ctx.theme;
-        let b = block(&sanitize(&w.title), focused, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, &sanitize(&w.title), focused, theme);
         let data = match data {
             None => {
                 let (msg, role) = self
@@ -795,6 +703,35 @@ impl KpiTab {
             }
         }
     }
+}
+
+/// A card titled `title`, filled from `data` by `fill`; "…" until the data came.
+fn card<T>(title: &str, data: Option<&T>, fill: impl FnOnce(&mut Card, &T)) -> Card {
+    let mut c = Card {
+        title: title.into(),
+        ..Card::default()
+    };
+    match data {
+        Some(d) => fill(&mut c, d),
+        None => c.value = "…".into(),
+    }
+    c
+}
+
+/// A counter's card: the count, its change against the previous period and its sparkline.
+fn count_card(
+    title: &str,
+    cur: Option<f64>,
+    prev: Option<f64>,
+    trend: Trend,
+    spark: Vec<u64>,
+    theme: &Theme,
+) -> Card {
+    card(title, cur.as_ref(), |c, &v| {
+        c.value = fmt_count(v);
+        c.change = Some(change_span(v, prev, trend, theme));
+        c.spark = spark;
+    })
 }
 
 impl TabView for KpiTab {

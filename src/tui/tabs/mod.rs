@@ -303,6 +303,17 @@ impl<T: 'static> Panel<T> {
         }
     }
 
+    /// What a table panel shows instead of its rows: "loading…" or the error (see
+    /// `placeholder`), else `empty` when there is nothing to list; None: show the rows.
+    pub fn note(
+        &self,
+        nothing: bool,
+        empty: (&str, crate::tui::theme::Role),
+    ) -> Option<(String, crate::tui::theme::Role)> {
+        self.placeholder()
+            .or_else(|| nothing.then(|| (empty.0.to_string(), empty.1)))
+    }
+
     /// "loading…", the error, or None when there is data to show.
     pub fn placeholder(&self) -> Option<(String, crate::tui::theme::Role)> {
         use crate::tui::theme::Role;

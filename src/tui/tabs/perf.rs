@@ -12,7 +12,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row};
 use ratatui::Frame;
 
 use crate::config::Config;
@@ -25,8 +25,11 @@ use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
-use crate::tui::theme::Role;
-use crate::tui::widgets::{block, draw_note, fmt_count, fmt_ms, fmt_pct, row_style, truncate};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::widgets::{
+    draw_note, draw_table_panel, fmt_count, fmt_ms, fmt_pct, framed, row_style, spark_text,
+    truncate, visible_page, Columns,
+};
 
 /// Requests at or over this are "slow" in the slow-requests panel.
 pub const SLOW_REQUEST_MS: f64 = 1000.0;
@@ -370,81 +373,66 @@ impl PerfTab {
         if let Some(e) = &self.exact_error {
             title = format!("{title} · exact: {e}");
         }
-        let b = block(&title, true, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        if let Some((msg, role)) = self.stats.placeholder() {
-            draw_note(f, inner, &msg, role, theme);
-            return;
-        }
+        let inner = framed(f, area, &title, true, theme);
         let rows = self.rows();
-        if rows.is_empty() {
-            draw_note(f, inner, "no requests in this range", Role::Dim, theme);
-            return;
-        }
-        let widths = [
-            Constraint::Min(14),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(7),
-        ];
-        let visible = inner.height.saturating_sub(1) as usize;
-        let start = self
-            .cursor
-            .selected
-            .saturating_sub(visible.saturating_sub(1));
+        const COLUMNS: Columns = Columns {
+            header: &[
+                "Endpoint", "rps", "p50", "p95", "p99", "err%", "requests", "vs 23h",
+            ],
+            widths: &[14, 6, 6, 6, 6, 6, 8, 7],
+            flexible: 0,
+            header_role: Role::Header,
+        };
+        let note = self
+            .stats
+            .note(rows.is_empty(), ("no requests in this range", Role::Dim));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |visible| {
+            visible_page(&rows, self.cursor.selected, visible)
+                .map(|(i, s)| self.endpoint_row(i, s, theme))
+                .collect()
+        });
+    }
+
+    /// One row of the endpoint table (`i`: its index, to mark the selected one).
+    fn endpoint_row(&self, i: usize, s: &EndpointStat, theme: &Theme) -> Row<'static> {
         let spark_w = 8usize;
-        let mut out_rows = Vec::new();
-        for (i, s) in rows.iter().enumerate().skip(start).take(visible) {
-            let exact = self.exact.get(&s.key);
-            let shown = exact.unwrap_or(s);
-            let sel = i == self.cursor.selected;
-            let style = row_style(sel, theme);
-            let spark = spark_text(&self.spark_of(&s.key), spark_w);
-            let (status, role) = match self.regression_of(&s.key).map(|r| r.status) {
-                Some(RegressionStatus::Alert) => ("ALERT", Role::Error),
-                Some(RegressionStatus::Warning) => ("WARN", Role::Warn),
-                Some(RegressionStatus::Ok) => ("OK", Role::Ok),
-                None => ("-", Role::Dim),
-            };
-            let name = format!(
-                "{}{}",
-                if exact.is_some() { "=" } else { "" },
-                label(&s.key)
-            );
-            out_rows.push(
-                Row::new(vec![
-                    Span::raw(name),
-                    Span::raw(fmt_count(shown.rps)),
-                    Span::raw(shown.p50_ms.map(fmt_ms).unwrap_or_default()),
-                    Span::raw(shown.p95_ms.map(fmt_ms).unwrap_or_default()),
-                    Span::raw(shown.p99_ms.map(fmt_ms).unwrap_or_default()),
-                    Span::styled(
-                        shown
-                            .error_pct
-                            .map(|p| fmt_pct(p / 100.0))
-                            .unwrap_or_default(),
-                        if shown.error_pct.unwrap_or(0.0) >= 5.0 && !sel {
-                            theme.style(Role::Error)
-                        } else {
-                            style
-                        },
-                    ),
-                    Span::styled(spark, if sel { style } else { theme.style(Role::Spark) }),
-                    Span::styled(status, if sel { style } else { theme.style(role) }),
-                ])
-                .style(style),
-            );
-        }
-        let header = Row::new(vec![
-            "Endpoint", "rps", "p50", "p95", "p99", "err%", "requests", "vs 23h",
+        let exact = self.exact.get(&s.key);
+        let shown = exact.unwrap_or(s);
+        let sel = i == self.cursor.selected;
+        let style = row_style(sel, theme);
+        let spark = spark_text(&self.spark_of(&s.key), spark_w);
+        let (status, role) = match self.regression_of(&s.key).map(|r| r.status) {
+            Some(RegressionStatus::Alert) => ("ALERT", Role::Error),
+            Some(RegressionStatus::Warning) => ("WARN", Role::Warn),
+            Some(RegressionStatus::Ok) => ("OK", Role::Ok),
+            None => ("-", Role::Dim),
+        };
+        let name = format!(
+            "{}{}",
+            if exact.is_some() { "=" } else { "" },
+            label(&s.key)
+        );
+        Row::new(vec![
+            Span::raw(name),
+            Span::raw(fmt_count(shown.rps)),
+            Span::raw(shown.p50_ms.map(fmt_ms).unwrap_or_default()),
+            Span::raw(shown.p95_ms.map(fmt_ms).unwrap_or_default()),
+            Span::raw(shown.p99_ms.map(fmt_ms).unwrap_or_default()),
+            Span::styled(
+                shown
+                    .error_pct
+                    .map(|p| fmt_pct(p / 100.0))
+                    .unwrap_or_default(),
+                if shown.error_pct.unwrap_or(0.0) >= 5.0 && !sel {
+                    theme.style(Role::Error)
+                } else {
+                    style
+                },
+            ),
+            Span::styled(spark, if sel { style } else { theme.style(Role::Spark) }),
+            Span::styled(status, if sel { style } else { theme.style(role) }),
         ])
-        .style(theme.style(Role::Header));
-        f.render_widget(Table::new(out_rows, widths).header(header), inner);
+        .style(style)
     }
 
     fn draw_chart(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -454,13 +442,13 @@ impl PerfTab {
             Some(k) => format!("Latency {}", label(k)),
             None => "Latency".into(),
         };
-        let b = block(
+        let inner = framed(
+            f,
+            area,
             &truncate(&title, area.width.saturating_sub(4) as usize),
             false,
             theme,
         );
-        let inner = b.inner(area);
-        f.render_widget(b, area);
         let points = match (&self.series.data, selected) {
             (Some((k, p)), Some(sel)) if k == sel => p,
             _ => {
@@ -527,9 +515,7 @@ impl PerfTab {
 
     fn draw_heatmap(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        let b = block("Errors ·<1% ░ ▒≥1% ▓≥5% █≥20%", false, theme);
-        let inner = b.inner(area);
-        f.render_widget(b, area);
+        let inner = framed(f, area, "Errors ·<1% ░ ▒≥1% ▓≥5% █≥20%", false, theme);
         if let Some((msg, role)) = self.heat.placeholder() {
             draw_note(f, inner, &msg, role, theme);
             return;
@@ -580,135 +566,96 @@ impl PerfTab {
         let theme = ctx.theme;
         let [top, bottom] =
             Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-        let b = block(
+        let inner = framed(
+            f,
+            top,
             &format!("Slow requests ≥ {} · Enter trace", fmt_ms(SLOW_REQUEST_MS)),
             true,
             theme,
         );
-        let inner = b.inner(top);
-        f.render_widget(b, top);
-        match self.slow_requests.placeholder() {
-            Some((msg, role)) => draw_note(f, inner, &msg, role, theme),
-            None => {
-                let rows = self.slow_requests.data.as_deref().unwrap_or(&[]);
-                self.draw_requests(f, inner, rows, self.slow_cursor.selected, ctx);
-            }
-        }
-        let b = block(
+        let rows = self.slow_requests.data.as_deref().unwrap_or(&[]);
+        let selected = self.slow_cursor.selected;
+        self.draw_requests(f, inner, &self.slow_requests, rows, selected, ctx);
+        let inner = framed(
+            f,
+            bottom,
             &format!("Slow queries ≥ {}", fmt_ms(SLOW_QUERY_MS)),
             false,
             theme,
         );
-        let inner = b.inner(bottom);
-        f.render_widget(b, bottom);
-        if let Some((msg, role)) = self.slow_queries.placeholder() {
-            draw_note(f, inner, &msg, role, theme);
-            return;
-        }
         let qs = self.slow_queries.data.as_deref().unwrap_or(&[]);
-        if qs.is_empty() {
-            draw_note(f, inner, "no slow queries in this range", Role::Ok, theme);
-            return;
-        }
-        let rows: Vec<Row> = qs
-            .iter()
-            .take(inner.height.saturating_sub(1) as usize)
-            .map(|q| {
-                let text = q.sample.as_deref().unwrap_or(&q.fingerprint);
-                Row::new(vec![
-                    sanitize(&q.service).into_owned(),
-                    sanitize(text).into_owned(),
-                    fmt_count(q.calls as f64),
-                    q.avg_ms.map(fmt_ms).unwrap_or_default(),
-                    q.max_ms.map(fmt_ms).unwrap_or_default(),
-                    q.rows_per_s.map(fmt_count).unwrap_or_default(),
-                ])
-            })
-            .collect();
-        let header = Row::new(vec!["service", "query", "calls", "avg", "max", "rows/s"])
-            .style(theme.style(Role::Header));
-        f.render_widget(
-            Table::new(
-                rows,
-                [
-                    Constraint::Length(10),
-                    Constraint::Min(16),
-                    Constraint::Length(6),
-                    Constraint::Length(7),
-                    Constraint::Length(7),
-                    Constraint::Length(7),
-                ],
-            )
-            .header(header),
-            inner,
-        );
+        const COLUMNS: Columns = Columns {
+            header: &["service", "query", "calls", "avg", "max", "rows/s"],
+            widths: &[10, 16, 6, 7, 7, 7],
+            flexible: 1,
+            header_role: Role::Header,
+        };
+        let note = self
+            .slow_queries
+            .note(qs.is_empty(), ("no slow queries in this range", Role::Ok));
+        draw_table_panel(f, inner, theme, &COLUMNS, note, |page| {
+            qs.iter()
+                .take(page)
+                .map(|q| {
+                    let text = q.sample.as_deref().unwrap_or(&q.fingerprint);
+                    Row::new(vec![
+                        sanitize(&q.service).into_owned(),
+                        sanitize(text).into_owned(),
+                        fmt_count(q.calls as f64),
+                        q.avg_ms.map(fmt_ms).unwrap_or_default(),
+                        q.max_ms.map(fmt_ms).unwrap_or_default(),
+                        q.rows_per_s.map(fmt_count).unwrap_or_default(),
+                    ])
+                })
+                .collect()
+        });
     }
 
-    fn draw_requests(
+    /// A list of requests (slowest first) with the selected one marked; `source` is the panel
+    /// they come from (its loading/error note shows until it has data).
+    fn draw_requests<T: 'static>(
         &self,
         f: &mut Frame,
         area: Rect,
+        source: &Panel<T>,
         rows: &[SlowRequest],
         selected: usize,
         ctx: &DrawCtx,
     ) {
         let theme = ctx.theme;
-        if rows.is_empty() {
-            draw_note(f, area, "no requests", Role::Ok, theme);
-            return;
-        }
-        let visible = area.height.saturating_sub(1) as usize;
-        let start = selected.saturating_sub(visible.saturating_sub(1));
-        let out: Vec<Row> = rows
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take(visible)
-            .map(|(i, r)| {
-                Row::new(vec![
-                    ctx.fmt_time(r.ts, "%H:%M:%S"),
-                    format!("{} {}", sanitize(&r.service), sanitize(&r.route)),
-                    r.status.to_string(),
-                    fmt_ms(r.duration_ms),
-                    sanitize(r.trace_id.as_deref().unwrap_or("-")).into_owned(),
-                ])
-                .style(row_style(i == selected, theme))
-            })
-            .collect();
-        let header = Row::new(vec!["time", "endpoint", "st", "duration", "trace"])
-            .style(theme.style(Role::Header));
-        f.render_widget(
-            Table::new(
-                out,
-                [
-                    Constraint::Length(8),
-                    Constraint::Min(14),
-                    Constraint::Length(3),
-                    Constraint::Length(8),
-                    Constraint::Length(16),
-                ],
-            )
-            .header(header),
-            area,
-        );
+        const COLUMNS: Columns = Columns {
+            header: &["time", "endpoint", "st", "duration", "trace"],
+            widths: &[8, 14, 3, 8, 16],
+            flexible: 1,
+            header_role: Role::Header,
+        };
+        let note = source.note(rows.is_empty(), ("no requests", Role::Ok));
+        draw_table_panel(f, area, theme, &COLUMNS, note, |visible| {
+            visible_page(rows, selected, visible)
+                .map(|(i, r)| {
+                    Row::new(vec![
+                        ctx.fmt_time(r.ts, "%H:%M:%S"),
+                        format!("{} {}", sanitize(&r.service), sanitize(&r.route)),
+                        r.status.to_string(),
+                        fmt_ms(r.duration_ms),
+                        sanitize(r.trace_id.as_deref().unwrap_or("-")).into_owned(),
+                    ])
+                    .style(row_style(i == selected, theme))
+                })
+                .collect()
+        });
     }
 
     fn draw_drill(&self, f: &mut Frame, area: Rect, key: &EndpointKey, ctx: &DrawCtx) {
-        let theme = ctx.theme;
-        let b = block(
+        let inner = framed(
+            f,
+            area,
             &format!("{} · slowest requests · Enter trace · Esc back", label(key)),
             true,
-            theme,
+            ctx.theme,
         );
-        let inner = b.inner(area);
-        f.render_widget(b, area);
-        if self.drill_rows().is_empty() {
-            if let Some((msg, role)) = self.drill.placeholder() {
-                draw_note(f, inner, &msg, role, theme);
-                return;
-            }
-        }
-        self.draw_requests(f, inner, self.drill_rows(), self.drill_cursor.selected, ctx);
+        let rows = self.drill_rows();
+        self.draw_requests(f, inner, &self.drill, rows, self.drill_cursor.selected, ctx);
     }
 }
 
@@ -735,22 +682,6 @@ pub fn shade(ratio: f64) -> char {
     } else {
         '·'
     }
-}
-
-/// A text sparkline of the last `width` values (one block character each).
-fn spark_text(values: &[u64], width: usize) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let tail = &values[values.len().saturating_sub(width)..];
-    let max = tail.iter().copied().max().unwrap_or(0);
-    tail.iter()
-        .map(|&v| {
-            if max == 0 || v == 0 {
-                ' '
-            } else {
-                BARS[((v * 7) / max) as usize]
-            }
-        })
-        .collect()
 }
 
 impl TabView for PerfTab {
@@ -927,12 +858,5 @@ mod tests {
         assert_eq!(shade(0.01), '▒');
         assert_eq!(shade(0.05), '▓');
         assert_eq!(shade(0.5), '█');
-    }
-
-    #[test]
-    fn spark_text_scales_to_the_maximum() {
-        assert_eq!(spark_text(&[0, 1, 7], 8), " ▂█");
-        assert_eq!(spark_text(&[5; 20], 4).chars().count(), 4);
-        assert_eq!(spark_text(&[], 4), "");
     }
 }

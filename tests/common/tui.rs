@@ -1,0 +1,66 @@
+//! The dashboard on ratatui's TestBackend for render tests: an `App` opened on a test database
+//! with its first queries settled, key presses, and the screen as text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use opsdash::config::Config;
+use opsdash::db::Db;
+use opsdash::tui::app::{update, App, AppOptions, Effect};
+use opsdash::tui::event::Event;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+
+/// The dashboard as the runner opens it: started, its first queries answered, and the
+/// database seen reachable (a ping of `ping_ms`).
+pub async fn open(db: &Db, cfg: Config, instance: &str, no_color: bool, ping_ms: u64) -> App {
+    let mut app = App::new(
+        db.clone(),
+        Arc::new(cfg),
+        AppOptions {
+            no_color,
+            instance: instance.into(),
+            config_dir: None,
+        },
+    );
+    let fx = app.start();
+    opsdash::tui::settle(&mut app, fx).await;
+    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(ping_ms))));
+    opsdash::tui::settle(&mut app, fx).await;
+    app
+}
+
+/// One frame of the whole dashboard at `w`×`h`.
+pub fn render(app: &App, w: u16, h: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| opsdash::tui::draw::draw(app, f))
+        .expect("draw");
+    term.backend().buffer().clone()
+}
+
+/// The buffer's symbols, one line per row.
+pub fn buffer_text(buf: &Buffer) -> String {
+    let width = buf.area.width.max(1) as usize;
+    buf.content()
+        .chunks(width)
+        .map(|row| row.iter().map(|cell| cell.symbol()).collect::<String>() + "\n")
+        .collect()
+}
+
+/// A key as the terminal reports it (an upper-case letter comes with Shift); the effects are
+/// the caller's to run.
+pub fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    let mods = match code {
+        KeyCode::Char(c) if c.is_ascii_uppercase() => KeyModifiers::SHIFT,
+        _ => KeyModifiers::NONE,
+    };
+    update(app, Event::Input(TermEvent::Key(KeyEvent::new(code, mods))))
+}
+
+/// A key press and the queries it started, settled.
+pub async fn press(app: &mut App, code: KeyCode) {
+    let fx = key(app, code);
+    opsdash::tui::settle(app, fx).await;
+}
