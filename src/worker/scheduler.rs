@@ -150,8 +150,10 @@ async fn bounded<T>(limit: Duration, f: impl std::future::Future<Output = Result
 /// How a turn at running a job ended.
 #[derive(Debug, PartialEq)]
 enum RunEnd {
-    /// The job ran (well or not); the lease was renewed when it started.
-    Ran,
+    /// The job ran (well or not); with full bookkeeping the lease was extended when it
+    /// started. `recorded_error`: whether the outcome written to the lease row is an error
+    /// (None: no outcome was written).
+    Ran { recorded_error: Option<bool> },
     /// Recording the start failed (database trouble): the job did not run.
     NotStarted,
     /// The lease was lost before or during the run: it was not started or was dropped.
@@ -170,6 +172,11 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
     // runs every 250 ms at two bookkeeping statements per run, which is most of an idle
     // dashboard's CPU.
     let mut next_due: Option<Instant> = None;
+    // Whether the last outcome written to the lease row was an error: a quick run that
+    // succeeds after it must clear it, so such a run keeps full bookkeeping.
+    let mut error_recorded = false;
+    // When a run last wrote its start (and so the schedule) under the lease we hold.
+    let mut recorded_at: Option<Instant> = None;
     // A stop request, or the handle dropped, ends the loop; a run in progress finishes first.
     while !*stop.borrow() && stop.has_changed().is_ok() {
         let fresh = held.is_some() && renewed_at.is_some_and(|t| t.elapsed() < timing.poll());
@@ -190,6 +197,7 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                     None => tracing::info!(job = name, "no longer leading this job"),
                 }
                 next_due = None;
+                recorded_at = None;
             }
             renewed_at = got.map(|_| asked_at);
             held = got;
@@ -204,12 +212,23 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                 Ok(d) if d.is_zero() => {
                     ctx.epoch = epoch;
                     let started = Instant::now();
-                    match run_once(&job, &ctx, timing).await {
-                        RunEnd::Ran => {
-                            renewed_at = Some(started);
+                    let bookkeeping =
+                        Bookkeeping::choose(recorded_at, renewed_at, timing, error_recorded);
+                    match run_once(&job, &ctx, timing, bookkeeping).await {
+                        RunEnd::Ran { recorded_error } => {
+                            if bookkeeping == Bookkeeping::Full {
+                                renewed_at = Some(started);
+                                recorded_at = Some(started);
+                            }
+                            if let Some(e) = recorded_error {
+                                error_recorded = e;
+                            }
                             next_due = Some(started + job.interval);
                         }
-                        RunEnd::NotStarted => next_due = None,
+                        RunEnd::NotStarted => {
+                            next_due = None;
+                            recorded_at = None;
+                        }
                         RunEnd::LeaseLost => {
                             tracing::warn!(
                                 job = name,
@@ -218,6 +237,7 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                             );
                             held = None;
                             renewed_at = None;
+                            recorded_at = None;
                             next_due = None;
                         }
                     }
@@ -246,28 +266,73 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
     }
 }
 
-/// One run of a job while we hold its lease.
-async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> RunEnd {
-    let pool = &ctx.db.write;
-    let name = job.name;
-    match bounded(
+/// What a run writes to its lease row besides the job's own work.
+///
+/// A job that runs more often than the lease is polled (alerts every 250 ms, the lease polled
+/// every TTL/3) would otherwise spend two statements per run on bookkeeping: most of an idle
+/// dashboard's CPU. While the lease is known locally to have most of its TTL left, a run starts
+/// without asking the database; the schedule and outcome are written (and the lease extended)
+/// by the first run after half a poll, and whenever an error is to be written or cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bookkeeping {
+    /// `record_start` before the run (refused unless the lease is ours and unexpired; extends
+    /// it by a full TTL) and `record_outcome` after it.
+    Full,
+    /// No statement before the run: we extended the lease less than half a poll ago, so it has
+    /// at least TTL - poll/2 (5/6 of the TTL) left when the run starts, and a run longer than a
+    /// poll renews it like any run. The outcome is written only when it is an error.
+    Quick,
+}
+
+impl Bookkeeping {
+    /// Quick only right after a full run (so a job slower than half a poll always records its
+    /// schedule) and while the lease was extended less than half a poll ago.
+    fn choose(
+        recorded_at: Option<Instant>,
+        renewed_at: Option<Instant>,
+        timing: Timing,
+        error_recorded: bool,
+    ) -> Bookkeeping {
+        let within = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < timing.poll() / 2);
+        if within(recorded_at) && within(renewed_at) && !error_recorded {
+            Bookkeeping::Quick
+        } else {
+            Bookkeeping::Full
+        }
+    }
+}
+
+/// Marks the start of a run (`lease::record_start`). None: the run may start.
+async fn record_start(job: &Job, ctx: &JobContext, timing: Timing) -> Option<RunEnd> {
+    let recorded = bounded(
         timing.poll(),
         lease::record_start(
-            pool,
-            name,
+            &ctx.db.write,
+            job.name,
             &ctx.instance,
             ctx.epoch,
             job.interval,
             timing.lease_ttl,
         ),
     )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => return RunEnd::LeaseLost,
+    .await;
+    match recorded {
+        Ok(true) => None,
+        Ok(false) => Some(RunEnd::LeaseLost),
         Err(e) => {
-            tracing::warn!(job = name, "recording the run failed: {e:#}");
-            return RunEnd::NotStarted;
+            tracing::warn!(job = job.name, "recording the run failed: {e:#}");
+            Some(RunEnd::NotStarted)
+        }
+    }
+}
+
+/// One run of a job while we hold its lease.
+async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, bookkeeping: Bookkeeping) -> RunEnd {
+    let pool = &ctx.db.write;
+    let name = job.name;
+    if bookkeeping == Bookkeeping::Full {
+        if let Some(end) = record_start(job, ctx, timing).await {
+            return end;
         }
     }
     let started = Instant::now();
@@ -315,13 +380,20 @@ async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> RunEnd {
             Some(format!("timed out after {:?}", timing.job_timeout))
         }
     };
-    if let Err(e) = bounded(
+    if bookkeeping == Bookkeeping::Quick && error.is_none() {
+        return RunEnd::Ran {
+            recorded_error: None,
+        };
+    }
+    let recorded = bounded(
         timing.poll(),
         lease::record_outcome(pool, name, ctx.epoch, error.as_deref()),
     )
-    .await
-    {
+    .await;
+    if let Err(e) = &recorded {
         tracing::warn!(job = name, "recording the outcome failed: {e:#}");
     }
-    RunEnd::Ran
+    RunEnd::Ran {
+        recorded_error: recorded.ok().map(|_| error.is_some()),
+    }
 }

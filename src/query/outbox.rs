@@ -1,0 +1,19 @@
+//! When the notification outbox next needs the notifier (`notify::job` sleeps until then unless
+//! woken, see `worker::wake`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use sqlx::PgPool;
+
+/// Time until the soonest message to send or retry (zero when one is due), None when the
+/// outbox holds nothing to send.
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT greatest(extract(epoch FROM min(next_attempt_at) - clock_timestamp()), 0)::float8
+           FROM opsdash.notification WHERE status IN ('pending', 'sending')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(Duration::from_secs_f64))
+}
