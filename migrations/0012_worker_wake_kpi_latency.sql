@@ -35,3 +35,20 @@ CREATE TRIGGER alert_rule_due_sooner_wakes_worker
     FOR EACH ROW
     WHEN (NEW.status IS DISTINCT FROM OLD.status OR NEW.next_eval_at < OLD.next_eval_at)
     EXECUTE FUNCTION opsdash.notify_worker('rules');
+
+-- KPI latency from rollups: the histogram (src/model/histogram.rs buckets) of inbound request
+-- durations per minute, so the KPI tab's p95 (last hour, the hour before, per minute) merges
+-- 120 small arrays instead of sorting two hours of raw rows. The rollup job fills it for the
+-- minutes it rebuilds within LATENCY_KEPT_HOURS (src/query/rollup.rs); NULL elsewhere (no
+-- inbound request, or older than the KPI tab reads).
+ALTER TABLE opsdash.rollup_kpi_1m ADD COLUMN latency_hist integer[];
+
+UPDATE opsdash.rollup_kpi_1m k SET latency_hist = h.hist
+  FROM (SELECT bucket, opsdash.hist_build(lb, n) AS hist
+          FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+                       opsdash.latency_bucket(duration_ms) AS lb, count(*) AS n
+                  FROM opsdash.request_log
+                 WHERE direction = 'inbound' AND ts >= now() - interval '3 hours'
+                 GROUP BY 1, 2) g
+         GROUP BY bucket) h
+ WHERE k.bucket = h.bucket;
