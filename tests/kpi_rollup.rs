@@ -62,6 +62,21 @@ async fn scalar(db: &Db, sql: &str, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
         .unwrap()
 }
 
+/// `value` (an expression of the bucket start `g`) for every `step` of window `w`, in order.
+async fn per_bucket<T>(db: &Db, value: &str, step: &str, w: Window) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+{
+    sqlx::query_scalar(&format!(
+        "SELECT {value} FROM generate_series($1, $2 - interval '{step}', interval '{step}') g ORDER BY g"
+    ))
+    .bind(w.start)
+    .bind(w.end)
+    .fetch_all(&db.read)
+    .await
+    .unwrap()
+}
+
 /// The counters as the raw rows say, written independently of `query::kpi`.
 async fn exact(db: &Db, now: DateTime<Utc>) -> Vec<i64> {
     let d = Window::of(TimeRange::H24, now);
@@ -87,15 +102,13 @@ async fn exact(db: &Db, now: DateTime<Utc>) -> Vec<i64> {
     for (a, b) in [(h.start, h.end), (h.start - Duration::hours(1), h.start)] {
         out.push(scalar(db, "SELECT count(DISTINCT user_id) FROM opsdash.request_log WHERE ts >= $1 AND ts < $2", a, b).await);
     }
-    let hourly: Vec<i64> = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= g AND ts < g + interval '1 hour')
-           FROM generate_series($1, $2 - interval '1 hour', interval '1 hour') g ORDER BY g",
+    let hourly: Vec<i64> = per_bucket(
+        db,
+        "(SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= g AND ts < g + interval '1 hour')",
+        "1 hour",
+        d,
     )
-    .bind(d.start)
-    .bind(d.end)
-    .fetch_all(&db.read)
-    .await
-    .unwrap();
+    .await;
     out.extend(hourly);
     out
 }
@@ -181,17 +194,15 @@ async fn panels_match(db: &Db, now: DateTime<Utc>) {
     };
     let want_now = p95(h.start, h.end).await.unwrap();
     let want_prev = p95(h.start - Duration::hours(1), h.start).await.unwrap();
-    let want_series: Vec<Option<f64>> = sqlx::query_scalar(
-        "SELECT (SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms)
-                   FROM opsdash.request_log
-                  WHERE direction = 'inbound' AND ts >= g AND ts < g + interval '1 minute')
-           FROM generate_series($1, $2 - interval '1 minute', interval '1 minute') g ORDER BY g",
+    let want_series: Vec<Option<f64>> = per_bucket(
+        db,
+        "(SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms)
+            FROM opsdash.request_log
+           WHERE direction = 'inbound' AND ts >= g AND ts < g + interval '1 minute')",
+        "1 minute",
+        h,
     )
-    .bind(h.start)
-    .bind(h.end)
-    .fetch_all(&db.read)
-    .await
-    .unwrap();
+    .await;
     let got = kpi::latency(db, now).await.unwrap();
     let close = |got: Option<f64>, want: Option<f64>| match (got, want) {
         (Some(g), Some(w)) => (g - w).abs() <= w * MAX_RELATIVE_ERROR + 1e-9,
