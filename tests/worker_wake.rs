@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::query::outbox::next_due_in;
 use opsdash::worker::wake::{Lookout, Topic, Wake};
 use opsdash::worker::{jobs, spawn_jobs};
 
@@ -39,6 +40,8 @@ async fn insert_message(t: &TestDb, channel: &str, due_in_ms: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_wake_the_right_topic_and_lookouts_stay_quiet_otherwise() {
     let t = TestDb::new().await.unwrap();
+    // An empty outbox plans nothing (not "due now", which would poll every tick).
+    assert_eq!(next_due_in(&t.db.write).await.unwrap(), None);
     let wake = Wake::default();
     // Not listening yet: nothing can be ruled out.
     assert!(wake.take(Topic::Outbox));
@@ -49,6 +52,10 @@ async fn triggers_wake_the_right_topic_and_lookouts_stay_quiet_otherwise() {
     assert!(!wake.take(Topic::Outbox) && !wake.take(Topic::Rules));
 
     insert_message(&t, "nowhere", 0).await;
+    assert_eq!(
+        next_due_in(&t.db.write).await.unwrap(),
+        Some(Duration::ZERO)
+    );
     eventually("outbox wake-up", Duration::from_secs(2), || {
         wake.take(Topic::Outbox)
     })

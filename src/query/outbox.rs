@@ -9,11 +9,12 @@ use sqlx::PgPool;
 /// Time until the soonest message to send or retry (zero when one is due), None when the
 /// outbox holds nothing to send.
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>> {
+    // Clamped here: greatest() in SQL skips NULLs, so an empty outbox would read as "due now".
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT greatest(extract(epoch FROM min(next_attempt_at) - clock_timestamp()), 0)::float8
+        "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())::float8
            FROM opsdash.notification WHERE status IN ('pending', 'sending')",
     )
     .fetch_one(pool)
     .await?;
-    Ok(secs.map(Duration::from_secs_f64))
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }

@@ -2,7 +2,9 @@
 //! job's lease, and only while it holds the lease does it run the job when due (`next_run_at`
 //! in `worker_lease`, so the schedule survives a change of leader). While a run is in progress
 //! the lease is renewed alongside it; the moment a renewal fails the run is dropped, because
-//! another instance may already be doing the same work.
+//! another instance may already be doing the same work. A job that runs more often than the
+//! lease is polled writes its start and outcome only every half poll (`Bookkeeping`), while the
+//! lease is known locally to be fresh.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,8 +153,8 @@ async fn bounded<T>(limit: Duration, f: impl std::future::Future<Output = Result
 #[derive(Debug, PartialEq)]
 enum RunEnd {
     /// The job ran (well or not); with full bookkeeping the lease was extended when it
-    /// started. `recorded_error`: whether the outcome written to the lease row is an error
-    /// (None: no outcome was written).
+    /// started. `recorded_error`: whether the lease row may now show an error (None: the run
+    /// succeeded and its outcome was left for a later full run to write).
     Ran { recorded_error: Option<bool> },
     /// Recording the start failed (database trouble): the job did not run.
     NotStarted,
@@ -175,6 +177,9 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
     // Whether the last outcome written to the lease row was an error: a quick run that
     // succeeds after it must clear it, so such a run keeps full bookkeeping.
     let mut error_recorded = false;
+    // Runs succeeded since the last outcome written (a fast job's successes are written by
+    // its next full run's start).
+    let mut ok_unwritten = false;
     // When a run last wrote its start (and so the schedule) under the lease we hold.
     let mut recorded_at: Option<Instant> = None;
     // A stop request, or the handle dropped, ends the loop; a run in progress finishes first.
@@ -214,14 +219,23 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                     let started = Instant::now();
                     let bookkeeping =
                         Bookkeeping::choose(recorded_at, renewed_at, timing, error_recorded);
-                    match run_once(&job, &ctx, timing, bookkeeping).await {
+                    let books = Books {
+                        bookkeeping,
+                        error_recorded,
+                        ok_unwritten,
+                    };
+                    match run_once(&job, &ctx, timing, books).await {
                         RunEnd::Ran { recorded_error } => {
                             if bookkeeping == Bookkeeping::Full {
                                 renewed_at = Some(started);
                                 recorded_at = Some(started);
                             }
-                            if let Some(e) = recorded_error {
-                                error_recorded = e;
+                            match recorded_error {
+                                Some(e) => {
+                                    error_recorded = e;
+                                    ok_unwritten = false;
+                                }
+                                None => ok_unwritten = true,
                             }
                             next_due = Some(started + job.interval);
                         }
@@ -302,8 +316,33 @@ impl Bookkeeping {
     }
 }
 
+/// The bookkeeping of one run and what the lease row lacks.
+#[derive(Debug, Clone, Copy)]
+struct Books {
+    bookkeeping: Bookkeeping,
+    /// The lease row shows an error that a success must clear.
+    error_recorded: bool,
+    /// Successful runs not written yet.
+    ok_unwritten: bool,
+}
+
+impl Books {
+    /// Whether a successful run may leave its outcome unwritten: a quick run, or a full run of
+    /// a job faster than half a poll (its next full run's start writes it, `previous_ok`), as
+    /// long as no error on the row needs clearing.
+    fn may_skip_ok(&self, job: &Job, timing: Timing) -> bool {
+        !self.error_recorded
+            && (self.bookkeeping == Bookkeeping::Quick || job.interval < timing.poll() / 2)
+    }
+}
+
 /// Marks the start of a run (`lease::record_start`). None: the run may start.
-async fn record_start(job: &Job, ctx: &JobContext, timing: Timing) -> Option<RunEnd> {
+async fn record_start(
+    job: &Job,
+    ctx: &JobContext,
+    timing: Timing,
+    previous_ok: bool,
+) -> Option<RunEnd> {
     let recorded = bounded(
         timing.poll(),
         lease::record_start(
@@ -313,6 +352,7 @@ async fn record_start(job: &Job, ctx: &JobContext, timing: Timing) -> Option<Run
             ctx.epoch,
             job.interval,
             timing.lease_ttl,
+            previous_ok,
         ),
     )
     .await;
@@ -327,11 +367,11 @@ async fn record_start(job: &Job, ctx: &JobContext, timing: Timing) -> Option<Run
 }
 
 /// One run of a job while we hold its lease.
-async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, bookkeeping: Bookkeeping) -> RunEnd {
+async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, books: Books) -> RunEnd {
     let pool = &ctx.db.write;
     let name = job.name;
-    if bookkeeping == Bookkeeping::Full {
-        if let Some(end) = record_start(job, ctx, timing).await {
+    if books.bookkeeping == Bookkeeping::Full {
+        if let Some(end) = record_start(job, ctx, timing, books.ok_unwritten).await {
             return end;
         }
     }
@@ -380,7 +420,7 @@ async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, bookkeeping: Book
             Some(format!("timed out after {:?}", timing.job_timeout))
         }
     };
-    if bookkeeping == Bookkeeping::Quick && error.is_none() {
+    if error.is_none() && books.may_skip_ok(job, timing) {
         return RunEnd::Ran {
             recorded_error: None,
         };
@@ -393,7 +433,9 @@ async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, bookkeeping: Book
     if let Err(e) = &recorded {
         tracing::warn!(job = name, "recording the outcome failed: {e:#}");
     }
+    // An outcome that could not be written counts as an error on the row, so the next run
+    // writes its own outcome in full.
     RunEnd::Ran {
-        recorded_error: recorded.ok().map(|_| error.is_some()),
+        recorded_error: Some(error.is_some() || recorded.is_err()),
     }
 }
