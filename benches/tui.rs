@@ -8,6 +8,8 @@
 //!   cargo bench --bench tui                   # 1,000,000 request rows
 //!   TUI_BENCH_ROWS=100000 cargo bench --bench tui
 //!   TUI_BENCH_SECS=10 (measurement window for CPU and bytes, default 10)
+//!   TUI_BENCH_COMPARE_BIN=/path/to/other/opsdash [TUI_BENCH_COMPARE_MIGRATIONS=11]: also the
+//!     idle CPU of another build (before/after a change) in the same run, see `compare_idle`
 
 use std::process::Command;
 use std::sync::Arc;
@@ -116,6 +118,31 @@ async fn first_paint(db: &opsdash::db::Db, tab_key: Option<char>) -> anyhow::Res
     term.draw(|f| opsdash::tui::draw::draw(&app, f))?;
     Ok(started.elapsed())
 }
+
+/// First full paint of the KPI tab with the shared range set to `range` (24h, 7d...).
+async fn range_paint(db: &opsdash::db::Db, range: &str) -> anyhow::Result<Duration> {
+    let mut cfg = Config::default();
+    cfg.ui.range = range.into();
+    let started = Instant::now();
+    let mut app = App::new(db.clone(), Arc::new(cfg), AppOptions::default());
+    let effects = app.start();
+    let futs = effects.into_iter().filter_map(|e| match e {
+        Effect::Query(q) => Some(opsdash::tui::runner::run_inline(q, Duration::from_secs(60))),
+        _ => None,
+    });
+    for done in futures::future::join_all(futs).await {
+        if let Err(e) = &done.result {
+            anyhow::bail!("query {} failed at range {range}: {e}", done.panel);
+        }
+        update(&mut app, Event::Query(done));
+    }
+    let mut term = Terminal::new(TestBackend::new(120, 40))?;
+    term.draw(|f| opsdash::tui::draw::draw(&app, f))?;
+    Ok(started.elapsed())
+}
+
+/// The KPI ranges whose paint is reported beside the raw-only path.
+const LONG_RANGES: [&str; 2] = ["24h", "7d"];
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -256,6 +283,13 @@ fn main() -> anyhow::Result<()> {
         println!("  raw rows only (rollup job never ran):");
         let raw = first_paint(&db, None).await?;
         println!("first full paint, KPI tab, raw rows only (baseline): {}", ms(raw));
+        let mut raw_ranges = Vec::new();
+        for range in LONG_RANGES {
+            let _ = range_paint(&db, range).await?;
+            let took = range_paint(&db, range).await?;
+            println!("first full paint, KPI tab at range {range}, raw rows only (baseline): {}", ms(took));
+            raw_ranges.push(took);
+        }
         let t = Instant::now();
         let r = opsdash::worker::rollup::run_once(&db, chrono::Utc::now()).await?;
         println!(
@@ -284,20 +318,12 @@ fn main() -> anyhow::Result<()> {
             };
             report::figure("dashboard", &format!("first full paint, {tab} tab, {size} requests"), paint(took), "ms", Some(base), &[]);
         }
-        for range in ["24h", "7d"] {
-            let mut cfg = Config::default();
-            cfg.ui.range = range.into();
-            let started = Instant::now();
-            let mut app = App::new(db.clone(), Arc::new(cfg), AppOptions::default());
-            let effects = app.start();
-            let futs = effects.into_iter().filter_map(|e| match e {
-                Effect::Query(q) => Some(opsdash::tui::runner::run_inline(q, Duration::from_secs(60))),
-                _ => None,
-            });
-            for done in futures::future::join_all(futs).await {
-                update(&mut app, Event::Query(done));
-            }
-            println!("first full paint, KPI tab at range {range}: {}", ms(started.elapsed()));
+        for (range, raw) in LONG_RANGES.into_iter().zip(raw_ranges) {
+            // Warm, as the 1h paint above was.
+            let _ = range_paint(&db, range).await?;
+            let took = range_paint(&db, range).await?;
+            println!("first full paint, KPI tab at range {range}, from rollups: {} (raw rows only: {})", ms(took), ms(raw));
+            report::figure("dashboard", &format!("first full paint, KPI tab at range {range}, {size} requests"), paint(took), "ms", Some(("the same from raw rows only (no rollups)", paint(raw))), &[]);
         }
         anyhow::Ok(())
     })?;
@@ -313,21 +339,7 @@ fn main() -> anyhow::Result<()> {
         &format!("HOME={} {bin} --database-url '{url}'", dir.path().display()),
         &log,
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", &name]);
-        // All panels in: top endpoints shown, connected, and no counter still "…".
-        if screen.contains("/api/r")
-            && screen.contains("● ")
-            && !screen.split_whitespace().any(|w| w == "…")
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("dashboard did not paint:\n{screen}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_painted(&name)?;
     println!(
         "binary: launch to first full paint (process start, connect, migrations check, all KPI panels, via tmux polling every 10 ms): {}",
         ms(launched.elapsed())
@@ -402,6 +414,13 @@ fn main() -> anyhow::Result<()> {
     println!("data changing ({secs} s):        opsdash CPU {cpu_busy:.2}% of a core, {bytes_busy:.0} B/s to the terminal, RSS {:.1} MB", rss_busy as f64 / 1024.0);
     println!("baseline `top -d 1` ({secs} s):  CPU {top_cpu:.2}% of a core, {top_bytes:.0} B/s to the terminal, RSS {:.1} MB", top_rss as f64 / 1024.0);
     println!("Logs tab tailing {TAIL_RATE} lines/s ({secs} s): opsdash CPU {cpu_tail:.2}% of a core, {bytes_tail:.0} B/s to the terminal (lines on screen: {tail_seen})");
+    let compared = match std::env::var("TUI_BENCH_COMPARE_BIN") {
+        Ok(other) if !other.is_empty() => Some(compare_idle(&rt, &db, &other, &url, secs)?),
+        _ => None,
+    };
+    if let Some((other, cpu)) = &compared {
+        println!("idle ({secs} s, 120x40), {other}: CPU {cpu:.2}% of a core (this build: {cpu_idle:.2}%)");
+    }
     let top = "`top -d 1`";
     let d = "dashboard";
     report::figure(
@@ -464,6 +483,65 @@ fn main() -> anyhow::Result<()> {
         &[],
     );
     Ok(())
+}
+
+/// Waits until the dashboard in tmux session `name` shows every KPI panel.
+fn wait_painted(name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", name]);
+        // All panels in: top endpoints shown, connected, and no counter still "…".
+        if screen.contains("/api/r")
+            && screen.contains("● ")
+            && !screen.split_whitespace().any(|w| w == "…")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("dashboard did not paint:\n{screen}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `TUI_BENCH_COMPARE_BIN=/path/to/opsdash` (another build, e.g. the one before a change): its
+/// settled idle CPU measured exactly like this build's, on the same database in the same run,
+/// for a before/after in the same conditions. An older build refuses a schema with migrations
+/// it does not know, so `TUI_BENCH_COMPARE_MIGRATIONS=N` hides the records of migrations above N
+/// from it (the schema objects stay; an older build ignores them).
+fn compare_idle(
+    rt: &tokio::runtime::Runtime,
+    db: &opsdash::db::Db,
+    bin: &str,
+    url: &str,
+    secs: u64,
+) -> anyhow::Result<(String, f64)> {
+    if let Some(n) = std::env::var("TUI_BENCH_COMPARE_MIGRATIONS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        rt.block_on(
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version > $1")
+                .bind(n)
+                .execute(&db.write),
+        )?;
+    }
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("other.out");
+    let name = format!("opsdash-bench-other-{}", std::process::id());
+    let _s = start_in_tmux(
+        &name,
+        &format!("HOME={} {bin} --database-url '{url}'", dir.path().display()),
+        &log,
+    );
+    wait_painted(&name)?;
+    let pid = child_pid(&name).ok_or_else(|| anyhow::anyhow!("no pid for {bin}"))?;
+    // The same settling as above: 2 s, a window of `secs` (the worker's first runs), 10 s.
+    std::thread::sleep(Duration::from_secs(2 + secs + 10));
+    let (cpu, _) = measure(pid, &log, secs);
+    tmux(&["send-keys", "-t", &name, "q"]);
+    std::thread::sleep(Duration::from_millis(500));
+    Ok((bin.to_string(), cpu))
 }
 
 /// Log lines per second written while the dashboard's Logs tab tails (the issue's figure).

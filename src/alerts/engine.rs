@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::query::alert_metrics::{self, Sample};
 use crate::query::alerts::{self as q, AlertRow, Rule};
+use crate::worker::wake::{Lookout, Topic, Wake};
 use crate::worker::{lease, Job, JobContext};
 
 pub const EVALUATE_JOB: &str = "alerts.evaluate";
@@ -30,27 +31,50 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 /// The lease epoch and time of the last upkeep in this process.
 type Upkeep = Arc<Mutex<Option<(i64, Instant)>>>;
 
-/// The evaluation job: every `alert.tick_ms`, evaluates the rules whose interval has come.
-pub fn job(cfg: &Config) -> Job {
+/// The evaluation job: every `alert.tick_ms`, evaluates the rules whose interval has come. It
+/// looks at the rules only one tick before the soonest is due, when a rule was added, enabled
+/// or made due sooner (`wake`), for upkeep, or every few seconds in case a wake-up was lost:
+/// a tick with nothing due costs no statement.
+pub fn job(cfg: &Config, wake: &Wake) -> Job {
     let upkeep = Upkeep::default();
-    Job::new(
-        EVALUATE_JOB,
-        Duration::from_millis(cfg.alert.tick_ms.max(1)),
-        move |ctx: JobContext| {
-            let upkeep = upkeep.clone();
-            async move { evaluate_due(&ctx, &upkeep).await.map(|_| ()) }
-        },
-    )
+    let lookout = Arc::new(Lookout::new(wake.clone(), Topic::Rules));
+    let tick = Duration::from_millis(cfg.alert.tick_ms.max(1));
+    Job::new(EVALUATE_JOB, tick, move |ctx: JobContext| {
+        let upkeep = upkeep.clone();
+        let lookout = lookout.clone();
+        async move {
+            if !lookout.must_look(&ctx.db, ctx.epoch) && !upkeep_pending(&upkeep, ctx.epoch) {
+                return Ok(());
+            }
+            match evaluate_due(&ctx, &upkeep).await {
+                Ok((_, due_in)) => {
+                    // Look one tick early: the round then waits within its tick for the rule
+                    // to come due, so rules stay on their interval grid.
+                    lookout.looked(ctx.epoch, due_in, tick);
+                    Ok(())
+                }
+                Err(e) => {
+                    lookout.forget();
+                    Err(e)
+                }
+            }
+        }
+    })
+}
+
+/// Whether the next run should sync the config's rules and prune samples.
+fn upkeep_pending(upkeep: &Upkeep, epoch: i64) -> bool {
+    match *upkeep.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((e, at)) => e != epoch || at.elapsed() >= UPKEEP_EVERY,
+        None => true,
+    }
 }
 
 /// Whether this run should sync the config's rules and prune samples; marks it done.
 fn upkeep_due(upkeep: &Upkeep, epoch: i64) -> bool {
-    let mut last = upkeep.lock().unwrap_or_else(|e| e.into_inner());
-    let due = match *last {
-        Some((e, at)) => e != epoch || at.elapsed() >= UPKEEP_EVERY,
-        None => true,
-    };
+    let due = upkeep_pending(upkeep, epoch);
     if due {
+        let mut last = upkeep.lock().unwrap_or_else(|e| e.into_inner());
         *last = Some((epoch, Instant::now()));
     }
     due
@@ -67,8 +91,9 @@ pub fn config_specs(cfg: &Config) -> Vec<RuleSpec> {
 
 /// Syncs the config's rules, then evaluates every due rule, and keeps doing so until the tick
 /// is over: a rule coming due within the tick is evaluated at its due time rather than at the
-/// next tick (which made a 1 s rule wait up to 1.25 s). Returns how many evaluations ran.
-async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<usize> {
+/// next tick (which made a 1 s rule wait up to 1.25 s). Returns how many evaluations ran and
+/// when the soonest rule is due next (None: no rule to evaluate).
+async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<(usize, Option<Duration>)> {
     let started = Instant::now();
     let tick = Duration::from_millis(ctx.cfg.alert.tick_ms.max(1));
     if upkeep_due(upkeep, ctx.epoch) {
@@ -98,7 +123,7 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<usize> {
         evaluated += rules.len();
         match q::next_due_in(&ctx.db.write).await? {
             Some(wait) if started.elapsed() + wait < tick => tokio::time::sleep(wait).await,
-            _ => return Ok(evaluated),
+            due_in => return Ok((evaluated, due_in)),
         }
     }
 }

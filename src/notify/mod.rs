@@ -16,6 +16,7 @@ use crate::alerts::ChannelConfig;
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alerts::{self as q, Claimed, Outcome};
+use crate::worker::wake::{Lookout, Topic, Wake};
 use crate::worker::{Job, JobContext};
 
 pub const JOB: &str = "alerts.notify";
@@ -23,11 +24,40 @@ pub const JOB: &str = "alerts.notify";
 /// Messages claimed per round.
 const BATCH: i64 = 50;
 
-pub fn job(cfg: &Config) -> Job {
+/// The delivery job: every `alert.tick_ms` it sends what is due, but looks at the outbox only
+/// when a message entered it (`wake`), when the next retry or group wait it knows of comes due,
+/// or every few seconds in case a wake-up was lost.
+pub fn job(cfg: &Config, wake: &Wake) -> Job {
+    let lookout = std::sync::Arc::new(Lookout::new(wake.clone(), Topic::Outbox));
     Job::new(
         JOB,
         Duration::from_millis(cfg.alert.tick_ms.max(1)),
-        |ctx: JobContext| async move { deliver_due(&ctx.db, &ctx.cfg).await.map(|_| ()) },
+        move |ctx: JobContext| {
+            let lookout = lookout.clone();
+            async move {
+                if !lookout.must_look(&ctx.db, ctx.epoch) {
+                    return Ok(());
+                }
+                let looked = async {
+                    let sent = deliver_due(&ctx.db, &ctx.cfg).await?;
+                    // A full batch may have left more due: look again on the next tick.
+                    if sent as i64 >= BATCH {
+                        return Ok(Some(Duration::ZERO));
+                    }
+                    crate::query::outbox::next_due_in(&ctx.db.write).await
+                };
+                match looked.await {
+                    Ok(due_in) => {
+                        lookout.looked(ctx.epoch, due_in, Duration::ZERO);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        lookout.forget();
+                        Err(e)
+                    }
+                }
+            }
+        },
     )
 }
 

@@ -1,9 +1,11 @@
 //! KPI queries: traffic, latency, daily counters, alert/service status, ingest rate, top failing
 //! endpoints, and the operators' own widget SQL (run read-only with a statement timeout).
 //!
-//! Counters that would read a day or more of raw rows (traffic, the 24 h counters, active users,
-//! ingest) read the rollups the worker keeps (`rollup_kpi_1m`, `rollup_users_1h`, migration
-//! 0011) up to where its last run got (`rolled_until`), and raw rows only after that: the
+//! Panels that would read hours or days of raw rows (traffic, the 24 h counters, active users,
+//! ingest, p95 latency, top failing endpoints) read the rollups the worker keeps
+//! (`rollup_kpi_1m`, `rollup_users_1h`, migrations 0011 and 0012; the Performance tiers
+//! `rollup_1m`..`rollup_1d` for the endpoints) up to where its last run got (`rolled_until`),
+//! and raw rows only after that: the
 //! uncovered tail is the last ~10 seconds when the worker runs, everything when it never ran.
 //! Series are bucketed with `date_bin` on bucket boundaries, so consecutive refreshes show the
 //! same buckets.
@@ -17,7 +19,7 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::model::TimeRange;
+use crate::model::{Histogram, TimeRange};
 
 /// The window [start, end) of a range ending at the bucket boundary after `now`, and its bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,8 +192,10 @@ pub async fn traffic(db: &Db, range: TimeRange, now: DateTime<Utc>) -> Result<Tr
     })
 }
 
-/// p95 latency of inbound requests over the last hour (raw rows), the hour before, and per
-/// minute over the last hour.
+/// p95 latency of inbound requests over the last hour, the hour before, and per minute over the
+/// last hour: nearest-rank percentiles of the latency histograms (within 2% of the exact value,
+/// like the Performance tab), from the per-minute histograms of `rollup_kpi_1m` up to the
+/// rollup job's last run and raw rows after it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Latency {
     pub p95_ms: Option<f64>,
@@ -202,39 +206,55 @@ pub struct Latency {
 pub async fn latency(db: &Db, now: DateTime<Utc>) -> Result<Latency> {
     let w = Window::of(TimeRange::H1, now);
     let p = w.previous();
-    let (p95_ms, prev_p95_ms): (Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT
-           (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
-              FROM opsdash.request_log WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'),
-           (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
-              FROM opsdash.request_log WHERE ts >= $3 AND ts < $1 AND direction = 'inbound')",
+    let rolled = rolled_until(db).await?;
+    // One histogram per minute of the two hours: stored ones before the split, built from raw
+    // rows after it (binned on the server, so only (bucket, count) pairs travel).
+    let minutes: Vec<(DateTime<Utc>, Vec<i32>)> = sqlx::query_as(
+        "SELECT bucket, latency_hist FROM opsdash.rollup_kpi_1m
+          WHERE bucket >= $1 AND bucket < $3 AND latency_hist IS NOT NULL
+         UNION ALL
+         SELECT bucket, opsdash.hist_build(lb, n)
+           FROM (SELECT date_bin('1 minute', ts, $1) AS bucket,
+                        opsdash.latency_bucket(duration_ms) AS lb, count(*) AS n
+                   FROM opsdash.request_log
+                  WHERE ts >= $3 AND ts < $2 AND direction = 'inbound'
+                  GROUP BY 1, 2) g
+          GROUP BY bucket",
     )
-    .bind(w.start)
-    .bind(w.end)
     .bind(p.start)
-    .fetch_one(&db.read)
-    .await
-    .context("p95 latency")?;
-    let series: Vec<(Option<f64>,)> = sqlx::query_as(
-        "WITH b AS (
-           SELECT date_bin('1 minute', ts, $1) AS bucket,
-                  percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95
-             FROM opsdash.request_log
-            WHERE ts >= $1 AND ts < $2 AND direction = 'inbound'
-            GROUP BY 1)
-         SELECT b.p95 FROM generate_series($1, $2 - interval '1 minute', interval '1 minute') g
-           LEFT JOIN b ON b.bucket = g ORDER BY g",
-    )
-    .bind(w.start)
     .bind(w.end)
+    .bind(split_at(p.start, w.end, rolled))
     .fetch_all(&db.read)
     .await
-    .context("p95 series")?;
-    Ok(Latency {
-        p95_ms,
-        prev_p95_ms,
-        series: series.into_iter().map(|(v,)| v.unwrap_or(0.0)).collect(),
-    })
+    .context("p95 latency")?;
+    Ok(latency_of(&w, &minutes))
+}
+
+/// The latency figures of window `w` (one-minute buckets) and the hour before it from
+/// per-minute histograms.
+pub fn latency_of(w: &Window, minutes: &[(DateTime<Utc>, Vec<i32>)]) -> Latency {
+    let per_minute = ((w.end - w.start).num_minutes()).max(0) as usize;
+    let mut series = vec![Histogram::new(); per_minute];
+    let (mut current, mut previous) = (Histogram::new(), Histogram::new());
+    for (bucket, counts) in minutes {
+        let h = Histogram::from_counts(counts);
+        if *bucket >= w.start && *bucket < w.end {
+            current.merge(&h);
+            if let Some(slot) = series.get_mut((*bucket - w.start).num_minutes() as usize) {
+                slot.merge(&h);
+            }
+        } else if *bucket < w.start {
+            previous.merge(&h);
+        }
+    }
+    Latency {
+        p95_ms: current.percentile(0.95),
+        prev_p95_ms: previous.percentile(0.95),
+        series: series
+            .iter()
+            .map(|h| h.percentile(0.95).unwrap_or(0.0))
+            .collect(),
+    }
 }
 
 /// Fixed-window counters: the last 24 h against the 24 h before.
@@ -494,32 +514,13 @@ pub async fn top_failing(
     limit: i64,
 ) -> Result<Vec<FailingEndpoint>> {
     let w = Window::of(range, now);
-    // Endpoints with errors are found through the partial index on error statuses; only those
-    // are then counted in full.
-    let rows: Vec<(String, String, String, i64, i64, f64)> = sqlx::query_as(
-        "WITH failing AS (
-           SELECT service, method, route, count(*) AS errors
-             FROM opsdash.request_log
-            WHERE status >= 500 AND ts >= $1 AND ts < $2 AND direction = 'inbound'
-            GROUP BY 1, 2, 3
-            ORDER BY errors DESC
-            LIMIT $3)
-         SELECT f.service, f.method, f.route,
-                (SELECT count(*) FROM opsdash.request_log r
-                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
-                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'),
-                f.errors,
-                coalesce((SELECT avg(duration_ms) FROM opsdash.request_log r
-                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
-                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'), 0)
-           FROM failing f
-          ORDER BY f.errors DESC, f.service, f.route",
-    )
-    .bind(w.start)
-    .bind(w.end)
-    .bind(limit)
-    .fetch_all(&db.read)
-    .await
+    let rolled = rolled_until(db).await?;
+    let split = split_at(w.start, w.end, rolled);
+    let rows = if split == w.start {
+        top_failing_raw(db, w, limit).await
+    } else {
+        top_failing_rolled(db, w, split, limit).await
+    }
     .context("top failing endpoints")?;
     Ok(rows
         .into_iter()
@@ -534,6 +535,95 @@ pub async fn top_failing(
             },
         )
         .collect())
+}
+
+type FailingRow = (String, String, String, i64, i64, f64);
+
+/// Over raw rows only (the rollup job never covered the window): endpoints with errors are
+/// found through the partial index on error statuses, and only those are counted in full.
+async fn top_failing_raw(db: &Db, w: Window, limit: i64) -> sqlx::Result<Vec<FailingRow>> {
+    sqlx::query_as(
+        "WITH failing AS (
+           SELECT service, method, route, count(*) AS errors
+             FROM opsdash.request_log
+            WHERE status >= 500 AND ts >= $1 AND ts < $2 AND direction = 'inbound'
+            GROUP BY 1, 2, 3
+            ORDER BY errors DESC, service, route, method
+            LIMIT $3)
+         SELECT f.service, f.method, f.route,
+                (SELECT count(*) FROM opsdash.request_log r
+                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
+                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'),
+                f.errors,
+                coalesce((SELECT avg(duration_ms) FROM opsdash.request_log r
+                  WHERE r.service = f.service AND r.route = f.route AND r.method = f.method
+                    AND r.ts >= $1 AND r.ts < $2 AND r.direction = 'inbound'), 0)
+           FROM failing f
+          ORDER BY f.errors DESC, f.service, f.route, f.method",
+    )
+    .bind(w.start)
+    .bind(w.end)
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await
+}
+
+/// From the Performance rollups for `[w.start, split)` (each tier's whole blocks, as the
+/// Performance tab reads them: `perf::window_tiers`) and raw rows for `[split, w.end)`.
+async fn top_failing_rolled(
+    db: &Db,
+    w: Window,
+    split: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<FailingRow>> {
+    let tiers = crate::query::perf::window_tiers(w.start, split);
+    // Table names come from perf's constant tier list, never from input; the text is the same
+    // on every call, so each connection prepares it once.
+    let mut src = String::new();
+    for (k, (table, _)) in tiers.iter().enumerate() {
+        let a = 4 * k + 1;
+        src.push_str(&format!(
+            "SELECT service, route, requests, err_5xx, dur_sum FROM {table}
+              WHERE direction = 'inbound'
+                AND ((bucket >= ${a} AND bucket < ${}) OR (bucket >= ${} AND bucket < ${}))
+             UNION ALL\n",
+            a + 1,
+            a + 2,
+            a + 3
+        ));
+    }
+    let n = 4 * tiers.len();
+    let sql = format!(
+        "WITH src AS (
+           {src}
+           SELECT service, method || ' ' || route, count(*), count(*) FILTER (WHERE status >= 500),
+                  sum(duration_ms)
+             FROM opsdash.request_log
+            WHERE ts >= ${} AND ts < ${} AND direction = 'inbound'
+            GROUP BY 1, 2)
+         SELECT service, split_part(route, ' ', 1), substr(route, strpos(route, ' ') + 1),
+                sum(requests)::int8, sum(err_5xx)::int8,
+                coalesce(sum(dur_sum) / nullif(sum(requests), 0), 0)::float8
+           FROM src
+          GROUP BY service, route
+         HAVING sum(err_5xx) > 0
+          ORDER BY 5 DESC, 1, 3, 2
+          LIMIT ${}",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut q = sqlx::query_as::<_, FailingRow>(&sql);
+    for (_, ranges) in &tiers {
+        for (lo, hi) in ranges {
+            q = q.bind(*lo).bind(*hi);
+        }
+    }
+    q.bind(split)
+        .bind(w.end)
+        .bind(limit)
+        .fetch_all(&db.read)
+        .await
 }
 
 /// Rows of an operator's widget query: column names in order and every value as text

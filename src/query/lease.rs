@@ -137,7 +137,9 @@ pub async fn next_run(pool: &PgPool, job: &str) -> Result<Option<DateTime<Utc>>>
 /// Refused (false) unless we still hold the lease at `epoch` and it has not expired: a process
 /// that stalled between taking the lease and starting the run must not start it, because another
 /// instance may have taken over meanwhile. The fresh TTL gives the run a whole lease period
-/// before the first renewal is due.
+/// before the first renewal is due. `previous_ok`: the runs since the last recorded outcome
+/// succeeded (a job faster than the lease poll records its successes this way, see the
+/// scheduler's `Bookkeeping`): `last_ok_at` moves to now.
 pub async fn record_start(
     pool: &PgPool,
     job: &str,
@@ -145,11 +147,13 @@ pub async fn record_start(
     epoch: i64,
     interval: Duration,
     ttl: Duration,
+    previous_ok: bool,
 ) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE opsdash.worker_lease
             SET last_run_at = now(), next_run_at = now() + $4 * interval '1 millisecond',
                 expires_at = clock_timestamp() + $5 * interval '1 millisecond',
+                last_ok_at = CASE WHEN $6 THEN now() ELSE last_ok_at END,
                 updated_at = now()
           WHERE job = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()",
     )
@@ -158,6 +162,7 @@ pub async fn record_start(
     .bind(epoch)
     .bind(interval.as_millis() as f64)
     .bind(ttl.as_millis() as f64)
+    .bind(previous_ok)
     .execute(pool)
     .await?
     .rows_affected();

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod kpi;
 pub mod lease;
 pub mod logs;
+pub mod outbox;
 pub mod perf;
 pub mod retention;
 pub mod rollup;

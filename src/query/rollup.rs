@@ -199,9 +199,13 @@ pub async fn roll_minutes(
 /// the period before it (30 + 30 days), users for 24 h and the 24 h before.
 pub const KPI_KEPT_DAYS: i32 = 62;
 pub const USERS_KEPT_DAYS: i32 = 3;
+/// The per-minute latency histograms are kept for the KPI tab's last hour and the hour before
+/// it, with room to spare.
+pub const LATENCY_KEPT_HOURS: i32 = 3;
 
-/// Rebuilds `rollup_kpi_1m` for minutes in `[lo, hi)` and adds the users those minutes saw to
-/// `rollup_users_1h` (see migration 0011).
+/// Rebuilds `rollup_kpi_1m` for minutes in `[lo, hi)` (with the latency histograms of recent
+/// minutes, migration 0012) and adds the users those minutes saw to `rollup_users_1h` (see
+/// migration 0011).
 pub async fn roll_kpi_minutes(
     tx: &mut Transaction<'_, Postgres>,
     lo: DateTime<Utc>,
@@ -237,6 +241,24 @@ pub async fn roll_kpi_minutes(
     .bind(lo)
     .bind(hi)
     .bind(KPI_KEPT_DAYS)
+    .execute(&mut **tx)
+    .await?;
+    // Inner GROUP BY counts per latency bucket; hist_build folds them into one array.
+    sqlx::query(
+        "UPDATE opsdash.rollup_kpi_1m k SET latency_hist = h.hist
+           FROM (SELECT bucket, opsdash.hist_build(lb, n) AS hist
+                   FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+                                opsdash.latency_bucket(duration_ms) AS lb, count(*) AS n
+                           FROM opsdash.request_log
+                          WHERE ts >= greatest($1, now() - make_interval(hours => $3)) AND ts < $2
+                            AND direction = 'inbound'
+                          GROUP BY 1, 2) g
+                  GROUP BY bucket) h
+          WHERE k.bucket = h.bucket",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(LATENCY_KEPT_HOURS)
     .execute(&mut **tx)
     .await?;
     sqlx::query(

@@ -8,6 +8,7 @@
 pub mod health;
 pub mod retention;
 pub mod rollup;
+pub mod wake;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,7 +2,9 @@
 //! job's lease, and only while it holds the lease does it run the job when due (`next_run_at`
 //! in `worker_lease`, so the schedule survives a change of leader). While a run is in progress
 //! the lease is renewed alongside it; the moment a renewal fails the run is dropped, because
-//! another instance may already be doing the same work.
+//! another instance may already be doing the same work. A job that runs more often than the
+//! lease is polled writes its start and outcome only every half poll (`Bookkeeping`), while the
+//! lease is known locally to be fresh.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,8 +152,10 @@ async fn bounded<T>(limit: Duration, f: impl std::future::Future<Output = Result
 /// How a turn at running a job ended.
 #[derive(Debug, PartialEq)]
 enum RunEnd {
-    /// The job ran (well or not); the lease was renewed when it started.
-    Ran,
+    /// The job ran (well or not); with full bookkeeping the lease was extended when it
+    /// started. `recorded_error`: whether the lease row may now show an error (None: the run
+    /// succeeded and its outcome was left for a later full run to write).
+    Ran { recorded_error: Option<bool> },
     /// Recording the start failed (database trouble): the job did not run.
     NotStarted,
     /// The lease was lost before or during the run: it was not started or was dropped.
@@ -170,6 +174,14 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
     // runs every 250 ms at two bookkeeping statements per run, which is most of an idle
     // dashboard's CPU.
     let mut next_due: Option<Instant> = None;
+    // Whether the last outcome written to the lease row was an error: a quick run that
+    // succeeds after it must clear it, so such a run keeps full bookkeeping.
+    let mut error_recorded = false;
+    // Runs succeeded since the last outcome written (a fast job's successes are written by
+    // its next full run's start).
+    let mut ok_unwritten = false;
+    // When a run last wrote its start (and so the schedule) under the lease we hold.
+    let mut recorded_at: Option<Instant> = None;
     // A stop request, or the handle dropped, ends the loop; a run in progress finishes first.
     while !*stop.borrow() && stop.has_changed().is_ok() {
         let fresh = held.is_some() && renewed_at.is_some_and(|t| t.elapsed() < timing.poll());
@@ -190,6 +202,7 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                     None => tracing::info!(job = name, "no longer leading this job"),
                 }
                 next_due = None;
+                recorded_at = None;
             }
             renewed_at = got.map(|_| asked_at);
             held = got;
@@ -204,12 +217,32 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                 Ok(d) if d.is_zero() => {
                     ctx.epoch = epoch;
                     let started = Instant::now();
-                    match run_once(&job, &ctx, timing).await {
-                        RunEnd::Ran => {
-                            renewed_at = Some(started);
+                    let bookkeeping =
+                        Bookkeeping::choose(recorded_at, renewed_at, timing, error_recorded);
+                    let books = Books {
+                        bookkeeping,
+                        error_recorded,
+                        ok_unwritten,
+                    };
+                    match run_once(&job, &ctx, timing, books).await {
+                        RunEnd::Ran { recorded_error } => {
+                            if bookkeeping == Bookkeeping::Full {
+                                renewed_at = Some(started);
+                                recorded_at = Some(started);
+                            }
+                            match recorded_error {
+                                Some(e) => {
+                                    error_recorded = e;
+                                    ok_unwritten = false;
+                                }
+                                None => ok_unwritten = true,
+                            }
                             next_due = Some(started + job.interval);
                         }
-                        RunEnd::NotStarted => next_due = None,
+                        RunEnd::NotStarted => {
+                            next_due = None;
+                            recorded_at = None;
+                        }
                         RunEnd::LeaseLost => {
                             tracing::warn!(
                                 job = name,
@@ -218,6 +251,7 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
                             );
                             held = None;
                             renewed_at = None;
+                            recorded_at = None;
                             next_due = None;
                         }
                     }
@@ -246,28 +280,99 @@ async fn job_loop(job: Job, mut ctx: JobContext, timing: Timing, mut stop: watch
     }
 }
 
-/// One run of a job while we hold its lease.
-async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> RunEnd {
-    let pool = &ctx.db.write;
-    let name = job.name;
-    match bounded(
+/// What a run writes to its lease row besides the job's own work.
+///
+/// A job that runs more often than the lease is polled (alerts every 250 ms, the lease polled
+/// every TTL/3) would otherwise spend two statements per run on bookkeeping: most of an idle
+/// dashboard's CPU. While the lease is known locally to have most of its TTL left, a run starts
+/// without asking the database; the schedule and outcome are written (and the lease extended)
+/// by the first run after half a poll, and whenever an error is to be written or cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bookkeeping {
+    /// `record_start` before the run (refused unless the lease is ours and unexpired; extends
+    /// it by a full TTL) and `record_outcome` after it.
+    Full,
+    /// No statement before the run: we extended the lease less than half a poll ago, so it has
+    /// at least TTL - poll/2 (5/6 of the TTL) left when the run starts, and a run longer than a
+    /// poll renews it like any run. The outcome is written only when it is an error.
+    Quick,
+}
+
+impl Bookkeeping {
+    /// Quick only right after a full run (so a job slower than half a poll always records its
+    /// schedule) and while the lease was extended less than half a poll ago.
+    fn choose(
+        recorded_at: Option<Instant>,
+        renewed_at: Option<Instant>,
+        timing: Timing,
+        error_recorded: bool,
+    ) -> Bookkeeping {
+        let within = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < timing.poll() / 2);
+        if within(recorded_at) && within(renewed_at) && !error_recorded {
+            Bookkeeping::Quick
+        } else {
+            Bookkeeping::Full
+        }
+    }
+}
+
+/// The bookkeeping of one run and what the lease row lacks.
+#[derive(Debug, Clone, Copy)]
+struct Books {
+    bookkeeping: Bookkeeping,
+    /// The lease row shows an error that a success must clear.
+    error_recorded: bool,
+    /// Successful runs not written yet.
+    ok_unwritten: bool,
+}
+
+impl Books {
+    /// Whether a successful run may leave its outcome unwritten: a quick run, or a full run of
+    /// a job faster than half a poll (its next full run's start writes it, `previous_ok`), as
+    /// long as no error on the row needs clearing.
+    fn may_skip_ok(&self, job: &Job, timing: Timing) -> bool {
+        !self.error_recorded
+            && (self.bookkeeping == Bookkeeping::Quick || job.interval < timing.poll() / 2)
+    }
+}
+
+/// Marks the start of a run (`lease::record_start`). None: the run may start.
+async fn record_start(
+    job: &Job,
+    ctx: &JobContext,
+    timing: Timing,
+    previous_ok: bool,
+) -> Option<RunEnd> {
+    let recorded = bounded(
         timing.poll(),
         lease::record_start(
-            pool,
-            name,
+            &ctx.db.write,
+            job.name,
             &ctx.instance,
             ctx.epoch,
             job.interval,
             timing.lease_ttl,
+            previous_ok,
         ),
     )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => return RunEnd::LeaseLost,
+    .await;
+    match recorded {
+        Ok(true) => None,
+        Ok(false) => Some(RunEnd::LeaseLost),
         Err(e) => {
-            tracing::warn!(job = name, "recording the run failed: {e:#}");
-            return RunEnd::NotStarted;
+            tracing::warn!(job = job.name, "recording the run failed: {e:#}");
+            Some(RunEnd::NotStarted)
+        }
+    }
+}
+
+/// One run of a job while we hold its lease.
+async fn run_once(job: &Job, ctx: &JobContext, timing: Timing, books: Books) -> RunEnd {
+    let pool = &ctx.db.write;
+    let name = job.name;
+    if books.bookkeeping == Bookkeeping::Full {
+        if let Some(end) = record_start(job, ctx, timing, books.ok_unwritten).await {
+            return end;
         }
     }
     let started = Instant::now();
@@ -315,13 +420,22 @@ async fn run_once(job: &Job, ctx: &JobContext, timing: Timing) -> RunEnd {
             Some(format!("timed out after {:?}", timing.job_timeout))
         }
     };
-    if let Err(e) = bounded(
+    if error.is_none() && books.may_skip_ok(job, timing) {
+        return RunEnd::Ran {
+            recorded_error: None,
+        };
+    }
+    let recorded = bounded(
         timing.poll(),
         lease::record_outcome(pool, name, ctx.epoch, error.as_deref()),
     )
-    .await
-    {
+    .await;
+    if let Err(e) = &recorded {
         tracing::warn!(job = name, "recording the outcome failed: {e:#}");
     }
-    RunEnd::Ran
+    // An outcome that could not be written counts as an error on the row, so the next run
+    // writes its own outcome in full.
+    RunEnd::Ran {
+        recorded_error: Some(error.is_some() || recorded.is_err()),
+    }
 }
