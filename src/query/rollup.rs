@@ -55,68 +55,77 @@ impl Tier {
     }
 }
 
-/// Oldest transaction still running: every row written by a transaction below it is visible.
-pub async fn snapshot_xmin(conn: &mut PgConnection) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+/// The current snapshot (`xmin:xmax:xip,...`): every row it can see is committed, and every row
+/// it cannot see belongs to a transaction at or after its xmax or listed as in progress.
+pub async fn current_snapshot(conn: &mut PgConnection) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT pg_current_snapshot()::text")
         .fetch_one(conn)
         .await
 }
 
-/// The xmin recorded by the last completed run of `job` (0 before the first).
-pub async fn tx_done(conn: &mut PgConnection, job: &str) -> sqlx::Result<i64> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT tx_done::text::bigint FROM opsdash.rollup_state WHERE job = $1")
-            .bind(job)
-            .fetch_optional(conn)
-            .await?;
-    Ok(v.unwrap_or(0))
+/// The snapshot recorded by the last completed run of `job`; one at its xmin for a run recorded
+/// before snapshots were kept, and one that sees nothing before the first run.
+pub async fn last_snapshot(conn: &mut PgConnection, job: &str) -> sqlx::Result<String> {
+    let v: Option<String> = sqlx::query_scalar(
+        "SELECT coalesce(snapshot::text, greatest(tx_done, '1')::text || ':' || greatest(tx_done, '1')::text || ':')
+           FROM opsdash.rollup_state WHERE job = $1",
+    )
+    .bind(job)
+    .fetch_optional(conn)
+    .await?;
+    Ok(v.unwrap_or_else(|| "1:1:".to_string()))
 }
 
-pub async fn save_tx_done(
+/// Records a completed run: its snapshot (and that snapshot's xmin as `tx_done`).
+pub async fn save_snapshot(
     conn: &mut PgConnection,
     job: &str,
-    tx_done: i64,
+    snapshot: &str,
     rows: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO opsdash.rollup_state (job, tx_done, rows_seen, updated_at)
-         VALUES ($1, $2::text::xid8, $3, now())
+        "INSERT INTO opsdash.rollup_state (job, tx_done, snapshot, rows_seen, updated_at)
+         VALUES ($1, pg_snapshot_xmin($2::pg_snapshot), $2::pg_snapshot, $3, now())
          ON CONFLICT (job) DO UPDATE
-            SET tx_done = EXCLUDED.tx_done, rows_seen = opsdash.rollup_state.rows_seen + EXCLUDED.rows_seen,
+            SET tx_done = EXCLUDED.tx_done, snapshot = EXCLUDED.snapshot,
+                rows_seen = opsdash.rollup_state.rows_seen + EXCLUDED.rows_seen,
                 updated_at = now()",
     )
     .bind(job)
-    .bind(tx_done.to_string())
+    .bind(snapshot)
     .bind(rows)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Minutes holding request, query or log rows written by transactions in `[from_tx, to_tx)`, with
-/// how many such rows each has.
+/// Minutes holding request, query or log rows that the snapshot `since` could not see (written
+/// by a transaction at or after its xmax, or by one it listed as in progress), with how many such
+/// rows each has. Both conditions are index scans on `tx`, however far back a long-open
+/// transaction holds the snapshot's xmin.
 pub async fn touched_minutes(
     conn: &mut PgConnection,
-    from_tx: i64,
-    to_tx: i64,
+    since: &str,
 ) -> sqlx::Result<Vec<(DateTime<Utc>, i64)>> {
     sqlx::query_as(
-        "SELECT m, sum(n)::bigint FROM (
+        "WITH s AS (SELECT $1::pg_snapshot AS s),
+              x AS (SELECT pg_snapshot_xmax(s) AS xmax,
+                           ARRAY(SELECT pg_snapshot_xip(s)) AS xip FROM s)
+         SELECT m, sum(n)::bigint FROM (
             SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS m, count(*) AS n
               FROM opsdash.request_log
-             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+             WHERE tx >= (SELECT xmax FROM x) OR tx = ANY ((SELECT xip FROM x)::xid8[]) GROUP BY 1
             UNION ALL
             SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), count(*)
               FROM opsdash.query_log
-             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+             WHERE tx >= (SELECT xmax FROM x) OR tx = ANY ((SELECT xip FROM x)::xid8[]) GROUP BY 1
             UNION ALL
             SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), count(*)
               FROM opsdash.log_event
-             WHERE tx >= $1::text::xid8 AND tx < $2::text::xid8 GROUP BY 1
+             WHERE tx >= (SELECT xmax FROM x) OR tx = ANY ((SELECT xip FROM x)::xid8[]) GROUP BY 1
          ) t GROUP BY m ORDER BY m",
     )
-    .bind(from_tx.to_string())
-    .bind(to_tx.to_string())
+    .bind(since)
     .fetch_all(conn)
     .await
 }

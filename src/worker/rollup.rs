@@ -2,14 +2,16 @@
 //! equal to what a direct computation over the raw rows would give, and the KPI tab's
 //! per-minute counters and hourly users (`rollup_kpi_1m`, `rollup_users_1h`) beside them.
 //!
-//! Which minutes to rebuild: the job records the snapshot xmin of each completed run in
-//! `opsdash.rollup_state`; the next run rebuilds every minute holding a row written by a
-//! transaction in `[previous xmin, current xmin)`. Every transaction below xmin has finished, so
-//! no row can appear there later, and a row that lands hours late (a replayed file, a backfill)
-//! re-rolls exactly the minutes it touches, at the cost of one index range scan on `tx`. A
-//! timestamp watermark plus a trailing window would instead miss any row later than the window.
-//! Because a long-open transaction holds xmin back, the live minute and the one before it are
-//! also rebuilt on every run, so the dashboard stays fresh even then.
+//! Which minutes to rebuild: the job records the snapshot each completed run started from in
+//! `opsdash.rollup_state`; the next run rebuilds every minute holding a row that snapshot could
+//! not see (written by a transaction at or after its xmax, or by one it listed as in progress).
+//! Every row committed before a run started is therefore rolled by that run, even while a
+//! long-open transaction elsewhere holds the cluster's xmin back (readers take the minutes before
+//! the last run as finished, so a row held out of them would be missing, not late), and a row
+//! that lands hours late (a replayed file, a backfill) re-rolls exactly the minutes it touches,
+//! at the cost of index scans on `tx`. A timestamp watermark plus a trailing window would instead
+//! miss any row later than the window. The live minute and the one before it are also rebuilt on
+//! every run, so rows committed while a run works are on screen by the next one.
 //!
 //! Rebuilding deletes and re-inserts whole buckets, so reruns are idempotent and a crash between
 //! steps is repaired by the next run (the watermark only moves after every step committed).
@@ -43,18 +45,19 @@ pub struct RollupReport {
     pub minutes: i64,
     /// Raw request rows read while rebuilding them.
     pub request_rows: i64,
-    /// The watermark recorded for the next run.
-    pub tx_done: i64,
+    /// The snapshot recorded for the next run (`xmin:xmax:xip,...`).
+    pub snapshot: String,
 }
 
 /// One pass of the job. `now` decides the trailing minutes (the caller's clock; the watermark
 /// does not depend on it).
 pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
     let mut conn = db.write.acquire().await.context("rollup: connecting")?;
-    // Read xmin before looking for rows so that nothing written after it is marked done.
-    let xmin = rollup::snapshot_xmin(&mut conn).await?;
-    let done = rollup::tx_done(&mut conn, JOB_NAME).await?;
-    let mut minutes: Vec<i64> = rollup::touched_minutes(&mut conn, done, xmin)
+    // Take the snapshot before looking for rows, so that a row it cannot see is looked for again
+    // by the next run even if this run happens to roll it.
+    let snapshot = rollup::current_snapshot(&mut conn).await?;
+    let since = rollup::last_snapshot(&mut conn, JOB_NAME).await?;
+    let mut minutes: Vec<i64> = rollup::touched_minutes(&mut conn, &since)
         .await
         .context("rollup: finding touched minutes")?
         .into_iter()
@@ -65,7 +68,7 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
 
     let spans = minute_spans(minutes, MAX_SPAN_MINUTES);
     let mut report = RollupReport {
-        tx_done: xmin,
+        snapshot: snapshot.clone(),
         ..RollupReport::default()
     };
     for &(lo, hi) in &spans {
@@ -93,7 +96,7 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
     rollup::prune_kpi(&mut conn)
         .await
         .context("rollup: pruning KPI rollups")?;
-    rollup::save_tx_done(&mut conn, JOB_NAME, xmin, report.request_rows).await?;
+    rollup::save_snapshot(&mut conn, JOB_NAME, &snapshot, report.request_rows).await?;
     Ok(report)
 }
 
