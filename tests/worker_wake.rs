@@ -42,6 +42,13 @@ async fn triggers_wake_the_right_topic_and_lookouts_stay_quiet_otherwise() {
     let t = TestDb::new().await.unwrap();
     // An empty outbox plans nothing (not "due now", which would poll every tick).
     assert_eq!(next_due_in(&t.db.write).await.unwrap(), None);
+    // The same for rules: with none enabled the evaluator must not spin through its tick.
+    assert_eq!(
+        opsdash::query::alerts::next_due_in(&t.db.write)
+            .await
+            .unwrap(),
+        None
+    );
     let wake = Wake::default();
     // Not listening yet: nothing can be ruled out.
     assert!(wake.take(Topic::Outbox));

@@ -217,12 +217,13 @@ pub async fn due_rules(pool: &PgPool) -> Result<Vec<Rule>> {
 /// Time until the soonest enabled rule is due (zero when one is overdue), None without rules.
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<std::time::Duration>> {
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT greatest(extract(epoch FROM min(next_eval_at) - clock_timestamp()), 0)::float8
+        // Clamped here, not with greatest(): greatest() skips NULL, so "no rules" read as "due now".
+        "SELECT extract(epoch FROM min(next_eval_at) - clock_timestamp())::float8
            FROM opsdash.alert_rule WHERE status <> 'disabled'",
     )
     .fetch_one(pool)
     .await?;
-    Ok(secs.map(std::time::Duration::from_secs_f64))
+    Ok(secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
 }
 
 /// Enables, disables or sets a rule to testing. Returns false when no rule has that name.
