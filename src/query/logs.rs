@@ -301,10 +301,26 @@ pub async fn page(
     before: Option<PageKey>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    page_query("", filter, before, limit)
+    let mut tx = pool.begin().await?;
+    no_jit(&mut tx).await?;
+    let rows = page_query("", filter, before, limit)
         .build_query_as::<LogLine>()
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Turns JIT compilation off for the rest of the transaction. A search over a partitioned
+/// table plans one scan per daily partition; on 10M rows a rare word's plan costs just above
+/// `jit_above_cost`, and compiling it took 185 ms of a 265 ms first page (EXPLAIN ANALYZE in
+/// `cargo bench --bench logs -- --rows 10000000 --explain`) for rows that took 80 ms to find.
+/// A first page reads at most `limit` rows: compiling never pays for itself there.
+pub async fn no_jit(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET LOCAL jit = off")
+        .execute(conn)
         .await
+        .map(|_| ())
 }
 
 /// The statement of `page`, after `prefix` (`EXPLAIN ...` in the logs benchmark).

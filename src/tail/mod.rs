@@ -151,7 +151,14 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     };
     let reader = tokio::spawn(
         Reader {
-            connect: db.write_options.clone().application_name(READER_APP_NAME),
+            // No JIT: a filtered initial fill over a day of partitions can cost just above
+            // `jit_above_cost`, and compiling it takes longer than the read (see
+            // `query::logs::no_jit`).
+            connect: db
+                .write_options
+                .clone()
+                .application_name(READER_APP_NAME)
+                .options([("jit", "off")]),
             conn: None,
             floor: floor(opts.floor_margin),
             cursor: TailCursor::default(),
