@@ -429,10 +429,14 @@ async fn bench_search(o: &Opts) -> Result<()> {
         );
         if o.explain {
             let f = filter::parse(&text).map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+            // As `logs::page` runs it: in a transaction without JIT.
+            let mut tx = t.db.read.begin().await?;
+            logs::no_jit(&mut tx).await?;
             let plan: Vec<String> = logs::page_query("EXPLAIN (ANALYZE, BUFFERS) ", &f, None, 100)
                 .build_query_scalar()
-                .fetch_all(&t.db.read)
+                .fetch_all(&mut *tx)
                 .await?;
+            tx.rollback().await?;
             println!("    {}", plan.join("\n    "));
         }
     }
