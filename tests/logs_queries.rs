@@ -236,3 +236,53 @@ async fn audit_quick_filters_find_deleters_and_mass_deletes() -> anyhow::Result<
     assert_eq!(audit::trail(pool, &prefix, None, 100).await?.len(), 12);
     Ok(())
 }
+
+/// `LogLine` is decoded by column position (the live tail decodes thousands a second): every
+/// field must come from its own column. Each text column holds its own name, so a swap shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_field_is_read_from_its_own_column() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO opsdash.log_event (ts, level, service, host, message, trace_id, span_id,
+             request_id, user_id, route, method, status, duration_ms, ip, user_agent, error_type,
+             attrs, fingerprint, repeat_count)
+         VALUES ('2026-11-21T10:00:00Z', 4, 'service', 'host', 'message', 'trace_id', 'span_id',
+             'request_id', 'user_id', 'route', 'method', 503, 12.5, 'ip', 'user_agent',
+             'error_type', '{\"k\": \"attrs\"}', 'fingerprint', 7)
+         RETURNING id",
+    )
+    .fetch_one(pool)
+    .await?;
+    let tx: i64 =
+        sqlx::query_scalar("SELECT tx::text::bigint FROM opsdash.log_event WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    let l = logs::line(pool, id).await?.expect("the line just written");
+    let own = |s: &Option<String>, name: &str| assert_eq!(s.as_deref(), Some(name), "{name}");
+    assert_eq!((l.id, l.tx, l.level, l.status), (id, tx, 4, Some(503)));
+    assert_eq!(
+        l.ts,
+        "2026-11-21T10:00:00Z".parse::<chrono::DateTime<Utc>>()?
+    );
+    assert_eq!(
+        (l.service.as_str(), l.message.as_str()),
+        ("service", "message")
+    );
+    own(&l.host, "host");
+    own(&l.trace_id, "trace_id");
+    own(&l.span_id, "span_id");
+    own(&l.request_id, "request_id");
+    own(&l.user_id, "user_id");
+    own(&l.route, "route");
+    own(&l.method, "method");
+    own(&l.ip, "ip");
+    own(&l.user_agent, "user_agent");
+    own(&l.error_type, "error_type");
+    own(&l.fingerprint, "fingerprint");
+    assert_eq!(l.duration_ms, Some(12.5));
+    assert_eq!(l.attrs, Some(serde_json::json!({"k": "attrs"})));
+    assert_eq!(l.repeat_count, 7);
+    Ok(())
+}

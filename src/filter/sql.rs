@@ -42,6 +42,11 @@ fn push_cond(c: &Cond, qb: &mut QueryBuilder<'_, Postgres>) {
         Cond::LevelAtLeast(l) => {
             qb.push("level >= ").push_bind(l.as_i16());
         }
+        // One level is an equality, so the (level, ts) index serves `ORDER BY ts` (newest
+        // first) directly; `= ANY(array)` of one element is not seen as one.
+        Cond::LevelIn(levels) if levels.len() == 1 => {
+            qb.push("level = ").push_bind(levels[0].as_i16());
+        }
         Cond::LevelIn(levels) => {
             let v: Vec<i16> = levels.iter().map(|l| l.as_i16()).collect();
             qb.push("level = ANY(").push_bind(v).push(")");
@@ -180,6 +185,22 @@ mod tests {
         assert_eq!(glob_to_like("/api/pay*"), "/api/pay%");
         assert_eq!(glob_to_like("100%_a\\*"), "100\\%\\_a\\\\%");
         assert_eq!(contains("50%"), "%50\\%%");
+    }
+
+    #[test]
+    fn one_level_is_an_equality_the_level_index_can_order_by() {
+        let sql = |text: &str| {
+            let f = crate::filter::parse(text).unwrap();
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            f.push_conditions(&mut qb);
+            qb.sql().to_string()
+        };
+        assert!(
+            sql("level:fatal").contains("level = $1"),
+            "{}",
+            sql("level:fatal")
+        );
+        assert!(sql("level:error,fatal").contains("level = ANY($1)"));
     }
 
     #[test]

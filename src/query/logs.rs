@@ -25,13 +25,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use crate::filter::Filter;
 use crate::model::Level;
 
 /// One row of `opsdash.log_event`, as every view and the export use it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LogLine {
     pub id: i64,
     /// Writing transaction id (xid8 as a number).
@@ -76,6 +76,49 @@ pub const LINE_COLUMNS: &str = "id, tx::text::bigint AS tx, ts, level, service, 
      trace_id, span_id, request_id, user_id, route, method, status, duration_ms, ip, user_agent, \
      error_type, attrs, fingerprint, repeat_count";
 
+/// Decodes a row of `LINE_COLUMNS` by position, in the order written there, without sqlx's
+/// per-value type check (the columns' types are fixed by the select list; the test
+/// `every_line_field_is_read_from_its_own_column` reads each field back from its own column).
+/// The live tail decodes every line it follows, 10,000 a second and more: looking 21 columns
+/// up by name and checking each value's type was most of its decoding time.
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LogLine {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        let row = Unchecked(row);
+        Ok(LogLine {
+            id: row.try_get(0)?,
+            tx: row.try_get(1)?,
+            ts: row.try_get(2)?,
+            level: row.try_get(3)?,
+            service: row.try_get(4)?,
+            host: row.try_get(5)?,
+            message: row.try_get(6)?,
+            trace_id: row.try_get(7)?,
+            span_id: row.try_get(8)?,
+            request_id: row.try_get(9)?,
+            user_id: row.try_get(10)?,
+            route: row.try_get(11)?,
+            method: row.try_get(12)?,
+            status: row.try_get(13)?,
+            duration_ms: row.try_get(14)?,
+            ip: row.try_get(15)?,
+            user_agent: row.try_get(16)?,
+            error_type: row.try_get(17)?,
+            attrs: row.try_get(18)?,
+            fingerprint: row.try_get(19)?,
+            repeat_count: row.try_get(20)?,
+        })
+    }
+}
+
+/// `try_get` by position without the type check (see `LogLine`'s `FromRow`).
+struct Unchecked<'r>(&'r sqlx::postgres::PgRow);
+
+impl<'r> Unchecked<'r> {
+    fn try_get<T: sqlx::Decode<'r, Postgres>>(&self, index: usize) -> sqlx::Result<T> {
+        sqlx::Row::try_get_unchecked(self.0, index)
+    }
+}
+
 /// Position of the live tail: every row at or before `(tx, id)` has been delivered, except
 /// rows of the transactions the engine keeps as pending (in progress when it passed them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -92,13 +135,13 @@ pub struct TailSnapshot {
     pub xip: Vec<i64>,
 }
 
-pub async fn snapshot(pool: &PgPool) -> sqlx::Result<TailSnapshot> {
+pub async fn snapshot<'c>(ex: impl PgExecutor<'c>) -> sqlx::Result<TailSnapshot> {
     let (xmax, xip): (i64, Vec<i64>) = sqlx::query_as(
         "SELECT pg_snapshot_xmax(s)::text::bigint,
                 ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x)
            FROM pg_current_snapshot() s",
     )
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await?;
     Ok(TailSnapshot { xmax, xip })
 }
@@ -122,8 +165,8 @@ fn push_tail_bounds<'a>(
 }
 
 /// The next rows after `cursor` in (tx, id) order, all from transactions `snap` saw finished.
-pub async fn tail_after(
-    pool: &PgPool,
+pub async fn tail_after<'c>(
+    ex: impl PgExecutor<'c>,
     cursor: TailCursor,
     snap: &TailSnapshot,
     floor: DateTime<Utc>,
@@ -132,7 +175,7 @@ pub async fn tail_after(
 ) -> sqlx::Result<Vec<LogLine>> {
     tail_after_query("", cursor, snap, floor, filter, limit)
         .build_query_as::<LogLine>()
-        .fetch_all(pool)
+        .fetch_all(ex)
         .await
 }
 
@@ -160,8 +203,8 @@ pub fn tail_after_query<'a>(
 
 /// Rows of one finished transaction after `after_id`, in id order (a transaction that was in
 /// progress when the cursor passed it).
-pub async fn tail_of_tx(
-    pool: &PgPool,
+pub async fn tail_of_tx<'c>(
+    ex: impl PgExecutor<'c>,
     tx: i64,
     after_id: i64,
     floor: DateTime<Utc>,
@@ -182,13 +225,13 @@ pub async fn tail_of_tx(
     }
     qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
         .push_bind(limit);
-    qb.build_query_as().fetch_all(pool).await
+    qb.build_query_as().fetch_all(ex).await
 }
 
 /// The newest `limit` rows after `cursor` from transactions `snap` saw finished, returned
 /// oldest first: the initial fill of the tail, and the catch-up after a long pause.
-pub async fn tail_last(
-    pool: &PgPool,
+pub async fn tail_last<'c>(
+    ex: impl PgExecutor<'c>,
     after: TailCursor,
     snap: &TailSnapshot,
     floor: DateTime<Utc>,
@@ -205,15 +248,15 @@ pub async fn tail_last(
     push_tail_bounds(&mut qb, snap, floor, filter);
     qb.push(" ORDER BY log_event.tx DESC, log_event.id DESC LIMIT ")
         .push_bind(limit);
-    let mut rows = qb.build_query_as::<LogLine>().fetch_all(pool).await?;
+    let mut rows = qb.build_query_as::<LogLine>().fetch_all(ex).await?;
     rows.reverse();
     Ok(rows)
 }
 
 /// Rows after the cursor (committed or not yet readable), counted up to `cap`: the "N lines
 /// waiting" counter while paused.
-pub async fn tail_waiting(
-    pool: &PgPool,
+pub async fn tail_waiting<'c>(
+    ex: impl PgExecutor<'c>,
     cursor: TailCursor,
     readable_in: Option<&TailSnapshot>,
     floor: DateTime<Utc>,
@@ -240,7 +283,7 @@ pub async fn tail_waiting(
         f.push_conditions(&mut qb);
     }
     qb.push(" LIMIT ").push_bind(cap).push(") w");
-    qb.build_query_scalar::<i64>().fetch_one(pool).await
+    qb.build_query_scalar::<i64>().fetch_one(ex).await
 }
 
 /// Where a page of search results continues: the (ts, id) of its last line.
@@ -258,8 +301,37 @@ pub async fn page(
     before: Option<PageKey>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
+    let mut tx = pool.begin().await?;
+    no_jit(&mut tx).await?;
+    let rows = page_query("", filter, before, limit)
+        .build_query_as::<LogLine>()
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Turns JIT compilation off for the rest of the transaction. A search over a partitioned
+/// table plans one scan per daily partition; on 10M rows a rare word's plan costs just above
+/// `jit_above_cost`, and compiling it took 185 ms of a 265 ms first page (EXPLAIN ANALYZE in
+/// `cargo bench --bench logs -- --rows 10000000 --explain`) for rows that took 80 ms to find.
+/// A first page reads at most `limit` rows: compiling never pays for itself there.
+pub async fn no_jit(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET LOCAL jit = off")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The statement of `page`, after `prefix` (`EXPLAIN ...` in the logs benchmark).
+pub fn page_query<'a>(
+    prefix: &str,
+    filter: &'a Filter,
+    before: Option<PageKey>,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
+        "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
     ));
     filter.push_conditions(&mut qb);
     if let Some(k) = before {
@@ -271,7 +343,7 @@ pub async fn page(
     }
     qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
         .push_bind(limit);
-    qb.build_query_as::<LogLine>().fetch_all(pool).await
+    qb
 }
 
 /// The stats line: rows matching the filter in the range, rows in the last 24 h, per level.

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
@@ -35,6 +36,8 @@ pub use buffer::TailBuffer;
 
 /// application_name of the listener connection (visible in pg_stat_activity).
 pub const LISTENER_APP_NAME: &str = "opsdash-tail";
+/// application_name of the reader's own connection.
+pub const READER_APP_NAME: &str = "opsdash-tail-reader";
 
 #[derive(Debug, Clone)]
 pub struct TailOptions {
@@ -55,7 +58,10 @@ pub struct TailOptions {
     pub listen: bool,
     /// Shortest time between two reads woken by notifications. Writers notify once per batch
     /// (a hundred times a second at 10,000 lines/s); reading at most this often lets one read
-    /// take several batches, at the cost of at most this much added delay.
+    /// take several batches, at the cost of at most this much added delay. A line arriving
+    /// after a quiet spell is read at once; only a stream is paced. The default matches the
+    /// dashboard's frame pace while lines stream (`tui::FRAME_WHILE_STREAMING`): reading more
+    /// often than the screen is drawn costs reads nobody sees.
     pub coalesce: Duration,
 }
 
@@ -70,7 +76,7 @@ impl TailOptions {
             query_timeout: Duration::from_secs(5),
             initial_fill: true,
             listen: true,
-            coalesce: Duration::from_millis(25),
+            coalesce: Duration::from_millis(50),
         }
     }
 }
@@ -145,7 +151,15 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     };
     let reader = tokio::spawn(
         Reader {
-            pool: db.write.clone(),
+            // No JIT: a filtered initial fill over a day of partitions can cost just above
+            // `jit_above_cost`, and compiling it takes longer than the read (see
+            // `query::logs::no_jit`).
+            connect: db
+                .write_options
+                .clone()
+                .application_name(READER_APP_NAME)
+                .options([("jit", "off")]),
+            conn: None,
             floor: floor(opts.floor_margin),
             cursor: TailCursor::default(),
             pending: BTreeMap::new(),
@@ -251,8 +265,29 @@ async fn listen_loop(
     }
 }
 
+/// Runs one statement on the reader's own connection (`checkout`, then `checkin`): `$stmt`
+/// is built with the connection bound to `$c`. A macro rather than a closure because the
+/// statement borrows the reader's cursor and filter beside the connection.
+macro_rules! on_conn {
+    ($self:ident, $what:expr, |$c:ident| $stmt:expr) => {
+        match $self.checkout().await {
+            Ok(mut $c) => {
+                let r = $self.timed($what, $stmt).await;
+                $self.checkin($c, &r);
+                r
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
 struct Reader {
-    pool: sqlx::PgPool,
+    /// The reader keeps one connection of its own, opened on first use and again after any
+    /// failure. Through the pool each statement cost two more round trips (sqlx tests a
+    /// connection when it is taken and when it is given back): at 20 reads a second that was
+    /// more than the reads themselves.
+    connect: PgConnectOptions,
+    conn: Option<PgConnection>,
     opts: TailOptions,
     floor: DateTime<Utc>,
     cursor: TailCursor,
@@ -366,6 +401,24 @@ impl Reader {
         }
     }
 
+    /// The reader's connection, (re)opened if there is none. Give it back with `checkin`.
+    async fn checkout(&mut self) -> Result<PgConnection, String> {
+        if let Some(c) = self.conn.take() {
+            return Ok(c);
+        }
+        self.timed("connect", PgConnection::connect_with(&self.connect))
+            .await
+    }
+
+    /// Keeps the connection for the next statement if this one succeeded. After a failure
+    /// (or a timeout that dropped the statement half-way) its state is unknown: it is closed
+    /// and the next statement opens a new one.
+    fn checkin<T>(&mut self, conn: PgConnection, result: &Result<T, String>) {
+        if result.is_ok() {
+            self.conn = Some(conn);
+        }
+    }
+
     async fn send(&self, ev: TailEvent) -> bool {
         self.events.send(ev).await.is_ok()
     }
@@ -378,8 +431,8 @@ impl Reader {
         }
     }
 
-    async fn snapshot(&self) -> Result<TailSnapshot, String> {
-        self.timed("snapshot", q::snapshot(&self.pool)).await
+    async fn snapshot(&mut self) -> Result<TailSnapshot, String> {
+        on_conn!(self, "snapshot", |c| q::snapshot(&mut c))
     }
 
     /// Every transaction of `snap` still in progress below the cursor becomes pending.
@@ -398,15 +451,15 @@ impl Reader {
             Err(e) => return self.report(e).await,
         };
         let lines = if self.opts.initial_fill {
-            let read = q::tail_last(
-                &self.pool,
+            let r = on_conn!(self, "initial read", |c| q::tail_last(
+                &mut c,
                 TailCursor::default(),
                 &snap,
                 self.floor,
                 self.opts.filter.as_ref(),
                 self.opts.capacity as i64,
-            );
-            match self.timed("initial read", read).await {
+            ));
+            match r {
                 Ok(l) => l,
                 Err(e) => return self.report(e).await,
             }
@@ -441,15 +494,15 @@ impl Reader {
             .collect();
         for (tx, mut last) in finished {
             loop {
-                let read = q::tail_of_tx(
-                    &self.pool,
+                let r = on_conn!(self, "read", |c| q::tail_of_tx(
+                    &mut c,
                     tx,
                     last,
                     self.floor,
                     self.opts.filter.as_ref(),
                     self.opts.batch,
-                );
-                let rows = match self.timed("read", read).await {
+                ));
+                let rows = match r {
                     Ok(r) => r,
                     Err(e) => return self.report(e).await,
                 };
@@ -468,15 +521,15 @@ impl Reader {
             self.pending.remove(&tx);
         }
         loop {
-            let read = q::tail_after(
-                &self.pool,
+            let r = on_conn!(self, "read", |c| q::tail_after(
+                &mut c,
                 self.cursor,
                 &snap,
                 self.floor,
                 self.opts.filter.as_ref(),
                 self.opts.batch,
-            );
-            let rows = match self.timed("read", read).await {
+            ));
+            let rows = match r {
                 Ok(r) => r,
                 Err(e) => return self.report(e).await,
             };
@@ -495,16 +548,19 @@ impl Reader {
         Outcome::Next(self.opts.poll)
     }
 
-    async fn waiting(&self, readable_in: Option<&TailSnapshot>, cap: i64) -> Result<i64, String> {
-        let count = q::tail_waiting(
-            &self.pool,
+    async fn waiting(
+        &mut self,
+        readable_in: Option<&TailSnapshot>,
+        cap: i64,
+    ) -> Result<i64, String> {
+        on_conn!(self, "count", |c| q::tail_waiting(
+            &mut c,
             self.cursor,
             readable_in,
             self.floor,
             self.opts.filter.as_ref(),
             cap,
-        );
-        self.timed("count", count).await
+        ))
     }
 
     async fn count_waiting(&mut self) -> Outcome {
@@ -538,15 +594,15 @@ impl Reader {
         if readable <= cap {
             return self.read_new().await;
         }
-        let read = q::tail_last(
-            &self.pool,
+        let r = on_conn!(self, "read", |c| q::tail_last(
+            &mut c,
             self.cursor,
             &snap,
             self.floor,
             self.opts.filter.as_ref(),
             cap,
-        );
-        let rows = match self.timed("read", read).await {
+        ));
+        let rows = match r {
             Ok(r) => r,
             Err(e) => return self.report(e).await,
         };

@@ -194,6 +194,9 @@ pub struct App {
     pub quit: bool,
     /// Something visible changed since the last draw.
     pub dirty: bool,
+    /// The operator typed, clicked or resized since the last draw: the next frame is drawn at
+    /// once, whatever the frame pace.
+    pub urgent: bool,
     /// Screen size as last seen (for mouse hit tests and page sizes).
     pub size: (u16, u16),
 }
@@ -252,6 +255,7 @@ impl App {
             filter_history_pos: None,
             quit: false,
             dirty: true,
+            urgent: false,
             size: (80, 24),
             env: Env {
                 db,
@@ -274,6 +278,14 @@ impl App {
 
     pub fn active_id(&self) -> Option<Tab> {
         self.active_tab().map(|t| t.id())
+    }
+
+    /// The shortest time between two frames that only data asked for: `base` (one frame at
+    /// `ui.max_fps`), longer while the active tab streams faster than anyone reads.
+    pub fn frame_interval(&self, base: Duration) -> Duration {
+        self.active_tab()
+            .and_then(|t| t.paced_frame())
+            .map_or(base, |p| p.max(base))
     }
 
     /// The LISTEN channels of all tabs.
@@ -819,6 +831,9 @@ pub fn update(app: &mut App, ev: Event) -> Vec<Effect> {
 }
 
 fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
+    if matches!(ev, Event::Input(_)) {
+        app.urgent = true;
+    }
     match ev {
         Event::Input(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
         Event::Input(TermEvent::Mouse(m)) => app.on_mouse(m),

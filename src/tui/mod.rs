@@ -1,7 +1,9 @@
 //! The terminal dashboard. `run` owns the terminal and the event loop: one channel merges
 //! input, query results, LISTEN notifications, the database ping and ticks; `app::update` is the
 //! only place state changes; `draw::draw` is a pure function of state, called only when something
-//! changed and at most `ui.max_fps` times a second.
+//! changed: at once after a key (or mouse, resize), otherwise at most `ui.max_fps` times a
+//! second, and at most once per `FRAME_WHILE_STREAMING` while the active tab's data streams
+//! faster than anyone reads (the Logs tab's live tail at thousands of lines a second).
 
 pub mod app;
 pub mod command;
@@ -30,6 +32,11 @@ use crate::db::Db;
 use app::{update, App, AppOptions, Effect};
 use event::Event;
 use runner::QueryRunner;
+
+/// The frame pace while lines stream by faster than the eye reads: 20 frames a second keeps
+/// a line's way from the database to the screen well under the 50 ms median (a line waits half
+/// a frame on average) and draws a third fewer frames than 30 a second.
+pub const FRAME_WHILE_STREAMING: Duration = Duration::from_millis(50);
 
 /// How the dashboard is started.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +94,12 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
     let result: Result<()> = async {
         loop {
             if app.dirty {
-                let due = last_draw.map(|t| t + frame_interval).unwrap_or_else(Instant::now);
+                let pace = if app.urgent {
+                    Duration::ZERO
+                } else {
+                    app.frame_interval(frame_interval)
+                };
+                let due = last_draw.map(|t| t + pace).unwrap_or_else(Instant::now);
                 if Instant::now() >= due {
                     if clear {
                         guard.terminal.clear()?;
@@ -95,6 +107,7 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
                     }
                     guard.terminal.draw(|f| draw::draw(&app, f))?;
                     app.dirty = false;
+                    app.urgent = false;
                     last_draw = Some(Instant::now());
                 } else {
                     // Wait for the frame slot, but keep taking events meanwhile.
@@ -111,6 +124,8 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
                     continue;
                 }
             }
+            // Input that changed nothing visible must not hurry a later data frame.
+            app.urgent = false;
             let Some(ev) = rx.recv().await else { break };
             handle(&mut app, &mut runner, &pending_notify, ev, &mut clear);
             // Drain what is already queued so a burst of events costs one frame.

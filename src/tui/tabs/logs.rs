@@ -98,8 +98,8 @@ pub struct LogsTab {
     pub message: Option<(String, Role)>,
     export: Option<Export>,
     refresher: Refresher,
-    /// One frame at `ui.max_fps`: how long a drain gathers tail events into one batch.
-    frame: Duration,
+    /// Lines per second arriving from the tail, to pace frames while they stream.
+    rate: StreamRate,
 }
 
 impl LogsTab {
@@ -138,7 +138,7 @@ impl LogsTab {
             message: None,
             export: None,
             refresher: Refresher::every(10),
-            frame: Duration::from_secs_f64(1.0 / f64::from(cfg.ui.max_fps.clamp(1, 120))),
+            rate: StreamRate::default(),
         }
     }
 
@@ -191,20 +191,20 @@ impl LogsTab {
         self.draining = true;
         self.drain_again = false;
         let events = events.clone();
-        let frame = self.frame;
         vec![Effect::Query(QueryRequest::new(ME, "tail", async move {
             let mut rx = events.lock().await;
             let mut out = Vec::new();
-            // Wait briefly for the first event, then take what arrives within one frame: the
-            // screen shows at most one frame's worth anyway, and each batch costs an update.
+            // Wait briefly for the first event, then take only what is already queued (the
+            // rest of the same read). Waiting for more would only delay the lines: the engine
+            // reads at most once per `TailOptions::coalesce`, so one drain per read is already
+            // one frame per read, and the shell paces frames while lines stream.
             if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(150), rx.recv()).await
             {
                 out.push(ev);
-                let until = tokio::time::Instant::now() + frame;
                 while out.len() < 256 {
-                    match tokio::time::timeout_at(until, rx.recv()).await {
-                        Ok(Some(ev)) => out.push(ev),
-                        _ => break,
+                    match rx.try_recv() {
+                        Ok(ev) => out.push(ev),
+                        Err(_) => break,
                     }
                 }
             }
@@ -224,6 +224,7 @@ impl LogsTab {
                     }
                 }
                 TailEvent::Lines(lines) => {
+                    self.rate.add(lines.len() as u64, std::time::Instant::now());
                     self.buffer.push_batch(lines);
                     self.tail_error = None;
                 }
@@ -424,6 +425,41 @@ impl LogsTab {
     }
 }
 
+/// Lines per second arriving from the tail, over windows of half a second: above
+/// `STREAMING_LINES_PER_SEC` the lines scroll by faster than anyone reads them, and the shell
+/// draws the data at `tui::FRAME_WHILE_STREAMING` instead of at every read.
+#[derive(Debug, Default)]
+struct StreamRate {
+    window_start: Option<std::time::Instant>,
+    in_window: u64,
+    per_sec: f64,
+}
+
+/// More lines a second than the eye follows (a reader manages a few).
+const STREAMING_LINES_PER_SEC: f64 = 100.0;
+const RATE_WINDOW: Duration = Duration::from_millis(500);
+
+impl StreamRate {
+    fn add(&mut self, lines: u64, now: std::time::Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        self.in_window += lines;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            self.per_sec = self.in_window as f64 / elapsed.as_secs_f64();
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+    }
+
+    /// True while the last full window was fast and lines still came within two windows.
+    fn streaming(&self, now: std::time::Instant) -> bool {
+        self.per_sec >= STREAMING_LINES_PER_SEC
+            && self
+                .window_start
+                .is_some_and(|s| now.saturating_duration_since(s) < 2 * RATE_WINDOW)
+    }
+}
+
 /// Who the operator is, for the audit trail.
 fn operator() -> String {
     std::env::var("USER")
@@ -469,6 +505,13 @@ impl TabView for LogsTab {
 
     fn listens(&self) -> &'static [&'static str] {
         &[crate::db::LOGS_CHANNEL]
+    }
+
+    fn paced_frame(&self) -> Option<Duration> {
+        let streaming = self.view == View::Tail
+            && !self.paused
+            && self.rate.streaming(std::time::Instant::now());
+        streaming.then_some(crate::tui::FRAME_WHILE_STREAMING)
     }
 
     fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
@@ -1075,13 +1118,12 @@ impl LogsTab {
             j += 1;
         }
         let skip = rows.len().saturating_sub(height);
-        let rows: Vec<Line> = if sel + 1 < self.buffer.len() || !self.follow {
-            // Keep the selection visible: drop from the top only.
-            rows.into_iter().skip(skip).take(height).collect()
-        } else {
-            rows.into_iter().skip(skip).collect()
-        };
-        f.render_widget(Paragraph::new(rows), area);
+        // One line per row, written straight into the frame: a Paragraph would run its
+        // line-breaking machinery over every row of every frame while the tail streams.
+        let buf = f.buffer_mut();
+        for (y, row) in (area.y..).zip(rows.iter().skip(skip).take(height)) {
+            buf.set_line(area.x, y, row, area.width);
+        }
     }
 
     fn draw_trace(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -1517,4 +1559,29 @@ pub fn detail_lines(l: &LogLine, ctx: &DrawCtx) -> Vec<Line<'static>> {
 /// Summary for tests and the help: the time of the newest line.
 pub fn newest_age(buffer: &TailBuffer) -> Option<chrono::Duration> {
     buffer.iter().last().map(|l| Utc::now() - l.ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn frames_are_paced_only_while_lines_stream_faster_than_anyone_reads() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = StreamRate::default();
+        // 10 lines a second: slow enough to read, every read is drawn at once.
+        for k in 0..20 {
+            r.add(1, at(k * 100));
+        }
+        assert!(!r.streaming(at(1_950)));
+        // 10,000 lines a second in reads of 500 every 50 ms: paced.
+        for k in 0..20 {
+            r.add(500, at(2_000 + k * 50));
+        }
+        assert!(r.streaming(at(2_960)));
+        // The stream stops: within two windows frames are drawn at once again.
+        assert!(!r.streaming(at(2_950 + 2 * RATE_WINDOW.as_millis() as u64)));
+    }
 }

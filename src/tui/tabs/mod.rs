@@ -190,6 +190,12 @@ pub trait TabView: Send {
         Vec::new()
     }
 
+    /// While Some, frames this tab's data asks for are drawn at most this often (lines streaming
+    /// faster than anyone reads them); keys still draw at once.
+    fn paced_frame(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// True while the tab edits text (a note, a duration): every key then goes to `on_key`
     /// first, so typing `q` or `3` does not quit or switch tabs. The tab handles Esc itself.
     fn captures_input(&self) -> bool {
