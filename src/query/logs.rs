@@ -238,8 +238,25 @@ pub async fn tail_last<'c>(
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
+    let mut rows = tail_last_query("", after, snap, floor, filter, limit)
+        .build_query_as::<LogLine>()
+        .fetch_all(ex)
+        .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The statement of `tail_last`, after `prefix` (`EXPLAIN ...` in the logs benchmark).
+pub fn tail_last_query<'a>(
+    prefix: &str,
+    after: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&'a Filter>,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
+        "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
     ));
     qb.push_bind(after.tx)
         .push("::text::xid8, ")
@@ -248,9 +265,7 @@ pub async fn tail_last<'c>(
     push_tail_bounds(&mut qb, snap, floor, filter);
     qb.push(" ORDER BY log_event.tx DESC, log_event.id DESC LIMIT ")
         .push_bind(limit);
-    let mut rows = qb.build_query_as::<LogLine>().fetch_all(ex).await?;
-    rows.reverse();
-    Ok(rows)
+    qb
 }
 
 /// Rows after the cursor (committed or not yet readable), counted up to `cap`: the "N lines

@@ -151,14 +151,7 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     };
     let reader = tokio::spawn(
         Reader {
-            // No JIT: a filtered initial fill over a day of partitions can cost just above
-            // `jit_above_cost`, and compiling it takes longer than the read (see
-            // `query::logs::no_jit`).
-            connect: db
-                .write_options
-                .clone()
-                .application_name(READER_APP_NAME)
-                .options([("jit", "off")]),
+            connect: reader_options(db),
             conn: None,
             floor: floor(opts.floor_margin),
             cursor: TailCursor::default(),
@@ -178,6 +171,17 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
         },
         rx,
     )
+}
+
+/// How the reader connects. No JIT: a filtered initial fill over a day of partitions can cost
+/// just above `jit_above_cost`, and compiling it takes longer than the read (see
+/// `query::logs::no_jit`). Public so the logs benchmark explains the fill on a connection
+/// like this one.
+pub fn reader_options(db: &Db) -> PgConnectOptions {
+    db.write_options
+        .clone()
+        .application_name(READER_APP_NAME)
+        .options([("jit", "off")])
 }
 
 fn floor(margin: Duration) -> DateTime<Utc> {
