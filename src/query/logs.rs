@@ -188,6 +188,20 @@ pub fn tail_after_query<'a>(
     filter: Option<&'a Filter>,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
+    tail_query(prefix, cursor, snap, floor, filter, "ASC", limit)
+}
+
+/// Rows after `cursor` from transactions `snap` saw finished, the first `limit` in (tx, id)
+/// order `direction` (`ASC` or `DESC`).
+fn tail_query<'a>(
+    prefix: &str,
+    cursor: TailCursor,
+    snap: &TailSnapshot,
+    floor: DateTime<Utc>,
+    filter: Option<&'a Filter>,
+    direction: &str,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
     ));
@@ -196,8 +210,10 @@ pub fn tail_after_query<'a>(
         .push_bind(cursor.id)
         .push(")");
     push_tail_bounds(&mut qb, snap, floor, filter);
-    qb.push(" ORDER BY log_event.tx, log_event.id LIMIT ")
-        .push_bind(limit);
+    qb.push(format!(
+        " ORDER BY log_event.tx {direction}, log_event.id {direction} LIMIT "
+    ))
+    .push_bind(limit);
     qb
 }
 
@@ -255,17 +271,7 @@ pub fn tail_last_query<'a>(
     filter: Option<&'a Filter>,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
-    ));
-    qb.push_bind(after.tx)
-        .push("::text::xid8, ")
-        .push_bind(after.id)
-        .push(")");
-    push_tail_bounds(&mut qb, snap, floor, filter);
-    qb.push(" ORDER BY log_event.tx DESC, log_event.id DESC LIMIT ")
-        .push_bind(limit);
-    qb
+    tail_query(prefix, after, snap, floor, filter, "DESC", limit)
 }
 
 /// Rows after the cursor (committed or not yet readable), counted up to `cap`: the "N lines
