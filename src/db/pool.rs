@@ -11,6 +11,9 @@ use sqlx::ConnectOptions;
 use crate::config::{redact_url, Config};
 use crate::db::embedded::{self, Cluster, Durability};
 
+/// A pooled connection idle this long is pinged before use (see `Db::from_options`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Where the data lives, for status lines (never holds a password).
 #[derive(Debug, Clone)]
 pub enum DbTarget {
@@ -137,7 +140,19 @@ impl Db {
                 .min_connections(0)
                 .acquire_timeout(connect_timeout)
                 .idle_timeout(Duration::from_secs(60))
-                .test_before_acquire(true)
+                // sqlx pings a connection on every acquire by default (and again on every
+                // release): two round trips per query. One used within the last second is known
+                // good; one idle for longer is still pinged, so a server restart while the pool
+                // sat idle costs no failed query.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_lazy_with(opts)
         };
         let write = pool(write_opts.clone());
