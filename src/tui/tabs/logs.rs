@@ -34,7 +34,9 @@ use crate::tui::keymap::Action;
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::widgets::{block, draw_note, fmt_count, fmt_ms, row_style, status_role, truncate};
+use crate::tui::widgets::{
+    block, draw_note, fmt_count, fmt_ms, row_style, spark_text, status_role, truncate,
+};
 
 const ME: Owner = Owner::Tab(Tab::Logs);
 
@@ -1253,7 +1255,7 @@ impl LogsTab {
                         row_style(s, theme),
                     ),
                     Span::styled(
-                        format!("{} ", spark(&g.sparkline)),
+                        format!("{} ", spark_text(&g.sparkline, g.sparkline.len())),
                         theme.style(Role::Spark),
                     ),
                     Span::styled(
@@ -1450,20 +1452,6 @@ fn kv(k: &str, v: &str, theme: &Theme) -> Line<'static> {
         Span::styled(format!("{k:>12}: "), theme.style(Role::Dim)),
         Span::styled(safe(v), theme.style(Role::Text)),
     ])
-}
-
-fn spark(v: &[u64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let max = v.iter().copied().max().unwrap_or(0);
-    v.iter()
-        .map(|&x| {
-            if max == 0 || x == 0 {
-                ' '
-            } else {
-                BARS[((x * 7) / max) as usize]
-            }
-        })
-        .collect()
 }
 
 /// Every field of a line; multi-line messages and stack traces line by line; attributes
