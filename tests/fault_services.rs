@@ -558,43 +558,12 @@ async fn archive_filesystem_full_fails_visibly_drops_nothing_and_finishes_later(
 /// The Health tab's retention section (tab 5, four sections to the right), rendered on
 /// ratatui's TestBackend from the same database.
 async fn health_retention_section(t: &TestDb) -> String {
-    use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
-    use opsdash::tui::app::{update, App, AppOptions};
-    use opsdash::tui::event::Event;
+    use crossterm::event::KeyCode;
     let mut cfg = opsdash::config::Config::default();
     cfg.retention.request_log.archive = true;
-    let mut app = App::new(
-        t.db.clone(),
-        std::sync::Arc::new(cfg),
-        AppOptions {
-            no_color: true,
-            instance: "fault-archive:1:x".into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
+    let mut app = common::tui::open(&t.db, cfg, "fault-archive:1:x", true, 1).await;
     for c in ['5', 'l', 'l', 'l', 'l'] {
-        let fx = update(
-            &mut app,
-            Event::Input(TermEvent::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            ))),
-        );
-        opsdash::tui::settle(&mut app, fx).await;
+        common::tui::press(&mut app, KeyCode::Char(c)).await;
     }
-    let mut term =
-        ratatui::Terminal::new(ratatui::backend::TestBackend::new(200, 40)).expect("terminal");
-    term.draw(|f| opsdash::tui::draw::draw(&app, f))
-        .expect("draw");
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    common::tui::buffer_text(&common::tui::render(&app, 200, 40))
 }

@@ -3,48 +3,18 @@
 //! mistakes) show inline, the trace view and the error groups render, and no escape byte from
 //! hostile log lines ever reaches the screen buffer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::sanitize::is_unsafe;
-use opsdash::tui::app::{update, App, AppOptions, Effect};
+use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
-use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
-use ratatui::Terminal;
 
-fn buffer_text(buf: &Buffer) -> String {
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn render(app: &App, w: u16, h: u16) -> Buffer {
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-    term.draw(|f| opsdash::tui::draw::draw(app, f))
-        .expect("draw");
-    term.backend().buffer().clone()
-}
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    update(
-        app,
-        Event::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))),
-    )
-}
-
-async fn send(app: &mut App, code: KeyCode) {
-    let fx = press(app, code);
-    opsdash::tui::settle(app, fx).await;
-}
+mod common;
+use common::tui::{buffer_text, press as send, render};
 
 async fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
@@ -83,19 +53,7 @@ const HOSTILE: &[&str] = &[
 ];
 
 async fn app_on_logs_tab(tdb: &TestDb) -> App {
-    let mut app = App::new(
-        tdb.db.clone(),
-        Arc::new(Config::default()),
-        AppOptions {
-            no_color: false,
-            instance: "logs-test:1:x".into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = update(&mut app, Event::Ping(Ok(Duration::from_millis(2))));
-    opsdash::tui::settle(&mut app, fx).await;
+    let mut app = common::tui::open(&tdb.db, Config::default(), "logs-test:1:x", false, 2).await;
     send(&mut app, KeyCode::Char('2')).await;
     app
 }
