@@ -390,16 +390,42 @@ async fn rollups_equal_direct_computation_and_rerun_is_idempotent() -> anyhow::R
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_rows_reroll_the_minutes_they_touch() -> anyhow::Result<()> {
+/// A database holding `n` seeded requests over the three hours before now, rolled once.
+struct Rolled {
+    t: TestDb,
+    now: DateTime<Utc>,
+    start: DateTime<Utc>,
+    rng: StdRng,
+    rows: Vec<Req>,
+}
+
+async fn rolled(seed: u64, n: usize) -> anyhow::Result<Rolled> {
     let t = TestDb::new().await?;
-    let pool = &t.db.write;
     let now = Utc::now();
     let start = start_of_window(now);
-    let mut rng = StdRng::seed_from_u64(5);
-    let mut rows = generate(&mut rng, 3000, start, Duration::hours(3));
-    insert(pool, &rows).await?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let rows = generate(&mut rng, n, start, Duration::hours(3));
+    insert(&t.db.write, &rows).await?;
     run_once(&t.db, now).await?;
+    Ok(Rolled {
+        t,
+        now,
+        start,
+        rng,
+        rows,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_reroll_the_minutes_they_touch() -> anyhow::Result<()> {
+    let Rolled {
+        t,
+        now,
+        start,
+        mut rng,
+        mut rows,
+    } = rolled(5, 3000).await?;
+    let pool = &t.db.write;
     check_all_tiers(pool, &rows).await?;
 
     // Rows arriving now for minutes rolled long ago (2 h 30 m old, far outside any trailing
@@ -425,14 +451,14 @@ async fn late_rows_reroll_the_minutes_they_touch() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_committed_while_a_transaction_stays_open_are_rolled_by_the_next_run(
 ) -> anyhow::Result<()> {
-    let t = TestDb::new().await?;
+    let Rolled {
+        t,
+        now,
+        start,
+        mut rng,
+        mut rows,
+    } = rolled(9, 1000).await?;
     let pool = &t.db.write;
-    let now = Utc::now();
-    let start = start_of_window(now);
-    let mut rng = StdRng::seed_from_u64(9);
-    let mut rows = generate(&mut rng, 1000, start, Duration::hours(3));
-    insert(pool, &rows).await?;
-    run_once(&t.db, now).await?;
 
     let mut open = pool.begin().await?;
     sqlx::query("SELECT pg_current_xact_id()")
