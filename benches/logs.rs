@@ -461,12 +461,13 @@ impl Engine {
     async fn explain(&self, db: &Db, f: &Filter) -> Result<()> {
         let mut conn = PgConnection::connect_with(&tail::reader_options(db)).await?;
         let snap = logs::snapshot(&mut conn).await?;
-        let qb = logs::tail_last_query(
+        let qb = logs::tail_query(
             EXPLAIN,
             TailCursor::default(),
             &snap,
             self.floor,
             Some(f),
+            logs::TailOrder::Newest,
             self.opts.capacity as i64,
         );
         print_plan(&mut conn, qb).await?;

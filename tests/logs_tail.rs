@@ -297,8 +297,15 @@ async fn tail_read_skips_old_partitions_and_seeks_the_cursor_index() -> anyhow::
         tx: snap.xmax - 1,
         id: 0,
     };
-    let mut qb =
-        opsdash::query::logs::tail_after_query("EXPLAIN ", cursor, &snap, floor, None, 2000);
+    let mut qb = opsdash::query::logs::tail_query(
+        "EXPLAIN ",
+        cursor,
+        &snap,
+        floor,
+        None,
+        opsdash::query::logs::TailOrder::Oldest,
+        2000,
+    );
     let plan: Vec<String> = qb.build_query_scalar().fetch_all(&pool).await?;
     let plan = plan.join("\n");
     // Partitions before the floor's day are pruned (those ahead of today are empty).

@@ -173,35 +173,37 @@ pub async fn tail_after<'c>(
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    tail_after_query("", cursor, snap, floor, filter, limit)
+    tail_query("", cursor, snap, floor, filter, TailOrder::Oldest, limit)
         .build_query_as::<LogLine>()
         .fetch_all(ex)
         .await
 }
 
-/// The statement of `tail_after`, after `prefix` (`EXPLAIN ...` in the plan test).
-pub fn tail_after_query<'a>(
-    prefix: &str,
-    cursor: TailCursor,
-    snap: &TailSnapshot,
-    floor: DateTime<Utc>,
-    filter: Option<&'a Filter>,
-    limit: i64,
-) -> QueryBuilder<'a, Postgres> {
-    tail_query(prefix, cursor, snap, floor, filter, "ASC", limit)
+/// Which end of the rows after a cursor a tail read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailOrder {
+    /// The next rows in (tx, id) order: following the stream (`tail_after`).
+    Oldest,
+    /// The newest rows, newest first: the initial fill and the catch-up (`tail_last`).
+    Newest,
 }
 
-/// Rows after `cursor` from transactions `snap` saw finished, the first `limit` in (tx, id)
-/// order `direction` (`ASC` or `DESC`).
-fn tail_query<'a>(
+/// The statement of `tail_after` (`Oldest`) and `tail_last` (`Newest`) after `prefix`
+/// (`EXPLAIN ...` in the plan test and the logs benchmark): rows after `cursor` from
+/// transactions `snap` saw finished, the first `limit` in `order`.
+pub fn tail_query<'a>(
     prefix: &str,
     cursor: TailCursor,
     snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&'a Filter>,
-    direction: &str,
+    order: TailOrder,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
+    let direction = match order {
+        TailOrder::Oldest => "ASC",
+        TailOrder::Newest => "DESC",
+    };
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
     ));
@@ -254,24 +256,12 @@ pub async fn tail_last<'c>(
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    let mut rows = tail_last_query("", after, snap, floor, filter, limit)
+    let mut rows = tail_query("", after, snap, floor, filter, TailOrder::Newest, limit)
         .build_query_as::<LogLine>()
         .fetch_all(ex)
         .await?;
     rows.reverse();
     Ok(rows)
-}
-
-/// The statement of `tail_last`, after `prefix` (`EXPLAIN ...` in the logs benchmark).
-pub fn tail_last_query<'a>(
-    prefix: &str,
-    after: TailCursor,
-    snap: &TailSnapshot,
-    floor: DateTime<Utc>,
-    filter: Option<&'a Filter>,
-    limit: i64,
-) -> QueryBuilder<'a, Postgres> {
-    tail_query(prefix, after, snap, floor, filter, "DESC", limit)
 }
 
 /// Rows after the cursor (committed or not yet readable), counted up to `cap`: the "N lines
