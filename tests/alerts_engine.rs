@@ -273,7 +273,7 @@ async fn retries_then_delivers_once_dead_letters_4xx_and_cuts_off_a_hanging_rece
     assert_eq!(rows["bad"], ("dead".to_string(), 1));
     let hang_errors: Vec<Option<String>> = sqlx::query_scalar(
         "SELECT a.error FROM opsdash.notification_attempt a JOIN opsdash.notification n ON n.id = a.notification_id
-          WHERE n.channel = 'hang'",
+          WHERE n.channel = 'hang' ORDER BY a.id",
     )
     .fetch_all(&t.db.write)
     .await
