@@ -80,20 +80,36 @@ fn sweep_stale() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
+    // Our own directories are never stale; and another thread of this process may have just
+    // created one and not yet written its owner file (CI once lost a test's directory that way).
+    let own = format!("opsdash-test-{}-", std::process::id());
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if !name.starts_with("opsdash-test-") {
+        if !name.starts_with("opsdash-test-") || name.starts_with(&own) {
             continue;
         }
         let owner = std::fs::read_to_string(e.path().join("owner.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
-        // SAFETY: signal 0 only checks that the process exists.
-        let alive = owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) == 0 });
-        if !alive {
+        let stale = match owner {
+            // SAFETY: signal 0 only checks that the process exists.
+            Some(pid) => unsafe { libc::kill(pid, 0) != 0 },
+            // No owner file: a crash right after mkdir, or another process between its mkdir
+            // and its write. Only the first is old.
+            None => older_than(&e.path(), Duration::from_secs(600)),
+        };
+        if stale {
             remove_cluster(&e.path());
         }
     }
+}
+
+fn older_than(path: &Path, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
 }
 
 /// A new private cluster in a temp dir, removed when this process exits (or by `TestCluster`'s
@@ -281,7 +297,7 @@ pub async fn wait_for_snapshot_xmin(pool: &sqlx::PgPool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{sweep_stale, with_database};
 
     #[test]
     fn replaces_the_database_of_a_url() {
@@ -294,5 +310,36 @@ mod tests {
             with_database("postgresql://postgres@/x?host=/tmp/s&port=5432", "t_2"),
             "postgresql://postgres@/t_2?host=/tmp/s&port=5432"
         );
+    }
+
+    #[test]
+    fn the_sweeper_removes_dead_owners_dirs_and_spares_ones_being_created() {
+        let tmp = std::env::temp_dir();
+        // Ours, caught between mkdir and writing the owner file.
+        let mine = tmp.join(format!("opsdash-test-{}-sweeptest", std::process::id()));
+        // Another live process's, caught at the same moment.
+        let creating = tmp.join("opsdash-test-1-sweeptest-creating");
+        // Left by a process that no longer exists (pids never reach i32::MAX).
+        let dead = tmp.join("opsdash-test-2147483646-sweeptest-dead");
+        for d in [&mine, &creating, &dead] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(dead.join("owner.pid"), "2147483646").unwrap();
+
+        sweep_stale();
+
+        let (mine_kept, creating_kept, dead_kept) =
+            (mine.exists(), creating.exists(), dead.exists());
+        let _ = std::fs::remove_dir_all(&mine);
+        let _ = std::fs::remove_dir_all(&creating);
+        assert!(
+            mine_kept,
+            "our own directory without its owner file was swept"
+        );
+        assert!(
+            creating_kept,
+            "a fresh directory without an owner file was swept"
+        );
+        assert!(!dead_kept, "a dead process's directory was kept");
     }
 }
