@@ -397,6 +397,7 @@ fn main() -> anyhow::Result<()> {
         (f64::NAN, f64::NAN)
     };
     let rss_tail = rss_kb(pid).unwrap_or(0);
+    let quiet = after_quiet(&db, &name);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -414,12 +415,26 @@ fn main() -> anyhow::Result<()> {
     println!("data changing ({secs} s):        opsdash CPU {cpu_busy:.2}% of a core, {bytes_busy:.0} B/s to the terminal, RSS {:.1} MB", rss_busy as f64 / 1024.0);
     println!("baseline `top -d 1` ({secs} s):  CPU {top_cpu:.2}% of a core, {top_bytes:.0} B/s to the terminal, RSS {:.1} MB", top_rss as f64 / 1024.0);
     println!("Logs tab tailing {TAIL_RATE} lines/s ({secs} s): opsdash CPU {cpu_tail:.2}% of a core, {bytes_tail:.0} B/s to the terminal (lines on screen: {tail_seen})");
+    println!(
+        "Logs tab, one line after a quiet spell, stored -> on screen (real binary, tmux polled every 5 ms): {}",
+        fmt_samples(&quiet)
+    );
     let compared = match std::env::var("TUI_BENCH_COMPARE_BIN") {
-        Ok(other) if !other.is_empty() => Some(compare_idle(&rt, &db, &other, &url, secs)?),
+        Ok(other) if !other.is_empty() => Some(compare_other(&rt, &db, &other, &url, secs)?),
         _ => None,
     };
-    if let Some((other, cpu)) = &compared {
-        println!("idle ({secs} s, 120x40), {other}: CPU {cpu:.2}% of a core (this build: {cpu_idle:.2}%)");
+    if let Some(o) = &compared {
+        println!("{}, same data, same windows:", o.bin);
+        println!(
+            "  idle ({secs} s, 120x40): CPU {:.2}% of a core (this build: {cpu_idle:.2}%)",
+            o.cpu_idle
+        );
+        println!("  Logs tab tailing {TAIL_RATE} lines/s ({secs} s): CPU {:.2}% of a core (this build: {cpu_tail:.2}%)", o.cpu_tail);
+        println!(
+            "  one line after a quiet spell: {} (this build: {})",
+            fmt_samples(&o.quiet),
+            fmt_samples(&quiet)
+        );
     }
     let top = "`top -d 1`";
     let d = "dashboard";
@@ -447,6 +462,28 @@ fn main() -> anyhow::Result<()> {
         Some((top, top_cpu)),
         &[Aim::AtMost(5.0)],
     );
+    let other = |f: fn(&Other) -> f64| compared.as_ref().map(|o| (o.bin.as_str(), f(o)));
+    report::figure(
+        d,
+        "Logs tab: a line after a quiet spell, stored -> on screen, p50 (real binary)",
+        median_ms(&quiet),
+        "ms",
+        other(|o| median_ms(&o.quiet)),
+        &[Aim::AtMost(50.0)],
+    );
+    if compared.is_some() {
+        report::figure(
+            d,
+            &format!(
+                "CPU tailing {} lines/s (Logs tab), against another build",
+                report::size(TAIL_RATE)
+            ),
+            cpu_tail,
+            "% of a core",
+            other(|o| o.cpu_tail),
+            &[Aim::AtMost(5.0)],
+        );
+    }
     report::figure(
         d,
         "resident memory (largest of idle, changing, tailing)",
@@ -504,18 +541,27 @@ fn wait_painted(name: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Figures of another build (`TUI_BENCH_COMPARE_BIN`).
+struct Other {
+    bin: String,
+    cpu_idle: f64,
+    cpu_tail: f64,
+    quiet: Vec<Duration>,
+}
+
 /// `TUI_BENCH_COMPARE_BIN=/path/to/opsdash` (another build, e.g. the one before a change): its
-/// settled idle CPU measured exactly like this build's, on the same database in the same run,
-/// for a before/after in the same conditions. An older build refuses a schema with migrations
+/// settled idle CPU, its CPU while tailing and its line-after-quiet latency, measured exactly
+/// like this build's, on the same database in the same run, for a before/after in the same
+/// conditions. An older build refuses a schema with migrations
 /// it does not know, so `TUI_BENCH_COMPARE_MIGRATIONS=N` hides the records of migrations above N
 /// from it (the schema objects stay; an older build ignores them).
-fn compare_idle(
+fn compare_other(
     rt: &tokio::runtime::Runtime,
     db: &opsdash::db::Db,
     bin: &str,
     url: &str,
     secs: u64,
-) -> anyhow::Result<(String, f64)> {
+) -> anyhow::Result<Other> {
     if let Some(n) = std::env::var("TUI_BENCH_COMPARE_MIGRATIONS")
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
@@ -538,10 +584,77 @@ fn compare_idle(
     let pid = child_pid(&name).ok_or_else(|| anyhow::anyhow!("no pid for {bin}"))?;
     // The same settling as above: 2 s, a window of `secs` (the worker's first runs), 10 s.
     std::thread::sleep(Duration::from_secs(2 + secs + 10));
-    let (cpu, _) = measure(pid, &log, secs);
+    let (cpu_idle, _) = measure(pid, &log, secs);
+    let (cpu_tail, _, seen) = tailing(db, &name, pid, &log, secs);
+    let quiet = after_quiet(db, &name);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
-    Ok((bin.to_string(), cpu))
+    Ok(Other {
+        bin: bin.to_string(),
+        cpu_idle,
+        cpu_tail: if seen { cpu_tail } else { f64::NAN },
+        quiet,
+    })
+}
+
+/// With the Logs tab open and no line written for a while (the tail's reads have gone quiet),
+/// one line is written as ingest writes it (a batch and a NOTIFY) and timed from its commit
+/// until the screen shows it; seven times, 2 s apart.
+fn after_quiet(db: &opsdash::db::Db, session: &str) -> Vec<Duration> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for k in 0..7 {
+        std::thread::sleep(Duration::from_secs(2));
+        let marker = format!("quiet line {k} {}", std::process::id());
+        let wrote = rt.block_on(
+            sqlx::query(
+                "WITH ins AS (
+                   INSERT INTO opsdash.log_event (ts, level, service, message)
+                   VALUES (clock_timestamp(), 2, 'svc-quiet', $1))
+                 SELECT pg_notify($2, '')",
+            )
+            .bind(&marker)
+            .bind(opsdash::db::LOGS_CHANNEL)
+            .execute(&db.write),
+        );
+        if wrote.is_err() {
+            continue;
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if tmux(&["capture-pane", "-p", "-t", session]).contains(&marker) {
+                out.push(t.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    out
+}
+
+fn median_ms(samples: &[Duration]) -> f64 {
+    let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn fmt_samples(samples: &[Duration]) -> String {
+    let max = samples
+        .iter()
+        .max()
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    format!(
+        "p50 {:.1} ms, max {:.1} ms ({} of 7 seen within 5 s)",
+        median_ms(samples),
+        max,
+        samples.len()
+    )
 }
 
 /// Log lines per second written while the dashboard's Logs tab tails (the issue's figure).

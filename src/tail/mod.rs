@@ -17,6 +17,7 @@
 //!   of growing memory.
 
 pub mod buffer;
+mod outbox;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +34,8 @@ use crate::filter::Filter;
 use crate::query::logs::{self as q, LogLine, TailCursor, TailSnapshot};
 
 pub use buffer::TailBuffer;
+use outbox::Outbox;
+pub use outbox::Waker;
 
 /// application_name of the listener connection (visible in pg_stat_activity).
 pub const LISTENER_APP_NAME: &str = "opsdash-tail";
@@ -63,6 +66,8 @@ pub struct TailOptions {
     /// dashboard's frame pace while lines stream (`tui::FRAME_WHILE_STREAMING`): reading more
     /// often than the screen is drawn costs reads nobody sees.
     pub coalesce: Duration,
+    /// Wakes the consumer when an event arrives after it went idle (see `outbox`).
+    pub waker: Option<Waker>,
 }
 
 impl TailOptions {
@@ -77,6 +82,7 @@ impl TailOptions {
             initial_fill: true,
             listen: true,
             coalesce: Duration::from_millis(50),
+            waker: None,
         }
     }
 }
@@ -136,7 +142,8 @@ impl Drop for TailHandle {
 
 /// Starts the tail. Events arrive on the returned receiver until the handle is dropped.
 pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEvent>) {
-    let (events, rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(256);
+    let events = Outbox::new(tx, opts.waker.clone());
     let (commands, cmd_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
     let listener = if opts.listen {
@@ -193,12 +200,7 @@ fn floor(margin: Duration) -> DateTime<Utc> {
 
 /// Keeps a LISTEN connection open and turns each notification into a wake-up. After every
 /// (re)connect it wakes the reader once so rows whose notification was lost are read.
-async fn listen_loop(
-    db: Db,
-    wake: Arc<Notify>,
-    events: mpsc::Sender<TailEvent>,
-    connect_timeout: Duration,
-) {
+async fn listen_loop(db: Db, wake: Arc<Notify>, events: Outbox, connect_timeout: Duration) {
     let mut reconnects: u64 = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -219,11 +221,7 @@ async fn listen_loop(
         match tokio::time::timeout(connect_timeout, connected).await {
             Ok(Ok(mut listener)) => {
                 backoff = Duration::from_millis(100);
-                if events
-                    .send(TailEvent::Listening { reconnects })
-                    .await
-                    .is_err()
-                {
+                if !events.send(TailEvent::Listening { reconnects }).await {
                     return;
                 }
                 // LISTEN is active: anything committed from now on wakes us, anything before
@@ -301,7 +299,7 @@ struct Reader {
     pending: BTreeMap<i64, i64>,
     paused: bool,
     last_waiting: Option<u64>,
-    events: mpsc::Sender<TailEvent>,
+    events: Outbox,
 }
 
 /// What the reader does next.
@@ -424,7 +422,7 @@ impl Reader {
     }
 
     async fn send(&self, ev: TailEvent) -> bool {
-        self.events.send(ev).await.is_ok()
+        self.events.send(ev).await
     }
 
     async fn report(&self, msg: String) -> Outcome {

@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
-use crate::tui::event::Event;
+use crate::tui::event::{Event, Sender};
 use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::runner::{Owner, QueryDone, QueryRequest};
@@ -169,6 +169,9 @@ pub struct Env {
     pub db: Db,
     pub cfg: Arc<Config>,
     pub instance: String,
+    /// The main loop's event channel, for tabs whose background sources wake them
+    /// (`Event::Wake`). None where no loop runs (render tests drive `update` by hand).
+    pub events: Option<Sender>,
 }
 
 pub struct App {
@@ -211,6 +214,7 @@ macro_rules! ctx {
             range: $app.range,
             now: $app.now,
             instance: &$app.env.instance,
+            events: $app.env.events.as_ref(),
         }
     };
 }
@@ -261,6 +265,7 @@ impl App {
                 db,
                 cfg,
                 instance: opts.instance,
+                events: None,
             },
         }
     }
@@ -286,18 +291,6 @@ impl App {
         self.active_tab()
             .and_then(|t| t.paced_frame())
             .map_or(base, |p| p.max(base))
-    }
-
-    /// The LISTEN channels of all tabs.
-    pub fn listen_channels(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .tabs
-            .iter()
-            .flat_map(|t| t.listens().iter().map(|s| s.to_string()))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
     }
 
     pub fn online(&self) -> bool {
@@ -866,21 +859,12 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
         Event::Tick(now) => app.on_tick(now),
         Event::Ping(res) => app.on_ping(res),
         Event::Query(done) => app.on_query(done),
-        Event::Notify {
-            channel,
-            payload,
-            reconnected,
-        } => {
+        Event::Wake(tab) => {
             let ctx = ctx!(app);
-            let mut fx = Vec::new();
-            for t in app.tabs.iter_mut() {
-                if t.listens().contains(&channel.as_str()) {
-                    fx.extend(t.on_notify(&channel, &payload, reconnected, &ctx));
-                }
+            match app.tabs.iter_mut().find(|t| t.id() == tab) {
+                Some(t) => t.on_wake(&ctx),
+                None => Vec::new(),
             }
-            // A notification only wakes readers: the screen changes when their data arrives
-            // (one redraw per batch, not one per notification).
-            fx
         }
         Event::Signal(name) => {
             app.error(format!("{name} received"));

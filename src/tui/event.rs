@@ -1,9 +1,7 @@
-//! The one event channel of the TUI. Producers (terminal input, query results, LISTEN
-//! notifications, the database ping, ticks, signals) each run as a task and send `Event`s; the
+//! The one event channel of the TUI. Producers (terminal input, query results, the live tail
+//! waking its tab, the database ping, ticks, signals) each run as a task and send `Event`s; the
 //! main loop is the only consumer and the only place state changes (through `app::update`).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,13 +23,9 @@ pub enum Event {
     Ping(Result<Duration, String>),
     /// A query finished (already filtered for staleness by the runner).
     Query(QueryDone),
-    /// A NOTIFY arrived on `channel`; `reconnected` is set after the listener came back from a
-    /// lost connection (notifications sent meanwhile are gone: catch up by cursor).
-    Notify {
-        channel: String,
-        payload: String,
-        reconnected: bool,
-    },
+    /// A tab's background source (the live tail) has news after a quiet spell: the tab reads
+    /// it (`TabView::on_wake`).
+    Wake(crate::tui::tabs::Tab),
     /// SIGTERM / SIGHUP: leave cleanly.
     Signal(&'static str),
 }
@@ -117,75 +111,6 @@ pub fn spawn_signals(tx: Sender) -> tokio::task::JoinHandle<()> {
             _ = hup.recv() => "SIGHUP",
         };
         let _ = tx.send(Event::Signal(name));
-    })
-}
-
-/// LISTENs on `channels` on a dedicated connection, reconnecting with backoff. Notifications are
-/// coalesced per channel: while one is waiting in the queue (its channel is in `pending` until the
-/// main loop takes it out), more on the same channel are not queued (they
-/// only wake a reader that reads by cursor anyway), so a flood cannot fill memory.
-pub fn spawn_listener(
-    tx: Sender,
-    db: Db,
-    channels: Vec<String>,
-    pending: Arc<Mutex<HashSet<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if channels.is_empty() {
-            return;
-        }
-        let mut first = true;
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            let listener = async {
-                let mut l = sqlx::postgres::PgListener::connect_with(&db.write).await?;
-                let names: Vec<&str> = channels.iter().map(|s| s.as_str()).collect();
-                l.listen_all(names).await?;
-                Ok::<_, sqlx::Error>(l)
-            };
-            match tokio::time::timeout(Duration::from_secs(5), listener).await {
-                Ok(Ok(mut l)) => {
-                    backoff = Duration::from_millis(250);
-                    if !first {
-                        for c in &channels {
-                            let _ = tx.send(Event::Notify {
-                                channel: c.clone(),
-                                payload: String::new(),
-                                reconnected: true,
-                            });
-                        }
-                    }
-                    first = false;
-                    // try_recv returns None when the connection was lost; recv would reconnect
-                    // silently and lose the "reconnected" signal.
-                    while let Ok(Some(n)) = l.try_recv().await {
-                        let newly_pending = pending
-                            .lock()
-                            .map(|mut p| p.insert(n.channel().to_string()))
-                            .unwrap_or(true);
-                        if newly_pending
-                            && tx
-                                .send(Event::Notify {
-                                    channel: n.channel().to_string(),
-                                    payload: n.payload().to_string(),
-                                    reconnected: false,
-                                })
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                _ => {
-                    first = false;
-                }
-            }
-            if tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
     })
 }
 

@@ -1,5 +1,5 @@
 //! The terminal dashboard. `run` owns the terminal and the event loop: one channel merges
-//! input, query results, LISTEN notifications, the database ping and ticks; `app::update` is the
+//! input, query results, the live tail's wake-ups, the database ping and ticks; `app::update` is the
 //! only place state changes; `draw::draw` is a pure function of state, called only when something
 //! changed: at once after a key (or mouse, resize), otherwise at most `ui.max_fps` times a
 //! second, and at most once per `FRAME_WHILE_STREAMING` while the active tab's data streams
@@ -19,8 +19,7 @@ pub mod terminal;
 pub mod theme;
 pub mod widgets;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -72,20 +71,14 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
     app.size = (size.width, size.height);
 
     let (tx, mut rx) = unbounded_channel::<Event>();
-    let pending_notify: Arc<Mutex<HashSet<String>>> = Arc::default();
     let tasks = [
         event::spawn_input(tx.clone()),
         event::spawn_ticks(tx.clone()),
         event::spawn_ping(tx.clone(), db.clone()),
         event::spawn_signals(tx.clone()),
-        event::spawn_listener(
-            tx.clone(),
-            db.clone(),
-            app.listen_channels(),
-            pending_notify.clone(),
-        ),
     ];
     let mut runner = QueryRunner::new(tx.clone(), db.query_timeout);
+    app.env.events = Some(tx.clone());
     let start_effects = app.start();
     let mut clear = false;
     apply(&mut runner, start_effects, &mut clear);
@@ -114,7 +107,7 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
                     tokio::select! {
                         _ = tokio::time::sleep_until(due) => continue,
                         ev = rx.recv() => match ev {
-                            Some(ev) => handle(&mut app, &mut runner, &pending_notify, ev, &mut clear),
+                            Some(ev) => handle(&mut app, &mut runner, ev, &mut clear),
                             None => break,
                         },
                     }
@@ -127,10 +120,10 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
             // Input that changed nothing visible must not hurry a later data frame.
             app.urgent = false;
             let Some(ev) = rx.recv().await else { break };
-            handle(&mut app, &mut runner, &pending_notify, ev, &mut clear);
+            handle(&mut app, &mut runner, ev, &mut clear);
             // Drain what is already queued so a burst of events costs one frame.
             while let Ok(ev) = rx.try_recv() {
-                handle(&mut app, &mut runner, &pending_notify, ev, &mut clear);
+                handle(&mut app, &mut runner, ev, &mut clear);
                 if app.quit {
                     break;
                 }
@@ -149,32 +142,12 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
     result
 }
 
-fn handle(
-    app: &mut App,
-    runner: &mut QueryRunner,
-    pending_notify: &Mutex<HashSet<String>>,
-    ev: Event,
-    clear: &mut bool,
-) {
+fn handle(app: &mut App, runner: &mut QueryRunner, ev: Event, clear: &mut bool) {
     let ev = match ev {
         Event::Query(done) => match runner.complete(done) {
             Some(done) => Event::Query(done),
             None => return,
         },
-        Event::Notify {
-            channel,
-            payload,
-            reconnected,
-        } => {
-            if let Ok(mut p) = pending_notify.lock() {
-                p.remove(&channel);
-            }
-            Event::Notify {
-                channel,
-                payload,
-                reconnected,
-            }
-        }
         other => other,
     };
     let effects = update(app, ev);

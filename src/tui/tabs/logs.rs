@@ -4,8 +4,9 @@
 //! groups and audit trail views, and export.
 //!
 //! The tail engine (`crate::tail`) runs on its own tasks; its events are drained by a "tail"
-//! query, re-issued while events keep coming and on every notification and tick, never two at
-//! once (the runner drops the older result when a newer request is made for a panel).
+//! query, re-issued while events keep coming, on every tick and when the engine wakes the tab
+//! after a quiet spell (`Event::Wake`), never two at once (the runner drops the older result
+//! when a newer request is made for a panel).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    block, draw_note, fmt_count, fmt_ms, row_style, spark_text, status_role, truncate,
+    block, draw_note, fmt_count, fmt_ms, put_line, row_style, spark_text, status_role, truncate,
 };
 
 const ME: Owner = Owner::Tab(Tab::Logs);
@@ -58,6 +59,14 @@ pub enum AuditMode {
 
 type Events = Arc<Mutex<mpsc::Receiver<TailEvent>>>;
 
+/// The running tail: its handle, its events, and (under the event loop) the waker that calls
+/// this tab back when lines come after a quiet spell.
+struct Engine {
+    handle: TailHandle,
+    events: Events,
+    waker: Option<tail::Waker>,
+}
+
 struct Export {
     path: std::path::PathBuf,
     rows: Arc<AtomicU64>,
@@ -68,7 +77,7 @@ pub struct LogsTab {
     capacity: usize,
     floor_margin: Duration,
     saved: std::collections::BTreeMap<String, String>,
-    engine: Option<(TailHandle, Events)>,
+    engine: Option<Engine>,
     draining: bool,
     drain_again: bool,
     pub buffer: TailBuffer,
@@ -177,13 +186,23 @@ impl LogsTab {
         opts.filter = Some(self.filter.clone());
         opts.query_timeout = ctx.db.query_timeout;
         opts.floor_margin = self.floor_margin;
+        opts.waker = ctx.events.cloned().map(|tx| {
+            tail::Waker::new(move || {
+                let _ = tx.send(crate::tui::event::Event::Wake(Tab::Logs));
+            })
+        });
+        let waker = opts.waker.clone();
         let (handle, rx) = tail::spawn(ctx.db, opts);
-        self.engine = Some((handle, Arc::new(Mutex::new(rx))));
+        self.engine = Some(Engine {
+            handle,
+            events: Arc::new(Mutex::new(rx)),
+            waker,
+        });
     }
 
     /// Asks for the engine's pending events, unless a drain is already running.
     fn drain(&mut self) -> Vec<Effect> {
-        let Some((_, events)) = &self.engine else {
+        let Some(engine) = &self.engine else {
             return Vec::new();
         };
         if self.draining {
@@ -192,22 +211,33 @@ impl LogsTab {
         }
         self.draining = true;
         self.drain_again = false;
-        let events = events.clone();
+        let events = engine.events.clone();
+        let waker = engine.waker.clone();
         vec![Effect::Query(QueryRequest::new(ME, "tail", async move {
             let mut rx = events.lock().await;
+            if let Some(w) = &waker {
+                w.busy();
+            }
             let mut out = Vec::new();
             // Wait briefly for the first event, then take only what is already queued (the
             // rest of the same read). Waiting for more would only delay the lines: the engine
             // reads at most once per `TailOptions::coalesce`, so one drain per read is already
             // one frame per read, and the shell paces frames while lines stream.
-            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(150), rx.recv()).await
-            {
-                out.push(ev);
-                while out.len() < 256 {
-                    match rx.try_recv() {
-                        Ok(ev) => out.push(ev),
-                        Err(_) => break,
+            match tokio::time::timeout(Duration::from_millis(150), rx.recv()).await {
+                Ok(Some(ev)) => out.push(ev),
+                Ok(None) => return anyhow::Ok(out),
+                Err(_) => {
+                    // Quiet: the drains stop here and the engine's next event wakes the tab.
+                    // Idle first, then one more look, so no event falls in between.
+                    if let Some(w) = &waker {
+                        w.went_idle();
                     }
+                }
+            }
+            while out.len() < 256 {
+                match rx.try_recv() {
+                    Ok(ev) => out.push(ev),
+                    Err(_) => break,
                 }
             }
             anyhow::Ok(out)
@@ -304,7 +334,7 @@ impl LogsTab {
 
     fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
-        if let Some((h, _)) = &self.engine {
+        if let Some(Engine { handle: h, .. }) = &self.engine {
             if paused {
                 h.pause();
             } else {
@@ -495,18 +525,8 @@ impl TabView for LogsTab {
         fx
     }
 
-    fn on_notify(
-        &mut self,
-        _ch: &str,
-        _payload: &str,
-        _reconnected: bool,
-        _ctx: &TabCtx,
-    ) -> Vec<Effect> {
+    fn on_wake(&mut self, _ctx: &TabCtx) -> Vec<Effect> {
         self.drain()
-    }
-
-    fn listens(&self) -> &'static [&'static str] {
-        &[crate::db::LOGS_CHANNEL]
     }
 
     fn paced_frame(&self) -> Option<Duration> {
@@ -746,7 +766,7 @@ impl TabView for LogsTab {
                 }
                 self.filter_text = text.trim().to_string();
                 self.filter = f;
-                if let Some((h, _)) = &self.engine {
+                if let Some(Engine { handle: h, .. }) = &self.engine {
                     h.set_filter(Some(self.filter.clone()));
                 }
                 self.follow = true;
@@ -1124,7 +1144,7 @@ impl LogsTab {
         // line-breaking machinery over every row of every frame while the tail streams.
         let buf = f.buffer_mut();
         for (y, row) in (area.y..).zip(rows.iter().skip(skip).take(height)) {
-            buf.set_line(area.x, y, row, area.width);
+            put_line(buf, area.x, y, row, area.width);
         }
     }
 

@@ -76,6 +76,8 @@ pub struct TabCtx<'a> {
     pub now: DateTime<Utc>,
     /// This process's worker instance id (to mark what we hold).
     pub instance: &'a str,
+    /// The main loop's event channel (None in tests that drive `update` by hand).
+    pub events: Option<&'a crate::tui::event::Sender>,
 }
 
 /// What a tab may read while drawing.
@@ -173,20 +175,8 @@ pub trait TabView: Send {
         None
     }
 
-    /// LISTEN channels this tab wants notifications from (asked once, at start).
-    fn listens(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    /// A notification on one of `listens()` (also sent with `reconnected` after a lost listener
-    /// connection came back: catch up by cursor).
-    fn on_notify(
-        &mut self,
-        _channel: &str,
-        _payload: &str,
-        _reconnected: bool,
-        _ctx: &TabCtx,
-    ) -> Vec<Effect> {
+    /// `Event::Wake` for this tab: a background source of its own has news.
+    fn on_wake(&mut self, _ctx: &TabCtx) -> Vec<Effect> {
         Vec::new()
     }
 
