@@ -599,7 +599,7 @@ fn compare_other(
 
 /// With the Logs tab open and no line written for a while (the tail's reads have gone quiet),
 /// one line is written as ingest writes it (a batch and a NOTIFY) and timed from its commit
-/// until the screen shows it; seven times, 2 s apart.
+/// until the screen shows it; seven times, 2 to 3 s apart.
 fn after_quiet(db: &opsdash::db::Db, session: &str) -> Vec<Duration> {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -609,8 +609,10 @@ fn after_quiet(db: &opsdash::db::Db, session: &str) -> Vec<Duration> {
         Err(_) => return Vec::new(),
     };
     let mut out = Vec::new();
-    for k in 0..7 {
-        std::thread::sleep(Duration::from_secs(2));
+    for k in 0..7u64 {
+        // Irregular gaps, so the writes do not fall in step with the tail's 1 s poll or the
+        // dashboard's clock tick.
+        std::thread::sleep(Duration::from_millis(2000 + 137 * k));
         let marker = format!("quiet line {k} {}", std::process::id());
         let wrote = rt.block_on(
             sqlx::query(

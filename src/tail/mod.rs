@@ -11,8 +11,9 @@
 //! - Pause keeps the cursor and only counts the waiting lines. On resume, if more lines wait
 //!   than the buffer holds, only the newest `capacity` are read and the rest reported as
 //!   skipped (they would scroll out of the ring buffer at once anyway).
-//! - Wake-ups are coalesced: reads woken by notifications are at least `coalesce` apart, so a
-//!   writer notifying per batch costs one read per interval, not one per batch.
+//! - Wake-ups are coalesced: reads woken by notifications are at least `coalesce` after the
+//!   last read that delivered lines, so a writer notifying per batch costs one read per
+//!   interval, not one per batch, and a line after a quiet spell is read at once.
 //! - Backpressure: the event channel is bounded, so a slow consumer slows the reader instead
 //!   of growing memory.
 
@@ -165,6 +166,7 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
             pending: BTreeMap::new(),
             paused: false,
             last_waiting: None,
+            delivered: 0,
             opts,
             events,
         }
@@ -299,6 +301,8 @@ struct Reader {
     pending: BTreeMap<i64, i64>,
     paused: bool,
     last_waiting: Option<u64>,
+    /// Batches of lines delivered so far (tells a read that found lines from one that did not).
+    delivered: u64,
     events: Outbox,
 }
 
@@ -347,9 +351,11 @@ impl Reader {
                         }
                     },
                     _ = wake.notified() => {
-                        // Too soon after the last read: let the burst of notifications (and
-                        // their rows) gather, then wake again, so commands that came
-                        // meanwhile still go first.
+                        // Too soon after the last read that found lines: let the burst of
+                        // notifications (and their rows) gather, then wake again, so commands
+                        // that came meanwhile still go first. After a read that found
+                        // nothing (a poll, a quiet spell) there is no stream to pace: a
+                        // line that comes then is read at once.
                         if let Some(due) = last_read.map(|t| t + self.opts.coalesce) {
                             if tokio::time::Instant::now() < due {
                                 tokio::time::sleep_until(due).await;
@@ -361,9 +367,8 @@ impl Reader {
                     _ = tokio::time::sleep(next) => {}
                 }
             }
-            if !self.paused {
-                last_read = Some(tokio::time::Instant::now());
-            }
+            let read_at = tokio::time::Instant::now();
+            let delivered_before = self.delivered;
             let outcome = if needs_fill {
                 let o = self.fill().await;
                 if matches!(o, Outcome::Next(_)) {
@@ -383,6 +388,7 @@ impl Reader {
             } else {
                 self.read_new().await
             };
+            last_read = (self.delivered > delivered_before && !self.paused).then_some(read_at);
             match outcome {
                 Outcome::Stop => return,
                 Outcome::Next(d) => next = d,
@@ -421,11 +427,14 @@ impl Reader {
         }
     }
 
-    async fn send(&self, ev: TailEvent) -> bool {
+    async fn send(&mut self, ev: TailEvent) -> bool {
+        if matches!(ev, TailEvent::Lines(_)) {
+            self.delivered += 1;
+        }
         self.events.send(ev).await
     }
 
-    async fn report(&self, msg: String) -> Outcome {
+    async fn report(&mut self, msg: String) -> Outcome {
         if self.send(TailEvent::Error(msg)).await {
             Outcome::Failed
         } else {
