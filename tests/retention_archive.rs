@@ -13,6 +13,7 @@ use opsdash::query::retention as q;
 use opsdash::worker::retention::Step;
 use sqlx::PgPool;
 
+mod common;
 #[path = "common/retention.rs"]
 mod fixture;
 use fixture::{day_start, exists, Fixture};
@@ -512,15 +513,7 @@ fn render_section(status: Vec<q::RetentionStatus>, now: DateTime<Utc>) -> String
     };
     let mut term = Terminal::new(TestBackend::new(80, 12)).unwrap();
     term.draw(|f| section.draw(f, f.area(), &ctx)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    common::tui::buffer_text(term.backend().buffer())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,15 +5,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use opsdash::config::{Config, ServiceCheck};
 use opsdash::db::testkit::TestDb;
-use opsdash::tui::app::{update, App, AppOptions};
-use opsdash::tui::event::Event;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
+use opsdash::tui::app::App;
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::tui;
 
 const INSTANCE: &str = "health-test:1:beef";
 
@@ -160,28 +160,6 @@ async fn health_job_runs_http_tcp_and_postgres_checks_and_stores_them() {
     assert_eq!(n2, 7);
 }
 
-fn buffer_text(term: &Terminal<TestBackend>) -> String {
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
-}
-
-fn press(app: &mut App, c: char) -> Vec<opsdash::tui::app::Effect> {
-    update(
-        app,
-        Event::Input(TermEvent::Key(KeyEvent::new(
-            KeyCode::Char(c),
-            KeyModifiers::NONE,
-        ))),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_tab_renders_services_integrations_database_and_worker() {
     let tdb = TestDb::new().await.unwrap();
@@ -221,23 +199,10 @@ async fn health_tab_renders_services_integrations_database_and_worker() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut app = App::new(
-        tdb.db.clone(),
-        Arc::new(Config::default()),
-        AppOptions {
-            no_color: false,
-            instance: INSTANCE.into(),
-            config_dir: None,
-        },
-    );
-    let fx = app.start();
-    opsdash::tui::settle(&mut app, fx).await;
-    let fx = press(&mut app, '5');
-    opsdash::tui::settle(&mut app, fx).await;
-    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    let mut draw = |app: &App| {
-        term.draw(|f| opsdash::tui::draw::draw(app, f)).unwrap();
-        let t = buffer_text(&term);
+    let mut app = tui::open(&tdb.db, Config::default(), INSTANCE, false, 1).await;
+    tui::press(&mut app, KeyCode::Char('5')).await;
+    let draw = |app: &App| {
+        let t = tui::buffer_text(&tui::render(app, 80, 24));
         eprintln!("{t}");
         t
     };
@@ -252,12 +217,12 @@ async fn health_tab_renders_services_integrations_database_and_worker() {
     assert!(text.contains("100%"), "{text}");
     assert!(text.contains("✕"), "failed check in the history:\n{text}");
 
-    press(&mut app, 'l');
+    tui::press(&mut app, KeyCode::Char('l')).await;
     let text = draw(&app);
     assert!(text.contains("stripe"), "{text}");
     assert!(text.contains("75.0%"), "success rate of stripe:\n{text}");
 
-    press(&mut app, 'l');
+    tui::press(&mut app, KeyCode::Char('l')).await;
     let text = draw(&app);
     assert!(text.contains("PostgreSQL"), "{text}");
     assert!(text.contains("connections"), "{text}");
@@ -265,14 +230,14 @@ async fn health_tab_renders_services_integrations_database_and_worker() {
     assert!(text.contains("blocked"), "{text}");
     assert!(text.contains("SELECT count(*) FROM"), "{text}");
 
-    press(&mut app, 'l');
+    tui::press(&mut app, KeyCode::Char('l')).await;
     let text = draw(&app);
     assert!(text.contains("health_checks"), "{text}");
     assert!(text.contains("this instance"), "{text}");
     assert!(text.contains("expired"), "{text}");
     assert!(text.contains("disk full"), "{text}");
 
-    press(&mut app, 'l');
+    tui::press(&mut app, KeyCode::Char('l')).await;
     let text = draw(&app);
     assert!(text.contains("Retention"), "{text}");
     assert!(text.contains("audit_event"), "{text}");

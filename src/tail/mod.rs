@@ -321,7 +321,7 @@ impl Reader {
         let mut needs_fill = true;
         let mut next = Duration::ZERO;
         let mut last_count: Option<tokio::time::Instant> = None;
-        let mut last_read: Option<tokio::time::Instant> = None;
+        let mut last_lines_read: Option<tokio::time::Instant> = None;
         loop {
             if !needs_fill {
                 // Commands first, so a pause is acknowledged before another read starts.
@@ -356,7 +356,7 @@ impl Reader {
                         // that came meanwhile still go first. After a read that found
                         // nothing (a poll, a quiet spell) there is no stream to pace: a
                         // line that comes then is read at once.
-                        if let Some(due) = last_read.map(|t| t + self.opts.coalesce) {
+                        if let Some(due) = last_lines_read.map(|t| t + self.opts.coalesce) {
                             if tokio::time::Instant::now() < due {
                                 tokio::time::sleep_until(due).await;
                                 wake.notify_one();
@@ -388,7 +388,8 @@ impl Reader {
             } else {
                 self.read_new().await
             };
-            last_read = (self.delivered > delivered_before && !self.paused).then_some(read_at);
+            last_lines_read =
+                (self.delivered > delivered_before && !self.paused).then_some(read_at);
             match outcome {
                 Outcome::Stop => return,
                 Outcome::Next(d) => next = d,

@@ -1,9 +1,9 @@
 //! The terminal dashboard. `run` owns the terminal and the event loop: one channel merges
-//! input, query results, the live tail's wake-ups, the database ping and ticks; `app::update` is the
-//! only place state changes; `draw::draw` is a pure function of state, called only when something
-//! changed: at once after a key (or mouse, resize), otherwise at most `ui.max_fps` times a
-//! second, and at most once per `FRAME_WHILE_STREAMING` while the active tab's data streams
-//! faster than anyone reads (the Logs tab's live tail at thousands of lines a second).
+//! input, query results, the live tail's wake-ups, the database ping and ticks; `app::update` is
+//! the only place state changes; `draw::draw` is a pure function of state, called only when
+//! something changed: at once after a key (or mouse, resize), otherwise at most `ui.max_fps`
+//! times a second, and at most once per `FRAME_WHILE_STREAMING` while the active tab's data
+//! streams faster than anyone reads (the Logs tab's live tail at thousands of lines a second).
 
 pub mod app;
 pub mod command;
