@@ -102,6 +102,7 @@ mod tests {
             attrs: None,
             fingerprint: None,
             repeat_count: 1,
+            partial: false,
         }
     }
 

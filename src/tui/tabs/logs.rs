@@ -90,6 +90,10 @@ pub struct LogsTab {
     pub wrap: bool,
     hscroll: usize,
     pub detail: bool,
+    /// The whole selected line for the detail pane (the tail reads lines `partial`), and the
+    /// id last asked for.
+    full: Option<LogLine>,
+    full_asked: Option<i64>,
     filter_text: String,
     filter: Filter,
     /// The text being typed and why it is refused; the previous filter stays in force.
@@ -131,6 +135,8 @@ impl LogsTab {
             wrap: false,
             hscroll: 0,
             detail: false,
+            full: None,
+            full_asked: None,
             filter_text: String::new(),
             filter: Filter::default(),
             filter_error: None,
@@ -172,6 +178,37 @@ impl LogsTab {
 
     pub fn selected_line(&self) -> Option<&LogLine> {
         self.selected_index().and_then(|i| self.buffer.get(i))
+    }
+
+    /// The selected line as the detail pane shows it: whole once read, else as the tail read
+    /// it (`partial`).
+    fn detail_line(&self) -> Option<&LogLine> {
+        let line = self.selected_line()?;
+        match &self.full {
+            Some(full) if full.id == line.id => Some(full),
+            _ => Some(line),
+        }
+    }
+
+    /// Reads the whole selected line when the detail pane shows a line the tail read partly.
+    /// While following a stream with the pane open this asks once per new selection; the
+    /// runner keeps one read in flight and the newest request.
+    fn want_detail(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if !self.detail || self.view != View::Tail {
+            return Vec::new();
+        }
+        let Some(line) = self.selected_line().filter(|l| l.partial) else {
+            return Vec::new();
+        };
+        let id = line.id;
+        if self.full.as_ref().is_some_and(|f| f.id == id) || self.full_asked == Some(id) {
+            return Vec::new();
+        }
+        self.full_asked = Some(id);
+        let pool = ctx.db.read.clone();
+        vec![Effect::Query(QueryRequest::new(ME, "detail", async move {
+            Ok(lq::line(&pool, id).await?)
+        }))]
     }
 
     fn select_index(&mut self, idx: usize) {
@@ -544,14 +581,21 @@ impl TabView for LogsTab {
                     Ok(events) => {
                         let more = !events.is_empty() || self.drain_again;
                         self.apply_events(events);
+                        // Following moves the selection: the pane's line changes too.
+                        let mut fx = self.want_detail(ctx);
                         if more {
-                            return self.drain();
+                            fx.extend(self.drain());
                         }
+                        return fx;
                     }
                     Err(e) => self.tail_error = Some(e),
                 }
             }
             "stats" => self.stats.set(done),
+            "detail" => match done.take::<Option<LogLine>>() {
+                Ok(full) => self.full = full,
+                Err(e) => self.message = Some((format!("reading the line: {e}"), Role::Error)),
+            },
             "trace" => {
                 self.trace.set(done);
                 self.trace_cursor
@@ -586,149 +630,15 @@ impl TabView for LogsTab {
     }
 
     fn on_action(&mut self, action: Action, ctx: &TabCtx) -> Vec<Effect> {
-        let page = 10;
-        match self.view {
-            View::Tail => match action {
-                Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top => {
-                    let Some(cur) = self.selected_index() else {
-                        return Vec::new();
-                    };
-                    let mut c = Cursor { selected: cur };
-                    c.apply(action, self.buffer.len(), page);
-                    self.follow = false;
-                    self.select_index(c.selected);
-                }
-                Action::Bottom => {
-                    self.set_paused(false);
-                    self.follow = true;
-                }
-                Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
-                Action::Right => self.hscroll += 8,
-                Action::Select => self.detail = !self.detail,
-                Action::Back => {
-                    self.detail = false;
-                    self.message = None;
-                }
-                _ => {}
-            },
-            View::Trace => match action {
-                Action::Back => self.view = View::Tail,
-                a => {
-                    let n = self.trace.data.as_ref().map_or(0, Vec::len);
-                    self.trace_cursor.apply(a, n, page);
-                }
-            },
-            View::Groups => match action {
-                Action::Back => self.view = View::Tail,
-                Action::Select => self.detail = !self.detail,
-                a => {
-                    let n = self.groups.data.as_ref().map_or(0, Vec::len);
-                    self.group_cursor.apply(a, n, page);
-                }
-            },
-            View::Audit => match action {
-                Action::Back => {
-                    if self.audit_mode != AuditMode::Trail {
-                        self.audit_mode = AuditMode::Trail;
-                        return self.view_query(ctx);
-                    }
-                    self.view = View::Tail;
-                }
-                Action::Select => self.detail = !self.detail,
-                a => {
-                    let n = self.audit.data.as_ref().map_or(0, Vec::len);
-                    self.audit_cursor.apply(a, n, page);
-                }
-            },
-        }
-        Vec::new()
+        let mut fx = self.act(action, ctx);
+        fx.extend(self.want_detail(ctx));
+        fx
     }
 
     fn on_key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
-        let KeyCode::Char(c) = key.code else {
-            return None;
-        };
-        match (self.view, c) {
-            (_, 'v') => {
-                self.view = match self.view {
-                    View::Tail | View::Trace => View::Groups,
-                    View::Groups => View::Audit,
-                    View::Audit => View::Tail,
-                };
-                self.detail = false;
-                Some(self.view_query(ctx))
-            }
-            (_, 'x') => {
-                self.start_export(None, false, ctx);
-                Some(Vec::new())
-            }
-            (View::Tail, ' ') => {
-                let p = !self.paused;
-                self.set_paused(p);
-                Some(self.drain())
-            }
-            (View::Tail, 'w') => {
-                self.wrap = !self.wrap;
-                Some(Vec::new())
-            }
-            (View::Tail, 'e') | (View::Tail, 'E') => {
-                if !self.jump(c == 'e', |l| l.level >= Level::Error.as_i16()) {
-                    self.message = Some(("no more errors in the buffer".into(), Role::Dim));
-                }
-                Some(Vec::new())
-            }
-            (View::Tail, 'n') | (View::Tail, 'N') => {
-                let terms: Vec<String> = self
-                    .filter
-                    .message_terms()
-                    .iter()
-                    .map(|t| t.to_lowercase())
-                    .collect();
-                if terms.is_empty() {
-                    self.message = Some((
-                        "no search words in the filter (type / then words)".into(),
-                        Role::Dim,
-                    ));
-                } else if !self.jump(c == 'n', |l| {
-                    let m = l.message.to_lowercase();
-                    terms.iter().any(|t| m.contains(t.as_str()))
-                }) {
-                    self.message = Some(("no more matches in the buffer".into(), Role::Dim));
-                }
-                Some(Vec::new())
-            }
-            (View::Tail, 't') => {
-                let Some(id) = self.selected_line().and_then(|l| l.trace_id.clone()) else {
-                    self.message = Some(("this line has no trace id".into(), Role::Dim));
-                    return Some(Vec::new());
-                };
-                self.trace_id = id;
-                self.trace = Panel::default();
-                self.trace_cursor = Cursor::default();
-                self.view = View::Trace;
-                Some(self.view_query(ctx))
-            }
-            (View::Groups, 'a') => Some(self.transition(GroupStatus::Acknowledged, None, ctx)),
-            (View::Groups, 'p') => Some(self.transition(GroupStatus::InProgress, None, ctx)),
-            (View::Groups, 'R') => Some(self.transition(GroupStatus::Resolved, None, ctx)),
-            (View::Groups, 'i') => Some(self.transition(GroupStatus::Ignored, None, ctx)),
-            (View::Groups, 'o') => Some(self.transition(GroupStatus::New, None, ctx)),
-            (View::Audit, 'm') => {
-                self.audit_mode = AuditMode::MassDeletes(10);
-                Some(self.view_query(ctx))
-            }
-            (View::Audit, 'D') => {
-                let what = self
-                    .audit
-                    .data
-                    .as_ref()
-                    .and_then(|a| a.get(self.audit_cursor.selected))
-                    .and_then(|a| a.resource_id.clone())?;
-                self.audit_mode = AuditMode::WhoDeleted(what);
-                Some(self.view_query(ctx))
-            }
-            _ => None,
-        }
+        let mut fx = self.key(key, ctx)?;
+        fx.extend(self.want_detail(ctx));
+        Some(fx)
     }
 
     /// While typing: the filter is checked (a mistake shows at once, with its position) but
@@ -950,6 +860,156 @@ fn safe(s: &str) -> String {
 }
 
 impl LogsTab {
+    /// The tab's navigation actions (`on_action` adds the detail pane's read).
+    fn act(&mut self, action: Action, ctx: &TabCtx) -> Vec<Effect> {
+        let page = 10;
+        match self.view {
+            View::Tail => match action {
+                Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top => {
+                    let Some(cur) = self.selected_index() else {
+                        return Vec::new();
+                    };
+                    let mut c = Cursor { selected: cur };
+                    c.apply(action, self.buffer.len(), page);
+                    self.follow = false;
+                    self.select_index(c.selected);
+                }
+                Action::Bottom => {
+                    self.set_paused(false);
+                    self.follow = true;
+                }
+                Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
+                Action::Right => self.hscroll += 8,
+                Action::Select => self.detail = !self.detail,
+                Action::Back => {
+                    self.detail = false;
+                    self.message = None;
+                }
+                _ => {}
+            },
+            View::Trace => match action {
+                Action::Back => self.view = View::Tail,
+                a => {
+                    let n = self.trace.data.as_ref().map_or(0, Vec::len);
+                    self.trace_cursor.apply(a, n, page);
+                }
+            },
+            View::Groups => match action {
+                Action::Back => self.view = View::Tail,
+                Action::Select => self.detail = !self.detail,
+                a => {
+                    let n = self.groups.data.as_ref().map_or(0, Vec::len);
+                    self.group_cursor.apply(a, n, page);
+                }
+            },
+            View::Audit => match action {
+                Action::Back => {
+                    if self.audit_mode != AuditMode::Trail {
+                        self.audit_mode = AuditMode::Trail;
+                        return self.view_query(ctx);
+                    }
+                    self.view = View::Tail;
+                }
+                Action::Select => self.detail = !self.detail,
+                a => {
+                    let n = self.audit.data.as_ref().map_or(0, Vec::len);
+                    self.audit_cursor.apply(a, n, page);
+                }
+            },
+        }
+        Vec::new()
+    }
+
+    /// The tab's own keys (`on_key` adds the detail pane's read).
+    fn key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
+        let KeyCode::Char(c) = key.code else {
+            return None;
+        };
+        match (self.view, c) {
+            (_, 'v') => {
+                self.view = match self.view {
+                    View::Tail | View::Trace => View::Groups,
+                    View::Groups => View::Audit,
+                    View::Audit => View::Tail,
+                };
+                self.detail = false;
+                Some(self.view_query(ctx))
+            }
+            (_, 'x') => {
+                self.start_export(None, false, ctx);
+                Some(Vec::new())
+            }
+            (View::Tail, ' ') => {
+                let p = !self.paused;
+                self.set_paused(p);
+                Some(self.drain())
+            }
+            (View::Tail, 'w') => {
+                self.wrap = !self.wrap;
+                Some(Vec::new())
+            }
+            (View::Tail, 'e') | (View::Tail, 'E') => {
+                if !self.jump(c == 'e', |l| l.level >= Level::Error.as_i16()) {
+                    self.message = Some(("no more errors in the buffer".into(), Role::Dim));
+                }
+                Some(Vec::new())
+            }
+            (View::Tail, 'n') | (View::Tail, 'N') => {
+                let terms: Vec<String> = self
+                    .filter
+                    .message_terms()
+                    .iter()
+                    .map(|t| t.to_lowercase())
+                    .collect();
+                if terms.is_empty() {
+                    self.message = Some((
+                        "no search words in the filter (type / then words)".into(),
+                        Role::Dim,
+                    ));
+                } else if !self.jump(c == 'n', |l| {
+                    let m = l.message.to_lowercase();
+                    terms.iter().any(|t| m.contains(t.as_str()))
+                }) {
+                    self.message = Some(("no more matches in the buffer".into(), Role::Dim));
+                }
+                Some(Vec::new())
+            }
+            (View::Tail, 't') => {
+                let Some(id) = self.selected_line().and_then(|l| l.trace_id.clone()) else {
+                    self.message = Some(("this line has no trace id".into(), Role::Dim));
+                    return Some(Vec::new());
+                };
+                self.trace_id = id;
+                self.trace = Panel::default();
+                self.trace_cursor = Cursor::default();
+                self.view = View::Trace;
+                Some(self.view_query(ctx))
+            }
+            (View::Groups, 'a') => Some(self.transition(GroupStatus::Acknowledged, None, ctx)),
+            (View::Groups, 'p') => Some(self.transition(GroupStatus::InProgress, None, ctx)),
+            (View::Groups, 'R') => Some(self.transition(GroupStatus::Resolved, None, ctx)),
+            (View::Groups, 'i') => Some(self.transition(GroupStatus::Ignored, None, ctx)),
+            (View::Groups, 'o') => Some(self.transition(GroupStatus::New, None, ctx)),
+            (View::Audit, 'm') => {
+                self.audit_mode = AuditMode::MassDeletes(10);
+                Some(self.view_query(ctx))
+            }
+            (View::Audit, 'D') => {
+                let what = self
+                    .audit
+                    .data
+                    .as_ref()
+                    .and_then(|a| a.get(self.audit_cursor.selected))
+                    .and_then(|a| a.resource_id.clone())?;
+                self.audit_mode = AuditMode::WhoDeleted(what);
+                Some(self.view_query(ctx))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl LogsTab {
     fn status_line(&self, theme: &Theme) -> Line<'static> {
         let mut spans = Vec::new();
         if self.paused {
@@ -1049,7 +1109,7 @@ impl LogsTab {
         } else {
             self.draw_lines(f, list, ctx);
         }
-        if let (Some(area), Some(line)) = (detail, self.selected_line()) {
+        if let (Some(area), Some(line)) = (detail, self.detail_line()) {
             let p = Paragraph::new(detail_lines(line, ctx))
                 .block(block("details", true, theme))
                 .wrap(Wrap { trim: false });
@@ -1521,6 +1581,18 @@ pub fn detail_lines(l: &LogLine, ctx: &DrawCtx) -> Vec<Line<'static>> {
                 theme.style(Role::Error),
             )));
         }
+    }
+    if l.partial {
+        // The tail read only the list's columns; the whole line is on its way.
+        out.extend([
+            kv("trace", &opt(&l.trace_id), theme),
+            kv("id", &format!("{} (tx {})", l.id, l.tx), theme),
+            Line::from(Span::styled(
+                "reading every field of this line…",
+                theme.style(Role::Dim),
+            )),
+        ]);
+        return out;
     }
     out.extend([
         kv("trace", &opt(&l.trace_id), theme),
