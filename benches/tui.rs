@@ -433,6 +433,7 @@ fn main() -> anyhow::Result<()> {
             o.cpu_idle
         );
         println!("  Logs tab tailing {TAIL_RATE} lines/s ({secs} s): CPU {:.2}% of a core (this build: {cpu_tail:.2}%)", o.cpu_tail);
+        println!("  Logs tab tailing {TAIL_RATE} lines/s of ingest-shaped lines ({secs} s): CPU {:.2}% of a core (this build: {cpu_full:.2}%)", o.cpu_full);
         println!(
             "  one line after a quiet spell: {} (this build: {})",
             fmt_samples(&o.quiet),
@@ -495,6 +496,17 @@ fn main() -> anyhow::Result<()> {
             cpu_tail,
             "% of a core",
             other(|o| o.cpu_tail),
+            &[Aim::AtMost(5.0)],
+        );
+        report::figure(
+            d,
+            &format!(
+                "CPU tailing {} lines/s (Logs tab), every field and attrs set, against another build",
+                report::size(TAIL_RATE)
+            ),
+            cpu_full,
+            "% of a core",
+            other(|o| o.cpu_full),
             &[Aim::AtMost(5.0)],
         );
     }
@@ -560,6 +572,7 @@ struct Other {
     bin: String,
     cpu_idle: f64,
     cpu_tail: f64,
+    cpu_full: f64,
     quiet: Vec<Duration>,
 }
 
@@ -600,6 +613,7 @@ fn compare_other(
     std::thread::sleep(Duration::from_secs(2 + secs + 10));
     let (cpu_idle, _) = measure(pid, &log, secs);
     let (cpu_tail, _, seen) = tailing(db, &name, pid, &log, secs, BARE_LINES);
+    let (cpu_full, _, full_seen) = tailing(db, &name, pid, &log, secs, FULL_LINES);
     let quiet = after_quiet(db, &name);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -607,6 +621,7 @@ fn compare_other(
         bin: bin.to_string(),
         cpu_idle,
         cpu_tail: if seen { cpu_tail } else { f64::NAN },
+        cpu_full: if full_seen { cpu_full } else { f64::NAN },
         quiet,
     })
 }
