@@ -637,6 +637,16 @@ fn after_quiet(db: &opsdash::db::Db, session: &str) -> Vec<Duration> {
         Ok(rt) => rt,
         Err(_) => return Vec::new(),
     };
+    use sqlx::Connection;
+    // A connection of this runtime's own: pooled connections opened on another runtime (the
+    // writer threads') die with it, and a write on one fails.
+    let mut conn = match rt.block_on(sqlx::PgConnection::connect_with(&db.write_options)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("after_quiet: cannot connect: {e}");
+            return Vec::new();
+        }
+    };
     let mut out = Vec::new();
     for k in 0..7u64 {
         // Irregular gaps, so the writes do not fall in step with the tail's 1 s poll or the
@@ -652,9 +662,10 @@ fn after_quiet(db: &opsdash::db::Db, session: &str) -> Vec<Duration> {
             )
             .bind(&marker)
             .bind(opsdash::db::LOGS_CHANNEL)
-            .execute(&db.write),
+            .execute(&mut conn),
         );
-        if wrote.is_err() {
+        if let Err(e) = wrote {
+            eprintln!("after_quiet: write {k} failed: {e}");
             continue;
         }
         let t = Instant::now();
@@ -735,25 +746,35 @@ fn tailing(
     let writer = {
         let stop = stop.clone();
         let db = db.clone();
-        std::thread::spawn(move || {
+        std::thread::spawn(move || -> (i64, f64) {
             let Ok(rt) = tokio::runtime::Runtime::new() else {
-                return;
+                return (0, 0.0);
             };
             rt.block_on(async {
+                // Its own connection: pooled ones opened on an earlier writer's runtime are dead.
+                use sqlx::Connection;
+                let Ok(mut conn) = sqlx::PgConnection::connect_with(&db.write_options).await else {
+                    return (0, 0.0);
+                };
+                let started = Instant::now();
                 let mut tick = tokio::time::interval(Duration::from_millis(10));
-                let mut n = 0i64;
+                let (mut n, mut written) = (0i64, 0i64);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     tick.tick().await;
                     let batch = (TAIL_RATE / 100) as i64;
-                    let _ =
+                    let r =
                         sqlx::query(&format!("WITH ins AS ({insert}) SELECT pg_notify($3, '')"))
                             .bind(n)
                             .bind(batch)
                             .bind(opsdash::db::LOGS_CHANNEL)
-                            .execute(&db.write)
+                            .execute(&mut conn)
                             .await;
+                    if r.is_ok() {
+                        written += batch;
+                    }
                     n += batch;
                 }
+                (written, started.elapsed().as_secs_f64())
             })
         })
     };
@@ -761,6 +782,10 @@ fn tailing(
     let (cpu, bytes) = measure(pid, log, secs);
     let seen = tmux(&["capture-pane", "-p", "-t", session]).contains(marker);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = writer.join();
+    let (written, took) = writer.join().unwrap_or((0, 0.0));
+    println!(
+        "  tail writer ({marker:?} lines): {written} lines in {took:.1} s, {:.0} lines/s",
+        written as f64 / took.max(0.001)
+    );
     (cpu, bytes, seen)
 }
