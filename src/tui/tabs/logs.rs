@@ -593,7 +593,12 @@ impl TabView for LogsTab {
             }
             "stats" => self.stats.set(done),
             "detail" => match done.take::<Option<LogLine>>() {
-                Ok(full) => self.full = full,
+                Ok(Some(full)) => self.full = Some(full),
+                // Retention dropped its day since the tail read it.
+                Ok(None) => {
+                    self.message =
+                        Some(("this line is no longer in the database".into(), Role::Dim))
+                }
                 Err(e) => self.message = Some((format!("reading the line: {e}"), Role::Error)),
             },
             "trace" => {
