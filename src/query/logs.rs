@@ -62,6 +62,42 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// A line with only the `TAIL_COLUMNS` fields (`partial`), the rest empty.
+    pub fn partial(
+        id: i64,
+        tx: i64,
+        ts: DateTime<Utc>,
+        level: i16,
+        service: String,
+        message: String,
+        trace_id: Option<String>,
+    ) -> LogLine {
+        LogLine {
+            id,
+            tx,
+            ts,
+            level,
+            service,
+            message,
+            trace_id,
+            host: None,
+            span_id: None,
+            request_id: None,
+            user_id: None,
+            route: None,
+            method: None,
+            status: None,
+            duration_ms: None,
+            ip: None,
+            user_agent: None,
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+            repeat_count: 0,
+            partial: true,
+        }
+    }
+
     pub fn level(&self) -> Level {
         Level::from_i16(self.level)
     }
@@ -91,30 +127,15 @@ struct TailRow(LogLine);
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for TailRow {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
         let row = Unchecked(row);
-        Ok(TailRow(LogLine {
-            id: row.try_get(0)?,
-            tx: row.try_get(1)?,
-            ts: row.try_get(2)?,
-            level: row.try_get(3)?,
-            service: row.try_get(4)?,
-            message: row.try_get(5)?,
-            trace_id: row.try_get(6)?,
-            host: None,
-            span_id: None,
-            request_id: None,
-            user_id: None,
-            route: None,
-            method: None,
-            status: None,
-            duration_ms: None,
-            ip: None,
-            user_agent: None,
-            error_type: None,
-            attrs: None,
-            fingerprint: None,
-            repeat_count: 0,
-            partial: true,
-        }))
+        Ok(TailRow(LogLine::partial(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+            row.try_get(5)?,
+            row.try_get(6)?,
+        )))
     }
 }
 

@@ -80,30 +80,15 @@ mod tests {
     use super::*;
 
     fn line(id: i64) -> LogLine {
-        LogLine {
+        LogLine::partial(
             id,
-            tx: id,
-            ts: chrono::Utc::now(),
-            level: 2,
-            service: "s".into(),
-            host: None,
-            message: format!("m{id}"),
-            trace_id: None,
-            span_id: None,
-            request_id: None,
-            user_id: None,
-            route: None,
-            method: None,
-            status: None,
-            duration_ms: None,
-            ip: None,
-            user_agent: None,
-            error_type: None,
-            attrs: None,
-            fingerprint: None,
-            repeat_count: 1,
-            partial: false,
-        }
+            id,
+            chrono::Utc::now(),
+            2,
+            "s".into(),
+            format!("m{id}"),
+            None,
+        )
     }
 
     #[test]
