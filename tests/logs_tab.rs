@@ -230,3 +230,40 @@ async fn export_key_writes_the_filtered_lines() -> anyhow::Result<()> {
     until(&mut app, "the refusal", |t| t.contains("already exists")).await;
     Ok(())
 }
+
+/// After a quiet spell the tail engine wakes the tab itself (`Event::Wake`): no tick is sent
+/// here, so the line can only reach the screen through that wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_after_a_quiet_spell_wakes_the_tab_without_a_tick() -> anyhow::Result<()> {
+    let tdb = TestDb::new().await?;
+    let mut app = common::tui::open(&tdb.db, Config::default(), "logs-test:1:w", false, 2).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    app.env.events = Some(tx);
+    // Opening the tab starts the engine; its drains go idle once nothing comes.
+    send(&mut app, KeyCode::Char('2')).await;
+
+    sqlx::query(
+        "WITH ins AS (INSERT INTO opsdash.log_event (ts, level, service, message)
+                      VALUES (now(), 2, 'api', 'woken by the tail'))
+         SELECT pg_notify($1, '')",
+    )
+    .bind(opsdash::db::LOGS_CHANNEL)
+    .execute(&tdb.db.write)
+    .await?;
+
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = buffer_text(&render(&app, 100, 30));
+        if text.contains("woken by the tail") {
+            return Ok(());
+        }
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        let ev = tokio::time::timeout(left, rx.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("no wake-up and the line never showed:\n{text}"))?
+            .ok_or_else(|| anyhow::anyhow!("event channel closed"))?;
+        assert!(matches!(ev, Event::Wake(_)), "unexpected event {ev:?}");
+        let fx = update(&mut app, ev);
+        opsdash::tui::settle(&mut app, fx).await;
+    }
+}
