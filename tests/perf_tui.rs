@@ -137,3 +137,39 @@ async fn drill_down_exact_toggle_and_slow_view() -> anyhow::Result<()> {
     assert!(text.contains("SELECT * FROM orders"), "{text}");
     Ok(())
 }
+
+/// The selection follows the endpoint, not the row number: a refresh that re-sorts the table
+/// under the cursor must leave the same endpoint selected, and `x` must act on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_follows_the_endpoint_when_a_refresh_resorts_the_table() -> anyhow::Result<()> {
+    let (tdb, mut app) = perf_app(true).await?;
+    // Sorted by p99: /checkout first. Select /cart (the second row).
+    press(&mut app, KeyCode::Char('j')).await;
+    let before = screen(&app, 120, 40);
+    assert!(before.find("shop POST /checkout") < before.find("shop GET /cart"));
+    // Now /cart gets a slow tail far above /checkout's, so the refresh sorts it first.
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms)
+         SELECT now() - make_interval(secs => i), 'shop', 'GET', '/cart', 200, 30000
+           FROM generate_series(1, 200) i",
+    )
+    .execute(&tdb.db.write)
+    .await?;
+    opsdash::db::testkit::wait_for_snapshot_xmin(&tdb.db.write).await?;
+    opsdash::worker::rollup::run_once(&tdb.db, Utc::now()).await?;
+    press(&mut app, KeyCode::Char('r')).await;
+    let after = screen(&app, 120, 40);
+    assert!(
+        after.find("shop GET /cart") < after.find("shop POST /checkout"),
+        "the refresh re-sorted: {after}"
+    );
+    // x marks the selected row as exact: it must be /cart, the endpoint that was selected.
+    press(&mut app, KeyCode::Char('x')).await;
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("=shop GET /cart"),
+        "x acted on another row: {text}"
+    );
+    assert!(!text.contains("=shop POST /checkout"), "{text}");
+    Ok(())
+}

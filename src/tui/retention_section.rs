@@ -47,6 +47,14 @@ impl RetentionSection {
         self.len() == 0
     }
 
+    /// The table names in the order listed (the keys a cursor follows across refreshes).
+    pub fn keys(&self) -> Vec<String> {
+        self.ordered()
+            .into_iter()
+            .map(|s| s.table.clone())
+            .collect()
+    }
+
     /// Tables with an error first, then the partitioned ones (the ones with drops), as listed.
     fn ordered(&self) -> Vec<&RetentionStatus> {
         let mut v: Vec<&RetentionStatus> = self.rows.data.iter().flatten().collect();

@@ -18,7 +18,7 @@ use crate::tui::runner::{Owner, QueryDone, QueryRequest};
 use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{
-    draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs,
+    draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs, pad,
     row_style, status_role, truncate, visible_page, Columns, SPARK_BARS,
 };
 
@@ -153,6 +153,31 @@ impl HealthTab {
             .flatten()
             .filter(|j| self.matches(&j.job))
             .collect()
+    }
+
+    /// What identifies each listed row of a section, in order, so the cursor can follow its
+    /// item when a refresh re-orders the rows.
+    fn section_keys(&self, s: Section) -> Vec<String> {
+        match s {
+            Section::Services => self
+                .visible_services()
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+            Section::Integrations => self
+                .visible_integrations()
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+            Section::Database => self
+                .database
+                .data
+                .iter()
+                .flat_map(|d| d.longest.iter().map(|a| a.pid.to_string()))
+                .collect(),
+            Section::Worker => self.visible_jobs().iter().map(|j| j.job.clone()).collect(),
+            Section::Retention => self.retention.keys(),
+        }
     }
 
     fn section_len(&self, s: Section) -> usize {
@@ -353,11 +378,15 @@ impl HealthTab {
             }
             return;
         };
-        let [left, right] = if area.width >= 90 {
-            Layout::horizontal([Constraint::Length(38), Constraint::Min(0)]).areas(area)
-        } else {
-            Layout::horizontal([Constraint::Length(30), Constraint::Min(0)]).areas(area)
-        };
+        // A blank column between the two halves: a clipped left text (the version string, a
+        // table size) must never run into the right half's first character.
+        let left_w = if area.width >= 90 { 38 } else { 30 };
+        let [left, _gap, right] = Layout::horizontal([
+            Constraint::Length(left_w),
+            Constraint::Length(1),
+            Constraint::Min(0),
+        ])
+        .areas(area);
         let dim = theme.style(Role::Dim);
         let text = theme.style(Role::Text);
         let total = d.connections_total();
@@ -370,7 +399,10 @@ impl HealthTab {
             Role::Ok
         };
         let mut lines = vec![
-            Line::from(Span::styled(sanitize(&d.version).into_owned(), text)),
+            Line::from(Span::styled(
+                truncate(&sanitize(&d.version), left.width as usize),
+                text,
+            )),
             Line::from(vec![
                 Span::styled("uptime ", dim),
                 Span::styled(human_secs(d.uptime_s), text),
@@ -431,10 +463,12 @@ impl HealthTab {
             "largest opsdash tables",
             theme.style(Role::Title),
         )));
+        // Name and size separated by at least one space whatever the width.
+        let name_w = (left.width as usize).saturating_sub(2 + 1 + 8).max(8);
         for (t, bytes) in &d.largest_tables {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<20}", truncate(&sanitize(t), 20)), text),
-                Span::styled(format!("{:>8}", fmt_bytes(*bytes as f64)), dim),
+                Span::styled(format!("  {}", pad(&sanitize(t), name_w)), text),
+                Span::styled(format!(" {:>8}", fmt_bytes(*bytes as f64)), dim),
             ]));
         }
         f.render_widget(Paragraph::new(lines), left);
@@ -647,6 +681,13 @@ impl TabView for HealthTab {
     }
 
     fn on_data(&mut self, done: QueryDone, _ctx: &TabCtx) -> Vec<Effect> {
+        let before: Vec<Option<String>> = Section::ALL
+            .iter()
+            .map(|&s| {
+                let len = self.section_len(s);
+                self.section_keys(s).get(self.selected(s, len)).cloned()
+            })
+            .collect();
         match done.panel {
             "services" => self.services.set(done),
             "integrations" => self.integrations.set(done),
@@ -656,8 +697,8 @@ impl TabView for HealthTab {
             _ => {}
         }
         for s in Section::ALL {
-            let len = self.section_len(s);
-            self.cursors[s.index()].clamp(len);
+            let keys = self.section_keys(s);
+            self.cursors[s.index()].follow(before[s.index()].as_ref(), keys);
         }
         Vec::new()
     }

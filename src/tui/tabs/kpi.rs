@@ -787,9 +787,12 @@ impl TabView for KpiTab {
             "status" => self.status.set(done),
             "ingest" => self.ingest.set(done),
             "top" => {
+                let key =
+                    |e: &FailingEndpoint| (e.service.clone(), e.method.clone(), e.route.clone());
+                let before = self.visible_top().get(self.cursor.selected).map(|e| key(e));
                 self.top.set(done);
-                let len = self.visible_top().len();
-                self.cursor.clamp(len);
+                let keys: Vec<_> = self.visible_top().into_iter().map(key).collect();
+                self.cursor.follow(before.as_ref(), keys);
             }
             "widgets" => self.widgets.set(done),
             _ => {}

@@ -265,6 +265,25 @@ impl Cursor {
     pub fn clamp(&mut self, len: usize) {
         self.selected = self.selected.min(len.saturating_sub(1));
     }
+
+    /// After the rows changed under the cursor (a refresh, a re-sort, a new filter): selects
+    /// the row that holds `before`, the item that was selected, so an action applies to the
+    /// item the operator was looking at, not to whatever moved into its row number. When
+    /// that item is gone the row number is kept (clamped to the new rows).
+    pub fn follow<K: PartialEq>(&mut self, before: Option<&K>, keys: impl IntoIterator<Item = K>) {
+        let mut len = 0;
+        let mut found = None;
+        for (i, k) in keys.into_iter().enumerate() {
+            len = i + 1;
+            if found.is_none() && before.is_some_and(|b| *b == k) {
+                found = Some(i);
+            }
+        }
+        match found {
+            Some(i) => self.selected = i,
+            None => self.clamp(len),
+        }
+    }
 }
 
 /// The data of one panel: the last good value, the last error, whether a query is running.
@@ -318,5 +337,23 @@ impl<T: 'static> Panel<T> {
             (None, None) => Some(("loading…".into(), Role::Dim)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_follows_its_item_across_a_resort() {
+        let mut c = Cursor { selected: 1 };
+        // "b" was selected at row 1; the refresh re-sorted it to row 3.
+        c.follow(Some(&"b"), ["d", "a", "c", "b"]);
+        assert_eq!(c.selected, 3);
+        // The item is gone: the row number stays, clamped to the rows there are.
+        c.follow(Some(&"b"), ["d", "a"]);
+        assert_eq!(c.selected, 1);
+        c.follow(None::<&&str>, Vec::<&str>::new());
+        assert_eq!(c.selected, 0);
     }
 }

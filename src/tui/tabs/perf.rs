@@ -192,6 +192,12 @@ impl PerfTab {
         self.rows().get(self.cursor.selected).map(|s| &s.key)
     }
 
+    /// Puts the endpoint cursor back on `before` after the rows changed order or content.
+    fn keep_selected(&mut self, before: Option<&EndpointKey>) {
+        let keys: Vec<EndpointKey> = self.rows().iter().map(|s| s.key.clone()).collect();
+        self.cursor.follow(before, keys);
+    }
+
     fn window(ctx: &TabCtx) -> (DateTime<Utc>, DateTime<Utc>, Duration) {
         (ctx.range.start(ctx.now), ctx.now, ctx.range.bucket())
     }
@@ -732,11 +738,15 @@ impl TabView for PerfTab {
     fn on_key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
         match key.code {
             KeyCode::Char('s') => {
+                let before = self.selected().cloned();
                 self.sort = self.sort.next();
+                self.keep_selected(before.as_ref());
                 Some(Vec::new())
             }
             KeyCode::Char('S') => {
+                let before = self.selected().cloned();
                 self.descending = !self.descending;
+                self.keep_selected(before.as_ref());
                 Some(Vec::new())
             }
             KeyCode::Char('x') if *self.level() == Level::Top && self.view == View::Overview => {
@@ -761,8 +771,7 @@ impl TabView for PerfTab {
                 self.stats.set(done);
                 // Exact rows were computed for the previous window; drop them with it.
                 self.exact.clear();
-                let len = self.rows().len();
-                self.cursor.clamp(len);
+                self.keep_selected(before.as_ref());
                 let have = self.series.data.as_ref().map(|(k, _)| k.clone());
                 if self.selected().cloned() != before || have.as_ref() != self.selected() {
                     return self.series_request(ctx);
@@ -773,15 +782,22 @@ impl TabView for PerfTab {
             "heat" => self.heat.set(done),
             "series" => self.series.set(done),
             "slow_requests" => {
+                let before = self
+                    .slow_requests
+                    .data
+                    .as_ref()
+                    .and_then(|v| v.get(self.slow_cursor.selected))
+                    .cloned();
                 self.slow_requests.set(done);
-                let len = self.slow_requests.data.as_ref().map_or(0, |v| v.len());
-                self.slow_cursor.clamp(len);
+                let rows = self.slow_requests.data.iter().flatten();
+                self.slow_cursor.follow(before.as_ref(), rows.cloned());
             }
             "slow_queries" => self.slow_queries.set(done),
             "drill" => {
+                let before = self.drill_rows().get(self.drill_cursor.selected).cloned();
                 self.drill.set(done);
-                let len = self.drill_rows().len();
-                self.drill_cursor.clamp(len);
+                let rows: Vec<SlowRequest> = self.drill_rows().to_vec();
+                self.drill_cursor.follow(before.as_ref(), rows);
             }
             "exact" => match done.take::<(EndpointKey, Option<EndpointStat>)>() {
                 Ok((key, Some(stat))) => {
@@ -798,7 +814,7 @@ impl TabView for PerfTab {
     fn on_filter(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
         let before = self.selected().cloned();
         self.filter = text.to_string();
-        self.cursor = Cursor::default();
+        self.keep_selected(before.as_ref());
         if self.selected().cloned() != before {
             return self.series_request(ctx);
         }
