@@ -6,6 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use crate::tui::theme::{Role, Theme};
 
@@ -106,16 +107,36 @@ pub fn fmt_bytes(b: f64) -> String {
 
 /// Cuts `s` to `width` columns (by chars), with an ellipsis when cut.
 pub fn truncate(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
-        s.to_string()
-    } else if width == 0 {
-        String::new()
-    } else {
-        let mut out: String = s.chars().take(width - 1).collect();
-        out.push('…');
-        out
+    use unicode_width::UnicodeWidthChar;
+    if UnicodeWidthStr::width(s) <= width {
+        return s.to_string();
     }
+    if width == 0 {
+        return String::new();
+    }
+    // Counted in terminal cells, not chars: a CJK character takes two, and cutting by chars
+    // would overrun the column and push the next one aside.
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// `s` cut to `width` terminal cells (see `truncate`) and padded with spaces to exactly
+/// `width` cells: `format!("{:<w$}")` pads by chars, which misaligns wide characters.
+pub fn pad(s: &str, width: usize) -> String {
+    let mut out = truncate(s, width);
+    let used = UnicodeWidthStr::width(out.as_str());
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
 }
 
 /// Which direction of change is bad news, for the colour of the change arrow.
@@ -386,6 +407,10 @@ mod tests {
         assert_eq!(fmt_pct(0.05), "5.0%");
         assert_eq!(fmt_bytes(2048.0), "2.0kB");
         assert_eq!(truncate("abcdef", 4), "abc…");
+        // Wide characters count two cells each.
+        assert_eq!(truncate("東京都庁", 5), "東京…");
+        assert_eq!(pad("東京", 6), "東京  ");
+        assert_eq!(pad("abcdef", 4), "abc…");
         assert_eq!(human_age(chrono::Duration::seconds(125)), "2m ago");
     }
 
