@@ -202,6 +202,9 @@ pub struct App {
     pub urgent: bool,
     /// Screen size as last seen (for mouse hit tests and page sizes).
     pub size: (u16, u16),
+    /// Where the background note comes from, and what it said at the last tick.
+    pub background: Option<crate::tui::Background>,
+    pub background_note: Option<String>,
 }
 
 /// Builds the tab context from the app's fields (a macro so the borrow of `env` stays disjoint
@@ -260,6 +263,8 @@ impl App {
             quit: false,
             dirty: true,
             urgent: false,
+            background: None,
+            background_note: None,
             size: (80, 24),
             env: Env {
                 db,
@@ -537,6 +542,11 @@ impl App {
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         self.dirty = true;
+        // An error stays until the operator has seen it and pressed a key; a key that fails
+        // again sets it anew below.
+        if self.message.as_ref().is_some_and(|m| m.error) {
+            self.message = None;
+        }
         match &mut self.mode {
             Mode::Help { scroll } => {
                 match self.keymap.action(&key) {
@@ -717,8 +727,13 @@ impl App {
     fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Effect> {
         self.now = now;
         self.dirty = true;
+        if let Some(b) = &self.background {
+            self.background_note = (b.0)();
+        }
         if let Some(m) = &self.message {
-            let ttl = if m.error { 30 } else { 8 };
+            // Information fades after a few seconds; an error waits for a key (above), with a
+            // long ceiling so an unattended screen does not keep a stale one forever.
+            let ttl = if m.error { 300 } else { 5 };
             if (now - m.at).num_seconds() >= ttl {
                 self.message = None;
             }
