@@ -17,6 +17,7 @@ fn small(window_min: u64, requests: u64, rate: f64) -> DemoOptions {
         backfill_window: Duration::from_secs(window_min * 60),
         backfill_requests: requests,
         incident_cycle: CYCLE,
+        first_incident: None,
     }
 }
 
@@ -431,5 +432,54 @@ async fn the_binary_runs_headless_and_reports_what_it_wrote() -> Result<()> {
         assert_eq!(reported(table), n, "{table} in: {summary}");
     }
     assert!(table_count(&pool, "request_log").await? > 1_500);
+    Ok(())
+}
+
+/// A newcomer's first minute: with the loop started at once (as `opsdash demo` does), the
+/// first incident begins within seconds, while the backfill still runs, and a shipped alert
+/// rule fires on it well within 90 s of the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_incident_starts_at_once_and_a_shipped_rule_fires_within_90_s() -> Result<()> {
+    use opsdash::alerts::engine;
+    use opsdash::query::alerts as q;
+    let t = TestDb::new().await?;
+    let started = Instant::now();
+    let opts = DemoOptions {
+        first_incident: Some(Duration::from_secs(1)),
+        ..small(60, 40_000, 40.0)
+    };
+    let handle = demo::start(t.db.clone(), opts);
+    // Live traffic and the incident run beside the backfill, not after it.
+    let s = wait_until(&handle, "first incident", |s| !s.active.is_empty()).await?;
+    assert_eq!(s.active[0].kind, IncidentKind::MassDelete);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let cfg = opsdash::config::Config::default();
+    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
+    let rule = q::rule_by_name(&t.db.write, "mass-delete")
+        .await?
+        .expect("the shipped mass-delete rule");
+    let firing = loop {
+        engine::evaluate_rule(&t.db, &cfg, &rule, None).await?;
+        let n = count(
+            &t.db.write,
+            "SELECT count(*) FROM opsdash.alert a JOIN opsdash.alert_rule r ON r.id = a.rule_id
+              WHERE r.name = 'mass-delete' AND a.state = 'firing'",
+        )
+        .await?;
+        if n > 0 {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            bail!("mass-delete did not fire within 90 s of the demo's start");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("mass-delete fired {firing:?} after the start");
+    handle.stop().await?;
     Ok(())
 }

@@ -40,6 +40,9 @@ pub struct DemoArgs {
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// How long after the start the demo's first scripted incident begins.
+const FIRST_INCIDENT: Duration = Duration::from_secs(15);
+
 pub fn run(cfg: &Config, args: DemoArgs) -> Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate >= 0.0 && args.rate <= 100_000.0) {
         bail!("--rate must be between 0 and 100000 requests per second");
@@ -49,6 +52,8 @@ pub fn run(cfg: &Config, args: DemoArgs) -> Result<ExitCode> {
         backfill_window: args.backfill,
         backfill_requests: args.backfill_requests,
         incident_cycle: args.incident_cycle,
+        // A newcomer should see an incident (and its alert) in the first minute.
+        first_incident: Some(FIRST_INCIDENT),
     };
     if args.headless {
         super::runtime()?.block_on(headless(cfg, opts, args.duration))
@@ -71,9 +76,21 @@ async fn with_dashboard(
     // Performance tab and the shipped alert rules fire on the scripted incidents.
     let instance = crate::worker::instance_id();
     let worker = crate::worker::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
+    let counters = handle.counters();
+    let background = crate::tui::Background(std::sync::Arc::new(move || {
+        let p = counters.snapshot().backfilling?;
+        Some(format!(
+            "DEMO BACKFILL {:.0}% ({}/{} slices, {} rows/s): history figures are partial until it ends; live traffic runs beside it",
+            p.percent(),
+            p.slices_done,
+            p.slices,
+            thousands(p.rows_per_sec() as u64)
+        ))
+    }));
     let tui_opts = crate::tui::Options {
         no_color: tui_args.no_color,
         instance: Some(instance),
+        background: Some(background),
     };
     let shown = crate::tui::run(db, cfg, tui_opts).await;
     worker.shutdown().await;

@@ -38,6 +38,7 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
         let opts = crate::tui::Options {
             no_color: args.no_color,
             instance: Some(instance),
+            background: None,
         };
         let result = crate::tui::run(db, cfg, opts).await.context("dashboard");
         if worker.is_finished() {

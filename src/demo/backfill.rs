@@ -157,6 +157,7 @@ pub async fn run(
         let last = plan.slices.last().map(|s| s.1).unwrap_or(plan.window.1);
         ensure_partitions(&mut conn, first, last).await?;
     }
+    counters.start_backfill(plan.slices.len());
     let plan = Arc::new(plan);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
@@ -222,6 +223,7 @@ pub async fn run(
                 }
                 let c = batch.counts();
                 counters.add(&c);
+                counters.backfill_slice_done(c.total());
                 rows.add(&c);
                 slices += 1;
             }
@@ -246,6 +248,7 @@ pub async fn run(
         }
     }
     report.elapsed = started.elapsed();
+    counters.end_backfill();
     match first_error {
         Some(e) => Err(e),
         None => Ok(report),

@@ -1,6 +1,8 @@
-//! The scripted incidents and their schedule. The schedule is a fixed loop aligned on wall-clock
-//! time (UTC), so the same incidents appear in the backfilled history and in live traffic, and a
-//! restarted demo picks up where the loop stands.
+//! The scripted incidents and their schedule. The schedule is a fixed loop, the same in the
+//! backfilled history and in live traffic. By default it is aligned on wall-clock time (UTC), so
+//! a restarted demo picks up where the loop stands; `Schedule::first_at` moves the loop so that
+//! a chosen incident starts at a chosen moment (the demo starts one within seconds, so a
+//! newcomer sees an alert fire in the first minute instead of waiting up to half an hour).
 //!
 //! Default loop (30 min, one slot = 1 min):
 //!
@@ -101,6 +103,8 @@ pub struct Occurrence {
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
     cycle_ms: i64,
+    /// A moment at which a cycle starts (ms since the epoch).
+    origin_ms: i64,
 }
 
 impl Default for Schedule {
@@ -115,7 +119,25 @@ impl Schedule {
         let ms = i64::try_from(cycle.as_millis()).unwrap_or(i64::MAX / 4);
         Schedule {
             cycle_ms: ms.max(30_000),
+            origin_ms: 0,
         }
+    }
+
+    /// The same loop, shifted so that an occurrence of `kind` starts at `at`.
+    pub fn first_at(self, kind: IncidentKind, at: DateTime<Utc>) -> Schedule {
+        let slot = INCIDENTS
+            .iter()
+            .find(|i| i.kind == kind)
+            .map_or(0, |i| i64::from(i.start_slot));
+        Schedule {
+            origin_ms: at.timestamp_millis() - slot * self.slot_ms(),
+            ..self
+        }
+    }
+
+    /// Start of the cycle holding `ms`.
+    fn cycle_start(&self, ms: i64) -> i64 {
+        self.origin_ms + (ms - self.origin_ms).div_euclid(self.cycle_ms) * self.cycle_ms
     }
 
     pub fn cycle(&self) -> Duration {
@@ -138,8 +160,7 @@ impl Schedule {
 
     /// The incidents running at `t`.
     pub fn active_at(&self, t: DateTime<Utc>) -> Vec<Occurrence> {
-        let ms = t.timestamp_millis();
-        let cycle_start = ms.div_euclid(self.cycle_ms) * self.cycle_ms;
+        let cycle_start = self.cycle_start(t.timestamp_millis());
         INCIDENTS
             .iter()
             .map(|inc| self.occurrence_in_cycle(inc, cycle_start))
@@ -153,7 +174,7 @@ impl Schedule {
 
     /// The kinds of the incidents running at `t`, without allocating (called per request).
     pub fn active_kinds(&self, t: DateTime<Utc>) -> impl Iterator<Item = IncidentKind> + '_ {
-        let offset = t.timestamp_millis().rem_euclid(self.cycle_ms);
+        let offset = (t.timestamp_millis() - self.origin_ms).rem_euclid(self.cycle_ms);
         let slot_ms = self.slot_ms();
         INCIDENTS
             .iter()
@@ -167,7 +188,7 @@ impl Schedule {
     /// Every occurrence overlapping `[from, to)`, in start order.
     pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
         let mut out = Vec::new();
-        let mut cycle_start = from.timestamp_millis().div_euclid(self.cycle_ms) * self.cycle_ms;
+        let mut cycle_start = self.cycle_start(from.timestamp_millis());
         while cycle_start < to.timestamp_millis() {
             for inc in INCIDENTS {
                 let o = self.occurrence_in_cycle(inc, cycle_start);
@@ -207,6 +228,25 @@ mod tests {
                 slots[s as usize] = true;
             }
         }
+    }
+
+    #[test]
+    fn a_shifted_loop_starts_the_chosen_incident_at_the_chosen_moment() {
+        let at = ms_to_time(1_700_000_123_456);
+        let s = Schedule::new(Duration::from_secs(1800)).first_at(IncidentKind::MassDelete, at);
+        assert!(s.is_active(IncidentKind::MassDelete, at));
+        assert!(!s.is_active(IncidentKind::MassDelete, at - TimeDelta::milliseconds(1)));
+        let occ = s.occurrences(at - TimeDelta::hours(2), at + TimeDelta::hours(2));
+        let starts: Vec<_> = occ
+            .iter()
+            .filter(|o| o.kind == IncidentKind::MassDelete)
+            .map(|o| o.start)
+            .collect();
+        assert!(starts.contains(&at), "{starts:?}");
+        assert_eq!(
+            s.active_at(at).iter().map(|o| o.kind).collect::<Vec<_>>(),
+            vec![IncidentKind::MassDelete]
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct DemoOptions {
     pub backfill_requests: u64,
     /// Length of the incident loop (see `incidents`).
     pub incident_cycle: Duration,
+    /// Start the loop so that its first incident begins this long after live traffic starts
+    /// (None: the loop stays aligned on wall-clock time).
+    pub first_incident: Option<Duration>,
 }
 
 impl Default for DemoOptions {
@@ -49,6 +52,7 @@ impl Default for DemoOptions {
             backfill_window: Duration::from_secs(24 * 3600),
             backfill_requests: 1_100_000,
             incident_cycle: Duration::from_secs(30 * 60),
+            first_incident: None,
         }
     }
 }
@@ -91,7 +95,9 @@ impl Events {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Starting,
+    /// History is being written (live traffic already runs beside it).
     Backfill,
+    /// The history is written; only live traffic now.
     Live,
     Stopped,
 }
@@ -109,7 +115,28 @@ pub struct Counters {
     errors: AtomicU64,
     phase: AtomicU8,
     backfill: Mutex<Option<BackfillReport>>,
+    backfilling: Mutex<Option<BackfillProgress>>,
     active: Mutex<Vec<Occurrence>>,
+}
+
+/// How far the running backfill is (live traffic writes beside it, so the row counters alone
+/// cannot tell).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackfillProgress {
+    pub slices: usize,
+    pub slices_done: usize,
+    pub rows: u64,
+    pub started: std::time::Instant,
+}
+
+impl BackfillProgress {
+    pub fn percent(&self) -> f64 {
+        100.0 * self.slices_done as f64 / self.slices.max(1) as f64
+    }
+
+    pub fn rows_per_sec(&self) -> f64 {
+        self.rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
+    }
 }
 
 impl Counters {
@@ -130,6 +157,32 @@ impl Counters {
 
     fn add_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn start_backfill(&self, slices: usize) {
+        if let Ok(mut b) = self.backfilling.lock() {
+            *b = Some(BackfillProgress {
+                slices,
+                slices_done: 0,
+                rows: 0,
+                started: std::time::Instant::now(),
+            });
+        }
+    }
+
+    fn backfill_slice_done(&self, rows: u64) {
+        if let Ok(mut b) = self.backfilling.lock() {
+            if let Some(p) = b.as_mut() {
+                p.slices_done += 1;
+                p.rows += rows;
+            }
+        }
+    }
+
+    fn end_backfill(&self) {
+        if let Ok(mut b) = self.backfilling.lock() {
+            *b = None;
+        }
     }
 
     fn set_phase(&self, p: Phase) {
@@ -163,6 +216,7 @@ impl Counters {
             notifies: self.notifies.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             backfill: self.backfill.lock().ok().and_then(|b| *b),
+            backfilling: self.backfilling.lock().ok().and_then(|b| *b),
             active: self.active.lock().map(|a| a.clone()).unwrap_or_default(),
         }
     }
@@ -179,6 +233,8 @@ pub struct DemoStats {
     /// Batches that failed (and were retried).
     pub errors: u64,
     pub backfill: Option<BackfillReport>,
+    /// The backfill's progress while it runs.
+    pub backfilling: Option<BackfillProgress>,
     pub active: Vec<Occurrence>,
 }
 
@@ -195,6 +251,12 @@ pub struct DemoHandle {
 impl DemoHandle {
     pub fn stats(&self) -> DemoStats {
         self.counters.snapshot()
+    }
+
+    /// The counters behind `stats`, for a reader that outlives a borrow of the handle (the
+    /// dashboard's progress banner).
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<DemoEvent> {
@@ -255,8 +317,28 @@ async fn run(
     events: Events,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let generator = Arc::new(traffic::Generator::new(Schedule::new(opts.incident_cycle)));
     let now = Utc::now();
+    let mut schedule = Schedule::new(opts.incident_cycle);
+    if let Some(after) = opts.first_incident {
+        // The backfill may take a minute: count from when live traffic will begin, roughly.
+        // Mass delete first: its rule has no `for` and counts events, so it fires within a
+        // minute of the incident's start whatever the traffic rate.
+        let at = now + chrono::TimeDelta::from_std(after).unwrap_or_default();
+        schedule = schedule.first_at(IncidentKind::MassDelete, at);
+    }
+    let generator = Arc::new(traffic::Generator::new(schedule));
+    // Live traffic starts at once, beside the backfill (which writes only before `now`): the
+    // dashboard shows current traffic and the first incident within seconds, instead of after
+    // the minute a full backfill takes.
+    let live = tokio::spawn(live::run(
+        db.clone(),
+        generator.clone(),
+        opts.rate,
+        now,
+        counters.clone(),
+        events.clone(),
+        stop.clone(),
+    ));
     if !opts.backfill_window.is_zero() && opts.backfill_requests > 0 {
         counters.set_phase(Phase::Backfill);
         let plan = async {
@@ -300,10 +382,9 @@ async fn run(
             Err(e) => events.send(DemoEvent::BackfillFailed(format!("{e:#}"))),
         }
     }
-    if *stop.borrow() {
-        return Ok(());
+    if !*stop.borrow() {
+        counters.set_phase(Phase::Live);
+        events.send(DemoEvent::LiveStarted { rate: opts.rate });
     }
-    counters.set_phase(Phase::Live);
-    events.send(DemoEvent::LiveStarted { rate: opts.rate });
-    live::run(db, generator, opts.rate, now, counters, events, stop).await
+    live.await?
 }

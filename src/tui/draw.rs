@@ -39,7 +39,7 @@ pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
     let theme = &app.theme;
     f.render_widget(Block::default().style(theme.style(Role::Text)), area);
-    let banner = matches!(app.conn, Conn::Down { .. });
+    let banner = matches!(app.conn, Conn::Down { .. }) || app.background_note.is_some();
     let rows = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -179,14 +179,18 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
+/// One banner line: a lost database first (it is the emergency), else the background note.
 fn draw_banner(app: &App, f: &mut Frame, area: Rect) {
-    let Conn::Down { since, error } = &app.conn else {
-        return;
+    let text = match (&app.conn, &app.background_note) {
+        (Conn::Down { since, error }, _) => {
+            let secs = (app.now - *since).num_seconds().max(0);
+            format!(
+                " DATABASE UNREACHABLE for {secs}s: {error} - retrying every second; keys keep working "
+            )
+        }
+        (_, Some(note)) => format!(" {} ", crate::sanitize::sanitize(note)),
+        _ => return,
     };
-    let secs = (app.now - *since).num_seconds().max(0);
-    let text = format!(
-        " DATABASE UNREACHABLE for {secs}s: {error} - retrying every second; keys keep working "
-    );
     f.render_widget(
         Paragraph::new(Span::styled(
             truncate(&text, area.width as usize),

@@ -44,6 +44,20 @@ pub struct Options {
     pub no_color: bool,
     /// This process's worker instance id (the worker and the header must agree on it).
     pub instance: Option<String>,
+    /// Background work of the process that runs the dashboard, shown as a banner.
+    pub background: Option<Background>,
+}
+
+/// A one-line note about background work of the dashboard's own process (the demo's
+/// backfill: "figures are partial until it ends"), read on every tick and shown as a banner
+/// while it returns something.
+#[derive(Clone)]
+pub struct Background(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Background(..)")
+    }
 }
 
 /// Runs the dashboard until the operator quits (or SIGTERM/SIGHUP). The terminal is restored on
@@ -63,6 +77,7 @@ pub async fn run(db: Db, cfg: Arc<Config>, opts: Options) -> Result<()> {
             config_dir: crate::config::config_dir(),
         },
     );
+    app.background = opts.background.clone();
     let max_fps = cfg.ui.max_fps.clamp(1, 120);
     let frame_interval = Duration::from_secs_f64(1.0 / max_fps as f64);
 
