@@ -173,3 +173,28 @@ async fn selection_follows_the_endpoint_when_a_refresh_resorts_the_table() -> an
     assert!(!text.contains("=shop POST /checkout"), "{text}");
     Ok(())
 }
+
+/// Columns grow with the terminal: at 160 columns a W3C trace id (32 hex digits) is shown
+/// whole in the slow-request list, where fixed widths used to cut it at 16.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_terminals_show_whole_trace_ids() -> anyhow::Result<()> {
+    let (tdb, mut app) = perf_app(true).await?;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, method, route, status, duration_ms, trace_id)
+         VALUES (now() - interval '3 minutes', 'shop', 'POST', '/checkout', 200, 12000, $1)",
+    )
+    .bind(trace)
+    .execute(&tdb.db.write)
+    .await?;
+    press(&mut app, KeyCode::Char('v')).await;
+    press(&mut app, KeyCode::Char('r')).await;
+    let wide = screen(&app, 160, 45);
+    assert!(wide.contains(trace), "{wide}");
+    let narrow = screen(&app, 80, 24);
+    assert!(
+        !narrow.contains(trace) && narrow.contains("4bf92f35"),
+        "{narrow}"
+    );
+    Ok(())
+}

@@ -285,22 +285,43 @@ pub fn framed(f: &mut Frame, area: Rect, title: &str, focused: bool, theme: &The
 /// others leave (at least its own).
 pub struct Columns {
     pub header: &'static [&'static str],
+    /// Each column's minimum width.
     pub widths: &'static [u16],
+    /// The column that takes the space left once every column has what it wants.
     pub flexible: usize,
     pub header_role: Role,
+    /// The width a column would like when there is room (a whole trace id, a long service
+    /// name); missing or smaller than the minimum: the minimum is enough.
+    pub wants: &'static [u16],
 }
 
 impl Columns {
-    /// The rows under the header, in the column widths.
-    pub fn table<'r>(&self, rows: Vec<Row<'r>>, theme: &Theme) -> Table<'r> {
-        let widths = self.widths.iter().enumerate().map(|(i, &w)| {
-            if i == self.flexible {
-                Constraint::Min(w)
-            } else {
-                Constraint::Length(w)
-            }
-        });
+    /// Column widths for a table `width` cells wide (one cell between columns): every column
+    /// gets its minimum, then space goes to the columns that want more, in order, up to what
+    /// they want, and the rest to the flexible column. Fixed widths alone left half a wide
+    /// terminal empty while ids were cut.
+    pub fn fit(&self, width: u16) -> Vec<u16> {
+        let n = self.widths.len();
+        let gaps = n.saturating_sub(1) as u16;
+        let mut out = self.widths.to_vec();
+        let mut spare = width.saturating_sub(out.iter().sum::<u16>() + gaps);
+        for (i, w) in out.iter_mut().enumerate() {
+            let want = self.wants.get(i).copied().unwrap_or(0);
+            let grow = want.saturating_sub(*w).min(spare);
+            *w += grow;
+            spare -= grow;
+        }
+        if let Some(w) = out.get_mut(self.flexible) {
+            *w += spare;
+        }
+        out
+    }
+
+    /// The rows under the header, in the column widths fitted to `width`.
+    pub fn table<'r>(&self, rows: Vec<Row<'r>>, theme: &Theme, width: u16) -> Table<'r> {
+        let widths = self.fit(width).into_iter().map(Constraint::Length);
         Table::new(rows, widths)
+            .column_spacing(1)
             .header(Row::new(self.header.iter().copied()).style(theme.style(self.header_role)))
     }
 }
@@ -321,7 +342,7 @@ pub fn draw_table_panel<'r>(
         return;
     }
     let page = area.height.saturating_sub(1) as usize;
-    f.render_widget(columns.table(rows(page), theme), area);
+    f.render_widget(columns.table(rows(page), theme, area.width), area);
 }
 
 /// The items on the page of `page` rows that shows item `selected`, with their indexes.
@@ -432,6 +453,7 @@ mod tests {
             widths: &[4],
             flexible: 0,
             header_role: Role::Header,
+            wants: &[],
         };
         let theme = Theme::builtin("dark").unwrap();
         let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(20, 4)).unwrap();
@@ -464,6 +486,27 @@ mod tests {
         // Row 5 selected on pages of 3: rows 3, 4 and 5.
         assert!(text.contains("r3") && text.contains("r5"), "{text}");
         assert!(!text.contains("r2") && !text.contains("r6"), "{text}");
+    }
+
+    #[test]
+    fn columns_give_wanted_width_first_then_the_rest_to_the_flexible_one() {
+        const C: Columns = Columns {
+            header: &["time", "endpoint", "trace"],
+            widths: &[8, 14, 16],
+            flexible: 1,
+            header_role: Role::Header,
+            wants: &[0, 30, 32],
+        };
+        // 80 cells: minimums (38) + 2 gaps, 40 spare: endpoint to 30, trace to 32, the last
+        // 8 to the flexible endpoint column.
+        assert_eq!(C.fit(80), vec![8, 38, 32]);
+        // 60 cells: 20 spare, endpoint takes 16 of them first, trace the 4 left.
+        assert_eq!(C.fit(60), vec![8, 30, 20]);
+        // 160 cells: every column has what it wants, the flexible column takes the rest.
+        assert_eq!(C.fit(160), vec![8, 118, 32]);
+        assert_eq!(C.fit(160).iter().sum::<u16>() + 2, 160);
+        // Too narrow: the minimums (ratatui clips the last column).
+        assert_eq!(C.fit(20), vec![8, 14, 16]);
     }
 
     #[test]

@@ -493,6 +493,7 @@ impl AlertsTab {
             widths: &[8, 12, 22, 8, 8, 10],
             flexible: 5,
             header_role: Role::Header,
+            wants: &[],
         };
         let note = self
             .alerts
@@ -681,6 +682,7 @@ impl AlertsTab {
             widths: &[26, 9, 18, 9, 8, 5],
             flexible: 5,
             header_role: Role::Header,
+            wants: &[],
         };
         let note = self.rules.placeholder();
         draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
@@ -749,6 +751,7 @@ impl AlertsTab {
             widths: &[5, 8, 18, 10, 10],
             flexible: 4,
             header_role: Role::Header,
+            wants: &[],
         };
         let note = self.silences.note(
             list.is_empty(),

@@ -251,6 +251,7 @@ impl HealthTab {
             widths: &[8, 14, 8, 7, 6, 6, 6, 4],
             flexible: 7,
             header_role: Role::Dim,
+            wants: &[0, 32],
         };
         let note = self.services.note(
             rows_data.is_empty(),
@@ -298,7 +299,7 @@ impl HealthTab {
                 .style(row_style(selected, theme))
             })
             .collect();
-        f.render_widget(COLUMNS.table(rows, theme), table_area);
+        f.render_widget(COLUMNS.table(rows, theme, table_area.width), table_area);
         if let Some(s) = rows_data.get(sel) {
             let text = format!(
                 "{} {}: {}",
@@ -331,6 +332,7 @@ impl HealthTab {
             widths: &[14, 9, 8, 8, 9, 8],
             flexible: 0,
             header_role: Role::Dim,
+            wants: &[32],
         };
         let note = self.integrations.note(
             rows_data.is_empty(),
@@ -575,6 +577,7 @@ impl HealthTab {
             widths: &[14, 16, 7, 8, 8, 8, 10],
             flexible: 6,
             header_role: Role::Dim,
+            wants: &[0, 40],
         };
         let note = self
             .workers

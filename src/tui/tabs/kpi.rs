@@ -429,6 +429,7 @@ impl KpiTab {
             widths: &[10, 6, 6, 7],
             flexible: 0,
             header_role: Role::Dim,
+            wants: &[],
         };
         let note = self.top.note(rows_data.is_empty(), (empty, Role::Ok));
         draw_table_panel(f, inner, theme, &COLUMNS, note, |page| {

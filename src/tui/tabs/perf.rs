@@ -388,6 +388,7 @@ impl PerfTab {
             widths: &[14, 6, 6, 6, 6, 6, 8, 7],
             flexible: 0,
             header_role: Role::Header,
+            wants: &[],
         };
         let note = self
             .stats
@@ -595,6 +596,7 @@ impl PerfTab {
             widths: &[10, 16, 6, 7, 7, 7],
             flexible: 1,
             header_role: Role::Header,
+            wants: &[24],
         };
         let note = self
             .slow_queries
@@ -634,6 +636,7 @@ impl PerfTab {
             widths: &[8, 14, 3, 8, 16],
             flexible: 1,
             header_role: Role::Header,
+            wants: &[0, 40, 0, 0, 32],
         };
         let note = source.note(rows.is_empty(), ("no requests", Role::Ok));
         draw_table_panel(f, area, theme, &COLUMNS, note, |visible| {
