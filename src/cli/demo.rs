@@ -41,7 +41,7 @@ pub struct DemoArgs {
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// How long after the start the demo's first scripted incident begins.
-const FIRST_INCIDENT: Duration = Duration::from_secs(15);
+const FIRST_INCIDENT: Duration = Duration::from_secs(10);
 
 pub fn run(cfg: &Config, args: DemoArgs) -> Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate >= 0.0 && args.rate <= 100_000.0) {

@@ -321,10 +321,11 @@ async fn run(
     let mut schedule = Schedule::new(opts.incident_cycle);
     if let Some(after) = opts.first_incident {
         // The backfill may take a minute: count from when live traffic will begin, roughly.
-        // Mass delete first: its rule has no `for` and counts events, so it fires within a
-        // minute of the incident's start whatever the traffic rate.
+        // The failed-login burst first: its rule (brute-force-ip) has no `for` and counts
+        // events, and the burst passes the rule's threshold within seconds of its start
+        // whatever the traffic rate.
         let at = now + chrono::TimeDelta::from_std(after).unwrap_or_default();
-        schedule = schedule.first_at(IncidentKind::MassDelete, at);
+        schedule = schedule.first_at(IncidentKind::FailedLoginBurst, at);
     }
     let generator = Arc::new(traffic::Generator::new(schedule));
     // Live traffic starts at once, beside the backfill (which writes only before `now`): the
