@@ -165,6 +165,11 @@ fn words(b: &[u8], out: &mut Vec<(usize, usize)>) {
             out.push((start, end));
             continue;
         }
+        // An unsigned JWT ends in its dot (`header.payload.`).
+        if end < i && is_jwt(&b[start..end + 1]) {
+            out.push((start, end + 1));
+            continue;
+        }
         let mut w = start;
         while w < end {
             let mut we = w;
