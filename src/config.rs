@@ -190,6 +190,7 @@ pub const DEFAULT_REDACT_KEYS: &[&str] = &[
     "refresh_token",
     "secret",
     "api_key",
+    "private_key",
     "authorization",
     "cookie",
     "set-cookie",
@@ -749,7 +750,7 @@ impl Config {
             return Err(bad(&key, message));
         }
         for rule in &self.ingest.redact {
-            if let Err(e) = regex::Regex::new(&rule.pattern) {
+            if let Err(e) = crate::ingest::redact::rules::build(&rule.pattern) {
                 return Err(bad(
                     "pattern",
                     format!("rule {:?}: bad regex: {e}", rule.name),

@@ -33,8 +33,21 @@ pub fn pairs(line: &str) -> Result<Vec<(Cow<'_, str>, Val<'_>)>, String> {
                 i + 1
             ));
         }
-        let key = &line[start..i];
-        if i >= b.len() || b[i] != b'=' {
+        let mut key = &line[start..i];
+        // `x-api-key: value` (a header written into the line): the value is the next token and
+        // must not become a key of its own (redaction looks at keys' values, never at key names).
+        let colon_pair = key.len() > 1
+            && key.ends_with(':')
+            && b[i..]
+                .iter()
+                .find(|c| !c.is_ascii_whitespace())
+                .is_some_and(|&c| is_key_byte(c) || c == b'"');
+        if colon_pair {
+            key = &key[..key.len() - 1];
+            while b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+        } else if i >= b.len() || b[i] != b'=' {
             if i < b.len() && !b[i].is_ascii_whitespace() {
                 return Err(format!(
                     "invalid logfmt: unexpected '\"' at column {}",
@@ -43,9 +56,10 @@ pub fn pairs(line: &str) -> Result<Vec<(Cow<'_, str>, Val<'_>)>, String> {
             }
             out.push((Cow::Borrowed(key), Val::Bool(true)));
             continue;
+        } else {
+            i += 1;
+            with_value += 1;
         }
-        i += 1;
-        with_value += 1;
         if i < b.len() && b[i] == b'"' {
             i += 1;
             let vstart = i;
@@ -132,6 +146,18 @@ mod tests {
         assert_eq!(log.message, "payment \"failed\"");
         assert_eq!(log.user_id.as_deref(), Some("7"));
         assert_eq!(log.attrs.unwrap()["retry"], serde_json::Value::Bool(true));
+    }
+
+    #[test]
+    fn a_header_pair_keeps_its_value_as_a_value() {
+        let p = pairs("level=info x-api-key: abc123XYZ msg=hi").unwrap();
+        assert_eq!(
+            p[1],
+            (Cow::Borrowed("x-api-key"), Val::Str("abc123XYZ".into()))
+        );
+        assert_eq!(p.len(), 3);
+        // Only key=value pairs make a line logfmt.
+        assert!(pairs("x-api-key: abc").is_err());
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! Redaction, applied before anything is stored: values of secret-looking keys (in JSON fields
-//! at any depth and in `key=value` / `key: value` text), card numbers (Luhn-checked), US social
+//! Redaction, applied before anything is stored: values of secret keys (in JSON fields at any
+//! depth and in `key=value` / `key: value` text, matched on whole words of the key), credentials
+//! recognised by their shape (URL passwords, JWTs, PEM private keys, AWS key ids, vendor tokens,
+//! `Bearer`/`Basic` credentials), card numbers (Luhn-checked, also as JSON numbers), US social
 //! security numbers, and the custom rules of the config.
+//!
+//! Every built-in detector is a single forward pass over the text (`keys`, `tokens`, `card`),
+//! so redaction is linear in the line's length whatever the line holds; custom rules are
+//! bounded regexes (`rules`).
 
 use std::borrow::Cow;
 
@@ -10,130 +16,92 @@ use serde_json::Value;
 
 use crate::config::IngestConfig;
 
+mod card;
+mod keys;
+pub mod rules;
+mod tokens;
+
 pub const MASK: &str = "[REDACTED]";
 pub const CARD_MASK: &str = "[REDACTED:card]";
 pub const SSN_MASK: &str = "[REDACTED:ssn]";
 
-pub struct Redactor {
-    /// Secret key names, lower-case with `_`, `-` and `.` removed ("api_key" -> "apikey").
-    keys: Vec<String>,
-    /// `key<sep>value` in free text.
-    key_value: Option<Regex>,
-    cards: bool,
-    ssn: Option<Regex>,
-    rules: Vec<(Regex, String)>,
+/// A byte range of the text to replace.
+struct Span {
+    start: usize,
+    end: usize,
+    with: Cow<'static, str>,
 }
 
-fn squash(key: &str) -> String {
-    key.chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .flat_map(char::to_lowercase)
-        .collect()
+/// `s` with the spans (in order, disjoint, on char boundaries) replaced; None when there are none.
+fn splice(s: &str, spans: &[Span]) -> Option<String> {
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for sp in spans {
+        out.push_str(&s[last..sp.start]);
+        out.push_str(&sp.with);
+        last = sp.end;
+    }
+    out.push_str(&s[last..]);
+    Some(out)
+}
+
+pub struct Redactor {
+    keys: keys::Keys,
+    cards: bool,
+    ssn: bool,
+    rules: Vec<(Regex, String)>,
 }
 
 impl Redactor {
     pub fn new(cfg: &IngestConfig) -> Result<Redactor> {
-        let keys: Vec<String> = cfg
-            .redact_keys
-            .iter()
-            .map(|k| squash(k))
-            .filter(|k| !k.is_empty())
-            .collect();
-        let key_value = if keys.is_empty() {
-            None
-        } else {
-            // Each key matches with or without its separators ("api_key", "api-key", "apikey").
-            let alternatives: Vec<String> = cfg
-                .redact_keys
-                .iter()
-                .filter(|k| !squash(k).is_empty())
-                .map(|k| {
-                    let parts: Vec<String> = k
-                        .split(['_', '-', '.'])
-                        .filter(|p| !p.is_empty())
-                        .map(regex::escape)
-                        .collect();
-                    parts.join("[_.-]?")
-                })
-                .collect();
-            let pattern = format!(
-                r#"(?i)((?:{})["']?[ \t]*[:=][ \t]*)((?:(?:bearer|basic|digest|token)[ \t]+)?(?:"(?:[^"\\]|\\.)*"|'[^']*'|["']?[^\s,;&"'<>{{}}\[\]()]+))"#,
-                alternatives.join("|")
-            );
-            Some(Regex::new(&pattern).context("building the redaction pattern")?)
-        };
-        let ssn = if cfg.redact_ssn {
-            Some(Regex::new(r"(?-u:\b)(\d{3})-(\d{2})-(\d{4})(?-u:\b)").context("ssn pattern")?)
-        } else {
-            None
-        };
         let rules = cfg
             .redact
             .iter()
             .map(|r| {
-                Regex::new(&r.pattern)
-                    .with_context(|| format!("redaction rule {:?}", r.name))
+                rules::build(&r.pattern)
+                    .with_context(|| format!("ingest.redact rule {:?}: bad pattern", r.name))
                     .map(|re| (re, r.replacement.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Redactor {
-            keys,
-            key_value,
+            keys: keys::Keys::new(&cfg.redact_keys),
             cards: cfg.redact_card_numbers,
-            ssn,
+            ssn: cfg.redact_ssn,
             rules,
         })
     }
 
-    /// Whether a field of this name holds a secret: the name is a secret key or ends with one
-    /// ("db_password", "X-Api-Key", "accessToken").
+    /// Whether a field of this name holds a secret: some run of its whole words is a secret key
+    /// ("db_password", "X-Api-Key", "accessToken", "secret_key"; not "wtoken", "tokenizer").
     pub fn is_secret_key(&self, key: &str) -> bool {
-        if self.keys.is_empty() {
-            return false;
-        }
-        let k = squash(key);
-        self.keys.iter().any(|s| k.ends_with(s.as_str()))
+        self.keys.is_secret(key)
     }
 
     /// Redacts free text.
     pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(s);
-        // Every key=value needs a '=' or ':'; most log text has neither, so skip the regex.
-        let has_separator = memchr::memchr2(b'=', b':', s.as_bytes()).is_some();
-        if let Some(re) = self.key_value.as_ref().filter(|_| has_separator) {
-            if let Cow::Owned(o) = re.replace_all(&out, |c: &regex::Captures| {
-                let value = &c[2];
-                let masked = if value.starts_with('"') {
-                    format!("\"{MASK}\"")
-                } else if value.starts_with('\'') {
-                    format!("'{MASK}'")
-                } else {
-                    MASK.to_string()
-                };
-                format!("{}{masked}", &c[1])
-            }) {
+        let mut spans = Vec::new();
+        // Keys first: `Authorization: Bearer eyJ...` loses its whole value in one mask.
+        if !self.keys.is_empty() && memchr::memchr2(b'=', b':', s.as_bytes()).is_some() {
+            self.keys.text_spans(&out, &mut spans);
+            if let Some(o) = splice(&out, &spans) {
                 out = Cow::Owned(o);
             }
         }
+        spans.clear();
+        tokens::spans(&out, &mut spans);
+        if let Some(o) = splice(&out, &spans) {
+            out = Cow::Owned(o);
+        }
         // Cards and SSNs need at least 9 digits; most lines have far fewer.
-        if (self.cards || self.ssn.is_some())
-            && out.bytes().filter(u8::is_ascii_digit).take(9).count() >= 9
-        {
-            if self.cards {
-                if let Some(o) = redact_cards(&out) {
-                    out = Cow::Owned(o);
-                }
-            }
-            if let Some(re) = self.ssn.as_ref().filter(|_| out.contains('-')) {
-                if let Cow::Owned(o) = re.replace_all(&out, |c: &regex::Captures| {
-                    if valid_ssn(&c[1], &c[2], &c[3]) {
-                        SSN_MASK.to_string()
-                    } else {
-                        c[0].to_string()
-                    }
-                }) {
-                    out = Cow::Owned(o);
-                }
+        if (self.cards || self.ssn) && out.bytes().filter(u8::is_ascii_digit).take(9).count() >= 9 {
+            spans.clear();
+            card::spans(&out, self.cards, self.ssn, &mut spans);
+            if let Some(o) = splice(&out, &spans) {
+                out = Cow::Owned(o);
             }
         }
         for (re, replacement) in &self.rules {
@@ -157,21 +125,24 @@ impl Redactor {
         }
     }
 
+    /// Whether a JSON number is a card number (`{"card": 4111111111111111}`).
+    fn is_card_number(&self, n: &serde_json::Number) -> bool {
+        self.cards
+            && n.as_u64().is_some_and(|u| {
+                let text = u.to_string();
+                let digits: Vec<u8> = text.bytes().map(|c| c - b'0').collect();
+                card::is_card_digits(&digits)
+            })
+    }
+
     /// Redacts a JSON value at any depth: secret keys lose their value, strings are redacted
-    /// as text.
+    /// as text, numbers that are card numbers become the card mask.
     pub fn json(&self, v: &mut Value) {
         match v {
             Value::String(s) => self.string(s),
+            Value::Number(n) if self.is_card_number(n) => *v = Value::String(CARD_MASK.into()),
             Value::Array(items) => items.iter_mut().for_each(|i| self.json(i)),
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if self.is_secret_key(k) && !v.is_null() {
-                        *v = Value::String(MASK.into());
-                    } else {
-                        self.json(v);
-                    }
-                }
-            }
+            Value::Object(map) => self.object(map),
             _ => {}
         }
     }
@@ -185,107 +156,6 @@ impl Redactor {
             }
         }
     }
-}
-
-fn valid_ssn(area: &str, group: &str, serial: &str) -> bool {
-    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let mut v = u32::from(*d);
-        if i % 2 == 1 {
-            v *= 2;
-            if v > 9 {
-                v -= 9;
-            }
-        }
-        sum += v;
-    }
-    sum.is_multiple_of(10)
-}
-
-/// A run of digit groups joined by single spaces or dashes, with byte offsets.
-struct Run {
-    /// (start, end) byte offsets of each group.
-    groups: Vec<(usize, usize)>,
-}
-
-fn is_card(s: &[u8], groups: &[(usize, usize)]) -> bool {
-    let digits: Vec<u8> = groups
-        .iter()
-        .flat_map(|&(a, b)| s[a..b].iter().map(|c| c - b'0'))
-        .collect();
-    // Issuer numbers start with 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/
-    // UnionPay 6); this keeps epoch milliseconds and other long ids from being masked.
-    (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn(&digits)
-}
-
-/// Masks Luhn-valid card numbers, written plain or in groups separated by spaces or dashes.
-fn redact_cards(text: &str) -> Option<String> {
-    let s = text.as_bytes();
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < s.len() {
-        if !s[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let mut groups = Vec::new();
-        loop {
-            let start = i;
-            while i < s.len() && s[i].is_ascii_digit() {
-                i += 1;
-            }
-            groups.push((start, i));
-            if i + 1 < s.len() && (s[i] == b' ' || s[i] == b'-') && s[i + 1].is_ascii_digit() {
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        runs.push(Run { groups });
-    }
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for run in &runs {
-        let g = &run.groups;
-        let total: usize = g.iter().map(|(a, b)| b - a).sum();
-        if total < 13 {
-            continue;
-        }
-        // The whole run, else the longest stretch of whole groups that is a card (a card next
-        // to other numbers: "order 12 card 4111 1111 1111 1111").
-        let mut i = 0;
-        while i < g.len() {
-            let mut found = None;
-            for j in (i..g.len()).rev() {
-                if (j > i || g[i].1 - g[i].0 <= 19) && is_card(s, &g[i..=j]) {
-                    found = Some(j);
-                    break;
-                }
-            }
-            match found {
-                Some(j) => {
-                    spans.push((g[i].0, g[j].1));
-                    i = j + 1;
-                }
-                None => i += 1,
-            }
-        }
-    }
-    if spans.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (a, b) in spans {
-        out.push_str(&text[last..a]);
-        out.push_str(CARD_MASK);
-        last = b;
-    }
-    out.push_str(&text[last..]);
-    Some(out)
 }
 
 #[cfg(test)]
@@ -377,7 +247,7 @@ mod tests {
         for check in 0..10 {
             let mut d = digits.clone();
             d.push(check);
-            if luhn(&d) {
+            if card::luhn(&d) {
                 return d.iter().map(|d| (b'0' + d) as char).collect();
             }
         }

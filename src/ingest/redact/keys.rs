@@ -1,0 +1,332 @@
+//! Secret key names and their values in free text: a key is secret when a configured key
+//! appears in it as whole words (`secret_key`, `X-Api-Key`, `clientSecret`), and `key=value`,
+//! `key: value`, `"key": "value"` in text lose their value. One forward pass over the text.
+
+use super::{Span, MASK};
+
+/// Longest key a free-text scan walks back over; longer runs of key characters are not keys,
+/// and the bound keeps the walk (and so the pass) linear on long key-like text.
+const MAX_KEY: usize = 128;
+
+/// The configured secret keys, each as its words run together in lower case
+/// ("set-cookie" -> "setcookie").
+pub struct Keys {
+    squashed: Vec<Vec<u8>>,
+}
+
+/// Byte ranges of the words of a key: runs of letters and digits (any non-ASCII byte counts as a
+/// letter), split again at camelCase boundaries (`clientSecret` -> client, Secret;
+/// `APIKey` -> API, Key). Everything else (`_ - . :` space...) separates words.
+fn words(key: &[u8], out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
+    let mut i = 0;
+    while i < key.len() {
+        if !is_word(key[i]) {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        i += 1;
+        while i < key.len() && is_word(key[i]) {
+            let (p, c) = (key[i - 1], key[i]);
+            let lower_to_upper =
+                (p.is_ascii_lowercase() || p.is_ascii_digit()) && c.is_ascii_uppercase();
+            let acronym_end = p.is_ascii_uppercase()
+                && c.is_ascii_uppercase()
+                && key.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+            if lower_to_upper || acronym_end {
+                out.push((start, i));
+                start = i;
+            }
+            i += 1;
+        }
+        out.push((start, i));
+    }
+}
+
+impl Keys {
+    pub fn new<S: AsRef<str>>(configured: &[S]) -> Keys {
+        let mut squashed = Vec::new();
+        let mut w = Vec::new();
+        for k in configured {
+            let k = k.as_ref().as_bytes();
+            words(k, &mut w);
+            let s: Vec<u8> = w
+                .iter()
+                .flat_map(|&(a, b)| k[a..b].iter().map(u8::to_ascii_lowercase))
+                .collect();
+            if !s.is_empty() && !squashed.contains(&s) {
+                squashed.push(s);
+            }
+        }
+        Keys { squashed }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.squashed.is_empty()
+    }
+
+    /// Whether a key of this name holds a secret: some run of its whole words, joined, is a
+    /// configured key. `db_password`, `x-api-key`, `apiKey`, `aws_secret_access_key` match;
+    /// `wtoken`, `tokenizer`, `secretary` do not, and neither do plurals (`tokens_used`,
+    /// `passwords_reset`): a plural key names a count or a list far more often than it holds a
+    /// secret, and a config that wants one lists it.
+    pub fn is_secret(&self, key: &str) -> bool {
+        if self.squashed.is_empty() {
+            return false;
+        }
+        let key = key.as_bytes();
+        let mut w = Vec::with_capacity(8);
+        words(key, &mut w);
+        self.squashed.iter().any(|s| {
+            (0..w.len()).any(|first| {
+                // Walk whole words from `first` while they spell a prefix of `s`.
+                let mut matched = 0;
+                for &(a, b) in &w[first..] {
+                    let word = &key[a..b];
+                    let rest = &s[matched..];
+                    if word.len() > rest.len() || !word.eq_ignore_ascii_case(&rest[..word.len()]) {
+                        return false;
+                    }
+                    matched += word.len();
+                    if matched == s.len() {
+                        return true;
+                    }
+                }
+                false
+            })
+        })
+    }
+
+    /// Spans of the values of secret keys in free text, in order and disjoint.
+    pub fn text_spans(&self, s: &str, spans: &mut Vec<Span>) {
+        if self.squashed.is_empty() {
+            return;
+        }
+        let b = s.as_bytes();
+        let mut cursor = 0;
+        // Once a closing quote of a kind is not found, none is found later either: remembering
+        // it keeps unclosed quotes from making each later value scan to the end of the line.
+        let mut no_close = [false; 3];
+        for p in memchr::memchr2_iter(b'=', b':', b) {
+            if p < cursor {
+                continue;
+            }
+            let Some(key) = key_before(b, p) else {
+                continue;
+            };
+            if !self.is_secret(&s[key.0..key.1]) {
+                continue;
+            }
+            let Some((vs, ve, quote)) = value_after(b, p + 1, &mut no_close) else {
+                continue;
+            };
+            let masked = match quote {
+                Quote::None => MASK.to_string(),
+                Quote::Double => format!("\"{MASK}\""),
+                Quote::Single => format!("'{MASK}'"),
+                Quote::Escaped => format!("\\\"{MASK}\\\""),
+            };
+            spans.push(Span {
+                start: vs,
+                end: ve,
+                with: masked.into(),
+            });
+            cursor = ve;
+        }
+    }
+}
+
+fn is_key_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// The key ending just before the separator at `p`: `key=`, `key = `, `"key":`, `\"key\":`.
+fn key_before(b: &[u8], p: usize) -> Option<(usize, usize)> {
+    let mut e = p;
+    while e > 0 && matches!(b[e - 1], b' ' | b'\t') {
+        e -= 1;
+    }
+    if e > 0 && matches!(b[e - 1], b'"' | b'\'') {
+        e -= 1;
+        if e > 0 && b[e - 1] == b'\\' {
+            e -= 1;
+        }
+    }
+    let mut k = e;
+    while k > 0 && e - k <= MAX_KEY && is_key_byte(b[k - 1]) {
+        k -= 1;
+    }
+    (k < e && e - k <= MAX_KEY).then_some((k, e))
+}
+
+#[derive(Clone, Copy)]
+enum Quote {
+    None,
+    Double,
+    Single,
+    Escaped,
+}
+
+fn is_value_byte(c: u8) -> bool {
+    !c.is_ascii_whitespace()
+        && !matches!(
+            c,
+            b',' | b';'
+                | b'&'
+                | b'"'
+                | b'\''
+                | b'<'
+                | b'>'
+                | b'{'
+                | b'}'
+                | b'['
+                | b']'
+                | b'('
+                | b')'
+        )
+}
+
+/// The value starting at `v` (after the separator): a quoted string (quotes included) or a
+/// bare run, with a leading `Bearer `/`Basic `/`Digest `/`Token ` taken with it.
+fn value_after(b: &[u8], mut v: usize, no_close: &mut [bool; 3]) -> Option<(usize, usize, Quote)> {
+    while v < b.len() && matches!(b[v], b' ' | b'\t') {
+        v += 1;
+    }
+    let start = v;
+    // An auth scheme word and its spaces belong to the value.
+    let mut w = v;
+    while w < b.len() && b[w].is_ascii_alphabetic() && w - v < 7 {
+        w += 1;
+    }
+    let scheme = &b[v..w];
+    if ["bearer", "basic", "digest", "token"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s.as_bytes()))
+        && w < b.len()
+        && matches!(b[w], b' ' | b'\t')
+    {
+        v = w;
+        while v < b.len() && matches!(b[v], b' ' | b'\t') {
+            v += 1;
+        }
+    }
+    let quote = match (b.get(v), b.get(v + 1)) {
+        (Some(b'"'), _) if v == start => Some((Quote::Double, 0usize)),
+        (Some(b'\''), _) if v == start => Some((Quote::Single, 1)),
+        (Some(b'\\'), Some(b'"')) if v == start => Some((Quote::Escaped, 2)),
+        _ => None,
+    };
+    if let Some((q, slot)) = quote {
+        if !no_close[slot] {
+            let open = if matches!(q, Quote::Escaped) { 2 } else { 1 };
+            if let Some(close) = closing(b, v + open, q) {
+                // The span takes the quotes; the mask puts them back.
+                return Some((v, close + open, q)).filter(|_| close > v + open);
+            }
+            no_close[slot] = true;
+        }
+        // Unclosed: mask what follows the quote as a bare value.
+        let vs = v + if matches!(q, Quote::Escaped) { 2 } else { 1 };
+        let mut e = vs;
+        while e < b.len() && is_value_byte(b[e]) && b[e] != b'\\' {
+            e += 1;
+        }
+        return (e > vs).then_some((vs, e, Quote::None));
+    }
+    let mut e = v;
+    while e < b.len() && is_value_byte(b[e]) {
+        e += 1;
+    }
+    // A scheme word with nothing after it is the value itself.
+    if e == v && v > start {
+        e = w;
+    }
+    (e > start).then_some((start, e, Quote::None))
+}
+
+/// Where the quoted string opened before `from` closes (the index of its closing quote).
+fn closing(b: &[u8], from: usize, q: Quote) -> Option<usize> {
+    match q {
+        Quote::Escaped => memchr::memmem::find(&b[from..], b"\\\"").map(|i| from + i),
+        Quote::Single => memchr::memchr(b'\'', &b[from..]).map(|i| from + i),
+        Quote::Double | Quote::None => {
+            let mut i = from;
+            while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+                let at = i + j;
+                if b[at] == b'"' {
+                    return Some(at);
+                }
+                i = at + 2;
+                if i >= b.len() {
+                    return None;
+                }
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(crate::config::DEFAULT_REDACT_KEYS)
+    }
+
+    #[test]
+    fn whole_words_of_the_key() {
+        let k = keys();
+        for key in [
+            "password",
+            "db_password",
+            "secret_key",
+            "aws_secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "private-key",
+            "private_key",
+            "privateKey",
+            "x-api-key",
+            "X-Api-Key",
+            "apiKey",
+            "APIKey",
+            "apikey",
+            "clientSecret",
+            "accessToken",
+            "access_token",
+            "accesstoken",
+            "Set-Cookie",
+            "x-auth-token",
+            "Authorization",
+            "user.password",
+        ] {
+            assert!(k.is_secret(key), "{key} should be secret");
+        }
+        for key in [
+            "wtoken",
+            "tokenizer",
+            "tokens_used",
+            "secretary",
+            "api",
+            "key",
+            "cache_key",
+            "passwords_reset",
+            "mytoken",
+            "apikeys",
+            "",
+        ] {
+            assert!(!k.is_secret(key), "{key} should not be secret");
+        }
+    }
+
+    #[test]
+    fn long_key_like_text_is_no_key() {
+        let k = keys();
+        let long = format!("{}token=abc", "a".repeat(MAX_KEY + 10));
+        let mut spans = Vec::new();
+        k.text_spans(&long, &mut spans);
+        assert!(spans.is_empty());
+    }
+}
