@@ -16,6 +16,7 @@ fn opts(format: Format, service: &str) -> Options {
         service: service.into(),
         source: "test".into(),
         print_rejects: false,
+        ..Options::default()
     }
 }
 
@@ -721,7 +722,7 @@ async fn follow_flushes_a_growing_pipe() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("3 rows stored"), "{stderr}");
+    assert!(stderr.contains("3 rows stored: log_event 3"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     let services: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT service FROM opsdash.log_event")
@@ -761,7 +762,7 @@ async fn ctrl_c_writes_what_is_buffered() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("5 rows stored"), "{stderr}");
+    assert!(stderr.contains("5 rows stored: log_event 5"), "{stderr}");
     drop(stdin);
 }
 
@@ -791,8 +792,11 @@ async fn binary_reads_a_file_and_reports_bad_lines() {
     let lines: Vec<&str> = stderr.trim().lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     assert!(lines[0].starts_with("line 2: invalid JSON"), "{stderr}");
-    assert!(lines[1].contains("2 rows stored"), "{stderr}");
-    assert!(lines[1].contains("1 lines rejected"), "{stderr}");
+    assert!(lines[1].contains("2 rows stored: log_event 2"), "{stderr}");
+    assert!(
+        lines[1].contains("3 lines read = 2 events stored + 0 folded + 1 rejected + 0 blank"),
+        "{stderr}"
+    );
     let services: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT service FROM opsdash.log_event")
             .fetch_all(&t.db.write)
