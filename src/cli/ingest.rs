@@ -22,10 +22,16 @@ pub struct IngestArgs {
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
     /// Hold the days of rows older than the retention period (`retention.*.keep_days`) from
-    /// retention for DURATION (default 30d), e.g. a one-off import of old logs; the holds are
+    /// retention for DURATION (`--keep=90d`; default 30d), e.g. a one-off import of old logs; the holds are
     /// listed by `opsdash retention status`. Without it, ingest says how many rows the next
     /// retention run will drop.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "30d")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "30d"
+    )]
     pub keep: Option<String>,
     /// Keep reading as the input grows (`tail -F app.log | opsdash ingest --follow`, or a file
     /// that is appended to); rows are written at least every `ingest.flush_interval_ms`.
