@@ -16,6 +16,7 @@ fn opts(format: Format, service: &str) -> Options {
         service: service.into(),
         source: "test".into(),
         print_rejects: false,
+        ..Options::default()
     }
 }
 
@@ -239,7 +240,8 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
     let mut input: Vec<u8> = Vec::new();
     input.extend(b"{\"msg\":\"good 1\"}\n"); // 1
     input.extend(b"{\"msg\": oops}\n"); // 2 invalid JSON
-    input.extend(b"{\"msg\":\"bad \xff\xfe utf8\"}\n"); // 3 invalid UTF-8
+                                        // 3 invalid UTF-8: stored with U+FFFD since issue 12 (it was rejected, losing the line)
+    input.extend(b"{\"msg\":\"bad \xff\xfe utf8\"}\n");
     input.extend(b"{\"msg\":\""); // 4 over 1 MiB
     input.extend(std::iter::repeat_n(b'a', (1 << 20) + 10));
     input.extend(b"\"}\n");
@@ -259,17 +261,16 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
     .await;
     assert!(s.error.is_none(), "{s:?}");
     assert_eq!(s.lines, 11);
-    assert_eq!(s.rejected, 5, "{:?}", s.first_rejects);
+    assert_eq!(s.rejected, 4, "{:?}", s.first_rejects);
     let lines: Vec<u64> = s.first_rejects.iter().map(|r| r.line).collect();
-    assert_eq!(lines, vec![2, 3, 4, 5, 8]);
+    assert_eq!(lines, vec![2, 4, 5, 8]);
     assert!(
         s.first_rejects[0].reason.starts_with("invalid JSON"),
         "{:?}",
         s.first_rejects
     );
-    assert!(s.first_rejects[1].reason.contains("UTF-8"));
-    assert!(s.first_rejects[2].reason.contains("longer than"));
-    assert!(s.first_rejects[3].reason.contains("timestamp"));
+    assert!(s.first_rejects[1].reason.contains("longer than"));
+    assert!(s.first_rejects[2].reason.contains("timestamp"));
     let msgs: Vec<String> = sqlx::query_scalar("SELECT message FROM opsdash.log_event ORDER BY id")
         .fetch_all(&t.db.write)
         .await
@@ -278,6 +279,7 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
         msgs,
         vec![
             "good 1",
+            "bad \u{fffd}\u{fffd} utf8",
             "nul  escaped",
             "good 2",
             "backslash-u text",
@@ -303,7 +305,7 @@ async fn bad_lines_are_counted_and_good_lines_kept() {
             .fetch_one(&t.db.write)
             .await
             .unwrap();
-    assert_eq!(stat, (5, 5));
+    assert_eq!(stat, (6, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -721,7 +723,7 @@ async fn follow_flushes_a_growing_pipe() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("3 rows stored"), "{stderr}");
+    assert!(stderr.contains("3 rows stored: log_event 3"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     let services: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT service FROM opsdash.log_event")
@@ -761,7 +763,7 @@ async fn ctrl_c_writes_what_is_buffered() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("5 rows stored"), "{stderr}");
+    assert!(stderr.contains("5 rows stored: log_event 5"), "{stderr}");
     drop(stdin);
 }
 
@@ -791,8 +793,11 @@ async fn binary_reads_a_file_and_reports_bad_lines() {
     let lines: Vec<&str> = stderr.trim().lines().collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     assert!(lines[0].starts_with("line 2: invalid JSON"), "{stderr}");
-    assert!(lines[1].contains("2 rows stored"), "{stderr}");
-    assert!(lines[1].contains("1 lines rejected"), "{stderr}");
+    assert!(lines[1].contains("2 rows stored: log_event 2"), "{stderr}");
+    assert!(
+        lines[1].contains("3 lines read = 2 events stored + 0 folded + 1 rejected + 0 blank"),
+        "{stderr}"
+    );
     let services: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT service FROM opsdash.log_event")
             .fetch_all(&t.db.write)
@@ -841,4 +846,363 @@ async fn unreachable_database_is_one_clear_line() {
     assert!(!out.status.success());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("opsdash:"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: exact de-duplication, line accounting, invalid UTF-8, old lines, odd fields
+// ---------------------------------------------------------------------------------------------
+
+/// Only events identical in everything but their time are folded. On the old key (service,
+/// level, message) the Docker lines became a few rows, the logfmt lines one, the nginx JSON lines
+/// one: their text and fields were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_identical_events_are_folded() {
+    let t = TestDb::new().await.unwrap();
+    // Tiny batches: repeats land both in their row's batch and after it was written.
+    let cfg = IngestConfig {
+        batch_size: 4,
+        ..Default::default()
+    };
+    let base = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let at = |ms: i64| (base + chrono::Duration::milliseconds(ms)).to_rfc3339();
+    let mut input = String::new();
+    let mut distinct = 0;
+    // 20 Docker json-file lines: the text is in `log`, none has a message field.
+    for i in 0..20 {
+        let stream = if i % 3 == 0 { "stderr" } else { "stdout" };
+        input.push_str(&format!(
+            "{{\"log\":\"worker {i} started\\n\",\"stream\":\"{stream}\",\"time\":\"{}\"}}\n",
+            at(i)
+        ));
+        distinct += 1;
+    }
+    // logfmt without msg, differing only in op/user; all at the same time.
+    for (op, user) in [("get", "a"), ("get", "b"), ("put", "a"), ("put", "b")] {
+        input.push_str(&format!("ts={} level=info op={op} user={user}\n", at(100)));
+        distinct += 1;
+    }
+    // nginx JSON lines differing only in one field each (request-like: log + request rows).
+    for (addr, bytes) in [("10.0.0.1", 10), ("10.0.0.2", 10), ("10.0.0.1", 11)] {
+        input.push_str(&format!(
+            "{{\"time\":\"{}\",\"remote_addr\":\"{addr}\",\"method\":\"GET\",\"path\":\"/\",\"status\":200,\"body_bytes_sent\":{bytes},\"request_time\":\"0.001\"}}\n",
+            at(200)
+        ));
+        distinct += 1;
+    }
+    // True repeats: 3 of one, 5 of another that differs from it only by an attribute, at the
+    // same times, spread over batches.
+    for i in 0..5 {
+        for (k, n) in [("x", 3), ("y", 5)] {
+            if i < n {
+                input.push_str(&format!(
+                    "{{\"ts\":\"{}\",\"msg\":\"retrying\",\"k\":\"{k}\"}}\n",
+                    at(300 + i * 1000)
+                ));
+            }
+        }
+    }
+    distinct += 2;
+    let s = ingest_with(&t, &cfg, opts(Format::Auto, "svc"), input.as_bytes()).await;
+    assert!(s.error.is_none(), "{s:?}");
+    assert_eq!(s.rejected, 0, "{s:?}");
+    assert_eq!(s.folded, 6, "{s:?}");
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM opsdash.log_event").await,
+        distinct
+    );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT sum(repeat_count)::bigint FROM opsdash.log_event"
+        )
+        .await,
+        s.lines as i64
+    );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(DISTINCT attrs->>'log') FROM opsdash.log_event"
+        )
+        .await,
+        20
+    );
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM opsdash.request_log").await,
+        3
+    );
+    let repeats: Vec<(String, i32, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT attrs->>'k', repeat_count, last_seen FROM opsdash.log_event
+          WHERE message = 'retrying' ORDER BY 1",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    let last = |i: i64| (base + chrono::Duration::milliseconds(300 + i * 1000)).timestamp_micros();
+    assert_eq!(repeats.len(), 2, "{repeats:?}");
+    assert_eq!((repeats[0].1, repeats[1].1), (3, 5), "{repeats:?}");
+    assert_eq!(repeats[0].2.map(|t| t.timestamp_micros()), Some(last(2)));
+    assert_eq!(repeats[1].2.map(|t| t.timestamp_micros()), Some(last(4)));
+    // A row never folded has no last time.
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM opsdash.log_event WHERE last_seen IS NOT NULL"
+        )
+        .await,
+        2
+    );
+}
+
+/// `lines read = events stored + folded + rejected + blank`, in the summary and in
+/// `ingest_stat`; a request-like line is one event with a row in each table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_is_accounted_for() {
+    let t = TestDb::new().await.unwrap();
+    let cfg = IngestConfig {
+        batch_size: 3,
+        ..Default::default()
+    };
+    let ts = chrono::Utc::now().to_rfc3339();
+    let input = format!(
+        "{{\"ts\":\"{ts}\",\"msg\":\"a\"}}\n\
+         \n\
+         {{\"ts\":\"{ts}\",\"msg\":\"a\"}}\n\
+         \x20\t \n\
+         {{\"ts\":\"{ts}\",\"msg\":\n\
+         level=warn msg=b\n\
+         {{\"ts\":\"{ts}\",\"method\":\"GET\",\"path\":\"/x\",\"status\":200}}\n\
+         10.0.0.1 - - [10/Oct/2023:13:55:36 +0000] \"GET / HTTP/1.1\" 200 5\n\
+         plain text\n\
+         \r\n\
+         {{\"ts\":\"{ts}\",\"method\":\"GET\",\"path\":\"/x\",\"status\":200}}\n\
+         {{broken\n"
+    );
+    let s = ingest_with(&t, &cfg, opts(Format::Auto, "svc"), input.as_bytes()).await;
+    assert!(s.error.is_none(), "{s:?}");
+    assert_eq!(s.lines, 12);
+    assert_eq!(
+        (s.events, s.folded, s.rejected, s.blank),
+        (5, 2, 2, 3),
+        "{s:?}"
+    );
+    assert_eq!(s.lines, s.events + s.folded + s.rejected + s.blank);
+    // a, b, the request-like line, plain text: log rows; two JSON requests + the access line.
+    assert_eq!((s.logs, s.requests), (4, 3), "{s:?}");
+    let line = s.line();
+    assert!(
+        line.contains("12 lines read = 5 events stored + 2 folded + 2 rejected + 3 blank; 7 rows stored: log_event 4, request_log 3"),
+        "{line}"
+    );
+    let row = sqlx::query(
+        "SELECT sum(lines)::bigint, sum(events)::bigint, sum(folded)::bigint,
+                sum(rejected)::bigint, sum(blank)::bigint, sum(log_rows)::bigint,
+                sum(request_rows)::bigint, sum(rows)::bigint
+           FROM opsdash.ingest_stat",
+    )
+    .fetch_one(&t.db.write)
+    .await
+    .unwrap();
+    let got: Vec<i64> = (0..8).map(|i| row.get::<i64, _>(i)).collect();
+    assert_eq!(got, vec![12, 5, 2, 2, 3, 4, 3, 7]);
+    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 4);
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM opsdash.request_log").await,
+        3
+    );
+}
+
+/// Bytes that are not UTF-8 are replaced and the row says so; nothing is rejected for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_is_stored_replaced_and_marked() {
+    let t = TestDb::new().await.unwrap();
+    let mut input = Vec::new();
+    input.extend_from_slice(b"ERROR disk \xff full\n");
+    input.extend_from_slice(b"{\"msg\":\"caf\xe9\",\"service\":\"api\"}\n");
+    input.extend_from_slice(b"level=warn msg=\"bad \xc3\x28 seq\"\n");
+    input.extend_from_slice(b"all good\n");
+    let s = ingest_with(
+        &t,
+        &IngestConfig::default(),
+        opts(Format::Auto, "svc"),
+        &input,
+    )
+    .await;
+    assert!(s.error.is_none(), "{s:?}");
+    assert_eq!((s.logs, s.rejected), (4, 0), "{s:?}");
+    let rows: Vec<(String, i16, Option<bool>)> = sqlx::query_as(
+        "SELECT message, level, (attrs->>'opsdash.invalid_utf8')::bool FROM opsdash.log_event
+          ORDER BY id",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("disk \u{fffd} full".to_string(), 4, Some(true)),
+            ("caf\u{fffd}".to_string(), 2, Some(true)),
+            ("bad \u{fffd}( seq".to_string(), 3, Some(true)),
+            ("all good".to_string(), 2, None),
+        ]
+    );
+    // A line its format cannot read is still rejected.
+    let s = ingest_with(
+        &t,
+        &IngestConfig::default(),
+        opts(Format::Json, "svc"),
+        b"{\"msg\":\xff\n",
+    )
+    .await;
+    assert_eq!((s.logs, s.rejected), (0, 1), "{s:?}");
+}
+
+/// A `--service` given by the user wins over logger/name/component fields, which stay in
+/// attrs; without it the line's name is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_given_by_the_user_wins() {
+    let t = TestDb::new().await.unwrap();
+    let input = "{\"logger\":\"db.pool\",\"msg\":\"a\"}\n\
+                 {\"name\":\"http\",\"msg\":\"b\",\"method\":\"GET\",\"path\":\"/\",\"status\":200}\n\
+                 {\"component\":\"cache\",\"msg\":\"c\"}\n\
+                 {\"msg\":\"d\"}\n";
+    let mut o = opts(Format::Json, "checkout");
+    o.force_service = true;
+    let s = ingest_with(&t, &IngestConfig::default(), o, input.as_bytes()).await;
+    assert!(s.error.is_none(), "{s:?}");
+    let rows: Vec<(String, String, Option<serde_json::Value>)> =
+        sqlx::query_as("SELECT message, service, attrs FROM opsdash.log_event ORDER BY message")
+            .fetch_all(&t.db.write)
+            .await
+            .unwrap();
+    assert!(rows.iter().all(|r| r.1 == "checkout"), "{rows:?}");
+    assert_eq!(rows[0].2.as_ref().unwrap()["logger"], "db.pool");
+    assert_eq!(rows[1].2.as_ref().unwrap()["name"], "http");
+    assert_eq!(rows[2].2.as_ref().unwrap()["component"], "cache");
+    let req: String = sqlx::query_scalar("SELECT service FROM opsdash.request_log")
+        .fetch_one(&t.db.write)
+        .await
+        .unwrap();
+    assert_eq!(req, "checkout");
+    let out = binary().args(["ingest", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("wins over the line's own"), "{help}");
+}
+
+/// Rows older than the retention period are counted; `--keep` holds their days, the real
+/// retention job keeps a held day and drops an unheld one, `retention status` lists the hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_lines_are_reported_and_held_with_keep() {
+    let t = TestDb::new().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("apache2015.log");
+    let unheld = dir.path().join("apache2016.log");
+    let mut a = String::new();
+    let mut b = String::new();
+    for i in 0..10 {
+        a.push_str(&format!(
+            "10.0.0.{i} - - [12/Mar/2015:10:00:0{i} +0000] \"GET /a HTTP/1.1\" 200 5\n"
+        ));
+        b.push_str(&format!(
+            "10.0.0.{i} - - [12/Mar/2016:10:00:0{i} +0000] \"GET /b HTTP/1.1\" 200 5\n"
+        ));
+    }
+    a.push_str(&format!(
+        "{{\"ts\":\"{}\",\"msg\":\"new\"}}\n",
+        chrono::Utc::now().to_rfc3339()
+    ));
+    std::fs::write(&held, a).unwrap();
+    std::fs::write(&unheld, b).unwrap();
+    let url = t.url().unwrap();
+    let run = |file: &std::path::Path, keep: bool| {
+        let mut c = binary();
+        c.args(["--database-url", &url, "ingest"]);
+        if keep {
+            c.arg("--keep");
+        }
+        let out = c.arg(file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let e = run(&held, true);
+    assert!(
+        e.contains("10 stored rows are older than the retention period"),
+        "{e}"
+    );
+    assert!(e.contains("held from retention until"), "{e}");
+    let e = run(&unheld, false);
+    assert!(
+        e.contains("10 stored rows are older than the retention period"),
+        "{e}"
+    );
+    assert!(
+        e.contains("will be dropped by the next retention run"),
+        "{e}"
+    );
+    let holds: Vec<(String, String)> =
+        sqlx::query_as("SELECT table_name, partition FROM opsdash.retention_hold")
+            .fetch_all(&t.db.write)
+            .await
+            .unwrap();
+    assert_eq!(
+        holds,
+        vec![(
+            "request_log".to_string(),
+            "request_log_p20150312".to_string()
+        )]
+    );
+    let stat = count(&t, "SELECT sum(old_rows)::bigint FROM opsdash.ingest_stat").await;
+    assert_eq!(stat, 20);
+    // The real retention job, as the worker runs it.
+    let cfg = opsdash::config::RetentionConfig::default();
+    let report = opsdash::worker::retention::run_once(&t.db, &cfg, dir.path())
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM opsdash.request_log WHERE ts < '2016-01-01'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM opsdash.request_log WHERE ts >= '2016-01-01' AND ts < '2017-01-01'").await,
+        0
+    );
+    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 1);
+    let out = binary()
+        .args(["--database-url", &url, "retention", "status"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("request_log_p20150312") && l.contains("--keep")),
+        "{status}"
+    );
+}
+
+/// Heroku router logfmt: `service=` is the duration, `at=error` the level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heroku_router_lines_keep_their_service_and_duration() {
+    let t = TestDb::new().await.unwrap();
+    let line = r#"at=error code=H12 desc="Request timeout" method=GET path="/" host=x.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="1.2.3.4" dyno=web.1 connect=1ms service=30000ms status=503 bytes=0"#;
+    let s = ingest(&t, Format::Logfmt, line).await;
+    assert_eq!((s.logs, s.requests), (1, 1), "{s:?}");
+    let (service, level, duration): (String, i16, f64) =
+        sqlx::query_as("SELECT service, level, duration_ms FROM opsdash.log_event")
+            .fetch_one(&t.db.write)
+            .await
+            .unwrap();
+    assert_eq!((service.as_str(), level, duration), ("svc", 4, 30000.0));
+    let (service, duration): (String, f64) =
+        sqlx::query_as("SELECT service, duration_ms FROM opsdash.request_log")
+            .fetch_one(&t.db.write)
+            .await
+            .unwrap();
+    assert_eq!((service.as_str(), duration), ("svc", 30000.0));
 }

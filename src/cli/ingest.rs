@@ -16,9 +16,23 @@ pub struct IngestArgs {
     /// Line format; `auto` decides per line (JSON, access log, logfmt, else plain text).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
-    /// Service for lines that name none (default: the file name without its extension).
+    /// Service of every line: given, it wins over the line's own `service`, `app`, `logger`,
+    /// `name` or `component` field (kept in attrs under its name). Not given, lines that name
+    /// none get the file name without its extension.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Hold the days of rows older than the retention period (`retention.*.keep_days`) from
+    /// retention for DURATION (`--keep=90d`; default 30d), e.g. a one-off import of old logs; the holds are
+    /// listed by `opsdash retention status`. Without it, ingest says how many rows the next
+    /// retention run will drop.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "30d"
+    )]
+    pub keep: Option<String>,
     /// Keep reading as the input grows (`tail -F app.log | opsdash ingest --follow`, or a file
     /// that is appended to); rows are written at least every `ingest.flush_interval_ms`.
     /// Ctrl-C writes what is buffered and prints the summary.
@@ -39,6 +53,17 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
         .as_ref()
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "stdin".into());
+    let force_service = args.service.is_some();
+    let keep_until = match &args.keep {
+        Some(d) => {
+            let d = humantime::parse_duration(d)
+                .with_context(|| format!("--keep {d:?}: expected a duration such as 30d"))?;
+            let d = chrono::Duration::from_std(d).context("--keep: duration too long")?;
+            let until = chrono::Utc::now().checked_add_signed(d);
+            Some(until.context("--keep: duration too long")?)
+        }
+        None => None,
+    };
     let service = args.service.unwrap_or_else(|| {
         file.as_ref()
             .and_then(|f| f.file_stem())
@@ -50,6 +75,11 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
         service,
         source,
         print_rejects: true,
+        force_service,
+        log_keep_days: cfg.retention.log_event.keep_days,
+        request_keep_days: cfg.retention.request_log.keep_days,
+        log_compact_days: cfg.retention.log_non_error_keep_days,
+        keep_until,
     };
     let rt = super::runtime()?;
     let summary = rt.block_on(async {
@@ -76,6 +106,9 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
     rt.shutdown_background();
     let summary = summary?;
     eprintln!("{}", summary.line());
+    if let Some(old) = summary.retention_line() {
+        eprintln!("{old}");
+    }
     if let Some(e) = &summary.error {
         anyhow::bail!("{e}");
     }

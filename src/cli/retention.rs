@@ -45,6 +45,21 @@ pub fn run(cfg: &Config, action: RetentionAction) -> Result<ExitCode> {
                         sanitize(s.last_error.as_deref().unwrap_or("-"))
                     );
                 }
+                // Days kept past their period (a restore, `opsdash ingest --keep`).
+                let holds = q::hold_list(&db.read).await?;
+                if !holds.is_empty() {
+                    println!();
+                    println!("{:<16} {:<28} {:<17}  reason", "held", "partition", "until");
+                    for h in holds {
+                        println!(
+                            "{:<16} {:<28} {:<17}  {}",
+                            sanitize(&h.table_name),
+                            sanitize(&h.partition),
+                            h.until.format("%Y-%m-%d %H:%M"),
+                            sanitize(&h.reason)
+                        );
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             RetentionAction::Run => {

@@ -1,6 +1,10 @@
 //! nginx and Apache access logs in the common and combined formats, optionally followed by a
-//! request time (nginx `$request_time` in seconds, Apache `%D` in microseconds). Each line
-//! becomes a `request_log` row.
+//! request time. Each line becomes a `request_log` row.
+//!
+//! The unit of the trailing request time is decided by how it is written, in every mode: nginx
+//! `$request_time` is seconds and always printed with a decimal point (`0.125`, `0.000`), while
+//! `%D` (Apache, or an nginx `log_format` emulating it) is whole microseconds (`2500`). So a
+//! number with a decimal point is seconds and an integer microseconds.
 
 use std::sync::OnceLock;
 
@@ -10,12 +14,12 @@ use super::fields::LineContext;
 use super::record::{Direction, Parsed, RequestRecord};
 use super::{route, timestamp};
 
-/// Which server wrote the log; only the unit of a trailing request time differs.
+/// Which server wrote the log (the `--format` asked for, or auto-detection). The request
+/// time's unit is read from the number itself (see the module doc), whatever the flavor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     Nginx,
     Apache,
-    /// Unknown: a trailing number with a decimal point is seconds, an integer microseconds.
     Either,
 }
 
@@ -34,7 +38,7 @@ fn dash(s: &str) -> Option<String> {
 }
 
 /// Parses one access-log line.
-pub fn parse(line: &str, flavor: Flavor, ctx: &LineContext) -> Result<Parsed, String> {
+pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, String> {
     let c = pattern()
         .captures(line)
         .ok_or_else(|| "not a common/combined access log line".to_string())?;
@@ -57,11 +61,10 @@ pub fn parse(line: &str, flavor: Flavor, ctx: &LineContext) -> Result<Parsed, St
     let duration_ms = match c.get(9).map(|m| m.as_str()) {
         Some(t) if t != "-" => {
             let v: f64 = t.parse().unwrap_or(0.0);
-            match flavor {
-                Flavor::Nginx => v * 1e3,
-                Flavor::Apache => v / 1e3,
-                Flavor::Either if t.contains('.') => v * 1e3,
-                Flavor::Either => v / 1e3,
+            if t.contains('.') {
+                v * 1e3
+            } else {
+                v / 1e3
             }
         }
         _ => 0.0,
@@ -85,6 +88,7 @@ pub fn parse(line: &str, flavor: Flavor, ctx: &LineContext) -> Result<Parsed, St
             direction: Direction::Inbound,
             integration: None,
         }),
+        service_from: None,
     })
 }
 
@@ -134,5 +138,28 @@ mod tests {
         assert_eq!(r.duration_ms, 2.5);
         assert_eq!(r.bytes, None);
         assert!(parse("hello", Flavor::Either, &ctx()).is_err());
+    }
+
+    /// `%D` (integer microseconds) in an nginx log is not seconds; `$request_time` in an
+    /// Apache-mode read is not microseconds.
+    #[test]
+    fn request_time_unit_follows_how_it_is_written() {
+        let line = |t: &str| {
+            format!(
+                r#"1.2.3.4 - - [10/Oct/2023:13:55:36 +0000] "GET /x HTTP/1.1" 200 5 "-" "ua" {t}"#
+            )
+        };
+        for flavor in [Flavor::Nginx, Flavor::Apache, Flavor::Either] {
+            let d = |t: &str| {
+                parse(&line(t), flavor, &ctx())
+                    .unwrap()
+                    .request
+                    .unwrap()
+                    .duration_ms
+            };
+            assert_eq!(d("2500"), 2.5, "{flavor:?}");
+            assert_eq!(d("0.125"), 125.0, "{flavor:?}");
+            assert_eq!(d("0.000"), 0.0, "{flavor:?}");
+        }
     }
 }

@@ -1,6 +1,18 @@
 //! Maps the field names structured loggers use (bunyan, pino, zap, logrus, structlog, ECS,
 //! OpenTelemetry...) onto our columns. JSON and logfmt lines both arrive here as a list of
 //! (key, value) pairs; fields without a column of their own go to `attrs`.
+//!
+//! Decisions on odd lines (each keeps the value it does not use visible in attrs):
+//! - several level fields (two `level` keys, or `level` and `severity`): the most severe one
+//!   gives the column, so a duplicated key can never hide an error; the others stay in attrs
+//!   under their key. Heroku's `at=error` gives the level when no level field does.
+//! - a service-name field whose value is a duration (Heroku router `service=30000ms`) is the
+//!   request's duration, not a name.
+//! - `service`/`app`/`logger`/`name`/`component` name the service of a line; a `--service`
+//!   given by the user wins over all of them (see `pipeline::Options::force_service`).
+//! - durations are read by field name: `*_ms` milliseconds, `request_time`/`*_s` seconds
+//!   (nginx `$request_time`), `*_us`/`request_time_us` microseconds (nginx/Apache `%D`-style),
+//!   `*_ns` nanoseconds; a name with no unit takes text with a unit, or a number in ms.
 
 use std::borrow::Cow;
 
@@ -104,6 +116,8 @@ enum Slot {
     Integration,
     /// Nested objects that carry request or response fields (pino-http `req`/`res`, ECS `http`).
     HttpObject,
+    /// Heroku's `at=info|error`: the level when the line has no level field.
+    At,
 }
 
 /// Service name candidates, best first: `service` beats `app` beats `logger`.
@@ -141,11 +155,17 @@ fn slot(key: &str) -> Option<Slot> {
         "duration_s" | "duration_seconds" | "elapsed_s" | "request_time" | "latency_s" => {
             Slot::DurationS
         }
-        "duration_us" | "duration_micros" | "latency_us" => Slot::DurationUs,
+        "duration_us"
+        | "duration_micros"
+        | "latency_us"
+        | "request_time_us"
+        | "time_us"
+        | "request_duration_us"
+        | "duration_usec" => Slot::DurationUs,
         "duration_ns" | "event.duration" | "latency_ns" => Slot::DurationNs,
         "duration" | "elapsed" | "latency" | "took" => Slot::DurationAny,
         "ip" | "client_ip" | "clientIp" | "remote_addr" | "remoteAddr" | "remote_ip"
-        | "client.ip" | "source.ip" | "ip_address" => Slot::Ip,
+        | "client.ip" | "source.ip" | "ip_address" | "fwd" => Slot::Ip,
         "user_agent" | "userAgent" | "http.user_agent" | "user_agent.original" | "ua" => {
             Slot::UserAgent
         }
@@ -162,6 +182,7 @@ fn slot(key: &str) -> Option<Slot> {
         "direction" => Slot::Direction,
         "integration" | "peer.service" | "upstream" => Slot::Integration,
         "req" | "request" | "res" | "response" | "http" => Slot::HttpObject,
+        "at" => Slot::At,
         _ => return None,
     })
 }
@@ -172,6 +193,19 @@ pub struct LineContext<'a> {
     pub service: &'a str,
     /// Timestamp for lines that carry none.
     pub now: DateTime<Utc>,
+}
+
+/// Text that is a number with a duration unit ("30000ms", "1.5s"), in milliseconds.
+fn duration_with_unit_ms(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let starts_with_digit = t.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    let has_unit = t.as_bytes().last().is_some_and(u8::is_ascii_alphabetic)
+        || t.ends_with('\u{b5}')
+        || t.ends_with('\u{3bc}');
+    if !(starts_with_digit && has_unit) {
+        return None;
+    }
+    duration_text_ms(t)
 }
 
 /// Duration text such as "12.5", "12ms", "1.5s", "250us", "2m".
@@ -227,8 +261,12 @@ fn error_type_in(obj: &Map<String, Value>) -> Option<String> {
 struct Builder {
     ts: Option<DateTime<Utc>>,
     level: Option<Level>,
+    /// The field the level came from, to keep it in attrs if a more severe one arrives.
+    level_field: Option<(String, Value)>,
+    at_level: Option<(Level, Value)>,
     message: Option<String>,
-    service: Option<(u8, String)>,
+    /// Rank, name, and the field it came from.
+    service: Option<(u8, String, String)>,
     host: Option<String>,
     trace_id: Option<String>,
     span_id: Option<String>,
@@ -281,6 +319,24 @@ impl Builder {
         }
     }
 
+    /// A level field: the most severe of the line's level fields wins (see the module doc).
+    fn level(&mut self, key: &str, v: &Val) -> bool {
+        let Some(l) = level_of(v) else {
+            return false;
+        };
+        match self.level {
+            Some(cur) if l <= cur => false,
+            _ => {
+                if let Some((k, old)) = self.level_field.take() {
+                    self.attrs.insert(k, old);
+                }
+                self.level = Some(l);
+                self.level_field = Some((key.to_string(), v.clone().into_json()));
+                true
+            }
+        }
+    }
+
     /// Stores the value in its column; returns the value back when it belongs in attrs.
     fn take<'a>(&mut self, key: &str, v: Val<'a>) -> Result<Option<Val<'a>>, String> {
         let Some(slot) = slot(key) else {
@@ -314,16 +370,33 @@ impl Builder {
                     true
                 }
             }
-            Slot::Level => set_once(&mut self.level, level_of(&v)),
+            Slot::Level => self.level(key, &v),
+            Slot::At => match level_of(&v) {
+                Some(l) if self.at_level.is_none() => {
+                    self.at_level = Some((l, v.clone().into_json()));
+                    true
+                }
+                _ => false,
+            },
+            Slot::Service(_) if v.as_str().and_then(duration_with_unit_ms).is_some() => {
+                // Heroku router: `service=30000ms` is how long the dyno took.
+                set_once(
+                    &mut self.duration_ms,
+                    v.as_str().and_then(duration_with_unit_ms),
+                )
+            }
             Slot::Message => set_once(&mut self.message, v.to_text()),
             Slot::Service(rank) => match (v.to_text(), &self.service) {
                 (Some(s), None) => {
-                    self.service = Some((rank, s));
+                    self.service = Some((rank, s, key.to_string()));
                     true
                 }
-                (Some(s), Some((r, _))) if rank < *r => {
+                (Some(s), Some((r, _, _))) if rank < *r => {
                     // A better-ranked name arrived; the weaker one is still worth keeping.
-                    let (_, old) = self.service.replace((rank, s)).unwrap_or_default();
+                    let (_, old, _) = self
+                        .service
+                        .replace((rank, s, key.to_string()))
+                        .unwrap_or_default();
                     self.attrs.insert("logger".into(), Value::String(old));
                     true
                 }
@@ -409,15 +482,23 @@ impl Builder {
 
     fn finish(mut self, ctx: &LineContext) -> Parsed {
         let ts = self.ts.unwrap_or(ctx.now);
-        let level = self.level.unwrap_or(if self.saw_error {
+        let at_level = match self.at_level.take() {
+            Some((l, _)) if self.level.is_none() => Some(l),
+            Some((_, raw)) => {
+                self.attrs.insert("at".into(), raw);
+                None
+            }
+            None => None,
+        };
+        let level = self.level.or(at_level).unwrap_or(if self.saw_error {
             Level::Error
         } else {
             Level::Info
         });
-        let service = self
-            .service
-            .map(|(_, s)| s)
-            .unwrap_or_else(|| ctx.service.to_string());
+        let (service, service_from) = match self.service {
+            Some((_, s, key)) => (s, Some(key)),
+            None => (ctx.service.to_string(), None),
+        };
         let route = match (self.route.take(), &self.path) {
             (Some(r), _) => Some(r),
             (None, Some(p)) => {
@@ -478,6 +559,7 @@ impl Builder {
         Parsed {
             log: Some(log),
             request,
+            service_from,
         }
     }
 }
@@ -563,6 +645,56 @@ mod tests {
         assert_eq!(r.duration_ms, 12.5);
         let log = p.log.unwrap();
         assert_eq!(log.attrs.unwrap()["path"], Value::from("/users/17?x=1"));
+    }
+
+    /// Heroku router: `service=` is the dyno's time, `at=error` the level, `fwd` the client.
+    #[test]
+    fn heroku_router_line() {
+        let line = r#"at=error code=H12 desc="Request timeout" method=GET path="/" host=x.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="1.2.3.4" dyno=web.1 connect=1ms service=30000ms status=503 bytes=0"#;
+        let p = super::super::logfmt::parse(line, &ctx()).unwrap();
+        let log = p.log.unwrap();
+        assert_eq!(log.level, Level::Error);
+        assert_eq!(log.service, "default-svc");
+        assert_eq!(log.duration_ms, Some(30000.0));
+        assert_eq!(log.host.as_deref(), Some("x.herokuapp.com"));
+        assert_eq!(log.ip.as_deref(), Some("1.2.3.4"));
+        let attrs = log.attrs.unwrap();
+        assert_eq!(attrs["code"], Value::from("H12"));
+        assert_eq!(attrs["connect"], Value::from("1ms"));
+        assert!(attrs.get("at").is_none(), "{attrs}");
+        let r = p.request.unwrap();
+        assert_eq!((r.status, r.duration_ms, r.bytes), (503, 30000.0, Some(0)));
+        assert_eq!(r.service, "default-svc");
+        assert!(p.service_from.is_none());
+        // A name is still a name, and `at` yields to a level field (kept in attrs).
+        let p = super::super::logfmt::parse("service=billing at=info level=warn msg=x", &ctx())
+            .unwrap();
+        let log = p.log.unwrap();
+        assert_eq!((log.service.as_str(), log.level), ("billing", Level::Warn));
+        assert_eq!(log.attrs.unwrap()["at"], Value::from("info"));
+        assert_eq!(p.service_from.as_deref(), Some("service"));
+    }
+
+    /// Two level fields: the most severe gives the column, the other stays in attrs.
+    #[test]
+    fn the_most_severe_of_two_levels_wins_and_the_other_stays_visible() {
+        for line in [
+            r#"{"level":"info","msg":"x","level":"error"}"#,
+            r#"{"level":"error","msg":"x","level":"info"}"#,
+        ] {
+            let log = super::super::json::parse(line, &ctx())
+                .unwrap()
+                .log
+                .unwrap();
+            assert_eq!(log.level, Level::Error, "{line}");
+            assert_eq!(log.attrs.unwrap()["level"], Value::from("info"), "{line}");
+        }
+        let log = super::super::json::parse(r#"{"severity":"warning","level":"debug"}"#, &ctx())
+            .unwrap()
+            .log
+            .unwrap();
+        assert_eq!(log.level, Level::Warn);
+        assert_eq!(log.attrs.unwrap()["level"], Value::from("debug"));
     }
 
     #[test]

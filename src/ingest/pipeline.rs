@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::dedup::{Dedup, Verdict};
+use super::dedup::{self, Dedup, Verdict};
 use super::detect::{parse_line, Format};
 use super::fields::LineContext;
 use super::fingerprint::fingerprint;
@@ -41,10 +41,21 @@ pub struct Options {
     pub format: Format,
     /// Service for lines that name none.
     pub service: String,
+    /// `service` given by the user (`--service`): it wins over the line's own service, app,
+    /// logger, name or component field, which is then kept in attrs under its name.
+    pub force_service: bool,
     /// Where the lines come from (a file name or "stdin"), for `ingest_stat`.
     pub source: String,
     /// Print the first rejected lines on stderr as they are found.
     pub print_rejects: bool,
+    /// Retention periods of `log_event` and `request_log` (`retention.*.keep_days`): rows older
+    /// are counted, as the next retention run drops them.
+    pub log_keep_days: u32,
+    pub request_keep_days: u32,
+    /// `retention.log_non_error_keep_days`: log rows below error leave a day's partition then.
+    pub log_compact_days: u32,
+    /// `--keep`: hold the partitions of such rows from retention until then.
+    pub keep_until: Option<DateTime<Utc>>,
 }
 
 impl Default for Options {
@@ -54,6 +65,15 @@ impl Default for Options {
             service: String::new(),
             source: "stdin".into(),
             print_rejects: false,
+            force_service: false,
+            log_keep_days: crate::config::RetentionConfig::default()
+                .log_event
+                .keep_days,
+            request_keep_days: crate::config::RetentionConfig::default()
+                .request_log
+                .keep_days,
+            log_compact_days: crate::config::RetentionConfig::default().log_non_error_keep_days,
+            keep_until: None,
         }
     }
 }
@@ -71,17 +91,32 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// What a run did.
+/// What a run did. Every line read is one of: an event stored (as a log row, a request row, or
+/// both for a request-like line), an event folded into an earlier identical one, a rejected
+/// line, a blank line: `lines = events + folded + rejected + blank` once everything is
+/// committed. A request-like line whose log row is folded counts as folded; its request row is
+/// still stored (latency statistics count every request).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// Input lines seen (blank lines included, so numbers match the input).
     pub lines: u64,
+    /// Events committed as rows of their own.
+    pub events: u64,
     /// Rows committed to `log_event` and `request_log`.
     pub logs: u64,
     pub requests: u64,
     pub rejected: u64,
     /// Events folded into an earlier identical one (not stored as rows of their own).
     pub folded: u64,
+    pub blank: u64,
+    /// Rows committed already outside their table's retention period (per table).
+    pub old_logs: u64,
+    pub old_requests: u64,
+    pub log_keep_days: u32,
+    pub request_keep_days: u32,
+    pub log_compact_days: u32,
+    /// Until when `--keep` holds those rows' partitions.
+    pub keep_until: Option<DateTime<Utc>>,
     pub elapsed: Duration,
     pub first_rejects: Vec<Rejection>,
     /// Why writing stopped, when it did.
@@ -97,18 +132,60 @@ impl Summary {
         self.rows() as f64 / self.elapsed.as_secs_f64().max(1e-6)
     }
 
-    /// The one line printed at the end of a run.
+    /// Lines read but not accounted for by a commit (the writer stopped).
+    pub fn uncommitted(&self) -> u64 {
+        self.lines
+            .saturating_sub(self.events + self.folded + self.rejected + self.blank)
+    }
+
+    /// The one line printed at the end of a run: the accounting of every line, then the rows.
     pub fn line(&self) -> String {
+        let lost = match self.uncommitted() {
+            0 => String::new(),
+            n => format!(" + {n} not committed"),
+        };
         format!(
-            "ingest: {} rows stored ({} logs, {} requests), {} lines rejected, {} duplicates folded, {:.2}s, {:.0} rows/s",
+            "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{lost}; \
+             {} rows stored: log_event {}, request_log {}; {:.2}s, {:.0} rows/s",
+            self.lines,
+            self.events,
+            self.folded,
+            self.rejected,
+            self.blank,
             self.rows(),
             self.logs,
             self.requests,
-            self.rejected,
-            self.folded,
             self.elapsed.as_secs_f64(),
             self.rows_per_sec()
         )
+    }
+
+    /// A second line when stored rows are already outside the retention period: the next
+    /// retention run drops them unless they are held (`--keep`).
+    pub fn retention_line(&self) -> Option<String> {
+        let old = self.old_logs + self.old_requests;
+        if old == 0 {
+            return None;
+        }
+        let what = format!(
+            "ingest: {old} stored rows are older than the retention period (log_event {} of {} \
+             days, below error {} days; request_log {} of {} days)",
+            self.old_logs,
+            self.log_keep_days,
+            self.log_compact_days.min(self.log_keep_days),
+            self.old_requests,
+            self.request_keep_days
+        );
+        Some(match self.keep_until {
+            Some(until) => format!(
+                "{what}; held from retention until {} (see `opsdash retention status`)",
+                until.format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => format!(
+                "{what} and will be dropped by the next retention run; `opsdash ingest --keep` \
+                 holds them"
+            ),
+        })
     }
 }
 
@@ -122,6 +199,9 @@ struct Building {
     repeats: HashMap<(u64, usize), Repeat>,
     rejected: u64,
     folded: u64,
+    lines: u64,
+    events: u64,
+    blank: u64,
     since: Option<Instant>,
 }
 
@@ -131,7 +211,11 @@ impl Building {
     }
 
     fn is_empty(&self) -> bool {
-        self.rows() == 0 && self.repeats.is_empty() && self.rejected == 0 && self.folded == 0
+        self.rows() == 0
+            && self.repeats.is_empty()
+            && self.rejected == 0
+            && self.folded == 0
+            && self.lines == 0
     }
 }
 
@@ -146,6 +230,14 @@ pub struct Pipeline {
     lines: u64,
     rejected: u64,
     folded: u64,
+    blank: u64,
+    /// Scratch buffer of the event key being looked up.
+    key: Vec<u8>,
+    /// Rows of days before these are outside the retention period.
+    log_cutoff: NaiveDate,
+    /// Log rows below error of days before this are removed by compaction.
+    log_compact_cutoff: NaiveDate,
+    request_cutoff: NaiveDate,
     first_rejects: Vec<Rejection>,
     tx: Option<mpsc::Sender<Batch>>,
     writer: Option<JoinHandle<Result<()>>>,
@@ -165,7 +257,12 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(2);
         let writer = Writer::new(db, opts.source.clone(), committed.clone());
         let handle = tokio::spawn(writer.run(rx));
+        let today = Utc::now().date_naive();
+        let cutoff = |days: u32| today - chrono::Duration::days(i64::from(days));
         Ok(Pipeline {
+            log_cutoff: cutoff(opts.log_keep_days),
+            log_compact_cutoff: cutoff(opts.log_compact_days.min(opts.log_keep_days)),
+            request_cutoff: cutoff(opts.request_keep_days),
             opts,
             redactor,
             dedup: Dedup::new(window),
@@ -176,6 +273,8 @@ impl Pipeline {
             lines: 0,
             rejected: 0,
             folded: 0,
+            blank: 0,
+            key: Vec::with_capacity(512),
             first_rejects: Vec::new(),
             tx: Some(tx),
             writer: Some(handle),
@@ -211,6 +310,7 @@ impl Pipeline {
     /// Counts a line that was too long to read (see `reader::MAX_LINE`).
     pub fn push_too_long(&mut self) {
         self.lines += 1;
+        self.cur.lines += 1;
         self.reject(format!(
             "line longer than {} bytes, skipped",
             super::reader::MAX_LINE
@@ -221,26 +321,29 @@ impl Pipeline {
     /// the writer when full. Fails only when the writer has stopped (database gone).
     pub async fn push_line(&mut self, raw: &[u8]) -> Result<()> {
         self.lines += 1;
+        self.cur.lines += 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
+            self.blank += 1;
+            self.cur.blank += 1;
+            self.cur.since.get_or_insert_with(Instant::now);
             return Ok(());
         }
-        let text = match std::str::from_utf8(raw) {
-            Ok(t) => t,
-            Err(e) => {
-                self.reject(format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1));
-                return Ok(());
-            }
+        // Invalid UTF-8 is replaced (U+FFFD) and the row says so: the rest of the line is
+        // worth keeping, and only a line its format cannot read is rejected.
+        let (text, invalid_utf8) = match std::str::from_utf8(raw) {
+            Ok(t) => (std::borrow::Cow::Borrowed(t), false),
+            Err(_) => (String::from_utf8_lossy(raw), true),
         };
         let ctx = LineContext {
             service: &self.opts.service,
             now: Utc::now(),
         };
-        match parse_line(self.opts.format, text, &ctx) {
+        match parse_line(self.opts.format, &text, &ctx) {
             Ok(parsed) => {
                 let has_nul = memchr::memchr(0, raw).is_some()
                     || memchr::memmem::find(raw, b"\\u0000").is_some();
-                self.accept(parsed, has_nul);
+                self.accept(parsed, has_nul, invalid_utf8);
             }
             Err(reason) => self.reject(reason),
         }
@@ -250,25 +353,62 @@ impl Pipeline {
         Ok(())
     }
 
-    fn accept(&mut self, parsed: Parsed, has_nul: bool) {
+    fn accept(&mut self, mut parsed: Parsed, has_nul: bool, invalid_utf8: bool) {
         self.cur.since.get_or_insert_with(Instant::now);
-        if let Some(mut log) = parsed.log {
-            if has_nul {
-                log.strip_nul();
-            }
-            self.add_log(log);
+        if self.opts.force_service {
+            self.force_service(&mut parsed);
         }
-        if let Some(mut req) = parsed.request {
+        let mut req = parsed.request;
+        if let Some(req) = &mut req {
             if has_nul {
                 req.strip_nul();
             }
             self.redactor.string(&mut req.route);
             self.redactor.opt_string(&mut req.user_agent);
+        }
+        let mut stored = true;
+        if let Some(mut log) = parsed.log {
+            if has_nul {
+                log.strip_nul();
+            }
+            if invalid_utf8 {
+                mark_invalid_utf8(&mut log);
+            }
+            stored = self.add_log(log, req.as_ref());
+        }
+        if let Some(req) = req {
             self.cur.requests.push(req);
+        }
+        if stored {
+            self.cur.events += 1;
         }
     }
 
-    fn add_log(&mut self, mut log: LogRecord) {
+    /// `--service` given by the user replaces the line's own name, kept in attrs under the
+    /// field it came from (unless the line has another field of that name).
+    fn force_service(&self, p: &mut Parsed) {
+        let forced = &self.opts.service;
+        if let Some(log) = &mut p.log {
+            if log.service != *forced {
+                let old = std::mem::replace(&mut log.service, forced.clone());
+                if let Some(key) = p.service_from.take() {
+                    let attrs = log
+                        .attrs
+                        .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+                    if let Some(map) = attrs.as_object_mut() {
+                        map.entry(key).or_insert(serde_json::Value::String(old));
+                    }
+                }
+            }
+        }
+        if let Some(req) = &mut p.request {
+            req.service.clone_from(forced);
+        }
+    }
+
+    /// Adds the log row of an event (with its request row, part of the event's identity);
+    /// returns whether it is stored as a new row (false: folded into an identical one).
+    fn add_log(&mut self, mut log: LogRecord, req: Option<&RequestRecord>) -> bool {
         let r = &self.redactor;
         r.string(&mut log.message);
         r.opt_string(&mut log.user_agent);
@@ -305,40 +445,45 @@ impl Pipeline {
             log.fingerprint = Some(fp);
         }
         let index = self.cur.logs.len();
-        let verdict = self.dedup.check(
-            &log.service,
-            log.level.as_i16(),
-            &log.message,
-            log.ts,
-            self.seq,
-            index,
-        );
+        let verdict = if self.dedup.enabled() {
+            self.key.clear();
+            dedup::event_key(&mut self.key, &log, req);
+            self.dedup.check(&self.key, log.ts, self.seq, index)
+        } else {
+            Verdict::New
+        };
         match verdict {
-            Verdict::New => self.cur.logs.push(log),
+            Verdict::New => {
+                self.cur.logs.push(log);
+                return true;
+            }
             Verdict::InBatch(i) => {
-                self.folded += 1;
-                self.cur.folded += 1;
                 if let Some(row) = self.cur.logs.get_mut(i) {
                     row.repeat_count = row.repeat_count.saturating_add(1);
+                    let last = row.last_seen.unwrap_or(row.ts).max(log.ts);
+                    row.ts = row.ts.min(log.ts);
+                    row.last_seen = Some(last);
                 }
             }
             Verdict::Sent { seq, index, ts } => {
-                self.folded += 1;
-                self.cur.folded += 1;
-                self.cur
+                let r = self
+                    .cur
                     .repeats
                     .entry((seq, index))
                     .or_insert_with(|| Repeat {
                         seq,
                         ts,
-                        service: log.service.clone(),
-                        level: log.level.as_i16(),
-                        message: log.message.clone(),
+                        last: log.ts,
+                        row: log.clone(),
                         add: 0,
-                    })
-                    .add += 1;
+                    });
+                r.add += 1;
+                r.last = r.last.max(log.ts);
             }
         }
+        self.folded += 1;
+        self.cur.folded += 1;
+        false
     }
 
     fn seal(&mut self, done: Option<oneshot::Sender<()>>) -> Batch {
@@ -350,15 +495,39 @@ impl Pipeline {
                 days.push(d);
             }
         };
+        let (mut old_logs, mut old_requests) = (0, 0);
+        let mut old_days: Vec<(&'static str, NaiveDate)> = Vec::new();
+        let mut note_old = |table: &'static str, d: NaiveDate| {
+            if !old_days.contains(&(table, d)) {
+                old_days.push((table, d));
+            }
+        };
         for r in &cur.logs {
             writer::encode_log(&mut logs, r);
-            note_day(r.ts.date_naive());
+            let day = r.ts.date_naive();
+            note_day(day);
+            if day < self.log_cutoff || (r.level < Level::Error && day < self.log_compact_cutoff) {
+                old_logs += 1;
+                note_old("log_event", day);
+            }
         }
         let mut requests = CopyBuf::with_capacity(cur.requests.len() * 192);
         for r in &cur.requests {
             writer::encode_request(&mut requests, r);
-            note_day(r.ts.date_naive());
+            let day = r.ts.date_naive();
+            note_day(day);
+            if day < self.request_cutoff {
+                old_requests += 1;
+                note_old("request_log", day);
+            }
         }
+        let holds = match self.opts.keep_until {
+            Some(_) => old_days
+                .into_iter()
+                .map(|(t, d)| (t, crate::query::retention::partition_name(t, d)))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut groups: Vec<ErrorGroupDelta> = cur.groups.into_values().collect();
         groups.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
         let batch = Batch {
@@ -371,6 +540,13 @@ impl Pipeline {
             group_users: cur.group_users.into_iter().collect(),
             rejected: cur.rejected,
             folded: cur.folded,
+            lines: cur.lines,
+            events: cur.events,
+            blank: cur.blank,
+            old_logs,
+            old_requests,
+            holds,
+            hold_until: self.opts.keep_until,
             done,
         };
         self.seq += 1;
@@ -439,15 +615,36 @@ impl Pipeline {
                 Err(e) => self.writer_error = Some(format!("the database writer failed: {e}")),
             }
         }
+        let c = &self.committed;
         Summary {
             lines: self.lines,
-            logs: self.committed.logs.load(Ordering::Relaxed),
-            requests: self.committed.requests.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+            logs: c.logs.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
             rejected: self.rejected,
             folded: self.folded,
+            blank: self.blank,
+            old_logs: c.old_logs.load(Ordering::Relaxed),
+            old_requests: c.old_requests.load(Ordering::Relaxed),
+            log_keep_days: self.opts.log_keep_days,
+            request_keep_days: self.opts.request_keep_days,
+            log_compact_days: self.opts.log_compact_days,
+            keep_until: self.opts.keep_until,
             elapsed: self.started.elapsed(),
             first_rejects: self.first_rejects,
             error: self.writer_error,
         }
+    }
+}
+
+/// Attribute set on a row whose line had bytes that are not UTF-8 (replaced by U+FFFD).
+pub const INVALID_UTF8_ATTR: &str = "opsdash.invalid_utf8";
+
+fn mark_invalid_utf8(log: &mut LogRecord) {
+    let attrs = log
+        .attrs
+        .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let Some(map) = attrs.as_object_mut() {
+        map.insert(INVALID_UTF8_ATTR.into(), serde_json::Value::Bool(true));
     }
 }

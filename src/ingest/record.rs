@@ -30,6 +30,8 @@ pub struct LogRecord {
     /// Error grouping key; set for level >= error.
     pub fingerprint: Option<String>,
     pub repeat_count: i32,
+    /// Time of the latest repeat folded into this row (None: never folded).
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 impl LogRecord {
@@ -54,6 +56,7 @@ impl LogRecord {
             attrs: None,
             fingerprint: None,
             repeat_count: 1,
+            last_seen: None,
         }
     }
 }
@@ -177,4 +180,7 @@ impl RequestRecord {
 pub struct Parsed {
     pub log: Option<LogRecord>,
     pub request: Option<RequestRecord>,
+    /// The field the service name came from (`service`, `app`, `logger`...), when the line
+    /// named one: a `--service` given by the user replaces it and keeps it in attrs under it.
+    pub service_from: Option<String>,
 }

@@ -51,6 +51,7 @@ pub fn parse(line: &str, ctx: &LineContext) -> Parsed {
     Parsed {
         log: Some(log),
         request: None,
+        service_from: None,
     }
 }
 

@@ -44,6 +44,30 @@ pub const LOG_COLUMNS: &[&str] = &[
     "repeat_count",
 ];
 
+/// What the COPY writes: the exported columns plus the last time of a folded row.
+pub const LOG_COPY_COLUMNS: &[&str] = &[
+    "ts",
+    "level",
+    "service",
+    "host",
+    "message",
+    "trace_id",
+    "span_id",
+    "request_id",
+    "user_id",
+    "route",
+    "method",
+    "status",
+    "duration_ms",
+    "ip",
+    "user_agent",
+    "error_type",
+    "attrs",
+    "fingerprint",
+    "repeat_count",
+    "last_seen",
+];
+
 pub const REQUEST_COLUMNS: &[&str] = &[
     "ts",
     "service",
@@ -93,6 +117,10 @@ pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
     }
     buf.opt_text(r.fingerprint.as_deref());
     buf.plain(r.repeat_count);
+    match r.last_seen {
+        Some(t) => buf.plain(format_copy(t, &mut ts)),
+        None => buf.null(),
+    }
     buf.end_row();
 }
 
@@ -117,13 +145,14 @@ pub fn encode_request(buf: &mut CopyBuf, r: &RequestRecord) {
 }
 
 /// A repeat of a row written by an earlier batch (`seq`), resolved to its transaction here.
+/// `row` is the event (identical to the stored row but for its times), `ts` the stored row's
+/// time and `last` the latest repeat's.
 #[derive(Debug, Clone)]
 pub struct Repeat {
     pub seq: u64,
     pub ts: chrono::DateTime<Utc>,
-    pub service: String,
-    pub level: i16,
-    pub message: String,
+    pub last: chrono::DateTime<Utc>,
+    pub row: LogRecord,
     pub add: i32,
 }
 
@@ -138,6 +167,16 @@ pub struct Batch {
     pub group_users: Vec<(String, String)>,
     pub rejected: u64,
     pub folded: u64,
+    /// Input lines of this batch: `events + folded + rejected + blank`.
+    pub lines: u64,
+    pub events: u64,
+    pub blank: u64,
+    /// Rows already outside their table's retention period (see `Options::keep_days`).
+    pub old_logs: u64,
+    pub old_requests: u64,
+    /// Partitions of those rows to hold (`--keep`), and until when.
+    pub holds: Vec<(&'static str, String)>,
+    pub hold_until: Option<chrono::DateTime<Utc>>,
     /// Told when the batch is committed (for `Pipeline::flush`).
     pub done: Option<oneshot::Sender<()>>,
 }
@@ -153,6 +192,7 @@ impl Batch {
             && self.groups.is_empty()
             && self.rejected == 0
             && self.folded == 0
+            && self.lines == 0
     }
 }
 
@@ -161,6 +201,9 @@ impl Batch {
 pub struct Committed {
     pub logs: AtomicU64,
     pub requests: AtomicU64,
+    pub events: AtomicU64,
+    pub old_logs: AtomicU64,
+    pub old_requests: AtomicU64,
 }
 
 pub struct Writer {
@@ -296,10 +339,9 @@ impl Writer {
             .filter_map(|r| {
                 Some(RepeatDelta {
                     ts: r.ts,
+                    last: r.last,
                     tx: self.txs.get(&r.seq)?.clone(),
-                    service: r.service.clone(),
-                    level: r.level,
-                    message: r.message.clone(),
+                    row: r.row.clone(),
                     add: r.add,
                 })
             })
@@ -312,7 +354,10 @@ impl Writer {
         // batch). Found by the crash fault test: lines committed just before
         // `pg_ctl stop -m immediate` were gone after the restart.
         q::durable_commit(&mut tx).await?;
-        let log_rows = batch.logs.send(&mut tx, LOG_TABLE, LOG_COLUMNS).await?;
+        let log_rows = batch
+            .logs
+            .send(&mut tx, LOG_TABLE, LOG_COPY_COLUMNS)
+            .await?;
         let request_rows = batch
             .requests
             .send(&mut tx, REQUEST_TABLE, REQUEST_COLUMNS)
@@ -320,14 +365,20 @@ impl Writer {
         q::add_repeats(&mut tx, &repeats).await?;
         q::upsert_error_groups(&mut tx, &batch.groups).await?;
         q::add_error_group_users(&mut tx, &batch.group_users).await?;
-        q::record_stat(
-            &mut tx,
-            &source,
-            (log_rows + request_rows) as i64,
-            batch.rejected as i64,
-            batch.folded as i64,
-        )
-        .await?;
+        if let Some(until) = batch.hold_until {
+            q::hold_partitions(&mut tx, &batch.holds, until, &source).await?;
+        }
+        let stat = q::IngestStat {
+            lines: batch.lines as i64,
+            events: batch.events as i64,
+            folded: batch.folded as i64,
+            rejected: batch.rejected as i64,
+            blank: batch.blank as i64,
+            log_rows: log_rows as i64,
+            request_rows: request_rows as i64,
+            old_rows: (batch.old_logs + batch.old_requests) as i64,
+        };
+        q::record_stat(&mut tx, &source, &stat).await?;
         let xid = if log_rows > 0 {
             Some(q::notify_logs(&mut tx, &log_rows.to_string()).await?)
         } else {
@@ -344,6 +395,11 @@ impl Writer {
         self.committed
             .requests
             .fetch_add(request_rows, Ordering::Relaxed);
+        let c = &self.committed;
+        c.events.fetch_add(batch.events, Ordering::Relaxed);
+        c.old_logs.fetch_add(batch.old_logs, Ordering::Relaxed);
+        c.old_requests
+            .fetch_add(batch.old_requests, Ordering::Relaxed);
         Ok(())
     }
 }

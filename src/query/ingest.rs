@@ -36,15 +36,16 @@ pub async fn durable_commit(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Repeats of rows written by an earlier batch. A row is identified by its writing transaction
-/// plus its key: de-duplication guarantees one row per key and timestamp in a transaction.
+/// Repeats of rows written by an earlier batch. A row is identified by its writing transaction,
+/// its time and every one of its columns: de-duplication guarantees one row per event and time
+/// in a transaction, and two different events may share everything but one attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepeatDelta {
     pub ts: DateTime<Utc>,
+    /// Time of the latest repeat, for `last_seen`.
+    pub last: DateTime<Utc>,
     pub tx: String,
-    pub service: String,
-    pub level: i16,
-    pub message: String,
+    pub row: crate::ingest::record::LogRecord,
     pub add: i32,
 }
 
@@ -52,25 +53,81 @@ pub async fn add_repeats(conn: &mut PgConnection, rows: &[RepeatDelta]) -> Resul
     if rows.is_empty() {
         return Ok(0);
     }
+    let col =
+        |f: fn(&RepeatDelta) -> Option<&str>| -> Vec<Option<&str>> { rows.iter().map(f).collect() };
     let ts: Vec<DateTime<Utc>> = rows.iter().map(|r| r.ts).collect();
+    let last: Vec<DateTime<Utc>> = rows.iter().map(|r| r.last).collect();
     let tx: Vec<&str> = rows.iter().map(|r| r.tx.as_str()).collect();
-    let service: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
-    let level: Vec<i16> = rows.iter().map(|r| r.level).collect();
-    let message: Vec<&str> = rows.iter().map(|r| r.message.as_str()).collect();
+    let level: Vec<i16> = rows.iter().map(|r| r.row.level.as_i16()).collect();
+    let service = col(|r| Some(r.row.service.as_str()));
+    let host = col(|r| r.row.host.as_deref());
+    let message = col(|r| Some(r.row.message.as_str()));
+    let trace_id = col(|r| r.row.trace_id.as_deref());
+    let span_id = col(|r| r.row.span_id.as_deref());
+    let request_id = col(|r| r.row.request_id.as_deref());
+    let user_id = col(|r| r.row.user_id.as_deref());
+    let route = col(|r| r.row.route.as_deref());
+    let method = col(|r| r.row.method.as_deref());
+    let status: Vec<Option<i16>> = rows.iter().map(|r| r.row.status).collect();
+    let duration: Vec<Option<f64>> = rows.iter().map(|r| r.row.duration_ms).collect();
+    let ip = col(|r| r.row.ip.as_deref());
+    let user_agent = col(|r| r.row.user_agent.as_deref());
+    let error_type = col(|r| r.row.error_type.as_deref());
+    let attrs: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.row.attrs.as_ref().map(|a| a.to_string()))
+        .collect();
+    let fingerprint = col(|r| r.row.fingerprint.as_deref());
     let add: Vec<i32> = rows.iter().map(|r| r.add).collect();
     let done = sqlx::query(
-        "UPDATE opsdash.log_event e SET repeat_count = e.repeat_count + f.add
-           FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::smallint[], $5::text[],
-                       $6::int[]) AS f(ts, tx, service, level, message, add)
-          WHERE e.ts = f.ts AND e.tx = f.tx::xid8 AND e.service = f.service
-            AND e.level = f.level AND e.message = f.message",
+        "UPDATE opsdash.log_event e
+            SET repeat_count = e.repeat_count + f.add,
+                last_seen = GREATEST(coalesce(e.last_seen, e.ts), f.last)
+           FROM unnest($1::timestamptz[], $2::text[], $3::smallint[], $4::text[], $5::text[],
+                       $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                       $12::text[], $13::smallint[], $14::float8[], $15::text[], $16::text[],
+                       $17::text[], $18::text[], $19::text[], $20::int[], $21::timestamptz[])
+                AS f(ts, tx, level, service, host, message, trace_id, span_id, request_id,
+                     user_id, route, method, status, duration_ms, ip, user_agent, error_type,
+                     attrs, fingerprint, add, last)
+          WHERE e.ts = f.ts AND e.tx = f.tx::xid8 AND e.level = f.level
+            AND e.service = f.service AND e.message = f.message
+            AND e.host IS NOT DISTINCT FROM f.host
+            AND e.trace_id IS NOT DISTINCT FROM f.trace_id
+            AND e.span_id IS NOT DISTINCT FROM f.span_id
+            AND e.request_id IS NOT DISTINCT FROM f.request_id
+            AND e.user_id IS NOT DISTINCT FROM f.user_id
+            AND e.route IS NOT DISTINCT FROM f.route
+            AND e.method IS NOT DISTINCT FROM f.method
+            AND e.status IS NOT DISTINCT FROM f.status
+            AND e.duration_ms IS NOT DISTINCT FROM f.duration_ms
+            AND e.ip IS NOT DISTINCT FROM f.ip
+            AND e.user_agent IS NOT DISTINCT FROM f.user_agent
+            AND e.error_type IS NOT DISTINCT FROM f.error_type
+            AND e.attrs IS NOT DISTINCT FROM f.attrs::jsonb
+            AND e.fingerprint IS NOT DISTINCT FROM f.fingerprint",
     )
     .bind(&ts)
     .bind(&tx)
-    .bind(&service)
     .bind(&level)
+    .bind(&service)
+    .bind(&host)
     .bind(&message)
+    .bind(&trace_id)
+    .bind(&span_id)
+    .bind(&request_id)
+    .bind(&user_id)
+    .bind(&route)
+    .bind(&method)
+    .bind(&status)
+    .bind(&duration)
+    .bind(&ip)
+    .bind(&user_agent)
+    .bind(&error_type)
+    .bind(&attrs)
+    .bind(&fingerprint)
     .bind(&add)
+    .bind(&last)
     .execute(conn)
     .await
     .context("updating repeat counts")?;
@@ -168,24 +225,70 @@ pub async fn add_error_group_users(
     Ok(())
 }
 
-/// One row per flush, for the KPI tab's ingest rate.
-pub async fn record_stat(
-    conn: &mut PgConnection,
-    source: &str,
-    rows: i64,
-    rejected: i64,
-    folded: i64,
-) -> Result<()> {
+/// One flush's accounting: `lines = events + folded + rejected + blank`, rows per table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestStat {
+    pub lines: i64,
+    pub events: i64,
+    pub folded: i64,
+    pub rejected: i64,
+    pub blank: i64,
+    pub log_rows: i64,
+    pub request_rows: i64,
+    /// Rows stored already outside their table's retention period.
+    pub old_rows: i64,
+}
+
+/// One row per flush, for the KPI tab's ingest rate and the proof that no line was lost.
+pub async fn record_stat(conn: &mut PgConnection, source: &str, s: &IngestStat) -> Result<()> {
     sqlx::query(
-        "INSERT INTO opsdash.ingest_stat (source, rows, rejected, folded) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO opsdash.ingest_stat (source, rows, rejected, folded, lines, events, blank,
+                                          log_rows, request_rows, old_rows)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(source)
-    .bind(rows)
-    .bind(rejected)
-    .bind(folded)
+    .bind(s.log_rows + s.request_rows)
+    .bind(s.rejected)
+    .bind(s.folded)
+    .bind(s.lines)
+    .bind(s.events)
+    .bind(s.blank)
+    .bind(s.log_rows)
+    .bind(s.request_rows)
+    .bind(s.old_rows)
     .execute(conn)
     .await
     .context("recording ingest statistics")?;
+    Ok(())
+}
+
+/// Holds the (table, partition) pairs from the retention job until `until` (`ingest --keep`),
+/// in the batch's transaction: rows already outside the retention period are stored and held
+/// together. An existing hold is only ever extended.
+pub async fn hold_partitions(
+    conn: &mut PgConnection,
+    holds: &[(&str, String)],
+    until: DateTime<Utc>,
+    source: &str,
+) -> Result<()> {
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let table: Vec<&str> = holds.iter().map(|h| h.0).collect();
+    let partition: Vec<&str> = holds.iter().map(|h| h.1.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO opsdash.retention_hold AS h (partition, table_name, until, reason)
+         SELECT p, t, $3, $4 FROM unnest($1::text[], $2::text[]) AS x(t, p) ORDER BY p
+         ON CONFLICT (partition) DO UPDATE SET until = GREATEST(h.until, EXCLUDED.until),
+             reason = CASE WHEN EXCLUDED.until > h.until THEN EXCLUDED.reason ELSE h.reason END",
+    )
+    .bind(&table)
+    .bind(&partition)
+    .bind(until)
+    .bind(format!("opsdash ingest --keep ({source})"))
+    .execute(conn)
+    .await
+    .context("holding old partitions from retention")?;
     Ok(())
 }
 

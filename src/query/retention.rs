@@ -403,6 +403,26 @@ pub async fn holds(pool: &PgPool) -> Result<Vec<(String, DateTime<Utc>)>> {
     )
 }
 
+/// One hold for `retention status`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Hold {
+    pub partition: String,
+    pub table_name: String,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Every hold, oldest partition first.
+pub async fn hold_list(pool: &PgPool) -> Result<Vec<Hold>> {
+    sqlx::query_as(
+        "SELECT partition, table_name, until, reason FROM opsdash.retention_hold \
+          ORDER BY table_name, partition",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading retention holds")
+}
+
 pub async fn set_hold(
     pool: &PgPool,
     table: &str,

@@ -135,7 +135,7 @@ impl<'a> Retention<'a> {
         };
         self.move_default_rows(today, &mut report).await?;
         self.drop_expired(now, &mut report).await?;
-        self.compact_logs(today, &mut report).await?;
+        self.compact_logs(now, &mut report).await?;
         self.anonymize(today, &mut report).await?;
         self.trim(now, &mut report).await;
         Ok(report)
@@ -394,19 +394,28 @@ impl<'a> Retention<'a> {
         Ok(report)
     }
 
-    async fn compact_logs(&self, today: NaiveDate, report: &mut Report) -> Result<()> {
+    async fn compact_logs(&self, now: DateTime<Utc>, report: &mut Report) -> Result<()> {
         let pool = &self.db.write;
+        let today = now.date_naive();
         let keep = self.cfg.log_non_error_keep_days;
         if keep >= self.cfg.log_event.keep_days {
             return Ok(());
         }
         let cutoff = today - chrono::Duration::days(keep as i64);
         let done: HashSet<String> = q::marked(pool, "compacted").await?.into_iter().collect();
+        // A held day (a restore, `ingest --keep`) keeps all its rows, not only its errors.
+        let held: HashSet<String> = q::holds(pool)
+            .await?
+            .into_iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(p, _)| p)
+            .collect();
         for p in q::partitions(pool).await? {
             if p.table != "log_event"
                 || p.state != PartitionState::Attached
                 || p.day >= cutoff
                 || done.contains(&p.name)
+                || held.contains(&p.name)
             {
                 continue;
             }
