@@ -59,7 +59,7 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
     )
     .await;
     let text = screen(&app);
-    assert!(text.contains("Alerts (2)"), "{text}");
+    assert!(text.contains("Alerts open 2: C2 E0 W0 I0"), "{text}");
     assert!(
         text.contains("api-errors") && text.contains("firing"),
         "{text}"
