@@ -48,6 +48,8 @@ async fn firing_latency(trials: usize) -> anyhow::Result<()> {
         threshold: 10.0,
         window: "1m".into(),
         interval: "1s".into(),
+        // A handful of requests: no minimum volume.
+        min_count: Some(1),
         ..RuleConfig::default()
     }];
     let cfg = Arc::new(cfg);

@@ -44,6 +44,8 @@ fn config(url: &str) -> Config {
         resolve_after: "0s".into(),
         channels: vec!["hook".into()],
         runbook_url: "https://runbooks/api".into(),
+        // A handful of requests: no minimum volume.
+        min_count: Some(1),
         ..RuleConfig::default()
     }];
     cfg

@@ -47,6 +47,8 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
         measure: "error_rate".into(),
         threshold: 10.0,
         runbook_url: "https://runbooks/api".into(),
+        // A handful of requests: no minimum volume.
+        min_count: Some(1),
         ..RuleConfig::default()
     };
     let (t, mut app) = alerts_tab_after(
@@ -59,7 +61,7 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
     )
     .await;
     let text = screen(&app);
-    assert!(text.contains("Alerts (2)"), "{text}");
+    assert!(text.contains("Alerts open 2: C2 E0 W0 I0"), "{text}");
     assert!(
         text.contains("api-errors") && text.contains("firing"),
         "{text}"
@@ -144,6 +146,8 @@ async fn enter_on_an_alert_opens_its_log_lines() {
             ("by".to_string(), "route".to_string()),
         ]
         .into(),
+        // A handful of requests: no minimum volume.
+        min_count: Some(1),
         ..RuleConfig::default()
     };
     let (_t, mut app) = alerts_tab_after(

@@ -81,6 +81,9 @@ pub struct RuleConfig {
     /// Resolve after the condition has been false this long.
     pub resolve_after: String,
     pub runbook_url: String,
+    /// error_rate: fewer requests than this in the window and the condition is false (unset:
+    /// 20; 0 turns the minimum off).
+    pub min_count: Option<u32>,
 }
 
 impl Default for RuleConfig {
@@ -107,6 +110,7 @@ impl Default for RuleConfig {
             auto_resolve: true,
             resolve_after: "5m".into(),
             runbook_url: String::new(),
+            min_count: None,
         }
     }
 }
@@ -135,6 +139,7 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
         RuleConfig {
             description: "More than 5% of requests to a service failed with 5xx".into(),
             for_: "1m".into(),
+            min_count: Some(20),
             ..rule("high-error-rate", "critical", "error_rate", "gt", 5.0)
         },
         RuleConfig {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use super::state::{self, Input, Notify, Open, State};
-use super::{label_key, silence_matches, RuleSpec};
+use super::{fmt_value, label_key, silence_matches, Op, RuleSpec};
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alert_metrics::{self, Sample};
@@ -132,14 +132,23 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<(usize, Optio
 /// set's value and whether the condition holds.
 pub async fn preview(db: &Db, cfg: &Config, spec: &RuleSpec) -> Result<Vec<(Sample, bool)>> {
     let samples = alert_metrics::measure(&db.read, spec, cfg.alert.sql_timeout()).await?;
-    let op = spec.op();
     Ok(samples
         .into_iter()
         .map(|s| {
-            let holds = op.holds(s.value, spec.threshold);
+            let holds = condition_holds(spec, &s);
             (s, holds)
         })
         .collect())
+}
+
+/// Whether a measured label set meets the rule: the comparison holds and, for a rate rule,
+/// the window held at least `min_count` requests.
+pub fn condition_holds(spec: &RuleSpec, s: &Sample) -> bool {
+    spec.op().holds(s.value, spec.threshold) && !below_min_count(spec, s)
+}
+
+fn below_min_count(spec: &RuleSpec, s: &Sample) -> bool {
+    spec.min_count > 0 && s.volume.is_some_and(|n| n < i64::from(spec.min_count))
 }
 
 fn full_labels(spec: &RuleSpec, measured: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -150,6 +159,54 @@ fn full_labels(spec: &RuleSpec, measured: &BTreeMap<String, String>) -> BTreeMap
     l
 }
 
+/// One label set of one evaluation, as the state machine is fed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// The alert's identity within its rule (`label_key` of the measured labels).
+    pub key: String,
+    /// Every label of the alert (rule labels, measured labels, alertname, severity).
+    pub labels: BTreeMap<String, String>,
+    /// The measured sample; None when the label set is absent from the measure.
+    pub sample: Option<Sample>,
+    pub condition: bool,
+}
+
+/// What one evaluation feeds the state machine: every measured label set, and every open
+/// alert of the rule the measure no longer returns, as false. An open alert is matched by the
+/// identity it was stored with, never by labels rebuilt from the current rule: rebuilding them
+/// (after the rule's labels changed, or when a rule label shares a measured label's name) gave
+/// another key, and the alert was never fed again and stayed open for ever.
+pub fn plan<'a>(
+    spec: &RuleSpec,
+    samples: &[Sample],
+    open: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
+) -> Vec<Planned> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for s in samples {
+        let key = label_key(&s.labels);
+        if seen.insert(key.clone()) {
+            out.push(Planned {
+                key,
+                labels: full_labels(spec, &s.labels),
+                condition: condition_holds(spec, s),
+                sample: Some(s.clone()),
+            });
+        }
+    }
+    for (key, labels) in open {
+        if seen.insert(key.to_string()) {
+            out.push(Planned {
+                key: key.to_string(),
+                labels: labels.clone(),
+                sample: None,
+                condition: false,
+            });
+        }
+    }
+    out
+}
+
 fn fmt_labels(l: &BTreeMap<String, String>) -> String {
     l.iter()
         .filter(|(k, _)| *k != "alertname" && *k != "severity")
@@ -158,19 +215,44 @@ fn fmt_labels(l: &BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
-fn summary(spec: &RuleSpec, labels: &BTreeMap<String, String>, value: Option<f64>) -> String {
+fn fmt_window(spec: &RuleSpec) -> String {
+    humantime::format_duration(Duration::from_secs(spec.window_s.max(0) as u64)).to_string()
+}
+
+/// The alert's text: the value against the threshold as they stand (`0.194 < 5`, never
+/// `0.194 > 5`), and why the condition is false when it is.
+pub fn summary(
+    spec: &RuleSpec,
+    labels: &BTreeMap<String, String>,
+    sample: Option<&Sample>,
+) -> String {
     let l = fmt_labels(labels);
-    let v = value
-        .map(|v| format!("{v:.3}"))
-        .unwrap_or_else(|| "no data".into());
+    let rule = format!("{} {}", spec.op().symbol(), fmt_value(spec.threshold));
+    let what = match sample {
+        None => format!(
+            "no data in the last {} (condition false; fires when {rule})",
+            fmt_window(spec)
+        ),
+        Some(s) if below_min_count(spec, s) => format!(
+            "{}, but {} requests in {}, below min_count {} (condition false)",
+            Op::standing(s.value, spec.threshold),
+            s.volume.unwrap_or(0),
+            fmt_window(spec),
+            spec.min_count
+        ),
+        Some(s) if spec.op().holds(s.value, spec.threshold) => {
+            Op::standing(s.value, spec.threshold)
+        }
+        Some(s) => format!(
+            "{} (condition false; fires when {rule})",
+            Op::standing(s.value, spec.threshold)
+        ),
+    };
     format!(
-        "{}{}{}: {} {} {}",
+        "{}{}{}: {what}",
         spec.name,
         if l.is_empty() { "" } else { " " },
-        l,
-        v,
-        spec.op().symbol(),
-        spec.threshold
+        l
     )
 }
 
@@ -278,39 +360,21 @@ pub async fn evaluate_rule(
     let open = q::open_alerts_for_update(&mut tx, rule.id).await?;
     let mut open_by_key: BTreeMap<String, AlertRow> =
         open.into_iter().map(|a| (a.label_key.clone(), a)).collect();
-    let op = spec.op();
-    let mut seen = BTreeSet::new();
-    let mut inputs: Vec<(BTreeMap<String, String>, Option<f64>)> = Vec::new();
-    for s in &samples {
-        if seen.insert(label_key(&s.labels)) {
-            inputs.push((s.labels.clone(), Some(s.value)));
-        }
-    }
-    for a in open_by_key.values() {
-        if !seen.contains(&a.label_key) {
-            // The label set disappeared from the measure: its condition no longer holds.
-            let measured: BTreeMap<String, String> = a
-                .labels
-                .0
-                .iter()
-                .filter(|(k, _)| {
-                    !spec.labels.contains_key(*k) && *k != "alertname" && *k != "severity"
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            inputs.push((measured, None));
-        }
-    }
-    for (measured, value) in inputs {
-        let key = label_key(&measured);
-        let labels = full_labels(spec, &measured);
+    let planned = plan(
+        spec,
+        &samples,
+        open_by_key
+            .values()
+            .map(|a| (a.label_key.as_str(), &a.labels.0)),
+    );
+    for p in planned {
         let silenced = silences
             .iter()
-            .any(|s| silence_matches(&s.matchers.0, &labels));
-        let current = open_by_key.remove(&key);
+            .any(|s| silence_matches(&s.matchers.0, &p.labels));
+        let current = open_by_key.remove(&p.key);
         let input = Input {
             now,
-            condition: value.is_some_and(|v| op.holds(v, spec.threshold)),
+            condition: p.condition,
             silenced,
             for_: Duration::from_secs(spec.for_s.max(0) as u64),
             auto_resolve: spec.auto_resolve,
@@ -328,18 +392,15 @@ pub async fn evaluate_rule(
         let Some(step) = state::decide(open_state.as_ref(), &input) else {
             continue;
         };
-        let text = summary(
-            spec,
-            &labels,
-            value.or(current.as_ref().and_then(|a| a.value)),
-        );
+        let value = p.sample.as_ref().map(|s| s.value);
+        let text = summary(spec, &p.labels, p.sample.as_ref());
         let row = apply(
             &mut tx,
             rule,
             epoch,
             current.as_ref(),
-            &key,
-            &labels,
+            &p.key,
+            &p.labels,
             value,
             &text,
             now,
@@ -415,4 +476,273 @@ async fn apply(
         q::record_history(conn, cur.id, Some(&cur.state), to, "worker", note, value).await?;
     }
     Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the measure says about one label set at one evaluation.
+    #[derive(Debug, Clone, Copy)]
+    enum Seen {
+        Absent,
+        /// Present with the value above the threshold and enough requests.
+        True,
+        /// Present below the threshold.
+        False,
+        /// Present above the threshold but with fewer requests than `min_count`.
+        Thin,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Round {
+        advance_s: i64,
+        seen: [Seen; 3],
+        silenced: [bool; 3],
+        ack: [bool; 3],
+        /// The operator edits the rule's own labels before this round.
+        relabel: Option<usize>,
+    }
+
+    const SERVICES: [&str; 3] = ["edge", "api", "web"];
+
+    /// Rule labels to choose from; one shares the measured label's name.
+    fn rule_labels(i: usize) -> BTreeMap<String, String> {
+        let pairs: &[(&str, &str)] = match i % 4 {
+            0 => &[],
+            1 => &[("team", "payments")],
+            2 => &[("service", "static"), ("team", "payments")],
+            _ => &[("env", "prod")],
+        };
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn seen() -> impl Strategy<Value = Seen> {
+        prop_oneof![
+            3 => Just(Seen::Absent),
+            3 => Just(Seen::True),
+            2 => Just(Seen::False),
+            1 => Just(Seen::Thin),
+        ]
+    }
+
+    fn round() -> impl Strategy<Value = Round> {
+        (
+            1i64..90,
+            [seen(), seen(), seen()],
+            [
+                prop::bool::weighted(0.15),
+                prop::bool::weighted(0.15),
+                prop::bool::weighted(0.15),
+            ],
+            [
+                prop::bool::weighted(0.1),
+                prop::bool::weighted(0.1),
+                prop::bool::weighted(0.1),
+            ],
+            prop::option::weighted(0.1, 0usize..4),
+        )
+            .prop_map(|(advance_s, seen, silenced, ack, relabel)| Round {
+                advance_s,
+                seen,
+                silenced,
+                ack,
+                relabel,
+            })
+    }
+
+    fn spec(labels: usize, for_s: i32, resolve_after_s: i32, min_count: i32) -> RuleSpec {
+        RuleSpec {
+            name: "high-error-rate".into(),
+            description: String::new(),
+            severity: "critical".into(),
+            status: "enabled".into(),
+            metric: "error_rate".into(),
+            scope: BTreeMap::new(),
+            filter: None,
+            query: None,
+            operator: "gt".into(),
+            threshold: 5.0,
+            window_s: 300,
+            for_s,
+            eval_interval_s: 30,
+            labels: rule_labels(labels),
+            group_by: Vec::new(),
+            channels: Vec::new(),
+            repeat_interval_s: 3600,
+            max_per_hour: 10,
+            auto_resolve: true,
+            resolve_after_s,
+            runbook_url: None,
+            min_count,
+        }
+    }
+
+    /// An open alert as the database would hold it.
+    #[derive(Debug, Clone)]
+    struct Stored {
+        labels: BTreeMap<String, String>,
+        open: Open,
+    }
+
+    proptest! {
+        /// Whatever each label set does from one evaluation to the next (present and true,
+        /// present and false, present with too few requests, or gone from the measure), with
+        /// silences, acknowledgements and the rule's labels edited meanwhile: an open alert
+        /// whose label set has been absent or false for the resolve period is resolved at
+        /// that evaluation, one that has not is still open, and none resolves while true.
+        #[test]
+        fn an_absent_or_false_label_set_resolves_after_the_resolve_period_and_never_while_true(
+            rounds in prop::collection::vec(round(), 1..60),
+            labels in 0usize..4,
+            for_s in 0i32..120,
+            resolve_after_s in 0i32..400,
+            min_count in 0i32..30,
+        ) {
+            let mut spec = spec(labels, for_s, resolve_after_s, min_count);
+            let mut now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+            let mut store: BTreeMap<String, Stored> = BTreeMap::new();
+            // Per service: when its current run of absent/false evaluations began while open.
+            let mut false_run: [Option<DateTime<Utc>>; 3] = [None; 3];
+            let key_of = |svc: &str| label_key(&[("service".to_string(), svc.to_string())].into());
+            for r in rounds {
+                now += chrono::Duration::seconds(r.advance_s);
+                if let Some(l) = r.relabel {
+                    spec.labels = rule_labels(l);
+                }
+                for (i, svc) in SERVICES.iter().enumerate() {
+                    if let Some(s) = store.get_mut(&key_of(svc)) {
+                        if r.ack[i] && s.open.state.may_become(State::Acknowledged) {
+                            s.open.state = State::Acknowledged;
+                        }
+                    }
+                }
+                let samples: Vec<Sample> = SERVICES
+                    .iter()
+                    .zip(r.seen)
+                    .filter_map(|(svc, seen)| {
+                        let (value, volume) = match seen {
+                            Seen::Absent => return None,
+                            Seen::True => (50.0, 100 + i64::from(min_count)),
+                            Seen::False => (1.0, 100 + i64::from(min_count)),
+                            Seen::Thin => (50.0, i64::from(min_count) - 1),
+                        };
+                        Some(Sample {
+                            labels: [("service".to_string(), svc.to_string())].into(),
+                            value,
+                            volume: Some(volume.max(0)),
+                        })
+                    })
+                    .collect();
+                let before = store.clone();
+                let planned = plan(
+                    &spec,
+                    &samples,
+                    before.iter().map(|(k, s)| (k.as_str(), &s.labels)),
+                );
+                for p in planned {
+                    let i = SERVICES.iter().position(|svc| key_of(svc) == p.key);
+                    prop_assert!(i.is_some(), "an open alert was fed as {:?}, not as itself", p.key);
+                    let i = i.unwrap_or_default();
+                    let input = Input {
+                        now,
+                        condition: p.condition,
+                        silenced: r.silenced[i],
+                        for_: Duration::from_secs(spec.for_s as u64),
+                        auto_resolve: true,
+                        resolve_after: Duration::from_secs(spec.resolve_after_s as u64),
+                        repeat_interval: Duration::from_secs(3600),
+                    };
+                    let cur = store.get(&p.key).map(|s| s.open.clone());
+                    let Some(step) = state::decide(cur.as_ref(), &input) else { continue };
+                    match step.to.or(cur.as_ref().map(|o| o.state)) {
+                        Some(State::Resolved) => {
+                            store.remove(&p.key);
+                        }
+                        Some(to) => {
+                            let e = store.entry(p.key.clone()).or_insert(Stored {
+                                labels: p.labels.clone(),
+                                open: Open {
+                                    state: to,
+                                    pending_since: now,
+                                    condition_false_since: None,
+                                    last_notified_at: None,
+                                },
+                            });
+                            e.open.state = to;
+                            e.open.condition_false_since = step.condition_false_since;
+                            if step.notify.is_some() {
+                                e.open.last_notified_at = Some(now);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                for (i, svc) in SERVICES.iter().enumerate() {
+                    let key = key_of(svc);
+                    let truth = matches!(r.seen[i], Seen::True)
+                        || (matches!(r.seen[i], Seen::Thin) && min_count == 0);
+                    let was = before.get(&key).map(|s| s.open.state);
+                    if truth {
+                        false_run[i] = None;
+                        if was.is_some() {
+                            prop_assert!(store.contains_key(&key), "{svc}: resolved while true");
+                        }
+                        continue;
+                    }
+                    let Some(was) = was else {
+                        false_run[i] = None;
+                        prop_assert!(!store.contains_key(&key), "{svc}: opened while false");
+                        continue;
+                    };
+                    let since = *false_run[i].get_or_insert(now);
+                    let due = (now - since).num_seconds() >= i64::from(resolve_after_s);
+                    if was == State::Pending || due {
+                        prop_assert!(
+                            !store.contains_key(&key),
+                            "{svc} ({:?}) false or absent since {since} is still open at {now}",
+                            r.seen[i]
+                        );
+                        false_run[i] = None;
+                    } else {
+                        prop_assert!(store.contains_key(&key), "{svc}: resolved too early");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_text_states_the_comparison_as_it_stands_and_why_it_is_false() {
+        let spec = spec(0, 0, 300, 20);
+        let labels: BTreeMap<String, String> = [("service".to_string(), "edge".to_string())].into();
+        let s = |value, volume| Sample {
+            labels: labels.clone(),
+            value,
+            volume: Some(volume),
+        };
+        assert_eq!(
+            summary(&spec, &labels, Some(&s(0.194, 500))),
+            "high-error-rate service=edge: 0.194 < 5 (condition false; fires when > 5)"
+        );
+        assert_eq!(
+            summary(&spec, &labels, Some(&s(7.5, 500))),
+            "high-error-rate service=edge: 7.5 > 5"
+        );
+        assert_eq!(
+            summary(&spec, &labels, Some(&s(50.0, 4))),
+            "high-error-rate service=edge: 50 > 5, but 4 requests in 5m, below min_count 20 \
+             (condition false)"
+        );
+        assert!(!condition_holds(&spec, &s(50.0, 4)));
+        assert!(condition_holds(&spec, &s(50.0, 20)));
+        assert_eq!(
+            summary(&spec, &labels, None),
+            "high-error-rate service=edge: no data in the last 5m (condition false; fires when > 5)"
+        );
+    }
 }

@@ -56,6 +56,19 @@ impl Op {
             Op::Ne => "!=",
         }
     }
+    /// The comparison as it stands: `0.194 < 5` when the value is below the threshold, whatever
+    /// the rule's operator (the text must never claim `0.194 > 5`).
+    pub fn standing(value: f64, threshold: f64) -> String {
+        let rel = if value < threshold {
+            "<"
+        } else if value > threshold {
+            ">"
+        } else {
+            "="
+        };
+        format!("{} {rel} {}", fmt_value(value), fmt_value(threshold))
+    }
+
     pub fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Gt => value > threshold,
@@ -66,6 +79,32 @@ impl Op {
             Op::Ne => value != threshold,
         }
     }
+}
+
+/// A measured value or threshold as alert texts print it: whole numbers without decimals,
+/// others with up to three significant decimals (`0.194`, `12.5`, `5`).
+pub fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    };
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Default minimum volume of a rate rule: below this many requests in the window, a ratio
+/// says nothing (two 5xx of four requests is not a 50% outage).
+pub const DEFAULT_MIN_COUNT: i32 = 20;
+
+/// Measures whose value is a ratio of requests, and so take a minimum volume (`min_count`).
+pub fn takes_min_count(measure: &str) -> bool {
+    measure == "error_rate"
 }
 
 /// A validated rule definition, as stored in `opsdash.alert_rule`.
@@ -92,6 +131,9 @@ pub struct RuleSpec {
     pub auto_resolve: bool,
     pub resolve_after_s: i32,
     pub runbook_url: Option<String>,
+    /// Rate rules: fewer requests than this in the window and the condition is false.
+    #[serde(default)]
+    pub min_count: i32,
 }
 
 /// Scope keys each measure understands (anything else is a typo worth reporting).
@@ -141,6 +183,11 @@ impl RuleSpec {
             auto_resolve: r.auto_resolve,
             resolve_after_s: secs(&r.resolve_after, "resolve_after")?,
             runbook_url: non_empty(&r.runbook_url),
+            min_count: match r.min_count {
+                Some(n) => i32::try_from(n).unwrap_or(i32::MAX),
+                None if takes_min_count(&r.measure) => DEFAULT_MIN_COUNT,
+                None => 0,
+            },
         };
         spec.validate()?;
         Ok(spec)
@@ -192,6 +239,15 @@ impl RuleSpec {
                     allowed.join(", ")
                 }
             ));
+        }
+        if self.min_count != 0 && !takes_min_count(&self.metric) {
+            return Err(format!(
+                "min_count applies to error_rate rules only, not to {}",
+                self.metric
+            ));
+        }
+        if self.min_count < 0 {
+            return Err("min_count cannot be negative".into());
         }
         if self.metric == "sql" && self.query.is_none() {
             return Err("measure sql needs a query".into());
@@ -346,6 +402,39 @@ mod tests {
         assert!(Matcher::parse("=x").is_err());
         assert!(Matcher::parse("a=~(").is_err());
         assert!(!silence_matches(&[], &labels));
+    }
+
+    #[test]
+    fn the_comparison_text_states_the_relation_that_holds() {
+        assert_eq!(Op::standing(0.194, 5.0), "0.194 < 5");
+        assert_eq!(Op::standing(50.0, 5.0), "50 > 5");
+        assert_eq!(Op::standing(5.0, 5.0), "5 = 5");
+        assert_eq!(Op::standing(12.3456, 10.0), "12.346 > 10");
+        assert_eq!(fmt_value(1234.56), "1234.6");
+    }
+
+    #[test]
+    fn rate_rules_take_a_minimum_volume_by_default() {
+        let r = RuleConfig {
+            name: "e".into(),
+            measure: "error_rate".into(),
+            ..RuleConfig::default()
+        };
+        assert_eq!(
+            RuleSpec::from_config(&r).unwrap().min_count,
+            DEFAULT_MIN_COUNT
+        );
+        let r = RuleConfig {
+            min_count: Some(3),
+            ..r
+        };
+        assert_eq!(RuleSpec::from_config(&r).unwrap().min_count, 3);
+        let r = RuleConfig {
+            measure: "log_count".into(),
+            filter: "level:error".into(),
+            ..r
+        };
+        assert!(RuleSpec::from_config(&r).unwrap_err().contains("min_count"));
     }
 
     #[test]

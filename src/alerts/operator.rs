@@ -195,6 +195,32 @@ pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -
     Ok(())
 }
 
+/// Removes a rule managed from the CLI. The rule is kept, marked removed, with all its alerts
+/// and their history; its open alerts are resolved (nothing evaluates them any more). The audit
+/// event records the definition removed and what happened to its alerts.
+pub async fn remove_rule(db: &Db, op: &Operator, name: &str) -> Result<q::Removed> {
+    let mut tx = db.write.begin().await?;
+    let removed = q::remove_cli_rule(&mut tx, name, &op.user).await?;
+    q::audit_operator_action(
+        &mut tx,
+        &op.user,
+        op.ip.as_deref(),
+        &op.host,
+        "alert_rule.remove",
+        "alert_rule",
+        name,
+        json!({
+            "rule_id": removed.rule_id,
+            "removed": removed.spec,
+            "alerts_kept": removed.alerts_kept,
+            "alerts_resolved": removed.resolved,
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

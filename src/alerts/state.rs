@@ -188,6 +188,23 @@ pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
     })
 }
 
+/// When an open alert will resolve if nothing changes: at the first evaluation once its
+/// condition has been false for the resolve period. None while the condition holds (or no
+/// evaluation saw it false yet), for a pending alert (it goes at its next false evaluation),
+/// and when the rule does not resolve by itself.
+pub fn resolves_at(
+    state: State,
+    condition_false_since: Option<DateTime<Utc>>,
+    auto_resolve: bool,
+    resolve_after: Duration,
+) -> Option<DateTime<Utc>> {
+    if !auto_resolve || matches!(state, State::Pending | State::Resolved) {
+        return None;
+    }
+    let since = condition_false_since?;
+    Some(since + chrono::Duration::from_std(resolve_after).unwrap_or(chrono::Duration::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,7 +211,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
                     "{:>6}  {:<8}  {:<12}  {:<28}  {:>10}  {:>7}  {}",
                     a.id,
                     clean(&a.severity),
-                    clean(&a.state),
+                    clean(&a.state_label()),
                     clean(&a.rule_name),
                     num(a.value),
                     age(a.fired_at.unwrap_or(a.pending_since)),
@@ -505,21 +505,13 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             }
         }
         RulesAction::Remove { name } => {
-            let mut tx = db.write.begin().await?;
-            q::delete_cli_rule(&mut tx, &name).await?;
-            q::audit_operator_action(
-                &mut tx,
-                &me.user,
-                me.ip.as_deref(),
-                &me.host,
-                "alert_rule.delete",
-                "alert_rule",
-                &name,
-                serde_json::json!({}),
-            )
-            .await?;
-            tx.commit().await?;
-            println!("rule {} removed", clean(&name));
+            let r = operator::remove_rule(db, me, &name).await?;
+            println!(
+                "rule {} removed ({} alerts kept with their history, {} open ones resolved)",
+                clean(&name),
+                r.alerts_kept,
+                r.resolved.len()
+            );
         }
     }
     Ok(())

@@ -18,6 +18,9 @@ use crate::query::perf;
 pub struct Sample {
     pub labels: BTreeMap<String, String>,
     pub value: f64,
+    /// How many requests the value was computed from, for measures that are a ratio of
+    /// requests (`error_rate`), so a rule can ask for a minimum volume.
+    pub volume: Option<i64>,
 }
 
 fn one(labels: &[(&str, String)], value: f64) -> Sample {
@@ -27,6 +30,7 @@ fn one(labels: &[(&str, String)], value: f64) -> Sample {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         value,
+        volume: None,
     }
 }
 
@@ -50,6 +54,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
     let request_stat = |value_sql: &str| {
         format!(
             "SELECT service, CASE WHEN $4 THEN route ELSE '' END AS route, {value_sql} AS v
+                    , count(*) AS n
                FROM opsdash.request_log
               WHERE ts > now() - make_interval(secs => $1) AND ts <= now()
                 AND direction = 'inbound'
@@ -63,11 +68,15 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
                 let svc: String = r.try_get(0)?;
                 let rt: String = r.try_get(1)?;
                 let v: Option<f64> = r.try_get(2)?;
+                let n: i64 = r.try_get(3)?;
                 let mut labels = vec![("service", svc)];
                 if by_route {
                     labels.push(("route", rt));
                 }
-                Ok(v.map(|v| one(&labels, v)))
+                Ok(v.map(|v| Sample {
+                    volume: Some(n),
+                    ..one(&labels, v)
+                }))
             })
             .filter_map(|r| r.transpose())
             .collect()

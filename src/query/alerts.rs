@@ -47,6 +47,7 @@ struct RuleRow {
     auto_resolve: bool,
     resolve_after_s: i32,
     runbook_url: Option<String>,
+    min_count: i32,
     source: String,
     last_eval_at: Option<DateTime<Utc>>,
     last_value: Option<f64>,
@@ -79,6 +80,7 @@ impl From<RuleRow> for Rule {
                 auto_resolve: r.auto_resolve,
                 resolve_after_s: r.resolve_after_s,
                 runbook_url: r.runbook_url,
+                min_count: r.min_count,
             },
             source: r.source,
             last_eval_at: r.last_eval_at,
@@ -90,17 +92,18 @@ impl From<RuleRow> for Rule {
 
 const RULE_COLUMNS: &str = "id, name, description, severity, status, metric, scope, filter, query,
     operator, threshold, window_s, for_s, eval_interval_s, labels, group_by, channels,
-    repeat_interval_s, max_per_hour, auto_resolve, resolve_after_s, runbook_url, source,
+    repeat_interval_s, max_per_hour, auto_resolve, resolve_after_s, runbook_url, min_count, source,
     last_eval_at, last_value, last_error";
 
 const SPEC_RECORD: &str = "name text, description text, severity text, status text, metric text,
     scope jsonb, filter text, query text, operator text, threshold float8, window_s int, for_s int,
     eval_interval_s int, labels jsonb, group_by text[], channels text[], repeat_interval_s int,
-    max_per_hour int, auto_resolve bool, resolve_after_s int, runbook_url text, config_hash text";
+    max_per_hour int, auto_resolve bool, resolve_after_s int, runbook_url text, min_count int,
+    config_hash text";
 
 const SPEC_COLUMNS: &str = "name, description, severity, status, metric, scope, filter, query,
     operator, threshold, window_s, for_s, eval_interval_s, labels, group_by, channels,
-    repeat_interval_s, max_per_hour, auto_resolve, resolve_after_s, runbook_url";
+    repeat_interval_s, max_per_hour, auto_resolve, resolve_after_s, runbook_url, min_count";
 
 fn spec_json(spec: &RuleSpec) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
@@ -125,7 +128,8 @@ pub async fn sync_config_rules(pool: &PgPool, specs: &[RuleSpec]) -> Result<u64>
         "INSERT INTO opsdash.alert_rule AS r ({SPEC_COLUMNS}, config_hash, source)
          SELECT {SPEC_COLUMNS}, config_hash, 'config' FROM jsonb_to_recordset($1) AS x({SPEC_RECORD})
          ON CONFLICT (name) DO UPDATE SET {updates}, config_hash = excluded.config_hash,
-             source = 'config', next_eval_at = now(), updated_at = now()
+             source = 'config', next_eval_at = now(), updated_at = now(),
+             removed_at = NULL, removed_by = NULL
          WHERE r.config_hash IS DISTINCT FROM excluded.config_hash"
     ))
     .bind(Json(&records))
@@ -158,7 +162,8 @@ pub async fn upsert_cli_rule(pool: &PgPool, spec: &RuleSpec) -> Result<i64> {
     let id: Option<i64> = sqlx::query_scalar(&format!(
         "INSERT INTO opsdash.alert_rule AS r ({SPEC_COLUMNS}, source)
          SELECT {SPEC_COLUMNS}, 'cli' FROM jsonb_to_recordset($1) AS x({SPEC_RECORD})
-         ON CONFLICT (name) DO UPDATE SET {updates}, next_eval_at = now(), updated_at = now()
+         ON CONFLICT (name) DO UPDATE SET {updates}, next_eval_at = now(), updated_at = now(),
+             removed_at = NULL, removed_by = NULL
          WHERE r.source = 'cli'
          RETURNING id"
     ))
@@ -176,7 +181,7 @@ pub async fn upsert_cli_rule(pool: &PgPool, spec: &RuleSpec) -> Result<i64> {
 
 pub async fn rules(pool: &PgPool) -> Result<Vec<Rule>> {
     let rows: Vec<RuleRow> = sqlx::query_as(&format!(
-        "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule ORDER BY name"
+        "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule WHERE removed_at IS NULL ORDER BY name"
     ))
     .fetch_all(pool)
     .await?;
@@ -185,7 +190,7 @@ pub async fn rules(pool: &PgPool) -> Result<Vec<Rule>> {
 
 pub async fn rule_by_name(pool: &PgPool, name: &str) -> Result<Option<Rule>> {
     let row: Option<RuleRow> = sqlx::query_as(&format!(
-        "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule WHERE name = $1"
+        "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule WHERE name = $1 AND removed_at IS NULL"
     ))
     .bind(name)
     .fetch_optional(pool)
@@ -207,7 +212,8 @@ pub async fn rule_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<Rule>
 pub async fn due_rules(pool: &PgPool) -> Result<Vec<Rule>> {
     let rows: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule
-          WHERE status <> 'disabled' AND next_eval_at <= now() ORDER BY next_eval_at"
+          WHERE status <> 'disabled' AND removed_at IS NULL AND next_eval_at <= now()
+          ORDER BY next_eval_at"
     ))
     .fetch_all(pool)
     .await?;
@@ -219,7 +225,7 @@ pub async fn next_due_in(pool: &PgPool) -> Result<Option<std::time::Duration>> {
     let secs: Option<f64> = sqlx::query_scalar(
         // Clamped here, not with greatest(): greatest() skips NULL, so "no rules" read as "due now".
         "SELECT extract(epoch FROM min(next_eval_at) - clock_timestamp())::float8
-           FROM opsdash.alert_rule WHERE status <> 'disabled'",
+           FROM opsdash.alert_rule WHERE status <> 'disabled' AND removed_at IS NULL",
     )
     .fetch_one(pool)
     .await?;
@@ -233,7 +239,7 @@ pub async fn set_rule_status(conn: &mut PgConnection, name: &str, status: &str) 
     }
     let n = sqlx::query(
         "UPDATE opsdash.alert_rule SET status = $2, next_eval_at = now(), updated_at = now()
-          WHERE name = $1",
+          WHERE name = $1 AND removed_at IS NULL",
     )
     .bind(name)
     .bind(status)
@@ -295,22 +301,72 @@ pub async fn evaluate_rules_with_alerts_now(conn: &mut PgConnection, state: &str
     Ok(())
 }
 
-pub async fn delete_cli_rule(conn: &mut PgConnection, name: &str) -> Result<()> {
-    let source: Option<String> =
-        sqlx::query_scalar("SELECT source FROM opsdash.alert_rule WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match source.as_deref() {
-        None => bail!("no rule named {name:?}"),
-        Some("config") => bail!("rule {name:?} is defined in the config file; remove it there"),
-        _ => {}
+/// What removing a rule did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub rule_id: i64,
+    /// The rule's definition as it was, for the audit event.
+    pub spec: RuleSpec,
+    /// Alerts of the rule kept with their history (all of them).
+    pub alerts_kept: i64,
+    /// Open alerts resolved by the removal (nothing would ever evaluate them again).
+    pub resolved: Vec<i64>,
+}
+
+/// Removes a rule managed from the CLI: the rule is marked removed (gone from the rule lists
+/// and never evaluated again), its alerts and their history stay, and its open alerts are
+/// resolved by `actor` with a note saying why. Refuses a rule the config names.
+pub async fn remove_cli_rule(conn: &mut PgConnection, name: &str, actor: &str) -> Result<Removed> {
+    let row: Option<RuleRow> = sqlx::query_as(&format!(
+        "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule WHERE name = $1 AND removed_at IS NULL
+            FOR UPDATE"
+    ))
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(rule) = row.map(Rule::from) else {
+        bail!("no rule named {name:?}");
+    };
+    if rule.source == "config" {
+        bail!("rule {name:?} is defined in the config file; remove it there");
     }
-    sqlx::query("DELETE FROM opsdash.alert_rule WHERE name = $1 AND source = 'cli'")
-        .bind(name)
-        .execute(conn)
-        .await?;
-    Ok(())
+    sqlx::query(
+        "UPDATE opsdash.alert_rule SET removed_at = now(), removed_by = $2, status = 'disabled',
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(rule.id)
+    .bind(actor)
+    .execute(&mut *conn)
+    .await?;
+    let note = "rule removed";
+    let resolved: Vec<(i64, String, Option<f64>)> = sqlx::query_as(
+        "WITH open AS (SELECT id, state FROM opsdash.alert
+                        WHERE rule_id = $1 AND state <> 'resolved' FOR UPDATE)
+         UPDATE opsdash.alert a SET state = 'resolved', resolved_at = now(), resolved_by = $2,
+                resolve_note = $3, updated_at = now()
+           FROM open WHERE a.id = open.id
+         RETURNING a.id, open.state, a.value",
+    )
+    .bind(rule.id)
+    .bind(actor)
+    .bind(note)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, from, value) in &resolved {
+        record_history(conn, *id, Some(from), "resolved", actor, Some(note), *value).await?;
+    }
+    let alerts_kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM opsdash.alert WHERE rule_id = $1")
+            .bind(rule.id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Removed {
+        rule_id: rule.id,
+        spec: rule.spec,
+        alerts_kept,
+        resolved: resolved.into_iter().map(|r| r.0).collect(),
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -339,14 +395,101 @@ pub struct AlertRow {
     pub resolve_note: Option<String>,
     pub condition_false_since: Option<DateTime<Utc>>,
     pub last_notified_at: Option<DateTime<Utc>>,
+    /// Its rule is in testing mode: evaluated and shown, never notified, not counted as open.
+    pub testing: bool,
 }
 
+impl AlertRow {
+    /// The state as every screen and listing shows it: a testing-mode alert says so.
+    pub fn state_label(&self) -> String {
+        if self.testing {
+            format!("{} (testing)", self.state)
+        } else {
+            self.state.clone()
+        }
+    }
+}
+
+// `testing` is read from the rule at each read (not stored), so switching a rule in or out of
+// testing mode marks its alerts at once, in every view.
 const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, labels, label_key, state, value,
     threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by, ack_note,
-    resolved_at, resolved_by, resolve_note, condition_false_since, last_notified_at";
+    resolved_at, resolved_by, resolve_note, condition_false_since, last_notified_at,
+    coalesce((SELECT r.status = 'testing' FROM opsdash.alert_rule r WHERE r.id = rule_id), false)
+        AS testing";
 
-/// Alerts for the list: open ones (or all when `include_resolved`), most severe and most
-/// urgent first, then oldest.
+/// Open alerts by severity, real ones apart from testing-mode ones: the one count the header,
+/// the KPI card, the Alerts tab and `opsdash alerts list` show (view `opsdash.open_alert`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenCounts {
+    pub critical: i64,
+    pub error: i64,
+    pub warning: i64,
+    pub info: i64,
+    /// Of those, how many are firing (not pending, acknowledged or suppressed).
+    pub firing: i64,
+    /// Open alerts of rules in testing mode (not in the counts above).
+    pub testing: i64,
+}
+
+impl OpenCounts {
+    pub fn total(&self) -> i64 {
+        self.critical + self.error + self.warning + self.info
+    }
+
+    /// `C1 E16 W0 I0`.
+    pub fn by_severity(&self) -> String {
+        format!(
+            "C{} E{} W{} I{}",
+            self.critical, self.error, self.warning, self.info
+        )
+    }
+
+    /// Counts the alerts of a list the same way (they must be open alerts).
+    pub fn of<'a>(alerts: impl IntoIterator<Item = &'a AlertRow>) -> OpenCounts {
+        let mut c = OpenCounts::default();
+        for a in alerts.into_iter().filter(|a| a.state != "resolved") {
+            if a.testing {
+                c.testing += 1;
+                continue;
+            }
+            match a.severity.as_str() {
+                "critical" => c.critical += 1,
+                "error" => c.error += 1,
+                "warning" => c.warning += 1,
+                _ => c.info += 1,
+            }
+            c.firing += i64::from(a.state == "firing");
+        }
+        c
+    }
+}
+
+pub async fn open_counts(pool: &PgPool) -> Result<OpenCounts> {
+    let r: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE NOT testing AND severity = 'critical'),
+                count(*) FILTER (WHERE NOT testing AND severity = 'error'),
+                count(*) FILTER (WHERE NOT testing AND severity = 'warning'),
+                count(*) FILTER (WHERE NOT testing
+                                   AND severity NOT IN ('critical', 'error', 'warning')),
+                count(*) FILTER (WHERE NOT testing AND state = 'firing'),
+                count(*) FILTER (WHERE testing)
+           FROM opsdash.open_alert",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(OpenCounts {
+        critical: r.0,
+        error: r.1,
+        warning: r.2,
+        info: r.3,
+        firing: r.4,
+        testing: r.5,
+    })
+}
+
+/// Alerts for the list: open ones (view `opsdash.open_alert`; all when `include_resolved`),
+/// most severe and most urgent first, then oldest.
 pub async fn list_alerts(
     pool: &PgPool,
     include_resolved: bool,
@@ -354,7 +497,7 @@ pub async fn list_alerts(
 ) -> Result<Vec<AlertRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {ALERT_COLUMNS} FROM opsdash.alert
-          WHERE $1 OR state <> 'resolved'
+          WHERE $1 OR id IN (SELECT id FROM opsdash.open_alert)
           ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END,
                    CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 WHEN 'acknowledged' THEN 2
                               WHEN 'suppressed' THEN 3 ELSE 4 END,

@@ -20,6 +20,7 @@ use sqlx::Row;
 
 use crate::db::Db;
 use crate::model::{Histogram, TimeRange};
+use crate::query::alerts::OpenCounts;
 
 /// The window [start, end) of a range ending at the bucket boundary after `now`, and its bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -374,13 +375,11 @@ pub async fn daily(db: &Db, now: DateTime<Utc>) -> Result<Daily> {
     })
 }
 
-/// Active alerts (firing or acknowledged) by severity, and services by status.
+/// Open alerts by severity (`query::alerts::open_counts`, the definition every view shares),
+/// and services by status.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusCounts {
-    pub critical: i64,
-    pub error: i64,
-    pub warning: i64,
-    pub info: i64,
+    pub alerts: OpenCounts,
     pub healthy: i64,
     pub degraded: i64,
     pub down: i64,
@@ -389,38 +388,31 @@ pub struct StatusCounts {
 
 impl StatusCounts {
     pub fn alerts(&self) -> i64 {
-        self.critical + self.error + self.warning + self.info
+        self.alerts.total()
     }
 }
 
 pub async fn status(db: &Db) -> Result<StatusCounts> {
+    let alerts = crate::query::alerts::open_counts(&db.read)
+        .await
+        .context("open alerts")?;
     let r = sqlx::query(
         "SELECT
-           count(*) FILTER (WHERE kind = 'alert' AND key = 'critical'),
-           count(*) FILTER (WHERE kind = 'alert' AND key = 'error'),
-           count(*) FILTER (WHERE kind = 'alert' AND key = 'warning'),
-           count(*) FILTER (WHERE kind = 'alert' AND key = 'info'),
-           count(*) FILTER (WHERE kind = 'service' AND key = 'healthy'),
-           count(*) FILTER (WHERE kind = 'service' AND key = 'degraded'),
-           count(*) FILTER (WHERE kind = 'service' AND key = 'down'),
-           count(*) FILTER (WHERE kind = 'service' AND key = 'unknown')
-         FROM (SELECT 'alert' AS kind, severity AS key FROM opsdash.alert
-                WHERE state IN ('firing', 'acknowledged')
-               UNION ALL
-               SELECT 'service', status FROM opsdash.service) s",
+           count(*) FILTER (WHERE status = 'healthy'),
+           count(*) FILTER (WHERE status = 'degraded'),
+           count(*) FILTER (WHERE status = 'down'),
+           count(*) FILTER (WHERE status = 'unknown')
+         FROM opsdash.service",
     )
     .fetch_one(&db.read)
     .await
-    .context("alert and service status")?;
+    .context("service status")?;
     Ok(StatusCounts {
-        critical: r.try_get(0)?,
-        error: r.try_get(1)?,
-        warning: r.try_get(2)?,
-        info: r.try_get(3)?,
-        healthy: r.try_get(4)?,
-        degraded: r.try_get(5)?,
-        down: r.try_get(6)?,
-        unknown: r.try_get(7)?,
+        alerts,
+        healthy: r.try_get(0)?,
+        degraded: r.try_get(1)?,
+        down: r.try_get(2)?,
+        unknown: r.try_get(3)?,
     })
 }
 
@@ -744,7 +736,8 @@ mod tests {
     }
 }
 
-/// An alert that is firing or acknowledged, for alert-list widgets.
+/// An open alert (view `opsdash.open_alert`, testing-mode ones left out), for alert-list
+/// widgets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveAlert {
     pub severity: String,
@@ -759,7 +752,7 @@ pub async fn active_alerts(db: &Db, limit: i64) -> Result<Vec<ActiveAlert>> {
     let rows: Vec<AlertRow> = sqlx::query_as(
         "SELECT severity, state, rule_name, summary, coalesce(fired_at, pending_since)
            FROM opsdash.alert
-          WHERE state IN ('firing', 'acknowledged')
+          WHERE id IN (SELECT id FROM opsdash.open_alert WHERE NOT testing)
           ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'error' THEN 1
                                  WHEN 'warning' THEN 2 ELSE 3 END,
                    fired_at DESC NULLS LAST

@@ -1,16 +1,15 @@
-//! Data for the TUI header: firing alerts by severity and which worker jobs this instance leads.
+//! Data for the TUI header: open alerts by severity and which worker jobs this instance leads.
 
 use anyhow::Result;
 
 use crate::db::Db;
+use crate::query::alerts::{open_counts, OpenCounts};
 
-/// Firing-alert counts and worker leadership, as the header shows them.
+/// Open-alert counts and worker leadership, as the header shows them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HeaderStatus {
-    pub critical: i64,
-    pub error: i64,
-    pub warning: i64,
-    pub info: i64,
+    /// The one definition of open alerts (`query::alerts::open_counts`).
+    pub alerts: OpenCounts,
     /// Jobs whose live lease is held by this instance.
     pub jobs_led: i64,
     /// Jobs with a lease row at all.
@@ -18,12 +17,9 @@ pub struct HeaderStatus {
 }
 
 pub async fn header(db: &Db, instance: &str) -> Result<HeaderStatus> {
-    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+    let alerts = open_counts(&db.read).await?;
+    let row: (i64, i64) = sqlx::query_as(
         "SELECT
-           (SELECT count(*) FROM opsdash.alert WHERE state = 'firing' AND severity = 'critical'),
-           (SELECT count(*) FROM opsdash.alert WHERE state = 'firing' AND severity = 'error'),
-           (SELECT count(*) FROM opsdash.alert WHERE state = 'firing' AND severity = 'warning'),
-           (SELECT count(*) FROM opsdash.alert WHERE state = 'firing' AND severity = 'info'),
            (SELECT count(*) FROM opsdash.worker_lease
              WHERE holder = $1 AND (expires_at IS NULL OR expires_at > now())),
            (SELECT count(*) FROM opsdash.worker_lease)",
@@ -32,12 +28,9 @@ pub async fn header(db: &Db, instance: &str) -> Result<HeaderStatus> {
     .fetch_one(&db.read)
     .await?;
     Ok(HeaderStatus {
-        critical: row.0,
-        error: row.1,
-        warning: row.2,
-        info: row.3,
-        jobs_led: row.4,
-        jobs_total: row.5,
+        alerts,
+        jobs_led: row.0,
+        jobs_total: row.1,
     })
 }
 

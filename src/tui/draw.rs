@@ -117,19 +117,24 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let dim = theme.style(Role::Dim);
     let mut right: Vec<Span> = Vec::new();
-    // Firing alerts by severity, always visible.
+    // Open alerts by severity, always visible; the words say what is counted (open = not
+    // resolved, as in the Alerts tab, the KPI card and `alerts list`), testing-mode ones apart.
     match &app.header {
         Some(h) => {
-            right.push(Span::styled("alerts ", dim));
+            let a = &h.alerts;
+            right.push(Span::styled("alerts open: ", dim));
             for (label, n, role) in [
-                ("C", h.critical, Role::Critical),
-                ("E", h.error, Role::Error),
-                ("W", h.warning, Role::Warn),
-                ("I", h.info, Role::Info),
+                ("C", a.critical, Role::Critical),
+                ("E", a.error, Role::Error),
+                ("W", a.warning, Role::Warn),
+                ("I", a.info, Role::Info),
             ] {
                 let style = if n > 0 { theme.style(role) } else { dim };
                 right.push(Span::styled(format!("{label}{n}"), style));
                 right.push(Span::styled(" ", dim));
+            }
+            if a.testing > 0 {
+                right.push(Span::styled(format!("+{} testing ", a.testing), dim));
             }
             right.push(Span::styled("│ ", dim));
             if h.jobs_total == 0 {

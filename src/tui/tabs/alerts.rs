@@ -211,6 +211,61 @@ pub fn logs_jump(
     }
 }
 
+/// Since when the condition is false and when the alert resolves if nothing changes (or why
+/// it will not by itself), for the detail pane.
+fn resolution_line(a: &AlertRow, rule: Option<&Rule>, ctx: &DrawCtx) -> Option<String> {
+    use crate::alerts::state::{resolves_at, State};
+    let state = State::parse(&a.state)?;
+    if state == State::Resolved {
+        return None;
+    }
+    let rule = &rule?.spec;
+    let period = std::time::Duration::from_secs(rule.resolve_after_s.max(0) as u64);
+    let when = |t: DateTime<Utc>| {
+        let d = t - ctx.now;
+        let rel = if d.num_seconds() > 0 {
+            format!(
+                "in {}",
+                crate::tui::widgets::human_age(-d).trim_end_matches(" ago")
+            )
+        } else {
+            "at the next evaluation".to_string()
+        };
+        format!("at {} ({rel})", ctx.fmt_time(t, "%H:%M:%S"))
+    };
+    let false_since = |since: DateTime<Utc>| {
+        format!(
+            "condition false since {} ({})",
+            ctx.fmt_time(since, "%H:%M:%S"),
+            ctx.ago(since)
+        )
+    };
+    Some(match a.condition_false_since {
+        _ if state == State::Pending => {
+            "pending: goes away at the first evaluation that finds the condition false".into()
+        }
+        Some(since) if !rule.auto_resolve => format!(
+            "{}; the rule does not resolve by itself: R to resolve",
+            false_since(since)
+        ),
+        Some(since) => {
+            let at = resolves_at(state, Some(since), rule.auto_resolve, period)?;
+            format!(
+                "{}; resolves {} if it stays false",
+                false_since(since),
+                when(at)
+            )
+        }
+        None if !rule.auto_resolve => {
+            "condition true; the rule does not resolve by itself: R to resolve".into()
+        }
+        None => format!(
+            "condition true at the last evaluation; resolves {} after it turns false",
+            humantime::format_duration(period)
+        ),
+    })
+}
+
 impl AlertsTab {
     pub fn new(cfg: &Config) -> AlertsTab {
         AlertsTab {
@@ -486,11 +541,20 @@ impl AlertsTab {
         let list_h = (rows.len() as u16 + 3).clamp(4, area.height / 2 + 1);
         let [top, bottom] =
             Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(area);
-        let title = format!("Alerts ({}) · h/l: rules, silences", rows.len());
+        // The count is the one every view shows (`OpenCounts`); testing-mode alerts apart.
+        let open = q::OpenCounts::of(self.alerts.data.iter().flatten());
+        let mut title = format!("Alerts open {}: {}", open.total(), open.by_severity());
+        if open.testing > 0 {
+            title.push_str(&format!(" +{} testing", open.testing));
+        }
+        if !self.filter.is_empty() {
+            title.push_str(&format!(" · {} match the filter", rows.len()));
+        }
+        title.push_str(" · h/l: rules, silences");
         let inner = framed(f, top, &title, true, t);
         const COLUMNS: Columns = Columns {
             header: &["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
-            widths: &[8, 12, 22, 8, 8, 10],
+            widths: &[8, 16, 20, 8, 8, 10],
             flexible: 5,
             header_role: Role::Header,
             wants: &[],
@@ -512,7 +576,14 @@ impl AlertsTab {
                     };
                     Row::new(vec![
                         cell(sanitize(&a.severity).into_owned(), status_role(&a.severity)),
-                        cell(sanitize(&a.state).into_owned(), status_role(&a.state)),
+                        cell(
+                            sanitize(&a.state_label()).into_owned(),
+                            if a.testing {
+                                Role::Dim
+                            } else {
+                                status_role(&a.state)
+                            },
+                        ),
                         cell(sanitize(&a.rule_name).into_owned(), Role::Text),
                         cell(num(a.value), Role::Text),
                         cell(ctx.ago(a.fired_at.unwrap_or(a.pending_since)), Role::Dim),
@@ -542,32 +613,53 @@ impl AlertsTab {
         let a = &d.alert;
         let dim = t.style(Role::Dim);
         let mut lines: Vec<Line> = Vec::new();
-        let (op, metric) = d
+        let metric = d
             .rule
             .as_ref()
-            .map(|r| (r.spec.op().symbol(), r.spec.metric.clone()))
-            .unwrap_or((">", String::new()));
-        lines.push(Line::from(vec![
+            .map(|r| r.spec.metric.clone())
+            .unwrap_or_default();
+        // The comparison as it stands (`0.194 < 5`), never the rule's operator printed
+        // whatever the value.
+        let standing = match (a.value, a.threshold) {
+            (Some(v), Some(t)) => crate::alerts::Op::standing(v, t),
+            _ => format!("{} vs {}", num(a.value), num(a.threshold)),
+        };
+        let mut head = vec![
             Span::styled(format!("#{} ", a.id), dim),
             Span::styled(
-                sanitize(&a.state).into_owned(),
+                sanitize(&a.state_label()).into_owned(),
                 t.style(status_role(&a.state)),
             ),
             Span::raw("  "),
             Span::styled(
-                format!(
-                    "{} = {} {op} {}",
-                    sanitize(&metric),
-                    num(a.value),
-                    num(a.threshold)
-                ),
+                format!("{} {standing}", sanitize(&metric)),
                 t.style(Role::Text),
             ),
-        ]));
+        ];
+        if let Some(r) = &d.rule {
+            head.push(Span::styled(
+                format!(
+                    "  fires when {} {}",
+                    r.spec.op().symbol(),
+                    crate::alerts::fmt_value(r.spec.threshold)
+                ),
+                dim,
+            ));
+        }
+        lines.push(Line::from(head));
         lines.push(Line::from(Span::styled(
             sanitize(&a.summary).into_owned(),
             t.style(Role::Text),
         )));
+        if a.testing {
+            lines.push(Line::from(Span::styled(
+                "testing mode: evaluated and shown, never notified, not counted as open",
+                t.style(Role::Warn),
+            )));
+        }
+        if let Some(line) = resolution_line(a, d.rule.as_ref(), ctx) {
+            lines.push(Line::from(Span::styled(line, t.style(Role::Accent))));
+        }
         if let Some(r) = &d.rule {
             if let Some(rb) = &r.spec.runbook_url {
                 lines.push(Line::from(vec![
@@ -1053,6 +1145,7 @@ mod tests {
             resolve_note: None,
             condition_false_since: None,
             last_notified_at: None,
+            testing: false,
         }
     }
 
@@ -1090,6 +1183,7 @@ mod tests {
             auto_resolve: true,
             resolve_after_s: 300,
             runbook_url: None,
+            min_count: 0,
         };
         let j = logs_jump(&a, Some(&spec), now);
         assert_eq!(j.tab, Some(Tab::Logs));

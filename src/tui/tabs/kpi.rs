@@ -210,14 +210,18 @@ impl KpiTab {
                     .map(|v| change_span(v, l.prev_p95_ms, Trend::UpIsBad, theme));
                 c.spark = l.series.iter().map(|v| *v as u64).collect();
             }),
-            card("Active alerts", status, |c, s| {
-                c.value = s.alerts().to_string();
-                c.detail = format!("C{} E{} W{} I{}", s.critical, s.error, s.warning, s.info);
-                c.value_role = Some(if s.critical > 0 {
+            card("Open alerts", status, |c, s| {
+                let a = &s.alerts;
+                c.value = a.total().to_string();
+                c.detail = a.by_severity();
+                if a.testing > 0 {
+                    c.detail.push_str(&format!(" +{} testing", a.testing));
+                }
+                c.value_role = Some(if a.critical > 0 {
                     Role::Critical
-                } else if s.error > 0 {
+                } else if a.error > 0 {
                     Role::Error
-                } else if s.warning > 0 {
+                } else if a.warning > 0 {
                     Role::Warn
                 } else {
                     Role::Ok
