@@ -1,5 +1,6 @@
 //! The log filter language shared by the Logs tab, `opsdash export` and alert rules:
 //!
+//! (`FILTER_HELP` is the same for people.)
 //! `level:warn+` `level:error,fatal` `service:api` `route:/api/pay*` `status:5xx` `trace:ID`
 //! `user:42` `host:` `method:` `span:` `request:` `type:` `fp:` `since:15m`
 //! `until:2026-11-21T10:00` `-term` (exclude) `"quoted phrase"` `pay*` (word prefix) and bare
@@ -9,9 +10,41 @@
 //! character offset of the offending text. `Filter::push_where` appends a parameterized WHERE
 //! clause over `opsdash.log_event` (unqualified column names) to a `QueryBuilder`.
 
+mod hint;
 mod lexer;
 mod parser;
 mod sql;
+
+pub use hint::hint;
+
+/// The filter language for people, one form per line: an example, two spaces or more, what it
+/// selects. The one text shown by the `?` overlay (`tui::help`), `opsdash export --help` and
+/// the README, so the three never disagree.
+pub const FILTER_HELP: &str = "\
+Terms are separated by spaces and must all hold; a list a,b matches any.
+level:error               that level: trace debug info warn error fatal
+level:warn+               that level and above
+level:error,fatal         any of these levels
+service:api,web           any of these services (svc: too)
+service:pay*              * matches any run of characters
+host:web-1  method:POST   the host; the HTTP method
+route:/api/pay*           the route (path: too)
+status:5xx                a status class; status:404,503 a list
+trace:ID  span:ID         the trace id; the span id
+request:ID  user:42       the request id (req:); the user id
+type:Timeout  fp:HASH     the error type; the error group
+since:15m                 stamped in the last 15 min (30s 2h 7d 1w)
+since:2026-11-21T10:00    stamped at or after that time (UTC)
+until:2026-11-21          stamped before that day's midnight (UTC)
+since:2026-11-21T10:00:00+01:00   with a zone (RFC 3339)
+timeout                   the message has the word (any case)
+pay*                      a word of the message starts with pay
+\"connection reset\"        the message has the phrase
+msg:\"a:b\"                 message text with a colon, a quote...
+-timeout  -service:auth   exclude (any term but since:/until:)
+Not supported: OR AND NOT ( ) ! = > < (a hint says what to write;
+ts>03:00 is since:2026-11-21T03:00, service!=auth is -service:auth).
+";
 
 use std::fmt;
 
@@ -203,6 +236,35 @@ impl fmt::Display for Filter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Every example line of the help parses, and means what it says it means.
+    #[test]
+    fn every_example_of_the_help_is_the_language() {
+        let examples: Vec<&str> = FILTER_HELP
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains("   "))
+            .map(|l| l.split("   ").next().unwrap_or("").trim())
+            .collect();
+        assert!(examples.len() > 15, "{examples:?}");
+        for e in examples {
+            let f = parse(e).unwrap_or_else(|err| panic!("{e}: {err}"));
+            assert!(!f.is_empty(), "{e}");
+            assert_eq!(hint(e), None, "{e}");
+        }
+        // The negated field the help shows is an exclusion of that field, not text.
+        assert_eq!(
+            parse("-service:auth").unwrap().terms,
+            vec![Term {
+                negated: true,
+                cond: Cond::Field {
+                    column: TextColumn::Service,
+                    patterns: vec![Pattern::Exact("auth".into())],
+                },
+            }]
+        );
+        assert!(parse("ts:03:00").unwrap_err().message.contains("since:"));
+    }
 
     #[test]
     fn empty_filter_selects_everything() {

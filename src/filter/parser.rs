@@ -66,6 +66,14 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
         "user" | "user_id" => TextColumn::UserId,
         "type" | "error_type" => TextColumn::ErrorType,
         "fp" | "fingerprint" => TextColumn::Fingerprint,
+        "ts" | "time" | "timestamp" | "date" => {
+            return Err(FilterError::new(
+                key_pos,
+                format!(
+                    "unknown field '{key}': bound the time with since: and until: (since:15m, since:2026-11-21T10:00)"
+                ),
+            ))
+        }
         _ => {
             return Err(FilterError::new(
                 key_pos,

@@ -22,6 +22,9 @@
 //! time, not the insert time: a late-arriving line (a collector catching up after an hour) has
 //! an old `ts` and a new `tx`; a sliding bound would skip it. Lines stamped before the floor
 //! (an import of last week's file) are history, found by search, not by the live tail.
+//! With a range selected (the Logs tab's), the bound is the later of the floor and the range's
+//! start at each read: a late line stamped before the range is outside what the tab shows.
+//! The fill reads the whole range by event time (`TailOrder::Newest`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -257,7 +260,8 @@ pub async fn tail_after<'c>(
 pub enum TailOrder {
     /// The next rows in (tx, id) order: following the stream (`tail_after`).
     Oldest,
-    /// The newest rows, newest first: the initial fill and the catch-up (`tail_last`).
+    /// The newest rows by event time (`ts`, then `id`), newest first: the initial fill and
+    /// the catch-up (`tail_last`).
     Newest,
 }
 
@@ -273,9 +277,12 @@ pub fn tail_query<'a>(
     order: TailOrder,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
-    let direction = match order {
-        TailOrder::Oldest => "ASC",
-        TailOrder::Newest => "DESC",
+    // Following takes rows in commit order (the cursor's); the fill takes the newest by event
+    // time, so the lines the tab shows are the newest of the range whatever order they were
+    // committed in (a fill in commit order kept rows committed last, however old their time).
+    let order_by = match order {
+        TailOrder::Oldest => "log_event.tx ASC, log_event.id ASC",
+        TailOrder::Newest => "ts DESC, id DESC",
     };
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {TAIL_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
@@ -285,10 +292,8 @@ pub fn tail_query<'a>(
         .push_bind(cursor.id)
         .push(")");
     push_tail_bounds(&mut qb, snap, floor, filter);
-    qb.push(format!(
-        " ORDER BY log_event.tx {direction}, log_event.id {direction} LIMIT "
-    ))
-    .push_bind(limit);
+    qb.push(format!(" ORDER BY {order_by} LIMIT "))
+        .push_bind(limit);
     qb
 }
 
@@ -319,19 +324,20 @@ pub async fn tail_of_tx<'c>(
     fetch_tail(ex, qb).await
 }
 
-/// The newest `limit` rows after `cursor` from transactions `snap` saw finished, returned
-/// oldest first: the initial fill of the tail, and the catch-up after a long pause.
+/// The newest `limit` rows by event time stamped at or after `since`, after `cursor`, from
+/// transactions `snap` saw finished, returned oldest first (by time): the initial fill of the
+/// tail (`since` the range's start), and the catch-up after a long pause.
 pub async fn tail_last<'c>(
     ex: impl PgExecutor<'c>,
     after: TailCursor,
     snap: &TailSnapshot,
-    floor: DateTime<Utc>,
+    since: DateTime<Utc>,
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
     let mut rows = fetch_tail(
         ex,
-        tail_query("", after, snap, floor, filter, TailOrder::Newest, limit),
+        tail_query("", after, snap, since, filter, TailOrder::Newest, limit),
     )
     .await?;
     rows.reverse();

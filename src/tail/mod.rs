@@ -8,6 +8,10 @@
 //! - Notifications sent while the listener is reconnecting are lost: after every (re)connect
 //!   the listener wakes the reader, which catches up by cursor. A poll every `poll` interval is
 //!   the safety net (a half-open listener, a replica, a lost wake-up).
+//! - The range: with `TailOptions::range` set (the Logs tab's selected range), the fill reads
+//!   the newest `capacity` lines by event time stamped inside the range, and the follow reads
+//!   take only lines stamped inside it (and after the floor), so a line that arrives late with
+//!   a time before the range is never delivered. A new range refills (`set_range`).
 //! - Pause keeps the cursor and only counts the waiting lines. On resume, if more lines wait
 //!   than the buffer holds, only the newest `capacity` are read and the rest reported as
 //!   skipped (they would scroll out of the ring buffer at once anyway).
@@ -54,6 +58,8 @@ pub struct TailOptions {
     /// The tail follows rows stamped at or after `start - floor_margin` (see `query::logs`).
     pub floor_margin: Duration,
     pub filter: Option<Filter>,
+    /// Deliver only lines stamped within this long before the read (None: from the floor on).
+    pub range: Option<Duration>,
     /// Cut-off for each query (a half-open connection must not hang the tail).
     pub query_timeout: Duration,
     /// Fill the buffer with the newest existing lines at start.
@@ -79,6 +85,7 @@ impl TailOptions {
             poll: Duration::from_secs(1),
             floor_margin: Duration::from_secs(24 * 3600),
             filter: None,
+            range: None,
             query_timeout: Duration::from_secs(5),
             initial_fill: true,
             listen: true,
@@ -112,6 +119,7 @@ enum Command {
     Pause,
     Resume,
     SetFilter(Option<Filter>),
+    SetRange(Option<Duration>),
 }
 
 /// Controls a running tail; dropping it stops the engine.
@@ -131,6 +139,10 @@ impl TailHandle {
     /// Applies a new filter: the engine answers with a `Reset` of matching lines.
     pub fn set_filter(&self, filter: Option<Filter>) {
         let _ = self.commands.send(Command::SetFilter(filter));
+    }
+    /// Applies a new range: the engine answers with a `Reset` of the lines inside it.
+    pub fn set_range(&self, range: Option<Duration>) {
+        let _ = self.commands.send(Command::SetRange(range));
     }
 }
 
@@ -349,6 +361,10 @@ impl Reader {
                             self.opts.filter = f;
                             needs_fill = true;
                         }
+                        Some(Command::SetRange(r)) => {
+                            self.opts.range = r;
+                            needs_fill = true;
+                        }
                     },
                     _ = wake.notified() => {
                         // Too soon after the last read that found lines: let the burst of
@@ -447,6 +463,18 @@ impl Reader {
         on_conn!(self, "snapshot", |c| q::snapshot(&mut c))
     }
 
+    /// The start of the selected range at this instant (None: no range).
+    fn range_start(&self) -> Option<DateTime<Utc>> {
+        let r = chrono::Duration::from_std(self.opts.range?).ok()?;
+        Utc::now().checked_sub_signed(r)
+    }
+
+    /// The oldest time a followed line may have: inside the range, and never before the
+    /// floor (which keeps the follow reads on the partitions of the session's days).
+    fn bound(&self) -> DateTime<Utc> {
+        self.range_start().map_or(self.floor, |s| s.max(self.floor))
+    }
+
     /// Every transaction of `snap` still in progress below the cursor becomes pending.
     fn remember_in_progress(&mut self, snap: &TailSnapshot) {
         for &x in &snap.xip {
@@ -456,18 +484,20 @@ impl Reader {
         }
     }
 
-    /// Start (or new filter): the newest lines from finished transactions, then follow.
+    /// Start (or new filter or range): the newest lines by event time inside the range (the
+    /// whole range, even past the floor) from finished transactions, then follow.
     async fn fill(&mut self) -> Outcome {
         let snap = match self.snapshot().await {
             Ok(s) => s,
             Err(e) => return self.report(e).await,
         };
+        let since = self.range_start().unwrap_or(self.floor);
         let lines = if self.opts.initial_fill {
             let r = on_conn!(self, "initial read", |c| q::tail_last(
                 &mut c,
                 TailCursor::default(),
                 &snap,
-                self.floor,
+                since,
                 self.opts.filter.as_ref(),
                 self.opts.capacity as i64,
             ));
@@ -510,7 +540,7 @@ impl Reader {
                     &mut c,
                     tx,
                     last,
-                    self.floor,
+                    self.bound(),
                     self.opts.filter.as_ref(),
                     self.opts.batch,
                 ));
@@ -537,7 +567,7 @@ impl Reader {
                 &mut c,
                 self.cursor,
                 &snap,
-                self.floor,
+                self.bound(),
                 self.opts.filter.as_ref(),
                 self.opts.batch,
             ));
@@ -569,7 +599,7 @@ impl Reader {
             &mut c,
             self.cursor,
             readable_in,
-            self.floor,
+            self.bound(),
             self.opts.filter.as_ref(),
             cap,
         ))
@@ -610,7 +640,7 @@ impl Reader {
             &mut c,
             self.cursor,
             &snap,
-            self.floor,
+            self.bound(),
             self.opts.filter.as_ref(),
             cap,
         ));

@@ -497,7 +497,7 @@ impl App {
             Action::Filter => {
                 self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
-                self.mode = Mode::Filter(FilterLine::with_text(&current.unwrap_or_default()));
+                self.mode = Mode::Filter(FilterLine::reopen(&current.unwrap_or_default()));
                 Vec::new()
             }
             Action::Command => {
@@ -589,9 +589,11 @@ impl App {
             },
             Mode::Filter(input) => match key.code {
                 KeyCode::Esc => {
-                    // Esc in the filter line clears the filter, as in less/k9s.
+                    // Esc cancels the edit: the filter applied when the line opened stays (a
+                    // tab that filters as you type gets it back).
+                    let original = input.original().to_string();
                     self.mode = Mode::Normal;
-                    self.apply_filter("")
+                    self.apply_filter(&original)
                 }
                 KeyCode::Enter => {
                     let text = input.text().to_string();
@@ -611,12 +613,13 @@ impl App {
                     let text = pos
                         .and_then(|p| self.filter_history.get(p).cloned())
                         .unwrap_or_default();
-                    *input = FilterLine::with_text(&text);
+                    input.set_text(&text);
                     self.apply_filter(&text)
                 }
                 KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    let original = input.original().to_string();
                     self.mode = Mode::Normal;
-                    self.apply_filter("")
+                    self.apply_filter(&original)
                 }
                 _ => {
                     if input.input(key) {

@@ -2,6 +2,10 @@
 //! and Alt-Backspace delete a word, Ctrl-K to the end, Ctrl-U undo, Ctrl-R redo, Alt-B/F by
 //! word). The shell keeps Enter, Esc, Ctrl-C and Up/Down (history) for itself; this type keeps
 //! the text one safe line whatever is typed or pasted.
+//!
+//! Opened on `/` with the applied filter selected (`reopen`), as a browser's address bar or
+//! k9s's filter: typing replaces it, a cursor key keeps it for editing. The line remembers the
+//! filter that was applied when it opened, so Esc puts that one back (`original`).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::Style;
@@ -11,6 +15,8 @@ use tui_textarea::{CursorMove, TextArea};
 pub struct FilterLine {
     // Boxed: a TextArea is large and the shell's `Mode` holds one only while `/` is open.
     area: Box<TextArea<'static>>,
+    /// The filter applied when the line opened: what Esc restores.
+    original: String,
 }
 
 impl Default for FilterLine {
@@ -33,7 +39,36 @@ impl FilterLine {
         area.move_cursor(CursorMove::End);
         FilterLine {
             area: Box::new(area),
+            original: String::new(),
         }
+    }
+
+    /// The line as `/` opens it: the applied filter, all selected, so the first typed
+    /// character replaces it (Backspace empties it); a cursor key keeps it for editing.
+    pub fn reopen(applied: &str) -> FilterLine {
+        let mut f = FilterLine::with_text(applied);
+        if !f.text().is_empty() {
+            f.area.select_all();
+        }
+        f.original = f.text().to_string();
+        f
+    }
+
+    /// The filter that was applied when the line opened.
+    pub fn original(&self) -> &str {
+        &self.original
+    }
+
+    /// Replaces the text (a history entry), cursor at the end, nothing selected.
+    pub fn set_text(&mut self, text: &str) {
+        let original = std::mem::take(&mut self.original);
+        *self = FilterLine::with_text(text);
+        self.original = original;
+    }
+
+    /// True while the text is selected (just reopened): typing replaces it.
+    pub fn is_selected(&self) -> bool {
+        self.area.is_selecting()
     }
 
     pub fn text(&self) -> &str {
@@ -77,7 +112,7 @@ impl FilterLine {
     fn keep_one_line(&mut self) {
         if self.area.lines().len() > 1 {
             let joined = self.area.lines().join(" ");
-            *self = FilterLine::with_text(&joined);
+            self.set_text(&joined);
         }
     }
 }
@@ -124,5 +159,30 @@ mod tests {
         f.insert("a\nb\u{1b}[2J\tc");
         assert_eq!(f.text(), "-level:error a b[2J c");
         assert_eq!(f.area.lines().len(), 1);
+    }
+
+    #[test]
+    fn reopened_the_applied_filter_is_selected_and_typing_replaces_it() {
+        let mut f = FilterLine::reopen("level:error");
+        assert!(f.is_selected());
+        assert_eq!(f.original(), "level:error");
+        assert!(f.input(key(KeyCode::Char('l'), KeyModifiers::NONE)));
+        assert_eq!(f.text(), "l");
+        // A cursor key keeps the text for editing instead.
+        let mut f = FilterLine::reopen("level:error");
+        f.input(key(KeyCode::End, KeyModifiers::NONE));
+        assert!(!f.is_selected());
+        f.input(key(KeyCode::Char('+'), KeyModifiers::NONE));
+        assert_eq!(f.text(), "level:error+");
+        // Ctrl-A moves home without deleting; Backspace on the selection empties the line.
+        let mut f = FilterLine::reopen("a b");
+        f.input(key(KeyCode::Char('a'), KeyModifiers::CONTROL));
+        assert_eq!((f.text(), f.cursor()), ("a b", 0));
+        let mut f = FilterLine::reopen("a b");
+        assert!(f.input(key(KeyCode::Backspace, KeyModifiers::NONE)));
+        assert_eq!(f.text(), "");
+        // History entries keep what Esc restores.
+        f.set_text("service:api");
+        assert_eq!((f.text(), f.original()), ("service:api", "a b"));
     }
 }

@@ -1,5 +1,6 @@
 //! The `?` overlay: every binding of the current tab (its own keys first), the shell's keys as
-//! configured, and the `:` commands.
+//! configured, the filter line's keys, the filter language (`filter::FILTER_HELP`, the text
+//! `opsdash export --help` and the README show too), and the `:` commands.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -13,8 +14,19 @@ use crate::tui::widgets::block;
 
 /// Keys of the `/` filter line (a tui-textarea; see `filter_line`).
 pub const FILTER_LINE_KEYS: &[(&str, &str)] = &[
-    ("enter", "apply (and remember in the history)"),
-    ("esc  ctrl-c", "clear the filter and close the line"),
+    (
+        "/",
+        "opens with the applied filter selected: type to replace it",
+    ),
+    ("left right end", "keep the text and edit it"),
+    (
+        "enter",
+        "apply (the only key that applies; remember in the history)",
+    ),
+    (
+        "esc  ctrl-c",
+        "cancel: the applied filter stays, the line closes",
+    ),
     ("up  down", "walk the last 100 filters"),
     ("ctrl-a  ctrl-e", "start / end of the line"),
     ("ctrl-w  ctrl-k", "delete a word back / to the end"),
@@ -22,9 +34,53 @@ pub const FILTER_LINE_KEYS: &[(&str, &str)] = &[
     ("ctrl-u  ctrl-r", "undo / redo"),
 ];
 
+/// How the Logs tab's list is made, for the overlay.
+pub const LOGS_LIST: &[(&str, &str)] = &[
+    (
+        "order",
+        "by event time (ts, then id), whatever the commit order",
+    ),
+    (
+        "late lines",
+        "placed where their time says; the status line counts them",
+    ),
+    (
+        "",
+        "  (\"N late\"): scroll up (k, PgUp) to see them in place",
+    ),
+    (
+        "range",
+        "only lines inside the range (:range 1h...) and the filter",
+    ),
+    ("counts", "\"N in 1h · E W I\": the lines the list can show"),
+    (
+        "x  :export",
+        "writes exactly those lines (filter and range)",
+    ),
+    (
+        "dates",
+        "shown when the range spans days or a line is not today",
+    ),
+    ("LIVE", "following and the newest line under a minute old;"),
+    ("", "  else FOLLOWING with the newest line's age"),
+];
+
+/// `FILTER_HELP` as overlay entries: "example   what it selects" lines split at their column,
+/// other lines as notes.
+pub fn filter_language() -> Vec<(String, String)> {
+    crate::filter::FILTER_HELP
+        .lines()
+        .map(|l| match l.split_once("   ") {
+            Some((k, h)) => (k.trim().to_string(), h.trim().to_string()),
+            None => (" ".to_string(), l.to_string()),
+        })
+        .collect()
+}
+
 /// The help text, one entry per line: (keys, what they do); an empty key starts a section.
 pub fn lines(app: &App) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let mut on_logs = false;
     if let Some(tab) = app.active_tab() {
         let own = tab.bindings();
         if !own.is_empty() {
@@ -32,6 +88,16 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
             for b in own {
                 out.push((b.keys.to_string(), b.help.to_string()));
             }
+        }
+        on_logs = tab.id() == crate::tui::tabs::Tab::Logs;
+    }
+    if on_logs {
+        out.push((String::new(), "The Logs list".into()));
+        for (k, h) in LOGS_LIST {
+            out.push((
+                if k.is_empty() { " " } else { k }.to_string(),
+                h.to_string(),
+            ));
         }
     }
     out.push((String::new(), "Everywhere".into()));
@@ -49,6 +115,11 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
     for (k, h) in FILTER_LINE_KEYS {
         out.push((k.to_string(), h.to_string()));
     }
+    out.push((
+        String::new(),
+        "Log filter language (/ on the Logs tab, opsdash export --filter)".into(),
+    ));
+    out.extend(filter_language());
     out.push((String::new(), "Commands".into()));
     for (c, h) in crate::tui::command::HELP {
         out.push((c.to_string(), h.to_string()));

@@ -24,11 +24,13 @@ use crate::config::Config;
 use crate::export::{self, Format};
 use crate::filter::{self, Filter, FilterError};
 use crate::model::Level;
+use crate::model::TimeRange;
 use crate::query::audit::{self, AuditEvent, AuditQuery, DiffLine, MassDelete};
 use crate::query::error_groups::{self, ErrorGroup, GroupQuery, GroupStatus};
 use crate::query::logs::{self as lq, LogLine, LogStats};
 use crate::query::trace::{self, TraceItem};
 use crate::sanitize::sanitize;
+use crate::tail::buffer::{key_of, LineKey};
 use crate::tail::{self, TailBuffer, TailEvent, TailHandle, TailOptions};
 use crate::tui::app::Effect;
 use crate::tui::keymap::Action;
@@ -85,8 +87,11 @@ pub struct LogsTab {
     pub waiting: u64,
     pub skipped: u64,
     pub follow: bool,
-    /// Selected line as an absolute index (stable while old lines scroll out).
-    selected: u64,
+    /// The selected line by its place in time (`ts`, id): stable while lines scroll out and
+    /// while late lines are inserted before it. None: the newest.
+    selected: Option<LineKey>,
+    /// The range the engine was given (the shell's range; a change refills).
+    range: Option<TimeRange>,
     pub wrap: bool,
     hscroll: usize,
     pub detail: bool,
@@ -98,6 +103,9 @@ pub struct LogsTab {
     filter: Filter,
     /// The text being typed and why it is refused; the previous filter stays in force.
     pub filter_error: Option<(String, FilterError)>,
+    /// What the filter being typed (or applied) likely meant, when it uses syntax the language
+    /// lacks (`OR`, `ts>03:00`): see `filter::hint`.
+    pub filter_hint: Option<String>,
     pub tail_error: Option<String>,
     pub stats: Panel<LogStats>,
     pub view: View,
@@ -131,7 +139,8 @@ impl LogsTab {
             waiting: 0,
             skipped: 0,
             follow: true,
-            selected: 0,
+            selected: None,
+            range: None,
             wrap: false,
             hscroll: 0,
             detail: false,
@@ -140,6 +149,7 @@ impl LogsTab {
             filter_text: String::new(),
             filter: Filter::default(),
             filter_error: None,
+            filter_hint: None,
             tail_error: None,
             stats: Panel::default(),
             view: View::Tail,
@@ -159,21 +169,16 @@ impl LogsTab {
         }
     }
 
-    fn first_abs(&self) -> u64 {
-        self.buffer.appended() - self.buffer.len() as u64
-    }
-
     /// Index in the buffer of the selected line.
     pub fn selected_index(&self) -> Option<usize> {
         if self.buffer.is_empty() {
             return None;
         }
-        if self.follow {
-            return Some(self.buffer.len() - 1);
+        let last = self.buffer.len() - 1;
+        match self.selected {
+            Some(k) if !self.follow => Some(self.buffer.position(k).min(last)),
+            _ => Some(last),
         }
-        let first = self.first_abs();
-        let idx = self.selected.max(first) - first;
-        Some((idx as usize).min(self.buffer.len() - 1))
     }
 
     pub fn selected_line(&self) -> Option<&LogLine> {
@@ -212,7 +217,24 @@ impl LogsTab {
     }
 
     fn select_index(&mut self, idx: usize) {
-        self.selected = self.first_abs() + idx as u64;
+        self.selected = self.buffer.get(idx).map(key_of);
+    }
+
+    /// Keeps the buffer inside the range as it slides (the engine delivers only lines inside
+    /// it; lines already held grow older).
+    fn prune(&mut self, ctx: &TabCtx) {
+        self.buffer.drop_before(ctx.now - ctx.range.duration());
+    }
+
+    /// Gives the engine the shell's range when it changed, and drops what fell out of it.
+    fn follow_range(&mut self, ctx: &TabCtx) {
+        if self.range != Some(ctx.range) {
+            self.range = Some(ctx.range);
+            if let Some(Engine { handle: h, .. }) = &self.engine {
+                h.set_range(ctx.range.duration().to_std().ok());
+            }
+        }
+        self.prune(ctx);
     }
 
     fn start_engine(&mut self, ctx: &TabCtx) {
@@ -223,6 +245,8 @@ impl LogsTab {
         opts.filter = Some(self.filter.clone());
         opts.query_timeout = ctx.db.query_timeout;
         opts.floor_margin = self.floor_margin;
+        opts.range = ctx.range.duration().to_std().ok();
+        self.range = Some(ctx.range);
         opts.waker = ctx.events.cloned().map(|tx| {
             tail::Waker::new(move || {
                 let _ = tx.send(crate::tui::event::Event::Wake(Tab::Logs));
@@ -285,6 +309,7 @@ impl LogsTab {
         for ev in events {
             match ev {
                 TailEvent::Reset(lines) => {
+                    self.selected = None;
                     self.buffer.clear();
                     self.buffer.push_batch(lines);
                     self.tail_error = None;
@@ -309,9 +334,14 @@ impl LogsTab {
     }
 
     fn stats_query(&mut self, ctx: &TabCtx) -> Effect {
+        self.stats_since(ctx, ctx.now - ctx.range.duration())
+    }
+
+    /// The header's counts: lines matching the filter stamped from `start` on (the range), the
+    /// same condition as the tail's fill and the export.
+    fn stats_since(&mut self, ctx: &TabCtx, start: chrono::DateTime<Utc>) -> Effect {
         let db = ctx.db.clone();
         let f = self.filter.clone();
-        let start = ctx.now - ctx.range.duration();
         self.stats.loading = true;
         Effect::Query(QueryRequest::new(ME, "stats", async move {
             Ok(lq::stats(&db.read, &f, start).await?)
@@ -429,11 +459,27 @@ impl LogsTab {
         ))]
     }
 
-    fn start_export(&mut self, path: Option<std::path::PathBuf>, force: bool, ctx: &TabCtx) {
+    /// Exports what the header counts: the lines matching the filter inside the range, from
+    /// the range's start at this instant on; the header's counts are read again with the same
+    /// start so the two agree.
+    fn start_export(
+        &mut self,
+        path: Option<std::path::PathBuf>,
+        force: bool,
+        ctx: &TabCtx,
+    ) -> Vec<Effect> {
         if self.export.is_some() {
             self.message = Some(("an export is already running".into(), Role::Warn));
-            return;
+            return Vec::new();
         }
+        let start = ctx.now - ctx.range.duration();
+        let f = match in_range(&self.filter, start) {
+            Ok(f) => f,
+            Err(e) => {
+                self.message = Some((format!("export: {e}"), Role::Error));
+                return Vec::new();
+            }
+        };
         let format = path
             .as_ref()
             .and_then(|p| p.extension())
@@ -450,7 +496,6 @@ impl LogsTab {
         let rows = Arc::new(AtomicU64::new(0));
         let (tx, rx) = oneshot::channel();
         let pool = ctx.db.write.clone();
-        let f = self.filter.clone();
         let counter = rows.clone();
         let target = path.clone();
         // Not a panel query: an export may take longer than the query timeout.
@@ -467,6 +512,7 @@ impl LogsTab {
             rows,
             done: rx,
         });
+        vec![self.stats_since(ctx, start)]
     }
 
     fn poll_export(&mut self) {
@@ -493,6 +539,9 @@ impl LogsTab {
         }
     }
 }
+
+/// The newest line is at most this old for the list to say LIVE.
+const LIVE_WITHIN: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Lines per second arriving from the tail, over windows of half a second: above
 /// `STREAMING_LINES_PER_SEC` the lines scroll by faster than anyone reads them, and the shell
@@ -529,6 +578,12 @@ impl StreamRate {
     }
 }
 
+/// `filter` restricted to lines stamped from `start` on: what the header counts over the range.
+fn in_range(filter: &Filter, start: chrono::DateTime<Utc>) -> Result<Filter, FilterError> {
+    let since = start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    filter::parse(&format!("{} since:{since}", filter.source()))
+}
+
 /// Who the operator is, for the audit trail.
 fn operator() -> String {
     std::env::var("USER")
@@ -546,6 +601,7 @@ impl TabView for LogsTab {
     fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
         self.start_engine(ctx);
+        self.follow_range(ctx);
         let mut fx = self.drain();
         fx.push(self.stats_query(ctx));
         fx.extend(self.view_query(ctx));
@@ -554,6 +610,7 @@ impl TabView for LogsTab {
 
     fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.poll_export();
+        self.prune(ctx);
         let mut fx = self.drain();
         if self.refresher.due(ctx.now) {
             self.refresher.done(ctx.now);
@@ -581,6 +638,7 @@ impl TabView for LogsTab {
                     Ok(events) => {
                         let more = !events.is_empty() || self.drain_again;
                         self.apply_events(events);
+                        self.prune(ctx);
                         // Following moves the selection: the pane's line changes too.
                         let mut fx = self.want_detail(ctx);
                         if more {
@@ -646,17 +704,16 @@ impl TabView for LogsTab {
         Some(fx)
     }
 
-    /// While typing: the filter is checked (a mistake shows at once, with its position) but
-    /// only applied on Enter, so each keystroke does not restart the tail. Clearing (Esc, or
-    /// an empty line) applies at once.
-    fn on_filter(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
+    /// While typing: the filter is checked (a mistake shows at once, with its position, and
+    /// syntax the language lacks gets a hint) but applied on Enter only, so each keystroke does
+    /// not restart the tail, and an emptied line is not the empty filter until Enter. Esc
+    /// hands back the applied filter's text (the shell restores it), which clears the notes.
+    fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
         if self.view == View::Audit {
             return Vec::new();
         }
-        if text.trim().is_empty() {
-            return self.on_filter_submit(text, ctx);
-        }
         self.filter_error = filter::parse(text).err().map(|e| (text.to_string(), e));
+        self.filter_hint = filter::hint(text);
         Vec::new()
     }
 
@@ -673,6 +730,7 @@ impl TabView for LogsTab {
             };
             return self.view_query(ctx);
         }
+        self.filter_hint = filter::hint(text);
         match filter::parse(text) {
             Ok(f) => {
                 self.filter_error = None;
@@ -725,8 +783,7 @@ impl TabView for LogsTab {
         match name {
             "export" | "export!" => {
                 let path = note.map(std::path::PathBuf::from);
-                self.start_export(path, name == "export!", ctx);
-                Some(Vec::new())
+                Some(self.start_export(path, name == "export!", ctx))
             }
             "ack" if self.view == View::Groups => {
                 Some(self.transition(GroupStatus::Acknowledged, note, ctx))
@@ -838,7 +895,7 @@ impl TabView for LogsTab {
             Constraint::Length(1),
         ])
         .areas(area);
-        f.render_widget(Paragraph::new(self.status_line(theme)), status);
+        f.render_widget(Paragraph::new(self.status_line(ctx)), status);
         match self.view {
             View::Tail => self.draw_tail(f, body, ctx),
             View::Trace => self.draw_trace(f, body, ctx),
@@ -940,10 +997,7 @@ impl LogsTab {
                 self.detail = false;
                 Some(self.view_query(ctx))
             }
-            (_, 'x') => {
-                self.start_export(None, false, ctx);
-                Some(Vec::new())
-            }
+            (_, 'x') => Some(self.start_export(None, false, ctx)),
             (View::Tail, ' ') => {
                 let p = !self.paused;
                 self.set_paused(p);
@@ -1015,29 +1069,58 @@ impl LogsTab {
 }
 
 impl LogsTab {
-    fn status_line(&self, theme: &Theme) -> Line<'static> {
+    fn status_line(&self, ctx: &DrawCtx) -> Line<'static> {
+        let theme = ctx.theme;
         let mut spans = Vec::new();
+        // LIVE means "what you see is happening now": following, and the newest line is
+        // recent. Following a stream of old lines (a backfill, an import, a quiet service)
+        // says how old the newest line is instead.
+        let newest_age = self.buffer.last().map(|l| ctx.now - l.ts);
         if self.paused {
             spans.push(Span::styled(
                 format!(" PAUSED ({} waiting) ", fmt_count(self.waiting as f64)),
                 theme.style(Role::Warn),
             ));
-        } else if self.follow {
-            spans.push(Span::styled(" LIVE ", theme.style(Role::Ok)));
-        } else {
+        } else if !self.follow {
             spans.push(Span::styled(" SCROLL ", theme.style(Role::Accent)));
-        }
-        if let Some(s) = &self.stats.data {
+        } else if let Some(age) = newest_age.filter(|a| *a > LIVE_WITHIN) {
             spans.push(Span::styled(
                 format!(
-                    " {} in range · {} in 24h · E{} W{} I{} ",
+                    " FOLLOWING · newest line {} ",
+                    crate::tui::widgets::human_age(age)
+                ),
+                theme.style(Role::Accent),
+            ));
+        } else {
+            spans.push(Span::styled(" LIVE ", theme.style(Role::Ok)));
+        }
+        // Counts over exactly what the list holds: the filter's lines inside the range (the
+        // tail's fill, the export and these counts use the same condition).
+        if let Some(s) = &self.stats.data {
+            let shown = if s.in_range > self.buffer.capacity() as i64 {
+                format!(
+                    " (list: newest {})",
+                    fmt_count(self.buffer.capacity() as f64)
+                )
+            } else {
+                String::new()
+            };
+            spans.push(Span::styled(
+                format!(
+                    " {} in {}{shown} · E{} W{} I{} ",
                     fmt_count(s.in_range as f64),
-                    fmt_count(s.last_24h as f64),
+                    ctx.range.label(),
                     fmt_count((s.by_level[4] + s.by_level[5]) as f64),
                     fmt_count(s.by_level[3] as f64),
                     fmt_count(s.by_level[2] as f64),
                 ),
                 theme.style(Role::Dim),
+            ));
+        }
+        if self.buffer.late() > 0 {
+            spans.push(Span::styled(
+                format!(" {} late ", fmt_count(self.buffer.late() as f64)),
+                theme.style(Role::Warn),
             ));
         }
         spans.push(Span::styled(
@@ -1075,6 +1158,9 @@ impl LogsTab {
                 Span::styled(format!("▶{}", safe(&at)), theme.style(Role::Error)),
                 Span::styled(" (previous filter kept)", theme.style(Role::Dim)),
             ]);
+        }
+        if let Some(h) = &self.filter_hint {
+            return Line::from(Span::styled(safe(h), theme.style(Role::Warn)));
         }
         if let Some(ex) = &self.export {
             return Line::from(Span::styled(
@@ -1130,8 +1216,10 @@ impl LogsTab {
             return;
         }
         let sel = self.selected_index().unwrap_or(0);
+        let time_fmt = self.time_format(ctx);
+        let time_w = ctx.fmt_time(ctx.now, time_fmt).chars().count() + 1;
         let show_trace = width >= 70;
-        let fixed = 13 + 6 + 11 + if show_trace { 11 } else { 0 };
+        let fixed = time_w + 6 + 11 + if show_trace { 11 } else { 0 };
         let msg_width = width.saturating_sub(fixed).max(10);
         // Rows of one log line (more than one when wrapping).
         let render = |i: usize, l: &LogLine| -> Vec<Line<'static>> {
@@ -1155,7 +1243,7 @@ impl LogsTab {
             for (k, chunk) in chunks.into_iter().enumerate() {
                 let mut spans = if k == 0 {
                     vec![
-                        Span::styled(format!("{:<13}", ctx.fmt_time(l.ts, "%H:%M:%S%.3f")), base),
+                        Span::styled(format!("{:<time_w$}", ctx.fmt_time(l.ts, time_fmt)), base),
                         Span::styled(
                             format!("{:<6}", Level::from_i16(l.level).name()),
                             if selected {
@@ -1167,7 +1255,7 @@ impl LogsTab {
                         Span::styled(format!("{:<11}", truncate(&safe(&l.service), 10)), base),
                     ]
                 } else {
-                    vec![Span::styled(" ".repeat(30), base)]
+                    vec![Span::styled(" ".repeat(time_w + 17), base)]
                 };
                 spans.push(Span::styled(format!("{chunk:<msg_width$}"), base));
                 if show_trace && k == 0 {
@@ -1210,6 +1298,26 @@ impl LogsTab {
         let buf = f.buffer_mut();
         for (y, row) in (area.y..).zip(rows.iter().skip(skip).take(height)) {
             put_line(buf, area.x, y, row, area.width);
+        }
+    }
+
+    /// The time column: the time of day while every line and the whole range are today (in
+    /// the chosen clock); the date too as soon as the range spans more than one calendar day
+    /// or a line is from another day; the year when a line is from another year. The buffer
+    /// is in time order, so its first and last lines bound every line's day.
+    fn time_format(&self, ctx: &DrawCtx) -> &'static str {
+        let day = |t| ctx.fmt_time(t, "%Y-%m-%d");
+        let today = day(ctx.now);
+        let start = ctx.now - ctx.range.duration();
+        let ends = [self.buffer.first(), self.buffer.last()];
+        let lines_days: Vec<String> = ends.iter().flatten().map(|l| day(l.ts)).collect();
+        let year = |d: &str| d.split('-').next().unwrap_or("").to_string();
+        if lines_days.iter().any(|d| year(d) != year(&today)) {
+            "%Y-%m-%d %H:%M:%S%.3f"
+        } else if day(start) != today || lines_days.iter().any(|d| *d != today) {
+            "%m-%d %H:%M:%S%.3f"
+        } else {
+            "%H:%M:%S%.3f"
         }
     }
 
