@@ -23,6 +23,7 @@ use crate::config::IngestConfig;
 use crate::db::copy::CopyBuf;
 use crate::db::Db;
 use crate::model::Level;
+use crate::query::checkpoint::Checkpoint;
 use crate::query::ingest::ErrorGroupDelta;
 
 /// Rejected lines reported individually; the rest are only counted.
@@ -202,6 +203,7 @@ struct Building {
     lines: u64,
     events: u64,
     blank: u64,
+    positions: Vec<Checkpoint>,
     since: Option<Instant>,
 }
 
@@ -216,6 +218,7 @@ impl Building {
             && self.rejected == 0
             && self.folded == 0
             && self.lines == 0
+            && self.positions.is_empty()
     }
 }
 
@@ -305,6 +308,31 @@ impl Pipeline {
             }
             self.first_rejects.push(r);
         }
+    }
+
+    /// Records where a followed file stands after the line pushed next; saved with the batch
+    /// that holds that line (see `follow`).
+    pub fn mark_position(&mut self, cp: Checkpoint) {
+        match self.cur.positions.iter_mut().find(|p| p.path == cp.path) {
+            Some(p) => *p = cp,
+            None => self.cur.positions.push(cp),
+        }
+    }
+
+    /// Service for the following lines that name none (several files followed at once).
+    pub fn set_default_service(&mut self, service: &str) {
+        if self.opts.service != service {
+            self.opts.service = service.to_string();
+        }
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Counts shared with the writer, readable while the run goes on (signal handling).
+    pub fn committed(&self) -> Arc<Committed> {
+        self.committed.clone()
     }
 
     /// Counts a line that was too long to read (see `reader::MAX_LINE`).
@@ -547,6 +575,8 @@ impl Pipeline {
             old_requests,
             holds,
             hold_until: self.opts.keep_until,
+            positions: cur.positions,
+            lines_through: self.lines,
             done,
         };
         self.seq += 1;

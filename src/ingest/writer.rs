@@ -177,6 +177,10 @@ pub struct Batch {
     /// Partitions of those rows to hold (`--keep`), and until when.
     pub holds: Vec<(&'static str, String)>,
     pub hold_until: Option<chrono::DateTime<Utc>>,
+    /// Read positions of followed files after the batch's last line, saved in its transaction.
+    pub positions: Vec<crate::query::checkpoint::Checkpoint>,
+    /// Input lines of the run up to the batch's last line.
+    pub lines_through: u64,
     /// Told when the batch is committed (for `Pipeline::flush`).
     pub done: Option<oneshot::Sender<()>>,
 }
@@ -193,6 +197,7 @@ impl Batch {
             && self.rejected == 0
             && self.folded == 0
             && self.lines == 0
+            && self.positions.is_empty()
     }
 }
 
@@ -204,6 +209,10 @@ pub struct Committed {
     pub events: AtomicU64,
     pub old_logs: AtomicU64,
     pub old_requests: AtomicU64,
+    /// Input lines covered by committed batches, and lines handed to the pipeline (the
+    /// difference is what an abort loses).
+    pub lines: AtomicU64,
+    pub read: AtomicU64,
 }
 
 pub struct Writer {
@@ -379,6 +388,7 @@ impl Writer {
             old_rows: (batch.old_logs + batch.old_requests) as i64,
         };
         q::record_stat(&mut tx, &source, &stat).await?;
+        crate::query::checkpoint::save(&mut tx, &batch.positions).await?;
         let xid = if log_rows > 0 {
             Some(q::notify_logs(&mut tx, &log_rows.to_string()).await?)
         } else {
@@ -400,6 +410,9 @@ impl Writer {
         c.old_logs.fetch_add(batch.old_logs, Ordering::Relaxed);
         c.old_requests
             .fetch_add(batch.old_requests, Ordering::Relaxed);
+        self.committed
+            .lines
+            .fetch_max(batch.lines_through, Ordering::Relaxed);
         Ok(())
     }
 }
