@@ -260,7 +260,8 @@ pub async fn export_with(
                 Format::Csv => write_csv_row(out, &row, mode)?,
                 Format::Json => {
                     out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
-                    serde_json::to_writer(&mut *out, &row)?;
+                    // As an io::Error, so a closed stdout is still recognised as one.
+                    serde_json::to_writer(&mut *out, &row).map_err(io::Error::from)?;
                 }
                 Format::Text => write_text_row(out, &row, mode)?,
             }
