@@ -114,8 +114,9 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
-    /// Where the private cluster lives. Empty: the platform data dir (or /var/lib/opsdash when
-    /// running as root, because the postgres user cannot reach root's home).
+    /// Where the private cluster lives (`OPSDASH_DATA_DIR` wins). Empty: `$XDG_DATA_HOME/opsdash`
+    /// or `~/.local/share/opsdash`; as root, a per-user place under /var/lib/opsdash when the
+    /// postgres user cannot reach that (see `db::embedded::data_root`).
     pub data_dir: String,
 }
 
