@@ -114,8 +114,9 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
-    /// Where the private cluster lives. Empty: the platform data dir (or /var/lib/opsdash when
-    /// running as root, because the postgres user cannot reach root's home).
+    /// Where the private cluster lives (`OPSDASH_DATA_DIR` wins). Empty: `$XDG_DATA_HOME/opsdash`
+    /// or `~/.local/share/opsdash`; as root, a per-user place under /var/lib/opsdash when the
+    /// postgres user cannot reach that (see `db::embedded::data_root`).
     pub data_dir: String,
 }
 
@@ -622,7 +623,7 @@ impl Config {
                     message: e.to_string(),
                 })?;
                 let cfg = Config::parse(&text, p)?;
-                check_permissions(p, &cfg)?;
+                check_permissions(p, &text)?;
                 cfg
             }
             None => Config::default(),
@@ -643,147 +644,430 @@ impl Config {
         }
     }
 
-    /// Whether this config carries a password (in a URL or a secret).
-    pub fn holds_secret(&self) -> bool {
-        url_has_password(self.database.url.expose())
-            || url_has_password(self.database.read_url.expose())
-            || !self.retention.anonymize_secret.is_empty()
-            || self
-                .alert
-                .channels
-                .iter()
-                .any(|c| !c.secret.is_empty() || !c.routing_key.is_empty() || !c.url.is_empty())
-    }
-
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| {
-            let (line, column) = find_key(text, key);
+        // Every check names the path of the value it refuses (`service[1].kind`); `locate`
+        // turns that into the line and column of that key in this file, in any table.
+        self.check_values().map_err(|(key_path, message)| {
+            let (line, column) = locate(text, &key_path);
             ConfigError::Invalid {
                 path: path.display().to_string(),
                 line,
                 column,
-                message: format!("{key}: {message}"),
+                message: format!("{key_path}: {message}"),
             }
-        };
+        })
+    }
+
+    /// The checks serde cannot make: returns the key path of the first bad value and why.
+    fn check_values(&self) -> Result<(), (String, String)> {
+        let bad = |key: String, message: String| Err((key, message));
         if !matches!(self.ui.clock.as_str(), "utc" | "local") {
-            return Err(bad(
-                "clock",
+            return bad(
+                "ui.clock".into(),
                 format!("expected \"utc\" or \"local\", found {:?}", self.ui.clock),
-            ));
+            );
         }
         if crate::model::TimeRange::parse(&self.ui.range).is_none() {
-            return Err(bad(
-                "range",
+            return bad(
+                "ui.range".into(),
                 format!(
                     "expected one of 1h, 6h, 24h, 7d, 30d, found {:?}",
                     self.ui.range
                 ),
-            ));
+            );
         }
         if self.ui.tail_buffer == 0 {
-            return Err(bad("tail_buffer", "must be at least 1".into()));
+            return bad("ui.tail_buffer".into(), "must be at least 1".into());
         }
         if self.database.pool_size == 0 {
-            return Err(bad("pool_size", "must be at least 1".into()));
+            return bad("database.pool_size".into(), "must be at least 1".into());
         }
         if self.ingest.batch_size == 0 {
-            return Err(bad("batch_size", "must be at least 1".into()));
+            return bad("ingest.batch_size".into(), "must be at least 1".into());
         }
         if let Err((key, message)) = self.retention.check() {
-            let (line, column) = find_key_in_section(text, &message, key);
-            return Err(ConfigError::Invalid {
-                path: path.display().to_string(),
-                line,
-                column,
-                message,
-            });
+            // The message names the table when the key is one table's (`retention.TABLE.KEY`).
+            let table = message
+                .strip_prefix("retention.")
+                .and_then(|m| m.split(['.', ' ', ':']).next())
+                .filter(|t| self.retention.policies().iter().any(|(n, _)| n == t));
+            let key_path = match table {
+                Some(t) => format!("retention.{t}.{key}"),
+                None => format!("retention.{key}"),
+            };
+            let message = message
+                .strip_prefix(&format!("{key_path} "))
+                .or_else(|| message.strip_prefix(&format!("{key_path}: ")))
+                .unwrap_or(&message)
+                .to_string();
+            return bad(key_path, message);
         }
         if let Err(e) = humantime::parse_duration(&self.ingest.dedup_window) {
-            return Err(bad(
-                "dedup_window",
+            return bad(
+                "ingest.dedup_window".into(),
                 format!("not a duration ({e}), e.g. \"10s\""),
-            ));
+            );
         }
-        for w in &self.kpi.widget {
+        for (i, w) in self.kpi.widget.iter().enumerate() {
             if !WIDGET_KINDS.contains(&w.kind.as_str()) {
-                return Err(bad(
-                    "kind",
+                return bad(
+                    format!("kpi.widget[{i}].kind"),
                     format!(
                         "widget {:?}: unknown kind {:?} (one of {})",
                         w.title,
                         w.kind,
                         WIDGET_KINDS.join(", ")
                     ),
-                ));
+                );
             }
             if w.kind != "alerts" && w.query.trim().is_empty() {
-                return Err(bad(
-                    "query",
+                return bad(
+                    format!("kpi.widget[{i}].query"),
                     format!("widget {:?}: a {} widget needs a query", w.title, w.kind),
-                ));
+                );
             }
         }
-        for s in &self.service {
+        for (i, s) in self.service.iter().enumerate() {
             if !matches!(s.kind.as_str(), "http" | "tcp" | "postgres") {
-                return Err(bad(
-                    "kind",
+                return bad(
+                    format!("service[{i}].kind"),
                     format!(
                         "service {:?}: unknown kind {:?} (http, tcp or postgres)",
                         s.name, s.kind
                     ),
-                ));
+                );
             }
             if s.name.trim().is_empty() || s.target.trim().is_empty() {
-                return Err(bad(
-                    "target",
+                let key = if s.name.trim().is_empty() {
+                    "name"
+                } else {
+                    "target"
+                };
+                return bad(
+                    format!("service[{i}].{key}"),
                     "every [[service]] needs a name and a target".into(),
-                ));
+                );
             }
             if s.interval_s == 0 || s.timeout_ms == 0 {
-                return Err(bad(
-                    "interval_s",
+                let key = if s.interval_s == 0 {
+                    "interval_s"
+                } else {
+                    "timeout_ms"
+                };
+                return bad(
+                    format!("service[{i}].{key}"),
                     format!("service {:?}: interval and timeout must be > 0", s.name),
-                ));
+                );
             }
         }
         if let Err((key, message)) = self.alert.validate() {
-            return Err(bad(&key, message));
+            return bad(format!("alert.{}", self.alert_error_path(&key)), message);
         }
-        for rule in &self.ingest.redact {
+        for (i, rule) in self.ingest.redact.iter().enumerate() {
             if let Err(e) = crate::ingest::redact::rules::build(&rule.pattern) {
-                return Err(bad(
-                    "pattern",
+                return bad(
+                    format!("ingest.redact[{i}].pattern"),
                     format!("rule {:?}: bad regex: {e}", rule.name),
-                ));
+                );
             }
         }
         Ok(())
     }
+
+    /// Which `[[alert.channel]]` or `[[alert.rule]]` an `[alert]` error is about. The section's
+    /// own check names only the key; the entry is the first one whose prefix of the list fails
+    /// (channels checked without rules, then rules with every channel), so the error points at
+    /// that entry and not at the first entry that has a key of that name.
+    fn alert_error_path(&self, key: &str) -> String {
+        let base = crate::alerts::AlertConfig {
+            rules: Vec::new(),
+            channels: Vec::new(),
+            ..self.alert.clone()
+        };
+        if base.validate().is_err() {
+            return key.to_string();
+        }
+        for n in 1..=self.alert.channels.len() {
+            let prefix = crate::alerts::AlertConfig {
+                channels: self.alert.channels[..n].to_vec(),
+                ..base.clone()
+            };
+            if prefix.validate().is_err() {
+                return format!("channel[{}].{key}", n - 1);
+            }
+        }
+        for n in 1..=self.alert.rules.len() {
+            let prefix = crate::alerts::AlertConfig {
+                channels: self.alert.channels.clone(),
+                rules: self.alert.rules[..n].to_vec(),
+                ..base.clone()
+            };
+            if prefix.validate().is_err() {
+                return format!("rule[{}].{key}", n - 1);
+            }
+        }
+        key.to_string()
+    }
 }
 
-/// Refuses a config file that holds a password and can be read by group or others, as ssh
-/// refuses an unprotected key.
-pub fn check_permissions(path: &Path, cfg: &Config) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    if !cfg.holds_secret() {
-        return Ok(());
+/// One step of a key path: a key, or an index into an array (of tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `alert.channel[1].smtp_tls` as steps. Our keys have no dots or brackets.
+fn steps(key_path: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    for part in key_path.split('.') {
+        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if !key.is_empty() {
+            out.push(Step::Key(key));
+        }
+        while let Some(end) = rest.find(']') {
+            if let Ok(i) = rest[1..end].parse() {
+                out.push(Step::Index(i));
+            }
+            rest = &rest[end + 1..];
+        }
     }
+    out
+}
+
+/// A place in a parsed TOML document: a table, an item (what a key holds) or a value inside an
+/// array or inline table.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Table(&'a dyn toml_edit::TableLike),
+    Item(&'a toml_edit::Item),
+    Value(&'a toml_edit::Value),
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
+impl<'a> Node<'a> {
+    fn table_like(self) -> Option<&'a dyn toml_edit::TableLike> {
+        match self {
+            Node::Table(t) => Some(t),
+            Node::Item(i) => i.as_table_like(),
+            Node::Value(v) => v.as_inline_table().map(|t| t as &dyn toml_edit::TableLike),
+        }
+    }
+
+    fn array(self) -> Option<&'a toml_edit::Array> {
+        match self {
+            Node::Table(_) => None,
+            Node::Item(i) => i.as_array(),
+            Node::Value(v) => v.as_array(),
+        }
+    }
+
+    /// The entry under `key`, with the span of the key as written.
+    fn key(self, key: &str) -> Option<(Span, Node<'a>)> {
+        let (k, item) = self.table_like()?.get_key_value(key)?;
+        Some((k.span().or_else(|| item.span()), Node::Item(item)))
+    }
+
+    /// The i-th entry of an array of tables (its header's span) or of an inline array.
+    fn nth(self, i: usize) -> Option<(Span, Node<'a>)> {
+        if let Node::Item(item) = self {
+            if let Some(aot) = item.as_array_of_tables() {
+                let t = aot.get(i)?;
+                return Some((t.span(), Node::Table(t)));
+            }
+        }
+        let v = self.array()?.get(i)?;
+        Some((v.span(), Node::Value(v)))
+    }
+
+    /// Every entry below this node, depth first, with its key path and span.
+    fn walk(self, path: &str, span: Span, f: &mut dyn FnMut(&str, Span, Node<'a>)) {
+        f(path, span.clone(), self);
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        if let Some(t) = self.table_like() {
+            for (k, _) in t.iter() {
+                if let Some((s, n)) = self.key(k) {
+                    n.walk(&join(k), s, f);
+                }
+            }
+            return;
+        }
+        let len = match self {
+            Node::Item(i) => i
+                .as_array_of_tables()
+                .map(|a| a.len())
+                .or_else(|| i.as_array().map(|a| a.len())),
+            Node::Value(v) => v.as_array().map(|a| a.len()),
+            Node::Table(_) => None,
+        };
+        for i in 0..len.unwrap_or(0) {
+            if let Some((s, n)) = self.nth(i) {
+                n.walk(&format!("{path}[{i}]"), s.or_else(|| span.clone()), f);
+            }
+        }
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Node::Item(i) => i.as_str(),
+            Node::Value(v) => v.as_str(),
+            Node::Table(_) => None,
+        }
+    }
+}
+
+/// Line and column (1-based) of the value at `key_path` in the TOML text, from the document's
+/// own spans: the key itself when it is written, else the nearest enclosing entry that is (an
+/// `[[alert.channel]]` header for a key it lacks), else 1:1.
+fn locate(text: &str, key_path: &str) -> (usize, usize) {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return (1, 1);
+    };
+    let mut node = Node::Table(doc.as_table());
+    let mut found: Span = None;
+    for step in steps(key_path) {
+        let next = match step {
+            Step::Key(k) => node.key(k),
+            Step::Index(i) => node.nth(i),
+        };
+        let Some((span, n)) = next else {
+            break;
+        };
+        found = span.or(found);
+        node = n;
+    }
+    found.map(|s| line_col(text, s.start)).unwrap_or((1, 1))
+}
+
+/// Words of a key (`smtp_password`, `X-Api-Key`, `anonymizeSecret` is not split), lowercased.
+fn key_words(key: &str) -> Vec<String> {
+    key.split(['_', '-', '.', ' '])
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// Whether a key's name says its value is a secret: whole words, so `secret_key`, `X-Api-Key`,
+/// `smtp_password`, `Authorization` do and `keys`, `tokenizer`, `redact_keys` do not.
+fn secret_key_name(key: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "apikey",
+    ];
+    const BEFORE_KEY: &[&str] = &[
+        "api",
+        "routing",
+        "private",
+        "access",
+        "integration",
+        "signing",
+        "encryption",
+    ];
+    let w = key_words(key);
+    w.iter().any(|x| WORDS.contains(&x.as_str()))
+        || w.windows(2)
+            .any(|p| p[1] == "key" && BEFORE_KEY.contains(&p[0].as_str()))
+}
+
+/// Whether a value carries a credential whatever its key: a URL with a password, a libpq
+/// `password=`, an HTTP authorization, or a token in a query string.
+fn secret_value(v: &str) -> bool {
+    if url_has_password(v) {
+        return true;
+    }
+    let l = v.to_ascii_lowercase();
+    if l.contains("bearer ") || l.contains("basic ") || l.contains("authorization:") {
+        return true;
+    }
+    // `?token=abc`, `&api_key=abc`, `sig=...`: a name=value pair whose name is a secret's.
+    l.split(['?', '&', ';', ' ', ','])
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, val)| !val.is_empty() && (secret_key_name(k) || matches!(k, "key" | "sig")))
+}
+
+/// The secrets a config file holds: the key path and line of each non-empty value that is a
+/// secret by its key's name (`smtp_password`, `secret`, a header named `Authorization`, a
+/// channel `url`, which for Slack and Discord is the credential), or by its content anywhere
+/// (a URL with a password, `password=`, a bearer token, `?token=`). `[ingest]` describes what
+/// to redact and holds no secrets of its own.
+pub fn secrets_in(text: &str) -> Vec<(String, usize)> {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    Node::Table(doc.as_table()).walk("", None, &mut |path, span, node| {
+        let Some(v) = node.as_str().filter(|v| !v.trim().is_empty()) else {
+            return;
+        };
+        if path.starts_with("ingest.") {
+            return;
+        }
+        let steps = steps(path);
+        let last_key = steps.iter().rev().find_map(|s| match s {
+            Step::Key(k) => Some(*k),
+            Step::Index(_) => None,
+        });
+        let is_channel_url = path.starts_with("alert.channel[") && path.ends_with("].url");
+        let by_name =
+            last_key.is_some_and(secret_key_name) && !matches!(steps.last(), Some(Step::Index(_)));
+        if by_name || is_channel_url || secret_value(v) {
+            let line = span.map(|s| line_col(text, s.start).0).unwrap_or(1);
+            out.push((path.to_string(), line));
+        }
+    });
+    out
+}
+
+/// Refuses a config file that holds a secret and can be read by group or others, as ssh
+/// refuses an unprotected key; the message names each secret's key and line.
+pub fn check_permissions(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| ConfigError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
     let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::Unsafe {
-            path: path.display().to_string(),
-            message: format!(
-                "holds a database password but is readable by others (mode {:o}); run: chmod 600 {}",
-                mode & 0o777,
-                path.display()
-            ),
-        });
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
-    Ok(())
+    let secrets = secrets_in(text);
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = secrets
+        .iter()
+        .map(|(k, line)| format!("{k} (line {line})"))
+        .collect();
+    Err(ConfigError::Unsafe {
+        path: path.display().to_string(),
+        message: format!(
+            "{} {} a secret but the file is readable by {} (mode {:o}); run: chmod 600 {}",
+            named.join(", "),
+            if secrets.len() == 1 { "holds" } else { "hold" },
+            match (mode & 0o070 != 0, mode & 0o007 != 0) {
+                (true, true) => "group and others",
+                (true, false) => "its group",
+                _ => "others",
+            },
+            mode & 0o777,
+            path.display()
+        ),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -791,47 +1075,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     (line, column)
-}
-
-/// Line of `key` in the `[retention.TABLE]` section the message names, else its first line.
-fn find_key_in_section(text: &str, message: &str, key: &str) -> (usize, usize) {
-    let table = message
-        .strip_prefix("retention.")
-        .and_then(|m| m.split(['.', ' ', ':']).next());
-    if let Some(table) = table {
-        let header = format!("[retention.{table}]");
-        if let Some(start) = text.lines().position(|l| l.trim() == header) {
-            let rest: String = text
-                .lines()
-                .skip(start)
-                .take_while(|l| !l.trim_start().starts_with('[') || l.trim() == header)
-                .collect::<Vec<_>>()
-                .join("\n");
-            let (line, column) = find_key(&rest, key);
-            if line > 1
-                || rest
-                    .lines()
-                    .next()
-                    .is_some_and(|l| l.trim_start().starts_with(key))
-            {
-                return (start + line, column);
-            }
-        }
-    }
-    find_key(text, key)
-}
-
-/// Line of the first assignment to `key` (for validation errors found after parsing).
-fn find_key(text: &str, key: &str) -> (usize, usize) {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                return (i + 1, line.len() - t.len() + 1);
-            }
-        }
-    }
-    (1, 1)
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! Exports the log lines a filter selects as CSV, JSON or plain text, streaming (constant
 //! memory whatever the size). Used by `opsdash export` and by the Logs tab's export prompt.
 //!
-//! CSV and JSON carry the data exactly (a round trip gives the same rows); the text format is
-//! for reading and is sanitized like the screen, since it is likely to be `cat` to a terminal.
+//! JSON carries the data exactly (a round trip gives the same rows). CSV does too, except that a
+//! text cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'` (OWASP's guard
+//! against CSV injection: a spreadsheet would run it as a formula). The text format is for
+//! reading and is sanitized like the screen (`crate::sanitize`), since it is likely to be `cat`
+//! to a terminal. `Mode::Raw` (`opsdash export --raw`, never to a terminal) writes text and CSV
+//! cells as stored. Either way one record is one line of text: line breaks inside a value are
+//! written as `\n` / `\r` (raw) or `^J` / `^M` (escaped), so no value can forge a record.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -19,8 +24,11 @@ use crate::sanitize::sanitize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// RFC 4180 with a header row, formula cells guarded.
     Csv,
+    /// One array, one object per line, exact.
     Json,
+    /// For reading: time, level, service, message, escaped as on screen.
     Text,
 }
 
@@ -32,6 +40,16 @@ impl Format {
             Format::Text => "log",
         }
     }
+}
+
+/// How text from the data is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Text format escaped as on screen; CSV cells guarded against formula injection.
+    #[default]
+    Escaped,
+    /// Values as stored (line breaks in text still escaped, one record per line).
+    Raw,
 }
 
 /// The columns of a CSV export, in order (also the keys of a JSON export).
@@ -110,6 +128,19 @@ impl From<LogLine> for ExportRow {
     }
 }
 
+/// Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text cell as a spreadsheet may safely open it: a leading `'` when the cell would start a
+/// formula, which spreadsheets show as text and do not evaluate.
+fn guard_formula(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(FORMULA_START) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// A CSV field: quoted when it holds a comma, quote, CR or LF (RFC 4180). NULL is empty.
 fn csv_field(out: &mut (impl Write + ?Sized), s: &str) -> io::Result<()> {
     if s.contains([',', '"', '\n', '\r']) {
@@ -121,60 +152,98 @@ fn csv_field(out: &mut (impl Write + ?Sized), s: &str) -> io::Result<()> {
     }
 }
 
-fn write_csv_row(out: &mut (impl Write + ?Sized), r: &ExportRow) -> io::Result<()> {
+fn write_csv_row(out: &mut (impl Write + ?Sized), r: &ExportRow, mode: Mode) -> io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    // (value, is text from the data): numbers and times we format cannot start a formula.
     let fields = [
-        r.id.to_string(),
-        r.ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        r.level.clone(),
-        r.service.clone(),
-        opt(&r.host),
-        r.message.clone(),
-        opt(&r.trace_id),
-        opt(&r.span_id),
-        opt(&r.request_id),
-        opt(&r.user_id),
-        opt(&r.route),
-        opt(&r.method),
-        r.status.map(|s| s.to_string()).unwrap_or_default(),
-        r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-        opt(&r.ip),
-        opt(&r.user_agent),
-        opt(&r.error_type),
-        r.attrs.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-        opt(&r.fingerprint),
-        r.repeat_count.to_string(),
+        (r.id.to_string(), false),
+        (
+            r.ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            false,
+        ),
+        (r.level.clone(), true),
+        (r.service.clone(), true),
+        (opt(&r.host), true),
+        (r.message.clone(), true),
+        (opt(&r.trace_id), true),
+        (opt(&r.span_id), true),
+        (opt(&r.request_id), true),
+        (opt(&r.user_id), true),
+        (opt(&r.route), true),
+        (opt(&r.method), true),
+        (r.status.map(|s| s.to_string()).unwrap_or_default(), false),
+        (
+            r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+            false,
+        ),
+        (opt(&r.ip), true),
+        (opt(&r.user_agent), true),
+        (opt(&r.error_type), true),
+        (
+            r.attrs.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            true,
+        ),
+        (opt(&r.fingerprint), true),
+        (r.repeat_count.to_string(), false),
     ];
-    for (i, f) in fields.iter().enumerate() {
+    for (i, (f, text)) in fields.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
-        csv_field(out, f)?;
+        if *text && mode == Mode::Escaped {
+            csv_field(out, &guard_formula(f))?;
+        } else {
+            csv_field(out, f)?;
+        }
     }
     out.write_all(b"\r\n")
 }
 
-fn write_text_row(out: &mut (impl Write + ?Sized), r: &ExportRow) -> io::Result<()> {
+/// Text from the data for one line of the text format: escaped as on screen, or raw with only
+/// its line breaks spelled out (one record, one line).
+fn text_value(s: &str, mode: Mode) -> std::borrow::Cow<'_, str> {
+    match mode {
+        Mode::Escaped => sanitize(s),
+        Mode::Raw if s.contains(['\n', '\r']) => {
+            std::borrow::Cow::Owned(s.replace('\n', "\\n").replace('\r', "\\r"))
+        }
+        Mode::Raw => std::borrow::Cow::Borrowed(s),
+    }
+}
+
+fn write_text_row(out: &mut (impl Write + ?Sized), r: &ExportRow, mode: Mode) -> io::Result<()> {
     write!(
         out,
         "{} {:<5} {} {}",
         r.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        r.level,
-        sanitize(&r.service),
-        sanitize(&r.message)
+        text_value(&r.level, mode),
+        text_value(&r.service, mode),
+        text_value(&r.message, mode)
     )?;
     if let Some(t) = &r.trace_id {
-        write!(out, " trace={}", sanitize(t))?;
+        write!(out, " trace={}", text_value(t, mode))?;
     }
     out.write_all(b"\n")
 }
 
-/// Writes every line `filter` selects to `out`; `progress` gets the running row count after
-/// each batch. Returns the number of rows written.
+/// Writes every line `filter` selects to `out`, escaped (`Mode::Escaped`); `progress` gets the
+/// running row count after each batch. Returns the number of rows written.
 pub async fn export(
     pool: &PgPool,
     filter: &Filter,
     format: Format,
+    out: &mut (dyn Write + Send),
+    progress: impl FnMut(u64) + Send,
+) -> Result<u64> {
+    export_with(pool, filter, format, Mode::Escaped, out, progress).await
+}
+
+/// `export` in the given mode.
+pub async fn export_with(
+    pool: &PgPool,
+    filter: &Filter,
+    format: Format,
+    mode: Mode,
     out: &mut (dyn Write + Send),
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<u64> {
@@ -188,12 +257,13 @@ pub async fn export(
         for line in batch {
             let row = ExportRow::from(line);
             match format {
-                Format::Csv => write_csv_row(out, &row)?,
+                Format::Csv => write_csv_row(out, &row, mode)?,
                 Format::Json => {
                     out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
-                    serde_json::to_writer(&mut *out, &row)?;
+                    // As an io::Error, so a closed stdout is still recognised as one.
+                    serde_json::to_writer(&mut *out, &row).map_err(io::Error::from)?;
                 }
-                Format::Text => write_text_row(out, &row)?,
+                Format::Text => write_text_row(out, &row, mode)?,
             }
             written += 1;
         }
@@ -249,9 +319,22 @@ pub async fn export_to_file(
     force: bool,
     progress: impl FnMut(u64) + Send,
 ) -> Result<u64> {
+    export_to_file_with(pool, filter, format, Mode::Escaped, path, force, progress).await
+}
+
+/// `export_to_file` in the given mode.
+pub async fn export_to_file_with(
+    pool: &PgPool,
+    filter: &Filter,
+    format: Format,
+    mode: Mode,
+    path: &Path,
+    force: bool,
+    progress: impl FnMut(u64) + Send,
+) -> Result<u64> {
     let file = create_file(path, force)?;
     let mut out = BufWriter::with_capacity(1 << 16, file);
-    match export(pool, filter, format, &mut out, progress).await {
+    match export_with(pool, filter, format, mode, &mut out, progress).await {
         Ok(n) => {
             out.into_inner()
                 .map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?
@@ -286,5 +369,83 @@ mod tests {
         v.push(b'|');
         csv_field(&mut v, "a,\"b\"\nc").unwrap();
         assert_eq!(String::from_utf8(v).unwrap(), "plain|\"a,\"\"b\"\"\nc\"");
+    }
+
+    fn row(message: &str) -> ExportRow {
+        ExportRow {
+            id: 7,
+            ts: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            level: "error".into(),
+            service: "api".into(),
+            host: None,
+            message: message.into(),
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            user_id: Some("@admin".into()),
+            route: None,
+            method: None,
+            status: Some(500),
+            duration_ms: Some(-1.5),
+            ip: None,
+            user_agent: None,
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+            repeat_count: 1,
+        }
+    }
+
+    #[test]
+    fn csv_text_cells_that_would_be_formulas_get_a_leading_quote() {
+        for (cell, want) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("+1+2", "'+1+2"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("a=1", "a=1"),
+        ] {
+            let mut v = Vec::new();
+            write_csv_row(&mut v, &row(cell), Mode::Escaped).unwrap();
+            let line = String::from_utf8(v).unwrap();
+            let fields: Vec<&str> = line.splitn(7, ',').collect();
+            assert!(fields[5].starts_with(want), "{cell:?}: {line:?}");
+            // Numbers we format are left alone; text from the data is guarded everywhere.
+            assert!(line.contains(",'@admin,"), "{line:?}");
+            assert!(line.contains(",500,-1.5,"), "{line:?}");
+            let mut raw = Vec::new();
+            write_csv_row(&mut raw, &row(cell), Mode::Raw).unwrap();
+            assert!(
+                !String::from_utf8(raw).unwrap().contains('\''),
+                "raw is as stored"
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_record_is_one_line_in_both_modes() {
+        let hostile = "a\nforged 2026-01-01T00:00:00.000Z error api root\r\n\x1b]52;c;ZXZpbA==\x07";
+        let mut v = Vec::new();
+        write_text_row(&mut v, &row(hostile), Mode::Escaped).unwrap();
+        let esc = String::from_utf8(v).unwrap();
+        assert_eq!(esc.matches('\n').count(), 1, "{esc:?}");
+        assert!(!esc.contains(['\x1b', '\x07', '\r']), "{esc:?}");
+        assert!(
+            esc.contains("a^Jforged") && esc.contains("^[]52;c;"),
+            "{esc:?}"
+        );
+        let mut v = Vec::new();
+        write_text_row(&mut v, &row(hostile), Mode::Raw).unwrap();
+        let raw = String::from_utf8(v).unwrap();
+        assert_eq!(raw.matches('\n').count(), 1, "{raw:?}");
+        assert!(
+            raw.contains("a\\nforged") && raw.contains("\x1b]52;c;"),
+            "{raw:?}"
+        );
     }
 }

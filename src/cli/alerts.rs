@@ -6,37 +6,120 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
-use clap::{Args as ClapArgs, Subcommand};
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 
 use crate::alerts::engine;
 use crate::alerts::operator::{self, Operator};
 use crate::alerts::{Matcher, RuleConfig, RuleSpec};
+use crate::cli::{json_line, ListOutput};
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alerts as q;
 use crate::sanitize::clean;
 
+/// Alert states, as the `--state` flag takes them (a typo is a clap error listing these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlertState {
+    /// Condition true, waiting for its `for` period.
+    Pending,
+    /// Firing and notified.
+    Firing,
+    /// Firing, acknowledged by an operator.
+    Acknowledged,
+    /// Firing but matched by a silence.
+    Suppressed,
+    /// Ended (condition false for the resolve period, or resolved by hand).
+    Resolved,
+}
+
+impl AlertState {
+    /// The name stored in `alert.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Suppressed => "suppressed",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// Rule severities (`--severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// Rule comparison operators (`--operator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Op {
+    /// value > threshold
+    Gt,
+    /// value >= threshold
+    Gte,
+    /// value < threshold
+    Lt,
+    /// value <= threshold
+    Lte,
+    /// value = threshold
+    Eq,
+    /// value != threshold
+    Ne,
+}
+
+/// Rule statuses (`--status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuleStatus {
+    /// Evaluated and notified.
+    Enabled,
+    /// Not evaluated.
+    Disabled,
+    /// Evaluated and shown, never notified.
+    Testing,
+}
+
+/// The name a ValueEnum value has on the command line (and in the config and database).
+fn flag_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AlertsAction {
     /// Open alerts, most severe first (--all: resolved ones too).
     List {
+        /// Resolved alerts too, not only open ones.
         #[arg(long)]
         all: bool,
-        /// Only alerts in this state (pending, firing, acknowledged, suppressed, resolved).
-        #[arg(long)]
-        state: Option<String>,
+        /// Only alerts in this state.
+        #[arg(long, value_enum)]
+        state: Option<AlertState>,
+        #[command(flatten)]
+        output: ListOutput,
     },
     /// One alert: value against threshold, labels, runbook, history, notification attempts.
-    Show { id: i64 },
+    Show {
+        /// Alert id (the ID column of `alerts list`).
+        id: i64,
+    },
     /// Acknowledge a firing alert.
     Ack {
+        /// Alert id (the ID column of `alerts list`).
         id: i64,
+        /// Why, for the history and the audit log.
         #[arg(long, short)]
         note: Option<String>,
     },
     /// Resolve an open alert.
     Resolve {
+        /// Alert id (the ID column of `alerts list`).
         id: i64,
+        /// Why, for the history and the audit log.
         #[arg(long, short)]
         note: Option<String>,
     },
@@ -51,7 +134,10 @@ pub enum AlertsAction {
         action: Option<RulesAction>,
     },
     /// Notifications that gave up (dead letters).
-    Dead,
+    Dead {
+        #[command(flatten)]
+        output: ListOutput,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,64 +147,92 @@ pub enum SilenceAction {
         /// Take the matchers from this alert's labels.
         #[arg(long)]
         alert: Option<i64>,
+        /// A label matcher: name=value, name!=value, name=~regex, name!~regex (repeatable).
         #[arg(long = "matcher", short)]
         matchers: Vec<String>,
         /// How long, e.g. 30m, 2h.
         #[arg(long, short, default_value = "1h")]
         duration: String,
+        /// Why, shown beside the silence.
         #[arg(long, short, default_value = "")]
         comment: String,
     },
     /// Pending and active silences (--all: expired too).
     List {
+        /// Expired silences too.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        output: ListOutput,
     },
     /// End a silence now.
-    Expire { id: i64 },
+    Expire {
+        /// Silence id (the ID column of `alerts silence list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RulesAction {
-    List,
+    /// Every rule (config and CLI) with its status, condition and last value.
+    List {
+        #[command(flatten)]
+        output: ListOutput,
+    },
     /// Add or replace a rule managed from the CLI (config rules are changed in the config).
     Add(Box<RuleArgs>),
+    /// Enable a rule: evaluate it and notify.
     Enable {
+        /// Rule name.
         name: String,
     },
+    /// Disable a rule: stop evaluating it (its open alerts resolve).
     Disable {
+        /// Rule name.
         name: String,
     },
     /// Evaluate and show, never notify.
     Testing {
+        /// Rule name.
         name: String,
     },
     /// Measure a rule now and show each value against the threshold, without writing anything.
     Test {
+        /// Rule name.
         name: String,
     },
     /// Remove a rule added from the CLI.
     Remove {
+        /// Rule name.
         name: String,
     },
 }
 
 #[derive(Debug, ClapArgs)]
 pub struct RuleArgs {
+    /// Rule name (unique; an existing CLI rule of this name is replaced).
     #[arg(long)]
     pub name: String,
+    /// What to measure: error_rate, request_rate, latency_p95, log_count, sql... (see
+    /// config.example.toml).
     #[arg(long)]
     pub measure: String,
+    /// The value the measure is compared with.
     #[arg(long)]
     pub threshold: f64,
-    #[arg(long, default_value = "gt")]
-    pub operator: String,
-    #[arg(long, default_value = "warning")]
-    pub severity: String,
+    /// How the measure is compared with the threshold.
+    #[arg(long, value_enum, default_value = "gt")]
+    pub operator: Op,
+    /// Severity of the alerts this rule fires.
+    #[arg(long, value_enum, default_value = "warning")]
+    pub severity: Severity,
+    /// Window the measure covers, e.g. 5m.
     #[arg(long, default_value = "5m")]
     pub window: String,
+    /// How long the condition must hold before the alert fires.
     #[arg(long = "for", default_value = "0s")]
     pub for_: String,
+    /// How often the rule is evaluated.
     #[arg(long, default_value = "30s")]
     pub interval: String,
     /// Scope key=value (service, route, by, action...), repeatable.
@@ -127,18 +241,24 @@ pub struct RuleArgs {
     /// Extra label key=value, repeatable.
     #[arg(long)]
     pub label: Vec<String>,
+    /// Channel to notify (a `[[alert.channel]]` name), repeatable.
     #[arg(long)]
     pub channel: Vec<String>,
+    /// Logs filter for `log_count`, in the Logs tab's language.
     #[arg(long, default_value = "")]
     pub filter: String,
+    /// SQL returning one number, for the `sql` measure.
     #[arg(long, default_value = "")]
     pub query: String,
+    /// What the rule means, shown with its alerts.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Link to the runbook, shown with its alerts.
     #[arg(long, default_value = "")]
     pub runbook_url: String,
-    #[arg(long, default_value = "enabled")]
-    pub status: String,
+    /// Initial status of the rule.
+    #[arg(long, value_enum, default_value = "enabled")]
+    pub status: RuleStatus,
 }
 
 fn pairs(items: &[String], what: &str) -> Result<std::collections::BTreeMap<String, String>> {
@@ -189,17 +309,41 @@ pub fn run(cfg: Config, action: AlertsAction) -> Result<ExitCode> {
 async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitCode> {
     let me = Operator::current();
     match action {
-        AlertsAction::List { all, state } => {
-            let rows =
-                q::list_alerts(&db.read, all || state.as_deref() == Some("resolved"), 1000).await?;
-            println!(
+        AlertsAction::List { all, state, output } => {
+            let state = state.map(AlertState::as_str);
+            let rows = q::list_alerts(&db.read, all || state == Some("resolved"), 1000).await?;
+            let rows = rows.iter().filter(|a| state.is_none_or(|s| a.state == s));
+            if output.json() {
+                for a in rows {
+                    json_line(&serde_json::json!({
+                        "id": a.id,
+                        "severity": a.severity,
+                        "state": a.state,
+                        "rule": a.rule_name,
+                        "value": a.value,
+                        "threshold": a.threshold,
+                        "summary": a.summary,
+                        "labels": a.labels.0,
+                        "pending_since": a.pending_since,
+                        "fired_at": a.fired_at,
+                        "acknowledged_at": a.acknowledged_at,
+                        "acknowledged_by": a.acknowledged_by,
+                        "resolved_at": a.resolved_at,
+                        "resolved_by": a.resolved_by,
+                    }))?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            crate::outln!(
                 "{:>6}  {:<8}  {:<12}  {:<28}  {:>10}  {:>7}  LABELS",
-                "ID", "SEVERITY", "STATE", "RULE", "VALUE", "AGE"
+                "ID",
+                "SEVERITY",
+                "STATE",
+                "RULE",
+                "VALUE",
+                "AGE"
             );
-            for a in rows
-                .iter()
-                .filter(|a| state.as_deref().is_none_or(|s| a.state == s))
-            {
+            for a in rows {
                 let labels: Vec<String> = a
                     .labels
                     .0
@@ -207,7 +351,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
                     .filter(|(k, _)| *k != "alertname" && *k != "severity")
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
-                println!(
+                crate::outln!(
                     "{:>6}  {:<8}  {:<12}  {:<28}  {:>10}  {:>7}  {}",
                     a.id,
                     clean(&a.severity),
@@ -222,7 +366,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
         AlertsAction::Show { id } => show(db, id).await?,
         AlertsAction::Ack { id, note } => {
             let a = operator::acknowledge(db, &me, id, note.as_deref()).await?;
-            println!(
+            crate::outln!(
                 "alert {} ({}) acknowledged by {}",
                 a.id,
                 clean(&a.rule_name),
@@ -231,7 +375,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
         }
         AlertsAction::Resolve { id, note } => {
             let a = operator::resolve(db, cfg, &me, id, note.as_deref()).await?;
-            println!(
+            crate::outln!(
                 "alert {} ({}) resolved by {}",
                 a.id,
                 clean(&a.rule_name),
@@ -240,17 +384,32 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
         }
         AlertsAction::Silence { action } => silence(db, &me, action).await?,
         AlertsAction::Rules { action } => {
-            rules(db, cfg, &me, action.unwrap_or(RulesAction::List)).await?
+            let action = action.unwrap_or(RulesAction::List {
+                output: ListOutput::default(),
+            });
+            rules(db, cfg, &me, action).await?
         }
-        AlertsAction::Dead => {
-            println!(
+        AlertsAction::Dead { output } => {
+            let dead = q::dead_letters(&db.read, 200).await?;
+            if output.json() {
+                for (id, channel, kind, status, error, created) in dead {
+                    json_line(&serde_json::json!({
+                        "id": id, "channel": channel, "kind": kind, "http_status": status,
+                        "error": error, "created": created,
+                    }))?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            crate::outln!(
                 "{:>6}  {:<16}  {:<8}  {:>6}  {:<19}  ERROR",
-                "ID", "CHANNEL", "KIND", "HTTP", "CREATED"
+                "ID",
+                "CHANNEL",
+                "KIND",
+                "HTTP",
+                "CREATED"
             );
-            for (id, channel, kind, status, error, created) in
-                q::dead_letters(&db.read, 200).await?
-            {
-                println!(
+            for (id, channel, kind, status, error, created) in dead {
+                crate::outln!(
                     "{id:>6}  {:<16}  {:<8}  {:>6}  {:<19}  {}",
                     clean(&channel),
                     clean(&kind),
@@ -271,16 +430,16 @@ async fn show(db: &Db, id: i64) -> Result<()> {
     let mut conn = db.read.acquire().await?;
     let rule = q::rule_by_id(&mut conn, a.rule_id).await?;
     drop(conn);
-    println!(
+    crate::outln!(
         "alert {}  {}  {}  rule {}",
         a.id,
         clean(&a.severity),
         clean(&a.state),
         clean(&a.rule_name)
     );
-    println!("  {}", clean(&a.summary));
+    crate::outln!("  {}", clean(&a.summary));
     if let Some(r) = &rule {
-        println!(
+        crate::outln!(
             "  value {} {} threshold {} ({} over {}s, for {}s)",
             num(a.value),
             r.spec.op().symbol(),
@@ -290,21 +449,21 @@ async fn show(db: &Db, id: i64) -> Result<()> {
             r.spec.for_s
         );
         if !r.spec.description.is_empty() {
-            println!("  {}", clean(&r.spec.description));
+            crate::outln!("  {}", clean(&r.spec.description));
         }
         if let Some(rb) = &r.spec.runbook_url {
-            println!("  runbook: {}", clean(rb));
+            crate::outln!("  runbook: {}", clean(rb));
         }
     }
     for (k, v) in &a.labels.0 {
-        println!("  label {}={}", clean(k), clean(v));
+        crate::outln!("  label {}={}", clean(k), clean(v));
     }
-    println!("  pending since {}", ts(a.pending_since));
+    crate::outln!("  pending since {}", ts(a.pending_since));
     if let Some(t) = a.fired_at {
-        println!("  fired at {}", ts(t));
+        crate::outln!("  fired at {}", ts(t));
     }
     if let (Some(t), Some(by)) = (a.acknowledged_at, &a.acknowledged_by) {
-        println!(
+        crate::outln!(
             "  acknowledged {} by {}: {}",
             ts(t),
             clean(by),
@@ -312,16 +471,16 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         );
     }
     if let (Some(t), Some(by)) = (a.resolved_at, &a.resolved_by) {
-        println!(
+        crate::outln!(
             "  resolved {} by {}: {}",
             ts(t),
             clean(by),
             clean(a.resolve_note.as_deref().unwrap_or(""))
         );
     }
-    println!("history:");
+    crate::outln!("history:");
     for h in q::history(&db.read, id).await? {
-        println!(
+        crate::outln!(
             "  {}  {:>12} -> {:<12}  {:<12}  value {}  {}",
             ts(h.ts),
             clean(h.from_state.as_deref().unwrap_or("")),
@@ -331,9 +490,9 @@ async fn show(db: &Db, id: i64) -> Result<()> {
             clean(h.note.as_deref().unwrap_or("")),
         );
     }
-    println!("notification attempts:");
+    crate::outln!("notification attempts:");
     for at in q::attempts_for_alert(&db.read, id).await? {
-        println!(
+        crate::outln!(
             "  {}  #{} {:<12} {:<8} {:<9}  HTTP {}  {:.0} ms  {}",
             ts(at.ts),
             at.notification_id,
@@ -384,19 +543,36 @@ async fn silence(db: &Db, me: &Operator, action: SilenceAction) -> Result<()> {
             let d = crate::alerts::config::duration(&duration).map_err(anyhow::Error::msg)?;
             let id = operator::silence(db, me, &ms, d, &comment).await?;
             let shown: Vec<String> = ms.iter().map(|m| m.to_string()).collect();
-            println!(
+            crate::outln!(
                 "silence {id} active for {duration}: {}",
                 clean(&shown.join(", "))
             );
         }
-        SilenceAction::List { all } => {
-            println!(
+        SilenceAction::List { all, output } => {
+            let silences = q::silences(&db.read, all).await?;
+            if output.json() {
+                for s in silences {
+                    let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
+                    json_line(&serde_json::json!({
+                        "id": s.id, "state": s.state, "starts_at": s.starts_at,
+                        "ends_at": s.ends_at, "created_by": s.created_by, "matchers": ms,
+                        "comment": s.comment, "expired_at": s.expired_at,
+                        "expired_by": s.expired_by,
+                    }))?;
+                }
+                return Ok(());
+            }
+            crate::outln!(
                 "{:>5}  {:<8}  {:<19}  {:<19}  {:<12}  MATCHERS / COMMENT",
-                "ID", "STATE", "STARTS", "ENDS", "CREATOR"
+                "ID",
+                "STATE",
+                "STARTS",
+                "ENDS",
+                "CREATOR"
             );
-            for s in q::silences(&db.read, all).await? {
+            for s in silences {
                 let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
-                println!(
+                crate::outln!(
                     "{:>5}  {:<8}  {:<19}  {:<19}  {:<12}  {}  {}",
                     s.id,
                     clean(&s.state),
@@ -410,7 +586,7 @@ async fn silence(db: &Db, me: &Operator, action: SilenceAction) -> Result<()> {
         }
         SilenceAction::Expire { id } => {
             operator::expire_silence(db, me, id).await?;
-            println!("silence {id} expired");
+            crate::outln!("silence {id} expired");
         }
     }
     Ok(())
@@ -418,14 +594,35 @@ async fn silence(db: &Db, me: &Operator, action: SilenceAction) -> Result<()> {
 
 async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Result<()> {
     match action {
-        RulesAction::List => {
-            println!(
+        RulesAction::List { output } => {
+            let rules = q::rules(&db.read).await?;
+            if output.json() {
+                for r in rules {
+                    let s = &r.spec;
+                    json_line(&serde_json::json!({
+                        "name": s.name, "severity": s.severity, "status": s.status,
+                        "source": r.source, "measure": s.metric,
+                        "operator": s.op().symbol(), "threshold": s.threshold,
+                        "window_s": s.window_s, "for_s": s.for_s,
+                        "last_eval_at": r.last_eval_at, "last_value": r.last_value,
+                        "last_error": r.last_error,
+                    }))?;
+                }
+                return Ok(());
+            }
+            crate::outln!(
                 "{:<28}  {:<8}  {:<8}  {:<6}  {:<20}  {:>12}  {:>10}  ERROR",
-                "NAME", "SEVERITY", "STATUS", "SOURCE", "MEASURE", "CONDITION", "LAST"
+                "NAME",
+                "SEVERITY",
+                "STATUS",
+                "SOURCE",
+                "MEASURE",
+                "CONDITION",
+                "LAST"
             );
-            for r in q::rules(&db.read).await? {
+            for r in rules {
                 let s = &r.spec;
-                println!(
+                crate::outln!(
                     "{:<28}  {:<8}  {:<8}  {:<6}  {:<20}  {:>12}  {:>10}  {}",
                     clean(&s.name),
                     clean(&s.severity),
@@ -443,13 +640,13 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             let rc = RuleConfig {
                 name: a.name,
                 description: a.description,
-                severity: a.severity,
-                status: a.status,
+                severity: flag_name(a.severity),
+                status: flag_name(a.status),
                 measure: a.measure,
                 scope: pairs(&a.scope, "--scope")?,
                 filter: a.filter,
                 query: a.query,
-                operator: a.operator,
+                operator: flag_name(a.operator),
                 threshold: a.threshold,
                 window: a.window,
                 for_: a.for_,
@@ -478,7 +675,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                 serde_json::to_value(&spec)?,
             )
             .await?;
-            println!("rule {} saved (id {id})", clean(&spec.name));
+            crate::outln!("rule {} saved (id {id})", clean(&spec.name));
         }
         RulesAction::Enable { name } => set_status(db, me, &name, "enabled").await?,
         RulesAction::Disable { name } => set_status(db, me, &name, "disabled").await?,
@@ -489,12 +686,12 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             };
             let rows = engine::preview(db, cfg, &r.spec).await?;
             if rows.is_empty() {
-                println!("{}: no data in the window (condition false)", clean(&name));
+                crate::outln!("{}: no data in the window (condition false)", clean(&name));
             }
             for (s, holds) in rows {
                 let labels: Vec<String> =
                     s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
+                crate::outln!(
                     "{:<40}  {} {} {}  -> {}",
                     clean(&labels.join(" ")),
                     num(Some(s.value)),
@@ -506,7 +703,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
         }
         RulesAction::Remove { name } => {
             let r = operator::remove_rule(db, me, &name).await?;
-            println!(
+            crate::outln!(
                 "rule {} removed ({} alerts kept with their history, {} open ones resolved)",
                 clean(&name),
                 r.alerts_kept,
@@ -519,6 +716,6 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
 
 async fn set_status(db: &Db, me: &Operator, name: &str, status: &str) -> Result<()> {
     operator::set_rule_status(db, me, name, status).await?;
-    println!("rule {} is now {status}", clean(name));
+    crate::outln!("rule {} is now {status}", clean(name));
     Ok(())
 }

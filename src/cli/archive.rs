@@ -13,9 +13,13 @@ use crate::sanitize::sanitize;
 #[derive(Debug, Subcommand)]
 pub enum ArchiveAction {
     /// List the archives in the archive directory, verifying each one.
-    List,
+    List {
+        #[command(flatten)]
+        output: crate::cli::ListOutput,
+    },
     /// Verify an archive and load it back into its partition (the .copy.gz or its manifest).
     Restore {
+        /// The archive: its .copy.gz file or its .manifest.json.
         file: PathBuf,
         /// Keep the restored partition this many days before retention may drop it again.
         #[arg(long, default_value_t = 7)]
@@ -25,16 +29,50 @@ pub enum ArchiveAction {
 
 pub fn run(cfg: &Config, action: ArchiveAction) -> Result<ExitCode> {
     match action {
-        ArchiveAction::List => {
+        ArchiveAction::List { output } => {
             let dir = archive::archive_dir(cfg)?;
             let entries = archive::list(&dir)?;
+            if output.json() {
+                let mut bad = 0;
+                for (path, m) in entries {
+                    let line = match m {
+                        Ok(m) => {
+                            let check = archive::verify(&path, &m).map(|_| ()).map_err(|e| {
+                                bad += 1;
+                                format!("{e:#}")
+                            });
+                            serde_json::json!({
+                                "table": m.table, "partition": m.partition, "rows": m.rows,
+                                "bytes": m.bytes, "ok": check.is_ok(), "error": check.err(),
+                                "file": path.with_file_name(&m.file),
+                            })
+                        }
+                        Err(e) => {
+                            bad += 1;
+                            serde_json::json!({
+                                "file": path, "ok": false, "error": format!("{e:#}"),
+                            })
+                        }
+                    };
+                    crate::cli::json_line(&line)?;
+                }
+                return Ok(if bad > 0 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             if entries.is_empty() {
-                println!("no archives in {}", dir.display());
+                crate::outln!("no archives in {}", dir.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            crate::outln!(
                 "{:<14} {:<28} {:>10} {:>12}  {:<8} file",
-                "table", "partition", "rows", "bytes", "check"
+                "table",
+                "partition",
+                "rows",
+                "bytes",
+                "check"
             );
             let mut bad = 0;
             for (path, m) in entries {
@@ -47,7 +85,7 @@ pub fn run(cfg: &Config, action: ArchiveAction) -> Result<ExitCode> {
                                 format!("BAD: {e:#}")
                             }
                         };
-                        println!(
+                        crate::outln!(
                             "{:<14} {:<28} {:>10} {:>12}  {:<8} {}",
                             sanitize(&m.table),
                             sanitize(&m.partition),
@@ -59,7 +97,7 @@ pub fn run(cfg: &Config, action: ArchiveAction) -> Result<ExitCode> {
                     }
                     Err(e) => {
                         bad += 1;
-                        println!("{}: {}", path.display(), sanitize(&format!("{e:#}")));
+                        crate::outln!("{}: {}", path.display(), sanitize(&format!("{e:#}")));
                     }
                 }
             }
@@ -73,7 +111,7 @@ pub fn run(cfg: &Config, action: ArchiveAction) -> Result<ExitCode> {
             super::runtime()?.block_on(async {
                 let db = crate::db::Db::open(cfg).await?;
                 let (m, rows) = archive::restore(&db.write, &file, hold_days).await?;
-                println!(
+                crate::outln!(
                     "restored {rows} rows of {} into {} (kept {hold_days} days before retention may drop it again)",
                     sanitize(&m.table),
                     sanitize(&m.partition)

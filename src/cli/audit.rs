@@ -15,16 +15,21 @@ pub enum AuditAction {
     /// The application names the acting user with `SET LOCAL opsdash.actor = 'alice'`;
     /// otherwise the database user is recorded.
     Install {
+        /// Tables to audit (schema.table or on the search_path).
         #[arg(required = true)]
         tables: Vec<String>,
     },
     /// Remove the audit trigger from tables.
     Uninstall {
+        /// Tables to stop auditing.
         #[arg(required = true)]
         tables: Vec<String>,
     },
     /// Tables that carry the audit trigger.
-    List,
+    List {
+        #[command(flatten)]
+        output: crate::cli::ListOutput,
+    },
 }
 
 pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
@@ -36,12 +41,12 @@ pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
                 for t in &tables {
                     let pk = install(pool, t).await?;
                     if pk.is_empty() {
-                        println!(
+                        crate::outln!(
                             "{}: audit trigger installed (no primary key: resource_id stays empty)",
                             sanitize(t)
                         );
                     } else {
-                        println!(
+                        crate::outln!(
                             "{}: audit trigger installed (resource_id = {})",
                             sanitize(t),
                             sanitize(&pk.join(","))
@@ -52,19 +57,25 @@ pub fn run(cfg: &Config, action: AuditAction) -> Result<ExitCode> {
             AuditAction::Uninstall { tables } => {
                 for t in &tables {
                     if uninstall(pool, t).await? {
-                        println!("{}: audit trigger removed", sanitize(t));
+                        crate::outln!("{}: audit trigger removed", sanitize(t));
                     } else {
-                        println!("{}: had no audit trigger", sanitize(t));
+                        crate::outln!("{}: had no audit trigger", sanitize(t));
                     }
                 }
             }
-            AuditAction::List => {
+            AuditAction::List { output } => {
                 let tables = crate::query::audit::audited_tables(pool).await?;
+                if output.json() {
+                    for t in tables {
+                        crate::cli::json_line(&serde_json::json!({ "table": t }))?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
                 if tables.is_empty() {
-                    println!("no audited tables");
+                    crate::outln!("no audited tables");
                 }
                 for t in tables {
-                    println!("{}", sanitize(&t));
+                    crate::outln!("{}", sanitize(&t));
                 }
             }
         }

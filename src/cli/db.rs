@@ -14,8 +14,11 @@ pub enum DbAction {
     Start,
     /// Stop the embedded cluster.
     Stop,
-    /// Where the embedded cluster lives and whether it runs.
-    Status,
+    /// Where the embedded cluster lives (and why there) and whether it runs.
+    Status {
+        #[command(flatten)]
+        output: crate::cli::ListOutput,
+    },
     /// Print a URL that psql accepts: psql "$(opsdash db url)".
     Url,
 }
@@ -25,7 +28,7 @@ pub fn run(cfg: &Config, action: DbAction) -> Result<ExitCode> {
         match action {
             DbAction::Url => {
                 // The user configured this URL; printing it back is what they asked for.
-                println!("{}", cfg.database.url.expose());
+                crate::outln!("{}", cfg.database.url.expose());
                 return Ok(ExitCode::SUCCESS);
             }
             _ => bail!(
@@ -39,7 +42,8 @@ pub fn run(cfg: &Config, action: DbAction) -> Result<ExitCode> {
             ),
         }
     }
-    let cluster = Cluster::new(embedded::default_root(&cfg.embedded.data_dir)?)?;
+    let root = embedded::data_root(&cfg.embedded.data_dir)?;
+    let cluster = Cluster::new(root.path.clone())?;
     match action {
         DbAction::Start => {
             cluster.ensure_running(Durability::Default)?;
@@ -48,24 +52,35 @@ pub fn run(cfg: &Config, action: DbAction) -> Result<ExitCode> {
                 db.write.close().await;
                 anyhow::Ok(())
             })?;
-            println!("{}", cluster.status());
+            crate::outln!("{}", cluster.status());
         }
         DbAction::Stop => {
             if cluster.stop("fast")? {
-                println!("embedded cluster stopped ({})", cluster.pgdata().display());
+                crate::outln!("embedded cluster stopped ({})", cluster.pgdata().display());
             } else {
-                println!(
+                crate::outln!(
                     "embedded cluster was not running ({})",
                     cluster.pgdata().display()
                 );
             }
         }
-        DbAction::Status => {
-            println!("{}", cluster.status());
+        DbAction::Status { output } => {
+            let st = cluster.status();
+            if output.json() {
+                crate::cli::json_line(&serde_json::json!({
+                    "root": st.root, "root_source": root.source, "pgdata": st.pgdata,
+                    "socket_dir": st.socket_dir, "bin_dir": st.bin_dir,
+                    "initialized": st.initialized, "pid": st.pid, "run_as": st.run_as,
+                    "version": st.version, "url": st.url,
+                }))?;
+            } else {
+                crate::outln!("{st}");
+                crate::outln!("  chosen by:  {}", root.source);
+            }
         }
         DbAction::Url => {
             cluster.ensure_running(Durability::Default)?;
-            println!("{}", cluster.url());
+            crate::outln!("{}", cluster.url());
         }
     }
     Ok(ExitCode::SUCCESS)

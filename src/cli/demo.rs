@@ -111,7 +111,7 @@ async fn with_dashboard(
 
 async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -> Result<ExitCode> {
     let db = crate::db::Db::open(cfg).await?;
-    println!("demo: writing to {}", db.target);
+    crate::outln!("demo: writing to {}", db.target);
     let started = Instant::now();
     let mut handle = demo::start(db.clone(), opts);
     let worker = crate::worker::spawn(db, std::sync::Arc::new(cfg.clone())).await;
@@ -144,7 +144,7 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
                     print_event(&ev);
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    println!("demo: {n} events not shown");
+                    crate::outln!("demo: {n} events not shown");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break "stopped",
             },
@@ -153,7 +153,7 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
                 if stats.phase == Phase::Live {
                     start_clock(&mut deadline);
                 }
-                println!("demo: {}", progress_line(&stats));
+                crate::outln!("demo: {}", progress_line(&stats));
                 if handle.is_finished() {
                     break "stopped";
                 }
@@ -162,7 +162,7 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
     };
     let stats = handle.stop().await?;
     worker.shutdown().await;
-    println!(
+    crate::outln!(
         "demo: {reason} after {}",
         humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))
     );
@@ -177,7 +177,7 @@ fn print_event(ev: &DemoEvent) {
             to,
             slices,
             expected_requests,
-        } if *slices == 0 => println!(
+        } if *slices == 0 => crate::outln!(
             "demo: backfill {} .. {} already written by an earlier run, skipped",
             from.format("%Y-%m-%d %H:%M"),
             to.format("%H:%M")
@@ -187,14 +187,14 @@ fn print_event(ev: &DemoEvent) {
             to,
             slices,
             expected_requests,
-        } => println!(
+        } => crate::outln!(
             "demo: backfilling {} .. {} UTC: ~{} requests in {slices} slices",
             from.format("%Y-%m-%d %H:%M"),
             to.format("%Y-%m-%d %H:%M"),
             thousands(*expected_requests)
         ),
         DemoEvent::BackfillDone(r) if r.slices == 0 => {}
-        DemoEvent::BackfillDone(r) => println!(
+        DemoEvent::BackfillDone(r) => crate::outln!(
             "demo: backfill done: {} rows ({} requests) in {:.1} s, {} rows/s",
             thousands(r.rows.total()),
             thousands(r.rows.requests),
@@ -202,21 +202,21 @@ fn print_event(ev: &DemoEvent) {
             thousands(r.rows_per_sec() as u64)
         ),
         DemoEvent::BackfillFailed(e) => {
-            println!("demo: backfill incomplete: {}", sanitize(e));
+            crate::outln!("demo: backfill incomplete: {}", sanitize(e));
         }
         DemoEvent::LiveStarted { rate } => {
-            println!("demo: live traffic at {rate} requests/s")
+            crate::outln!("demo: live traffic at {rate} requests/s")
         }
-        DemoEvent::IncidentStarted(o) => println!(
+        DemoEvent::IncidentStarted(o) => crate::outln!(
             "demo: incident started: {} (until {} UTC)",
             demo::incidents::describe(o.kind),
             o.end.format("%H:%M:%S")
         ),
-        DemoEvent::IncidentEnded(o) => println!(
+        DemoEvent::IncidentEnded(o) => crate::outln!(
             "demo: incident ended: {}",
             demo::incidents::describe(o.kind)
         ),
-        DemoEvent::Error(e) => println!("demo: error: {}", sanitize(e)),
+        DemoEvent::Error(e) => crate::outln!("demo: error: {}", sanitize(e)),
     }
 }
 
@@ -256,8 +256,8 @@ fn counts_line(c: &RowCounts) -> String {
 }
 
 fn print_summary(s: &DemoStats) {
-    println!("demo: rows written: {}", counts_line(&s.rows));
-    println!(
+    crate::outln!("demo: rows written: {}", counts_line(&s.rows));
+    crate::outln!(
         "demo: total {} rows, {} live batches, {} notifies, {} failed batches",
         thousands(s.rows.total()),
         s.live_batches,

@@ -8,13 +8,29 @@ use anyhow::Result;
 use clap::Args as ClapArgs;
 
 use crate::config::Config;
-use crate::export::{self, Format};
+use crate::export::{self, Format, Mode};
+
+/// What `opsdash export --help` says after the flags: how text from the data is written.
+pub const EXPORT_HELP: &str = "\
+Escaping (log lines are attacker-controlled):
+  text   Escaped as the dashboard shows it: control characters as ^X (ESC as ^[), bidi and C1
+         controls as <U+XXXX>, so OSC 52, title and clear-screen sequences are inert; a line
+         break inside a message is ^J, so one record is always one line.
+  csv    RFC 4180. A text cell starting with =, +, -, @, tab or CR gets a leading ' (OWASP's
+         guard against CSV injection: spreadsheets would run it as a formula). Strip one leading
+         ' from such cells to get the stored value, or use --format json.
+  json   Exact (JSON escaping keeps control characters inert).
+  --raw  Text and CSV as stored: no escaping, no formula guard; in text a line break inside a
+         value is still written as \\n (and CR as \\r), one record per line. Refused when
+         standard output is a terminal.";
 
 #[derive(Debug, ClapArgs)]
+#[command(after_help = EXPORT_HELP)]
 pub struct ExportArgs {
     /// Filter in the Logs tab's language, e.g. 'level:error+ service:api since:1h'.
     #[arg(long, default_value = "")]
     pub filter: String,
+    /// Output format (see "Escaping" below).
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
     /// Output file (default: standard output).
@@ -23,6 +39,9 @@ pub struct ExportArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Write text and CSV values as stored (to a file or a pipe only; see "Escaping" below).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Progress on stderr at most twice a second, and only for people (a terminal).
@@ -58,6 +77,14 @@ impl Progress {
 pub fn run(cfg: &Config, args: ExportArgs) -> Result<()> {
     let filter = crate::filter::parse(&args.filter)
         .map_err(|e| anyhow::anyhow!("bad --filter {:?}: {e}", args.filter))?;
+    // Nothing from the data reaches a terminal unescaped, whatever the flags say.
+    if args.raw && args.output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "--raw writes control characters as they are, so it is refused when standard output \
+             is a terminal: redirect it to a file or a pipe, or use -o FILE"
+        );
+    }
+    let mode = if args.raw { Mode::Raw } else { Mode::Escaped };
     if let Some(path) = &args.output {
         // Refuse before connecting, so the mistake costs nothing.
         if path.exists() && !args.force {
@@ -72,14 +99,20 @@ pub fn run(cfg: &Config, args: ExportArgs) -> Result<()> {
         let mut progress = Progress::new();
         let rows = match &args.output {
             Some(path) => {
-                export::export_to_file(&db.write, &filter, args.format, path, args.force, |n| {
-                    progress.update(n)
-                })
+                export::export_to_file_with(
+                    &db.write,
+                    &filter,
+                    args.format,
+                    mode,
+                    path,
+                    args.force,
+                    |n| progress.update(n),
+                )
                 .await?
             }
             None => {
                 let mut out = std::io::BufWriter::new(std::io::stdout());
-                export::export(&db.write, &filter, args.format, &mut out, |n| {
+                export::export_with(&db.write, &filter, args.format, mode, &mut out, |n| {
                     progress.update(n)
                 })
                 .await?

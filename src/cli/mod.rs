@@ -1,5 +1,9 @@
 //! Command-line interface: argument definitions and dispatch to one module per subcommand.
 
+// Before the modules: `outln!`/`out!` are used by every subcommand.
+#[macro_use]
+pub mod out;
+
 mod alerts;
 pub mod archive;
 pub mod audit;
@@ -15,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Secret};
 
@@ -23,7 +27,8 @@ use crate::config::{Config, Secret};
 #[command(
     name = "opsdash",
     version,
-    about = "Terminal operations dashboard: logs, alerts, latency and health, stored in PostgreSQL"
+    about = "Terminal operations dashboard: logs, alerts, latency and health, stored in PostgreSQL",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Args {
     /// PostgreSQL URL (default: OPSDASH_DATABASE_URL, DATABASE_URL, the config file, or the
@@ -38,6 +43,51 @@ pub struct Args {
     /// Options of the dashboard when no subcommand is given.
     #[command(flatten)]
     pub tui: tui::TuiArgs,
+}
+
+/// The environment variables opsdash reads, shown after `opsdash --help` and in the man page.
+pub const ENVIRONMENT_HELP: &str = "\
+Environment:
+  OPSDASH_DATABASE_URL, DATABASE_URL
+                     PostgreSQL URL (over the config file; --database-url wins over both)
+  OPSDASH_DATABASE_READ_URL
+                     read replica for the dashboard's reads
+  OPSDASH_DATA_DIR   where the embedded cluster lives (over embedded.data_dir); default:
+                     $XDG_DATA_HOME/opsdash, else $HOME/.local/share/opsdash; as root, that
+                     place only when the postgres user can reach it, else
+                     /var/lib/opsdash/<user>. `opsdash db status` prints the one in use.
+  OPSDASH_LOG        log filter of `opsdash worker` (e.g. opsdash=debug)
+  NO_COLOR           no colours in the dashboard";
+
+/// How a listing prints: an aligned table for people, or one JSON object per line for scripts
+/// (`jq`, `while read`), with the same fields whatever the terminal width.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns, text from the database escaped for the terminal.
+    #[default]
+    Table,
+    /// One JSON object per line (JSON escaping keeps control characters inert).
+    Json,
+}
+
+/// The `--output` flag every listing has.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ListOutput {
+    /// Output format: `table` for people, `json` for scripts (one JSON object per line).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+impl ListOutput {
+    pub fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+}
+
+/// Prints one JSON object as one line.
+pub fn json_line(v: &impl serde::Serialize) -> Result<()> {
+    outln!("{}", serde_json::to_string(v)?);
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +135,16 @@ pub enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// Print a shell completion script: `opsdash completions bash > /etc/bash_completion.d/opsdash`,
+    /// `opsdash completions zsh > ~/.zfunc/_opsdash`, `opsdash completions fish >
+    /// ~/.config/fish/completions/opsdash.fish`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `opsdash man > opsdash.1; man ./opsdash.1`.
+    Man,
 }
 
 /// Loads the config, with `--database-url` winning over everything else.
@@ -104,12 +164,28 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // These describe the program, not a deployment: a broken config must not stop them.
+    match &args.command {
+        Some(Command::Completions { shell }) => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Args::command(), "opsdash", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Man) => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Args::command()).render(&mut buf)?;
+            out!("{}", String::from_utf8_lossy(&buf));
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let cfg = load_config(&args)?;
     match args.command {
         Some(Command::Migrate) => {
             runtime()?.block_on(async {
                 let db = crate::db::Db::open(&cfg).await?;
-                println!("migrations applied ({})", db.target);
+                crate::outln!("migrations applied ({})", db.target);
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -133,5 +209,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
             tui::run(cfg, &t)
         }
         None => tui::run(cfg, &args.tui),
+        Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
     }
 }

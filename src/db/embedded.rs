@@ -2,8 +2,7 @@
 //! through a Unix socket in that dir. The same code makes throwaway clusters for tests.
 //!
 //! Postgres refuses to run as root, so when we are root the server runs as the `postgres` system
-//! user (via runuser) and the cluster lives under /var/lib/opsdash, which that user can reach
-//! (root's home is usually 0700).
+//! user (via runuser), and the cluster lives where that user can reach it (see `data_root`).
 
 use std::fs::{self, File};
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -52,22 +51,150 @@ pub fn is_root() -> bool {
 }
 
 /// Where the embedded cluster lives: `OPSDASH_DATA_DIR`, the config's `embedded.data_dir`,
-/// /var/lib/opsdash when root, else the platform data dir.
+/// else the user's data dir (see `data_root`).
 pub fn default_root(configured: &str) -> Result<PathBuf> {
-    if let Ok(d) = std::env::var("OPSDASH_DATA_DIR") {
-        if !d.is_empty() {
-            return Ok(PathBuf::from(d));
+    Ok(data_root(configured)?.path)
+}
+
+/// The embedded cluster's root and why that place was chosen (`opsdash db status` says both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRoot {
+    pub path: PathBuf,
+    pub source: String,
+}
+
+/// Chooses the embedded cluster's root:
+/// 1. `OPSDASH_DATA_DIR`, 2. `embedded.data_dir`,
+/// 3. `$XDG_DATA_HOME/opsdash`, else `$HOME/.local/share/opsdash` (the platform data dir), so
+///    two users of one box, or a test with its own HOME and a demo, never share a database.
+///
+/// As root the server runs as the `postgres` user, which must be able to walk down to the
+/// cluster: the user's place is used only if every existing directory on the way is
+/// traversable by that user (root's 0700 home is not, and we do not open it up). Otherwise the
+/// cluster goes to /var/lib/opsdash/<owner of HOME>, still one per user; a cluster an older
+/// opsdash made directly in /var/lib/opsdash is kept in use so no data seems to vanish.
+pub fn data_root(configured: &str) -> Result<DataRoot> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    choose_root(
+        configured,
+        env("OPSDASH_DATA_DIR").map(PathBuf::from),
+        env("XDG_DATA_HOME").map(PathBuf::from),
+        env("HOME").map(PathBuf::from),
+        if is_root() {
+            lookup_user(SUPERUSER)
+        } else {
+            None
         }
+        .as_ref(),
+        Path::new(LEGACY_ROOT),
+    )
+}
+
+const LEGACY_ROOT: &str = "/var/lib/opsdash";
+
+fn choose_root(
+    configured: &str,
+    env_dir: Option<PathBuf>,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+    server_user: Option<&RunAs>,
+    system_root: &Path,
+) -> Result<DataRoot> {
+    let found = |path: PathBuf, source: &str| {
+        Ok(DataRoot {
+            path,
+            source: source.to_string(),
+        })
+    };
+    if let Some(d) = env_dir {
+        return found(d, "OPSDASH_DATA_DIR");
     }
     if !configured.is_empty() {
-        return Ok(PathBuf::from(configured));
+        return found(PathBuf::from(configured), "embedded.data_dir in the config");
     }
-    if is_root() {
-        return Ok(PathBuf::from("/var/lib/opsdash"));
+    // XDG says a relative XDG_DATA_HOME is invalid and must be ignored.
+    let (user_dir, source) = match (xdg_data_home.filter(|p| p.is_absolute()), &home) {
+        (Some(x), _) => (Some(x.join("opsdash")), "$XDG_DATA_HOME/opsdash"),
+        (None, Some(h)) => (
+            Some(h.join(".local/share/opsdash")),
+            "$HOME/.local/share/opsdash",
+        ),
+        (None, None) => (
+            directories::ProjectDirs::from("", "", "opsdash").map(|d| d.data_dir().to_path_buf()),
+            "the platform data dir",
+        ),
+    };
+    let Some(server_user) = server_user else {
+        return match user_dir {
+            Some(d) => found(d, source),
+            None => bail!("no home directory: set embedded.data_dir or OPSDASH_DATA_DIR"),
+        };
+    };
+    if let Some(d) = user_dir.filter(|d| reachable_by(d, server_user)) {
+        return found(
+            d,
+            &format!("{source} (reachable by the {} user)", server_user.user),
+        );
     }
-    directories::ProjectDirs::from("", "", "opsdash")
-        .map(|d| d.data_dir().to_path_buf())
-        .ok_or_else(|| anyhow!("no home directory: set embedded.data_dir or OPSDASH_DATA_DIR"))
+    if system_root.join("pgdata/PG_VERSION").is_file() {
+        return found(
+            system_root.to_path_buf(),
+            &format!(
+                "the cluster an earlier opsdash made in {} (shared by every root user: set                  OPSDASH_DATA_DIR to move)",
+                system_root.display()
+            ),
+        );
+    }
+    let owner = home
+        .as_deref()
+        .and_then(|h| fs::metadata(h).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| unsafe { libc::geteuid() });
+    let name = user_name(owner).unwrap_or_else(|| owner.to_string());
+    found(
+        system_root.join(name),
+        &format!(
+            "per-user place (the {} user cannot reach the home directory)",
+            server_user.user
+        ),
+    )
+}
+
+/// Whether `user` can walk from / down to `dir` (or to its deepest existing ancestor; what is
+/// missing is created by us, traversable).
+fn reachable_by(dir: &Path, user: &RunAs) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut p = PathBuf::new();
+    for part in dir.components() {
+        p.push(part);
+        let Ok(m) = fs::metadata(&p) else {
+            return true;
+        };
+        if !m.is_dir() {
+            return false;
+        }
+        let mode = m.mode();
+        let x = if m.uid() == user.uid {
+            mode & 0o100
+        } else if m.gid() == user.gid {
+            mode & 0o010
+        } else {
+            mode & 0o001
+        };
+        if x == 0 {
+            return false;
+        }
+    }
+    true
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() > 3 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    })
 }
 
 /// Finds the PostgreSQL server binaries (initdb, pg_ctl, postgres): the newest
@@ -500,6 +627,7 @@ impl std::fmt::Display for ClusterStatus {
             (true, None) => "stopped".to_string(),
         };
         writeln!(f, "embedded cluster: {state}")?;
+        writeln!(f, "  root:       {}", self.root.display())?;
         writeln!(f, "  data dir:   {}", self.pgdata.display())?;
         writeln!(f, "  socket dir: {} (no TCP)", self.socket_dir.display())?;
         writeln!(
