@@ -3,7 +3,10 @@
 //! by the regex crate (`find_iter` of one simple pattern, counted) measured in the same run; then
 //! ordinary log lines per second next to the same baseline.
 //!
-//!     cargo bench --bench redact [-- --runs 5]
+//!     cargo bench --bench redact [-- --runs 5] [--ordinary-only]
+//!
+//! `--ordinary-only` skips the adversarial rows (so the same file can time an older redactor,
+//! which does not finish them).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
