@@ -175,11 +175,17 @@ pub fn spans(s: &str, cards: bool, ssn: bool, out: &mut Vec<Span>) {
                  push: &mut dyn FnMut(usize, usize, &'static str)| {
         let mut i = 0;
         while i < run.len() {
-            // Longest shape first: five groups, four, three, then one plain number.
-            let found = [5usize, 4, 3, 1]
-                .into_iter()
-                .filter(|n| i + n <= run.len())
-                .find(|&n| is_card(b, &run[i..i + n]));
+            // Grouped cards start with a group of four, longest shape first (five groups,
+            // four, three); a plain one is one group of 13 to 19 digits.
+            let first = run[i].1 - run[i].0;
+            let found = if first == 4 {
+                [5usize, 4, 3]
+                    .into_iter()
+                    .filter(|n| i + n <= run.len())
+                    .find(|&n| is_card(b, &run[i..i + n]))
+            } else {
+                ((13..=19).contains(&first) && is_card(b, &run[i..i + 1])).then_some(1)
+            };
             match found {
                 Some(n) => {
                     push(run[i].0, run[i + n - 1].1, CARD_MASK);

@@ -12,55 +12,85 @@ const MAX_KEY: usize = 128;
 /// ("set-cookie" -> "setcookie").
 pub struct Keys {
     squashed: Vec<Vec<u8>>,
+    /// First bytes of the squashed keys: a word starting otherwise starts no match.
+    first: [bool; 256],
+    /// Length of the shortest squashed key: shorter key names are never secret.
+    shortest: usize,
 }
 
-/// Byte ranges of the words of a key: runs of letters and digits (any non-ASCII byte counts as a
-/// letter), split again at camelCase boundaries (`clientSecret` -> client, Secret;
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// The next word of a key at or after `from`: a run of letters and digits (any non-ASCII byte
+/// counts as a letter), split again at camelCase boundaries (`clientSecret` -> client, Secret;
 /// `APIKey` -> API, Key). Everything else (`_ - . :` space...) separates words.
-fn words(key: &[u8], out: &mut Vec<(usize, usize)>) {
-    out.clear();
-    let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
-    let mut i = 0;
-    while i < key.len() {
-        if !is_word(key[i]) {
-            i += 1;
-            continue;
-        }
-        let mut start = i;
-        i += 1;
-        while i < key.len() && is_word(key[i]) {
-            let (p, c) = (key[i - 1], key[i]);
-            let lower_to_upper =
-                (p.is_ascii_lowercase() || p.is_ascii_digit()) && c.is_ascii_uppercase();
-            let acronym_end = p.is_ascii_uppercase()
-                && c.is_ascii_uppercase()
-                && key.get(i + 1).is_some_and(u8::is_ascii_lowercase);
-            if lower_to_upper || acronym_end {
-                out.push((start, i));
-                start = i;
-            }
-            i += 1;
-        }
-        out.push((start, i));
+fn next_word(key: &[u8], mut from: usize) -> Option<(usize, usize)> {
+    while from < key.len() && !is_word(key[from]) {
+        from += 1;
     }
+    if from >= key.len() {
+        return None;
+    }
+    let mut i = from + 1;
+    while i < key.len() && is_word(key[i]) {
+        let (p, c) = (key[i - 1], key[i]);
+        let lower_to_upper =
+            (p.is_ascii_lowercase() || p.is_ascii_digit()) && c.is_ascii_uppercase();
+        let acronym_end = p.is_ascii_uppercase()
+            && c.is_ascii_uppercase()
+            && key.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+        if lower_to_upper || acronym_end {
+            break;
+        }
+        i += 1;
+    }
+    Some((from, i))
+}
+
+/// Whether whole words of `key` from `at` on spell `s` (ASCII case ignored).
+fn spells(key: &[u8], mut at: usize, s: &[u8]) -> bool {
+    let mut matched = 0;
+    while let Some((a, b)) = next_word(key, at) {
+        let word = &key[a..b];
+        let rest = &s[matched..];
+        if word.len() > rest.len() || !word.eq_ignore_ascii_case(&rest[..word.len()]) {
+            return false;
+        }
+        matched += word.len();
+        if matched == s.len() {
+            return true;
+        }
+        at = b;
+    }
+    false
 }
 
 impl Keys {
     pub fn new<S: AsRef<str>>(configured: &[S]) -> Keys {
-        let mut squashed = Vec::new();
-        let mut w = Vec::new();
+        let mut squashed: Vec<Vec<u8>> = Vec::new();
         for k in configured {
             let k = k.as_ref().as_bytes();
-            words(k, &mut w);
-            let s: Vec<u8> = w
-                .iter()
-                .flat_map(|&(a, b)| k[a..b].iter().map(u8::to_ascii_lowercase))
-                .collect();
+            let mut s = Vec::new();
+            let mut at = 0;
+            while let Some((a, b)) = next_word(k, at) {
+                s.extend(k[a..b].iter().map(u8::to_ascii_lowercase));
+                at = b;
+            }
             if !s.is_empty() && !squashed.contains(&s) {
                 squashed.push(s);
             }
         }
-        Keys { squashed }
+        let mut first = [false; 256];
+        for s in &squashed {
+            first[usize::from(s[0])] = true;
+        }
+        let shortest = squashed.iter().map(Vec::len).min().unwrap_or(0);
+        Keys {
+            squashed,
+            first,
+            shortest,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -73,30 +103,23 @@ impl Keys {
     /// `passwords_reset`): a plural key names a count or a list far more often than it holds a
     /// secret, and a config that wants one lists it.
     pub fn is_secret(&self, key: &str) -> bool {
-        if self.squashed.is_empty() {
+        let key = key.as_bytes();
+        if self.squashed.is_empty() || key.len() < self.shortest {
             return false;
         }
-        let key = key.as_bytes();
-        let mut w = Vec::with_capacity(8);
-        words(key, &mut w);
-        self.squashed.iter().any(|s| {
-            (0..w.len()).any(|first| {
-                // Walk whole words from `first` while they spell a prefix of `s`.
-                let mut matched = 0;
-                for &(a, b) in &w[first..] {
-                    let word = &key[a..b];
-                    let rest = &s[matched..];
-                    if word.len() > rest.len() || !word.eq_ignore_ascii_case(&rest[..word.len()]) {
-                        return false;
-                    }
-                    matched += word.len();
-                    if matched == s.len() {
-                        return true;
-                    }
-                }
-                false
-            })
-        })
+        let mut at = 0;
+        while let Some((a, b)) = next_word(key, at) {
+            if self.first[usize::from(key[a].to_ascii_lowercase())]
+                && self
+                    .squashed
+                    .iter()
+                    .any(|s| s[0] == key[a].to_ascii_lowercase() && spells(key, a, s))
+            {
+                return true;
+            }
+            at = b;
+        }
+        false
     }
 
     /// Spans of the values of secret keys in free text, in order and disjoint.

@@ -238,6 +238,29 @@ mod tests {
         assert_eq!(r.text("ref ACME-1234 done"), "ref [ACME] done");
     }
 
+    #[test]
+    fn a_rule_too_large_to_build_is_one_error_naming_it() {
+        let mut cfg = IngestConfig::default();
+        cfg.redact.push(RedactRule {
+            name: "huge".into(),
+            pattern: r"\w{1000}{1000}".into(),
+            replacement: "x".into(),
+        });
+        let e = format!("{:#}", Redactor::new(&cfg).err().expect("refused"));
+        assert!(e.contains("\"huge\"") && e.contains("size limit"), "{e}");
+    }
+
+    #[test]
+    fn card_numbers_as_json_numbers() {
+        let r = redactor();
+        let mut v = serde_json::json!({"card": 4111111111111111u64, "n": [5555555555554444u64], "id": 1700000000000u64, "neg": -4111111111111111i64});
+        r.json(&mut v);
+        assert_eq!(v["card"], CARD_MASK);
+        assert_eq!(v["n"][0], CARD_MASK);
+        assert_eq!(v["id"], 1700000000000u64);
+        assert_eq!(v["neg"], -4111111111111111i64);
+    }
+
     /// A Luhn-valid 16-digit number starting with 4.
     fn card_from(body: &[u8]) -> String {
         let mut digits: Vec<u8> = std::iter::once(4)

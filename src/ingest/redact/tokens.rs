@@ -177,9 +177,14 @@ fn words(b: &[u8], out: &mut Vec<(usize, usize)>) {
                 we += 1;
             }
             let word = &b[w..we];
-            if is_vendor_token(word) || is_aws_key_id(word) {
+            // The shortest vendor token or key id is 15 bytes; `Basic`/`Bearer` 5 or 6.
+            if word.len() >= 15 && (is_vendor_token(word) || is_aws_key_id(word)) {
                 out.push((w, we));
-            } else if let Some(cred) = auth_credential(b, w, we) {
+            } else if let Some(cred) = (matches!(word.len(), 5 | 6)
+                && matches!(word[0], b'b' | b'B'))
+            .then(|| auth_credential(b, w, we))
+            .flatten()
+            {
                 out.push(cred);
                 // The credential may run past this run (`+ / =`): carry on after it.
                 if cred.1 > i {
