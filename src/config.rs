@@ -1186,6 +1186,58 @@ mod tests {
     }
 
     #[test]
+    fn secret_keys_match_whole_words() {
+        for k in [
+            "smtp_password",
+            "secret",
+            "secret_key",
+            "private-key",
+            "X-Api-Key",
+            "Authorization",
+            "X-Auth-Token",
+            "routing_key",
+            "anonymize_secret",
+        ] {
+            assert!(secret_key_name(k), "{k}");
+        }
+        for k in [
+            "wtoken",
+            "tokenizer",
+            "keys",
+            "redact_keys",
+            "key",
+            "monkey",
+            "name",
+        ] {
+            assert!(!secret_key_name(k), "{k}");
+        }
+        assert!(secret_value("https://u:p@h/x"));
+        assert!(secret_value("http://h/x?a=1&token=abc"));
+        assert!(secret_value("Authorization: Bearer abc"));
+        assert!(!secret_value("http://u@h/x?token="));
+        assert!(!secret_value("http://127.0.0.1/healthz?verbose=1"));
+    }
+
+    #[test]
+    fn key_paths_are_located_in_arrays_of_tables() {
+        let text = "[[alert.channel]]\nname = \"a\"\nkind = \"x\"\n\n[[alert.channel]]\nname = \"b\"\n  kind = \"y\"\n";
+        assert_eq!(locate(text, "alert.channel[1].kind"), (7, 3));
+        assert_eq!(locate(text, "alert.channel[0].kind"), (3, 1));
+        // Missing key: the entry's header; missing entry: the nearest enclosing key.
+        assert_eq!(locate(text, "alert.channel[1].url"), (5, 1));
+        assert_eq!(locate(text, "alert.channel[5].url").0, 1);
+        assert_eq!(
+            steps("a.b[2].c"),
+            vec![
+                Step::Key("a"),
+                Step::Key("b"),
+                Step::Index(2),
+                Step::Key("c")
+            ]
+        );
+    }
+
+    #[test]
     fn secret_never_printed() {
         let mut cfg = Config::default();
         cfg.database.url = Secret::new("postgres://u:hunter2@h/db");

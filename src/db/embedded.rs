@@ -642,3 +642,71 @@ impl std::fmt::Display for ClusterStatus {
         write!(f, "  url:        {}", self.url)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postgres_like() -> RunAs {
+        RunAs {
+            user: "postgres".into(),
+            uid: 4_000_000,
+            gid: 4_000_000,
+        }
+    }
+
+    #[test]
+    fn the_root_follows_env_config_xdg_then_home() {
+        let r = |env: Option<&str>, cfg: &str, xdg: Option<&str>, home: Option<&str>| {
+            choose_root(
+                cfg,
+                env.map(PathBuf::from),
+                xdg.map(PathBuf::from),
+                home.map(PathBuf::from),
+                None,
+                Path::new("/nonexistent"),
+            )
+            .unwrap()
+            .path
+        };
+        assert_eq!(r(Some("/e"), "/c", Some("/x"), Some("/h")), Path::new("/e"));
+        assert_eq!(r(None, "/c", Some("/x"), Some("/h")), Path::new("/c"));
+        assert_eq!(r(None, "", Some("/x"), Some("/h")), Path::new("/x/opsdash"));
+        // A relative XDG_DATA_HOME is invalid by the spec and ignored.
+        assert_eq!(
+            r(None, "", Some("rel"), Some("/h")),
+            Path::new("/h/.local/share/opsdash")
+        );
+    }
+
+    #[test]
+    fn as_root_an_unreachable_home_gives_a_per_user_place_and_an_old_cluster_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let open = base.path().join("open");
+        let closed = base.path().join("closed");
+        let system = base.path().join("var-lib-opsdash");
+        fs::create_dir_all(&open).unwrap();
+        fs::create_dir_all(&closed).unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+        let pg = postgres_like();
+        let r = |home: &Path| {
+            choose_root("", None, None, Some(home.to_path_buf()), Some(&pg), &system).unwrap()
+        };
+        assert_eq!(r(&open).path, open.join(".local/share/opsdash"));
+        let per_user = r(&closed);
+        assert!(per_user.path.starts_with(&system), "{per_user:?}");
+        assert_ne!(per_user.path, system);
+        assert!(per_user.source.contains("per-user"), "{per_user:?}");
+        fs::create_dir_all(system.join("pgdata")).unwrap();
+        fs::write(system.join("pgdata/PG_VERSION"), "15").unwrap();
+        assert_eq!(
+            r(&closed).path,
+            system,
+            "an existing cluster is not abandoned"
+        );
+        assert_eq!(r(&open).path, open.join(".local/share/opsdash"));
+    }
+}
