@@ -91,7 +91,10 @@ fn write_json_corpus(path: &Path) -> Corpus {
         Some(m("plain")),
     );
     line(b"{\"msg\": oops", None);
-    line(b"{\"msg\":\"bad \xff\xfe utf8\"}", None);
+    // Invalid UTF-8 is stored with U+FFFD (issue 12: it was rejected, losing the line).
+    let mut bad_utf8 = format!("{{\"msg\":\"{} bad ", m("utf8")).into_bytes();
+    bad_utf8.extend(b"\xff\xfe utf8\"}");
+    line(&bad_utf8, Some(m("utf8")));
     line(b"{\"msg\":\"raw \x00 nul byte\"}", None);
     line(
         format!("{{\"msg\":\"{} nul \\u0000 escaped\"}}", m("nul")).as_bytes(),

@@ -1111,6 +1111,8 @@ async fn old_lines_are_reported_and_held_with_keep() {
         "{{\"ts\":\"{}\",\"msg\":\"new\"}}\n",
         chrono::Utc::now().to_rfc3339()
     ));
+    // An info line of a held day: neither dropped nor compacted away (errors-only) while held.
+    a.push_str("{\"ts\":\"2015-03-12T10:00:00Z\",\"msg\":\"old info\"}\n");
     std::fs::write(&held, a).unwrap();
     std::fs::write(&unheld, b).unwrap();
     let url = t.url().unwrap();
@@ -1127,7 +1129,7 @@ async fn old_lines_are_reported_and_held_with_keep() {
     };
     let e = run(&held, true);
     assert!(
-        e.contains("10 stored rows are older than the retention period"),
+        e.contains("11 stored rows are older than the retention period"),
         "{e}"
     );
     assert!(e.contains("held from retention until"), "{e}");
@@ -1141,19 +1143,22 @@ async fn old_lines_are_reported_and_held_with_keep() {
         "{e}"
     );
     let holds: Vec<(String, String)> =
-        sqlx::query_as("SELECT table_name, partition FROM opsdash.retention_hold")
+        sqlx::query_as("SELECT table_name, partition FROM opsdash.retention_hold ORDER BY 1")
             .fetch_all(&t.db.write)
             .await
             .unwrap();
     assert_eq!(
         holds,
-        vec![(
-            "request_log".to_string(),
-            "request_log_p20150312".to_string()
-        )]
+        vec![
+            ("log_event".to_string(), "log_event_p20150312".to_string()),
+            (
+                "request_log".to_string(),
+                "request_log_p20150312".to_string()
+            )
+        ]
     );
     let stat = count(&t, "SELECT sum(old_rows)::bigint FROM opsdash.ingest_stat").await;
-    assert_eq!(stat, 20);
+    assert_eq!(stat, 21);
     // The real retention job, as the worker runs it.
     let cfg = opsdash::config::RetentionConfig::default();
     let report = opsdash::worker::retention::run_once(&t.db, &cfg, dir.path())
@@ -1172,7 +1177,8 @@ async fn old_lines_are_reported_and_held_with_keep() {
         count(&t, "SELECT count(*) FROM opsdash.request_log WHERE ts >= '2016-01-01' AND ts < '2017-01-01'").await,
         0
     );
-    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 1);
+    // The held day's info row survived compaction (log_non_error_keep_days 7).
+    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 2);
     let out = binary()
         .args(["--database-url", &url, "retention", "status"])
         .output()

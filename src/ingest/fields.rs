@@ -187,6 +187,32 @@ fn slot(key: &str) -> Option<Slot> {
     })
 }
 
+/// The field names that name a service, as `'static` (see `Slot::Service`).
+const SERVICE_KEYS: &[&str] = &[
+    "service",
+    "service.name",
+    "service_name",
+    "serviceName",
+    "app",
+    "application",
+    "app_name",
+    "appName",
+    "logger",
+    "logger_name",
+    "loggerName",
+    "log.logger",
+    "name",
+    "component",
+];
+
+fn static_key(key: &str) -> &'static str {
+    SERVICE_KEYS
+        .iter()
+        .find(|k| **k == key)
+        .copied()
+        .unwrap_or("service")
+}
+
 /// Context a line is parsed in.
 pub struct LineContext<'a> {
     /// Service for lines that name none (`--service`, else the input's name).
@@ -258,15 +284,16 @@ fn error_type_in(obj: &Map<String, Value>) -> Option<String> {
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
     ts: Option<DateTime<Utc>>,
     level: Option<Level>,
-    /// The field the level came from, to keep it in attrs if a more severe one arrives.
-    level_field: Option<(String, Value)>,
-    at_level: Option<(Level, Value)>,
+    /// The field the level came from, to keep it in attrs if a more severe one arrives
+    /// (borrowed: most lines have one level field, and this costs them nothing).
+    level_field: Option<(Cow<'a, str>, Val<'a>)>,
+    at_level: Option<(Level, Val<'a>)>,
     message: Option<String>,
     /// Rank, name, and the field it came from.
-    service: Option<(u8, String, String)>,
+    service: Option<(u8, String, &'static str)>,
     host: Option<String>,
     trace_id: Option<String>,
     span_id: Option<String>,
@@ -297,7 +324,7 @@ fn set_once<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
     }
 }
 
-impl Builder {
+impl<'a> Builder<'a> {
     /// Takes request/response fields out of a nested HTTP object (the object itself is kept in
     /// attrs: headers and the like are still worth seeing).
     fn http_object(&mut self, obj: &Map<String, Value>) {
@@ -320,7 +347,9 @@ impl Builder {
     }
 
     /// A level field: the most severe of the line's level fields wins (see the module doc).
-    fn level(&mut self, key: &str, v: &Val) -> bool {
+    // A `&Cow`, not a `&str`: cloning it keeps a key borrowed from the line borrowed.
+    #[allow(clippy::ptr_arg)]
+    fn level(&mut self, key: &Cow<'a, str>, v: &Val<'a>) -> bool {
         let Some(l) = level_of(v) else {
             return false;
         };
@@ -328,17 +357,18 @@ impl Builder {
             Some(cur) if l <= cur => false,
             _ => {
                 if let Some((k, old)) = self.level_field.take() {
-                    self.attrs.insert(k, old);
+                    self.attrs.insert(k.into_owned(), old.into_json());
                 }
                 self.level = Some(l);
-                self.level_field = Some((key.to_string(), v.clone().into_json()));
+                self.level_field = Some((key.clone(), v.clone()));
                 true
             }
         }
     }
 
     /// Stores the value in its column; returns the value back when it belongs in attrs.
-    fn take<'a>(&mut self, key: &str, v: Val<'a>) -> Result<Option<Val<'a>>, String> {
+    #[allow(clippy::ptr_arg)] // see `level`
+    fn take(&mut self, key: &Cow<'a, str>, v: Val<'a>) -> Result<Option<Val<'a>>, String> {
         let Some(slot) = slot(key) else {
             return Ok(Some(v));
         };
@@ -373,7 +403,7 @@ impl Builder {
             Slot::Level => self.level(key, &v),
             Slot::At => match level_of(&v) {
                 Some(l) if self.at_level.is_none() => {
-                    self.at_level = Some((l, v.clone().into_json()));
+                    self.at_level = Some((l, v.clone()));
                     true
                 }
                 _ => false,
@@ -388,14 +418,14 @@ impl Builder {
             Slot::Message => set_once(&mut self.message, v.to_text()),
             Slot::Service(rank) => match (v.to_text(), &self.service) {
                 (Some(s), None) => {
-                    self.service = Some((rank, s, key.to_string()));
+                    self.service = Some((rank, s, static_key(key)));
                     true
                 }
                 (Some(s), Some((r, _, _))) if rank < *r => {
                     // A better-ranked name arrived; the weaker one is still worth keeping.
                     let (_, old, _) = self
                         .service
-                        .replace((rank, s, key.to_string()))
+                        .replace((rank, s, static_key(key)))
                         .unwrap_or_default();
                     self.attrs.insert("logger".into(), Value::String(old));
                     true
@@ -485,7 +515,7 @@ impl Builder {
         let at_level = match self.at_level.take() {
             Some((l, _)) if self.level.is_none() => Some(l),
             Some((_, raw)) => {
-                self.attrs.insert("at".into(), raw);
+                self.attrs.insert("at".into(), raw.into_json());
                 None
             }
             None => None,
@@ -672,7 +702,7 @@ mod tests {
         let log = p.log.unwrap();
         assert_eq!((log.service.as_str(), log.level), ("billing", Level::Warn));
         assert_eq!(log.attrs.unwrap()["at"], Value::from("info"));
-        assert_eq!(p.service_from.as_deref(), Some("service"));
+        assert_eq!(p.service_from, Some("service"));
     }
 
     /// Two level fields: the most severe gives the column, the other stays in attrs.

@@ -424,7 +424,8 @@ impl Pipeline {
                         .attrs
                         .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
                     if let Some(map) = attrs.as_object_mut() {
-                        map.entry(key).or_insert(serde_json::Value::String(old));
+                        map.entry(key.to_string())
+                            .or_insert(serde_json::Value::String(old));
                     }
                 }
             }

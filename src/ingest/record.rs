@@ -182,5 +182,5 @@ pub struct Parsed {
     pub request: Option<RequestRecord>,
     /// The field the service name came from (`service`, `app`, `logger`...), when the line
     /// named one: a `--service` given by the user replaces it and keeps it in attrs under it.
-    pub service_from: Option<String>,
+    pub service_from: Option<&'static str>,
 }
