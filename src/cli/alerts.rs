@@ -119,6 +119,10 @@ pub struct RuleArgs {
     pub window: String,
     #[arg(long = "for", default_value = "0s")]
     pub for_: String,
+    /// error_rate: fewer requests than this in the window and the condition is false
+    /// (default 20; 0 for no minimum).
+    #[arg(long)]
+    pub min_count: Option<u32>,
     #[arg(long, default_value = "30s")]
     pub interval: String,
     /// Scope key=value (service, route, by, action...), repeatable.
@@ -457,6 +461,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                 labels: pairs(&a.label, "--label")?,
                 channels: a.channel,
                 runbook_url: a.runbook_url,
+                min_count: a.min_count,
                 ..RuleConfig::default()
             };
             let spec = RuleSpec::from_config(&rc).map_err(anyhow::Error::msg)?;
