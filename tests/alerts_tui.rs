@@ -289,7 +289,10 @@ async fn the_detail_says_since_when_the_condition_is_false_when_it_resolves_and_
         text.contains("edge-errors service=edge: 1 < 5 (condition false; fires when > 5)"),
         "{text}"
     );
-    assert!(!text.contains("1 > 5") && !text.contains("1.00 > 5"), "{text}");
+    assert!(
+        !text.contains("1 > 5") && !text.contains("1.00 > 5"),
+        "{text}"
+    );
     // Still false since the same time: the resolve period runs from the first false look.
     assert!(
         text.contains(&format!("condition false since {}", hms(since))),

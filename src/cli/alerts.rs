@@ -279,16 +279,20 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         "alert {}  {}  {}  rule {}",
         a.id,
         clean(&a.severity),
-        clean(&a.state),
+        clean(&a.state_label()),
         clean(&a.rule_name)
     );
     println!("  {}", clean(&a.summary));
     if let Some(r) = &rule {
+        // The comparison as it stands, then the rule's own: never `0.194 > 5`.
+        let standing = match (a.value, a.threshold) {
+            (Some(v), Some(t)) => crate::alerts::Op::standing(v, t),
+            _ => format!("{} vs {}", num(a.value), num(a.threshold)),
+        };
         println!(
-            "  value {} {} threshold {} ({} over {}s, for {}s)",
-            num(a.value),
+            "  value {standing} (fires when {} {}; {} over {}s, for {}s)",
             r.spec.op().symbol(),
-            num(a.threshold),
+            crate::alerts::fmt_value(r.spec.threshold),
             clean(&r.spec.metric),
             r.spec.window_s,
             r.spec.for_s
@@ -499,13 +503,21 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             for (s, holds) in rows {
                 let labels: Vec<String> =
                     s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let why = if holds {
+                    "TRUE (would fire)".to_string()
+                } else if engine::below_min_count(&r.spec, &s) {
+                    format!(
+                        "false ({} requests, below min_count {})",
+                        s.volume.unwrap_or(0),
+                        r.spec.min_count
+                    )
+                } else {
+                    "false".to_string()
+                };
                 println!(
-                    "{:<40}  {} {} {}  -> {}",
+                    "{:<40}  {}  -> {why}",
                     clean(&labels.join(" ")),
-                    num(Some(s.value)),
-                    r.spec.op().symbol(),
-                    num(Some(r.spec.threshold)),
-                    if holds { "TRUE (would fire)" } else { "false" }
+                    crate::alerts::Op::standing(s.value, r.spec.threshold),
                 );
             }
         }
