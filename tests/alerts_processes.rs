@@ -49,8 +49,12 @@ channels = ["hook", "script"]
     p
 }
 
+/// The real binary. `OPSDASH_TEST_BIN` may name another build of it: engineers sharing one
+/// target directory overwrite each other's `target/debug/opsdash`.
 fn opsdash(url: &str, config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_opsdash"));
+    let bin = std::env::var("OPSDASH_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_opsdash").to_string());
+    let mut c = Command::new(bin);
     c.arg("--database-url").arg(url).arg("--config").arg(config);
     c
 }

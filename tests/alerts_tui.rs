@@ -191,3 +191,111 @@ async fn enter_on_an_alert_opens_its_log_lines() {
     // Up in the filter line brings the jump's filter back, to edit it.
     assert_eq!(app.filter_history.last(), Some(&filter));
 }
+
+/// The detail pane of an alert whose condition turned false: since when, when it resolves if
+/// nothing changes, why it is false (too few requests for the rule's `min_count`), and the
+/// comparison as it stands (`1 < 5`, not the rule's `>` printed whatever the value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_says_since_when_the_condition_is_false_when_it_resolves_and_why() {
+    let t = TestDb::new().await.unwrap();
+    let mut cfg = Config::default();
+    cfg.alert.rules = vec![RuleConfig {
+        name: "edge-errors".into(),
+        severity: "critical".into(),
+        measure: "error_rate".into(),
+        threshold: 5.0,
+        window: "5m".into(),
+        resolve_after: "5m".into(),
+        ..RuleConfig::default()
+    }];
+    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+        .await
+        .unwrap();
+    let rule = q::rule_by_name(&t.db.write, "edge-errors")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rule.spec.min_count, 20, "the default minimum volume");
+    let requests = |total: i32, failed: i32| {
+        let db = t.db.clone();
+        async move {
+            sqlx::query("DELETE FROM opsdash.request_log")
+                .execute(&db.write)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO opsdash.request_log (ts, service, route, status)
+                 SELECT now() - interval '5 seconds', 'edge', '/x',
+                        CASE WHEN g <= $2 THEN 502 ELSE 200 END
+                   FROM generate_series(1, $1) g",
+            )
+            .bind(total)
+            .bind(failed)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+    };
+    // Four requests, two failed: 50%, but below min_count: nothing fires.
+    requests(4, 2).await;
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+    assert!(q::list_alerts(&t.db.read, true, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Enough requests: it fires. Then back to four: false, and the detail says why and when.
+    requests(40, 20).await;
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+    requests(4, 2).await;
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+    let a = &q::list_alerts(&t.db.read, false, 10).await.unwrap()[0];
+    assert_eq!(a.state, "firing");
+    let since = a.condition_false_since.expect("false since");
+    let mut app = open(&t.db, cfg.clone(), "tui-test:1:x", false, 2).await;
+    press(&mut app, KeyCode::Char('3')).await;
+    let text = buffer_text(&render(&app, 120, 40));
+    assert!(
+        text.contains("4 requests in 5m, below min_count 20 (condition false)"),
+        "{text}"
+    );
+    let hms = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M:%S").to_string();
+    assert!(
+        text.contains(&format!("condition false since {}", hms(since))),
+        "{text}"
+    );
+    let at = since + chrono::Duration::minutes(5);
+    assert!(
+        text.contains(&format!("resolves at {} (in ", hms(at)))
+            && text.contains("if it stays false"),
+        "{text}"
+    );
+
+    // Plenty of requests, one failed: 1%, and the text says 1 < 5.
+    requests(100, 1).await;
+    engine::evaluate_rule(&t.db, &cfg, &rule, None)
+        .await
+        .unwrap();
+    let mut app = open(&t.db, cfg, "tui-test:1:x", false, 2).await;
+    press(&mut app, KeyCode::Char('3')).await;
+    let text = buffer_text(&render(&app, 120, 40));
+    assert!(text.contains("error_rate 1 < 5  fires when > 5"), "{text}");
+    assert!(
+        text.contains("edge-errors service=edge: 1 < 5 (condition false; fires when > 5)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("1 > 5") && !text.contains("1.00 > 5"),
+        "{text}"
+    );
+    // Still false since the same time: the resolve period runs from the first false look.
+    assert!(
+        text.contains(&format!("condition false since {}", hms(since))),
+        "{text}"
+    );
+}

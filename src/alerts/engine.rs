@@ -147,7 +147,8 @@ pub fn condition_holds(spec: &RuleSpec, s: &Sample) -> bool {
     spec.op().holds(s.value, spec.threshold) && !below_min_count(spec, s)
 }
 
-fn below_min_count(spec: &RuleSpec, s: &Sample) -> bool {
+/// A rate rule's label set measured over fewer requests than its `min_count`.
+pub fn below_min_count(spec: &RuleSpec, s: &Sample) -> bool {
     spec.min_count > 0 && s.volume.is_some_and(|n| n < i64::from(spec.min_count))
 }
 

@@ -232,6 +232,10 @@ pub struct RuleArgs {
     /// How long the condition must hold before the alert fires.
     #[arg(long = "for", default_value = "0s")]
     pub for_: String,
+    /// error_rate: fewer requests than this in the window and the condition is false
+    /// (default 20; 0 for no minimum).
+    #[arg(long)]
+    pub min_count: Option<u32>,
     /// How often the rule is evaluated.
     #[arg(long, default_value = "30s")]
     pub interval: String,
@@ -434,16 +438,20 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         "alert {}  {}  {}  rule {}",
         a.id,
         clean(&a.severity),
-        clean(&a.state),
+        clean(&a.state_label()),
         clean(&a.rule_name)
     );
     crate::outln!("  {}", clean(&a.summary));
     if let Some(r) = &rule {
+        // The comparison as it stands, then the rule's own: never `0.194 > 5`.
+        let standing = match (a.value, a.threshold) {
+            (Some(v), Some(t)) => crate::alerts::Op::standing(v, t),
+            _ => format!("{} vs {}", num(a.value), num(a.threshold)),
+        };
         crate::outln!(
-            "  value {} {} threshold {} ({} over {}s, for {}s)",
-            num(a.value),
+            "  value {standing} (fires when {} {}; {} over {}s, for {}s)",
             r.spec.op().symbol(),
-            num(a.threshold),
+            crate::alerts::fmt_value(r.spec.threshold),
             clean(&r.spec.metric),
             r.spec.window_s,
             r.spec.for_s
@@ -654,6 +662,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                 labels: pairs(&a.label, "--label")?,
                 channels: a.channel,
                 runbook_url: a.runbook_url,
+                min_count: a.min_count,
                 ..RuleConfig::default()
             };
             let spec = RuleSpec::from_config(&rc).map_err(anyhow::Error::msg)?;
@@ -691,13 +700,21 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             for (s, holds) in rows {
                 let labels: Vec<String> =
                     s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let why = if holds {
+                    "TRUE (would fire)".to_string()
+                } else if engine::below_min_count(&r.spec, &s) {
+                    format!(
+                        "false ({} requests, below min_count {})",
+                        s.volume.unwrap_or(0),
+                        r.spec.min_count
+                    )
+                } else {
+                    "false".to_string()
+                };
                 crate::outln!(
-                    "{:<40}  {} {} {}  -> {}",
+                    "{:<40}  {}  -> {why}",
                     clean(&labels.join(" ")),
-                    num(Some(s.value)),
-                    r.spec.op().symbol(),
-                    num(Some(r.spec.threshold)),
-                    if holds { "TRUE (would fire)" } else { "false" }
+                    crate::alerts::Op::standing(s.value, r.spec.threshold),
                 );
             }
         }

@@ -403,7 +403,7 @@ impl AlertRow {
     /// The state as every screen and listing shows it: a testing-mode alert says so.
     pub fn state_label(&self) -> String {
         if self.testing {
-            format!("{} (testing)", self.state)
+            format!("{} [test]", self.state)
         } else {
             self.state.clone()
         }

@@ -554,7 +554,7 @@ impl AlertsTab {
         let inner = framed(f, top, &title, true, t);
         const COLUMNS: Columns = Columns {
             header: &["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
-            widths: &[8, 16, 20, 8, 8, 10],
+            widths: &[8, 19, 18, 8, 8, 10],
             flexible: 5,
             header_role: Role::Header,
             wants: &[],
