@@ -23,6 +23,7 @@ use crate::config::IngestConfig;
 use crate::db::copy::CopyBuf;
 use crate::db::Db;
 use crate::model::Level;
+use crate::query::checkpoint::Checkpoint;
 use crate::query::ingest::ErrorGroupDelta;
 
 /// Rejected lines reported individually; the rest are only counted.
@@ -122,6 +123,7 @@ struct Building {
     repeats: HashMap<(u64, usize), Repeat>,
     rejected: u64,
     folded: u64,
+    positions: Vec<Checkpoint>,
     since: Option<Instant>,
 }
 
@@ -131,7 +133,11 @@ impl Building {
     }
 
     fn is_empty(&self) -> bool {
-        self.rows() == 0 && self.repeats.is_empty() && self.rejected == 0 && self.folded == 0
+        self.rows() == 0
+            && self.repeats.is_empty()
+            && self.rejected == 0
+            && self.folded == 0
+            && self.positions.is_empty()
     }
 }
 
@@ -206,6 +212,31 @@ impl Pipeline {
             }
             self.first_rejects.push(r);
         }
+    }
+
+    /// Records where a followed file stands after the line pushed next; saved with the batch
+    /// that holds that line (see `follow`).
+    pub fn mark_position(&mut self, cp: Checkpoint) {
+        match self.cur.positions.iter_mut().find(|p| p.path == cp.path) {
+            Some(p) => *p = cp,
+            None => self.cur.positions.push(cp),
+        }
+    }
+
+    /// Service for the following lines that name none (several files followed at once).
+    pub fn set_default_service(&mut self, service: &str) {
+        if self.opts.service != service {
+            self.opts.service = service.to_string();
+        }
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Counts shared with the writer, readable while the run goes on (signal handling).
+    pub fn committed(&self) -> Arc<Committed> {
+        self.committed.clone()
     }
 
     /// Counts a line that was too long to read (see `reader::MAX_LINE`).
@@ -371,6 +402,8 @@ impl Pipeline {
             group_users: cur.group_users.into_iter().collect(),
             rejected: cur.rejected,
             folded: cur.folded,
+            positions: cur.positions,
+            lines_through: self.lines,
             done,
         };
         self.seq += 1;

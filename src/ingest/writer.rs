@@ -138,6 +138,10 @@ pub struct Batch {
     pub group_users: Vec<(String, String)>,
     pub rejected: u64,
     pub folded: u64,
+    /// Read positions of followed files after the batch's last line, saved in its transaction.
+    pub positions: Vec<crate::query::checkpoint::Checkpoint>,
+    /// Input lines of the run up to the batch's last line.
+    pub lines_through: u64,
     /// Told when the batch is committed (for `Pipeline::flush`).
     pub done: Option<oneshot::Sender<()>>,
 }
@@ -153,6 +157,7 @@ impl Batch {
             && self.groups.is_empty()
             && self.rejected == 0
             && self.folded == 0
+            && self.positions.is_empty()
     }
 }
 
@@ -161,6 +166,10 @@ impl Batch {
 pub struct Committed {
     pub logs: AtomicU64,
     pub requests: AtomicU64,
+    /// Input lines covered by committed batches, and lines handed to the pipeline (the
+    /// difference is what an abort loses).
+    pub lines: AtomicU64,
+    pub read: AtomicU64,
 }
 
 pub struct Writer {
@@ -328,6 +337,7 @@ impl Writer {
             batch.folded as i64,
         )
         .await?;
+        crate::query::checkpoint::save(&mut tx, &batch.positions).await?;
         let xid = if log_rows > 0 {
             Some(q::notify_logs(&mut tx, &log_rows.to_string()).await?)
         } else {
@@ -344,6 +354,9 @@ impl Writer {
         self.committed
             .requests
             .fetch_add(request_rows, Ordering::Relaxed);
+        self.committed
+            .lines
+            .fetch_max(batch.lines_through, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 pub mod alert_metrics;
 pub mod alerts;
 pub mod audit;
+pub mod checkpoint;
 pub mod demo;
 pub mod error_groups;
 pub mod health;
