@@ -13,8 +13,16 @@ use opsdash::db::testkit::TestDb;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// The binary under test. `OPSDASH_TEST_BIN` overrides Cargo's path: with a target dir shared
+/// between worktrees, another checkout's build can replace `target/debug/opsdash` mid-run.
+fn bin_path() -> std::path::PathBuf {
+    std::env::var_os("OPSDASH_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_opsdash").into())
+}
+
 fn binary(t: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_opsdash"));
+    let mut c = Command::new(bin_path());
     // Never pick up a developer's config file or environment.
     c.env_remove("OPSDASH_DATABASE_URL")
         .env_remove("DATABASE_URL")
