@@ -64,6 +64,18 @@ fn kill9(c: &mut Child) {
     c.wait().unwrap();
 }
 
+/// The follower, killed on drop (a failed assertion must not leave it running).
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 async fn stored(t: &TestDb) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM opsdash.log_event")
         .fetch_one(&t.db.write)
@@ -94,7 +106,7 @@ async fn follow_with_rotations_and_kill_9_stores_every_line_once() {
     let rotated = dir.path().join("app.log.1");
     let err = dir.path().join("ingest.stderr");
     let started = Instant::now();
-    let mut child = Some(start(&t, &log, &err));
+    let mut child = Reaped(Some(start(&t, &log, &err)));
     let (mut kills, mut rotations) = (0, 0);
     for step in 0..LINES / STEP {
         let written = step * STEP;
@@ -109,8 +121,8 @@ async fn follow_with_rotations_and_kill_9_stores_every_line_once() {
             // Down for a rotation: killed once the last rotated file is read...
             8 => {
                 wait_rows(&t, written - 2 * STEP, &err, started).await;
-                kill9(child.as_mut().unwrap());
-                child = None;
+                kill9(child.0.as_mut().unwrap());
+                child.0 = None;
                 kills += 1;
             }
             // ... rotated while down ...
@@ -119,12 +131,12 @@ async fn follow_with_rotations_and_kill_9_stores_every_line_once() {
                 rotations += 1;
             }
             // ... and back.
-            11 => child = Some(start(&t, &log, &err)),
+            11 => child.0 = Some(start(&t, &log, &err)),
             // Killed wherever it is, restarted at once.
             14 | 16 => {
-                kill9(child.as_mut().unwrap());
+                kill9(child.0.as_mut().unwrap());
                 kills += 1;
-                child = Some(start(&t, &log, &err));
+                child.0 = Some(start(&t, &log, &err));
             }
             // copytruncate: the copy is never read, so the follower must have read the file.
             18 => {
@@ -143,17 +155,25 @@ async fn follow_with_rotations_and_kill_9_stores_every_line_once() {
         }
         append(&log, written, written + STEP);
     }
-    if child.is_none() {
-        child = Some(start(&t, &log, &err));
+    if child.0.is_none() {
+        child.0 = Some(start(&t, &log, &err));
     }
     wait_rows(&t, LINES, &err, started).await;
-    let mut child = child.unwrap();
+    let c = child.0.as_mut().unwrap();
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let stop = Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.0 = None;
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
     assert!(status.success(), "{status:?}\n{stderr}");
     let (rows, distinct, repeats): (i64, i64, i64) = sqlx::query_as(

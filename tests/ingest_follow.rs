@@ -272,9 +272,10 @@ async fn kill_9_then_restart_loses_nothing_and_repeats_nothing() {
     }
     let mut f = Follower::start(&t, dir.path(), "last", &args);
     wait_rows(&t, total as i64, &f).await;
-    f.wait_stderr("resuming at byte").await;
-    assert!(f.stop(libc::SIGTERM).await.success(), "{}", f.stderr());
+    let st = f.stop(libc::SIGTERM).await;
     assert_exactly(&t, total as i64, &f).await;
+    assert!(st.success(), "{}", f.stderr());
+    assert!(f.stderr().contains("resuming at byte"), "{}", f.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
