@@ -13,8 +13,16 @@ use opsdash::db::testkit::TestDb;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// The binary under test. `OPSDASH_TEST_BIN` overrides Cargo's path: with a target dir shared
+/// between worktrees, another checkout's build can replace `target/debug/opsdash` mid-run.
+fn bin_path() -> std::path::PathBuf {
+    std::env::var_os("OPSDASH_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_opsdash").into())
+}
+
 fn binary(t: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_opsdash"));
+    let mut c = Command::new(bin_path());
     // Never pick up a developer's config file or environment.
     c.env_remove("OPSDASH_DATABASE_URL")
         .env_remove("DATABASE_URL")
@@ -264,9 +272,10 @@ async fn kill_9_then_restart_loses_nothing_and_repeats_nothing() {
     }
     let mut f = Follower::start(&t, dir.path(), "last", &args);
     wait_rows(&t, total as i64, &f).await;
-    f.wait_stderr("resuming at byte").await;
-    assert!(f.stop(libc::SIGTERM).await.success(), "{}", f.stderr());
+    let st = f.stop(libc::SIGTERM).await;
     assert_exactly(&t, total as i64, &f).await;
+    assert!(st.success(), "{}", f.stderr());
+    assert!(f.stderr().contains("resuming at byte"), "{}", f.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

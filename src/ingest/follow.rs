@@ -185,6 +185,11 @@ impl Followed {
         let open = match OpenFile::at(&f.path, 0) {
             Ok(o) => o,
             Err(e) => {
+                let e = if std::fs::metadata(&f.path).is_ok_and(|m| !m.is_file()) {
+                    "not a regular file (only those are followed by name; pipe others through standard input)".to_string()
+                } else {
+                    e.to_string()
+                };
                 if let Some((sib, o)) = cp.and_then(|cp| find_rotated(&f.path, cp)) {
                     note(&format!(
                         "{name}: missing; reading the rest of {} (its file at the saved position) from byte {}",
@@ -340,6 +345,8 @@ pub struct FollowSet {
     left: HashMap<(u64, u64), u64>,
     /// Whether positions are saved (`--follow`), else the files are read once from the start.
     pub marks: bool,
+    /// Files named to be read once that cannot be opened.
+    unreadable: Vec<String>,
 }
 
 impl FollowSet {
@@ -359,6 +366,7 @@ impl FollowSet {
             service,
             left: HashMap::new(),
             marks,
+            unreadable: Vec::new(),
         };
         for a in args {
             if is_pattern(a) {
@@ -374,6 +382,9 @@ impl FollowSet {
         set.scan(true);
         if set.files.len() == before && !set.patterns.is_empty() && !marks {
             anyhow::bail!("no file matches {}", set.pattern_text.join(" "));
+        }
+        if !set.unreadable.is_empty() {
+            anyhow::bail!("{}", set.unreadable.join("; "));
         }
         Ok(set)
     }
@@ -402,7 +413,7 @@ impl FollowSet {
             };
             match OpenFile::at(&f.path, 0) {
                 Ok(o) => f.cur = Some(o),
-                Err(e) => note(&format!("{}: {e}", show(&f.path))),
+                Err(e) => self.unreadable.push(format!("{}: {e}", show(&f.path))),
             }
             self.files.push(f);
             return;
