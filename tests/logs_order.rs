@@ -104,6 +104,23 @@ async fn the_list_is_in_time_order_inside_the_range_and_export_writes_what_the_h
 
     let mut app = common::tui::open(&tdb.db, Config::default(), "logs-order:1:x", true, 2).await;
     press(&mut app, KeyCode::Char('2')).await;
+    // The `?` overlay says how the list is made and documents the filter language, with
+    // the same text `opsdash export --help` and the README use.
+    let help = opsdash::tui::help::lines(&app);
+    let has = |k: &str, h: &str| help.iter().any(|(a, b)| a == k && b.contains(h));
+    assert!(
+        has("late lines", "placed where their time says"),
+        "{help:?}"
+    );
+    assert!(has("OR ", "") || help.iter().any(|(_, b)| b.contains("Not supported: OR")));
+    for line in opsdash::filter::FILTER_HELP.lines() {
+        if let Some((k, _)) = line.split_once("   ") {
+            assert!(
+                help.iter().any(|(a, _)| a == k.trim()),
+                "{k} missing from the overlay"
+            );
+        }
+    }
     let text = until(&mut app, "the four lines of the range", |t| {
         t.contains("stamped 5m ago") && t.contains("stamped 20m ago") && t.contains("4 in 1h")
     })
