@@ -103,3 +103,101 @@ fn logs_tab_tails_filters_pauses_traces_and_exports() {
     t.wait_for(|s| s.contains(PROMPT), "the shell after quitting");
     assert!(!t.alternate_screen_on(), "the terminal was restored");
 }
+
+/// The row of the screen holding `needle`.
+fn row(screen: &str, needle: &str) -> Option<usize> {
+    screen.lines().position(|l| l.contains(needle))
+}
+
+/// The real binary: the list is in time order whatever the commit order and holds only the
+/// range (1 h); the filter line applies on Enter only, Esc keeps the applied filter, `/`
+/// reopens with it selected (typing replaces it), and a guessed `OR` gets a hint.
+#[test]
+fn logs_order_range_and_filter_line_keys() {
+    let cluster = start_cluster("logs-keys");
+    // Committed newest first: commit order is the reverse of time order.
+    sql(
+        &cluster,
+        "INSERT INTO opsdash.log_event (ts, level, service, message)
+           VALUES (now() - interval '5 minutes', 4, 'api', 'newest by time');
+         INSERT INTO opsdash.log_event (ts, level, service, message)
+           VALUES (now() - interval '20 minutes', 2, 'api', 'oldest by time');
+         INSERT INTO opsdash.log_event (ts, level, service, message)
+           VALUES (now() - interval '7 hours', 4, 'api', 'seven hours before');",
+    );
+    let t = Tmux::start("logs-keys", 100, 30);
+    t.start_dashboard(&cluster.url(), "--no-color");
+    t.wait_for(|s| s.contains("1 KPI"), "the dashboard");
+    t.send(&["2"]);
+    let s = t.wait_for(
+        |s| s.contains("newest by time") && s.contains("oldest by time"),
+        "the tail",
+    );
+    assert!(
+        row(&s, "oldest by time") < row(&s, "newest by time"),
+        "time order:\n{s}"
+    );
+    assert!(
+        !s.contains("seven hours before"),
+        "outside the 1h range:\n{s}"
+    );
+
+    // Enter applies.
+    t.send(&["/"]);
+    t.send_literal("level:error");
+    t.send(&["Enter"]);
+    t.wait_for(
+        |s| s.contains("filter: level:error") && !s.contains("oldest by time"),
+        "the filtered tail",
+    );
+
+    // `/` reopens with the filter selected: typing replaces it; Esc keeps the applied one.
+    t.send(&["/"]);
+    t.send_literal("service:web");
+    let s = t.wait_for(|s| s.contains("/service:web"), "the replaced text");
+    assert!(!s.contains("level:errorservice"), "{s}");
+    t.send(&["Escape"]);
+    let s = t.wait_for(
+        |s| !s.contains("/service:web") && s.contains("filter: level:error"),
+        "the cancelled edit",
+    );
+    assert!(
+        s.contains("newest by time") && !s.contains("oldest by time"),
+        "{s}"
+    );
+
+    // Emptying the line (Ctrl-A Ctrl-K) applies nothing; a guessed OR gets a hint.
+    t.send(&["/"]);
+    t.send(&["End"]);
+    t.send(&["C-a"]);
+    t.send(&["C-k"]);
+    t.send_literal("api OR web");
+    let s = t.wait_for(|s| s.contains("OR is not supported"), "the hint");
+    assert!(s.contains("use service:a,b"), "{s}");
+    assert!(
+        s.contains("filter: level:error") && !s.contains("oldest by time"),
+        "the emptied line was not applied:\n{s}"
+    );
+    t.send(&["Escape"]);
+    t.wait_for(
+        |s| !s.contains("OR is not supported") && s.contains("filter: level:error"),
+        "the applied filter after Esc",
+    );
+
+    // Enter on an emptied line applies the empty filter.
+    t.send(&["/"]);
+    t.send(&["BSpace"]);
+    t.send(&["Enter"]);
+    let s = t.wait_for(
+        |s| s.contains("oldest by time") && !s.contains("filter: level:error"),
+        "the unfiltered tail",
+    );
+    assert!(row(&s, "oldest by time") < row(&s, "newest by time"), "{s}");
+
+    t.send(&["q"]);
+    // The prompt may wrap at the screen's edge after the long command line.
+    t.wait_for(
+        |s| s.replace('\n', "").contains(PROMPT),
+        "the shell after quitting",
+    );
+}

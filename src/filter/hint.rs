@@ -29,9 +29,11 @@ fn bare(word: &str) -> Option<String> {
                     .into(),
             )
         }
-        "AND" | "&&" | "&" => return Some(format!(
+        "AND" | "&&" | "&" => {
+            return Some(format!(
             "{word} is not needed: terms are all required already (here it is searched as a word)"
-        )),
+        ))
+        }
         "NOT" => {
             return Some(
                 "NOT is not supported: put - before a term to exclude it (-service:auth, -timeout)"

@@ -266,6 +266,12 @@ mod tests {
         assert!(parse("ts:03:00").unwrap_err().message.contains("since:"));
     }
 
+    /// The README shows the same text, word for word.
+    #[test]
+    fn the_readme_shows_the_filter_help() {
+        assert!(include_str!("../../README.md").contains(FILTER_HELP));
+    }
+
     #[test]
     fn empty_filter_selects_everything() {
         let f = parse("   ").unwrap();

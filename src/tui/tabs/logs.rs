@@ -1,7 +1,12 @@
 //! Logs tab: the live tail (follow by default, space pauses with a count of waiting lines, `G`
-//! resumes), the filter language on `/` (a mistake is shown with its position and the previous
-//! filter stays in force), a detail pane, error/match jumps, the trace waterfall, the error
-//! groups and audit trail views, and export.
+//! resumes), the filter language on `/` (applied on Enter only; a mistake is shown with its
+//! position and the previous filter stays in force; guessed operators get a hint), a detail
+//! pane, error/match jumps, the trace waterfall, the error groups and audit trail views, and
+//! export.
+//!
+//! The list is the lines of the filter inside the shell's range, in event-time order (the
+//! buffer places late lines by their time), and the header's counts and the export use that
+//! same condition (`lq::stats` and `in_range`), so the three describe the same lines.
 //!
 //! The tail engine (`crate::tail`) runs on its own tasks; its events are drained by a "tail"
 //! query, re-issued while events keep coming, on every tick and when the engine wakes the tab
@@ -121,6 +126,11 @@ pub struct LogsTab {
     pub message: Option<(String, Role)>,
     export: Option<Export>,
     refresher: Refresher,
+    /// While lines arrive the counts are read again at most this often, so the header keeps
+    /// up with the list (10 s of lines unaccounted for would contradict it).
+    recount: Refresher,
+    /// Lines arrived since the counts were last asked for.
+    uncounted: bool,
     /// Lines per second arriving from the tail, to pace frames while they stream.
     rate: StreamRate,
 }
@@ -165,6 +175,8 @@ impl LogsTab {
             message: None,
             export: None,
             refresher: Refresher::every(10),
+            recount: Refresher::every(2),
+            uncounted: false,
             rate: StreamRate::default(),
         }
     }
@@ -342,6 +354,8 @@ impl LogsTab {
     fn stats_since(&mut self, ctx: &TabCtx, start: chrono::DateTime<Utc>) -> Effect {
         let db = ctx.db.clone();
         let f = self.filter.clone();
+        self.recount.done(ctx.now);
+        self.uncounted = false;
         self.stats.loading = true;
         Effect::Query(QueryRequest::new(ME, "stats", async move {
             Ok(lq::stats(&db.read, &f, start).await?)
@@ -612,7 +626,7 @@ impl TabView for LogsTab {
         self.poll_export();
         self.prune(ctx);
         let mut fx = self.drain();
-        if self.refresher.due(ctx.now) {
+        if self.refresher.due(ctx.now) || (self.uncounted && self.recount.due(ctx.now)) {
             self.refresher.done(ctx.now);
             fx.push(self.stats_query(ctx));
         }
@@ -637,12 +651,20 @@ impl TabView for LogsTab {
                 match done.take::<Vec<TailEvent>>() {
                     Ok(events) => {
                         let more = !events.is_empty() || self.drain_again;
+                        let arrived = events.iter().any(|e| match e {
+                            TailEvent::Lines(l) | TailEvent::Reset(l) => !l.is_empty(),
+                            _ => false,
+                        });
                         self.apply_events(events);
                         self.prune(ctx);
                         // Following moves the selection: the pane's line changes too.
                         let mut fx = self.want_detail(ctx);
                         if more {
                             fx.extend(self.drain());
+                        }
+                        self.uncounted |= arrived;
+                        if self.uncounted && self.recount.due(ctx.now) {
+                            fx.push(self.stats_query(ctx));
                         }
                         return fx;
                     }
@@ -869,7 +891,7 @@ impl TabView for LogsTab {
             },
             Binding {
                 keys: "x",
-                help: "export what the filter selects (:export FILE; e/E jump to errors)",
+                help: "export the lines the header counts: filter and range (:export FILE)",
             },
         ];
         if self.view == View::Groups {
