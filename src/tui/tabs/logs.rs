@@ -1145,6 +1145,14 @@ impl LogsTab {
                 theme.style(Role::Warn),
             ));
         }
+        // The filter before the buffer's fill: at 80 columns the line is cut at the right, and
+        // what the list is filtered by matters more than how full the ring is.
+        if !self.filter_text.is_empty() {
+            spans.push(Span::styled(
+                format!(" · filter: {}", safe(&self.filter_text)),
+                theme.style(Role::Accent),
+            ));
+        }
         spans.push(Span::styled(
             format!(
                 " buffer {}/{}",
@@ -1157,12 +1165,6 @@ impl LogsTab {
             spans.push(Span::styled(
                 format!(" · {} skipped on resume", fmt_count(self.skipped as f64)),
                 theme.style(Role::Dim),
-            ));
-        }
-        if !self.filter_text.is_empty() {
-            spans.push(Span::styled(
-                format!(" · filter: {}", safe(&self.filter_text)),
-                theme.style(Role::Accent),
             ));
         }
         Line::from(spans)
