@@ -25,7 +25,7 @@ Escaping (log lines are attacker-controlled):
          standard output is a terminal.";
 
 #[derive(Debug, ClapArgs)]
-#[command(after_help = EXPORT_HELP)]
+#[command(after_help = format!("{EXPORT_HELP}\n\nFilter language (--filter):\n{}", crate::filter::FILTER_HELP))]
 pub struct ExportArgs {
     /// Filter in the Logs tab's language, e.g. 'level:error+ service:api since:1h'.
     #[arg(long, default_value = "")]
