@@ -267,3 +267,54 @@ async fn a_line_after_a_quiet_spell_wakes_the_tab_without_a_tick() -> anyhow::Re
         opsdash::tui::settle(&mut app, fx).await;
     }
 }
+
+/// `R` resolves the error group shown selected, even when a refresh re-sorted the groups
+/// (newest first) under the cursor between the look and the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_on_an_error_group_applies_to_the_group_selected_across_a_resort(
+) -> anyhow::Result<()> {
+    let tdb = TestDb::new().await?;
+    let pool = tdb.db.write.clone();
+    sqlx::query(
+        "INSERT INTO opsdash.error_group (fingerprint, service, sample_message, first_seen, last_seen, count, affected_users)
+         VALUES ('fpBig', 'api', 'big group', now(), now(), 20, 1),
+                ('fpSmall', 'api', 'small group', now(), now() - interval '5 minutes', 10, 1)",
+    )
+    .execute(&pool)
+    .await?;
+    let mut app = app_on_logs_tab(&tdb).await;
+    send(&mut app, KeyCode::Char('v')).await;
+    let text = until(&mut app, "both groups", |t| {
+        t.contains("big group") && t.contains("small group")
+    })
+    .await;
+    assert!(text.find("big group") < text.find("small group"), "{text}");
+    // Select the small group; then it happens again (newest first: it moves to the top) and
+    // the list is refreshed.
+    send(&mut app, KeyCode::Char('j')).await;
+    sqlx::query("UPDATE opsdash.error_group SET count = 11, last_seen = now() + interval '1 second' WHERE fingerprint = 'fpSmall'")
+        .execute(&pool)
+        .await?;
+    send(&mut app, KeyCode::Char('r')).await;
+    until(&mut app, "the re-sort", |t| {
+        t.find("small group") < t.find("big group")
+    })
+    .await;
+    send(&mut app, KeyCode::Char('R')).await;
+    until(&mut app, "the resolution", |t| {
+        t.contains("is now resolved")
+    })
+    .await;
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT fingerprint, status FROM opsdash.error_group ORDER BY fingerprint")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(
+        statuses,
+        vec![
+            ("fpBig".to_string(), "new".to_string()),
+            ("fpSmall".to_string(), "resolved".to_string())
+        ]
+    );
+    Ok(())
+}

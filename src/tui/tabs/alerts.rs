@@ -1010,19 +1010,38 @@ impl TabView for AlertsTab {
                 let had = self.selected_alert().map(|a| a.id);
                 self.alerts.set(done);
                 // Keep the same alert selected when the order changes (it was acknowledged...).
-                if let Some(i) =
-                    had.and_then(|id| self.visible_alerts().iter().position(|a| a.id == id))
-                {
-                    self.cursor.selected = i;
+                if self.view == View::Alerts {
+                    let ids: Vec<i64> = self.visible_alerts().iter().map(|a| a.id).collect();
+                    self.cursor.follow(had.as_ref(), ids);
                 }
-                let len = self.len();
-                self.cursor.clamp(len);
                 if self.selected_alert().map(|a| a.id) != had {
                     return self.detail_request(ctx);
                 }
             }
-            "rules" => self.rules.set(done),
-            "silences" => self.silences.set(done),
+            // The three views share one cursor: only the list on screen moves it.
+            "rules" => {
+                let name = |r: &Rule| r.spec.name.clone();
+                let had = self
+                    .visible_rules()
+                    .get(self.cursor.selected)
+                    .map(|r| name(r));
+                self.rules.set(done);
+                if self.view == View::Rules {
+                    let names: Vec<String> = self.visible_rules().into_iter().map(name).collect();
+                    self.cursor.follow(had.as_ref(), names);
+                }
+            }
+            "silences" => {
+                let had = self
+                    .visible_silences()
+                    .get(self.cursor.selected)
+                    .map(|s| s.id);
+                self.silences.set(done);
+                if self.view == View::Silences {
+                    let ids: Vec<_> = self.visible_silences().iter().map(|s| s.id).collect();
+                    self.cursor.follow(had.as_ref(), ids);
+                }
+            }
             "detail" => self.detail.set(done),
             "preview" => {
                 let res = done.take::<Vec<(Sample, bool)>>();

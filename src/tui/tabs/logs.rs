@@ -686,15 +686,27 @@ impl TabView for LogsTab {
                 self.trace_cursor
                     .clamp(self.trace.data.as_ref().map_or(0, Vec::len));
             }
+            // A refresh re-sorts the groups by count: the cursor stays on its group, so `R`
+            // resolves the group the operator was looking at.
             "groups" => {
+                let fps = |g: &Panel<Vec<ErrorGroup>>| -> Vec<String> {
+                    g.data
+                        .iter()
+                        .flatten()
+                        .map(|g| g.fingerprint.clone())
+                        .collect()
+                };
+                let had = fps(&self.groups).get(self.group_cursor.selected).cloned();
                 self.groups.set(done);
-                self.group_cursor
-                    .clamp(self.groups.data.as_ref().map_or(0, Vec::len));
+                self.group_cursor.follow(had.as_ref(), fps(&self.groups));
             }
             "audit" => {
+                let ids = |a: &Panel<Vec<AuditEvent>>| -> Vec<i64> {
+                    a.data.iter().flatten().map(|e| e.id).collect()
+                };
+                let had = ids(&self.audit).get(self.audit_cursor.selected).copied();
                 self.audit.set(done);
-                self.audit_cursor
-                    .clamp(self.audit.data.as_ref().map_or(0, Vec::len));
+                self.audit_cursor.follow(had.as_ref(), ids(&self.audit));
             }
             "mass" => self.mass.set(done),
             "transition" => {
