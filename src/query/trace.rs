@@ -107,7 +107,10 @@ pub struct Bar {
     pub duration_ms: f64,
 }
 
-/// Bars for `items` and the total span they cover (ms). Items without a duration are points.
+/// Bars for `items` and the total span they cover (ms). Items without a duration are points,
+/// and so are log lines and audit events whatever duration they carry: they happened at one
+/// moment (a log line's `duration_ms` is the request's, written beside it), and drawn as bars
+/// they looked like spans as long as the request.
 pub fn waterfall(items: &[TraceItem]) -> (Vec<Bar>, f64) {
     let Some(start) = items.iter().map(|i| i.ts).min() else {
         return (Vec::new(), 0.0);
@@ -117,7 +120,10 @@ pub fn waterfall(items: &[TraceItem]) -> (Vec<Bar>, f64) {
         .iter()
         .map(|i| {
             let offset_ms = (i.ts - start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
-            let duration_ms = i.duration_ms.unwrap_or(0.0).max(0.0);
+            let duration_ms = match i.kind {
+                TraceKind::Request | TraceKind::Query => i.duration_ms.unwrap_or(0.0).max(0.0),
+                TraceKind::Log | TraceKind::Audit => 0.0,
+            };
             span = span.max(offset_ms + duration_ms);
             Bar {
                 offset_ms,
@@ -136,7 +142,7 @@ mod tests {
     fn waterfall_offsets_from_the_first_item() {
         let t0 = Utc::now();
         let item = |ms: i64, d: Option<f64>| TraceItem {
-            kind: TraceKind::Log,
+            kind: TraceKind::Request,
             id: 0,
             ts: t0 + chrono::Duration::milliseconds(ms),
             duration_ms: d,
@@ -157,5 +163,29 @@ mod tests {
         assert_eq!(bars[2].duration_ms, 0.0);
         assert_eq!(span, 200.0);
         assert_eq!(waterfall(&[]).1, 0.0);
+    }
+
+    #[test]
+    fn log_lines_are_points_even_with_a_duration() {
+        let t0 = Utc::now();
+        let item = |kind, ms: i64, d: Option<f64>| TraceItem {
+            kind,
+            id: 0,
+            ts: t0 + chrono::Duration::milliseconds(ms),
+            duration_ms: d,
+            service: String::new(),
+            level: None,
+            status: None,
+            summary: String::new(),
+        };
+        // A 1.8 s request and the log line written at its end with the request's duration.
+        let (bars, span) = waterfall(&[
+            item(TraceKind::Request, 0, Some(1800.0)),
+            item(TraceKind::Log, 1790, Some(1800.0)),
+            item(TraceKind::Query, 100, Some(250.0)),
+        ]);
+        assert_eq!(bars[1].duration_ms, 0.0);
+        assert_eq!(bars[2].duration_ms, 250.0);
+        assert_eq!(span, 1800.0);
     }
 }
