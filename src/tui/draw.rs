@@ -38,7 +38,7 @@ fn tab_label(tab: Tab, width: u16) -> String {
 pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
     let theme = &app.theme;
-    f.render_widget(Block::default().style(theme.style(Role::Text)), area);
+    crate::tui::widgets::render(f, Block::default().style(theme.style(Role::Text)), area);
     let banner = matches!(app.conn, Conn::Down { .. }) || app.background_note.is_some();
     let rows = Layout::vertical([
         Constraint::Length(1),
@@ -102,11 +102,13 @@ fn draw_tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let cw = clock.chars().count() as u16 + 1;
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(cw)]).areas(area);
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Line::from(spans)).style(theme.style(Role::Header)),
         left,
     );
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Span::styled(clock, theme.style(Role::Header)))
             .alignment(ratatui::layout::Alignment::Right),
         right,
@@ -171,14 +173,16 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
     let left_room = left_area.width as usize;
     let state_text = format!("{dot} {state} ");
     let target_room = left_room.saturating_sub(state_text.chars().count() + 1);
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Line::from(vec![
             Span::styled(state_text, theme.style(role)),
             Span::styled(truncate(&target, target_room), dim),
         ])),
         left_area,
     );
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Line::from(right)).alignment(ratatui::layout::Alignment::Right),
         right_area,
     );
@@ -196,7 +200,8 @@ fn draw_banner(app: &App, f: &mut Frame, area: Rect) {
         (_, Some(note)) => format!(" {} ", crate::sanitize::sanitize(note)),
         _ => return,
     };
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Span::styled(
             truncate(&text, area.width as usize),
             app.theme.style(Role::Banner),
@@ -214,7 +219,7 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
                 Span::styled(":", theme.style(Role::Accent)),
                 Span::styled(input.text.clone(), theme.style(Role::Input)),
             ]);
-            f.render_widget(Paragraph::new(line), area);
+            crate::tui::widgets::render(f, Paragraph::new(line), area);
             let before: usize = input.text.chars().take(input.cursor).count();
             let x = area.x + 1 + before.min(area.width.saturating_sub(2) as usize) as u16;
             f.set_cursor_position((x, area.y));
@@ -223,9 +228,10 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
         Mode::Filter(input) => {
             let [prefix, rest] =
                 Layout::horizontal([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-            f.render_widget(Span::styled("/", theme.style(Role::Accent)), prefix);
+            crate::tui::widgets::render(f, Span::styled("/", theme.style(Role::Accent)), prefix);
             let input_style = theme.style(Role::Input);
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 &input.widget(
                     input_style,
                     input_style.add_modifier(ratatui::style::Modifier::REVERSED),
@@ -279,12 +285,14 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
         .unwrap_or(0);
     let [left, right] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(msg_w)]).areas(area);
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Line::from(spans)).style(theme.style(Role::Status)),
         left,
     );
     if let Some((text, role)) = msg {
-        f.render_widget(
+        crate::tui::widgets::render(
+            f,
             Paragraph::new(Span::styled(
                 truncate(&text, right.width as usize),
                 theme.style(role),

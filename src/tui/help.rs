@@ -158,8 +158,9 @@ pub fn draw(app: &App, f: &mut Frame, body: Rect, scroll: u16) {
         })
         .collect();
     let max_scroll = (text.len() as u16).saturating_sub(area.height.saturating_sub(2));
-    f.render_widget(Clear, area);
-    f.render_widget(
+    crate::tui::widgets::render(f, Clear, area);
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(text)
             .block(block("Help - j/k scroll, esc or ? closes", true, theme))
             .style(theme.style(Role::Text))

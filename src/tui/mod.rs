@@ -12,6 +12,7 @@ pub mod event;
 pub mod filter_line;
 pub mod help;
 pub mod keymap;
+pub mod paint;
 pub mod retention_section;
 pub mod runner;
 pub mod tabs;

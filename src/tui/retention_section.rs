@@ -78,7 +78,7 @@ impl RetentionSection {
         };
         let b = block(&title, false, theme);
         let inner = b.inner(area);
-        f.render_widget(b, area);
+        crate::tui::widgets::render(f, b, area);
         self.draw_table(f, inner, ctx);
     }
 
@@ -140,6 +140,6 @@ impl RetentionSection {
             ])
             .style(theme.style(Role::Dim)),
         );
-        f.render_widget(table, inner);
+        crate::tui::widgets::render(f, table, inner);
     }
 }

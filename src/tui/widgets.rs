@@ -139,6 +139,13 @@ pub fn pad(s: &str, width: usize) -> String {
     out
 }
 
+/// Renders `widget` into `area`: how every view draws, so a test can check (`tui::paint`)
+/// that no two widgets write the same cell.
+pub fn render<W: ratatui::widgets::Widget>(f: &mut Frame, widget: W, area: Rect) {
+    crate::tui::paint::record::<W>(area);
+    f.render_widget(widget, area);
+}
+
 /// Which direction of change is bad news, for the colour of the change arrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trend {
@@ -219,7 +226,8 @@ pub fn draw_card(f: &mut Frame, area: Rect, card: &Card, theme: &Theme) {
         Constraint::Min(0),
     ])
     .split(inner);
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Span::styled(
             truncate(&card.title, inner.width as usize),
             theme.style(Role::Dim),
@@ -244,7 +252,7 @@ pub fn draw_card(f: &mut Frame, area: Rect, card: &Card, theme: &Theme) {
             spans.push(c.clone());
         }
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), rows[1]);
+    crate::tui::widgets::render(f, Paragraph::new(Line::from(spans)), rows[1]);
     if rows[2].height > 0 && !card.spark.is_empty() {
         draw_spark(f, rows[2], &card.spark, theme);
     }
@@ -254,7 +262,8 @@ pub fn draw_card(f: &mut Frame, area: Rect, card: &Card, theme: &Theme) {
 pub fn draw_spark(f: &mut Frame, area: Rect, data: &[u64], theme: &Theme) {
     let w = area.width as usize;
     let tail = &data[data.len().saturating_sub(w)..];
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Sparkline::default()
             .data(tail)
             .style(theme.style(Role::Spark)),
@@ -277,7 +286,7 @@ pub fn block<'a>(title: &str, focused: bool, theme: &Theme) -> Block<'a> {
 pub fn framed(f: &mut Frame, area: Rect, title: &str, focused: bool, theme: &Theme) -> Rect {
     let b = block(title, focused, theme);
     let inner = b.inner(area);
-    f.render_widget(b, area);
+    crate::tui::widgets::render(f, b, area);
     inner
 }
 
@@ -342,7 +351,7 @@ pub fn draw_table_panel<'r>(
         return;
     }
     let page = area.height.saturating_sub(1) as usize;
-    f.render_widget(columns.table(rows(page), theme, area.width), area);
+    crate::tui::widgets::render(f, columns.table(rows(page), theme, area.width), area);
 }
 
 /// The items on the page of `page` rows that shows item `selected`, with their indexes.
@@ -400,7 +409,8 @@ pub fn draw_note(f: &mut Frame, area: Rect, text: &str, role: Role, theme: &Them
         return;
     }
     let y = area.y + area.height / 2;
-    f.render_widget(
+    crate::tui::widgets::render(
+        f,
         Paragraph::new(Span::styled(
             truncate(text, area.width as usize),
             theme.style(role),
@@ -522,6 +532,7 @@ mod tests {
 /// dashboard's time while the tail streams 10,000 lines a second). Any other span goes through
 /// ratatui's own `set_stringn`, so the cells are exactly what `set_line` writes.
 pub fn put_line(buf: &mut ratatui::buffer::Buffer, x: u16, y: u16, line: &Line, width: u16) {
+    crate::tui::paint::record::<Line>(Rect::new(x, y, width, 1));
     let right = buf.area.right().min(x.saturating_add(width));
     if y < buf.area.top() || y >= buf.area.bottom() || x < buf.area.left() {
         return;

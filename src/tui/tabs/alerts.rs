@@ -717,9 +717,28 @@ impl AlertsTab {
                 )),
             ]));
         }
-        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
-        // The sparkline of the measured value, on the empty line reserved above.
-        if spark_row < inner.height && !d.samples.is_empty() {
+        // Three stacked areas: the text above the sparkline (wrapped, as high as its wrapped
+        // lines), the sparkline's row, the attempts and history below. Drawn as one wrapped
+        // paragraph with the sparkline put on "its" line, a wrapped line above pushed the text
+        // under the sparkline, which then overwrote it.
+        let below = lines.split_off((spark_row as usize + 1).min(lines.len()));
+        lines.truncate(spark_row as usize);
+        let head = Paragraph::new(lines).wrap(Wrap { trim: true });
+        let head_h = (head.line_count(inner.width) as u16).min(inner.height);
+        let [head_area, spark_area, below_area] = Layout::vertical([
+            Constraint::Length(head_h),
+            Constraint::Length(1),
+            Constraint::Min(0),
+        ])
+        .areas(inner);
+        crate::tui::widgets::render(f, head, head_area);
+        crate::tui::widgets::render(
+            f,
+            Paragraph::new(below).wrap(Wrap { trim: true }),
+            below_area,
+        );
+        // The sparkline of the measured value, on its own row.
+        if spark_area.height > 0 && !d.samples.is_empty() {
             let max = d
                 .samples
                 .iter()
@@ -738,27 +757,11 @@ impl AlertsTab {
                 .map(|s| (((s.1 - min) / (max - min).max(1e-9)) * 100.0) as u64 + 1)
                 .collect();
             let label = format!("value {}..{} ", num(Some(min)), num(Some(max)));
-            let lw = (label.len() as u16).min(inner.width / 2);
-            f.render_widget(
-                Span::styled(label, dim),
-                Rect {
-                    x: inner.x,
-                    y: inner.y + spark_row,
-                    width: lw,
-                    height: 1,
-                },
-            );
-            draw_spark(
-                f,
-                Rect {
-                    x: inner.x + lw,
-                    y: inner.y + spark_row,
-                    width: inner.width.saturating_sub(lw),
-                    height: 1,
-                },
-                &data,
-                t,
-            );
+            let lw = (label.len() as u16).min(spark_area.width / 2);
+            let [label_area, bars_area] =
+                Layout::horizontal([Constraint::Length(lw), Constraint::Min(0)]).areas(spark_area);
+            crate::tui::widgets::render(f, Span::styled(label, dim), label_area);
+            draw_spark(f, bars_area, &data, t);
         }
     }
 
@@ -830,7 +833,7 @@ impl AlertsTab {
                     })
                     .collect(),
             };
-            f.render_widget(Paragraph::new(lines), inner);
+            crate::tui::widgets::render(f, Paragraph::new(lines), inner);
         }
     }
 
@@ -881,11 +884,12 @@ impl AlertsTab {
             width: area.width,
             height: h.min(area.height),
         };
-        f.render_widget(ratatui::widgets::Clear, r);
+        crate::tui::widgets::render(f, ratatui::widgets::Clear, r);
         let inner = framed(f, r, &p.title(), true, theme);
         let input_area = if let Prompt::Silence { matchers, .. } = p {
             let ms: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(Span::styled(
                     truncate(
                         &sanitize(&format!("matchers: {}", ms.join(", "))),
@@ -908,7 +912,7 @@ impl AlertsTab {
             | Prompt::Resolve { input, .. }
             | Prompt::Silence { input, .. } => input,
         };
-        f.render_widget(input, input_area);
+        crate::tui::widgets::render(f, input, input_area);
     }
 }
 
@@ -1119,7 +1123,8 @@ impl TabView for AlertsTab {
             View::Silences => self.draw_silences(f, body, ctx),
         }
         if let Some((m, role)) = &self.message {
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(Span::styled(
                     truncate(&sanitize(m), msg.width as usize),
                     ctx.theme.style(*role),

@@ -299,7 +299,7 @@ impl HealthTab {
                 .style(row_style(selected, theme))
             })
             .collect();
-        f.render_widget(COLUMNS.table(rows, theme, table_area.width), table_area);
+        crate::tui::widgets::render(f, COLUMNS.table(rows, theme, table_area.width), table_area);
         if let Some(s) = rows_data.get(sel) {
             let text = format!(
                 "{} {}: {}",
@@ -307,7 +307,8 @@ impl HealthTab {
                 sanitize(&s.target),
                 sanitize(s.last_detail.as_deref().unwrap_or("no check yet"))
             );
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(Span::styled(
                     truncate(&text, detail_area.width as usize),
                     theme.style(Role::Dim),
@@ -473,7 +474,7 @@ impl HealthTab {
                 Span::styled(format!(" {:>8}", fmt_bytes(*bytes as f64)), dim),
             ]));
         }
-        f.render_widget(Paragraph::new(lines), left);
+        crate::tui::widgets::render(f, Paragraph::new(lines), left);
 
         // Right: blocked sessions first (they are the emergency), then the longest queries.
         let blocked_h = if d.blocked.is_empty() {
@@ -484,7 +485,8 @@ impl HealthTab {
         let [blocked_area, longest_area] =
             Layout::vertical([Constraint::Length(blocked_h), Constraint::Min(0)]).areas(right);
         if d.blocked.is_empty() {
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(Span::styled("no blocked sessions", theme.style(Role::Ok))),
                 blocked_area,
             );
@@ -506,7 +508,8 @@ impl HealthTab {
                     .style(theme.style(Role::Warn))
                 })
                 .collect();
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Table::new(
                     rows,
                     [
@@ -536,7 +539,8 @@ impl HealthTab {
                 .style(row_style(i == sel, theme))
             })
             .collect();
-        f.render_widget(
+        crate::tui::widgets::render(
+            f,
             Table::new(
                 rows,
                 [
@@ -767,7 +771,7 @@ impl TabView for HealthTab {
             spans.push(Span::raw(" "));
         }
         spans.push(Span::styled("h/l", ctx.theme.style(Role::Dim)));
-        f.render_widget(Paragraph::new(Line::from(spans)), bar);
+        crate::tui::widgets::render(f, Paragraph::new(Line::from(spans)), bar);
         self.draw_section(self.section, f, body, true, ctx);
     }
 }

@@ -414,7 +414,7 @@ impl KpiTab {
             )
             .legend_position(Some(ratatui::widgets::LegendPosition::TopRight))
             .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
-        f.render_widget(chart, inner);
+        crate::tui::widgets::render(f, chart, inner);
     }
 
     fn draw_top(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -563,7 +563,8 @@ impl KpiTab {
                         ])
                     })
                     .collect();
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     Table::new(
                         rows,
                         [
@@ -580,7 +581,8 @@ impl KpiTab {
                     .number()
                     .map(fmt_count)
                     .unwrap_or_else(|| "no number".into());
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     Paragraph::new(Line::from(vec![
                         Span::styled(v, theme.style(Role::Title)),
                         Span::styled(format!(" {unit}"), theme.style(Role::Dim)),
@@ -592,7 +594,8 @@ impl KpiTab {
                 let v = r.number().unwrap_or(0.0);
                 let max = w.max.unwrap_or(100.0).max(f64::MIN_POSITIVE);
                 let ratio = (v / max).clamp(0.0, 1.0);
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     Gauge::default()
                         .ratio(ratio)
                         .label(format!("{} / {} {unit}", fmt_count(v), fmt_count(max)))
@@ -603,7 +606,8 @@ impl KpiTab {
             ("sparkline", WidgetData::Rows(r)) => {
                 let s = r.series();
                 let last = s.last().copied().unwrap_or(0.0);
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     Paragraph::new(Span::styled(
                         format!("{} {unit}", fmt_count(last)),
                         theme.style(Role::Title),
@@ -650,7 +654,7 @@ impl KpiTab {
                         .style(theme.style(Role::Dim))
                         .labels([Span::raw("0"), Span::raw(fmt_count(max_y))]),
                 );
-                f.render_widget(chart, inner);
+                crate::tui::widgets::render(f, chart, inner);
             }
             ("bar", WidgetData::Rows(r)) => {
                 let labels = r.labels();
@@ -667,7 +671,8 @@ impl KpiTab {
                     .collect();
                 let bar_w = ((inner.width as usize / bars.len().max(1)).saturating_sub(1))
                     .clamp(1, 12) as u16;
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     BarChart::default()
                         .data(BarGroup::default().bars(&bars))
                         .bar_width(bar_w)
@@ -697,7 +702,8 @@ impl KpiTab {
                         )
                     })
                     .collect();
-                f.render_widget(
+                crate::tui::widgets::render(
+                    f,
                     Table::new(rows, vec![Constraint::Ratio(1, ncols as u32); ncols])
                         .header(header)
                         .style(Style::default()),

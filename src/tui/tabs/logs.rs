@@ -929,14 +929,14 @@ impl TabView for LogsTab {
             Constraint::Length(1),
         ])
         .areas(area);
-        f.render_widget(Paragraph::new(self.status_line(ctx)), status);
+        crate::tui::widgets::render(f, Paragraph::new(self.status_line(ctx)), status);
         match self.view {
             View::Tail => self.draw_tail(f, body, ctx),
             View::Trace => self.draw_trace(f, body, ctx),
             View::Groups => self.draw_groups(f, body, ctx),
             View::Audit => self.draw_audit(f, body, ctx),
         }
-        f.render_widget(Paragraph::new(self.note_line(theme)), note);
+        crate::tui::widgets::render(f, Paragraph::new(self.note_line(theme)), note);
     }
 }
 
@@ -1240,7 +1240,7 @@ impl LogsTab {
             let p = Paragraph::new(detail_lines(line, ctx))
                 .block(block("details", true, theme))
                 .wrap(Wrap { trim: false });
-            f.render_widget(p, area);
+            crate::tui::widgets::render(f, p, area);
         }
     }
 
@@ -1361,7 +1361,7 @@ impl LogsTab {
         let theme = ctx.theme;
         let b = block(&format!("trace {}", safe(&self.trace_id)), true, theme);
         let inner = b.inner(area);
-        f.render_widget(b, area);
+        crate::tui::widgets::render(f, b, area);
         let Some(items) = &self.trace.data else {
             let (t, r) = self
                 .trace
@@ -1423,14 +1423,14 @@ impl LogsTab {
                 ])
             })
             .collect();
-        f.render_widget(Paragraph::new(lines), inner);
+        crate::tui::widgets::render(f, Paragraph::new(lines), inner);
     }
 
     fn draw_groups(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let b = block("error groups (24 h sparkline)", true, theme);
         let inner = b.inner(area);
-        f.render_widget(b, area);
+        crate::tui::widgets::render(f, b, area);
         let Some(groups) = &self.groups.data else {
             let (t, r) = self
                 .groups
@@ -1501,7 +1501,7 @@ impl LogsTab {
                 ])
             })
             .collect();
-        f.render_widget(Paragraph::new(lines), list);
+        crate::tui::widgets::render(f, Paragraph::new(lines), list);
         if let (Some(area), Some(g)) = (detail, groups.get(sel)) {
             let mut l = vec![
                 kv("fingerprint", &g.fingerprint, theme),
@@ -1521,7 +1521,8 @@ impl LogsTab {
                 kv("note", g.note.as_deref().unwrap_or("-"), theme),
             ];
             l.push(kv("sample", &g.sample_message, theme));
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(l)
                     .block(block("group", false, theme))
                     .wrap(Wrap { trim: false }),
@@ -1539,7 +1540,7 @@ impl LogsTab {
         };
         let b = block(&title, true, theme);
         let inner = b.inner(area);
-        f.render_widget(b, area);
+        crate::tui::widgets::render(f, b, area);
         if let AuditMode::MassDeletes(_) = self.audit_mode {
             let Some(rows) = &self.mass.data else {
                 let (t, r) = self
@@ -1573,7 +1574,7 @@ impl LogsTab {
                     ])
                 })
                 .collect();
-            f.render_widget(Paragraph::new(lines), inner);
+            crate::tui::widgets::render(f, Paragraph::new(lines), inner);
             return;
         }
         let Some(events) = &self.audit.data else {
@@ -1638,7 +1639,7 @@ impl LogsTab {
                 ])
             })
             .collect();
-        f.render_widget(Paragraph::new(lines), list);
+        crate::tui::widgets::render(f, Paragraph::new(lines), list);
         if let (Some(area), Some(a)) = (detail, events.get(sel)) {
             let mut l = vec![
                 kv(
@@ -1666,7 +1667,8 @@ impl LogsTab {
                     )),
                 });
             }
-            f.render_widget(
+            crate::tui::widgets::render(
+                f,
                 Paragraph::new(l)
                     .block(block("before → after", false, theme))
                     .wrap(Wrap { trim: false }),

@@ -517,7 +517,7 @@ impl PerfTab {
                 .style(theme.style(Role::Dim))
                 .labels([Span::raw("0"), Span::raw(fmt_ms(max_y))]),
         );
-        f.render_widget(chart, inner);
+        crate::tui::widgets::render(f, chart, inner);
     }
 
     fn draw_heatmap(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -566,7 +566,7 @@ impl PerfTab {
             draw_note(f, inner, "no requests in this range", Role::Dim, theme);
             return;
         }
-        f.render_widget(Paragraph::new(lines), inner);
+        crate::tui::widgets::render(f, Paragraph::new(lines), inner);
     }
 
     fn draw_slow(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
