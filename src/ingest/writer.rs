@@ -22,28 +22,6 @@ use crate::query::ingest::{self as q, ErrorGroupDelta, RepeatDelta};
 pub const LOG_TABLE: &str = "opsdash.log_event";
 pub const REQUEST_TABLE: &str = "opsdash.request_log";
 
-pub const LOG_COLUMNS: &[&str] = &[
-    "ts",
-    "level",
-    "service",
-    "host",
-    "message",
-    "trace_id",
-    "span_id",
-    "request_id",
-    "user_id",
-    "route",
-    "method",
-    "status",
-    "duration_ms",
-    "ip",
-    "user_agent",
-    "error_type",
-    "attrs",
-    "fingerprint",
-    "repeat_count",
-];
-
 /// What the COPY writes: the exported columns plus the last time of a folded row.
 pub const LOG_COPY_COLUMNS: &[&str] = &[
     "ts",
@@ -67,6 +45,10 @@ pub const LOG_COPY_COLUMNS: &[&str] = &[
     "repeat_count",
     "last_seen",
 ];
+
+/// The log row's exported columns: what the COPY writes less the last time of a folded row
+/// (one list, so the two cannot drift apart).
+pub const LOG_COLUMNS: &[&str] = LOG_COPY_COLUMNS.split_at(LOG_COPY_COLUMNS.len() - 1).0;
 
 pub const REQUEST_COLUMNS: &[&str] = &[
     "ts",
