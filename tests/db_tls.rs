@@ -278,3 +278,28 @@ async fn disable_against_a_tls_only_server_and_require_against_no_tls_fail_clear
     let e = refused(&config(format!("{}?sslmode=require", t.url().unwrap()))).await;
     assert!(e.contains("TLS: the server offers no TLS"), "{e}");
 }
+
+#[tokio::test]
+async fn read_url_gets_the_same_tls_settings() {
+    let s = server();
+    let mut cfg = config(url(s.addrs[0], "postgres", ""));
+    cfg.database.tls_mode = "verify-full".into();
+    cfg.database.tls_root_cert = s.ca.clone();
+    cfg.database.read_url = Secret::new(url(s.addrs[0], "postgres", ""));
+    let db = Db::connect(&cfg).await.unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    assert!(ssl, "the read pool is not encrypted");
+    db.read.close().await;
+    // The config's verify-full reaches read_url too: the unnamed address is refused there.
+    cfg.database.read_url = Secret::new(url(s.addrs[1], "postgres", ""));
+    let db = Db::connect(&cfg).await.unwrap();
+    let e = sqlx::query_scalar::<_, bool>("SELECT true")
+        .fetch_one(&db.read)
+        .await
+        .unwrap_err();
+    let text = opsdash::db::tls::explain(&e, &db.read.connect_options()).unwrap_or_default();
+    assert!(text.contains("TLS: host name mismatch"), "{e}");
+}
