@@ -5,6 +5,7 @@ pub mod embedded;
 pub mod migrate;
 pub mod pool;
 pub mod testkit;
+pub mod topology;
 
 pub use pool::{Db, DbTarget};
 

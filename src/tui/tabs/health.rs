@@ -462,6 +462,12 @@ impl HealthTab {
                 ]));
             }
         }
+        if let Some(note) = &d.pooler_note {
+            lines.push(Line::from(Span::styled(
+                note.clone(),
+                theme.style(Role::Warn),
+            )));
+        }
         lines.push(Line::from(Span::styled(
             "largest opsdash tables",
             theme.style(Role::Title),
