@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pgbouncer::PgBouncer;
+use crossterm::event::KeyCode;
 use opsdash::config::{Config, Secret};
 use opsdash::db::testkit::{TestCluster, TestDb};
 use opsdash::db::topology::{Pooling, NO_LISTEN_NOTE};
@@ -231,8 +232,8 @@ async fn transaction_mode_is_detected_and_refused_without_prepared_statements() 
         .args(["alerts", "list"])
         .output()
         .unwrap();
-    assert!(!o.status.success());
     let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
     assert!(
         stderr.contains("does not keep prepared statements"),
         "{stderr}"
@@ -292,4 +293,14 @@ async fn degraded_mode_tail_polls_without_listen_and_delivers_everything() {
     .await
     .unwrap();
     assert_eq!(listeners, 0, "a listener started in degraded mode");
+
+    // The Health tab's database panel says so, at 80x24.
+    let mut app = common::tui::open(&t.db, Config::default(), "pooler-test", true, 1).await;
+    common::tui::press(&mut app, KeyCode::Char('5')).await;
+    common::tui::press(&mut app, KeyCode::Char('l')).await;
+    common::tui::press(&mut app, KeyCode::Char('l')).await;
+    let text = common::tui::buffer_text(&common::tui::render(&app, 80, 24));
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(text.contains("no LISTEN through the pooler"), "{text}");
+    assert!(text.contains("polling every 250 ms"), "{text}");
 }

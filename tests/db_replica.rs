@@ -5,6 +5,8 @@
 //! to the primary and the header says so; back, it serves again with nothing lost or repeated;
 //! writes always go to the primary.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -136,6 +138,9 @@ async fn replica_serves_reads_tail_stays_gapless_and_falls_back_to_the_primary()
             .await
             .unwrap();
     assert_eq!(on_replica_b, 0, "replay was not paused");
+    let app = common::tui::open(&db, Config::default(), "replica-test", true, 1).await;
+    let text = common::tui::buffer_text(&common::tui::render(&app, 160, 40));
+    assert!(text.contains("replay paused"), "{text}");
 
     sqlx::query("SELECT pg_wal_replay_resume()")
         .execute(&mut on_replica)
@@ -157,6 +162,9 @@ async fn replica_serves_reads_tail_stays_gapless_and_falls_back_to_the_primary()
     .await;
     let h = opsdash::query::status::header(&db, "test").await.unwrap();
     assert_eq!(h.replica, Some(ReplicaStatus::Down));
+    let app = common::tui::open(&db, Config::default(), "replica-test", true, 1).await;
+    let text = common::tui::buffer_text(&common::tui::render(&app, 160, 40));
+    assert!(text.contains("replica down: reading primary"), "{text}");
     collect(&mut rx, &mut counts, 500, Duration::from_secs(20)).await;
     assert_eq!(count_of(&counts, "c"), 100, "the tail did not fall back");
     assert!(counts.values().all(|&n| n == 1), "a line came twice");

@@ -13,6 +13,9 @@ use crate::config::{redact_url, Config};
 use crate::db::embedded::{self, Cluster, Durability};
 use crate::db::topology::{self, Topology};
 
+/// Longest wait for the pooler probes at connect time (`db::topology`).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A pooled connection idle this long is pinged before use (see `Db::from_options`).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
@@ -147,7 +150,9 @@ impl Db {
         .await?;
         // An unknown answer (the probe failed) leaves everything as for a plain server.
         let probe = topology::probe_pooling(&db.write_options);
-        let timeout = Duration::from_millis(cfg.database.connect_timeout_ms);
+        // A few round trips on two connections; generous, since an unanswered probe leaves
+        // opsdash assuming a plain server.
+        let timeout = Duration::from_millis(cfg.database.connect_timeout_ms).max(PROBE_TIMEOUT);
         if let Ok(Ok(p)) = tokio::time::timeout(timeout, probe).await {
             db.topology.set_pooling(p);
         }

@@ -140,7 +140,7 @@ impl Topology {
     pub fn note(&self) -> Option<String> {
         self.degraded().then(|| {
             format!(
-                "{NO_LISTEN_NOTE}: live tail and worker poll every {} ms (set database.direct_url)",
+                "{NO_LISTEN_NOTE}: polling every {} ms",
                 DEGRADED_POLL.as_millis()
             )
         })
@@ -203,10 +203,15 @@ pub async fn probe_pooling(options: &PgConnectOptions) -> sqlx::Result<Pooling> 
 pub async fn probe_prepared_statements(options: &PgConnectOptions) -> sqlx::Result<bool> {
     let mut a = PgConnection::connect_with(options).await?;
     let mut b = PgConnection::connect_with(options).await?;
-    q::prepared_echo(&mut a, 1).await?;
-    q::backend_pid_in_transaction(&mut b).await?;
-    let carried = match q::prepared_echo(&mut b, 2).await {
-        Ok(v) => v == 2,
+    let tried = async {
+        // A alone may already fail: its bind can reach another server than its prepare.
+        let one = q::prepared_echo(&mut a, 1).await?;
+        q::backend_pid_in_transaction(&mut b).await?;
+        let two = q::prepared_echo(&mut b, 2).await?;
+        Ok::<_, sqlx::Error>(one == 1 && two == 2)
+    };
+    let carried = match tried.await {
+        Ok(ok) => ok,
         // 42P05 duplicate_prepared_statement, 26000 invalid_sql_statement_name.
         Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P05" | "26000")) => {
             false

@@ -1,6 +1,6 @@
 //! A real PgBouncer (Debian's `pgbouncer`, installed by `.ci/setup`) in front of a test
 //! cluster: a generated ini, a free TCP port on 127.0.0.1, trust authentication, run in the
-//! foreground as the cluster's server user (PgBouncer refuses to run as root) and killed on drop.
+//! foreground as the cluster's server user (PgBouncer refuses to run as root) and stopped on drop.
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +27,9 @@ impl PgBouncer {
         let dir = cluster.root.join(format!("pgbouncer-{pool_mode}"));
         std::fs::create_dir_all(&dir).expect("pgbouncer dir");
         let port = free_port();
+        // In session mode every client connection holds a server connection until it closes:
+        // the test's own pools, the tail, two workers and the ingest runs need far more than
+        // PgBouncer's default 20 (the cluster allows 200).
         // Every user name must be in the auth file, even with trust.
         std::fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n").expect("userlist");
         let ini = format!(
@@ -40,7 +43,7 @@ impl PgBouncer {
              auth_file = {dir}/userlist.txt\n\
              pool_mode = {pool_mode}\n\
              max_client_conn = 200\n\
-             default_pool_size = 20\n\
+             default_pool_size = 100\n\
              ignore_startup_parameters = extra_float_digits\n\
              logfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\n",
@@ -106,6 +109,20 @@ fn log_path(dir: &Path) -> PathBuf {
 
 impl Drop for PgBouncer {
     fn drop(&mut self) {
+        // Under runuser, PgBouncer is runuser's child: killing runuser would leave it running.
+        // Its pid file names it; SIGTERM is its immediate shutdown.
+        let pid = std::fs::read_to_string(self.dir.join("pgbouncer.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            // SAFETY: kill only sends a signal to the pid PgBouncer wrote for itself.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let start = Instant::now();
+            // SAFETY: signal 0 only checks that the process exists.
+            while unsafe { libc::kill(pid, 0) } == 0 && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
