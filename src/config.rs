@@ -91,6 +91,10 @@ pub struct DatabaseConfig {
     pub url: Secret,
     /// Optional read replica: dashboard reads go there, writes to the primary.
     pub read_url: Secret,
+    /// Optional URL of the primary itself when `url` points at a pooler (PgBouncer): the
+    /// sessions that need a backend of their own (LISTEN, the live tail, migrations, the
+    /// worker) use it. See `db::topology`.
+    pub direct_url: Secret,
     /// Connections in the pool.
     pub pool_size: u32,
     /// Time to wait for a connection before reporting the database unreachable.
@@ -110,6 +114,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: Secret::default(),
             read_url: Secret::default(),
+            direct_url: Secret::default(),
             pool_size: 8,
             connect_timeout_ms: 3000,
             query_timeout_ms: 5000,
@@ -654,6 +659,9 @@ impl Config {
         }
         if let Some(url) = get("OPSDASH_DATABASE_READ_URL").filter(|s| !s.is_empty()) {
             self.database.read_url = Secret::new(url);
+        }
+        if let Some(url) = get("OPSDASH_DATABASE_DIRECT_URL").filter(|s| !s.is_empty()) {
+            self.database.direct_url = Secret::new(url);
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Args {
     /// embedded private cluster).
     #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The primary itself when the database URL points at a pooler: LISTEN, the worker and
+    /// migrations use it (default: OPSDASH_DATABASE_DIRECT_URL, the config file).
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub direct_url: Option<String>,
     /// Config file (default: ~/.config/opsdash/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -52,6 +56,9 @@ Environment:
                      PostgreSQL URL (over the config file; --database-url wins over both)
   OPSDASH_DATABASE_READ_URL
                      read replica for the dashboard's reads
+  OPSDASH_DATABASE_DIRECT_URL
+                     the primary itself when the URL points at a pooler (PgBouncer):
+                     LISTEN, the worker and migrations use it (--direct-url wins)
   OPSDASH_DATA_DIR   where the embedded cluster lives (over embedded.data_dir); default:
                      $XDG_DATA_HOME/opsdash, else $HOME/.local/share/opsdash; as root, that
                      place only when the postgres user can reach it, else
@@ -152,6 +159,9 @@ pub fn load_config(args: &Args) -> Result<Config> {
     let (mut cfg, _path) = Config::load(args.config.as_deref())?;
     if let Some(url) = &args.database_url {
         cfg.database.url = Secret::new(url.clone());
+    }
+    if let Some(url) = &args.direct_url {
+        cfg.database.direct_url = Secret::new(url.clone());
     }
     Ok(cfg)
 }

@@ -340,7 +340,7 @@ impl Cluster {
         cmd
     }
 
-    fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+    pub(crate) fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
         let out = self
             .command(program)
             .args(args)
@@ -349,7 +349,7 @@ impl Cluster {
         Ok(out)
     }
 
-    fn give_to_server_user(&self, path: &Path, mode: u32) -> Result<()> {
+    pub(crate) fn give_to_server_user(&self, path: &Path, mode: u32) -> Result<()> {
         if let Some(r) = &self.run_as {
             chown(path, Some(r.uid), Some(r.gid))
                 .with_context(|| format!("chown {} to {}", path.display(), r.user))?;

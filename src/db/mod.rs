@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod pool;
 pub mod testkit;
 pub mod tls;
+pub mod topology;
 
 pub use pool::{Db, DbTarget};
 

@@ -2,6 +2,7 @@
 //! configured. Every connection option is built here so timeouts and names are set once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,6 +11,10 @@ use sqlx::ConnectOptions;
 
 use crate::config::{redact_url, Config};
 use crate::db::embedded::{self, Cluster, Durability};
+use crate::db::topology::{self, Topology};
+
+/// Longest wait for the pooler probes at connect time (`db::topology`).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pooled connection idle this long is pinged before use (see `Db::from_options`).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -38,8 +43,13 @@ pub struct Db {
     /// Dashboard reads (the replica when configured, else the primary).
     pub read: PgPool,
     pub target: DbTarget,
-    /// Connect options for the primary, for dedicated connections (LISTEN, leases).
+    /// Connect options for the primary URL.
     pub write_options: PgConnectOptions,
+    /// For sessions that need a backend of their own (LISTEN, the tail's reader, the worker,
+    /// migrations): `database.direct_url`, else the primary URL (see `db::topology`).
+    pub direct_options: PgConnectOptions,
+    /// Pooler and replica: what was found out, shared by every clone.
+    pub topology: Arc<Topology>,
     pub query_timeout: Duration,
 }
 
@@ -81,7 +91,16 @@ impl Db {
     /// then applies migrations.
     pub async fn open(cfg: &Config) -> Result<Db> {
         let db = Db::connect(cfg).await?;
-        crate::db::migrate::run(&db.write).await?;
+        if db.topology.has_direct {
+            // sqlx holds a session advisory lock while it migrates: not through a pooler.
+            let direct = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(db.direct_options.clone());
+            crate::db::migrate::run(&direct).await?;
+            direct.close().await;
+        } else {
+            crate::db::migrate::run(&db.write).await?;
+        }
         Ok(db)
     }
 
@@ -115,15 +134,36 @@ impl Db {
             let url = cfg.database.read_url.expose();
             Some(crate::db::tls::apply(parse_url(url)?, url, &cfg.database)?)
         };
-        Db::from_options(
+        let direct_opts = if cfg.database.direct_url.is_empty() {
+            None
+        } else {
+            Some(parse_url(cfg.database.direct_url.expose())?)
+        };
+        let db = Db::from_parts(
             write_opts,
             read_opts,
+            direct_opts,
             target,
             cfg.database.pool_size,
             Duration::from_millis(cfg.database.connect_timeout_ms),
             Duration::from_millis(cfg.database.query_timeout_ms),
         )
-        .await
+        .await?;
+        // An unknown answer (the probe failed) leaves everything as for a plain server.
+        let probe = topology::probe_pooling(&db.write_options);
+        // A few round trips on two connections; generous, since an unanswered probe leaves
+        // opsdash assuming a plain server.
+        let timeout = Duration::from_millis(cfg.database.connect_timeout_ms).max(PROBE_TIMEOUT);
+        if let Ok(Ok(p)) = tokio::time::timeout(timeout, probe).await {
+            db.topology.set_pooling(p);
+        }
+        if db.topology.transaction_pooled() {
+            let probe = topology::probe_prepared_statements(&db.write_options);
+            if let Ok(Ok(false)) = tokio::time::timeout(timeout, probe).await {
+                anyhow::bail!("{}", topology::NO_PREPARED_STATEMENTS);
+            }
+        }
+        Ok(db)
     }
 
     pub async fn from_options(
@@ -134,8 +174,33 @@ impl Db {
         connect_timeout: Duration,
         query_timeout: Duration,
     ) -> Result<Db> {
+        Db::from_parts(
+            write_opts,
+            read_opts,
+            None,
+            target,
+            pool_size,
+            connect_timeout,
+            query_timeout,
+        )
+        .await
+    }
+
+    /// `direct_opts`: `database.direct_url` (see `db::topology`).
+    pub async fn from_parts(
+        write_opts: PgConnectOptions,
+        read_opts: Option<PgConnectOptions>,
+        direct_opts: Option<PgConnectOptions>,
+        target: DbTarget,
+        pool_size: u32,
+        connect_timeout: Duration,
+        query_timeout: Duration,
+    ) -> Result<Db> {
         let write_opts = tune(write_opts);
-        let pool = |opts: PgConnectOptions| {
+        let read_opts = read_opts.map(tune);
+        let topology = Arc::new(Topology::new(direct_opts.is_some(), read_opts.clone()));
+        let direct_options = direct_opts.map(tune).unwrap_or_else(|| write_opts.clone());
+        let pool_options = || {
             PgPoolOptions::new()
                 .max_connections(pool_size)
                 .min_connections(0)
@@ -154,14 +219,42 @@ impl Db {
                         Ok(true)
                     })
                 })
-                .connect_lazy_with(opts)
         };
-        let write = pool(write_opts.clone());
+        let write = pool_options().connect_lazy_with(write_opts.clone());
         // Reads the dashboard waits on get a server-side cut-off too, so a slow query frees its
         // backend even when the client gave up on it.
-        let read_base = read_opts.map(tune).unwrap_or_else(|| write_opts.clone());
-        let read =
-            pool(read_base.options([("statement_timeout", query_timeout.as_millis().to_string())]));
+        // Set after connecting, not by the startup `options` parameter, which PgBouncer
+        // refuses; and not at all through a transaction pooler, where the setting would stay on
+        // a server connection that other clients (ours and others') get next.
+        let read_base = read_opts.clone().unwrap_or_else(|| write_opts.clone());
+        let timeout_ms = query_timeout.as_millis().to_string();
+        let read = {
+            let topology = topology.clone();
+            pool_options()
+                .after_connect(move |conn, _| {
+                    let (topology, timeout_ms) = (topology.clone(), timeout_ms.clone());
+                    Box::pin(async move {
+                        if topology.session_state_ok() {
+                            crate::query::topology::set_session(
+                                conn,
+                                "statement_timeout",
+                                &timeout_ms,
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(read_base)
+        };
+        if read_opts.is_some() {
+            topology::spawn_replica_watch(
+                &topology,
+                read.clone(),
+                write_opts.clone(),
+                connect_timeout,
+            );
+        }
         // Fail early with one clear line when the database cannot be reached.
         tokio::time::timeout(connect_timeout + Duration::from_secs(1), write.acquire())
             .await
@@ -176,6 +269,8 @@ impl Db {
             read,
             target,
             write_options: write_opts,
+            direct_options,
+            topology,
             query_timeout,
         })
     }
@@ -188,19 +283,32 @@ impl Db {
     /// cluster runs with synchronous_commit off, and a crash must not forget a commit the
     /// world has already seen. Lazy: connects on first use.
     pub fn durable(&self) -> Db {
-        let options = (*self.write.connect_options())
-            .clone()
-            .options([("synchronous_commit", "on")]);
+        // The worker's writes (leases, outbox, alerts) go to the direct URL when there is one.
+        // The setting is SET after connecting: PgBouncer refuses the startup `options`.
+        let options = self.direct_options.clone();
+        let topology = self.topology.clone();
         let write = self
             .write
             .options()
             .clone()
+            .after_connect(move |conn, _| {
+                let topology = topology.clone();
+                Box::pin(async move {
+                    if topology.has_direct || topology.session_state_ok() {
+                        crate::query::topology::set_session(conn, "synchronous_commit", "on")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy_with(options.clone());
         Db {
             write,
             read: self.read.clone(),
             target: self.target.clone(),
             write_options: options,
+            direct_options: self.direct_options.clone(),
+            topology: self.topology.clone(),
             query_timeout: self.query_timeout,
         }
     }

@@ -1,7 +1,8 @@
 //! Throwaway PostgreSQL for tests: one private cluster per test process (or the server named by
 //! `OPSDASH_TEST_DATABASE_URL`), a template database with the migrations applied, and a fresh
 //! database cloned from it for every test. Clusters are stopped and removed when the process
-//! exits; clusters left by a killed test run are swept by the next one.
+//! exits; clusters left by a killed test run are swept by the next one. `TestCluster::replica_of`
+//! makes a streaming replica of a test cluster (`pg_basebackup -R`), started as its own cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,6 +116,13 @@ fn older_than(path: &Path, age: Duration) -> bool {
 /// A new private cluster in a temp dir, removed when this process exits (or by `TestCluster`'s
 /// Drop). Used for the shared test server and by tests that stop and restart the database.
 pub fn new_cluster(tag: &str) -> Result<Cluster> {
+    let cluster = Cluster::new(owned_root(tag)?)?;
+    cluster.ensure_running(Durability::Throwaway)?;
+    Ok(cluster)
+}
+
+/// A fresh temp directory for a cluster, removed when this process exits.
+fn owned_root(tag: &str) -> Result<PathBuf> {
     let root = std::env::temp_dir().join(format!(
         "opsdash-test-{}-{}-{}",
         std::process::id(),
@@ -131,9 +139,7 @@ pub fn new_cluster(tag: &str) -> Result<Cluster> {
         }
         owned.push(root.clone());
     }
-    let cluster = Cluster::new(root)?;
-    cluster.ensure_running(Durability::Throwaway)?;
-    Ok(cluster)
+    Ok(root)
 }
 
 fn block_on<F: std::future::Future<Output = Result<T>> + Send + 'static, T: Send + 'static>(
@@ -301,6 +307,52 @@ impl TestCluster {
         std::fs::write(&conf_path, text)?;
         self.cluster.stop("fast")?;
         self.cluster.restart_stopped()
+    }
+
+    /// A hot standby of this cluster: `pg_basebackup -R` over the primary's socket (the
+    /// default `wal_level = replica` and `local replication` trust make that possible), then
+    /// started as a cluster of its own with its own socket directory. Replays until stopped.
+    pub fn replica_of(primary: &TestCluster, tag: &str) -> Result<TestCluster> {
+        let cluster = Cluster::new(owned_root(tag)?)?;
+        let pgdata = cluster.pgdata();
+        std::fs::create_dir_all(&pgdata)?;
+        cluster.give_to_server_user(&pgdata, 0o700)?;
+        std::fs::create_dir_all(cluster.socket_dir())?;
+        cluster.give_to_server_user(&cluster.socket_dir(), 0o700)?;
+        let out = cluster.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &pgdata.to_string_lossy(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-h",
+                &primary.cluster.socket_dir().to_string_lossy(),
+                "-p",
+                "5432",
+                "-U",
+                crate::db::embedded::SUPERUSER,
+            ],
+        )?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "pg_basebackup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        // The copied postgresql.conf names the primary's socket directory; a later line wins.
+        let conf = pgdata.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str(&format!(
+            "\n# replica\nunix_socket_directories = '{}'\nhot_standby = on\n",
+            cluster.socket_dir().display()
+        ));
+        std::fs::write(&conf, text)?;
+        cluster.restart_stopped()?;
+        Ok(TestCluster { cluster })
     }
 }
 

@@ -135,6 +135,8 @@ pub struct DbHealth {
     pub blocked: Vec<Activity>,
     /// (table, total bytes including partitions and indexes)
     pub largest_tables: Vec<(String, i64)>,
+    /// What the connection path cannot do (`db::topology`), e.g. no LISTEN through a pooler.
+    pub pooler_note: Option<String>,
 }
 
 impl DbHealth {
@@ -245,6 +247,7 @@ pub async fn database(db: &Db) -> Result<DbHealth> {
         longest,
         blocked,
         largest_tables,
+        pooler_note: db.topology.note(),
     })
 }
 

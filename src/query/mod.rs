@@ -17,4 +17,5 @@ pub mod perf;
 pub mod retention;
 pub mod rollup;
 pub mod status;
+pub mod topology;
 pub mod trace;

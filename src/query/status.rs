@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use crate::db::topology::ReplicaStatus;
 use crate::db::Db;
 use crate::query::alerts::{open_counts, OpenCounts};
 
@@ -14,6 +15,8 @@ pub struct HeaderStatus {
     pub jobs_led: i64,
     /// Jobs with a lease row at all.
     pub jobs_total: i64,
+    /// The read replica's lag, or that reads fell back to the primary (`db::topology`).
+    pub replica: Option<ReplicaStatus>,
 }
 
 pub async fn header(db: &Db, instance: &str) -> Result<HeaderStatus> {
@@ -31,6 +34,7 @@ pub async fn header(db: &Db, instance: &str) -> Result<HeaderStatus> {
         alerts,
         jobs_led: row.0,
         jobs_total: row.1,
+        replica: db.topology.replica_status(),
     })
 }
 

@@ -20,6 +20,15 @@
 //!   interval, not one per batch, and a line after a quiet spell is read at once.
 //! - Backpressure: the event channel is bounded, so a slow consumer slows the reader instead
 //!   of growing memory.
+//! - Where it reads (see `db::topology`): the listener and the reader use the direct URL when
+//!   one is given. Behind a transaction pooler without one, there is no listener and the
+//!   reader polls every `topology::DEGRADED_POLL`. With a read replica the reader reads from
+//!   it, snapshot and rows alike: the replica's snapshot lists as in progress every transaction
+//!   whose end it has not replayed, so the cursor never passes what the replica has not
+//!   replayed. When the replica is down it reads from the primary (xids are the same on both:
+//!   the cursor carries over, and the primary is ahead, so nothing is skipped); it goes back to
+//!   the replica only once the replica's snapshot xmin has reached the cursor, so that nothing
+//!   the primary showed is taken again for in progress and read twice.
 
 pub mod buffer;
 mod outbox;
@@ -34,6 +43,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use crate::db::topology::DEGRADED_POLL;
 use crate::db::{Db, LOGS_CHANNEL};
 use crate::filter::Filter;
 use crate::query::logs::{self as q, LogLine, TailCursor, TailSnapshot};
@@ -159,7 +169,7 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     let events = Outbox::new(tx, opts.waker.clone());
     let (commands, cmd_rx) = mpsc::unbounded_channel();
     let wake = Arc::new(Notify::new());
-    let listener = if opts.listen {
+    let listener = if opts.listen && !db.topology.degraded() {
         tokio::spawn(listen_loop(
             db.clone(),
             wake.clone(),
@@ -171,7 +181,9 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     };
     let reader = tokio::spawn(
         Reader {
-            connect: reader_options(db),
+            db: db.clone(),
+            on_replica: db.topology.replica.is_some() && !db.topology.replica_down(),
+            replica_tried: None,
             conn: None,
             floor: floor(opts.floor_margin),
             cursor: TailCursor::default(),
@@ -199,10 +211,28 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
 /// `query::logs::no_jit`). Public so the logs benchmark explains the fill on a connection
 /// like this one.
 pub fn reader_options(db: &Db) -> PgConnectOptions {
-    db.write_options
+    db.direct_options
         .clone()
         .application_name(READER_APP_NAME)
         .options([("jit", "off")])
+}
+
+/// Opens a reader connection: on the replica or on the direct URL (else the primary URL).
+/// JIT is turned off with `SET`, not the startup `options` PgBouncer refuses, and not through
+/// a transaction pooler (the setting would stay with a server connection others get next).
+async fn connect_reader(db: &Db, replica: bool) -> sqlx::Result<PgConnection> {
+    let (opts, session_ok) = match (&db.topology.replica, replica) {
+        (Some(r), true) => (r.options.clone(), true),
+        _ => (
+            db.direct_options.clone(),
+            db.topology.has_direct || db.topology.session_state_ok(),
+        ),
+    };
+    let mut conn = PgConnection::connect_with(&opts.application_name(READER_APP_NAME)).await?;
+    if session_ok {
+        crate::query::topology::set_session(&mut conn, "jit", "off").await?;
+    }
+    Ok(conn)
 }
 
 fn floor(margin: Duration) -> DateTime<Utc> {
@@ -218,7 +248,10 @@ async fn listen_loop(db: Db, wake: Arc<Notify>, events: Outbox, connect_timeout:
     let mut reconnects: u64 = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let opts = db.write_options.clone().application_name(LISTENER_APP_NAME);
+        let opts = db
+            .direct_options
+            .clone()
+            .application_name(LISTENER_APP_NAME);
         // A pool of one so the listener has its own backend (LISTEN is per session).
         let pool = PgPoolOptions::new()
             .max_connections(1)
@@ -298,11 +331,15 @@ macro_rules! on_conn {
 }
 
 struct Reader {
+    db: Db,
+    /// The connection is (or will be) to the read replica.
+    on_replica: bool,
+    /// When the reader, back on the primary, last tried the replica again.
+    replica_tried: Option<tokio::time::Instant>,
     /// The reader keeps one connection of its own, opened on first use and again after any
     /// failure. Through the pool each statement cost two more round trips (sqlx tests a
     /// connection when it is taken and when it is given back): at 20 reads a second that was
     /// more than the reads themselves.
-    connect: PgConnectOptions,
     conn: Option<PgConnection>,
     opts: TailOptions,
     floor: DateTime<Utc>,
@@ -349,10 +386,11 @@ impl Reader {
                         Some(Command::Resume) => {
                             if self.paused {
                                 self.paused = false;
+                                self.choose_source(false).await;
                                 match self.resume().await {
                                     Outcome::Stop => return,
                                     Outcome::Next(d) => next = d,
-                                    Outcome::Failed => next = self.opts.poll,
+                                    Outcome::Failed => next = self.poll(),
                                 }
                                 continue;
                             }
@@ -383,6 +421,7 @@ impl Reader {
                     _ = tokio::time::sleep(next) => {}
                 }
             }
+            self.choose_source(needs_fill).await;
             let read_at = tokio::time::Instant::now();
             let delivered_before = self.delivered;
             let outcome = if needs_fill {
@@ -409,7 +448,54 @@ impl Reader {
             match outcome {
                 Outcome::Stop => return,
                 Outcome::Next(d) => next = d,
-                Outcome::Failed => next = self.opts.poll,
+                Outcome::Failed => next = self.poll(),
+            }
+        }
+    }
+
+    /// The safety-net poll, or the short one when no LISTEN can wake the reader.
+    fn poll(&self) -> Duration {
+        if self.db.topology.degraded() {
+            self.opts.poll.min(DEGRADED_POLL)
+        } else {
+            self.opts.poll
+        }
+    }
+
+    /// Moves the reader between the replica and the primary (see the module comment).
+    /// `refill`: the next read starts afresh, so any server will do.
+    async fn choose_source(&mut self, refill: bool) {
+        let topology = self.db.topology.clone();
+        if topology.replica.is_none() {
+            return;
+        }
+        if self.on_replica {
+            if topology.replica_down() {
+                self.conn = None;
+                self.on_replica = false;
+            }
+            return;
+        }
+        if topology.replica_down()
+            || self
+                .replica_tried
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.replica_tried = Some(tokio::time::Instant::now());
+        let cursor_tx = self.cursor.tx;
+        let tried = self
+            .timed("replica", async {
+                let mut c = connect_reader(&self.db, true).await?;
+                let xmin = crate::query::topology::snapshot_xmin(&mut c).await?;
+                Ok((c, xmin))
+            })
+            .await;
+        if let Ok((c, xmin)) = tried {
+            if refill || xmin >= cursor_tx {
+                self.conn = Some(c);
+                self.on_replica = true;
             }
         }
     }
@@ -431,7 +517,8 @@ impl Reader {
         if let Some(c) = self.conn.take() {
             return Ok(c);
         }
-        self.timed("connect", PgConnection::connect_with(&self.connect))
+        let db = self.db.clone();
+        self.timed("connect", connect_reader(&db, self.on_replica))
             .await
     }
 
@@ -526,12 +613,14 @@ impl Reader {
             Ok(s) => s,
             Err(e) => return self.report(e).await,
         };
-        // Pending transactions that have finished since: read their rows by id.
+        // Pending transactions that have finished since: read their rows by id. One at or
+        // above xmax has not even started as this server sees it (a replica behind the
+        // primary the cursor came from): not finished.
         let open: HashSet<i64> = snap.xip.iter().copied().collect();
         let finished: Vec<(i64, i64)> = self
             .pending
             .iter()
-            .filter(|(tx, _)| !open.contains(tx))
+            .filter(|(tx, _)| **tx < snap.xmax && !open.contains(tx))
             .map(|(&tx, &last)| (tx, last))
             .collect();
         for (tx, mut last) in finished {
@@ -587,7 +676,7 @@ impl Reader {
                 break;
             }
         }
-        Outcome::Next(self.opts.poll)
+        Outcome::Next(self.poll())
     }
 
     async fn waiting(
@@ -615,7 +704,7 @@ impl Reader {
                         return Outcome::Stop;
                     }
                 }
-                Outcome::Next(self.opts.poll)
+                Outcome::Next(self.poll())
             }
             Err(e) => self.report(e).await,
         }

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
+use crate::db::topology::ReplicaStatus;
 use crate::tui::app::{App, Conn, Mode};
 use crate::tui::tabs::{DrawCtx, Tab};
 use crate::tui::theme::Role;
@@ -148,6 +149,34 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
                 ));
             } else {
                 right.push(Span::styled("follower", dim));
+            }
+            match h.replica {
+                None | Some(ReplicaStatus::Unknown) => {}
+                Some(ReplicaStatus::Serving { lag, paused }) => {
+                    right.push(Span::styled(" │ ", dim));
+                    let secs = lag.as_secs_f64();
+                    let role = if paused || secs >= 30.0 {
+                        Role::Warn
+                    } else {
+                        Role::Dim
+                    };
+                    let what = if paused {
+                        "replay paused"
+                    } else {
+                        "replica lag"
+                    };
+                    right.push(Span::styled(
+                        format!("{what} {secs:.1}s"),
+                        theme.style(role),
+                    ));
+                }
+                Some(ReplicaStatus::Down) => {
+                    right.push(Span::styled(" │ ", dim));
+                    right.push(Span::styled(
+                        "replica down: reading primary",
+                        theme.style(Role::Error),
+                    ));
+                }
             }
         }
         None => right.push(Span::styled("alerts …", dim)),

@@ -8,6 +8,10 @@
 //! the topic; each job keeps, in a [`Lookout`], when it next has to look anyway (its own next
 //! due time, and at most [`FALLBACK`] from the last look, in case a notification is lost).
 //! While the listener is not connected every tick looks, as before.
+//!
+//! The listener uses the direct URL when one is given (`db::topology`). Behind a transaction
+//! pooler without one LISTEN cannot work, so no listener starts and every tick looks: the jobs
+//! poll every 250 ms, their tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -99,9 +103,13 @@ impl Wake {
         }
         let (tx, rx) = oneshot::channel();
         *stop = Some(tx);
+        if db.topology.degraded() {
+            // Keeps `stop` set, so no later run tries again; `listening` stays false.
+            return;
+        }
         tokio::spawn(listen(
             Arc::downgrade(&self.inner),
-            db.write_options.clone(),
+            db.direct_options.clone(),
             rx,
         ));
     }

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod pgbouncer;
 pub mod procs;
 pub mod receiver;
 pub mod smtp;

@@ -462,6 +462,17 @@ impl HealthTab {
                 ]));
             }
         }
+        // Two short lines: the panel's left half is 30 columns at 80x24.
+        if let Some(note) = &d.pooler_note {
+            let (what, detail) = note.split_once(": ").unwrap_or((note.as_str(), ""));
+            lines.push(Line::from(Span::styled(
+                what.to_string(),
+                theme.style(Role::Warn),
+            )));
+            if !detail.is_empty() {
+                lines.push(Line::from(Span::styled(format!("  {detail}"), dim)));
+            }
+        }
         lines.push(Line::from(Span::styled(
             "largest opsdash tables",
             theme.style(Role::Title),
