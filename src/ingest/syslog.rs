@@ -105,6 +105,16 @@ pub struct Clock {
     pub zone: Tz,
 }
 
+impl Clock {
+    /// Now, with zone-less times read as UTC.
+    pub fn utc() -> Clock {
+        Clock {
+            now: Utc::now(),
+            zone: Tz::UTC,
+        }
+    }
+}
+
 /// A cursor over the header's bytes.
 struct Cur<'a> {
     s: &'a str,
