@@ -5,6 +5,7 @@
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
 //!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
+//!     --cpu-only: only the CPU-side figures (JSON and each envelope format), no database
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -236,6 +237,94 @@ fn time_cpu_side(json: &Path) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
+/// Lines of one envelope format as its writer prints them (journalctl -o json with a unit's
+/// usual fields, Docker json-file, CRI, rsyslog's traditional file format), the text inside
+/// being a mix of plain text, JSON and logfmt as services write.
+fn envelope_lines(format: &str, n: usize) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let start = Utc::now() - chrono::Duration::minutes(90);
+    (0..n)
+        .map(|i| {
+            let ts = start + chrono::Duration::microseconds(i as i64 * 997);
+            let svc = SERVICES[rng.gen_range(0..SERVICES.len())];
+            let pid = 1000 + rng.gen_range(0..50);
+            let text = match i % 3 {
+                0 => format!("order {i} accepted for user u{} in {} ms", rng.gen_range(0..5000), rng.gen_range(1..900)),
+                1 => format!(r#"{{"level":"info","msg":"cache refreshed","keys":{},"took_ms":{}}}"#, rng.gen_range(0..9999), rng.gen_range(1..90)),
+                _ => format!("level=warn msg=\"slow upstream\" upstream=payments took={}ms", rng.gen_range(100..3000)),
+            };
+            let json_text = serde_json::to_string(&text).unwrap_or_default();
+            match format {
+                "journald" => format!(
+                    r#"{{"__CURSOR":"s=dc28c875a9f9456c8f662f51641dd37c;i={i:x};b=3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7;m={:x};t={:x};x=9f0fd9eb36c4f6ac","__REALTIME_TIMESTAMP":"{}","__MONOTONIC_TIMESTAMP":"{}","_BOOT_ID":"3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7","_MACHINE_ID":"0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50","_HOSTNAME":"web-1","PRIORITY":"6","SYSLOG_FACILITY":"3","SYSLOG_IDENTIFIER":"{svc}","_PID":"{pid}","_UID":"998","_GID":"998","_COMM":"{svc}","_EXE":"/usr/local/bin/{svc}","_CMDLINE":"/usr/local/bin/{svc} --config /etc/{svc}.toml","_CAP_EFFECTIVE":"0","_SYSTEMD_CGROUP":"/system.slice/{svc}.service","_SYSTEMD_UNIT":"{svc}.service","_SYSTEMD_SLICE":"system.slice","_SYSTEMD_INVOCATION_ID":"5b0a6e1c2d3f4a5b6c7d8e9f0a1b2c3d","_TRANSPORT":"stdout","_STREAM_ID":"a1b2c3d4e5f60718293a4b5c6d7e8f90","MESSAGE":{json_text}}}"#,
+                    i * 997,
+                    ts.timestamp_micros(),
+                    ts.timestamp_micros(),
+                    81_234_567 + i * 997
+                ),
+                "docker" => format!(
+                    r#"{{"log":{},"stream":"stdout","time":"{}"}}"#,
+                    serde_json::to_string(&format!("{text}\n")).unwrap_or_default(),
+                    ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                ),
+                "cri" => format!(
+                    "{} stdout F {text}",
+                    ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                ),
+                _ => format!("{} web-1 {svc}[{pid}]: {text}", ts.format("%b %e %H:%M:%S")),
+            }
+        })
+        .collect()
+}
+
+/// CPU side of one envelope format: open the envelope, read the text inside, redact,
+/// fingerprint and COPY-encode, as the pipeline does; returns lines per CPU-second.
+fn envelope_cpu_side(format: &str, n: usize) -> Result<f64> {
+    use opsdash::ingest::{
+        envelope, fields::LineContext, redact::Redactor, syslog, writer, Format,
+    };
+    let lines = envelope_lines(format, n);
+    let redactor = Redactor::new(&opsdash::config::IngestConfig::default())?;
+    let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+    let cpu_before = cpu_time(libc::RUSAGE_SELF);
+    for line in &lines {
+        let now = Utc::now();
+        let clock = syslog::Clock {
+            now,
+            zone: chrono_tz::Tz::UTC,
+        };
+        let ctx = LineContext {
+            service: "bench",
+            now,
+            level: None,
+        };
+        let env = envelope::open(Format::Auto, line, &clock).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if env.format != format {
+            bail!("{format} line read as {:?}: {line}", env.format);
+        }
+        let parsed = envelope::read(Format::Auto, env, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(mut log) = parsed.log {
+            redactor.string(&mut log.message);
+            if let Some(a) = &mut log.attrs {
+                redactor.json(a);
+            }
+            if log.level >= opsdash::model::Level::Error {
+                log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
+                    &log.service,
+                    log.error_type.as_deref(),
+                    &log.message,
+                ));
+            }
+            writer::encode_log(&mut buf, &log);
+        }
+        if buf.len_bytes() > 4 << 20 {
+            buf.clear();
+        }
+    }
+    let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
+    Ok(n as f64 / cpu.as_secs_f64().max(1e-9))
+}
+
 /// The original design's services: one INSERT per log line, each its own transaction (autocommit,
 /// prepared statement reused), on one connection, of the first `n` lines of the same JSON file.
 fn time_row_by_row(tc: &TestCluster, json: &Path, n: usize) -> Result<Duration> {
@@ -347,6 +436,21 @@ fn main() -> Result<()> {
         None,
         &[],
     );
+    let envelope_n = lines.min(200_000);
+    for format in ["journald", "docker", "cri", "syslog"] {
+        let rate = envelope_cpu_side(format, envelope_n)?;
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU side only, {format} lines (auto-detected, 1 thread)"),
+            rate,
+            "lines/CPU-s",
+            None,
+            &[Aim::AtLeast(200_000.0)],
+        );
+    }
+    if std::env::args().any(|a| a == "--cpu-only") {
+        return Ok(());
+    }
     let tc = TestCluster::start("bench-ingest")?;
     let url = format!(
         "postgresql://postgres@localhost/{}?host={}&port={}",

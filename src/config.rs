@@ -183,6 +183,9 @@ pub struct IngestConfig {
     pub redact_ssn: bool,
     /// Extra redaction rules: a regex and its replacement.
     pub redact: Vec<RedactRule>,
+    /// IANA zone (`Europe/Berlin`) of times written without one, such as syslog's
+    /// `Dec  4 03:04:05`: the zone of the machine that wrote them.
+    pub timezone: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -222,6 +225,7 @@ impl Default for IngestConfig {
             redact_card_numbers: true,
             redact_ssn: true,
             redact: Vec::new(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -728,6 +732,12 @@ impl Config {
             return bad(
                 "ingest.dedup_window".into(),
                 format!("not a duration ({e}), e.g. \"10s\""),
+            );
+        }
+        if let Err(e) = self.ingest.timezone.parse::<chrono_tz::Tz>() {
+            return bad(
+                "ingest.timezone".into(),
+                format!("{e}; expected an IANA zone name such as \"UTC\" or \"Europe/Berlin\""),
             );
         }
         for (i, w) in self.kpi.widget.iter().enumerate() {

@@ -21,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
         Format::Logfmt,
         Format::Nginx,
         Format::Apache,
+        Format::Journald,
+        Format::Docker,
+        Format::Cri,
+        Format::Syslog,
     ] {
         let _ = parse_line(f, line, &ctx);
     }

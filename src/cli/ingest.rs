@@ -38,7 +38,9 @@ pub struct IngestArgs {
     /// standard input.
     #[arg(value_name = "FILE|GLOB|-")]
     pub files: Vec<PathBuf>,
-    /// Line format; `auto` decides per line (JSON, access log, logfmt, else plain text).
+    /// Line format; `auto` decides per line (journald JSON, Docker json-file, CRI, syslog
+    /// envelopes, whose text is then detected in turn; JSON, access log, logfmt, else plain
+    /// text). Syslog times without a zone are read in `ingest.timezone` (UTC unless set).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
     /// Service of every line: given, it wins over the line's own `service`, `app`, `logger`,

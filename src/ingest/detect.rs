@@ -19,6 +19,16 @@ pub enum Format {
     Nginx,
     /// Apache access log (common/combined, optional %D in microseconds).
     Apache,
+    /// journald entries: `journalctl -o json` or `-o json-seq` (with or without -f).
+    Journald,
+    /// Docker json-file lines (`{"log":...,"stream":...,"time":...}`).
+    Docker,
+    /// CRI lines of Kubernetes/containerd/CRI-O (`<time> <stream> <P|F> <text>`).
+    Cri,
+    /// Syslog files or messages: RFC 3164 or RFC 5424, with or without `<PRI>`. Times without
+    /// a year are of the current year (the previous one if that is days ahead), times without
+    /// a zone are in `ingest.timezone` (UTC unless set).
+    Syslog,
 }
 
 /// The format `auto` picks for one line.
@@ -52,14 +62,17 @@ pub fn parse_line(format: Format, line: &str, ctx: &LineContext) -> Result<Parse
         Format::Logfmt => logfmt::parse(line, ctx),
         Format::Nginx => access::parse(line, Flavor::Nginx, ctx),
         Format::Apache => access::parse(line, Flavor::Apache, ctx),
-        Format::Auto => match detect(line) {
-            Format::Json => json::parse(line, ctx),
-            Format::Nginx => {
-                access::parse(line, Flavor::Either, ctx).or_else(|_| Ok(text::parse(line, ctx)))
+        // The text inside an envelope (see `envelope`) is detected like any line.
+        Format::Auto | Format::Journald | Format::Docker | Format::Cri | Format::Syslog => {
+            match detect(line) {
+                Format::Json => json::parse(line, ctx),
+                Format::Nginx => {
+                    access::parse(line, Flavor::Either, ctx).or_else(|_| Ok(text::parse(line, ctx)))
+                }
+                Format::Logfmt => logfmt::parse(line, ctx).or_else(|_| Ok(text::parse(line, ctx))),
+                _ => Ok(text::parse(line, ctx)),
             }
-            Format::Logfmt => logfmt::parse(line, ctx).or_else(|_| Ok(text::parse(line, ctx))),
-            _ => Ok(text::parse(line, ctx)),
-        },
+        }
     }
 }
 
@@ -68,12 +81,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [Format; 5] = [
+    const ALL: [Format; 9] = [
         Format::Auto,
         Format::Json,
         Format::Logfmt,
         Format::Nginx,
         Format::Apache,
+        Format::Journald,
+        Format::Docker,
+        Format::Cri,
+        Format::Syslog,
     ];
 
     fn ctx() -> LineContext<'static> {

@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use super::detect::{parse_line, Format};
 use super::fields::LineContext;
 use super::record::Parsed;
+use super::syslog::Clock;
+use super::{container, journald, syslog};
 use crate::model::Level;
 
 /// What the envelope of one line says, and the text inside it.
@@ -61,17 +63,40 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// Opens the envelope of one line: with `auto` the line's own shape decides; a format without
-/// an envelope gives the bare line.
-pub fn open(format: Format, line: &str) -> Result<Envelope<'_>, String> {
-    let _ = format;
-    Ok(Envelope::bare(line))
+/// Opens the envelope of one line: with `auto` the line's own shape decides (a line that only
+/// looks like an envelope is a bare line); an envelope format given by the user rejects a line
+/// without that envelope; a format without an envelope gives the bare line. `clock` reads
+/// syslog times that carry no year or zone.
+pub fn open<'a>(format: Format, line: &'a str, clock: &Clock) -> Result<Envelope<'a>, String> {
+    match format {
+        Format::Journald => journald::open(line),
+        Format::Docker => container::open_docker(line),
+        Format::Cri => container::open_cri(line),
+        Format::Syslog => syslog::open(line, clock),
+        Format::Auto => Ok(sniff(line, clock).unwrap_or_else(|| Envelope::bare(line))),
+        _ => Ok(Envelope::bare(line)),
+    }
+}
+
+/// The envelope `auto` finds by the line's first bytes, then by parsing it.
+fn sniff<'a>(line: &'a str, clock: &Clock) -> Option<Envelope<'a>> {
+    match line.as_bytes().first()? {
+        b'{' if container::looks_like_docker(line) => container::open_docker(line).ok(),
+        b'{' | 0x1e if journald::looks_like(line) => journald::open(line).ok(),
+        b'0'..=b'9' if container::looks_like_cri(line) => container::open_cri(line).ok(),
+        b'{' => None,
+        _ if syslog::looks_like(line) => syslog::open(line, clock).ok(),
+        _ => None,
+    }
 }
 
 /// The format the text inside an envelope is read with: the given one for bare formats,
 /// detection per line inside an envelope.
 fn inner(format: Format) -> Format {
-    format
+    match format {
+        Format::Journald | Format::Docker | Format::Cri | Format::Syslog => Format::Auto,
+        f => f,
+    }
 }
 
 /// Reads the text inside `env` and lays the envelope's fields under what the text says itself
@@ -119,7 +144,11 @@ mod tests {
             level: None,
         };
         let line = r#"{"level":"warn","msg":"slow","host":"h1"}"#;
-        let env = open(Format::Auto, line).unwrap();
+        let clock = Clock {
+            now: ctx.now,
+            zone: chrono_tz::Tz::UTC,
+        };
+        let env = open(Format::Auto, line, &clock).unwrap();
         let p = read(Format::Auto, env, &ctx).unwrap();
         assert_eq!(p, parse_line(Format::Auto, line, &ctx).unwrap());
         assert_eq!(p.format, "json");

@@ -16,12 +16,14 @@
 //! ```
 
 pub mod access;
+pub mod container;
 pub mod dedup;
 pub mod detect;
 pub mod envelope;
 pub mod fields;
 pub mod fingerprint;
 pub mod follow;
+pub mod journald;
 pub mod json;
 pub mod logfmt;
 pub mod pipeline;
@@ -29,6 +31,7 @@ pub mod reader;
 pub mod record;
 pub mod redact;
 pub mod route;
+pub mod syslog;
 pub mod text;
 pub mod timestamp;
 pub mod writer;
@@ -201,6 +204,7 @@ async fn push_file(
     };
     let counts = pipeline.committed();
     pipeline.set_default_service(&f.service);
+    pipeline.set_source_path(&f.path);
     while let Some(found) = open.lines.next_line() {
         if marks {
             if let Some(cp) = open.checkpoint(&f.key) {
@@ -238,6 +242,7 @@ async fn push_rest(f: &mut Followed, pipeline: &mut Pipeline, marks: bool) -> Re
         }
         pipeline.committed().read.fetch_add(1, Ordering::Relaxed);
         pipeline.set_default_service(&f.service);
+        pipeline.set_source_path(&f.path);
         if pipeline.push_line(open.lines.slice(r)).await.is_err() {
             return Err(Halt::Writer);
         }

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::container::{self, Partials, PathMeta};
 use super::dedup::{self, Dedup, Verdict};
 use super::detect::Format;
 use super::envelope::{self, Envelope};
@@ -19,6 +20,7 @@ use super::fields::LineContext;
 use super::fingerprint::fingerprint;
 use super::record::{AuditRecord, LogRecord, Parsed, QueryRecord, RequestRecord};
 use super::redact::Redactor;
+use super::syslog::Clock;
 use super::writer::{self, Batch, Committed, Repeat, Writer};
 use crate::config::IngestConfig;
 use crate::db::copy::CopyBuf;
@@ -113,6 +115,9 @@ pub struct Summary {
     /// Events folded into an earlier identical one (not stored as rows of their own).
     pub folded: u64,
     pub blank: u64,
+    /// Pieces of split lines (CRI `P`, Docker lines over 16 KiB, journald's LineMax) joined
+    /// into the line they end: each joined line counts once as an event.
+    pub joined: u64,
     /// Rows committed already outside their table's retention period (per table).
     pub old_logs: u64,
     pub old_requests: u64,
@@ -152,7 +157,7 @@ impl Summary {
     /// Lines read but not accounted for by a commit (the writer stopped).
     pub fn uncommitted(&self) -> u64 {
         self.lines
-            .saturating_sub(self.events + self.folded + self.rejected + self.blank)
+            .saturating_sub(self.events + self.folded + self.rejected + self.blank + self.joined)
     }
 
     /// The one line printed at the end of a run: the accounting of every line, then the rows.
@@ -168,12 +173,16 @@ impl Summary {
         if self.audits > 0 {
             tables.push_str(&format!(", audit_event {}", self.audits));
         }
+        let joined = match self.joined {
+            0 => String::new(),
+            n => format!(" + {n} joined into longer lines"),
+        };
         let formats = match self.formats_line() {
             f if f.is_empty() => f,
             f => format!("; formats: {f}"),
         };
         format!(
-            "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{lost}; \
+            "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{joined}{lost}; \
              {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
             self.lines,
             self.events,
@@ -265,6 +274,14 @@ pub struct Pipeline {
     formats: BTreeMap<&'static str, u64>,
     /// Scratch buffer of the event key being looked up.
     key: Vec<u8>,
+    /// Zone of times written without one (`ingest.timezone`).
+    zone: chrono_tz::Tz,
+    /// Lines split by their writer, waiting for their last piece.
+    partials: Partials,
+    joined: u64,
+    /// The file being read and what its path says (a container's log).
+    source_path: Option<std::path::PathBuf>,
+    source_meta: Option<PathMeta>,
     /// Rows of days before these are outside the retention period.
     log_cutoff: NaiveDate,
     /// Log rows below error of days before this are removed by compaction.
@@ -284,6 +301,10 @@ impl Pipeline {
         let window = humantime::parse_duration(&cfg.dedup_window)
             .with_context(|| format!("ingest.dedup_window {:?}", cfg.dedup_window))?;
         let redactor = Redactor::new(cfg)?;
+        let zone: chrono_tz::Tz = cfg
+            .timezone
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ingest.timezone {:?}: {e}", cfg.timezone))?;
         let committed = Arc::new(Committed::default());
         // Two batches in flight: one being written, one waiting; more only costs memory.
         let (tx, rx) = mpsc::channel(2);
@@ -308,6 +329,11 @@ impl Pipeline {
             blank: 0,
             formats: BTreeMap::new(),
             key: Vec::with_capacity(512),
+            zone,
+            partials: Partials::new(super::reader::MAX_LINE),
+            joined: 0,
+            source_path: None,
+            source_meta: None,
             first_rejects: Vec::new(),
             tx: Some(tx),
             writer: Some(handle),
@@ -356,6 +382,16 @@ impl Pipeline {
         }
     }
 
+    /// The file the following lines come from: a container log's path names its pod,
+    /// namespace and container (see `container::path_meta`), and split lines are joined per
+    /// file.
+    pub fn set_source_path(&mut self, path: &std::path::Path) {
+        if self.source_path.as_deref() != Some(path) {
+            self.source_meta = container::path_meta(path);
+            self.source_path = Some(path.to_path_buf());
+        }
+    }
+
     pub fn rejected(&self) -> u64 {
         self.rejected
     }
@@ -395,7 +431,14 @@ impl Pipeline {
         };
         let has_nul =
             memchr::memchr(0, raw).is_some() || memchr::memmem::find(raw, b"\\u0000").is_some();
-        match envelope::open(self.opts.format, &text) {
+        let clock = Clock {
+            now: Utc::now(),
+            zone: self.zone,
+        };
+        match envelope::open(self.opts.format, &text, &clock) {
+            Ok(env) if env.partial || !self.partials.is_empty() => {
+                self.join_piece(env, has_nul, invalid_utf8)
+            }
             Ok(env) => self.read_event(env, has_nul, invalid_utf8),
             Err(reason) => self.reject(reason),
         }
@@ -405,8 +448,53 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A piece of a split line, or a whole line while pieces of some stream wait: joined per
+    /// file and stream. A piece held is counted as joined rather than as a line of the batch;
+    /// the line it ends up in is counted once, as the line that completes it.
+    fn join_piece(&mut self, env: Envelope, has_nul: bool, invalid_utf8: bool) {
+        let key = format!(
+            "{}\0{}",
+            self.source_path
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            env.stream.as_deref().unwrap_or_default()
+        );
+        let pushed = self.partials.push(&key, env, invalid_utf8, has_nul);
+        if let Some(cut) = pushed.cut {
+            self.read_held(cut);
+        }
+        match pushed.done {
+            Some(j) => self.read_event(j.env, j.has_nul, j.invalid_utf8),
+            None => {
+                self.joined += 1;
+                self.cur.lines = self.cur.lines.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Reads a line made only of held pieces (cut at the length cap, or left when the input
+    /// ended): one of its pieces becomes its line again.
+    fn read_held(&mut self, j: container::Joined) {
+        self.joined = self.joined.saturating_sub(1);
+        self.cur.lines += 1;
+        self.read_event(j.env, j.has_nul, j.invalid_utf8);
+    }
+
     /// Reads one event's text (inside its envelope) into the current batch.
-    fn read_event(&mut self, env: Envelope, has_nul: bool, invalid_utf8: bool) {
+    fn read_event(&mut self, mut env: Envelope, has_nul: bool, invalid_utf8: bool) {
+        // An envelope's decoding (journald's byte arrays, JSON escapes) can make NULs the raw
+        // line did not show.
+        let has_nul =
+            has_nul || (!env.format.is_empty() && memchr::memchr(0, env.text.as_bytes()).is_some());
+        if let Some(meta) = &self.source_meta {
+            if env.service.is_none() {
+                env.service.clone_from(&meta.service);
+            }
+            for (k, v) in &meta.attrs {
+                env.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         let ctx = LineContext {
             service: &self.opts.service,
             now: Utc::now(),
@@ -704,6 +792,9 @@ impl Pipeline {
 
     /// Writes what is buffered, stops the writer, and reports.
     pub async fn finish(mut self) -> Summary {
+        for held in self.partials.drain() {
+            self.read_held(held);
+        }
         if self.writer_error.is_none() && !self.cur.is_empty() {
             let _ = self.send(None).await;
         }
@@ -726,6 +817,7 @@ impl Pipeline {
             rejected: self.rejected,
             folded: self.folded,
             blank: self.blank,
+            joined: self.joined,
             old_logs: c.old_logs.load(Ordering::Relaxed),
             old_requests: c.old_requests.load(Ordering::Relaxed),
             log_keep_days: self.opts.log_keep_days,

@@ -1,0 +1,358 @@
+//! journald's JSON export: one entry per line as `journalctl -o json` prints it (with or
+//! without `-f`), or `-o json-seq` (each record after an ASCII RS). Field values are strings,
+//! arrays of byte values (data that is not printable UTF-8: binary, invalid UTF-8, or text with
+//! control characters such as colour escapes), arrays of those (a field set several times), or
+//! null (a field over journalctl's size limit without `--all`).
+//!
+//! Columns: `MESSAGE` is the text (read by the same detector as any line, so a service logging
+//! JSON under systemd is read as JSON), `PRIORITY` the level, `__REALTIME_TIMESTAMP` (µs) the
+//! time, `SYSLOG_IDENTIFIER`, else `_SYSTEMD_UNIT` (without `.service`), else `_COMM` the
+//! service, `_HOSTNAME` the host. Every other field goes to attrs under its journald name
+//! (`_PID`, `_SYSTEMD_UNIT`, `CODE_FILE`, `MESSAGE_ID`...), except the ones no operator filters
+//! on and that differ per entry or per boot, which would only make identical events look
+//! different: `DROPPED`. An entry with an empty message keeps its `__CURSOR`, so it is never
+//! folded with another (its other fields are all it says).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::DateTime;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::envelope::Envelope;
+use super::pipeline::INVALID_UTF8_ATTR;
+use super::syslog::severity_level;
+
+/// Fields left out of attrs: journal bookkeeping (cursor, sequence numbers, monotonic clocks,
+/// boot and machine ids, stream ids, capability masks) and the times and raw copies that the
+/// row's columns already hold.
+pub const DROPPED: &[&str] = &[
+    "__CURSOR",
+    "__MONOTONIC_TIMESTAMP",
+    "__SEQNUM",
+    "__SEQNUM_ID",
+    "_BOOT_ID",
+    "_MACHINE_ID",
+    "_STREAM_ID",
+    "_CAP_EFFECTIVE",
+    "_SOURCE_MONOTONIC_TIMESTAMP",
+    "_SOURCE_REALTIME_TIMESTAMP",
+    "SYSLOG_TIMESTAMP",
+    "SYSLOG_RAW",
+];
+
+/// ASCII record separator: `journalctl -o json-seq` starts each record with it.
+const RS: char = '\u{1e}';
+
+/// Cheap test for `auto` on a line starting with `{` (or RS): does it carry journald's keys?
+pub fn looks_like(line: &str) -> bool {
+    if line.starts_with(RS) {
+        return true;
+    }
+    let b = line.as_bytes();
+    let has = |k: &[u8]| memchr::memmem::find(b, k).is_some();
+    has(b"\"__REALTIME_TIMESTAMP\"")
+        || (has(b"\"MESSAGE\"") && (has(b"\"_HOSTNAME\"") || has(b"\"PRIORITY\"")))
+}
+
+/// The fields of one entry that make columns, and the rest.
+#[derive(Default)]
+struct Entry {
+    message: Option<Value>,
+    priority: Option<Value>,
+    realtime: Option<Value>,
+    source_realtime: Option<Value>,
+    hostname: Option<Value>,
+    identifier: Option<Value>,
+    cursor: Option<Value>,
+    attrs: Map<String, Value>,
+}
+
+/// An object key, borrowed from the line when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Entry;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Entry, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a journal entry (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        let mut e = Entry::default();
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            let slot = match key.as_ref() {
+                "MESSAGE" => &mut e.message,
+                "PRIORITY" => &mut e.priority,
+                "__REALTIME_TIMESTAMP" => &mut e.realtime,
+                "_SOURCE_REALTIME_TIMESTAMP" => &mut e.source_realtime,
+                "_HOSTNAME" => &mut e.hostname,
+                "SYSLOG_IDENTIFIER" => &mut e.identifier,
+                "__CURSOR" => &mut e.cursor,
+                k if DROPPED.contains(&k) => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                _ => {
+                    let v = map.next_value::<Value>()?;
+                    e.attrs.insert(key.into_owned(), v);
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value::<Value>()?);
+        }
+        Ok(e)
+    }
+}
+
+/// A field's text: a string as is, a byte array decoded (lossily: the bool says bytes were
+/// replaced), a repeated field's values joined by newlines.
+fn text_of(v: Value) -> Option<(String, bool)> {
+    match v {
+        Value::String(s) => Some((s, false)),
+        Value::Array(items) if items.iter().all(Value::is_u64) => {
+            let bytes: Vec<u8> = items
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|n| u8::try_from(n).unwrap_or(b'?'))
+                .collect();
+            match String::from_utf8(bytes) {
+                Ok(s) => Some((s, false)),
+                Err(e) => Some((String::from_utf8_lossy(e.as_bytes()).into_owned(), true)),
+            }
+        }
+        Value::Array(items) => {
+            let mut bad = false;
+            let parts: Vec<String> = items
+                .into_iter()
+                .filter_map(text_of)
+                .map(|(s, b)| {
+                    bad |= b;
+                    s
+                })
+                .collect();
+            Some((parts.join("\n"), bad))
+        }
+        _ => None,
+    }
+}
+
+fn number_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// Opens one `journalctl -o json` line; Err when it is not a journal entry.
+pub fn open(line: &str) -> Result<Envelope<'static>, String> {
+    let json = line.trim_start_matches(RS);
+    let mut de = serde_json::Deserializer::from_str(json);
+    let mut e = EntrySeed
+        .deserialize(&mut de)
+        .and_then(|e| de.end().map(|()| e))
+        .map_err(|err| format!("journald: {err}"))?;
+    if e.message.is_none() && e.realtime.is_none() {
+        return Err("journald: an entry has MESSAGE or __REALTIME_TIMESTAMP".into());
+    }
+    let mut env = Envelope {
+        format: "journald",
+        ..Envelope::default()
+    };
+    let mut text = String::new();
+    match e.message.take() {
+        Some(Value::Null) => {
+            // Over journalctl's field size limit: it printed null (`--all` prints it whole).
+            e.attrs.insert("MESSAGE".into(), Value::Null);
+        }
+        Some(v) => {
+            if let Some((t, invalid)) = text_of(v) {
+                text = t;
+                if invalid {
+                    e.attrs.insert(INVALID_UTF8_ATTR.into(), Value::Bool(true));
+                }
+            }
+        }
+        None => {}
+    }
+    // A line cut by journald's LineMax continues in the stream's next entry.
+    env.partial = e
+        .attrs
+        .get("_LINE_BREAK")
+        .and_then(Value::as_str)
+        .is_some_and(|b| b == "line-max");
+    if let Some(p) = e.priority.as_ref().and_then(number_of) {
+        match u8::try_from(p) {
+            Ok(p) if p <= 7 => env.level = Some(severity_level(p)),
+            _ => {
+                e.attrs.insert("PRIORITY".into(), Value::from(p));
+            }
+        }
+    }
+    env.ts = e
+        .realtime
+        .as_ref()
+        .or(e.source_realtime.as_ref())
+        .and_then(number_of)
+        .and_then(DateTime::from_timestamp_micros);
+    env.host = e
+        .hostname
+        .and_then(text_of)
+        .map(|(h, _)| h)
+        .filter(|h| !h.is_empty());
+    let unit = e.attrs.get("_SYSTEMD_UNIT").and_then(Value::as_str);
+    env.service = match e.identifier.and_then(text_of) {
+        Some((id, _)) if !id.is_empty() => Some(id),
+        _ => unit
+            .map(|u| u.strip_suffix(".service").unwrap_or(u).to_string())
+            .or_else(|| {
+                e.attrs
+                    .get("_COMM")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+    };
+    let pid = e.attrs.get("_PID").and_then(Value::as_str).unwrap_or("");
+    env.stream = Some(format!(
+        "{}[{pid}]",
+        env.service.as_deref().unwrap_or_default()
+    ));
+    if text.is_empty() {
+        if let Some(c) = e.cursor {
+            e.attrs.insert("__CURSOR".into(), c);
+        }
+    }
+    env.text = Cow::Owned(text);
+    env.attrs = e.attrs;
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Level;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/sources/journald/json.jsonl");
+
+    fn entries() -> Vec<Envelope<'static>> {
+        FIXTURE.lines().map(|l| open(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn journalctl_json_fills_the_columns() {
+        let all = entries();
+        let e = &all[0];
+        assert_eq!(
+            e.text,
+            "Accepted publickey for deploy from 10.0.0.7 port 52144 ssh2: ED25519 SHA256:Qm1x"
+        );
+        assert_eq!(e.level, Some(Level::Info));
+        assert_eq!(
+            e.ts.unwrap().to_rfc3339(),
+            "2024-12-04T03:04:05.123456+00:00"
+        );
+        assert_eq!(e.service.as_deref(), Some("sshd"));
+        assert_eq!(e.host.as_deref(), Some("web-1"));
+        assert_eq!(e.attrs["_PID"], "812");
+        assert_eq!(e.attrs["_SYSTEMD_UNIT"], "ssh.service");
+        for k in DROPPED {
+            assert!(!e.attrs.contains_key(*k), "{k} is dropped");
+        }
+        for k in ["MESSAGE", "PRIORITY", "_HOSTNAME", "SYSLOG_IDENTIFIER"] {
+            assert!(!e.attrs.contains_key(k), "{k} is a column");
+        }
+        assert_eq!(all[5].level, Some(Level::Fatal), "PRIORITY 2 (crit)");
+        assert_eq!(all[6].level, Some(Level::Warn));
+        assert_eq!(all[6].attrs["CODE_LINE"], "5621");
+        assert_eq!(
+            all[6].attrs["MESSAGE_ID"],
+            "d9b373ed55a64feb8242e02dbe79a49c"
+        );
+    }
+
+    #[test]
+    fn byte_array_messages_are_decoded() {
+        let all = entries();
+        let bad = all.iter().find(|e| e.text.contains("upload of")).unwrap();
+        assert_eq!(bad.text, "upload of caf\u{fffd}.txt failed: bad name");
+        assert_eq!(bad.attrs[INVALID_UTF8_ATTR], true);
+        assert_eq!(bad.level, Some(Level::Error));
+        let esc = all.iter().find(|e| e.text.contains("ready")).unwrap();
+        assert_eq!(esc.text, "\x1b[32mready\x1b[0m on :8080 \u{2713}");
+        assert!(!esc.attrs.contains_key(INVALID_UTF8_ATTR), "valid UTF-8");
+    }
+
+    #[test]
+    fn service_falls_back_to_unit_then_command() {
+        let all = entries();
+        let backup = all.iter().find(|e| e.text.starts_with("snapshot")).unwrap();
+        assert_eq!(backup.service.as_deref(), Some("backup"));
+        let tick = all.iter().find(|e| e.text == "tick").unwrap();
+        assert_eq!(tick.service.as_deref(), Some("cron-helper"));
+        assert_eq!(tick.level, Some(Level::Debug));
+    }
+
+    #[test]
+    fn empty_messages_keep_what_tells_them_apart() {
+        let empty: Vec<_> = entries()
+            .into_iter()
+            .filter(|e| e.text.is_empty())
+            .collect();
+        assert_eq!(empty.len(), 7);
+        for (i, a) in empty.iter().enumerate() {
+            assert!(a.attrs.contains_key("__CURSOR"));
+            for b in &empty[i + 1..] {
+                assert_ne!(a.attrs, b.attrs);
+            }
+        }
+    }
+
+    #[test]
+    fn json_seq_and_odd_values() {
+        let seq = include_str!("../../tests/fixtures/sources/journald/json-seq.txt");
+        let first = seq.lines().next().unwrap();
+        assert!(first.starts_with(RS) && looks_like(first));
+        assert!(open(first).unwrap().ts.is_some());
+        let e = open(r#"{"MESSAGE":null,"PRIORITY":"9","__REALTIME_TIMESTAMP":"1"}"#).unwrap();
+        assert_eq!(e.text, "");
+        assert_eq!(e.attrs["MESSAGE"], Value::Null);
+        assert_eq!(e.attrs["PRIORITY"], 9, "out of range: kept, no level");
+        assert_eq!(e.level, None);
+        let e = open(r#"{"MESSAGE":["a",[98]],"_LINE_BREAK":"line-max"}"#).unwrap();
+        assert_eq!(e.text, "a\nb");
+        assert!(e.partial);
+        assert!(open(r#"{"msg":"x"}"#).is_err());
+        assert!(open(r#"{"MESSAGE":"x"} trailing"#).is_err());
+        assert!(!looks_like(r#"{"msg":"MESSAGE"}"#));
+    }
+}
