@@ -4,7 +4,7 @@
 use super::access::{self, Flavor};
 use super::fields::LineContext;
 use super::record::Parsed;
-use super::{json, logfmt, text};
+use super::{json, logfmt, pglog, text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -19,6 +19,9 @@ pub enum Format {
     Nginx,
     /// Apache access log (common/combined, optional %D in microseconds).
     Apache,
+    /// PostgreSQL's server log: stderr (any usual log_line_prefix), csvlog or jsonlog
+    /// (`auto` recognises them too).
+    Postgres,
 }
 
 /// The format `auto` picks for one line.
@@ -52,6 +55,7 @@ pub fn parse_line(format: Format, line: &str, ctx: &LineContext) -> Result<Parse
         Format::Logfmt => logfmt::parse(line, ctx),
         Format::Nginx => access::parse(line, Flavor::Nginx, ctx),
         Format::Apache => access::parse(line, Flavor::Apache, ctx),
+        Format::Postgres => pglog::parse(line, ctx),
         Format::Auto => match detect(line) {
             Format::Json => json::parse(line, ctx),
             Format::Nginx => {
@@ -68,7 +72,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [Format; 5] = [
+    const ALL: [Format; 6] = [
+        Format::Postgres,
         Format::Auto,
         Format::Json,
         Format::Logfmt,

@@ -24,6 +24,7 @@ pub mod fingerprint;
 pub mod follow;
 pub mod json;
 pub mod logfmt;
+pub mod pglog;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
