@@ -5,6 +5,8 @@
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
 //!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
+//!     --cpu-only: stop after the CPU-side figures (JSON, then one row per line format of
+//!     tests/fixtures/sources: plain text, PostgreSQL stderr/csvlog/jsonlog, JSON dialects...)
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -236,6 +238,96 @@ fn time_cpu_side(json: &Path) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
+/// CPU side per line format of issue 14 (no database): the committed samples of each format
+/// (tests/fixtures/sources, written by the real tools) repeated to `n` lines, read with `auto`
+/// as an operator would, then redacted, fingerprinted and COPY-encoded like the JSON row.
+fn cpu_side_per_format(n: usize) -> Result<()> {
+    use opsdash::ingest::{detect, fields::LineContext, redact::Redactor, writer};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sources");
+    let cfg = opsdash::config::IngestConfig::default();
+    let redactor = Redactor::new(&cfg)?;
+    let sets: &[(&str, &[&str])] = &[
+        (
+            "plain text layouts",
+            &["text/samples.log", "python/logging.log"],
+        ),
+        (
+            "PostgreSQL stderr",
+            &["postgres/default.log", "postgres/prefixed.log"],
+        ),
+        ("PostgreSQL csvlog", &["postgres/default.csv"]),
+        ("PostgreSQL jsonlog", &["postgres/default.json"]),
+        (
+            "pino/structlog/loguru JSON",
+            &[
+                "pino/pino.json",
+                "structlog/structlog.json",
+                "loguru/loguru.json",
+            ],
+        ),
+        (
+            "CLEF/ECS/OTel JSON",
+            &["clef/clef.json", "ecs/ecs.json", "otel/otel.json"],
+        ),
+        ("Heroku router logfmt", &["heroku/router.log"]),
+    ];
+    for (name, files) in sets {
+        let mut sample = Vec::new();
+        for f in *files {
+            let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
+            sample.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+        let cpu_before = cpu_time(libc::RUSAGE_SELF);
+        for line in sample.iter().cycle().take(n) {
+            let ctx = LineContext {
+                service: "bench",
+                now: Utc::now(),
+                level: None,
+            };
+            let Ok(parsed) = detect::parse_line(detect::Format::Auto, line, &ctx) else {
+                continue;
+            };
+            if let Some(mut log) = parsed.log {
+                redactor.string(&mut log.message);
+                if let Some(a) = &mut log.attrs {
+                    redactor.json(a);
+                }
+                if log.level >= opsdash::model::Level::Error {
+                    log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
+                        &log.service,
+                        log.error_type.as_deref(),
+                        &log.message,
+                    ));
+                }
+                writer::encode_log(&mut buf, &log);
+            }
+            if let Some(mut q) = parsed.query {
+                redactor.string(&mut q.query);
+            }
+            if buf.len_bytes() > 4 << 20 {
+                buf.clear();
+            }
+        }
+        let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
+        let rate = n as f64 / cpu.as_secs_f64().max(1e-9);
+        println!("  CPU side, {name}: {rate:.0} lines per CPU-second");
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU side, {name} (auto, 1 thread)"),
+            rate,
+            "lines/CPU-s",
+            None,
+            &[],
+        );
+    }
+    Ok(())
+}
+
 /// The original design's services: one INSERT per log line, each its own transaction (autocommit,
 /// prepared statement reused), on one connection, of the first `n` lines of the same JSON file.
 fn time_row_by_row(tc: &TestCluster, json: &Path, n: usize) -> Result<Duration> {
@@ -347,6 +439,10 @@ fn main() -> Result<()> {
         None,
         &[],
     );
+    cpu_side_per_format(lines.min(500_000))?;
+    if std::env::args().any(|a| a == "--cpu-only") {
+        return Ok(());
+    }
     let tc = TestCluster::start("bench-ingest")?;
     let url = format!(
         "postgresql://postgres@localhost/{}?host={}&port={}",

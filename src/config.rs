@@ -161,6 +161,8 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// With --follow, buffered rows are flushed at least this often.
     pub flush_interval_ms: u64,
+    /// Zone of times written without one (`UTC`, `local`, or an offset such as `+02:00`).
+    pub timezone: String,
     /// Keys whose values are replaced by [REDACTED] in fields and in key=value text.
     pub redact_keys: Vec<String>,
     /// Redact card numbers (Luhn-checked) and US social security numbers.
@@ -203,6 +205,7 @@ impl Default for IngestConfig {
             dedup_window: "10s".into(),
             batch_size: 5000,
             flush_interval_ms: 200,
+            timezone: "UTC".into(),
             redact_keys: DEFAULT_REDACT_KEYS.iter().map(|s| s.to_string()).collect(),
             redact_card_numbers: true,
             redact_ssn: true,
@@ -701,6 +704,9 @@ impl Config {
                 .unwrap_or(&message)
                 .to_string();
             return bad(key_path, message);
+        }
+        if let Err(e) = crate::ingest::timestamp::Zone::parse(&self.ingest.timezone) {
+            return bad("ingest.timezone".into(), e);
         }
         if let Err(e) = humantime::parse_duration(&self.ingest.dedup_window) {
             return bad(

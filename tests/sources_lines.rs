@@ -309,3 +309,41 @@ async fn postgres_server_log_in_each_destination() {
         assert_eq!(n, 0, "{file}");
     }
 }
+
+/// `ingest.timezone` reads times written without a zone, and the summary line says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_without_a_zone_are_read_in_the_configured_zone() {
+    let t = TestDb::new().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[ingest]\ntimezone = \"+02:00\"\n").unwrap();
+    let input = dir.path().join("app.log");
+    std::fs::write(
+        &input,
+        "2024-01-02 03:04:05,678 - app.db - ERROR - pool exhausted\n\
+         2024-01-02T03:04:06Z INFO with its own zone\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdash"))
+        .env_remove("OPSDASH_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .arg("--config")
+        .arg(&config)
+        .args(["--database-url", &t.url().unwrap(), "ingest"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("times without a zone read as UTC+02:00 (ingest.timezone)"),
+        "{stderr}"
+    );
+    let ts: Vec<String> = sqlx::query_scalar(
+        "SELECT to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS.MS') FROM opsdash.log_event ORDER BY ts",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!(ts, vec!["01:04:05.678", "03:04:06.000"]);
+}

@@ -38,7 +38,10 @@ pub struct IngestArgs {
     /// standard input.
     #[arg(value_name = "FILE|GLOB|-")]
     pub files: Vec<PathBuf>,
-    /// Line format; `auto` decides per line (JSON, access log, logfmt, else plain text).
+    /// Line format; `auto` decides per line (JSON, access log, logfmt, PostgreSQL's log, else
+    /// plain text with its leading time and level). Times written without a zone are read in
+    /// `ingest.timezone` (UTC by default; `local`, or an offset such as +02:00); the summary
+    /// line says so when it happened.
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
     /// Service of every line: given, it wins over the line's own `service`, `app`, `logger`,

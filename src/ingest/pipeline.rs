@@ -125,6 +125,10 @@ pub struct Summary {
     pub first_rejects: Vec<Rejection>,
     /// Events stored, by the format they were read as.
     pub formats: BTreeMap<&'static str, u64>,
+    /// Times read without a zone (process-wide count over the run), and the zone they were
+    /// read in (`ingest.timezone`).
+    pub zoneless: u64,
+    pub zone: String,
     /// Why writing stopped, when it did.
     pub error: Option<String>,
 }
@@ -168,10 +172,16 @@ impl Summary {
         if self.audits > 0 {
             tables.push_str(&format!(", audit_event {}", self.audits));
         }
-        let formats = match self.formats_line() {
+        let mut formats = match self.formats_line() {
             f if f.is_empty() => f,
             f => format!("; formats: {f}"),
         };
+        if self.zoneless > 0 {
+            formats.push_str(&format!(
+                "; times without a zone read as {} (ingest.timezone)",
+                self.zone
+            ));
+        }
         format!(
             "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{lost}; \
              {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
@@ -276,6 +286,8 @@ pub struct Pipeline {
     writer_error: Option<String>,
     committed: Arc<Committed>,
     started: Instant,
+    /// `timestamp::zoneless_count()` when the run started.
+    zoneless_at_start: u64,
 }
 
 impl Pipeline {
@@ -284,6 +296,9 @@ impl Pipeline {
         let window = humantime::parse_duration(&cfg.dedup_window)
             .with_context(|| format!("ingest.dedup_window {:?}", cfg.dedup_window))?;
         let redactor = Redactor::new(cfg)?;
+        let zone = super::timestamp::Zone::parse(&cfg.timezone)
+            .map_err(|e| anyhow::anyhow!("ingest.timezone: {e}"))?;
+        super::timestamp::set_zone(zone);
         let committed = Arc::new(Committed::default());
         // Two batches in flight: one being written, one waiting; more only costs memory.
         let (tx, rx) = mpsc::channel(2);
@@ -314,6 +329,7 @@ impl Pipeline {
             writer_error: None,
             committed,
             started: Instant::now(),
+            zoneless_at_start: super::timestamp::zoneless_count(),
         })
     }
 
@@ -735,6 +751,8 @@ impl Pipeline {
             elapsed: self.started.elapsed(),
             first_rejects: self.first_rejects,
             formats: self.formats,
+            zoneless: super::timestamp::zoneless_count().saturating_sub(self.zoneless_at_start),
+            zone: super::timestamp::zone().name(),
             error: self.writer_error,
         }
     }

@@ -254,6 +254,19 @@ mod tests {
     }
 
     #[test]
+    fn zones_of_times_without_one() {
+        let naive =
+            NaiveDateTime::parse_from_str("2024-07-01 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let at = |z: &str| Zone::parse(z).unwrap().to_utc(naive).unwrap().to_rfc3339();
+        assert_eq!(at("UTC"), "2024-07-01T12:00:00+00:00");
+        assert_eq!(at("+02:00"), "2024-07-01T10:00:00+00:00");
+        assert_eq!(at("-0530"), "2024-07-01T17:30:00+00:00");
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        assert_eq!(Zone::parse("+02:00").unwrap().name(), "UTC+02:00");
+        assert!(Zone::parse("local").unwrap().to_utc(naive).is_some());
+    }
+
+    #[test]
     fn epoch_magnitudes() {
         let s = from_epoch(1_700_000_000.0).unwrap();
         assert_eq!(from_epoch(1_700_000_000_000.0), Some(s));
