@@ -161,6 +161,9 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// With --follow, buffered rows are flushed at least this often.
     pub flush_interval_ms: u64,
+    /// A custom access-log layout, `nginx:<log_format>` or `apache:<LogFormat>` (empty: none),
+    /// used when `ingest --format` is auto, nginx or apache.
+    pub access_format: String,
     /// Zone of times written without one (`UTC`, `local`, or an offset such as `+02:00`).
     pub timezone: String,
     /// Keys whose values are replaced by [REDACTED] in fields and in key=value text.
@@ -206,6 +209,7 @@ impl Default for IngestConfig {
             batch_size: 5000,
             flush_interval_ms: 200,
             timezone: "UTC".into(),
+            access_format: String::new(),
             redact_keys: DEFAULT_REDACT_KEYS.iter().map(|s| s.to_string()).collect(),
             redact_card_numbers: true,
             redact_ssn: true,
@@ -704,6 +708,11 @@ impl Config {
                 .unwrap_or(&message)
                 .to_string();
             return bad(key_path, message);
+        }
+        if !self.ingest.access_format.is_empty() {
+            if let Err(e) = crate::ingest::layout::Layout::parse_spec(&self.ingest.access_format) {
+                return bad("ingest.access_format".into(), e);
+            }
         }
         if let Err(e) = crate::ingest::timestamp::Zone::parse(&self.ingest.timezone) {
             return bad("ingest.timezone".into(), e);

@@ -347,3 +347,70 @@ async fn times_without_a_zone_are_read_in_the_configured_zone() {
     .unwrap();
     assert_eq!(ts, vec!["01:04:05.678", "03:04:06.000"]);
 }
+
+/// `--format 'nginx:<log_format>'` reads a custom layout (durations from $request_time) and
+/// rejects the lines it does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_nginx_layout_from_the_command_line() {
+    let t = TestDb::new().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.log");
+    std::fs::write(
+        &input,
+        "10.0.0.1 [2024-01-02T03:04:05+00:00] \"GET /orders/17 HTTP/1.1\" 200 512 rt=0.125 uct=0.001\n\
+         10.0.0.2 [2024-01-02T03:04:06+00:00] \"POST /orders HTTP/1.1\" 503 0 rt=2.000 uct=-\n\
+         not an access line\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opsdash"))
+        .env_remove("OPSDASH_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["--database-url", &t.url().unwrap(), "ingest", "--format"])
+        .arg("nginx:$remote_addr [$time_iso8601] \"$request\" $status $body_bytes_sent rt=$request_time uct=$upstream_connect_time")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "one line rejected: {stderr}");
+    assert!(
+        stderr.contains("line 3: does not match the layout"),
+        "{stderr}"
+    );
+    let r = rows(
+        &t,
+        "SELECT method, route, status, duration_ms, ip FROM opsdash.request_log ORDER BY ts",
+    )
+    .await;
+    let got: Vec<(String, String, i16, f64, String)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get("method"),
+                r.get("route"),
+                r.get("status"),
+                r.get("duration_ms"),
+                r.get("ip"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "GET".into(),
+                "/orders/:id".into(),
+                200,
+                125.0,
+                "10.0.0.1".into()
+            ),
+            (
+                "POST".into(),
+                "/orders".into(),
+                503,
+                2000.0,
+                "10.0.0.2".into()
+            ),
+        ]
+    );
+}

@@ -23,6 +23,7 @@ pub mod fields;
 pub mod fingerprint;
 pub mod follow;
 pub mod json;
+pub mod layout;
 pub mod logfmt;
 pub mod pglog;
 pub mod pipeline;

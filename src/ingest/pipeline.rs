@@ -41,6 +41,9 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub format: Format,
+    /// A custom access-log layout (`--format nginx:'...'`, `ingest.access_format`): lines it
+    /// matches are requests; the others are rejected, or detected as usual with `auto`.
+    pub layout: Option<Arc<super::layout::Layout>>,
     /// Service for lines that name none.
     pub service: String,
     /// `service` given by the user (`--service`): it wins over the line's own service, app,
@@ -64,6 +67,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             format: Format::Auto,
+            layout: None,
             service: String::new(),
             source: "stdin".into(),
             print_rejects: false,
@@ -428,6 +432,13 @@ impl Pipeline {
             now: Utc::now(),
             level: None,
         };
+        if let Some(layout) = &self.opts.layout {
+            match layout.read(&env.text, &ctx) {
+                Ok(parsed) => return self.accept(parsed, has_nul, invalid_utf8),
+                Err(reason) if self.opts.format != Format::Auto => return self.reject(reason),
+                Err(_) => {}
+            }
+        }
         match envelope::read(self.opts.format, env, &ctx) {
             Ok(parsed) => self.accept(parsed, has_nul, invalid_utf8),
             Err(reason) => self.reject(reason),
