@@ -328,7 +328,8 @@ fn field_end(line: &str, at: usize, next: &str) -> Option<usize> {
                 i += 2;
                 continue;
             }
-            if line[i..].starts_with(next) {
+            // Compared as bytes: `i` may sit inside a multi-byte character after an escape.
+            if b[i..].starts_with(next.as_bytes()) {
                 return Some(i);
             }
             i += 1;
@@ -408,6 +409,15 @@ mod tests {
         assert_eq!((r.duration_ms, r.status), (2000.0, 500));
         assert_eq!(r.user_agent.as_deref(), Some("Mozilla/5.0 (X11)"));
         assert_eq!(r.request_id.as_deref(), Some("rq-9"));
+    }
+
+    proptest::proptest! {
+        /// No line makes the matcher panic (escapes before multi-byte characters included).
+        #[test]
+        fn any_line_is_read_or_refused(line in "[\\\\\"a-zé€ 0-9\\[\\]:./-]{0,80}") {
+            let l = Layout::parse_spec(r#"nginx:$remote_addr "$request" $status "$http_user_agent" $request_time"#).unwrap();
+            let _ = l.read(&line, &ctx());
+        }
     }
 
     #[test]
