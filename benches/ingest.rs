@@ -5,7 +5,8 @@
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
 //!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
-//!     --cpu-only: only the CPU-side figures (JSON and each envelope format), no database
+//!     --cpu-only: stop after the CPU-side figures (JSON, each envelope format, then one row per
+//!     line format of tests/fixtures/sources: plain text, PostgreSQL stderr/csvlog/jsonlog...)
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -291,7 +292,7 @@ fn envelope_cpu_side(format: &str, n: usize) -> Result<f64> {
         let now = Utc::now();
         let clock = syslog::Clock {
             now,
-            zone: chrono_tz::Tz::UTC,
+            zone: opsdash::ingest::timestamp::Zone::Utc,
         };
         let ctx = LineContext {
             service: "bench",
@@ -323,6 +324,96 @@ fn envelope_cpu_side(format: &str, n: usize) -> Result<f64> {
     }
     let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
     Ok(n as f64 / cpu.as_secs_f64().max(1e-9))
+}
+
+/// CPU side per line format of issue 14 (no database): the committed samples of each format
+/// (tests/fixtures/sources, written by the real tools) repeated to `n` lines, read with `auto`
+/// as an operator would, then redacted, fingerprinted and COPY-encoded like the JSON row.
+fn cpu_side_per_format(n: usize) -> Result<()> {
+    use opsdash::ingest::{detect, fields::LineContext, redact::Redactor, writer};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sources");
+    let cfg = opsdash::config::IngestConfig::default();
+    let redactor = Redactor::new(&cfg)?;
+    let sets: &[(&str, &[&str])] = &[
+        (
+            "plain text layouts",
+            &["text/samples.log", "python/logging.log"],
+        ),
+        (
+            "PostgreSQL stderr",
+            &["postgres/default.log", "postgres/prefixed.log"],
+        ),
+        ("PostgreSQL csvlog", &["postgres/default.csv"]),
+        ("PostgreSQL jsonlog", &["postgres/default.json"]),
+        (
+            "pino/structlog/loguru JSON",
+            &[
+                "pino/pino.json",
+                "structlog/structlog.json",
+                "loguru/loguru.json",
+            ],
+        ),
+        (
+            "CLEF/ECS/OTel JSON",
+            &["clef/clef.json", "ecs/ecs.json", "otel/otel.json"],
+        ),
+        ("Heroku router logfmt", &["heroku/router.log"]),
+    ];
+    for (name, files) in sets {
+        let mut sample = Vec::new();
+        for f in *files {
+            let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
+            sample.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+        let cpu_before = cpu_time(libc::RUSAGE_SELF);
+        for line in sample.iter().cycle().take(n) {
+            let ctx = LineContext {
+                service: "bench",
+                now: Utc::now(),
+                level: None,
+            };
+            let Ok(parsed) = detect::parse_line(detect::Format::Auto, line, &ctx) else {
+                continue;
+            };
+            if let Some(mut log) = parsed.log {
+                redactor.string(&mut log.message);
+                if let Some(a) = &mut log.attrs {
+                    redactor.json(a);
+                }
+                if log.level >= opsdash::model::Level::Error {
+                    log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
+                        &log.service,
+                        log.error_type.as_deref(),
+                        &log.message,
+                    ));
+                }
+                writer::encode_log(&mut buf, &log);
+            }
+            if let Some(mut q) = parsed.query {
+                redactor.string(&mut q.query);
+            }
+            if buf.len_bytes() > 4 << 20 {
+                buf.clear();
+            }
+        }
+        let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
+        let rate = n as f64 / cpu.as_secs_f64().max(1e-9);
+        println!("  CPU side, {name}: {rate:.0} lines per CPU-second");
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU side, {name} (auto, 1 thread)"),
+            rate,
+            "lines/CPU-s",
+            None,
+            &[],
+        );
+    }
+    Ok(())
 }
 
 /// The original design's services: one INSERT per log line, each its own transaction (autocommit,
@@ -448,6 +539,7 @@ fn main() -> Result<()> {
             &[Aim::AtLeast(200_000.0)],
         );
     }
+    cpu_side_per_format(lines.min(500_000))?;
     if std::env::args().any(|a| a == "--cpu-only") {
         return Ok(());
     }

@@ -176,6 +176,12 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// With --follow, buffered rows are flushed at least this often.
     pub flush_interval_ms: u64,
+    /// A custom access-log layout, `nginx:<log_format>` or `apache:<LogFormat>` (empty: none),
+    /// used when `ingest --format` is auto, nginx or apache.
+    pub access_format: String,
+    /// Zone of times written without one (syslog's `Dec  4 03:04:05`, ISO times without an
+    /// offset): `UTC`, `local`, an IANA name such as `Europe/Berlin`, or an offset (`+02:00`).
+    pub timezone: String,
     /// Keys whose values are replaced by [REDACTED] in fields and in key=value text.
     pub redact_keys: Vec<String>,
     /// Redact card numbers (Luhn-checked) and US social security numbers.
@@ -183,9 +189,6 @@ pub struct IngestConfig {
     pub redact_ssn: bool,
     /// Extra redaction rules: a regex and its replacement.
     pub redact: Vec<RedactRule>,
-    /// IANA zone (`Europe/Berlin`) of times written without one, such as syslog's
-    /// `Dec  4 03:04:05`: the zone of the machine that wrote them.
-    pub timezone: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -221,11 +224,12 @@ impl Default for IngestConfig {
             dedup_window: "10s".into(),
             batch_size: 5000,
             flush_interval_ms: 200,
+            timezone: "UTC".into(),
+            access_format: String::new(),
             redact_keys: DEFAULT_REDACT_KEYS.iter().map(|s| s.to_string()).collect(),
             redact_card_numbers: true,
             redact_ssn: true,
             redact: Vec::new(),
-            timezone: "UTC".into(),
         }
     }
 }
@@ -728,16 +732,18 @@ impl Config {
                 .to_string();
             return bad(key_path, message);
         }
+        if !self.ingest.access_format.is_empty() {
+            if let Err(e) = crate::ingest::layout::Layout::parse_spec(&self.ingest.access_format) {
+                return bad("ingest.access_format".into(), e);
+            }
+        }
+        if let Err(e) = crate::ingest::timestamp::Zone::parse(&self.ingest.timezone) {
+            return bad("ingest.timezone".into(), e);
+        }
         if let Err(e) = humantime::parse_duration(&self.ingest.dedup_window) {
             return bad(
                 "ingest.dedup_window".into(),
                 format!("not a duration ({e}), e.g. \"10s\""),
-            );
-        }
-        if let Err(e) = self.ingest.timezone.parse::<chrono_tz::Tz>() {
-            return bad(
-                "ingest.timezone".into(),
-                format!("{e}; expected an IANA zone name such as \"UTC\" or \"Europe/Berlin\""),
             );
         }
         for (i, w) in self.kpi.widget.iter().enumerate() {

@@ -24,12 +24,13 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 use sqlx::{Postgres, QueryBuilder};
 
-const FORMATS: [Format; 5] = [
+const FORMATS: [Format; 6] = [
     Format::Auto,
     Format::Json,
     Format::Logfmt,
     Format::Nginx,
     Format::Apache,
+    Format::Postgres,
 ];
 
 fn ctx() -> LineContext<'static> {

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::ingest::follow::{is_pattern, FollowSet};
+use crate::ingest::layout::Layout;
 use crate::ingest::writer::Committed;
 use crate::ingest::{self, AtEof, Format, Options, Pipeline};
 
@@ -38,11 +39,17 @@ pub struct IngestArgs {
     /// standard input.
     #[arg(value_name = "FILE|GLOB|-")]
     pub files: Vec<PathBuf>,
-    /// Line format; `auto` decides per line (journald JSON, Docker json-file, CRI, syslog
-    /// envelopes, whose text is then detected in turn; JSON, access log, logfmt, else plain
-    /// text). Syslog times without a zone are read in `ingest.timezone` (UTC unless set).
-    #[arg(long, value_enum, default_value_t = Format::Auto)]
-    pub format: Format,
+    /// Line format: auto, json, logfmt, nginx, apache, postgres, journald, docker, cri, syslog,
+    /// or a custom access-log layout `nginx:'<log_format>'` / `apache:'<LogFormat>'` (lines it
+    /// does not match are rejected; `ingest.access_format` in the config gives one to auto,
+    /// nginx and apache). `auto` decides per line: journald JSON, Docker json-file, CRI and
+    /// syslog envelopes, whose text is then detected in turn; JSON, access log, logfmt,
+    /// PostgreSQL's log, else plain text with its leading time and level. Times written without
+    /// a zone (syslog's, ISO times without an offset) are read in `ingest.timezone` (UTC by
+    /// default; `local`, an IANA name such as Europe/Berlin, or an offset such as +02:00); the
+    /// summary line says so when it happened.
+    #[arg(long, value_parser = parse_format, default_value = "auto", value_name = "FORMAT")]
+    pub format: FormatArg,
     /// Service of every line: given, it wins over the line's own `service`, `app`, `logger`,
     /// `name` or `component` field (kept in attrs under its name). Not given, lines that name
     /// none get the file name without its extension.
@@ -74,6 +81,35 @@ pub struct IngestArgs {
     /// first bad line. Default: no limit.
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
+}
+
+/// `--format`: a named format, or a custom access-log layout.
+#[derive(Debug, Clone)]
+pub struct FormatArg {
+    pub format: Format,
+    pub layout: Option<Arc<Layout>>,
+}
+
+fn parse_format(s: &str) -> Result<FormatArg, String> {
+    if s.starts_with("nginx:") || s.starts_with("apache:") {
+        let layout = Layout::parse_spec(s)?;
+        return Ok(FormatArg {
+            format: if s.starts_with("nginx:") {
+                Format::Nginx
+            } else {
+                Format::Apache
+            },
+            layout: Some(Arc::new(layout)),
+        });
+    }
+    use clap::ValueEnum;
+    Format::from_str(s, true)
+        .map(|format| FormatArg { format, layout: None })
+        .map_err(|_| {
+            format!(
+                "unknown format {s:?} (auto, json, logfmt, nginx, apache, postgres, journald, docker, cri, syslog, nginx:'<log_format>', apache:'<LogFormat>')"
+            )
+        })
 }
 
 type Signals = [tokio::signal::unix::Signal; 3];
@@ -171,8 +207,21 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default()
     });
+    let layout = match (&args.format.layout, args.format.format) {
+        (Some(l), _) => Some(l.clone()),
+        (None, Format::Auto | Format::Nginx | Format::Apache)
+            if !cfg.ingest.access_format.is_empty() =>
+        {
+            Some(Arc::new(
+                Layout::parse_spec(&cfg.ingest.access_format)
+                    .map_err(|e| anyhow::anyhow!("ingest.access_format: {e}"))?,
+            ))
+        }
+        _ => None,
+    };
     let opts = Options {
-        format: args.format,
+        format: args.format.format,
+        layout,
         service,
         source,
         print_rejects: true,

@@ -4,7 +4,7 @@
 use super::access::{self, Flavor};
 use super::fields::LineContext;
 use super::record::Parsed;
-use super::{json, logfmt, text};
+use super::{json, logfmt, pglog, text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -29,6 +29,9 @@ pub enum Format {
     /// a year are of the current year (the previous one if that is days ahead), times without
     /// a zone are in `ingest.timezone` (UTC unless set).
     Syslog,
+    /// PostgreSQL's server log: stderr (any usual log_line_prefix), csvlog or jsonlog
+    /// (`auto` recognises them too).
+    Postgres,
 }
 
 /// The format `auto` picks for one line.
@@ -62,6 +65,7 @@ pub fn parse_line(format: Format, line: &str, ctx: &LineContext) -> Result<Parse
         Format::Logfmt => logfmt::parse(line, ctx),
         Format::Nginx => access::parse(line, Flavor::Nginx, ctx),
         Format::Apache => access::parse(line, Flavor::Apache, ctx),
+        Format::Postgres => pglog::parse(line, ctx),
         // The text inside an envelope (see `envelope`) is detected like any line.
         Format::Auto | Format::Journald | Format::Docker | Format::Cri | Format::Syslog => {
             match detect(line) {
@@ -81,7 +85,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [Format; 9] = [
+    const ALL: [Format; 10] = [
+        Format::Postgres,
         Format::Auto,
         Format::Json,
         Format::Logfmt,

@@ -146,7 +146,7 @@ mod tests {
         let line = r#"{"level":"warn","msg":"slow","host":"h1"}"#;
         let clock = Clock {
             now: ctx.now,
-            zone: chrono_tz::Tz::UTC,
+            zone: crate::ingest::timestamp::Zone::Utc,
         };
         let env = open(Format::Auto, line, &clock).unwrap();
         let p = read(Format::Auto, env, &ctx).unwrap();

@@ -13,6 +13,14 @@
 //! - durations are read by field name: `*_ms` milliseconds, `request_time`/`*_s` seconds
 //!   (nginx `$request_time`), `*_us`/`request_time_us` microseconds (nginx/Apache `%D`-style),
 //!   `*_ns` nanoseconds; a name with no unit takes text with a unit, or a number in ms.
+//! - nested objects of the ECS and OpenTelemetry namespaces (`{"log":{"level":..}}`,
+//!   `{"service":{"name":..}}`, `{"http":{"request":{"method":..}}}`) are read as their dotted
+//!   names (`log.level`); OTel's `resource` and `attributes` hold names that are already
+//!   dotted. What has no column stays in attrs under the outer key.
+//! - Serilog CLEF: `@m` is the message; without it `@mt` rendered with the event's properties
+//!   is; no `@l` means Information (even with an `@x` exception, whose type gives error_type).
+//! - structlog names the message `event` (used when there is no `msg`/`message`); loguru's
+//!   `serialize=True` nests everything under `record` (its `text` rendering is then dropped).
 
 use std::borrow::Cow;
 
@@ -118,24 +126,123 @@ enum Slot {
     HttpObject,
     /// Heroku's `at=info|error`: the level when the line has no level field.
     At,
+    /// structlog's message field (a message only when the line has no `msg`/`message`).
+    Event,
+    /// Serilog's message template, rendered when there is no `@m`.
+    Template,
+    /// Serilog's exception text (`@x`).
+    Exception,
+    /// OpenTelemetry's 1-24 severity.
+    SeverityNumber,
+}
+
+/// Outer keys whose object value is read as dotted names (ECS, OTel); `true`: the names
+/// inside are complete already (OTel's `resource` and `attributes`).
+fn namespace(key: &str) -> Option<bool> {
+    Some(match key {
+        "log" | "service" | "trace" | "span" | "host" | "url" | "event" | "user" | "client"
+        | "source" | "http" => false,
+        "resource" | "attributes" | "Resource" | "Attributes" => true,
+        _ => return None,
+    })
+}
+
+/// The exception type at the head of an exception's text: .NET/Java `System.IO.IOException:
+/// msg` (first line), Python `Traceback ...` (last line `ValueError: msg`).
+fn exception_type(text: &str) -> Option<String> {
+    let line = if text.starts_with("Traceback") {
+        text.lines().rev().find(|l| !l.trim().is_empty())?
+    } else {
+        text.lines().next()?
+    };
+    let name = line.split(':').next()?.trim();
+    let looks_like_type = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$' | b'+'))
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && (name.contains('.')
+            || name.ends_with("Error")
+            || name.ends_with("Exception")
+            || name.ends_with("Interrupt")
+            || name.ends_with("Exit"));
+    looks_like_type.then(|| name.to_string())
+}
+
+/// Serilog's message template with the event's properties: `{Name}`, `{@Name}`, `{$Name}`,
+/// `{Name:format}`, `{Name,width}`; `{{` and `}}` are literal braces. A property the event
+/// lacks stays as written.
+fn render_template(template: &str, props: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if let Some(after) = tail.strip_prefix('}') {
+            out.push('}');
+            rest = after;
+            continue;
+        }
+        let Some(close) = tail.find('}') else {
+            out.push_str(tail);
+            return out;
+        };
+        let hole = &tail[1..close];
+        let name = hole.trim_start_matches(['@', '$']);
+        let name = name.split([':', ',']).next().unwrap_or(name);
+        match props.get(name) {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(v) => out.push_str(&v.to_string()),
+            None => out.push_str(&tail[..=close]),
+        }
+        rest = &tail[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A JSON value as a field value.
+fn from_json(v: Value) -> Val<'static> {
+    match v {
+        Value::String(s) => Val::Str(Cow::Owned(s)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Val::Int(i),
+            (None, Some(u)) => Val::UInt(u),
+            _ => Val::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::Bool(b) => Val::Bool(b),
+        Value::Null => Val::Null,
+        other => Val::Nested(other),
+    }
 }
 
 /// Service name candidates, best first: `service` beats `app` beats `logger`.
 fn slot(key: &str) -> Option<Slot> {
     Some(match key {
-        "timestamp" | "ts" | "time" | "@timestamp" | "datetime" | "@t" => Slot::Ts,
+        "timestamp" | "ts" | "time" | "@timestamp" | "datetime" | "@t" | "time_unix_nano"
+        | "timeUnixNano" | "TimeUnixNano" | "Timestamp" => Slot::Ts,
         "level" | "severity" | "lvl" | "loglevel" | "log.level" | "levelname" | "@l"
         | "severity_text" | "SeverityText" => Slot::Level,
-        "message" | "msg" | "@message" | "@m" | "@mt" => Slot::Message,
+        "message" | "msg" | "@message" | "@m" | "body" | "Body" => Slot::Message,
+        "event" => Slot::Event,
+        "@mt" => Slot::Template,
+        "@x" => Slot::Exception,
+        "severity_number" | "severityNumber" | "SeverityNumber" => Slot::SeverityNumber,
         "service" | "service.name" | "service_name" | "serviceName" => Slot::Service(0),
         "app" | "application" | "app_name" | "appName" => Slot::Service(1),
         "logger" | "logger_name" | "loggerName" | "log.logger" | "name" | "component" => {
             Slot::Service(2)
         }
-        "host" | "hostname" | "host.name" => Slot::Host,
+        "host" | "hostname" | "host.name" | "host.hostname" => Slot::Host,
         "trace_id" | "traceId" | "traceid" | "trace.id" | "correlation_id" | "correlationId"
-        | "dd.trace_id" | "TraceId" => Slot::TraceId,
-        "span_id" | "spanId" | "span.id" | "dd.span_id" | "SpanId" => Slot::SpanId,
+        | "dd.trace_id" | "TraceId" | "@tr" => Slot::TraceId,
+        "span_id" | "spanId" | "span.id" | "dd.span_id" | "SpanId" | "@sp" => Slot::SpanId,
         "request_id" | "requestId" | "req_id" | "reqId" | "x_request_id" | "http.request.id" => {
             Slot::RequestId
         }
@@ -311,6 +418,14 @@ struct Builder<'a> {
     user_agent: Option<String>,
     error_type: Option<String>,
     saw_error: bool,
+    /// Serilog CLEF (an `@`-field): no `@l` means Information, even with an exception.
+    clef: bool,
+    event: Option<Val<'a>>,
+    /// An error given as text (`"error":"connection refused"`, structlog's traceback).
+    error_text: Option<(String, String)>,
+    /// The message of an error object (`err.message`), the message of a line without one.
+    error_message: Option<String>,
+    template: Option<String>,
     bytes: Option<i64>,
     error_code: Option<String>,
     direction: Option<Direction>,
@@ -404,6 +519,46 @@ impl<'a> Builder<'a> {
                 }
             }
             Slot::Level => self.level(key, &v),
+            Slot::SeverityNumber => {
+                let l = match &v {
+                    Val::Int(n) => Level::from_otel_number(*n),
+                    Val::UInt(n) => i64::try_from(*n).ok().and_then(Level::from_otel_number),
+                    Val::Str(s) => s.trim().parse().ok().and_then(Level::from_otel_number),
+                    _ => None,
+                };
+                match l {
+                    // Only when no severity text names the level (it is the same level).
+                    Some(l) if self.level.is_none() => {
+                        self.level = Some(l);
+                        self.level_field = Some((key.clone(), v.clone()));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Slot::Event => {
+                if self.event.is_none() && matches!(v, Val::Str(_)) {
+                    self.event = Some(v);
+                    return Ok(None);
+                }
+                false
+            }
+            Slot::Template => {
+                self.clef = true;
+                if self.template.is_none() {
+                    self.template = v.as_str().map(str::to_string);
+                }
+                // Kept in attrs: the template is the event's shape, the best grouping key.
+                false
+            }
+            Slot::Exception => {
+                self.clef = true;
+                self.saw_error = true;
+                if self.error_type.is_none() {
+                    self.error_type = v.as_str().and_then(exception_type);
+                }
+                false
+            }
             Slot::At => match level_of(&v) {
                 Some(l) if self.at_level.is_none() => {
                     self.at_level = Some((l, v.clone()));
@@ -418,7 +573,19 @@ impl<'a> Builder<'a> {
                     v.as_str().and_then(duration_with_unit_ms),
                 )
             }
-            Slot::Message => set_once(&mut self.message, v.to_text()),
+            Slot::Message => {
+                if key.starts_with('@') {
+                    self.clef = true;
+                }
+                let text = match &v {
+                    Val::Nested(Value::Object(o)) => o
+                        .get("stringValue")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    other => other.to_text(),
+                };
+                set_once(&mut self.message, text)
+            }
             Slot::Service(rank) => match (v.to_text(), &self.service) {
                 (Some(s), None) => {
                     self.service = Some((rank, s, static_key(key)));
@@ -473,17 +640,25 @@ impl<'a> Builder<'a> {
                         if self.error_type.is_none() {
                             self.error_type = error_type_in(obj);
                         }
-                        // pino puts the message only in err.message when msg is absent.
-                        if self.message.is_none() {
-                            self.message = obj
+                        // pino puts the message only in err.message when msg is absent (and
+                        // may write `err` before `msg`: decided at the end).
+                        if self.error_message.is_none() {
+                            self.error_message = obj
                                 .get("message")
                                 .and_then(Value::as_str)
                                 .map(str::to_string);
                         }
                     }
-                    Val::Str(s) if self.message.is_none() => {
-                        self.message = Some(s.to_string());
-                        return Ok(None);
+                    Val::Str(s) => {
+                        if self.error_type.is_none() {
+                            self.error_type = exception_type(s);
+                        }
+                        // The message when the line has none (decided at the end: structlog
+                        // writes `event` before `exception`, others the other way round).
+                        if self.error_text.is_none() {
+                            self.error_text = Some((key.to_string(), s.to_string()));
+                            return Ok(None);
+                        }
                     }
                     _ => {}
                 }
@@ -523,11 +698,36 @@ impl<'a> Builder<'a> {
             }
             None => None,
         };
-        let level = self.level.or(at_level).unwrap_or(if self.saw_error {
-            Level::Error
-        } else {
-            ctx.level.unwrap_or(Level::Info)
-        });
+        if let Some(ev) = self.event.take() {
+            if self.message.is_none() {
+                self.message = ev.to_text();
+            } else {
+                self.attrs.insert("event".into(), ev.into_json());
+            }
+        }
+        if let Some((key, text)) = self.error_text.take() {
+            if self.message.is_none() {
+                self.message = Some(text);
+            } else {
+                self.attrs.insert(key, Value::String(text));
+            }
+        }
+        if self.message.is_none() {
+            self.message = self.error_message.take();
+        }
+        if self.message.is_none() {
+            if let Some(t) = &self.template {
+                self.message = Some(render_template(t, &self.attrs));
+            }
+        }
+        let level = self
+            .level
+            .or(at_level)
+            .unwrap_or(if self.saw_error && !self.clef {
+                Level::Error
+            } else {
+                ctx.level.unwrap_or(Level::Info)
+            });
         let (service, service_from) = match self.service {
             Some((_, s, key)) => (s, Some(key)),
             None => (ctx.service.to_string(), None),
@@ -606,11 +806,106 @@ pub fn build<'a>(
 ) -> Result<Parsed, String> {
     let mut b = Builder::default();
     for (key, v) in fields {
+        let v = match v {
+            Val::Nested(Value::Object(obj)) => {
+                if let Some(whole) = namespace(&key) {
+                    let rest = b.nested(&key, whole, obj, 0)?;
+                    if !rest.is_empty() {
+                        b.attrs.insert(key.into_owned(), Value::Object(rest));
+                    }
+                    continue;
+                }
+                if key == "record" && obj.get("level").is_some_and(Value::is_object) {
+                    b.loguru(obj)?;
+                    continue;
+                }
+                Val::Nested(Value::Object(obj))
+            }
+            other => other,
+        };
         if let Some(rest) = b.take(&key, v)? {
             b.attrs.insert(key.into_owned(), rest.into_json());
         }
     }
     Ok(b.finish(ctx))
+}
+
+impl Builder<'_> {
+    /// Reads the fields of a namespace object (`{"log":{"level":..}}`) by their dotted names;
+    /// returns what has no column.
+    fn nested(
+        &mut self,
+        prefix: &str,
+        whole: bool,
+        obj: Map<String, Value>,
+        depth: u8,
+    ) -> Result<Map<String, Value>, String> {
+        let mut rest = Map::new();
+        for (k, v) in obj {
+            let name = if whole {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Object(inner) if depth < 3 && !whole => {
+                    let r = self.nested(&name, false, inner, depth + 1)?;
+                    if !r.is_empty() {
+                        rest.insert(k, Value::Object(r));
+                    }
+                }
+                v if slot(&name).is_some() => {
+                    let key = Cow::Owned(name);
+                    if let Some(unused) = self.take(&key, from_json(v))? {
+                        rest.insert(k, unused.into_json());
+                    }
+                }
+                v => {
+                    rest.insert(k, v);
+                }
+            }
+        }
+        Ok(rest)
+    }
+
+    /// loguru's `serialize=True` record: level and time are objects, the bound context is
+    /// `extra`; its `text` (the same event rendered) is dropped.
+    fn loguru(&mut self, mut rec: Map<String, Value>) -> Result<(), String> {
+        if self.attrs.get("text").is_some_and(Value::is_string) {
+            self.attrs.remove("text");
+        }
+        let level = rec.remove("level");
+        if let Some(name) = level.as_ref().and_then(|l| l.get("name")).cloned() {
+            self.take(&Cow::Borrowed("level"), from_json(name))?;
+        }
+        if let Some(t) = rec.remove("time") {
+            let v = t.get("timestamp").or_else(|| t.get("repr")).cloned();
+            if let Some(v) = v {
+                self.take(&Cow::Borrowed("time"), from_json(v))?;
+            }
+        }
+        if let Some(m) = rec.remove("message") {
+            self.take(&Cow::Borrowed("message"), from_json(m))?;
+        }
+        if let Some(Value::Object(exc)) = rec.remove("exception") {
+            self.saw_error = true;
+            if self.error_type.is_none() {
+                self.error_type = exc.get("type").and_then(Value::as_str).map(str::to_string);
+            }
+            self.attrs.insert("exception".into(), Value::Object(exc));
+        }
+        if let Some(Value::Object(extra)) = rec.remove("extra") {
+            for (k, v) in extra {
+                let key = Cow::Owned(k);
+                if let Some(unused) = self.take(&key, from_json(v))? {
+                    self.attrs.insert(key.into_owned(), unused.into_json());
+                }
+            }
+        }
+        rec.remove("elapsed");
+        self.attrs.insert("record".into(), Value::Object(rec));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

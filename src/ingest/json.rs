@@ -120,6 +120,10 @@ pub fn parse(line: &str, ctx: &LineContext) -> Result<Parsed, String> {
     let mut de = serde_json::Deserializer::from_str(line);
     let fields = Fields::deserialize(&mut de).map_err(|e| describe(&e))?;
     de.end().map_err(|e| describe(&e))?;
+    if fields.0.iter().any(|(k, _)| k == "error_severity") {
+        // PostgreSQL's jsonlog.
+        return super::pglog::from_json_fields(fields.0, ctx);
+    }
     let mut parsed = fields::build(fields.0, ctx)?;
     parsed.format = "json";
     Ok(parsed)

@@ -43,6 +43,9 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub format: Format,
+    /// A custom access-log layout (`--format nginx:'...'`, `ingest.access_format`): lines it
+    /// matches are requests; the others are rejected, or detected as usual with `auto`.
+    pub layout: Option<Arc<super::layout::Layout>>,
     /// Service for lines that name none.
     pub service: String,
     /// `service` given by the user (`--service`): it wins over the line's own service, app,
@@ -66,6 +69,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             format: Format::Auto,
+            layout: None,
             service: String::new(),
             source: "stdin".into(),
             print_rejects: false,
@@ -130,6 +134,10 @@ pub struct Summary {
     pub first_rejects: Vec<Rejection>,
     /// Events stored, by the format they were read as.
     pub formats: BTreeMap<&'static str, u64>,
+    /// Times read without a zone (process-wide count over the run), and the zone they were
+    /// read in (`ingest.timezone`).
+    pub zoneless: u64,
+    pub zone: String,
     /// Why writing stopped, when it did.
     pub error: Option<String>,
 }
@@ -177,10 +185,16 @@ impl Summary {
             0 => String::new(),
             n => format!(" + {n} joined into longer lines"),
         };
-        let formats = match self.formats_line() {
+        let mut formats = match self.formats_line() {
             f if f.is_empty() => f,
             f => format!("; formats: {f}"),
         };
+        if self.zoneless > 0 {
+            formats.push_str(&format!(
+                "; times without a zone read as {} (ingest.timezone)",
+                self.zone
+            ));
+        }
         format!(
             "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{joined}{lost}; \
              {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
@@ -275,7 +289,7 @@ pub struct Pipeline {
     /// Scratch buffer of the event key being looked up.
     key: Vec<u8>,
     /// Zone of times written without one (`ingest.timezone`).
-    zone: chrono_tz::Tz,
+    zone: super::timestamp::Zone,
     /// Lines split by their writer, waiting for their last piece.
     partials: Partials,
     joined: u64,
@@ -293,6 +307,8 @@ pub struct Pipeline {
     writer_error: Option<String>,
     committed: Arc<Committed>,
     started: Instant,
+    /// `timestamp::zoneless_count()` when the run started.
+    zoneless_at_start: u64,
 }
 
 impl Pipeline {
@@ -301,10 +317,9 @@ impl Pipeline {
         let window = humantime::parse_duration(&cfg.dedup_window)
             .with_context(|| format!("ingest.dedup_window {:?}", cfg.dedup_window))?;
         let redactor = Redactor::new(cfg)?;
-        let zone: chrono_tz::Tz = cfg
-            .timezone
-            .parse()
-            .map_err(|e| anyhow::anyhow!("ingest.timezone {:?}: {e}", cfg.timezone))?;
+        let zone = super::timestamp::Zone::parse(&cfg.timezone)
+            .map_err(|e| anyhow::anyhow!("ingest.timezone: {e}"))?;
+        super::timestamp::set_zone(zone);
         let committed = Arc::new(Committed::default());
         // Two batches in flight: one being written, one waiting; more only costs memory.
         let (tx, rx) = mpsc::channel(2);
@@ -340,6 +355,7 @@ impl Pipeline {
             writer_error: None,
             committed,
             started: Instant::now(),
+            zoneless_at_start: super::timestamp::zoneless_count(),
         })
     }
 
@@ -500,6 +516,13 @@ impl Pipeline {
             now: Utc::now(),
             level: None,
         };
+        if let Some(layout) = &self.opts.layout {
+            match layout.read(&env.text, &ctx) {
+                Ok(parsed) => return self.accept(parsed, has_nul, invalid_utf8),
+                Err(reason) if self.opts.format != Format::Auto => return self.reject(reason),
+                Err(_) => {}
+            }
+        }
         match envelope::read(self.opts.format, env, &ctx) {
             Ok(parsed) => self.accept(parsed, has_nul, invalid_utf8),
             Err(reason) => self.reject(reason),
@@ -827,6 +850,8 @@ impl Pipeline {
             elapsed: self.started.elapsed(),
             first_rejects: self.first_rejects,
             formats: self.formats,
+            zoneless: super::timestamp::zoneless_count().saturating_sub(self.zoneless_at_start),
+            zone: super::timestamp::zone().name(),
             error: self.writer_error,
         }
     }

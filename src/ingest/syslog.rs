@@ -12,8 +12,9 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+use super::timestamp::Zone;
 use serde_json::{Map, Value};
 
 use super::envelope::Envelope;
@@ -102,7 +103,7 @@ fn iso_len(b: &[u8]) -> Option<usize> {
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     pub now: DateTime<Utc>,
-    pub zone: Tz,
+    pub zone: Zone,
 }
 
 impl Clock {
@@ -110,7 +111,7 @@ impl Clock {
     pub fn utc() -> Clock {
         Clock {
             now: Utc::now(),
-            zone: Tz::UTC,
+            zone: Zone::Utc,
         }
     }
 }
@@ -209,7 +210,7 @@ fn pri(cur: &mut Cur) -> Result<Option<u8>, String> {
 }
 
 /// An RFC 3339 time; one without an offset is read in the clock's zone.
-fn iso_time(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
+fn iso_time(s: &str, zone: Zone) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -217,16 +218,9 @@ fn iso_time(s: &str, zone: Tz) -> Option<DateTime<Utc>> {
     local(zone, naive)
 }
 
-/// A wall-clock time in `zone`: the earlier of two in a DST fold, the first valid time after a
-/// DST gap.
-fn local(zone: Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
-    match zone.from_local_datetime(&naive).earliest() {
-        Some(t) => Some(t.with_timezone(&Utc)),
-        None => zone
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc) - chrono::Duration::hours(1)),
-    }
+/// A wall-clock time in `zone` (see `Zone::to_utc` for DST folds and gaps).
+fn local(zone: Zone, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+    zone.to_utc(naive)
 }
 
 /// RFC 5424 after its version: `TS HOST APP PROCID MSGID SD [MSG]`, `-` for a field not given.
@@ -369,7 +363,7 @@ fn bsd_time(cur: &mut Cur, clock: &Clock) -> Option<DateTime<Utc>> {
             NaiveDate::from_ymd_opt(y, m, day)?.and_time(time),
         );
     }
-    let this_year = clock.now.with_timezone(&clock.zone).year();
+    let this_year = clock.zone.year_of(clock.now);
     // Feb 29 exists in one year of four: look back until the date exists and is not ahead.
     (0..=4).find_map(|back| {
         let date = NaiveDate::from_ymd_opt(this_year - back, m, day)?;
@@ -473,7 +467,7 @@ mod tests {
             now: DateTime::parse_from_rfc3339(now)
                 .unwrap()
                 .with_timezone(&Utc),
-            zone: Tz::UTC,
+            zone: Zone::Utc,
         }
     }
 
@@ -515,7 +509,7 @@ mod tests {
     #[test]
     fn zoneless_times_read_in_the_configured_zone() {
         let mut c = clock("2024-07-10T00:00:00Z");
-        c.zone = "Europe/Berlin".parse().unwrap();
+        c.zone = Zone::parse("Europe/Berlin").unwrap();
         let e = open("Jul  4 12:00:00 h a: x", &c).unwrap();
         assert_eq!(e.ts, ts("2024-07-04T10:00:00Z"), "CEST is UTC+2");
         let e = open("Jan  4 12:00:00 h a: x", &c).unwrap();

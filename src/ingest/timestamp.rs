@@ -1,8 +1,128 @@
 //! Timestamps as loggers write them: RFC 3339 (with `T` or a space, any offset, or none meaning
 //! UTC), epoch seconds/milliseconds/microseconds/nanoseconds (numbers or digit strings), the
-//! access-log form `10/Oct/2000:13:55:36 -0700`, and RFC 2822.
+//! access-log form `10/Oct/2000:13:55:36 -0700`, and RFC 2822. A time written without a zone
+//! is read in `ingest.timezone` (UTC unless configured).
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
+
+/// The zone of times written without one (`ingest.timezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Zone {
+    #[default]
+    Utc,
+    /// The machine's zone (`/etc/localtime`, or `TZ`), daylight saving time included.
+    Local,
+    Fixed(FixedOffset),
+    /// An IANA zone (`Europe/Berlin`), daylight saving time included.
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// `UTC`, `local`, or an offset such as `+02:00`, `-0530`.
+    pub fn parse(s: &str) -> Result<Zone, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") || t.is_empty() {
+            return Ok(Zone::Utc);
+        }
+        if t.eq_ignore_ascii_case("local") {
+            return Ok(Zone::Local);
+        }
+        if let Ok(tz) = t.parse::<chrono_tz::Tz>() {
+            return Ok(Zone::Named(tz));
+        }
+        let off = t
+            .parse::<FixedOffset>()
+            .or_else(|_| {
+                DateTime::parse_from_str(&format!("2000-01-01 00:00 {t}"), "%Y-%m-%d %H:%M %z")
+                    .map(|d| *d.offset())
+            })
+            .map_err(|_| {
+                format!(
+                    "unknown time zone {t:?} (UTC, local, an IANA name such as Europe/Berlin, or an offset such as +02:00)"
+                )
+            })?;
+        Ok(Zone::Fixed(off))
+    }
+
+    /// `naive` read in this zone. A local time that occurs twice (the hour DST ends) is the
+    /// first; one that does not occur (the hour DST starts) is read an hour later.
+    pub fn to_utc(self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self {
+            Zone::Utc => Some(Utc.from_utc_datetime(&naive)),
+            Zone::Fixed(off) => off
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc)),
+            Zone::Named(tz) => tz
+                .from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|t| t.with_timezone(&Utc)),
+            Zone::Local => Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    Local
+                        .from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|t| t.with_timezone(&Utc)),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Zone::Utc => "UTC".into(),
+            Zone::Local => "local time".into(),
+            Zone::Fixed(off) => format!("UTC{off}"),
+            Zone::Named(tz) => tz.name().to_string(),
+        }
+    }
+
+    /// The calendar year of `t` in this zone (syslog times carry no year).
+    pub fn year_of(self, t: DateTime<Utc>) -> i32 {
+        use chrono::Datelike;
+        match self {
+            Zone::Utc => t.year(),
+            Zone::Local => t.with_timezone(&Local).year(),
+            Zone::Fixed(off) => t.with_timezone(&off).year(),
+            Zone::Named(tz) => t.with_timezone(&tz).year(),
+        }
+    }
+}
+
+static ZONE: RwLock<Zone> = RwLock::new(Zone::Utc);
+/// Times read without a zone, process-wide (the summary line says in which zone they were read).
+static ZONELESS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the zone of times written without one for this process (`ingest.timezone`, set once
+/// at start-up: parsers are pure functions of a line and cannot carry it).
+pub fn set_zone(zone: Zone) {
+    if let Ok(mut z) = ZONE.write() {
+        *z = zone;
+    }
+}
+
+pub fn zone() -> Zone {
+    ZONE.read().map(|z| *z).unwrap_or_default()
+}
+
+/// How many times without a zone were read so far in this process.
+pub fn zoneless_count() -> u64 {
+    ZONELESS.load(Ordering::Relaxed)
+}
+
+/// A time written without a zone, read in `ingest.timezone`.
+pub fn naive_in_zone(naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+    ZONELESS.fetch_add(1, Ordering::Relaxed);
+    in_range(zone().to_utc(naive)?)
+}
 
 /// Years we store. PostgreSQL accepts more, but anything outside is a broken clock or a broken
 /// parser upstream, better reported than stored.
@@ -73,10 +193,8 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     } else {
         s
     };
-    let naive = s
-        .strip_suffix(" UTC")
-        .or_else(|| s.strip_suffix('Z'))
-        .unwrap_or(s);
+    let utc = s.strip_suffix(" UTC").or_else(|| s.strip_suffix('Z'));
+    let naive = utc.unwrap_or(s);
     const NAIVE: &[&str] = &[
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
@@ -85,7 +203,10 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     ];
     for f in NAIVE {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, f) {
-            return in_range(Utc.from_utc_datetime(&t));
+            return match utc {
+                Some(_) => in_range(Utc.from_utc_datetime(&t)),
+                None => naive_in_zone(t),
+            };
         }
     }
     if let Ok(t) = DateTime::parse_from_rfc2822(s) {
@@ -157,6 +278,19 @@ mod tests {
         assert_eq!(iso("yesterday"), "none");
         assert_eq!(iso("2024-13-01T00:00:00Z"), "none");
         assert_eq!(iso(""), "none");
+    }
+
+    #[test]
+    fn zones_of_times_without_one() {
+        let naive =
+            NaiveDateTime::parse_from_str("2024-07-01 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let at = |z: &str| Zone::parse(z).unwrap().to_utc(naive).unwrap().to_rfc3339();
+        assert_eq!(at("UTC"), "2024-07-01T12:00:00+00:00");
+        assert_eq!(at("+02:00"), "2024-07-01T10:00:00+00:00");
+        assert_eq!(at("-0530"), "2024-07-01T17:30:00+00:00");
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        assert_eq!(Zone::parse("+02:00").unwrap().name(), "UTC+02:00");
+        assert!(Zone::parse("local").unwrap().to_utc(naive).is_some());
     }
 
     #[test]

@@ -48,11 +48,38 @@ impl Level {
         }
     }
 
+    /// OpenTelemetry's SeverityNumber: 1-4 trace, 5-8 debug, 9-12 info, 13-16 warn, 17-20
+    /// error, 21-24 fatal.
+    pub fn from_otel_number(n: i64) -> Option<Level> {
+        Some(match n {
+            1..=4 => Level::Trace,
+            5..=8 => Level::Debug,
+            9..=12 => Level::Info,
+            13..=16 => Level::Warn,
+            17..=20 => Level::Error,
+            21..=24 => Level::Fatal,
+            _ => return None,
+        })
+    }
+
     /// Parses the spellings structured loggers use (case-insensitive): "WARNING", "err", "crit",
-    /// syslog numbers 0-7, bunyan/pino numbers 10-60.
+    /// syslog numbers 0-7, bunyan/pino numbers 10-60 (custom pino levels in between round
+    /// down to the named one below), zap's "dpanic" (an error that panics only in development)
+    /// and "panic", Serilog's "Information"/"Verbose", and the single letters of logcat, glog
+    /// and klog (V D I W E F).
     pub fn parse_loose(s: &str) -> Option<Level> {
         let t = s.trim();
         if let Ok(n) = t.parse::<i64>() {
+            if (10..=99).contains(&n) {
+                return Some(match n {
+                    10..=19 => Level::Trace,
+                    20..=29 => Level::Debug,
+                    30..=39 => Level::Info,
+                    40..=49 => Level::Warn,
+                    50..=59 => Level::Error,
+                    _ => Level::Fatal,
+                });
+            }
             return Some(match n {
                 10 => Level::Trace,
                 20 => Level::Debug,
@@ -68,16 +95,24 @@ impl Level {
                 _ => return None,
             });
         }
-        let lower = t.to_ascii_lowercase();
-        Some(match lower.as_str() {
-            "trace" | "trc" | "verbose" => Level::Trace,
-            "debug" | "dbg" | "fine" => Level::Debug,
-            "info" | "inf" | "information" | "notice" | "informational" => Level::Info,
-            "warn" | "warning" | "wrn" => Level::Warn,
-            "error" | "err" | "eror" | "severe" => Level::Error,
-            "fatal" | "crit" | "critical" | "alert" | "emerg" | "emergency" | "panic" => {
-                Level::Fatal
+        if t.len() > 13 {
+            return None;
+        }
+        let mut buf = [0u8; 13];
+        buf[..t.len()].copy_from_slice(t.as_bytes());
+        buf[..t.len()].make_ascii_lowercase();
+        Some(match &buf[..t.len()] {
+            b"trace" | b"trc" | b"verbose" | b"vrb" | b"finest" | b"finer" | b"v" | b"t" => {
+                Level::Trace
             }
+            b"debug" | b"dbg" | b"fine" | b"d" => Level::Debug,
+            b"info" | b"inf" | b"information" | b"notice" | b"informational" | b"config" | b"i" => {
+                Level::Info
+            }
+            b"warn" | b"warning" | b"wrn" | b"w" => Level::Warn,
+            b"error" | b"err" | b"eror" | b"erro" | b"severe" | b"dpanic" | b"e" => Level::Error,
+            b"fatal" | b"ftl" | b"crit" | b"critical" | b"alert" | b"emerg" | b"emergency"
+            | b"panic" | b"f" => Level::Fatal,
             _ => return None,
         })
     }
@@ -157,5 +192,17 @@ mod tests {
         assert_eq!(Level::parse_loose("WARNING"), Some(Level::Warn));
         assert_eq!(Level::parse_loose("50"), Some(Level::Error));
         assert_eq!(Level::parse_loose("bogus"), None);
+        assert_eq!(Level::parse_loose("35"), Some(Level::Info));
+        assert_eq!(Level::parse_loose("60"), Some(Level::Fatal));
+        assert_eq!(Level::parse_loose("E"), Some(Level::Error));
+        assert_eq!(Level::parse_loose("w"), Some(Level::Warn));
+        assert_eq!(Level::parse_loose("V"), Some(Level::Trace));
+        assert_eq!(Level::parse_loose("dpanic"), Some(Level::Error));
+        assert_eq!(Level::parse_loose("panic"), Some(Level::Fatal));
+        assert_eq!(Level::parse_loose("Information"), Some(Level::Info));
+        assert_eq!(Level::parse_loose("x"), None);
+        assert_eq!(Level::from_otel_number(17), Some(Level::Error));
+        assert_eq!(Level::from_otel_number(9), Some(Level::Info));
+        assert_eq!(Level::from_otel_number(0), None);
     }
 }
