@@ -16,6 +16,7 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod dedup;
 pub mod detect;
 pub mod envelope;
@@ -24,6 +25,7 @@ pub mod fingerprint;
 pub mod follow;
 pub mod json;
 pub mod logfmt;
+pub mod multiline;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
@@ -201,6 +203,7 @@ async fn push_file(
     };
     let counts = pipeline.committed();
     pipeline.set_default_service(&f.service);
+    pipeline.set_source(&f.key);
     while let Some(found) = open.lines.next_line() {
         if marks {
             if let Some(cp) = open.checkpoint(&f.key) {
@@ -238,6 +241,7 @@ async fn push_rest(f: &mut Followed, pipeline: &mut Pipeline, marks: bool) -> Re
         }
         pipeline.committed().read.fetch_add(1, Ordering::Relaxed);
         pipeline.set_default_service(&f.service);
+        pipeline.set_source(&f.key);
         if pipeline.push_line(open.lines.slice(r)).await.is_err() {
             return Err(Halt::Writer);
         }
