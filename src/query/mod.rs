@@ -16,5 +16,6 @@ pub mod outbox;
 pub mod perf;
 pub mod retention;
 pub mod rollup;
+pub mod statements;
 pub mod status;
 pub mod trace;
