@@ -305,7 +305,7 @@ impl Default for IngestConfig {
             multiline: Vec::new(),
             multiline_max_lines: crate::ingest::multiline::DEFAULT_MAX_LINES,
             multiline_max_bytes: crate::ingest::multiline::DEFAULT_MAX_BYTES,
-            multiline_quiet_ms: 300,
+            multiline_quiet_ms: 500,
             audit: AuditFields::default(),
         }
     }
