@@ -416,6 +416,102 @@ fn cpu_side_per_format(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Plain-text lines as an application writes them: mostly one-line events, with a Java stack
+/// trace (an error line, its exception, frames, a cause) after every 40 of them.
+fn text_corpus(n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0usize;
+    while out.len() < n {
+        i += 1;
+        if i.is_multiple_of(40) {
+            out.push(format!(
+                "2026-12-07 01:00:{:02},{:03} ERROR [http-{}] shop.Api - request {i} failed",
+                i % 60,
+                i % 1000,
+                i % 8
+            ));
+            out.push(format!(
+                "java.lang.IllegalStateException: order {i} not found"
+            ));
+            for f in 0..8 {
+                out.push(format!(
+                    "\tat com.shop.Layer{f}.call(Layer{f}.java:{})",
+                    10 + f
+                ));
+            }
+            out.push("Caused by: java.io.IOException: connection reset".into());
+            out.push("\t... 8 more".into());
+        } else {
+            out.push(format!(
+                "2026-12-07 01:00:{:02},{:03} INFO [http-{}] shop.Api - GET /orders/{i} 200 in {} ms",
+                i % 60,
+                i % 1000,
+                i % 8,
+                i % 97
+            ));
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+/// CPU side of plain-text lines (parse + fingerprint of errors), each line read on its own or
+/// through the multi-line joiner first (the same lines; a trace is then parsed once).
+fn time_text(lines: &[String], join: bool) -> Result<(Duration, usize)> {
+    use opsdash::ingest::envelope::Envelope;
+    use opsdash::ingest::multiline::{Joined, Joiner};
+    use opsdash::ingest::{detect, fields::LineContext};
+    let cfg = opsdash::config::IngestConfig::default();
+    let mut joiner = Joiner::new(
+        &cfg.multiline,
+        cfg.multiline_max_lines,
+        cfg.multiline_max_bytes,
+        Duration::from_millis(cfg.multiline_quiet_ms),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let source: std::sync::Arc<str> = std::sync::Arc::from("");
+    let mut events = 0usize;
+    let mut read = |text: &str| -> Result<()> {
+        let ctx = LineContext {
+            service: "bench",
+            now: Utc::now(),
+            level: None,
+        };
+        let parsed = detect::parse_line(detect::Format::Auto, text, &ctx)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(log) = parsed.log {
+            if log.level >= opsdash::model::Level::Error {
+                std::hint::black_box(opsdash::ingest::fingerprint::fingerprint(
+                    &log.service,
+                    log.error_type.as_deref(),
+                    &log.message,
+                ));
+            }
+        }
+        events += 1;
+        Ok(())
+    };
+    let t = Instant::now();
+    for (n, line) in lines.iter().enumerate() {
+        if join {
+            let one = Joined::single(Envelope::bare(line), n as u64 + 1, false, false);
+            for ev in joiner
+                .push(&source, "bench", one, None, Instant::now())
+                .into_iter()
+                .flatten()
+            {
+                read(&ev.env.text)?;
+            }
+        } else {
+            read(line)?;
+        }
+    }
+    for ev in joiner.drain(Instant::now(), true) {
+        read(&ev.env.text)?;
+    }
+    Ok((t.elapsed(), events))
+}
+
 /// The original design's services: one INSERT per log line, each its own transaction (autocommit,
 /// prepared statement reused), on one connection, of the first `n` lines of the same JSON file.
 fn time_row_by_row(tc: &TestCluster, json: &Path, n: usize) -> Result<Duration> {
@@ -540,6 +636,36 @@ fn main() -> Result<()> {
         );
     }
     cpu_side_per_format(lines.min(500_000))?;
+    let corpus = text_corpus(lines);
+    let mut cpu_lines = [0.0f64; 2];
+    for (k, join) in [false, true].into_iter().enumerate() {
+        let before = cpu_time(libc::RUSAGE_SELF);
+        let (_, events) = time_text(&corpus, join)?;
+        let cpu = cpu_time(libc::RUSAGE_SELF) - before;
+        cpu_lines[k] = lines as f64 / cpu.as_secs_f64().max(1e-9);
+        let what = if join {
+            "plain text with Java traces, multi-line joining"
+        } else {
+            "plain text with Java traces, line by line"
+        };
+        println!(
+            "CPU side, {what}: {events} events, {:.2}s CPU = {:.0} lines per CPU-second",
+            cpu.as_secs_f64(),
+            cpu_lines[k]
+        );
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU side, {what} (1 thread)"),
+            cpu_lines[k],
+            "lines/CPU-s",
+            None,
+            &[],
+        );
+    }
+    println!(
+        "multi-line joining costs {:+.1}% CPU per line over the same lines read one by one",
+        (cpu_lines[0] / cpu_lines[1] - 1.0) * 100.0
+    );
     if std::env::args().any(|a| a == "--cpu-only") {
         return Ok(());
     }

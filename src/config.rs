@@ -189,6 +189,101 @@ pub struct IngestConfig {
     pub redact_ssn: bool,
     /// Extra redaction rules: a regex and its replacement.
     pub redact: Vec<RedactRule>,
+    /// First-line patterns of multi-line events per service or path (`[[ingest.multiline]]`);
+    /// streams without one join stack traces and indented lines by their shape.
+    pub multiline: Vec<MultilineRule>,
+    /// One multi-line event holds at most this many lines / bytes; the rest starts a new one.
+    pub multiline_max_lines: u64,
+    pub multiline_max_bytes: usize,
+    /// A pending multi-line event is stored after this much quiet on its stream (at most 1 s,
+    /// so `--follow` shows a trace within a second of its last line).
+    pub multiline_quiet_ms: u64,
+    /// Audit events in application logs (`[ingest.audit]`).
+    pub audit: AuditFields,
+}
+
+/// `[ingest.audit]`: which fields of a JSON line name an audit event's parts (the first one
+/// present wins; a dotted name is also looked up as a path: `event.action` in
+/// `{"event":{"action":...}}`). A line with an action and an actor becomes an `audit_event`
+/// row besides its log row.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditFields {
+    /// Look for audit events in JSON lines.
+    pub enabled: bool,
+    /// sshd's login lines (Failed password / Invalid user / Accepted ...) become `ssh.login`
+    /// audit events.
+    pub sshd: bool,
+    pub action: Vec<String>,
+    pub actor: Vec<String>,
+    pub actor_role: Vec<String>,
+    pub resource_type: Vec<String>,
+    pub resource_id: Vec<String>,
+    pub outcome: Vec<String>,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    pub changes: Vec<String>,
+    pub ip: Vec<String>,
+    pub session_id: Vec<String>,
+    pub request_id: Vec<String>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for AuditFields {
+    fn default() -> Self {
+        AuditFields {
+            enabled: true,
+            sshd: true,
+            action: strings(&["action", "event.action", "audit.action"]),
+            actor: strings(&[
+                "actor.id",
+                "actor.name",
+                "actor",
+                "user.name",
+                "user.id",
+                "user",
+                "user_id",
+                "userId",
+                "username",
+            ]),
+            actor_role: strings(&["actor_role", "actor.role", "user.role", "role"]),
+            resource_type: strings(&[
+                "resource_type",
+                "resource.type",
+                "target.type",
+                "object_type",
+                "entity",
+            ]),
+            resource_id: strings(&[
+                "resource_id",
+                "resource.id",
+                "target.id",
+                "object_id",
+                "entity_id",
+            ]),
+            outcome: strings(&["outcome", "event.outcome", "result"]),
+            before: strings(&["before", "old"]),
+            after: strings(&["after", "new"]),
+            changes: strings(&["changes", "diff"]),
+            ip: strings(&["ip", "client.ip", "source.ip", "client_ip", "remote_addr"]),
+            session_id: strings(&["session_id", "session.id", "sessionId"]),
+            request_id: strings(&["request_id", "http.request.id", "requestId"]),
+        }
+    }
+}
+
+/// `[[ingest.multiline]]`: on the streams of `match_service` and/or files matching the glob
+/// `match_path`, a line matching the regex `start` starts an event and every other line joins
+/// the event before it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineRule {
+    pub match_service: Option<String>,
+    pub match_path: Option<String>,
+    pub start: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -230,6 +325,11 @@ impl Default for IngestConfig {
             redact_card_numbers: true,
             redact_ssn: true,
             redact: Vec::new(),
+            multiline: Vec::new(),
+            multiline_max_lines: crate::ingest::multiline::DEFAULT_MAX_LINES,
+            multiline_max_bytes: crate::ingest::multiline::DEFAULT_MAX_BYTES,
+            multiline_quiet_ms: 500,
+            audit: AuditFields::default(),
         }
     }
 }
@@ -806,6 +906,20 @@ impl Config {
                 return bad(
                     format!("ingest.redact[{i}].pattern"),
                     format!("rule {:?}: bad regex: {e}", rule.name),
+                );
+            }
+        }
+        for (i, rule) in self.ingest.multiline.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(&rule.start) {
+                return bad(
+                    format!("ingest.multiline[{i}].start"),
+                    format!("bad regex: {e}"),
+                );
+            }
+            if let Some(Err(e)) = rule.match_path.as_deref().map(glob::Pattern::new) {
+                return bad(
+                    format!("ingest.multiline[{i}].match_path"),
+                    format!("bad glob: {e}"),
                 );
             }
         }

@@ -81,6 +81,17 @@ pub struct IngestArgs {
     /// first bad line. Default: no limit.
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
+    /// What the lines are: `auto` stores log rows (and request, query and audit rows where a
+    /// line is one); `audit` stores every line as an audit event only (a JSON line with an
+    /// action and an actor, see `[ingest.audit]`, or an sshd login line) and rejects the rest.
+    #[arg(long, value_enum, default_value_t = Kind::Auto)]
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Auto,
+    Audit,
 }
 
 /// `--format`: a named format, or a custom access-log layout.
@@ -230,6 +241,7 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
         request_keep_days: cfg.retention.request_log.keep_days,
         log_compact_days: cfg.retention.log_non_error_keep_days,
         keep_until,
+        audit_only: args.kind == Kind::Audit,
     };
     let resumable = args.follow && !files.is_empty() && !single_stream;
     let committed = Arc::new(std::sync::OnceLock::new());

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod container;
 pub mod dedup;
 pub mod detect;
@@ -27,6 +28,7 @@ pub mod journald;
 pub mod json;
 pub mod layout;
 pub mod logfmt;
+pub mod multiline;
 pub mod pglog;
 pub mod pipeline;
 pub mod reader;
@@ -207,6 +209,7 @@ async fn push_file(
     let counts = pipeline.committed();
     pipeline.set_default_service(&f.service);
     pipeline.set_source_path(&f.path);
+    pipeline.set_source(&f.key);
     while let Some(found) = open.lines.next_line() {
         if marks {
             if let Some(cp) = open.checkpoint(&f.key) {
@@ -245,6 +248,7 @@ async fn push_rest(f: &mut Followed, pipeline: &mut Pipeline, marks: bool) -> Re
         pipeline.committed().read.fetch_add(1, Ordering::Relaxed);
         pipeline.set_default_service(&f.service);
         pipeline.set_source_path(&f.path);
+        pipeline.set_source(&f.key);
         if pipeline.push_line(open.lines.slice(r)).await.is_err() {
             return Err(Halt::Writer);
         }

@@ -12,12 +12,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::container::{self, Partials, PathMeta};
+use super::audit::AuditReader;
+use super::container::{self, PathMeta};
 use super::dedup::{self, Dedup, Verdict};
 use super::detect::Format;
-use super::envelope::{self, Envelope};
+use super::envelope;
 use super::fields::LineContext;
-use super::fingerprint::fingerprint;
+use super::fingerprint::{self, fingerprint};
+use super::multiline::{Joined, Joiner};
 use super::record::{AuditRecord, LogRecord, Parsed, QueryRecord, RequestRecord};
 use super::redact::Redactor;
 use super::syslog::Clock;
@@ -63,6 +65,9 @@ pub struct Options {
     pub log_compact_days: u32,
     /// `--keep`: hold the partitions of such rows from retention until then.
     pub keep_until: Option<DateTime<Utc>>,
+    /// `--kind audit`: every line is an audit event (stored only in `audit_event`); a line
+    /// without an action and an actor is rejected.
+    pub audit_only: bool,
 }
 
 impl Default for Options {
@@ -82,6 +87,7 @@ impl Default for Options {
                 .keep_days,
             log_compact_days: crate::config::RetentionConfig::default().log_non_error_keep_days,
             keep_until: None,
+            audit_only: false,
         }
     }
 }
@@ -119,8 +125,9 @@ pub struct Summary {
     /// Events folded into an earlier identical one (not stored as rows of their own).
     pub folded: u64,
     pub blank: u64,
-    /// Pieces of split lines (CRI `P`, Docker lines over 16 KiB, journald's LineMax) joined
-    /// into the line they end: each joined line counts once as an event.
+    /// Lines joined into the event before them: continuation lines of a multi-line event (a
+    /// stack trace's frames) and pieces of split lines (CRI `P`, Docker lines over 16 KiB,
+    /// journald's LineMax). An event of N lines counts 1 event and N - 1 joined.
     pub joined: u64,
     /// Rows committed already outside their table's retention period (per table).
     pub old_logs: u64,
@@ -165,7 +172,7 @@ impl Summary {
     /// Lines read but not accounted for by a commit (the writer stopped).
     pub fn uncommitted(&self) -> u64 {
         self.lines
-            .saturating_sub(self.events + self.folded + self.rejected + self.blank + self.joined)
+            .saturating_sub(self.events + self.joined + self.folded + self.rejected + self.blank)
     }
 
     /// The one line printed at the end of a run: the accounting of every line, then the rows.
@@ -181,10 +188,6 @@ impl Summary {
         if self.audits > 0 {
             tables.push_str(&format!(", audit_event {}", self.audits));
         }
-        let joined = match self.joined {
-            0 => String::new(),
-            n => format!(" + {n} joined into longer lines"),
-        };
         let mut formats = match self.formats_line() {
             f if f.is_empty() => f,
             f => format!("; formats: {f}"),
@@ -195,9 +198,13 @@ impl Summary {
                 self.zone
             ));
         }
+        let joined = match self.joined {
+            0 => String::new(),
+            n => format!(" + {n} lines joined into them"),
+        };
         format!(
-            "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{joined}{lost}; \
-             {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
+            "ingest: {} lines read = {} events stored{joined} + {} folded + {} rejected + {} \
+             blank{lost}; {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
             self.lines,
             self.events,
             self.folded,
@@ -253,6 +260,7 @@ struct Building {
     lines: u64,
     events: u64,
     blank: u64,
+    joined: u64,
     positions: Vec<Checkpoint>,
     since: Option<Instant>,
 }
@@ -284,15 +292,22 @@ pub struct Pipeline {
     rejected: u64,
     folded: u64,
     blank: u64,
+    joined: u64,
+    /// Multi-line joining (None with `--format json`: every line is whole).
+    joiner: Option<Joiner>,
+    audit: AuditReader,
+    /// The file (checkpoint key) the next lines come from; "" for a stream.
+    source: Arc<str>,
+    /// Per source, the position after its last line pushed (`mark_position`), and the one
+    /// noted for the line about to be pushed.
+    after: HashMap<Arc<str>, Checkpoint>,
+    noted: Option<Checkpoint>,
     /// Events stored, by the format they were read as (for the summary).
     formats: BTreeMap<&'static str, u64>,
     /// Scratch buffer of the event key being looked up.
     key: Vec<u8>,
     /// Zone of times written without one (`ingest.timezone`).
     zone: super::timestamp::Zone,
-    /// Lines split by their writer, waiting for their last piece.
-    partials: Partials,
-    joined: u64,
     /// The file being read and what its path says (a container's log).
     source_path: Option<std::path::PathBuf>,
     source_meta: Option<PathMeta>,
@@ -325,6 +340,18 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(2);
         let writer = Writer::new(db, opts.source.clone(), committed.clone());
         let handle = tokio::spawn(writer.run(rx));
+        let joiner = match opts.format {
+            Format::Json => None,
+            _ => Some(
+                Joiner::new(
+                    &cfg.multiline,
+                    cfg.multiline_max_lines,
+                    cfg.multiline_max_bytes,
+                    Duration::from_millis(cfg.multiline_quiet_ms.min(1000)),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+        };
         let today = Utc::now().date_naive();
         let cutoff = |days: u32| today - chrono::Duration::days(i64::from(days));
         Ok(Pipeline {
@@ -342,11 +369,15 @@ impl Pipeline {
             rejected: 0,
             folded: 0,
             blank: 0,
+            joined: 0,
+            joiner,
+            audit: AuditReader::new(&cfg.audit),
+            source: Arc::from(""),
+            after: HashMap::new(),
+            noted: None,
             formats: BTreeMap::new(),
             key: Vec::with_capacity(512),
             zone,
-            partials: Partials::new(super::reader::MAX_LINE),
-            joined: 0,
             source_path: None,
             source_meta: None,
             first_rejects: Vec::new(),
@@ -361,18 +392,26 @@ impl Pipeline {
 
     /// When the buffered rows must be sent at the latest (None when nothing is buffered).
     pub fn flush_deadline(&self) -> Option<tokio::time::Instant> {
-        self.cur
-            .since
-            .map(|t| tokio::time::Instant::from_std(t + self.flush_interval))
+        let batch = self.cur.since.map(|t| t + self.flush_interval);
+        let joining = self.joiner.as_ref().and_then(Joiner::deadline);
+        let at = match (batch, joining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        at.map(tokio::time::Instant::from_std)
     }
 
     fn reject(&mut self, reason: String) {
+        self.reject_at(self.lines, reason)
+    }
+
+    fn reject_at(&mut self, line: u64, reason: String) {
         self.rejected += 1;
         self.cur.rejected += 1;
         self.cur.since.get_or_insert_with(Instant::now);
         if self.first_rejects.len() < REPORTED_REJECTS {
             let r = Rejection {
-                line: self.lines,
+                line,
                 reason: crate::sanitize::clean(&clip(&reason, 200)),
             };
             if self.opts.print_rejects {
@@ -385,9 +424,40 @@ impl Pipeline {
     /// Records where a followed file stands after the line pushed next; saved with the batch
     /// that holds that line (see `follow`).
     pub fn mark_position(&mut self, cp: Checkpoint) {
+        if self.joiner.is_none() {
+            return self.save_position(cp);
+        }
+        // A mark with no line after it (a rotated file's new start) still counts.
+        self.settle_mark();
+        self.noted = Some(cp);
+    }
+
+    fn save_position(&mut self, cp: Checkpoint) {
         match self.cur.positions.iter_mut().find(|p| p.path == cp.path) {
             Some(p) => *p = cp,
             None => self.cur.positions.push(cp),
+        }
+    }
+
+    /// Saves with the batch the position of `source` that covers only events handed to it: a
+    /// pending multi-line event's lines are not committed yet, so the position stays before
+    /// its first line until it is.
+    fn update_position(&mut self, source: &Arc<str>) {
+        let Some(j) = &self.joiner else { return };
+        let cp = match j.held(source) {
+            Some(held) => held.cloned(),
+            None => self.after.get(source).cloned(),
+        };
+        if let Some(cp) = cp {
+            self.save_position(cp);
+        }
+    }
+
+    /// The file the following lines come from (several files read at once): lines of two
+    /// files never join.
+    pub fn set_source(&mut self, key: &Arc<str>) {
+        if !Arc::ptr_eq(&self.source, key) {
+            self.source = key.clone();
         }
     }
 
@@ -399,8 +469,7 @@ impl Pipeline {
     }
 
     /// The file the following lines come from: a container log's path names its pod,
-    /// namespace and container (see `container::path_meta`), and split lines are joined per
-    /// file.
+    /// namespace and container (see `container::path_meta`).
     pub fn set_source_path(&mut self, path: &std::path::Path) {
         if self.source_path.as_deref() != Some(path) {
             self.source_meta = container::path_meta(path);
@@ -421,6 +490,7 @@ impl Pipeline {
     pub fn push_too_long(&mut self) {
         self.lines += 1;
         self.cur.lines += 1;
+        self.settle_mark();
         self.reject(format!(
             "line longer than {} bytes, skipped",
             super::reader::MAX_LINE
@@ -431,12 +501,15 @@ impl Pipeline {
     /// the writer when full. Fails only when the writer has stopped (database gone).
     pub async fn push_line(&mut self, raw: &[u8]) -> Result<()> {
         self.lines += 1;
-        self.cur.lines += 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
+            // Blank lines neither end nor join a multi-line event (Go prints one between a
+            // panic and its goroutines).
+            self.cur.lines += 1;
             self.blank += 1;
             self.cur.blank += 1;
             self.cur.since.get_or_insert_with(Instant::now);
+            self.settle_mark();
             return Ok(());
         }
         // Invalid UTF-8 is replaced (U+FFFD) and the row says so: the rest of the line is
@@ -452,11 +525,40 @@ impl Pipeline {
             zone: self.zone,
         };
         match envelope::open(self.opts.format, &text, &clock) {
-            Ok(env) if env.partial || !self.partials.is_empty() => {
-                self.join_piece(env, has_nul, invalid_utf8)
+            Ok(mut env) => {
+                // An envelope's decoding (journald's byte arrays, JSON escapes) can make NULs
+                // the raw line did not show.
+                let has_nul = has_nul
+                    || (!env.format.is_empty() && memchr::memchr(0, env.text.as_bytes()).is_some());
+                // The file's container metadata belongs to this line's source, which may no
+                // longer be the current one when a pending event is handed on.
+                if let Some(meta) = &self.source_meta {
+                    if env.service.is_none() {
+                        env.service.clone_from(&meta.service);
+                    }
+                    for (k, v) in &meta.attrs {
+                        env.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                let line = Joined::single(env, self.lines, has_nul, invalid_utf8);
+                match self.joiner.as_mut() {
+                    None => self.read_event(line),
+                    Some(j) => {
+                        let source = self.source.clone();
+                        let start = self.after.get(&source).cloned();
+                        let done = j.push(&source, &self.opts.service, line, start, Instant::now());
+                        for ev in done.into_iter().flatten() {
+                            self.read_event(ev);
+                        }
+                        self.settle_mark();
+                    }
+                }
             }
-            Ok(env) => self.read_event(env, has_nul, invalid_utf8),
-            Err(reason) => self.reject(reason),
+            Err(reason) => {
+                self.cur.lines += 1;
+                self.reject(reason);
+                self.settle_mark();
+            }
         }
         if self.cur.rows() >= self.batch_size {
             self.send(None).await?;
@@ -464,69 +566,105 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A piece of a split line, or a whole line while pieces of some stream wait: joined per
-    /// file and stream. A piece held is counted as joined rather than as a line of the batch;
-    /// the line it ends up in is counted once, as the line that completes it.
-    fn join_piece(&mut self, env: Envelope, has_nul: bool, invalid_utf8: bool) {
-        let key = format!(
-            "{}\0{}",
-            self.source_path
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            env.stream.as_deref().unwrap_or_default()
-        );
-        let pushed = self.partials.push(&key, env, invalid_utf8, has_nul);
-        if let Some(cut) = pushed.cut {
-            self.read_held(cut);
-        }
-        match pushed.done {
-            Some(j) => self.read_event(j.env, j.has_nul, j.invalid_utf8),
-            None => {
-                self.joined += 1;
-                self.cur.lines = self.cur.lines.saturating_sub(1);
-            }
+    /// The line just pushed is accounted for: the position noted for it becomes its source's
+    /// latest, saved unless a pending event holds it back.
+    fn settle_mark(&mut self) {
+        if let Some(cp) = self.noted.take() {
+            let source = cp.path.clone();
+            self.after.insert(source.clone(), cp);
+            self.update_position(&source);
         }
     }
 
-    /// Reads a line made only of held pieces (cut at the length cap, or left when the input
-    /// ended): one of its pieces becomes its line again.
-    fn read_held(&mut self, j: container::Joined) {
-        self.joined = self.joined.saturating_sub(1);
-        self.cur.lines += 1;
-        self.read_event(j.env, j.has_nul, j.invalid_utf8);
+    /// Hands the pending multi-line events on: those quiet for long enough, or all of them
+    /// (end of input, an explicit flush).
+    fn drain_joiner(&mut self, all: bool) {
+        let Some(j) = self.joiner.as_mut() else {
+            return;
+        };
+        if j.pending_lines() == 0 {
+            return;
+        }
+        let done = j.drain(Instant::now(), all);
+        for ev in done {
+            self.read_event(ev);
+        }
+        let sources: Vec<Arc<str>> = self.after.keys().cloned().collect();
+        for s in sources {
+            self.update_position(&s);
+        }
     }
 
     /// Reads one event's text (inside its envelope) into the current batch.
-    fn read_event(&mut self, mut env: Envelope, has_nul: bool, invalid_utf8: bool) {
-        // An envelope's decoding (journald's byte arrays, JSON escapes) can make NULs the raw
-        // line did not show.
-        let has_nul =
-            has_nul || (!env.format.is_empty() && memchr::memchr(0, env.text.as_bytes()).is_some());
-        if let Some(meta) = &self.source_meta {
-            if env.service.is_none() {
-                env.service.clone_from(&meta.service);
-            }
-            for (k, v) in &meta.attrs {
-                env.attrs.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
+    fn read_event(&mut self, ev: Joined) {
+        let n = ev.lines;
+        self.cur.lines += n;
+        self.joined += n - 1;
+        self.cur.joined += n - 1;
+        // A joined event holding a stack trace is an error unless its text names a level.
+        let level =
+            (n > 1 && fingerprint::stack_signature(&ev.env.text).is_some()).then_some(Level::Error);
         let ctx = LineContext {
             service: &self.opts.service,
             now: Utc::now(),
-            level: None,
+            level,
         };
         if let Some(layout) = &self.opts.layout {
-            match layout.read(&env.text, &ctx) {
-                Ok(parsed) => return self.accept(parsed, has_nul, invalid_utf8),
-                Err(reason) if self.opts.format != Format::Auto => return self.reject(reason),
+            match layout.read(&ev.env.text, &ctx) {
+                Ok(parsed) => return self.accept(parsed, ev.has_nul, ev.invalid_utf8),
+                Err(reason) if self.opts.format != Format::Auto => {
+                    return self.reject_at(ev.first_line, reason)
+                }
                 Err(_) => {}
             }
         }
-        match envelope::read(self.opts.format, env, &ctx) {
-            Ok(parsed) => self.accept(parsed, has_nul, invalid_utf8),
-            Err(reason) => self.reject(reason),
+        // Only a line that may be an audit event keeps its text for a second look.
+        let json_text = (self.opts.audit_only || self.audit.may_be_audit(&ev.env.text))
+            .then(|| ev.env.text.clone().into_owned());
+        let parsed = envelope::read(self.opts.format, ev.env, &ctx)
+            .and_then(|p| self.find_audit(p, json_text.as_deref()));
+        match parsed {
+            Ok(parsed) => self.accept(parsed, ev.has_nul, ev.invalid_utf8),
+            Err(reason) => self.reject_at(ev.first_line, reason),
         }
+    }
+
+    /// Adds the audit event a parsed line carries (a JSON line with an action and an actor, an
+    /// sshd login line); with `--kind audit` keeps only that, and a line without one fails.
+    fn find_audit(&self, mut p: Parsed, json_text: Option<&str>) -> Result<Parsed, String> {
+        if p.audit.is_none() {
+            if let Some(log) = &p.log {
+                let json = json_text.filter(|t| t.trim_start().starts_with('{'));
+                let found = match json {
+                    Some(t) => match self.audit.from_json(t, log.ts) {
+                        Ok(a) => Some(a),
+                        Err(e) if self.opts.audit_only => return Err(format!("--kind audit: {e}")),
+                        Err(_) => None,
+                    },
+                    None => self.audit.from_sshd(&log.message, &log.service, log.ts),
+                };
+                p.audit = found.map(|mut a| {
+                    a.host = a.host.take().or_else(|| log.host.clone());
+                    a.ip = a.ip.take().or_else(|| log.ip.clone());
+                    a.request_id = a.request_id.take().or_else(|| log.request_id.clone());
+                    a.trace_id = a.trace_id.take().or_else(|| log.trace_id.clone());
+                    a
+                });
+            }
+        }
+        if self.opts.audit_only {
+            if p.audit.is_none() {
+                return Err(
+                    "--kind audit: not an audit event (a JSON line with an action and an actor, \
+                     or an sshd login line)"
+                        .into(),
+                );
+            }
+            p.log = None;
+            p.request = None;
+            p.query = None;
+        }
+        Ok(p)
     }
 
     fn accept(&mut self, mut parsed: Parsed, has_nul: bool, invalid_utf8: bool) {
@@ -606,6 +744,9 @@ impl Pipeline {
     /// Adds the log row of an event (with its request row, part of the event's identity);
     /// returns whether it is stored as a new row (false: folded into an identical one).
     fn add_log(&mut self, mut log: LogRecord, req: Option<&RequestRecord>) -> bool {
+        if log.error_type.is_none() && log.message.contains('\n') {
+            log.error_type = fingerprint::exception_type(&log.message);
+        }
         let r = &self.redactor;
         r.string(&mut log.message);
         r.opt_string(&mut log.user_agent);
@@ -752,12 +893,13 @@ impl Pipeline {
             lines: cur.lines,
             events: cur.events,
             blank: cur.blank,
+            joined: cur.joined,
             old_logs,
             old_requests,
             holds,
             hold_until: self.opts.keep_until,
             positions: cur.positions,
-            lines_through: self.lines,
+            lines_through: self.lines - self.joiner.as_ref().map_or(0, Joiner::pending_lines),
             done,
         };
         self.seq += 1;
@@ -796,6 +938,7 @@ impl Pipeline {
 
     /// Sends whatever is buffered without waiting for it to be written (the `--follow` timer).
     pub async fn flush_buffered(&mut self) -> Result<()> {
+        self.drain_joiner(false);
         if self.cur.is_empty() {
             self.cur.since = None;
             return Ok(());
@@ -805,6 +948,7 @@ impl Pipeline {
 
     /// Sends whatever is buffered and waits until everything sent so far is committed.
     pub async fn flush(&mut self) -> Result<()> {
+        self.drain_joiner(true);
         let (done, wait) = oneshot::channel();
         self.send(Some(done)).await?;
         if wait.await.is_err() {
@@ -815,9 +959,7 @@ impl Pipeline {
 
     /// Writes what is buffered, stops the writer, and reports.
     pub async fn finish(mut self) -> Summary {
-        for held in self.partials.drain() {
-            self.read_held(held);
-        }
+        self.drain_joiner(true);
         if self.writer_error.is_none() && !self.cur.is_empty() {
             let _ = self.send(None).await;
         }

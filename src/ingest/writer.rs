@@ -197,10 +197,12 @@ pub struct Batch {
     pub group_users: Vec<(String, String)>,
     pub rejected: u64,
     pub folded: u64,
-    /// Input lines of this batch: `events + folded + rejected + blank`.
+    /// Input lines of this batch: `events + joined + folded + rejected + blank`.
     pub lines: u64,
     pub events: u64,
     pub blank: u64,
+    /// Continuation lines joined into the batch's multi-line events.
+    pub joined: u64,
     /// Rows already outside their table's retention period (see `Options::keep_days`).
     pub old_logs: u64,
     pub old_requests: u64,
@@ -432,6 +434,7 @@ impl Writer {
             folded: batch.folded as i64,
             rejected: batch.rejected as i64,
             blank: batch.blank as i64,
+            joined: batch.joined as i64,
             log_rows: log_rows as i64,
             request_rows: request_rows as i64,
             other_rows: (query_rows + audit_rows) as i64,

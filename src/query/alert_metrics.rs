@@ -196,7 +196,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1000.0);
             let rows: Vec<(String, f64)> = sqlx::query_as(
-                "SELECT service, count(*)::float8 FROM opsdash.query_log
+                "SELECT service, sum(calls)::float8 FROM opsdash.query_log
                   WHERE ts > now() - make_interval(secs => $1) AND ts <= now()
                     AND duration_ms >= $2 AND ($3 = '' OR service = $3)
                   GROUP BY service",

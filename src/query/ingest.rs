@@ -225,7 +225,8 @@ pub async fn add_error_group_users(
     Ok(())
 }
 
-/// One flush's accounting: `lines = events + folded + rejected + blank`, rows per table.
+/// One flush's accounting: `lines = events + joined + folded + rejected + blank`, rows per
+/// table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestStat {
     pub lines: i64,
@@ -233,6 +234,8 @@ pub struct IngestStat {
     pub folded: i64,
     pub rejected: i64,
     pub blank: i64,
+    /// Continuation lines of multi-line events.
+    pub joined: i64,
     pub log_rows: i64,
     pub request_rows: i64,
     /// Rows of `query_log` and `audit_event` (counted in `rows` only).
@@ -245,8 +248,8 @@ pub struct IngestStat {
 pub async fn record_stat(conn: &mut PgConnection, source: &str, s: &IngestStat) -> Result<()> {
     sqlx::query(
         "INSERT INTO opsdash.ingest_stat (source, rows, rejected, folded, lines, events, blank,
-                                          log_rows, request_rows, old_rows)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                          log_rows, request_rows, old_rows, joined)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(source)
     .bind(s.log_rows + s.request_rows + s.other_rows)
@@ -258,6 +261,7 @@ pub async fn record_stat(conn: &mut PgConnection, source: &str, s: &IngestStat) 
     .bind(s.log_rows)
     .bind(s.request_rows)
     .bind(s.old_rows)
+    .bind(s.joined)
     .execute(conn)
     .await
     .context("recording ingest statistics")?;

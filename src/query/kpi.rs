@@ -334,7 +334,7 @@ pub async fn daily(db: &Db, now: DateTime<Utc>) -> Result<Daily> {
              FROM opsdash.rollup_kpi_1m WHERE bucket >= $1 AND bucket < $3)
          SELECT r.el + (SELECT count(*) FROM opsdash.log_event WHERE level >= 4 AND ts >= $3 AND ts < $2),
                 r.sr + (SELECT count(*) FROM opsdash.request_log WHERE duration_ms > 1000 AND ts >= $3 AND ts < $2),
-                r.sq + (SELECT count(*) FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $3 AND ts < $2)
+                r.sq + (SELECT coalesce(sum(calls), 0)::int8 FROM opsdash.query_log WHERE duration_ms > 500 AND ts >= $3 AND ts < $2)
            FROM r";
     let mut out = [[0i64; 3]; 2];
     for (k, w) in [d, p].into_iter().enumerate() {

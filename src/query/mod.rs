@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod perf;
 pub mod retention;
 pub mod rollup;
+pub mod statements;
 pub mod status;
 pub mod topology;
 pub mod trace;

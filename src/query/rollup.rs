@@ -192,7 +192,8 @@ pub async fn roll_minutes(
         "INSERT INTO opsdash.rollup_query_1m
                 (bucket, service, fingerprint, sample, calls, dur_sum, dur_max, rows_sum)
          SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), service, fingerprint,
-                min(query), count(*), sum(duration_ms), max(duration_ms), coalesce(sum(rows), 0)
+                min(query), sum(calls)::int8, sum(duration_ms * calls), max(duration_ms),
+                coalesce(sum(rows), 0)
            FROM opsdash.query_log
           WHERE ts >= $1 AND ts < $2
           GROUP BY 1, 2, 3",
@@ -238,7 +239,7 @@ pub async fn roll_kpi_minutes(
                    FROM opsdash.request_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
                  UNION ALL
                  SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0,
-                        count(*) FILTER (WHERE duration_ms > 500), 0, 0
+                        coalesce(sum(calls) FILTER (WHERE duration_ms > 500), 0)::int8, 0, 0
                    FROM opsdash.query_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
                  UNION ALL
                  SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0, 0,

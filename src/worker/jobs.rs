@@ -14,5 +14,6 @@ pub fn all(cfg: &Config) -> Vec<Job> {
         super::health::job(),
         super::rollup::job(),
         super::retention::job(),
+        super::statements::job(),
     ]
 }

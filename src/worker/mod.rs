@@ -8,6 +8,7 @@
 pub mod health;
 pub mod retention;
 pub mod rollup;
+pub mod statements;
 pub mod wake;
 
 use std::future::Future;
