@@ -97,6 +97,9 @@ pub struct DatabaseConfig {
     pub connect_timeout_ms: u64,
     /// Every dashboard query is cut off after this long.
     pub query_timeout_ms: u64,
+    /// No writes from this process whatever the role may do (`--read-only`): operator keys
+    /// are refused with a "read-only" line and the in-process worker does not start.
+    pub read_only: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -107,6 +110,7 @@ impl Default for DatabaseConfig {
             pool_size: 8,
             connect_timeout_ms: 3000,
             query_timeout_ms: 5000,
+            read_only: false,
         }
     }
 }

@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use crate::config::{redact_url, Config};
+use crate::db::access::{self, Access};
 use crate::db::embedded::{self, Cluster, Durability};
 
 /// A pooled connection idle this long is pinged before use (see `Db::from_options`).
@@ -41,6 +42,8 @@ pub struct Db {
     /// Connect options for the primary, for dedicated connections (LISTEN, leases).
     pub write_options: PgConnectOptions,
     pub query_timeout: Duration,
+    /// What the connected role may do, decided once at connect time (`Db::open`).
+    pub access: Access,
 }
 
 impl std::fmt::Debug for Db {
@@ -77,12 +80,44 @@ fn tune(opts: PgConnectOptions) -> PgConnectOptions {
 }
 
 impl Db {
-    /// Opens the configured database, or starts the embedded cluster when none is configured,
-    /// then applies migrations.
+    /// Opens the configured database, or starts the embedded cluster when none is configured;
+    /// brings the schema up to date when we own it (anyone else checks its version), then
+    /// finds out what the role may do.
     pub async fn open(cfg: &Config) -> Result<Db> {
-        let db = Db::connect(cfg).await?;
-        crate::db::migrate::run(&db.write).await?;
+        Db::open_as(cfg, false).await
+    }
+
+    /// `open`, migrating whoever we are (`opsdash migrate`) when `force_migrate`.
+    pub async fn open_as(cfg: &Config, force_migrate: bool) -> Result<Db> {
+        let mut db = Db::connect(cfg).await?;
+        db.prepare_schema(force_migrate).await?;
+        db.access = Access::detect(&db.write, cfg.database.read_only).await?;
         Ok(db)
+    }
+
+    /// Migrations need to own the schema: its owner (or a first start, when there is no schema
+    /// yet) applies them; any other role only checks that the schema is as new as this build.
+    pub async fn prepare_schema(&self, force_migrate: bool) -> Result<()> {
+        let who = crate::query::access::ownership(&self.write).await?;
+        if force_migrate || who.owner || !who.schema_exists {
+            return crate::db::migrate::run(&self.write).await;
+        }
+        let needs = crate::db::migrate::latest();
+        let at = crate::query::access::schema_version(&self.write)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "role {} cannot read the schema version ({}): run `opsdash migrate` as \
+                     the owner, or `opsdash db grant opsdash_reader {}`",
+                    who.role,
+                    e.root_cause(),
+                    who.role
+                )
+            })?;
+        if at.is_none_or(|at| at < needs) {
+            anyhow::bail!(access::behind_message(at, needs));
+        }
+        Ok(())
     }
 
     /// Like `open` without migrations.
@@ -172,6 +207,7 @@ impl Db {
             target,
             write_options: write_opts,
             query_timeout,
+            access: Access::unchecked(),
         })
     }
 }
@@ -197,6 +233,7 @@ impl Db {
             target: self.target.clone(),
             write_options: options,
             query_timeout: self.query_timeout,
+            access: self.access.clone(),
         }
     }
 }

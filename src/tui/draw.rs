@@ -244,10 +244,10 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
     }
     let dim = theme.style(Role::Dim);
     let key = theme.style(Role::Accent);
-    let mut hints: Vec<(String, &str)> = vec![
-        ("?".into(), "help"),
-        (":".into(), "cmd"),
-        ("/".into(), "filter"),
+    let mut hints: Vec<(String, String)> = vec![
+        ("?".into(), "help".into()),
+        (":".into(), "cmd".into()),
+        ("/".into(), "filter".into()),
     ];
     if let Some(tab) = app.active_tab() {
         let own = tab.bindings();
@@ -256,10 +256,16 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
             .filter(|b| !matches!(b.keys, "/" | "j/k"))
             .take(3)
         {
-            hints.push((b.keys.to_string(), b.help));
+            // The status bar is short: an unavailable key just says so (help has the rest).
+            let help = if crate::tui::help::unavailable(app, tab, b) {
+                "read-only".to_string()
+            } else {
+                b.help.to_string()
+            };
+            hints.push((b.keys.to_string(), help));
         }
     }
-    hints.push(("q".into(), "quit"));
+    hints.push(("q".into(), "quit".into()));
     let mut spans: Vec<Span> = Vec::new();
     if let Some(tab) = app.active_tab() {
         if !tab.filter().is_empty() {
