@@ -184,6 +184,10 @@ async fn a_reader_sees_operator_keys_unavailable_in_the_dashboard() {
     let text = buffer_text(&render(&app, 100, 30));
     assert!(text.contains("api-errors"), "{text}");
     assert!(text.contains("a read-only"), "status-bar hint:\n{text}");
+    assert!(
+        text.contains("│ read-only │ range"),
+        "header badge:\n{text}"
+    );
 
     press(&mut app, KeyCode::Char('a')).await;
     let msg = app.message.clone().expect("a status-line message");

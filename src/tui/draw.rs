@@ -152,6 +152,11 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
         }
         None => right.push(Span::styled("alerts …", dim)),
     }
+    // Said once, up front: this session cannot act (a reader's role, or --read-only).
+    if let Some(badge) = app.env.db.access.badge() {
+        right.push(Span::styled(" │ ", dim));
+        right.push(Span::styled(badge, theme.style(Role::Warn)));
+    }
     right.push(Span::styled(" │ ", dim));
     right.push(Span::styled(
         format!("range {}", app.range.label()),
