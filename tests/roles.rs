@@ -302,6 +302,20 @@ async fn an_ingest_role_stores_lines_it_cannot_read() {
     assert!(read.to_string().contains("permission denied"), "{read}");
     let export = run_cli(&url_as(&t, &carol), &["export", "--format", "json"]);
     assert!(!export.status.success());
+
+    // A reader is told what it lacks before anything is parsed or written.
+    let alice = login_role(&t, "alice", &["opsdash_reader"]).await;
+    let out = run_cli(&url_as(&t, &alice), &["ingest", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("needs opsdash_ingest"),
+        "{err}"
+    );
+    let after: i64 = sqlx::query_scalar("SELECT sum(repeat_count) FROM opsdash.log_event")
+        .fetch_one(&t.db.write)
+        .await
+        .unwrap();
+    assert_eq!(after, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,4 +405,61 @@ async fn db_grant_makes_a_login_role_a_member() {
         .await
         .unwrap();
     assert!(still);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_role_runs_the_jobs_but_may_not_operate() {
+    let t = TestDb::new().await.unwrap();
+    sqlx::query(
+        "INSERT INTO opsdash.request_log (ts, service, route, status)
+         SELECT now() - interval '5 seconds', 'api', '/x', 500 FROM generate_series(1, 5)",
+    )
+    .execute(&t.db.write)
+    .await
+    .unwrap();
+    let erin = login_role(&t, "erin", &["opsdash_worker"]).await;
+    let db = connect_as(&t, &erin, false).await.unwrap();
+    assert!(db.access.can_work() && !db.access.can_operate());
+
+    // Leases, rollups and the alert engine, each as the worker role.
+    let epoch = opsdash::query::lease::acquire(&db.write, "rollup", "w:1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(epoch.is_some());
+    opsdash::query::lease::heartbeat(&db.write, "w:1")
+        .await
+        .unwrap();
+    opsdash::worker::rollup::run_once(&db, chrono::Utc::now())
+        .await
+        .unwrap();
+    let mut cfg = Config::default();
+    cfg.alert.rules = vec![RuleConfig {
+        name: "api-errors".into(),
+        measure: "error_rate".into(),
+        threshold: 10.0,
+        min_count: Some(1),
+        ..RuleConfig::default()
+    }];
+    q::sync_config_rules(&db.write, &engine::config_specs(&cfg))
+        .await
+        .unwrap();
+    let rule = q::rule_by_name(&db.read, "api-errors")
+        .await
+        .unwrap()
+        .unwrap();
+    engine::evaluate_rule(&db, &cfg, &rule, None).await.unwrap();
+    let firing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM opsdash.alert WHERE state = 'firing'")
+            .fetch_one(&t.db.write)
+            .await
+            .unwrap();
+    assert_eq!(firing, 1);
+
+    // The worker's rights are not an operator's.
+    let run = run_cli(&url_as(&t, &erin), &["alerts", "ack", "1"]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("acknowledging needs opsdash_operator"),
+        "{err}"
+    );
 }

@@ -90,6 +90,38 @@ impl Access {
         }
     }
 
+    /// `Err` when this process may not run the background jobs (`opsdash worker`).
+    pub fn check_work(&self) -> Result<()> {
+        if self.forced_read_only {
+            bail!("read-only: started with --read-only (or database.read_only), the worker writes");
+        }
+        if !self.privileges.work {
+            bail!(
+                "role {} may not run the worker jobs: they need opsdash_worker (opsdash db grant \
+                 opsdash_worker {})",
+                self.role,
+                self.role
+            );
+        }
+        Ok(())
+    }
+
+    /// `Err` when this process may not store log lines (`opsdash ingest`).
+    pub fn check_ingest(&self) -> Result<()> {
+        if self.forced_read_only {
+            bail!("read-only: started with --read-only (or database.read_only), ingest writes");
+        }
+        if !self.privileges.ingest {
+            bail!(
+                "role {} may not store log lines: that needs opsdash_ingest (opsdash db grant \
+                 opsdash_ingest {})",
+                self.role,
+                self.role
+            );
+        }
+        Ok(())
+    }
+
     /// A short badge for the header ("read-only"), None when the role may operate.
     pub fn badge(&self) -> Option<&'static str> {
         (!self.can_operate()).then_some("read-only")
@@ -142,6 +174,15 @@ mod tests {
         assert!(!a.can_operate() && !a.can_work());
         assert!(a.refusal("resolving").unwrap().contains("--read-only"));
         assert_eq!(a.badge(), Some("read-only"));
+        assert!(a.check_work().is_err() && a.check_ingest().is_err());
+        let mut r = reader();
+        assert!(r
+            .check_ingest()
+            .unwrap_err()
+            .to_string()
+            .contains("opsdash_ingest"));
+        r.privileges.ingest = true;
+        assert!(r.check_ingest().is_ok() && r.check_work().is_err());
     }
 
     #[test]
