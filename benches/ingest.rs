@@ -211,6 +211,7 @@ fn time_cpu_side(json: &Path) -> Result<Duration> {
         let ctx = LineContext {
             service: "bench",
             now: Utc::now(),
+            level: None,
         };
         let parsed = detect::parse_line(detect::Format::Json, line, &ctx)
             .map_err(|e| anyhow::anyhow!("{e}"))?;

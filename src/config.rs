@@ -97,6 +97,12 @@ pub struct DatabaseConfig {
     pub connect_timeout_ms: u64,
     /// Every dashboard query is cut off after this long.
     pub query_timeout_ms: u64,
+    /// TLS to `url` and `read_url` (see `db::tls`): sslmode, root CA, client certificate and
+    /// key. A parameter the URL names itself wins.
+    pub tls_mode: String,
+    pub tls_root_cert: String,
+    pub tls_cert: String,
+    pub tls_key: String,
     /// No writes from this process whatever the role may do (`--read-only`): operator keys
     /// are refused with a "read-only" line and the in-process worker does not start.
     pub read_only: bool,
@@ -110,6 +116,10 @@ impl Default for DatabaseConfig {
             pool_size: 8,
             connect_timeout_ms: 3000,
             query_timeout_ms: 5000,
+            tls_mode: String::new(),
+            tls_root_cert: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             read_only: false,
         }
     }
@@ -534,6 +544,9 @@ pub struct ServiceCheck {
     /// For postgres checks.
     #[serde(default = "default_check_query")]
     pub query: String,
+    /// For https checks: PEM file of extra trusted CAs (an internal CA), besides the system's.
+    #[serde(default)]
+    pub ca_file: String,
 }
 
 fn default_expected_status() -> u16 {
@@ -686,6 +699,7 @@ impl Config {
         if self.database.pool_size == 0 {
             return bad("database.pool_size".into(), "must be at least 1".into());
         }
+        crate::db::tls::check_config(&self.database)?;
         if self.ingest.batch_size == 0 {
             return bad("ingest.batch_size".into(), "must be at least 1".into());
         }

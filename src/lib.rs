@@ -17,5 +17,6 @@ pub mod notify;
 pub mod query;
 pub mod sanitize;
 pub mod tail;
+pub mod trust;
 pub mod tui;
 pub mod worker;

@@ -36,6 +36,7 @@ fn ctx() -> LineContext<'static> {
     LineContext {
         service: "fuzz",
         now: Utc::now(),
+        level: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn parse(line: &str) -> Option<Parsed> {
     let ctx = LineContext {
         service: "svc",
         now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        level: None,
     };
     parse_line(Format::Auto, line, &ctx).ok()
 }

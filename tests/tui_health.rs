@@ -65,6 +65,7 @@ fn check(name: &str, kind: &str, target: String) -> ServiceCheck {
         retries: 1,
         degraded_ms: 200,
         query: "SELECT 1".into(),
+        ca_file: String::new(),
     }
 }
 

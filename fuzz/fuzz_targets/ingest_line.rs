@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = LineContext {
         service: "fuzz",
         now: chrono::Utc::now(),
+        level: None,
     };
     for f in [
         Format::Auto,

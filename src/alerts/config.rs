@@ -225,6 +225,9 @@ pub struct ChannelConfig {
     pub smtp_password: Secret,
     /// email: PEM file of extra trusted CA certificates (an internal CA), besides the public roots.
     pub smtp_ca_file: String,
+    /// webhook/slack/discord/pagerduty/email: PEM file of extra trusted CAs (an internal CA),
+    /// besides the system's roots (`trust::root_store`).
+    pub ca_file: String,
     pub from: String,
     pub to: Vec<String>,
     /// command: program and arguments; receives the webhook JSON on stdin, exit 0 = delivered.
@@ -250,6 +253,7 @@ impl Default for ChannelConfig {
             smtp_username: String::new(),
             smtp_password: Secret::default(),
             smtp_ca_file: String::new(),
+            ca_file: String::new(),
             from: String::new(),
             to: Vec::new(),
             command: Vec::new(),

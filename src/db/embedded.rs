@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use sqlx::postgres::PgConnectOptions;
 
-/// Port number only names the socket file (`.s.PGSQL.5432`); the cluster listens on no TCP port.
-const PORT: u16 = 5432;
+/// Port number only names the socket file (`.s.PGSQL.5432`); the cluster listens on no TCP port
+/// (only test clusters do, see `testkit::TestCluster::listen_tcp`).
+pub(crate) const PORT: u16 = 5432;
 pub const DATABASE: &str = "opsdash";
 pub const SUPERUSER: &str = "postgres";
 

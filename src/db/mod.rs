@@ -1,4 +1,4 @@
-//! Database access: connection pools, migrations, the embedded cluster and the test kit.
+//! Database access: connection pools, TLS, migrations, the embedded cluster and the test kit.
 
 pub mod access;
 pub mod copy;
@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod migrate;
 pub mod pool;
 pub mod testkit;
+pub mod tls;
 
 pub use pool::{Db, DbTarget};
 

@@ -138,7 +138,7 @@ impl Db {
         } else {
             let url = cfg.database.url.expose();
             (
-                parse_url(url)?,
+                crate::db::tls::apply(parse_url(url)?, url, &cfg.database)?,
                 DbTarget::External {
                     redacted_url: redact_url(url),
                 },
@@ -147,7 +147,8 @@ impl Db {
         let read_opts = if cfg.database.read_url.is_empty() {
             None
         } else {
-            Some(parse_url(cfg.database.read_url.expose())?)
+            let url = cfg.database.read_url.expose();
+            Some(crate::db::tls::apply(parse_url(url)?, url, &cfg.database)?)
         };
         Db::from_options(
             write_opts,
@@ -200,7 +201,11 @@ impl Db {
         tokio::time::timeout(connect_timeout + Duration::from_secs(1), write.acquire())
             .await
             .map_err(|_| anyhow::anyhow!("timed out connecting to {target}"))?
-            .with_context(|| format!("connecting to {target}"))?;
+            .map_err(|e| match crate::db::tls::explain(&e, &write_opts) {
+                // The TLS step that failed, in one line, instead of rustls' nested errors.
+                Some(step) => anyhow::anyhow!("connecting to {target}: {step}"),
+                None => anyhow::Error::new(e).context(format!("connecting to {target}")),
+            })?;
         Ok(Db {
             write,
             read,

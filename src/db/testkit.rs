@@ -264,6 +264,69 @@ impl TestCluster {
     pub fn url(&self) -> String {
         self.cluster.url()
     }
+
+    /// Restarts this cluster listening also on TCP port 5432 of `addrs` (from
+    /// `free_loopback_pair`: clusters of other tests use other addresses, so the port never
+    /// clashes), with `files` written into its data directory (owned by the server user, mode
+    /// 0600), `conf` appended to postgresql.conf and `hba` as its whole pg_hba.conf. The test
+    /// kit itself keeps connecting through the Unix socket, so `hba` must keep a `local` line.
+    pub fn listen_tcp(
+        &self,
+        addrs: &[std::net::Ipv4Addr],
+        conf: &str,
+        files: &[(&str, &[u8])],
+        hba: &str,
+    ) -> Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let pgdata = self.cluster.pgdata();
+        let owner = std::fs::metadata(&pgdata)?;
+        let place = |name: &str, bytes: &[u8]| -> Result<()> {
+            let path = pgdata.join(name);
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            Ok(())
+        };
+        for (name, bytes) in files {
+            place(name, bytes)?;
+        }
+        place("pg_hba.conf", hba.as_bytes())?;
+        let conf_path = pgdata.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf_path)?;
+        let listen: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        text.push_str(&format!(
+            "\n# test kit: TCP\nlisten_addresses = '{}'\n{conf}\n",
+            listen.join(", ")
+        ));
+        std::fs::write(&conf_path, text)?;
+        self.cluster.stop("fast")?;
+        self.cluster.restart_stopped()
+    }
+}
+
+/// Two neighbouring addresses in 127.0.0.0/8 (all of it is loopback on Linux) whose port 5432
+/// is free now, picked at random so concurrent test clusters do not meet.
+pub fn free_loopback_pair() -> Result<[std::net::Ipv4Addr; 2]> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..50 {
+        let (b, c, d) = (
+            rng.gen_range(1..=254u8),
+            rng.gen_range(0..=255u8),
+            rng.gen_range(2..=250u8),
+        );
+        let pair = [
+            std::net::Ipv4Addr::new(127, b, c, d),
+            std::net::Ipv4Addr::new(127, b, c, d + 1),
+        ];
+        let free = pair
+            .iter()
+            .all(|a| std::net::TcpListener::bind((*a, crate::db::embedded::PORT)).is_ok());
+        if free {
+            return Ok(pair);
+        }
+    }
+    anyhow::bail!("no free loopback address pair for a test cluster")
 }
 
 impl Drop for TestCluster {

@@ -88,7 +88,8 @@ pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, S
             direction: Direction::Inbound,
             integration: None,
         }),
-        service_from: None,
+        format: "access",
+        ..Parsed::default()
     })
 }
 
@@ -101,6 +102,7 @@ mod tests {
         LineContext {
             service: "web",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            level: None,
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
         LineContext {
             service: "svc",
             now: chrono::Utc::now(),
+            level: None,
         }
     }
 

@@ -219,6 +219,9 @@ pub struct LineContext<'a> {
     pub service: &'a str,
     /// Timestamp for lines that carry none.
     pub now: DateTime<Utc>,
+    /// Level for lines that name none (an envelope's: journald's PRIORITY, syslog's severity,
+    /// a container's stderr); info when None.
+    pub level: Option<Level>,
 }
 
 /// Text that is a number with a duration unit ("30000ms", "1.5s"), in milliseconds.
@@ -523,7 +526,7 @@ impl<'a> Builder<'a> {
         let level = self.level.or(at_level).unwrap_or(if self.saw_error {
             Level::Error
         } else {
-            Level::Info
+            ctx.level.unwrap_or(Level::Info)
         });
         let (service, service_from) = match self.service {
             Some((_, s, key)) => (s, Some(key)),
@@ -590,6 +593,7 @@ impl<'a> Builder<'a> {
             log: Some(log),
             request,
             service_from,
+            ..Parsed::default()
         }
     }
 }
@@ -617,6 +621,7 @@ mod tests {
         LineContext {
             service: "default-svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            level: None,
         }
     }
 

@@ -120,7 +120,9 @@ pub fn parse(line: &str, ctx: &LineContext) -> Result<Parsed, String> {
     let mut de = serde_json::Deserializer::from_str(line);
     let fields = Fields::deserialize(&mut de).map_err(|e| describe(&e))?;
     de.end().map_err(|e| describe(&e))?;
-    fields::build(fields.0, ctx)
+    let mut parsed = fields::build(fields.0, ctx)?;
+    parsed.format = "json";
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -133,6 +135,7 @@ mod tests {
         LineContext {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            level: None,
         }
     }
 

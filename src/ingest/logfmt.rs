@@ -121,7 +121,9 @@ fn unescape(raw: &str) -> String {
 }
 
 pub fn parse(line: &str, ctx: &LineContext) -> Result<Parsed, String> {
-    fields::build(pairs(line)?, ctx)
+    let mut parsed = fields::build(pairs(line)?, ctx)?;
+    parsed.format = "logfmt";
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -135,6 +137,7 @@ mod tests {
         let ctx = LineContext {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            level: None,
         };
         let p = parse(
             r#"time="2024-03-01T10:00:00Z" level=error msg="payment \"failed\"" user_id=7 retry"#,

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod dedup;
 pub mod detect;
+pub mod envelope;
 pub mod fields;
 pub mod fingerprint;
 pub mod follow;

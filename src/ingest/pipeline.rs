@@ -2,7 +2,7 @@
 //! batches go to the writer task (see `writer`), so parsing the next batch overlaps the COPY
 //! of the previous one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::dedup::{self, Dedup, Verdict};
-use super::detect::{parse_line, Format};
+use super::detect::Format;
+use super::envelope::{self, Envelope};
 use super::fields::LineContext;
 use super::fingerprint::fingerprint;
-use super::record::{LogRecord, Parsed, RequestRecord};
+use super::record::{AuditRecord, LogRecord, Parsed, QueryRecord, RequestRecord};
 use super::redact::Redactor;
 use super::writer::{self, Batch, Committed, Repeat, Writer};
 use crate::config::IngestConfig;
@@ -106,6 +107,8 @@ pub struct Summary {
     /// Rows committed to `log_event` and `request_log`.
     pub logs: u64,
     pub requests: u64,
+    pub queries: u64,
+    pub audits: u64,
     pub rejected: u64,
     /// Events folded into an earlier identical one (not stored as rows of their own).
     pub folded: u64,
@@ -120,13 +123,26 @@ pub struct Summary {
     pub keep_until: Option<DateTime<Utc>>,
     pub elapsed: Duration,
     pub first_rejects: Vec<Rejection>,
+    /// Events stored, by the format they were read as.
+    pub formats: BTreeMap<&'static str, u64>,
     /// Why writing stopped, when it did.
     pub error: Option<String>,
 }
 
 impl Summary {
     pub fn rows(&self) -> u64 {
-        self.logs + self.requests
+        self.logs + self.requests + self.queries + self.audits
+    }
+
+    /// `json 120, syslog 4`: the events stored, by the format each was read as.
+    pub fn formats_line(&self) -> String {
+        let mut by_count: Vec<(&&'static str, &u64)> = self.formats.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        by_count
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn rows_per_sec(&self) -> f64 {
@@ -145,17 +161,26 @@ impl Summary {
             0 => String::new(),
             n => format!(" + {n} not committed"),
         };
+        let mut tables = format!("log_event {}, request_log {}", self.logs, self.requests);
+        if self.queries > 0 {
+            tables.push_str(&format!(", query_log {}", self.queries));
+        }
+        if self.audits > 0 {
+            tables.push_str(&format!(", audit_event {}", self.audits));
+        }
+        let formats = match self.formats_line() {
+            f if f.is_empty() => f,
+            f => format!("; formats: {f}"),
+        };
         format!(
             "ingest: {} lines read = {} events stored + {} folded + {} rejected + {} blank{lost}; \
-             {} rows stored: log_event {}, request_log {}; {:.2}s, {:.0} rows/s",
+             {} rows stored: {tables}{formats}; {:.2}s, {:.0} rows/s",
             self.lines,
             self.events,
             self.folded,
             self.rejected,
             self.blank,
             self.rows(),
-            self.logs,
-            self.requests,
             self.elapsed.as_secs_f64(),
             self.rows_per_sec()
         )
@@ -195,6 +220,8 @@ impl Summary {
 struct Building {
     logs: Vec<LogRecord>,
     requests: Vec<RequestRecord>,
+    queries: Vec<QueryRecord>,
+    audits: Vec<AuditRecord>,
     groups: HashMap<String, ErrorGroupDelta>,
     group_users: HashSet<(String, String)>,
     repeats: HashMap<(u64, usize), Repeat>,
@@ -209,7 +236,7 @@ struct Building {
 
 impl Building {
     fn rows(&self) -> usize {
-        self.logs.len() + self.requests.len()
+        self.logs.len() + self.requests.len() + self.queries.len() + self.audits.len()
     }
 
     fn is_empty(&self) -> bool {
@@ -234,6 +261,8 @@ pub struct Pipeline {
     rejected: u64,
     folded: u64,
     blank: u64,
+    /// Events stored, by the format they were read as (for the summary).
+    formats: BTreeMap<&'static str, u64>,
     /// Scratch buffer of the event key being looked up.
     key: Vec<u8>,
     /// Rows of days before these are outside the retention period.
@@ -277,6 +306,7 @@ impl Pipeline {
             rejected: 0,
             folded: 0,
             blank: 0,
+            formats: BTreeMap::new(),
             key: Vec::with_capacity(512),
             first_rejects: Vec::new(),
             tx: Some(tx),
@@ -363,22 +393,29 @@ impl Pipeline {
             Ok(t) => (std::borrow::Cow::Borrowed(t), false),
             Err(_) => (String::from_utf8_lossy(raw), true),
         };
-        let ctx = LineContext {
-            service: &self.opts.service,
-            now: Utc::now(),
-        };
-        match parse_line(self.opts.format, &text, &ctx) {
-            Ok(parsed) => {
-                let has_nul = memchr::memchr(0, raw).is_some()
-                    || memchr::memmem::find(raw, b"\\u0000").is_some();
-                self.accept(parsed, has_nul, invalid_utf8);
-            }
+        let has_nul =
+            memchr::memchr(0, raw).is_some() || memchr::memmem::find(raw, b"\\u0000").is_some();
+        match envelope::open(self.opts.format, &text) {
+            Ok(env) => self.read_event(env, has_nul, invalid_utf8),
             Err(reason) => self.reject(reason),
         }
         if self.cur.rows() >= self.batch_size {
             self.send(None).await?;
         }
         Ok(())
+    }
+
+    /// Reads one event's text (inside its envelope) into the current batch.
+    fn read_event(&mut self, env: Envelope, has_nul: bool, invalid_utf8: bool) {
+        let ctx = LineContext {
+            service: &self.opts.service,
+            now: Utc::now(),
+            level: None,
+        };
+        match envelope::read(self.opts.format, env, &ctx) {
+            Ok(parsed) => self.accept(parsed, has_nul, invalid_utf8),
+            Err(reason) => self.reject(reason),
+        }
     }
 
     fn accept(&mut self, mut parsed: Parsed, has_nul: bool, invalid_utf8: bool) {
@@ -407,8 +444,28 @@ impl Pipeline {
         if let Some(req) = req {
             self.cur.requests.push(req);
         }
+        if let Some(mut query) = parsed.query {
+            if has_nul {
+                query.strip_nul();
+            }
+            self.redactor.string(&mut query.query);
+            self.cur.queries.push(query);
+        }
+        if let Some(mut audit) = parsed.audit {
+            if has_nul {
+                audit.strip_nul();
+            }
+            for v in [&mut audit.before, &mut audit.after, &mut audit.changes]
+                .into_iter()
+                .flatten()
+            {
+                self.redactor.json(v);
+            }
+            self.cur.audits.push(audit);
+        }
         if stored {
             self.cur.events += 1;
+            *self.formats.entry(parsed.format).or_insert(0) += 1;
         }
     }
 
@@ -550,6 +607,16 @@ impl Pipeline {
                 note_old("request_log", day);
             }
         }
+        let mut queries = CopyBuf::with_capacity(cur.queries.len() * 192);
+        for r in &cur.queries {
+            writer::encode_query(&mut queries, r);
+            note_day(r.ts.date_naive());
+        }
+        let mut audits = CopyBuf::with_capacity(cur.audits.len() * 192);
+        for r in &cur.audits {
+            writer::encode_audit(&mut audits, r);
+            note_day(r.ts.date_naive());
+        }
         let holds = match self.opts.keep_until {
             Some(_) => old_days
                 .into_iter()
@@ -563,6 +630,8 @@ impl Pipeline {
             seq: self.seq,
             logs,
             requests,
+            queries,
+            audits,
             days,
             repeats: cur.repeats.into_values().collect(),
             groups,
@@ -652,6 +721,8 @@ impl Pipeline {
             events: c.events.load(Ordering::Relaxed),
             logs: c.logs.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
+            queries: c.queries.load(Ordering::Relaxed),
+            audits: c.audits.load(Ordering::Relaxed),
             rejected: self.rejected,
             folded: self.folded,
             blank: self.blank,
@@ -663,6 +734,7 @@ impl Pipeline {
             keep_until: self.opts.keep_until,
             elapsed: self.started.elapsed(),
             first_rejects: self.first_rejects,
+            formats: self.formats,
             error: self.writer_error,
         }
     }

@@ -183,4 +183,107 @@ pub struct Parsed {
     /// The field the service name came from (`service`, `app`, `logger`...), when the line
     /// named one: a `--service` given by the user replaces it and keeps it in attrs under it.
     pub service_from: Option<&'static str>,
+    /// A statement from a database server's log.
+    pub query: Option<QueryRecord>,
+    /// An audit event (who did what) read from an application's log line.
+    pub audit: Option<AuditRecord>,
+    /// The format the line was read as (`json`, `logfmt`, `nginx`, `text`...), counted in the
+    /// summary line.
+    pub format: &'static str,
+}
+
+/// One row of `opsdash.query_log`, before it is written (a statement from a database's own log,
+/// or a `pg_stat_statements` delta).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRecord {
+    pub ts: DateTime<Utc>,
+    /// The application or service that ran the statement (empty when the log does not say).
+    pub service: String,
+    pub database: Option<String>,
+    /// Normalized text: literals replaced, so one statement shape is one fingerprint.
+    pub query: String,
+    pub fingerprint: String,
+    pub duration_ms: f64,
+    pub rows: Option<i64>,
+    pub trace_id: Option<String>,
+}
+
+impl QueryRecord {
+    /// See `LogRecord::strip_nul`.
+    pub fn strip_nul(&mut self) {
+        strip_nul(&mut self.service);
+        strip_nul(&mut self.query);
+        strip_nul(&mut self.fingerprint);
+        strip_nul_opt(&mut self.database);
+        strip_nul_opt(&mut self.trace_id);
+    }
+}
+
+/// One row of `opsdash.audit_event` taken from an application's log line (who did what to
+/// which resource), before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub ts: DateTime<Utc>,
+    pub actor: String,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub changes: Option<Value>,
+    /// `success` or `failure` (the table's default is `success`).
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub host: Option<String>,
+}
+
+impl AuditRecord {
+    pub fn new(ts: DateTime<Utc>, actor: String, action: String) -> AuditRecord {
+        AuditRecord {
+            ts,
+            actor,
+            actor_role: None,
+            action,
+            resource_type: None,
+            resource_id: None,
+            before: None,
+            after: None,
+            changes: None,
+            outcome: "success".into(),
+            ip: None,
+            session_id: None,
+            request_id: None,
+            trace_id: None,
+            host: None,
+        }
+    }
+
+    /// See `LogRecord::strip_nul`.
+    pub fn strip_nul(&mut self) {
+        strip_nul(&mut self.actor);
+        strip_nul(&mut self.action);
+        strip_nul(&mut self.outcome);
+        for s in [
+            &mut self.actor_role,
+            &mut self.resource_type,
+            &mut self.resource_id,
+            &mut self.ip,
+            &mut self.session_id,
+            &mut self.request_id,
+            &mut self.trace_id,
+            &mut self.host,
+        ] {
+            strip_nul_opt(s);
+        }
+        for v in [&mut self.before, &mut self.after, &mut self.changes]
+            .into_iter()
+            .flatten()
+        {
+            strip_nul_json(v);
+        }
+    }
 }

