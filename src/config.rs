@@ -107,6 +107,9 @@ pub struct DatabaseConfig {
     pub tls_root_cert: String,
     pub tls_cert: String,
     pub tls_key: String,
+    /// No writes from this process whatever the role may do (`--read-only`): operator keys
+    /// are refused with a "read-only" line and the in-process worker does not start.
+    pub read_only: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -122,6 +125,7 @@ impl Default for DatabaseConfig {
             tls_root_cert: String::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            read_only: false,
         }
     }
 }

@@ -161,8 +161,9 @@ async fn firing_notifying_silencing_acknowledging_and_resolving() {
         loser.contains(&format!("already acknowledged by {winner}")),
         "{loser}"
     );
-    let audits: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT actor, action, ip, host FROM opsdash.audit_event WHERE source = 'opsdash' ORDER BY id",
+    let audits: Vec<(String, String, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT actor, action, ip, host, session_id FROM opsdash.audit_event
+          WHERE source = 'opsdash' ORDER BY id",
     )
     .fetch_all(&t.db.write)
     .await
@@ -172,7 +173,13 @@ async fn firing_notifying_silencing_acknowledging_and_resolving() {
         .filter(|a| a.1 == "alert.acknowledge")
         .collect();
     assert_eq!(acks.len(), 1);
-    assert_eq!(acks[0].0, winner);
+    // The database role is the actor; who typed it (OS user@host) is the session context.
+    let role: String = sqlx::query_scalar("SELECT session_user::text")
+        .fetch_one(&t.db.write)
+        .await
+        .unwrap();
+    assert_eq!(acks[0].0, role);
+    assert_eq!(acks[0].4, format!("{winner}@{}", acks[0].3));
     assert_eq!(acks[0].2.as_deref(), Some("198.51.100.7"));
     assert!(audits.iter().any(|a| a.1 == "silence.create"));
     assert!(audits.iter().any(|a| a.1 == "silence.expire"));

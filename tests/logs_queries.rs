@@ -177,7 +177,19 @@ async fn error_group_triage_is_audited() -> anyhow::Result<()> {
         ]
     );
     assert!(trail.iter().all(|a| a.source == "opsdash"));
-    assert_eq!(trail[0].actor, "bob");
+    // The database role acts; the name given (the OS user) is the context.
+    let role: String = sqlx::query_scalar("SELECT session_user::text")
+        .fetch_one(pool)
+        .await?;
+    assert_eq!(trail[0].actor, role);
+    assert!(
+        trail[0]
+            .session_id
+            .as_deref()
+            .is_some_and(|s| s.starts_with("bob@")),
+        "{:?}",
+        trail[0].session_id
+    );
     let d = audit::diff(trail[0].before.as_ref(), trail[0].after.as_ref());
     assert!(d
         .iter()

@@ -1,6 +1,8 @@
 //! Operator actions (acknowledge, resolve, silence, rule status), shared by the CLI and the
-//! Alerts tab. Each runs in one transaction with its audit event: who (OS user), from where (SSH
-//! client address) and on which host.
+//! Alerts tab. Each first asks the connection's capabilities (`Db::access`: a reader is refused
+//! with one "read-only: ..." line and nothing is written), then runs in one transaction with its
+//! audit event: the database role (`session_user`) as the actor, with the OS user@host and the
+//! SSH client address as context.
 
 use std::time::Duration;
 
@@ -75,6 +77,7 @@ pub async fn acknowledge(
     id: i64,
     note_text: Option<&str>,
 ) -> Result<AlertRow> {
+    db.access.check_operate("acknowledging")?;
     let mut tx = db.write.begin().await?;
     let row = q::acknowledge(&mut tx, id, &op.user, note(note_text)).await?;
     q::audit_operator_action(
@@ -100,6 +103,7 @@ pub async fn resolve(
     id: i64,
     note_text: Option<&str>,
 ) -> Result<AlertRow> {
+    db.access.check_operate("resolving")?;
     let mut tx = db.write.begin().await?;
     let (row, prev) = q::resolve(&mut tx, id, &op.user, note(note_text)).await?;
     let rule: Option<q::Rule> = q::rule_by_id(&mut tx, row.rule_id).await?;
@@ -130,6 +134,7 @@ pub async fn silence(
     duration: Duration,
     comment: &str,
 ) -> Result<i64> {
+    db.access.check_operate("silencing")?;
     if duration.is_zero() {
         bail!("a silence needs a duration, e.g. 1h");
     }
@@ -157,6 +162,7 @@ pub async fn silence(
 
 /// Ends a silence now; alerts it suppressed that still fire notify again.
 pub async fn expire_silence(db: &Db, op: &Operator, id: i64) -> Result<()> {
+    db.access.check_operate("expiring a silence")?;
     let mut tx = db.write.begin().await?;
     q::expire_silence(&mut tx, id, &op.user).await?;
     q::audit_operator_action(
@@ -176,6 +182,7 @@ pub async fn expire_silence(db: &Db, op: &Operator, id: i64) -> Result<()> {
 
 /// Enables, disables or sets a rule to testing.
 pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -> Result<()> {
+    db.access.check_operate("changing a rule")?;
     let mut tx = db.write.begin().await?;
     if !q::set_rule_status(&mut tx, name, status).await? {
         bail!("no rule named {name:?}");
@@ -199,6 +206,7 @@ pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -
 /// and their history; its open alerts are resolved (nothing evaluates them any more). The audit
 /// event records the definition removed and what happened to its alerts.
 pub async fn remove_rule(db: &Db, op: &Operator, name: &str) -> Result<q::Removed> {
+    db.access.check_operate("removing a rule")?;
     let mut tx = db.write.begin().await?;
     let removed = q::remove_cli_rule(&mut tx, name, &op.user).await?;
     q::audit_operator_action(

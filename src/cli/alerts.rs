@@ -1,6 +1,7 @@
 //! `opsdash alerts list|show|ack|resolve|silence|rules|dead`: the Alerts tab's actions from the
-//! shell. Every action is on the record (audit event with OS user, SSH client address, host);
-//! everything printed from the database is sanitized.
+//! shell. Every action is on the record (audit event with the database role, and the OS user,
+//! SSH client address and host as context); a role that may not act gets one "read-only: ..."
+//! line. Everything printed from the database is sanitized.
 
 use std::process::ExitCode;
 
@@ -304,8 +305,11 @@ fn num(v: Option<f64>) -> String {
 pub fn run(cfg: Config, action: AlertsAction) -> Result<ExitCode> {
     super::runtime()?.block_on(async move {
         let db = Db::open(&cfg).await?;
-        // Config rules show up (and are current) even when no worker ran yet.
-        q::sync_config_rules(&db.write, &engine::config_specs(&cfg)).await?;
+        // Config rules show up (and are current) even when no worker ran yet; a read-only
+        // session writes nothing and lists the rules as the last writer left them.
+        if db.access.can_operate() {
+            q::sync_config_rules(&db.write, &engine::config_specs(&cfg)).await?;
+        }
         run_action(&db, &cfg, action).await
     })
 }
@@ -671,6 +675,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                     eprintln!("warning: no channel named {ch:?} in this config; messages to it will be dead-lettered");
                 }
             }
+            db.access.check_operate("adding a rule")?;
             let id = q::upsert_cli_rule(&db.write, &spec).await?;
             let mut conn = db.write.acquire().await?;
             q::audit_operator_action(

@@ -1,4 +1,5 @@
-//! `opsdash db start|stop|status|url`: the embedded cluster.
+//! `opsdash db start|stop|status|url`: the embedded cluster; `opsdash db grant`: an opsdash
+//! role for a login role, on any database.
 
 use std::process::ExitCode;
 
@@ -21,9 +22,60 @@ pub enum DbAction {
     },
     /// Print a URL that psql accepts: psql "$(opsdash db url)".
     Url,
+    /// Make a login role a member of an opsdash role (run as the schema's owner):
+    /// `opsdash db grant opsdash_reader alice`.
+    Grant {
+        /// reader: look at everything; operator: also acknowledge, resolve, silence, triage
+        /// and change rules; ingest: store lines only (cannot read them); worker: the jobs.
+        #[arg(value_enum)]
+        role: GrantRole,
+        /// The login role (CREATE ROLE alice LOGIN ...) to receive it.
+        user: String,
+    },
+}
+
+/// The roles migrations/0021_roles.sql creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrantRole {
+    #[value(name = "opsdash_reader", alias = "reader")]
+    Reader,
+    #[value(name = "opsdash_operator", alias = "operator")]
+    Operator,
+    #[value(name = "opsdash_ingest", alias = "ingest")]
+    Ingest,
+    #[value(name = "opsdash_worker", alias = "worker")]
+    Worker,
+}
+
+impl GrantRole {
+    fn name(self) -> &'static str {
+        match self {
+            GrantRole::Reader => "opsdash_reader",
+            GrantRole::Operator => "opsdash_operator",
+            GrantRole::Ingest => "opsdash_ingest",
+            GrantRole::Worker => "opsdash_worker",
+        }
+    }
+}
+
+fn grant(cfg: &Config, role: GrantRole, user: &str) -> Result<ExitCode> {
+    super::runtime()?.block_on(async {
+        let db = crate::db::Db::open(cfg).await?;
+        crate::query::access::grant(&db.write, role.name(), user).await?;
+        crate::outln!(
+            "{} granted to {}",
+            role.name(),
+            crate::sanitize::clean(user)
+        );
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(cfg: &Config, action: DbAction) -> Result<ExitCode> {
+    if let DbAction::Grant { role, user } = &action {
+        return grant(cfg, *role, user);
+    }
     if !cfg.database.url.is_empty() {
         match action {
             DbAction::Url => {
@@ -78,6 +130,7 @@ pub fn run(cfg: &Config, action: DbAction) -> Result<ExitCode> {
                 crate::outln!("  chosen by:  {}", root.source);
             }
         }
+        DbAction::Grant { .. } => unreachable!("handled above"),
         DbAction::Url => {
             cluster.ensure_running(Durability::Default)?;
             crate::outln!("{}", cluster.url());

@@ -254,6 +254,7 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
             }
         };
         let db = crate::db::Db::open(cfg).await?;
+        db.access.check_ingest()?;
         let saved = if resumable {
             crate::query::checkpoint::load_all(&db.write).await?
         } else {

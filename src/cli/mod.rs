@@ -42,6 +42,10 @@ pub struct Args {
     /// Config file (default: ~/.config/opsdash/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Look, never touch: acknowledging, resolving, silencing and rule changes are refused with
+    /// a "read-only" line, and no background jobs run in this process.
+    #[arg(long, global = true)]
+    pub read_only: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Options of the dashboard when no subcommand is given.
@@ -163,6 +167,7 @@ pub fn load_config(args: &Args) -> Result<Config> {
     if let Some(url) = &args.direct_url {
         cfg.database.direct_url = Secret::new(url.clone());
     }
+    cfg.database.read_only |= args.read_only;
     Ok(cfg)
 }
 
@@ -194,7 +199,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Some(Command::Migrate) => {
             runtime()?.block_on(async {
-                let db = crate::db::Db::open(&cfg).await?;
+                let db = crate::db::Db::open_as(&cfg, true).await?;
                 crate::outln!("migrations applied ({})", db.target);
                 anyhow::Ok(())
             })?;

@@ -28,25 +28,28 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
         // time, whatever the number of open dashboards); `worker.enabled = false` turns them off.
         // They start a moment after the dashboard, so its first paint does not compete with
         // every job's first run.
-        let worker = {
+        // A role that may not run them (a reader, --read-only) leaves them to other processes.
+        let worker = db.access.can_work().then(|| {
             let (db, cfg, instance) = (db.clone(), cfg.clone(), instance.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(WORKER_START_DELAY).await;
                 crate::worker::spawn_as(db, cfg, instance).await
             })
-        };
+        });
         let opts = crate::tui::Options {
             no_color: args.no_color,
             instance: Some(instance),
             background: None,
         };
         let result = crate::tui::run(db, cfg, opts).await.context("dashboard");
-        if worker.is_finished() {
-            if let Ok(w) = worker.await {
-                w.shutdown().await;
+        match worker {
+            Some(worker) if worker.is_finished() => {
+                if let Ok(w) = worker.await {
+                    w.shutdown().await;
+                }
             }
-        } else {
-            worker.abort();
+            Some(worker) => worker.abort(),
+            None => {}
         }
         result?;
         Ok(ExitCode::SUCCESS)

@@ -33,6 +33,7 @@ pub fn run(mut cfg: Config, args: WorkerArgs) -> Result<ExitCode> {
     cfg.worker.enabled = true;
     super::runtime()?.block_on(async move {
         let db = crate::db::Db::open(&cfg).await?;
+        db.access.check_work()?;
         let handle = crate::worker::spawn(db.clone(), Arc::new(cfg)).await;
         tracing::info!(instance = %handle.instance, target = %db.target, "worker started");
         wait_for_signal().await?;

@@ -14,3 +14,8 @@ pub async fn run(pool: &PgPool) -> Result<()> {
         .context("applying database migrations")?;
     Ok(())
 }
+
+/// The newest migration this build carries.
+pub fn latest() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}

@@ -1,5 +1,6 @@
 //! Database access: connection pools, TLS, migrations, the embedded cluster and the test kit.
 
+pub mod access;
 pub mod copy;
 pub mod embedded;
 pub mod migrate;

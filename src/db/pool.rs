@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use crate::config::{redact_url, Config};
+use crate::db::access::{self, Access};
 use crate::db::embedded::{self, Cluster, Durability};
 use crate::db::topology::{self, Topology};
 
@@ -51,6 +52,8 @@ pub struct Db {
     /// Pooler and replica: what was found out, shared by every clone.
     pub topology: Arc<Topology>,
     pub query_timeout: Duration,
+    /// What the connected role may do, decided once at connect time (`Db::open`).
+    pub access: Access,
 }
 
 impl std::fmt::Debug for Db {
@@ -87,21 +90,58 @@ fn tune(opts: PgConnectOptions) -> PgConnectOptions {
 }
 
 impl Db {
-    /// Opens the configured database, or starts the embedded cluster when none is configured,
-    /// then applies migrations.
+    /// Opens the configured database, or starts the embedded cluster when none is configured;
+    /// brings the schema up to date when we own it (anyone else checks its version), then
+    /// finds out what the role may do.
     pub async fn open(cfg: &Config) -> Result<Db> {
-        let db = Db::connect(cfg).await?;
-        if db.topology.has_direct {
-            // sqlx holds a session advisory lock while it migrates: not through a pooler.
-            let direct = PgPoolOptions::new()
-                .max_connections(1)
-                .connect_lazy_with(db.direct_options.clone());
-            crate::db::migrate::run(&direct).await?;
-            direct.close().await;
-        } else {
-            crate::db::migrate::run(&db.write).await?;
-        }
+        Db::open_as(cfg, false).await
+    }
+
+    /// `open`, migrating whoever we are (`opsdash migrate`) when `force_migrate`.
+    pub async fn open_as(cfg: &Config, force_migrate: bool) -> Result<Db> {
+        let mut db = Db::connect(cfg).await?;
+        db.prepare_schema(force_migrate).await?;
+        db.access = Access::detect(&db.write, cfg.database.read_only).await?;
         Ok(db)
+    }
+
+    /// Migrations need to own the schema: its owner (or a first start, when there is no schema
+    /// yet) applies them; any other role only checks that the schema is as new as this build.
+    pub async fn prepare_schema(&self, force_migrate: bool) -> Result<()> {
+        let who = crate::query::access::ownership(&self.write).await?;
+        if force_migrate || who.owner || !who.schema_exists {
+            return self.migrate().await;
+        }
+        let needs = crate::db::migrate::latest();
+        let at = crate::query::access::schema_version(&self.write)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "role {} cannot read the schema version ({}): run `opsdash migrate` as \
+                     the owner, or `opsdash db grant opsdash_reader {}`",
+                    who.role,
+                    e.root_cause(),
+                    who.role
+                )
+            })?;
+        if at.is_none_or(|at| at < needs) {
+            anyhow::bail!(access::behind_message(at, needs));
+        }
+        Ok(())
+    }
+
+    /// Applies pending migrations, on the direct URL when there is one: sqlx holds a session
+    /// advisory lock while it migrates, which a transaction pooler cannot keep.
+    async fn migrate(&self) -> Result<()> {
+        if !self.topology.has_direct {
+            return crate::db::migrate::run(&self.write).await;
+        }
+        let direct = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.direct_options.clone());
+        let result = crate::db::migrate::run(&direct).await;
+        direct.close().await;
+        result
     }
 
     /// Like `open` without migrations.
@@ -272,6 +312,7 @@ impl Db {
             direct_options,
             topology,
             query_timeout,
+            access: Access::unchecked(),
         })
     }
 }
@@ -310,6 +351,7 @@ impl Db {
             direct_options: self.direct_options.clone(),
             topology: self.topology.clone(),
             query_timeout: self.query_timeout,
+            access: self.access.clone(),
         }
     }
 }

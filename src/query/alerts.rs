@@ -1131,9 +1131,12 @@ pub async fn dead_letters(
 
 /// Writes the audit event of an operator action (source 'opsdash').
 #[allow(clippy::too_many_arguments)]
+/// The actor is the database role (`session_user`, which `SET ROLE` cannot change): the one
+/// identity the server vouches for. `os_user`@`host` goes to `session_id` and the SSH client
+/// address to `ip`, as the context of where the action was typed.
 pub async fn audit_operator_action(
     conn: &mut PgConnection,
-    actor: &str,
+    os_user: &str,
     ip: Option<&str>,
     host: &str,
     action: &str,
@@ -1143,10 +1146,12 @@ pub async fn audit_operator_action(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO opsdash.audit_event
-             (actor, actor_role, action, resource_type, resource_id, changes, outcome, ip, host, source)
-         VALUES ($1, 'operator', $2, $3, $4, $5, 'success', $6, $7, 'opsdash')",
+             (actor, actor_role, action, resource_type, resource_id, changes, outcome, ip, host,
+              session_id, source)
+         VALUES (session_user, 'operator', $2, $3, $4, $5, 'success', $6, $7, $1 || '@' || $7,
+                 'opsdash')",
     )
-    .bind(actor)
+    .bind(os_user)
     .bind(action)
     .bind(resource_type)
     .bind(resource_id)

@@ -230,7 +230,8 @@ pub enum TransitionError {
 }
 
 /// Moves a group along the workflow and records who did it (with the note) in the audit
-/// trail, atomically. Starting work (in-progress) assigns the group to the actor.
+/// trail, atomically: the database role as the actor, `actor`@host and the SSH client address
+/// as context. Starting work (in-progress) assigns the group to `actor`.
 pub async fn transition(
     pool: &PgPool,
     fingerprint: &str,
@@ -276,8 +277,10 @@ pub async fn transition(
     let after = group(row);
     sqlx::query(
         "INSERT INTO opsdash.audit_event
-            (actor, action, resource_type, resource_id, before, after, changes, source, host)
-         VALUES ($1, $2, 'error_group', $3, $4, $5, $6, 'opsdash', $7)",
+            (actor, actor_role, action, resource_type, resource_id, before, after, changes, source,
+             host, session_id, ip)
+         VALUES (session_user, 'operator', $2, 'error_group', $3, $4, $5, $6, 'opsdash', $7,
+                 $1 || '@' || coalesce($7, 'localhost'), $8)",
     )
     .bind(actor)
     .bind(format!("error_group.{}", to.as_str()))
@@ -288,10 +291,20 @@ pub async fn transition(
     .bind(json!({"status": after.status.as_str(), "note": after.note, "assignee": after.assignee}))
     .bind(json!({"status": [before.status.as_str(), after.status.as_str()], "note": note}))
     .bind(hostname())
+    .bind(ssh_client())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// The SSH client's address, as `alerts::operator::Operator` reads it.
+fn ssh_client() -> Option<String> {
+    std::env::var("SSH_CLIENT")
+        .or_else(|_| std::env::var("SSH_CONNECTION"))
+        .ok()
+        .and_then(|v| v.split_whitespace().next().map(str::to_string))
+        .filter(|s| !s.is_empty())
 }
 
 fn hostname() -> Option<String> {

@@ -1,5 +1,6 @@
 //! Health queries: checked services with their uptime, integrations (outbound calls), the
-//! database itself (as pg_activity shows it), worker jobs; and the writes of the health-check
+//! database itself (as pg_activity shows it, or as much of it as a role without pg_monitor
+//! may see), worker jobs; and the writes of the health-check
 //! job (one `health_check` row per check, the `service` row updated).
 
 use anyhow::{Context, Result};
@@ -137,6 +138,8 @@ pub struct DbHealth {
     pub largest_tables: Vec<(String, i64)>,
     /// What the connection path cannot do (`db::topology`), e.g. no LISTEN through a pooler.
     pub pooler_note: Option<String>,
+    /// What this role cannot see, when it lacks pg_monitor (other roles' sessions, replicas).
+    pub limited: Option<String>,
 }
 
 impl DbHealth {
@@ -155,7 +158,8 @@ pub async fn database(db: &Db) -> Result<DbHealth> {
                 pg_database_size(current_database()),
                 pg_is_in_recovery(),
                 CASE WHEN pg_is_in_recovery()
-                     THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END",
+                     THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
+                pg_has_role('pg_read_all_stats', 'USAGE')",
     )
     .fetch_one(&db.read)
     .await
@@ -242,6 +246,8 @@ pub async fn database(db: &Db) -> Result<DbHealth> {
         db_size: r.try_get(4)?,
         in_recovery: r.try_get(5)?,
         replay_lag_s: r.try_get(6)?,
+        limited: (!r.try_get::<bool, _>(7)?)
+            .then(|| "others' sessions hidden: grant pg_monitor to see them".to_string()),
         connections,
         replicas,
         longest,

@@ -1,6 +1,7 @@
 //! The SQL of opsdash, one module per view or area. Worker jobs, the CLI and the TUI call these
 //! functions; nothing else writes SQL, and this module never depends on the TUI.
 
+pub mod access;
 pub mod alert_metrics;
 pub mod alerts;
 pub mod audit;

@@ -181,6 +181,11 @@ fn draw_info_line(app: &App, f: &mut Frame, area: Rect) {
         }
         None => right.push(Span::styled("alerts …", dim)),
     }
+    // Said once, up front: this session cannot act (a reader's role, or --read-only).
+    if let Some(badge) = app.env.db.access.badge() {
+        right.push(Span::styled(" │ ", dim));
+        right.push(Span::styled(badge, theme.style(Role::Warn)));
+    }
     right.push(Span::styled(" │ ", dim));
     right.push(Span::styled(
         format!("range {}", app.range.label()),
@@ -273,10 +278,10 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
     }
     let dim = theme.style(Role::Dim);
     let key = theme.style(Role::Accent);
-    let mut hints: Vec<(String, &str)> = vec![
-        ("?".into(), "help"),
-        (":".into(), "cmd"),
-        ("/".into(), "filter"),
+    let mut hints: Vec<(String, String)> = vec![
+        ("?".into(), "help".into()),
+        (":".into(), "cmd".into()),
+        ("/".into(), "filter".into()),
     ];
     if let Some(tab) = app.active_tab() {
         let own = tab.bindings();
@@ -285,10 +290,16 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
             .filter(|b| !matches!(b.keys, "/" | "j/k"))
             .take(3)
         {
-            hints.push((b.keys.to_string(), b.help));
+            // The status bar is short: an unavailable key just says so (help has the rest).
+            let help = if crate::tui::help::unavailable(app, tab, b) {
+                "read-only".to_string()
+            } else {
+                b.help.to_string()
+            };
+            hints.push((b.keys.to_string(), help));
         }
     }
-    hints.push(("q".into(), "quit"));
+    hints.push(("q".into(), "quit".into()));
     let mut spans: Vec<Span> = Vec::new();
     if let Some(tab) = app.active_tab() {
         if !tab.filter().is_empty() {

@@ -77,6 +77,28 @@ pub fn filter_language() -> Vec<(String, String)> {
         .collect()
 }
 
+/// What a binding does, marked unavailable when it writes and the connection is read-only.
+pub fn binding_help(
+    app: &App,
+    tab: &dyn crate::tui::tabs::TabView,
+    b: &crate::tui::tabs::Binding,
+) -> String {
+    if unavailable(app, tab, b) {
+        format!("{} (unavailable: read-only)", b.help)
+    } else {
+        b.help.to_string()
+    }
+}
+
+/// The binding writes and this connection may not.
+pub fn unavailable(
+    app: &App,
+    tab: &dyn crate::tui::tabs::TabView,
+    b: &crate::tui::tabs::Binding,
+) -> bool {
+    !app.env.db.access.can_operate() && tab.operator_keys().contains(&b.keys)
+}
+
 /// The help text, one entry per line: (keys, what they do); an empty key starts a section.
 pub fn lines(app: &App) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -85,8 +107,8 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
         let own = tab.bindings();
         if !own.is_empty() {
             out.push((String::new(), format!("{} tab", tab.id().title())));
-            for b in own {
-                out.push((b.keys.to_string(), b.help.to_string()));
+            for b in &own {
+                out.push((b.keys.to_string(), binding_help(app, tab, b)));
             }
         }
         on_logs = tab.id() == crate::tui::tabs::Tab::Logs;

@@ -455,6 +455,22 @@ impl AlertsTab {
     }
 
     fn on_view_key(&mut self, c: char, ctx: &TabCtx) -> Option<Vec<Effect>> {
+        // Asked before any prompt opens: a read-only session is told why in the status line
+        // and nothing is sent to the database.
+        let doing = match (self.view, c) {
+            (View::Alerts, 'a') => Some("acknowledging"),
+            (View::Alerts, 'R') => Some("resolving"),
+            (View::Alerts, 's') => Some("silencing"),
+            (View::Silences, 'u') => Some("expiring a silence"),
+            (View::Rules, 'e') => Some("changing a rule"),
+            _ => None,
+        };
+        if let Some(why) = doing.and_then(|d| ctx.db.access.refusal(d)) {
+            return Some(vec![Effect::Say {
+                text: why,
+                error: true,
+            }]);
+        }
         let db = ctx.db.clone();
         let op = Operator::current();
         match (self.view, c) {
@@ -1074,6 +1090,10 @@ impl TabView for AlertsTab {
 
     fn filter(&self) -> &str {
         &self.filter
+    }
+
+    fn operator_keys(&self) -> &'static [&'static str] {
+        &["a", "R", "s", "e", "u"]
     }
 
     fn bindings(&self) -> Vec<Binding> {

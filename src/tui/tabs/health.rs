@@ -441,6 +441,17 @@ impl HealthTab {
                 ),
             ]),
         ];
+        // Without pg_monitor the server shows other roles' sessions without their state or
+        // query: say so rather than let "no blocked sessions" read as the whole truth.
+        // The column is narrow: the note goes on one line per clause.
+        if let Some(limit) = &d.limited {
+            for part in limit.split(": ") {
+                lines.push(Line::from(Span::styled(
+                    truncate(&sanitize(part), left.width as usize),
+                    theme.style(Role::Warn),
+                )));
+            }
+        }
         if d.in_recovery {
             lines.push(Line::from(vec![
                 Span::styled("replica, replay lag ", dim),

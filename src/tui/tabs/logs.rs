@@ -451,6 +451,19 @@ impl LogsTab {
     }
 
     fn transition(&mut self, to: GroupStatus, note: Option<String>, ctx: &TabCtx) -> Vec<Effect> {
+        let doing = match to {
+            GroupStatus::Acknowledged => "acknowledging an error group",
+            GroupStatus::InProgress => "starting work on an error group",
+            GroupStatus::Resolved => "resolving an error group",
+            GroupStatus::Ignored => "ignoring an error group",
+            GroupStatus::New => "reopening an error group",
+        };
+        if let Some(why) = ctx.db.access.refusal(doing) {
+            return vec![Effect::Say {
+                text: why,
+                error: true,
+            }];
+        }
         let Some(g) = self
             .groups
             .data
@@ -597,6 +610,9 @@ fn in_range(filter: &Filter, start: chrono::DateTime<Utc>) -> Result<Filter, Fil
     let since = start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     filter::parse(&format!("{} since:{since}", filter.source()))
 }
+
+/// The error-group triage keys (one binding; they write, so a reader sees them unavailable).
+const GROUP_KEYS: &str = "a p R i o";
 
 /// Who the operator is, for the audit trail.
 fn operator() -> String {
@@ -859,6 +875,10 @@ impl TabView for LogsTab {
         }
     }
 
+    fn operator_keys(&self) -> &'static [&'static str] {
+        &[GROUP_KEYS]
+    }
+
     fn bindings(&self) -> Vec<Binding> {
         let mut b = vec![
             Binding {
@@ -908,7 +928,7 @@ impl TabView for LogsTab {
         ];
         if self.view == View::Groups {
             b.push(Binding {
-                keys: "a p R i o",
+                keys: GROUP_KEYS,
                 help: "ack / in progress / resolve / ignore / reopen (:resolve NOTE)",
             });
         }

@@ -197,6 +197,12 @@ pub trait TabView: Send {
         Vec::new()
     }
 
+    /// The `keys` of those bindings that write (operator actions): help and hints mark them
+    /// unavailable when the connection is read-only (`Db::access`).
+    fn operator_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx);
 }
 
