@@ -282,7 +282,7 @@ async fn transaction_mode_is_detected_and_refused_without_prepared_statements() 
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(
-        stderr.contains("does not keep prepared statements"),
+        stderr.contains("pooler that does not keep prepared statements"),
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
