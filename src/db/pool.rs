@@ -98,6 +98,8 @@ impl Db {
                 .connect_lazy_with(db.direct_options.clone());
             crate::db::migrate::run(&direct).await?;
             direct.close().await;
+        } else if db.topology.transaction_pooled() {
+            crate::db::migrate::run_without_session_lock(&db.write).await?;
         } else {
             crate::db::migrate::run(&db.write).await?;
         }
