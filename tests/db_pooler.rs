@@ -357,35 +357,3 @@ async fn degraded_mode_through_the_pooler_polls_and_delivers_everything() {
     assert!(text.contains("no LISTEN through the pooler"), "{text}");
     assert!(text.contains("polling every 250 ms"), "{text}");
 }
-
-/// sqlx migrates under a session advisory lock; through a transaction pooler its lock and
-/// unlock can reach different server connections, leaving the lock held on one that other
-/// clients (the next `opsdash` start among them) get next, and that start waits for ever (it
-/// did, before opsdash migrated unlocked there). Several starts at once through the pooler
-/// with no direct URL, once the schema exists: every one succeeds and no advisory lock is
-/// left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starts_through_the_pooler_leave_no_session_lock_behind() {
-    let cluster = TestCluster::start("bouncer-locks").unwrap();
-    let bouncer = PgBouncer::start(&cluster.cluster, "transaction", 200);
-    let url = bouncer.url("opsdash");
-    let cfg = config(&url, None);
-    // The first start creates the schema; two racing first starts may not both succeed.
-    Db::open(&cfg).await.unwrap();
-    for _round in 0..3 {
-        let opens = (0..6).map(|_| Db::open(&cfg));
-        let all = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(opens))
-            .await
-            .expect("starts through the pooler hung");
-        for db in all {
-            let db = db.unwrap();
-            assert!(db.topology.degraded());
-        }
-    }
-    let mut direct = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
-    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
-        .fetch_one(&mut direct)
-        .await
-        .unwrap();
-    assert_eq!(held, 0, "an advisory lock outlived its migration run");
-}
