@@ -134,6 +134,9 @@ impl Db {
     /// advisory lock while it migrates, which a transaction pooler cannot keep.
     async fn migrate(&self) -> Result<()> {
         if !self.topology.has_direct {
+            if self.topology.transaction_pooled() {
+                return crate::db::migrate::run_without_session_lock(&self.write).await;
+            }
             return crate::db::migrate::run(&self.write).await;
         }
         let direct = PgPoolOptions::new()

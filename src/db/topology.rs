@@ -225,7 +225,10 @@ pub async fn probe_prepared_statements(options: &PgConnectOptions) -> sqlx::Resu
 }
 
 /// The one line opsdash stops with when the pooler cannot carry its statements.
-pub const NO_PREPARED_STATEMENTS: &str = "the database URL leads through a transaction-mode pooler     that does not keep prepared statements (PgBouncer before 1.21, or max_prepared_statements = 0):     set max_prepared_statements = 200 in pgbouncer.ini, use pool_mode = session, or connect to the     server itself";
+pub const NO_PREPARED_STATEMENTS: &str = "the database URL leads through a transaction-mode pooler \
+    that does not keep prepared statements (PgBouncer before 1.21, or max_prepared_statements = 0): \
+    set max_prepared_statements = 200 in pgbouncer.ini, use pool_mode = session, or connect to the \
+    server itself";
 
 /// Watches the replica every second: measures its lag and, while it cannot be reached, points
 /// `read` at `primary` (connections already open to the replica fail their next ping or query

@@ -1,4 +1,4 @@
-//! A real PgBouncer (Debian's `pgbouncer`, installed by `.ci/setup`) in front of a test
+//! A real PgBouncer (1.21 or newer, built by `.ci/setup`) in front of a test
 //! cluster: a generated ini, a free TCP port on 127.0.0.1, trust authentication, run in the
 //! foreground as the cluster's server user (PgBouncer refuses to run as root) and stopped on drop.
 
@@ -22,9 +22,13 @@ fn free_port() -> u16 {
 }
 
 impl PgBouncer {
-    /// Starts PgBouncer with `pool_mode` ("transaction" or "session") in front of `cluster`.
-    pub fn start(cluster: &Cluster, pool_mode: &str) -> PgBouncer {
-        let dir = cluster.root.join(format!("pgbouncer-{pool_mode}"));
+    /// Starts PgBouncer with `pool_mode` ("transaction" or "session") in front of `cluster`,
+    /// tracking up to `max_prepared_statements` protocol-level prepared statements per server
+    /// connection (0: passed through untouched, as PgBouncer before 1.21 did).
+    pub fn start(cluster: &Cluster, pool_mode: &str, max_prepared_statements: u32) -> PgBouncer {
+        let dir = cluster
+            .root
+            .join(format!("pgbouncer-{pool_mode}-{max_prepared_statements}"));
         std::fs::create_dir_all(&dir).expect("pgbouncer dir");
         let port = free_port();
         // In session mode every client connection holds a server connection until it closes:
@@ -42,6 +46,7 @@ impl PgBouncer {
              auth_type = trust\n\
              auth_file = {dir}/userlist.txt\n\
              pool_mode = {pool_mode}\n\
+             max_prepared_statements = {max_prepared_statements}\n\
              max_client_conn = 200\n\
              default_pool_size = 100\n\
              ignore_startup_parameters = extra_float_digits\n\
@@ -73,7 +78,7 @@ impl PgBouncer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("pgbouncer not found: run .ci/setup (apt-get install pgbouncer)");
+            .expect("pgbouncer not found: run .ci/setup (it builds PgBouncer 1.24)");
         let mut bouncer = PgBouncer { child, port, dir };
         bouncer.wait_listening();
         bouncer
