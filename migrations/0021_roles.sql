@@ -147,7 +147,8 @@ BEGIN
         opsdash.rollup_1d, opsdash.rollup_query_1m, opsdash.rollup_kpi_1m,
         opsdash.rollup_users_1h, opsdash.rollup_state, opsdash.retention_run,
         opsdash.partition_mark, opsdash.retention_hold TO opsdash_worker;
-    GRANT INSERT ON opsdash.audit_event TO opsdash_worker;
+    -- Audit rows of its own actions; query_log rows of the pg_stat_statements sampler.
+    GRANT INSERT ON opsdash.audit_event, opsdash.query_log TO opsdash_worker;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA opsdash TO opsdash_worker;
     GRANT EXECUTE ON FUNCTION opsdash.ensure_partition(text, date), opsdash.ensure_partitions(date, date)
         TO opsdash_worker;

@@ -1,14 +1,14 @@
 //! Container logs: Docker's json-file lines (`{"log":"text\n","stream":"stdout","time":"..."}`)
 //! and the CRI format of Kubernetes/containerd/CRI-O (`<RFC3339Nano> <stream> <P|F> <text>`);
-//! the pod, namespace and container a log file belongs to, read from its path; and the joining
-//! of the pieces a runtime splits a long line into (Docker and containerd cut at 16 KiB: a
-//! Docker piece lacks its trailing newline, a CRI piece is tagged `P`).
+//! the pod, namespace and container a log file belongs to, read from its path. A runtime splits
+//! a long line into pieces (Docker and containerd cut at 16 KiB: a Docker piece lacks its
+//! trailing newline, a CRI piece is tagged `P`): such an envelope is `partial`, and the
+//! multi-line joiner (`multiline`) puts the pieces of each stream back together.
 //!
 //! A line's stream (stdout or stderr) goes to attrs as `stream`; stderr does not raise the
 //! level (programs write ordinary progress there): the level is info unless the text says.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -180,118 +180,9 @@ pub fn path_meta(path: &Path) -> Option<PathMeta> {
     None
 }
 
-/// A line being put back together from its pieces.
-struct Pending {
-    env: Envelope<'static>,
-    text: String,
-    invalid_utf8: bool,
-    has_nul: bool,
-}
-
-/// A whole line put back together, with what its pieces' bytes were like.
-pub struct Joined {
-    pub env: Envelope<'static>,
-    pub invalid_utf8: bool,
-    pub has_nul: bool,
-    /// Pieces the line was made of.
-    pub pieces: u64,
-}
-
-/// What adding a line gave.
-pub struct Pushed {
-    pub cut: Option<Joined>,
-    pub done: Option<Joined>,
-}
-
-/// Joins the pieces of split lines, stream by stream (the key names the file and the stream,
-/// so interleaved files and a container's stdout and stderr never mix). The first piece gives
-/// the line's time and fields. A line longer than `max` bytes is cut there rather than held
-/// without bound.
-pub struct Partials {
-    pending: HashMap<String, (Pending, u64)>,
-    max: usize,
-}
-
-impl Partials {
-    pub fn new(max: usize) -> Partials {
-        Partials {
-            pending: HashMap::new(),
-            max,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Adds a line (a piece or a whole one) of stream `key`. `done` is the line this one
-    /// completes (itself when nothing waits in its stream), None while it continues; `cut` a
-    /// line of earlier pieces cut at the length cap, this piece then starting the next.
-    pub fn push(&mut self, key: &str, env: Envelope, invalid_utf8: bool, has_nul: bool) -> Pushed {
-        let mut out = Pushed {
-            cut: None,
-            done: None,
-        };
-        let partial = env.partial;
-        let mut state = self.pending.remove(key);
-        if let Some((p, _)) = &state {
-            if p.text.len() + env.text.len() > self.max {
-                out.cut = state.take().map(|(p, n)| Self::finish(p, n));
-            }
-        }
-        let (mut p, n) = match state {
-            Some((mut p, n)) => {
-                p.text.push_str(&env.text);
-                p.invalid_utf8 |= invalid_utf8;
-                p.has_nul |= has_nul;
-                (p, n + 1)
-            }
-            None => {
-                let text = env.text.to_string();
-                let env = env.into_owned();
-                (
-                    Pending {
-                        env,
-                        text,
-                        invalid_utf8,
-                        has_nul,
-                    },
-                    1,
-                )
-            }
-        };
-        if partial {
-            self.pending.insert(key.to_string(), (p, n));
-        } else {
-            p.env.partial = false;
-            out.done = Some(Self::finish(p, n));
-        }
-        out
-    }
-
-    fn finish(mut p: Pending, pieces: u64) -> Joined {
-        p.env.text = Cow::Owned(p.text);
-        p.env.partial = false;
-        Joined {
-            env: p.env,
-            invalid_utf8: p.invalid_utf8,
-            has_nul: p.has_nul,
-            pieces,
-        }
-    }
-
-    /// Every line still waiting for its last piece (the input ended), oldest stream first.
-    pub fn drain(&mut self) -> Vec<Joined> {
-        let mut all: Vec<_> = self.pending.drain().map(|(_, v)| v).collect();
-        all.sort_by_key(|(p, _)| p.env.ts);
-        all.into_iter().map(|(p, n)| Self::finish(p, n)).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn docker_lines() {
@@ -367,63 +258,5 @@ mod tests {
         assert_eq!(m.attrs["container.id"], id);
         assert_eq!(m.service, None);
         assert_eq!(path_meta(Path::new("/var/log/app/api.log")), None);
-    }
-
-    fn piece(text: &str, partial: bool) -> Envelope<'_> {
-        Envelope {
-            text: Cow::Borrowed(text),
-            partial,
-            ..Envelope::default()
-        }
-    }
-
-    #[test]
-    fn partials_join_per_stream_and_are_capped() {
-        let mut p = Partials::new(10);
-        assert!(p.push("a", piece("12", true), false, false).done.is_none());
-        let b = p
-            .push("b", piece("other", false), false, false)
-            .done
-            .unwrap();
-        assert_eq!(b.env.text, "other");
-        assert!(p.push("a", piece("34", true), true, false).done.is_none());
-        let a = p.push("a", piece("5", false), false, false).done.unwrap();
-        assert_eq!(
-            (a.env.text.as_ref(), a.pieces, a.invalid_utf8),
-            ("12345", 3, true)
-        );
-        assert!(p.is_empty());
-        assert!(p
-            .push("a", piece("123456", true), false, false)
-            .done
-            .is_none());
-        let pushed = p.push("a", piece("789012", true), false, false);
-        assert_eq!(pushed.cut.unwrap().env.text, "123456");
-        assert!(pushed.done.is_none());
-        let rest = p.drain();
-        assert_eq!(rest[0].env.text, "789012");
-    }
-
-    proptest! {
-        /// However a line is split into pieces, the joined line is the line.
-        #[test]
-        fn joining_restores_any_split(text in "[a-z ]{1,60}", cuts in prop::collection::vec(0usize..60, 0..6)) {
-            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c < text.len()).collect();
-            cuts.sort_unstable();
-            cuts.dedup();
-            let mut p = Partials::new(1 << 20);
-            let mut start = 0;
-            let mut out = Vec::new();
-            for c in cuts.iter().copied().chain([text.len()]) {
-                let last = c == text.len();
-                let pushed = p.push("k", piece(&text[start..c], !last), false, false);
-                prop_assert!(pushed.cut.is_none());
-                out.extend(pushed.done);
-                start = c;
-            }
-            prop_assert_eq!(out.len(), 1);
-            prop_assert_eq!(out[0].env.text.as_ref(), text.as_str());
-            prop_assert_eq!(out[0].pieces as usize, cuts.len() + 1);
-        }
     }
 }
