@@ -1280,6 +1280,34 @@ mod tests {
     }
 
     #[test]
+    fn embedded_listen_takes_only_loopback_addresses_with_a_port() {
+        let parse = |v: &str| {
+            Config::parse(
+                &format!("[embedded]\nlisten = {v:?}\n"),
+                Path::new("/etc/x.toml"),
+            )
+        };
+        let ok = parse("127.0.0.1:5433").unwrap();
+        assert_eq!(
+            ok.embedded.listen_addr().unwrap(),
+            Some("127.0.0.1:5433".parse().unwrap())
+        );
+        assert!(parse("[::1]:5433").is_ok());
+        assert_eq!(parse("").unwrap().embedded.listen_addr().unwrap(), None);
+        for bad in [
+            "0.0.0.0:5433",
+            "192.168.1.5:5433",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "localhost:5433",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("embedded.listen"), "{bad}: {err}");
+            assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = "[ui]\ntheme = \"dark\"\ncolour = \"red\"\n";
         let err = Config::parse(text, Path::new("/etc/x.toml")).unwrap_err();
