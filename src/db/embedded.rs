@@ -432,7 +432,7 @@ impl Cluster {
         if self.listen.is_some() {
             self.ensure_tcp_hba()?;
         }
-        if matches!(self.running_listen(), Some(r) if r != self.wanted_listen()) {
+        if self.listen_changed() {
             // `embedded.listen` changed since the server started: port and listen_addresses
             // take effect only at start, so restart (open sessions reconnect).
             self.stop("fast")?;
@@ -547,10 +547,16 @@ impl Cluster {
         Some((port, addr.to_string()))
     }
 
-    fn wanted_listen(&self) -> (u16, String) {
+    /// Whether the running server's port, or its address when we want one, differs from ours.
+    /// With `embedded.listen` off only the port counts: listen_addresses set by hand in
+    /// postgresql.conf (as the test kit's `listen_tcp` does) must not cause a restart each time.
+    fn listen_changed(&self) -> bool {
+        let Some((port, addr)) = self.running_listen() else {
+            return false;
+        };
         match self.listen {
-            Some(a) => (a.port(), listen_host(&a)),
-            None => (PORT, String::new()),
+            Some(a) => port != a.port() || addr != listen_host(&a),
+            None => port != PORT,
         }
     }
 
