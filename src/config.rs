@@ -137,6 +137,38 @@ pub struct EmbeddedConfig {
     /// or `~/.local/share/opsdash`; as root, a per-user place under /var/lib/opsdash when the
     /// postgres user cannot reach that (see `db::embedded::data_root`).
     pub data_dir: String,
+    /// Also listen on this loopback TCP address ("127.0.0.1:5433"), password only, so a local
+    /// Grafana can connect (`opsdash db url --tcp`). Empty: the Unix socket only.
+    pub listen: String,
+}
+
+impl EmbeddedConfig {
+    /// `listen` parsed; refuses anything but a loopback address with a port.
+    pub fn listen_addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr = self.listen.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "expected a loopback address and port such as \"127.0.0.1:5433\" or \"[::1]:5433\", found {:?}",
+                self.listen
+            )
+        })?;
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "only a loopback address (127.0.0.1 or ::1) is accepted: the embedded cluster is not \
+                 meant to be reached from other machines, found {:?}",
+                self.listen
+            );
+        }
+        if addr.port() == 0 {
+            anyhow::bail!(
+                "a port is needed (e.g. \"127.0.0.1:5433\"), found {:?}",
+                self.listen
+            );
+        }
+        Ok(Some(addr))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -794,6 +826,9 @@ impl Config {
     /// The checks serde cannot make: returns the key path of the first bad value and why.
     fn check_values(&self) -> Result<(), (String, String)> {
         let bad = |key: String, message: String| Err((key, message));
+        if let Err(e) = self.embedded.listen_addr() {
+            return bad("embedded.listen".into(), e.to_string());
+        }
         if !matches!(self.ui.clock.as_str(), "utc" | "local") {
             return bad(
                 "ui.clock".into(),
@@ -1242,6 +1277,34 @@ mod tests {
         let text = include_str!("../config.example.toml");
         let cfg = Config::parse(text, Path::new("config.example.toml")).unwrap();
         assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn embedded_listen_takes_only_loopback_addresses_with_a_port() {
+        let parse = |v: &str| {
+            Config::parse(
+                &format!("[embedded]\nlisten = {v:?}\n"),
+                Path::new("/etc/x.toml"),
+            )
+        };
+        let ok = parse("127.0.0.1:5433").unwrap();
+        assert_eq!(
+            ok.embedded.listen_addr().unwrap(),
+            Some("127.0.0.1:5433".parse().unwrap())
+        );
+        assert!(parse("[::1]:5433").is_ok());
+        assert_eq!(parse("").unwrap().embedded.listen_addr().unwrap(), None);
+        for bad in [
+            "0.0.0.0:5433",
+            "192.168.1.5:5433",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "localhost:5433",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("embedded.listen"), "{bad}: {err}");
+            assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The embedded default: a private PostgreSQL cluster under the user's data dir, reachable only
-//! through a Unix socket in that dir. The same code makes throwaway clusters for tests.
+//! The embedded default: a private PostgreSQL cluster under the user's data dir, reachable
+//! through a Unix socket in that dir (and, only when `embedded.listen` asks, a loopback TCP
+//! address with password authentication). The same code makes throwaway clusters for tests.
 //!
 //! Postgres refuses to run as root, so when we are root the server runs as the `postgres` system
 //! user (via runuser), and the cluster lives where that user can reach it (see `data_root`).
 
 use std::fs::{self, File};
+use std::net::SocketAddr;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,11 +15,26 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use sqlx::postgres::PgConnectOptions;
 
-/// Port number only names the socket file (`.s.PGSQL.5432`); the cluster listens on no TCP port
-/// (only test clusters do, see `testkit::TestCluster::listen_tcp`).
+/// Default port: it names the socket file (`.s.PGSQL.5432`) when the cluster listens on no TCP
+/// port. PostgreSQL has one `port` for socket and TCP alike, so with `embedded.listen` set the
+/// socket is named after that port instead (see `Cluster::port`).
 pub(crate) const PORT: u16 = 5432;
 pub const DATABASE: &str = "opsdash";
 pub const SUPERUSER: &str = "postgres";
+
+/// pg_hba.conf lines for `embedded.listen`: loopback TCP only, always with a password.
+const TCP_HBA: [&str; 5] = [
+    "# opsdash embedded.listen: loopback TCP only, always with a password",
+    "host all all 127.0.0.1/32 scram-sha-256",
+    "host all all ::1/128 scram-sha-256",
+    "host replication all 127.0.0.1/32 scram-sha-256",
+    "host replication all ::1/128 scram-sha-256",
+];
+
+/// The address as listen_addresses wants it (no brackets around IPv6).
+fn listen_host(a: &SocketAddr) -> String {
+    a.ip().to_string()
+}
 
 /// A PostgreSQL cluster owned by opsdash.
 #[derive(Debug, Clone)]
@@ -27,6 +44,8 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
     /// System user the server runs as, when we are root.
     pub run_as: Option<RunAs>,
+    /// Loopback TCP address to listen on too (`embedded.listen`); None: the socket only.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -275,7 +294,19 @@ impl Cluster {
             root,
             bin_dir,
             run_as,
+            listen: None,
         })
+    }
+
+    /// The same cluster, also listening on `listen` (a loopback address, checked by the config).
+    pub fn with_listen(mut self, listen: Option<SocketAddr>) -> Cluster {
+        self.listen = listen;
+        self
+    }
+
+    /// The server's one port: the TCP one when listening, which also names the socket file.
+    pub fn port(&self) -> u16 {
+        self.listen.map_or(PORT, |a| a.port())
     }
 
     pub fn pgdata(&self) -> PathBuf {
@@ -312,13 +343,13 @@ impl Cluster {
                 }
             })
             .collect();
-        format!("postgresql://{SUPERUSER}@{host}:{PORT}/{database}")
+        format!("postgresql://{SUPERUSER}@{host}:{}/{database}", self.port())
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
             .socket(self.socket_dir())
-            .port(PORT)
+            .port(self.port())
             .username(SUPERUSER)
             .database(database)
             .application_name("opsdash")
@@ -373,7 +404,9 @@ impl Cluster {
     }
 
     fn socket_ready(&self) -> bool {
-        self.socket_dir().join(format!(".s.PGSQL.{PORT}")).exists()
+        self.socket_dir()
+            .join(format!(".s.PGSQL.{}", self.port()))
+            .exists()
     }
 
     /// Starts the cluster if it is not running (initializing it first if needed) and makes sure
@@ -395,6 +428,14 @@ impl Cluster {
 
         if !self.is_initialized() {
             self.init(durability)?;
+        }
+        if self.listen.is_some() {
+            self.ensure_tcp_hba()?;
+        }
+        if self.listen_changed() {
+            // `embedded.listen` changed since the server started: port and listen_addresses
+            // take effect only at start, so restart (open sessions reconnect).
+            self.stop("fast")?;
         }
         if self.running_pid().is_none() || !self.socket_ready() {
             self.start()?;
@@ -472,10 +513,16 @@ impl Cluster {
         }
         let pgdata = self.pgdata().to_string_lossy().to_string();
         let log = self.log_file().to_string_lossy().to_string();
-        let out = self.run(
-            "pg_ctl",
-            &["start", "-D", &pgdata, "-l", &log, "-w", "-t", "60", "-s"],
-        )?;
+        let mut args = vec!["start", "-D", &pgdata, "-l", &log, "-w", "-t", "60", "-s"];
+        // Command-line options win over postgresql.conf (listen_addresses = ''), so turning
+        // `embedded.listen` off again needs no edit of the conf file.
+        let options = self
+            .listen
+            .map(|a| format!("-p {} -c listen_addresses={}", a.port(), listen_host(&a)));
+        if let Some(o) = &options {
+            args.extend(["-o", o]);
+        }
+        let out = self.run("pg_ctl", &args)?;
         if !out.status.success() {
             let tail = fs::read_to_string(self.log_file())
                 .map(|t| t.lines().rev().take(5).collect::<Vec<_>>().join(" | "))
@@ -490,6 +537,58 @@ impl Cluster {
         Ok(())
     }
 
+    /// (port, listen_addresses) the running server uses, from lines 4 and 6 of postmaster.pid.
+    fn running_listen(&self) -> Option<(u16, String)> {
+        self.running_pid()?;
+        let text = fs::read_to_string(self.pgdata().join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        let port = lines.get(3)?.trim().parse().ok()?;
+        let addr = lines.get(5).map_or("", |l| l.trim());
+        Some((port, addr.to_string()))
+    }
+
+    /// Whether the running server's port, or its address when we want one, differs from ours.
+    /// With `embedded.listen` off only the port counts: listen_addresses set by hand in
+    /// postgresql.conf (as the test kit's `listen_tcp` does) must not cause a restart each time.
+    fn listen_changed(&self) -> bool {
+        let Some((port, addr)) = self.running_listen() else {
+            return false;
+        };
+        match self.listen {
+            Some(a) => port != a.port() || addr != listen_host(&a),
+            None => port != PORT,
+        }
+    }
+
+    /// Makes every TCP connection need a password (scram-sha-256): initdb's `--auth=trust`
+    /// wrote `host ... trust` lines for the loopback addresses, which would let anyone on this
+    /// machine in once we listen, so those go and ours come first (the first match wins). The
+    /// Unix socket keeps its trust lines. Read by the server at its next start.
+    fn ensure_tcp_hba(&self) -> Result<()> {
+        let path = self.pgdata().join("pg_hba.conf");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let tcp_trust = |l: &str| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.first().is_some_and(|w| w.starts_with("host")) && words.last() == Some(&"trust")
+        };
+        let has_ours = TCP_HBA
+            .iter()
+            .all(|ours| text.lines().any(|l| l.trim() == *ours));
+        if has_ours && !text.lines().any(tcp_trust) {
+            return Ok(());
+        }
+        let mut out: String = TCP_HBA.iter().map(|l| format!("{l}\n")).collect();
+        for l in text.lines() {
+            if !tcp_trust(l) && !TCP_HBA.contains(&l.trim()) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
     fn wait_accepting(&self, limit: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -499,7 +598,7 @@ impl Cluster {
                     "-h",
                     &self.socket_dir().to_string_lossy(),
                     "-p",
-                    &PORT.to_string(),
+                    &self.port().to_string(),
                     "-U",
                     SUPERUSER,
                     "-q",
@@ -526,7 +625,7 @@ impl Cluster {
                 "-h",
                 &self.socket_dir().to_string_lossy(),
                 "-p",
-                &PORT.to_string(),
+                &self.port().to_string(),
                 "-U",
                 SUPERUSER,
                 "-d",
@@ -603,6 +702,7 @@ impl Cluster {
             run_as: self.run_as.as_ref().map(|r| r.user.clone()),
             version: self.server_version(),
             url: self.url(),
+            listen: self.listen,
         }
     }
 }
@@ -618,6 +718,7 @@ pub struct ClusterStatus {
     pub run_as: Option<String>,
     pub version: Option<String>,
     pub url: String,
+    pub listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Display for ClusterStatus {
@@ -630,7 +731,14 @@ impl std::fmt::Display for ClusterStatus {
         writeln!(f, "embedded cluster: {state}")?;
         writeln!(f, "  root:       {}", self.root.display())?;
         writeln!(f, "  data dir:   {}", self.pgdata.display())?;
-        writeln!(f, "  socket dir: {} (no TCP)", self.socket_dir.display())?;
+        match self.listen {
+            Some(a) => writeln!(
+                f,
+                "  socket dir: {} (also TCP {a}, password only)",
+                self.socket_dir.display()
+            )?,
+            None => writeln!(f, "  socket dir: {} (no TCP)", self.socket_dir.display())?,
+        }
         writeln!(
             f,
             "  server:     {} {}",

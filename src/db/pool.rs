@@ -151,8 +151,9 @@ impl Db {
     pub async fn connect(cfg: &Config) -> Result<Db> {
         let (write_opts, target) = if cfg.database.url.is_empty() {
             let root = embedded::default_root(&cfg.embedded.data_dir)?;
+            let listen = cfg.embedded.listen_addr()?;
             let cluster = tokio::task::spawn_blocking(move || -> Result<Cluster> {
-                let c = Cluster::new(root)?;
+                let c = Cluster::new(root)?.with_listen(listen);
                 c.ensure_running(Durability::Default)?;
                 Ok(c)
             })

@@ -1,6 +1,7 @@
 //! What the connected role is and may do in the opsdash schema, asked once at connect time
 //! (`db::access` turns the answer into the capabilities the CLI and the tabs consult), the
-//! schema version a non-owner checks instead of migrating, and `opsdash db grant`.
+//! schema version a non-owner checks instead of migrating, `opsdash db grant`, and the Grafana
+//! login role of `opsdash db url --tcp`.
 
 use anyhow::{Context, Result};
 use sqlx::{PgPool, Row};
@@ -116,5 +117,55 @@ pub async fn grant(pool: &PgPool, role: &str, user: &str) -> Result<()> {
         .await
         .with_context(|| format!("granting {role} to {user}"))?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Makes `user` a login role holding only `opsdash_reader`, with `password` (set every time, so
+/// the password file in the data dir stays the truth). Run by the schema's owner.
+pub async fn ensure_reader_login(pool: &PgPool, user: &str, password: &str) -> Result<()> {
+    grant_ready(pool).await?;
+    let mut tx = pool.begin().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+    // CREATE/ALTER ROLE take no bind parameters: format() quotes the name and the password.
+    let stmt: String = sqlx::query_scalar(if exists {
+        "SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, $2::text)"
+    } else {
+        "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)"
+    })
+    .bind(user)
+    .bind(password)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(&stmt)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("creating the login role {user}"))?;
+    let stmt: String = sqlx::query_scalar("SELECT format('GRANT opsdash_reader TO %I', $1::text)")
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(&stmt)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("granting opsdash_reader to {user}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The opsdash roles exist and carry their grants (as `grant` checks).
+async fn grant_ready(pool: &PgPool) -> Result<()> {
+    let applied: bool = sqlx::query_scalar("SELECT opsdash.apply_role_grants()")
+        .fetch_one(pool)
+        .await
+        .context("applying the opsdash roles' grants")?;
+    if !applied {
+        anyhow::bail!(
+            "the opsdash roles do not exist: run `opsdash migrate` as the schema's owner"
+        );
+    }
     Ok(())
 }
