@@ -107,6 +107,13 @@ pub async fn grant(pool: &PgPool, role: &str, user: &str) -> Result<()> {
              other three) as a role with CREATEROLE, or run `opsdash migrate` as one"
         );
     }
+    grant_role(&mut tx, role, user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `GRANT role TO user` in `tx`; the server quotes both names (GRANT takes no bind parameters).
+async fn grant_role(tx: &mut sqlx::PgConnection, role: &str, user: &str) -> Result<()> {
     let stmt: String = sqlx::query_scalar("SELECT format('GRANT %I TO %I', $1::text, $2::text)")
         .bind(role)
         .bind(user)
@@ -116,7 +123,6 @@ pub async fn grant(pool: &PgPool, role: &str, user: &str) -> Result<()> {
         .execute(&mut *tx)
         .await
         .with_context(|| format!("granting {role} to {user}"))?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -144,14 +150,7 @@ pub async fn ensure_reader_login(pool: &PgPool, user: &str, password: &str) -> R
         .execute(&mut *tx)
         .await
         .with_context(|| format!("creating the login role {user}"))?;
-    let stmt: String = sqlx::query_scalar("SELECT format('GRANT opsdash_reader TO %I', $1::text)")
-        .bind(user)
-        .fetch_one(&mut *tx)
-        .await?;
-    sqlx::query(&stmt)
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("granting opsdash_reader to {user}"))?;
+    grant_role(&mut tx, "opsdash_reader", user).await?;
     tx.commit().await?;
     Ok(())
 }
