@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
-use opsdash::query::alerts as q;
+use opsdash::query::rules;
 
 #[path = "common/report.rs"]
 mod report;
@@ -86,7 +86,7 @@ async fn firing_latency(trials: usize) -> anyhow::Result<()> {
     }
     worker.shutdown().await;
     // Baseline: the evaluation itself, called directly (measure + state + outbox), no waiting.
-    let rule = q::rule_by_name(&t.db.write, "bench-errors")
+    let rule = rules::rule_by_name(&t.db.write, "bench-errors")
         .await?
         .expect("synced");
     let mut direct = Vec::new();
@@ -221,8 +221,8 @@ async fn hundred_rules_cost(rows: usize) -> anyhow::Result<()> {
     );
     let mut cfg = Config::default();
     cfg.alert.rules = hundred_rules();
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
-    let rules = q::rules(&t.db.write).await?;
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
+    let rules = rules::rules(&t.db.write).await?;
     anyhow::ensure!(
         rules.len() == 100,
         "expected 100 rules, got {}",

@@ -13,6 +13,7 @@ use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
+use opsdash::query::rules;
 
 /// The real binary. `OPSDASH_TEST_BIN` may name another build of it: engineers sharing one
 /// target directory overwrite each other's `target/debug/opsdash`.
@@ -146,7 +147,7 @@ async fn removing_a_rule_keeps_its_alerts_and_their_history() {
     .execute(&t.db.write)
     .await
     .unwrap();
-    let rule = q::rule_by_name(&t.db.read, "pay-errors")
+    let rule = rules::rule_by_name(&t.db.read, "pay-errors")
         .await
         .unwrap()
         .unwrap();
@@ -177,7 +178,7 @@ async fn removing_a_rule_keeps_its_alerts_and_their_history() {
     // The rule is gone from the rule list and never evaluated again, but still on record.
     let rules = run(&["alerts", "rules", "list"]);
     assert!(!rules.contains("pay-errors"), "{rules}");
-    assert!(q::due_rules(&t.db.read).await.unwrap().is_empty());
+    assert!(rules::due_rules(&t.db.read).await.unwrap().is_empty());
     let (removed, status): (bool, String) = sqlx::query_as(
         "SELECT removed_at IS NOT NULL, status FROM opsdash.alert_rule WHERE name = 'pay-errors'",
     )

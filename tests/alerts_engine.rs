@@ -13,7 +13,7 @@ use opsdash::alerts::operator::{self, Operator};
 use opsdash::alerts::{ChannelConfig, Matcher, RuleConfig};
 use opsdash::config::{Config, Secret};
 use opsdash::db::testkit::TestDb;
-use opsdash::query::alerts as q;
+use opsdash::query::{outbox, rules};
 
 fn op(user: &str) -> Operator {
     Operator {
@@ -66,10 +66,10 @@ async fn requests(t: &TestDb, service: &str, ok: i32, failed: i32) {
 }
 
 async fn evaluate(t: &TestDb, cfg: &Config) {
-    q::sync_config_rules(&t.db.write, &engine::config_specs(cfg))
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(cfg))
         .await
         .unwrap();
-    let rule = q::rule_by_name(&t.db.write, "api-errors")
+    let rule = rules::rule_by_name(&t.db.write, "api-errors")
         .await
         .unwrap()
         .unwrap();
@@ -217,7 +217,7 @@ async fn firing_notifying_silencing_acknowledging_and_resolving() {
     let s = states(&t).await;
     assert_eq!(s.len(), 2);
     assert_eq!(s[1].2, "firing");
-    let attempts = q::attempts_for_alert(&t.db.write, id).await.unwrap();
+    let attempts = outbox::attempts_for_alert(&t.db.write, id).await.unwrap();
     assert_eq!(attempts.len(), 3);
 }
 

@@ -10,6 +10,7 @@ use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
+use opsdash::query::rules;
 use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
 
@@ -27,10 +28,13 @@ async fn alerts_tab_after(rule: RuleConfig, seed: &[&str]) -> (TestDb, App) {
     let mut cfg = Config::default();
     let name = rule.name.clone();
     cfg.alert.rules = vec![rule];
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
         .await
         .unwrap();
-    let rule = q::rule_by_name(&t.db.write, &name).await.unwrap().unwrap();
+    let rule = rules::rule_by_name(&t.db.write, &name)
+        .await
+        .unwrap()
+        .unwrap();
     engine::evaluate_rule(&t.db, &cfg, &rule, None)
         .await
         .unwrap();
@@ -208,10 +212,10 @@ async fn the_detail_says_since_when_the_condition_is_false_when_it_resolves_and_
         resolve_after: "5m".into(),
         ..RuleConfig::default()
     }];
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
         .await
         .unwrap();
-    let rule = q::rule_by_name(&t.db.write, "edge-errors")
+    let rule = rules::rule_by_name(&t.db.write, "edge-errors")
         .await
         .unwrap()
         .unwrap();

@@ -441,7 +441,7 @@ async fn the_binary_runs_headless_and_reports_what_it_wrote() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_incident_starts_at_once_and_a_shipped_rule_fires_within_90_s() -> Result<()> {
     use opsdash::alerts::engine;
-    use opsdash::query::alerts as q;
+    use opsdash::query::rules;
     let t = TestDb::new().await?;
     let started = Instant::now();
     // The shipped loop length, so the burst is as dense as a newcomer's demo makes it.
@@ -461,8 +461,8 @@ async fn the_first_incident_starts_at_once_and_a_shipped_rule_fires_within_90_s(
     );
 
     let cfg = opsdash::config::Config::default();
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
-    let rule = q::rule_by_name(&t.db.write, "brute-force-ip")
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
+    let rule = rules::rule_by_name(&t.db.write, "brute-force-ip")
         .await?
         .expect("the shipped brute-force-ip rule");
     let firing = loop {

@@ -11,7 +11,7 @@ use common::smtp::{Security, SmtpServer};
 use opsdash::alerts::ChannelConfig;
 use opsdash::config::{Secret, ServiceCheck};
 use opsdash::notify::Attempt;
-use opsdash::query::alerts::Claimed;
+use opsdash::query::outbox::Claimed;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;

@@ -19,7 +19,7 @@ use opsdash::config::Config;
 use opsdash::db::access::Access;
 use opsdash::db::testkit::TestDb;
 use opsdash::db::{Db, DbTarget};
-use opsdash::query::alerts as q;
+use opsdash::query::rules;
 
 static ROLES: AtomicUsize = AtomicUsize::new(0);
 
@@ -103,10 +103,10 @@ async fn firing_alert(t: &TestDb) -> (i64, Config) {
         min_count: Some(1),
         ..RuleConfig::default()
     }];
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg))
         .await
         .unwrap();
-    let rule = q::rule_by_name(&t.db.write, "api-errors")
+    let rule = rules::rule_by_name(&t.db.write, "api-errors")
         .await
         .unwrap()
         .unwrap();
@@ -440,10 +440,10 @@ async fn a_worker_role_runs_the_jobs_but_may_not_operate() {
         min_count: Some(1),
         ..RuleConfig::default()
     }];
-    q::sync_config_rules(&db.write, &engine::config_specs(&cfg))
+    rules::sync_config_rules(&db.write, &engine::config_specs(&cfg))
         .await
         .unwrap();
-    let rule = q::rule_by_name(&db.read, "api-errors")
+    let rule = rules::rule_by_name(&db.read, "api-errors")
         .await
         .unwrap()
         .unwrap();

@@ -53,15 +53,15 @@ async fn no_two_widgets_write_the_same_cell_on_any_tab_at_any_size() -> anyhow::
     // Open alerts for the Alerts tab and the KPI card: the shipped rules on the demo's data.
     let cfg = Config::default();
     use opsdash::alerts::engine;
-    use opsdash::query::alerts as q;
-    q::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
+    use opsdash::query::rules;
+    rules::sync_config_rules(&t.db.write, &engine::config_specs(&cfg)).await?;
     for name in [
         "mass-delete",
         "brute-force-ip",
         "brute-force-user",
         "high-error-rate",
     ] {
-        if let Some(rule) = q::rule_by_name(&t.db.write, name).await? {
+        if let Some(rule) = rules::rule_by_name(&t.db.write, name).await? {
             engine::evaluate_rule(&t.db, &cfg, &rule, None).await?;
         }
     }

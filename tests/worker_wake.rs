@@ -44,7 +44,7 @@ async fn triggers_wake_the_right_topic_and_lookouts_stay_quiet_otherwise() {
     assert_eq!(next_due_in(&t.db.write).await.unwrap(), None);
     // The same for rules: with none enabled the evaluator must not spin through its tick.
     assert_eq!(
-        opsdash::query::alerts::next_due_in(&t.db.write)
+        opsdash::query::rules::next_due_in(&t.db.write)
             .await
             .unwrap(),
         None

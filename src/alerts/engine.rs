@@ -17,7 +17,9 @@ use super::{fmt_value, label_key, silence_matches, Op, RuleSpec};
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alert_metrics::{self, Sample};
-use crate::query::alerts::{self as q, AlertRow, Rule};
+use crate::query::alerts::{self as q, AlertRow};
+use crate::query::rules::Rule;
+use crate::query::{outbox, rules, silences};
 use crate::worker::wake::{Lookout, Topic, Wake};
 use crate::worker::{lease, Job, JobContext};
 
@@ -97,7 +99,7 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<(usize, Optio
     let started = Instant::now();
     let tick = Duration::from_millis(ctx.cfg.alert.tick_ms.max(1));
     if upkeep_due(upkeep, ctx.epoch) {
-        let synced = q::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await;
+        let synced = rules::sync_config_rules(&ctx.db.write, &config_specs(&ctx.cfg)).await;
         let pruned = match synced {
             Ok(_) => q::prune_samples(&ctx.db.write, Duration::from_secs(86_400)).await,
             Err(e) => Err(e),
@@ -110,18 +112,18 @@ async fn evaluate_due(ctx: &JobContext, upkeep: &Upkeep) -> Result<(usize, Optio
     }
     let mut evaluated = 0;
     loop {
-        let rules = q::due_rules(&ctx.db.write).await?;
+        let rules = rules::due_rules(&ctx.db.write).await?;
         for rule in &rules {
             if let Err(e) = evaluate_rule(&ctx.db, &ctx.cfg, rule, Some(ctx.epoch)).await {
                 if e.is::<lease::Fenced>() {
                     return Err(e);
                 }
                 tracing::warn!(rule = %rule.spec.name, "evaluation failed: {e:#}");
-                q::record_rule_error(&ctx.db.write, rule.id, &format!("{e:#}")).await?;
+                rules::record_rule_error(&ctx.db.write, rule.id, &format!("{e:#}")).await?;
             }
         }
         evaluated += rules.len();
-        match q::next_due_in(&ctx.db.write).await? {
+        match rules::next_due_in(&ctx.db.write).await? {
             Some(wait) if started.elapsed() + wait < tick => tokio::time::sleep(wait).await,
             due_in => return Ok((evaluated, due_in)),
         }
@@ -319,7 +321,7 @@ pub async fn enqueue_for_alert(
         {
             continue;
         }
-        let id = q::enqueue(
+        let id = outbox::enqueue(
             conn,
             rule_id,
             spec.max_per_hour,
@@ -357,7 +359,7 @@ pub async fn evaluate_rule(
         lease::fence(&mut *tx, EVALUATE_JOB, epoch).await?;
     }
     let now = q::transaction_now(&mut tx).await?;
-    let silences = q::active_silences(&mut tx).await?;
+    let silences = silences::active_silences(&mut tx).await?;
     let open = q::open_alerts_for_update(&mut tx, rule.id).await?;
     let mut open_by_key: BTreeMap<String, AlertRow> =
         open.into_iter().map(|a| (a.label_key.clone(), a)).collect();
@@ -420,7 +422,7 @@ pub async fn evaluate_rule(
         .iter()
         .map(|s| s.value)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    q::record_rule_evaluated(&mut tx, rule.id, now, top).await?;
+    rules::record_rule_evaluated(&mut tx, rule.id, now, top).await?;
     tx.commit().await?;
     Ok(samples)
 }

@@ -15,6 +15,7 @@ use super::Matcher;
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alerts::{self as q, AlertRow};
+use crate::query::{rules, silences};
 
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +107,7 @@ pub async fn resolve(
     db.access.check_operate("resolving")?;
     let mut tx = db.write.begin().await?;
     let (row, prev) = q::resolve(&mut tx, id, &op.user, note(note_text)).await?;
-    let rule: Option<q::Rule> = q::rule_by_id(&mut tx, row.rule_id).await?;
+    let rule: Option<rules::Rule> = rules::rule_by_id(&mut tx, row.rule_id).await?;
     if let (Some(rule), Some(_)) = (rule, row.last_notified_at) {
         engine::enqueue_for_alert(&mut tx, cfg, rule.id, &rule.spec, &row, Notify::Resolved)
             .await?;
@@ -139,7 +140,7 @@ pub async fn silence(
         bail!("a silence needs a duration, e.g. 1h");
     }
     let mut tx = db.write.begin().await?;
-    let id = q::create_silence(&mut tx, matchers, None, duration, &op.user, comment).await?;
+    let id = silences::create_silence(&mut tx, matchers, None, duration, &op.user, comment).await?;
     q::audit_operator_action(
         &mut tx,
         &op.user,
@@ -155,7 +156,7 @@ pub async fn silence(
         }),
     )
     .await?;
-    q::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
+    rules::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -164,7 +165,7 @@ pub async fn silence(
 pub async fn expire_silence(db: &Db, op: &Operator, id: i64) -> Result<()> {
     db.access.check_operate("expiring a silence")?;
     let mut tx = db.write.begin().await?;
-    q::expire_silence(&mut tx, id, &op.user).await?;
+    silences::expire_silence(&mut tx, id, &op.user).await?;
     q::audit_operator_action(
         &mut tx,
         &op.user,
@@ -184,7 +185,7 @@ pub async fn expire_silence(db: &Db, op: &Operator, id: i64) -> Result<()> {
 pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -> Result<()> {
     db.access.check_operate("changing a rule")?;
     let mut tx = db.write.begin().await?;
-    if !q::set_rule_status(&mut tx, name, status).await? {
+    if !rules::set_rule_status(&mut tx, name, status).await? {
         bail!("no rule named {name:?}");
     }
     q::audit_operator_action(
@@ -205,10 +206,10 @@ pub async fn set_rule_status(db: &Db, op: &Operator, name: &str, status: &str) -
 /// Removes a rule managed from the CLI. The rule is kept, marked removed, with all its alerts
 /// and their history; its open alerts are resolved (nothing evaluates them any more). The audit
 /// event records the definition removed and what happened to its alerts.
-pub async fn remove_rule(db: &Db, op: &Operator, name: &str) -> Result<q::Removed> {
+pub async fn remove_rule(db: &Db, op: &Operator, name: &str) -> Result<rules::Removed> {
     db.access.check_operate("removing a rule")?;
     let mut tx = db.write.begin().await?;
-    let removed = q::remove_cli_rule(&mut tx, name, &op.user).await?;
+    let removed = rules::remove_cli_rule(&mut tx, name, &op.user).await?;
     q::audit_operator_action(
         &mut tx,
         &op.user,

@@ -16,6 +16,7 @@ use crate::cli::{json_line, ListOutput};
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alerts as q;
+use crate::query::{outbox, rules, silences};
 use crate::sanitize::clean;
 
 /// Alert states, as the `--state` flag takes them (a typo is a clap error listing these).
@@ -308,7 +309,7 @@ pub fn run(cfg: Config, action: AlertsAction) -> Result<ExitCode> {
         // Config rules show up (and are current) even when no worker ran yet; a read-only
         // session writes nothing and lists the rules as the last writer left them.
         if db.access.can_operate() {
-            q::sync_config_rules(&db.write, &engine::config_specs(&cfg)).await?;
+            rules::sync_config_rules(&db.write, &engine::config_specs(&cfg)).await?;
         }
         run_action(&db, &cfg, action).await
     })
@@ -398,7 +399,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
             rules(db, cfg, &me, action).await?
         }
         AlertsAction::Dead { output } => {
-            let dead = q::dead_letters(&db.read, 200).await?;
+            let dead = outbox::dead_letters(&db.read, 200).await?;
             if output.json() {
                 for (id, channel, kind, status, error, created) in dead {
                     json_line(&serde_json::json!({
@@ -436,7 +437,7 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         bail!("alert {id} does not exist");
     };
     let mut conn = db.read.acquire().await?;
-    let rule = q::rule_by_id(&mut conn, a.rule_id).await?;
+    let rule = rules::rule_by_id(&mut conn, a.rule_id).await?;
     drop(conn);
     crate::outln!(
         "alert {}  {}  {}  rule {}",
@@ -503,7 +504,7 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         );
     }
     crate::outln!("notification attempts:");
-    for at in q::attempts_for_alert(&db.read, id).await? {
+    for at in outbox::attempts_for_alert(&db.read, id).await? {
         crate::outln!(
             "  {}  #{} {:<12} {:<8} {:<9}  HTTP {}  {:.0} ms  {}",
             ts(at.ts),
@@ -561,7 +562,7 @@ async fn silence(db: &Db, me: &Operator, action: SilenceAction) -> Result<()> {
             );
         }
         SilenceAction::List { all, output } => {
-            let silences = q::silences(&db.read, all).await?;
+            let silences = silences::silences(&db.read, all).await?;
             if output.json() {
                 for s in silences {
                     let ms: Vec<String> = s.matchers.0.iter().map(|m| m.to_string()).collect();
@@ -607,7 +608,7 @@ async fn silence(db: &Db, me: &Operator, action: SilenceAction) -> Result<()> {
 async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Result<()> {
     match action {
         RulesAction::List { output } => {
-            let rules = q::rules(&db.read).await?;
+            let rules = rules::rules(&db.read).await?;
             if output.json() {
                 for r in rules {
                     let s = &r.spec;
@@ -676,7 +677,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                 }
             }
             db.access.check_operate("adding a rule")?;
-            let id = q::upsert_cli_rule(&db.write, &spec).await?;
+            let id = rules::upsert_cli_rule(&db.write, &spec).await?;
             let mut conn = db.write.acquire().await?;
             q::audit_operator_action(
                 &mut conn,
@@ -695,7 +696,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
         RulesAction::Disable { name } => set_status(db, me, &name, "disabled").await?,
         RulesAction::Testing { name } => set_status(db, me, &name, "testing").await?,
         RulesAction::Test { name } => {
-            let Some(r) = q::rule_by_name(&db.read, &name).await? else {
+            let Some(r) = rules::rule_by_name(&db.read, &name).await? else {
                 bail!("no rule named {name:?}");
             };
             let rows = engine::preview(db, cfg, &r.spec).await?;

@@ -2,6 +2,7 @@
 
 pub mod histogram;
 mod level;
+pub mod rule;
 mod time_range;
 
 pub use histogram::Histogram;

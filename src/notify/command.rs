@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{payload, Attempt};
 use crate::alerts::ChannelConfig;
-use crate::query::alerts::Claimed;
+use crate::query::outbox::Claimed;
 
 pub async fn send(ch: &ChannelConfig, m: &Claimed) -> Attempt {
     let Some((program, args)) = ch.command.split_first() else {

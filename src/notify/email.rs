@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{payload, Attempt};
 use crate::alerts::ChannelConfig;
-use crate::query::alerts::Claimed;
+use crate::query::outbox::Claimed;
 
 fn header_safe(s: &str) -> String {
     // No CR/LF may reach a header (header injection), and no control characters.

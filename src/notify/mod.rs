@@ -15,7 +15,9 @@ use anyhow::Result;
 use crate::alerts::ChannelConfig;
 use crate::config::Config;
 use crate::db::Db;
-use crate::query::alerts::{self as q, Claimed, Outcome};
+use crate::query::outbox;
+use crate::query::outbox::Claimed;
+use crate::query::outbox::Outcome;
 use crate::worker::wake::{Lookout, Topic, Wake};
 use crate::worker::{Job, JobContext};
 
@@ -127,7 +129,7 @@ pub async fn deliver_due(db: &Db, cfg: &Config) -> Result<usize> {
         .map(channel_timeout)
         .max()
         .unwrap_or(Duration::from_secs(10));
-    let claimed = q::claim(&db.write, BATCH, longest + Duration::from_secs(30)).await?;
+    let claimed = outbox::claim(&db.write, BATCH, longest + Duration::from_secs(30)).await?;
     let n = claimed.len();
     let sends = claimed.into_iter().map(|m| deliver_one(db, cfg, m));
     for r in futures::future::join_all(sends).await {
@@ -180,7 +182,7 @@ async fn deliver_one(db: &Db, cfg: &Config, m: Claimed) -> Result<()> {
             tracing::warn!(id = m.id, channel = %m.channel, "dead-lettered after attempt {}: {}", m.attempts, attempt.error().unwrap_or(""))
         }
     }
-    q::record_attempt(
+    outbox::record_attempt(
         &db.write,
         m.id,
         attempt.status(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::query::alerts::Claimed;
+use crate::query::outbox::Claimed;
 
 fn common(alerts: &[Value], field: &str) -> Map<String, Value> {
     let mut it = alerts.iter().filter_map(|a| a.get(field)?.as_object());

@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 use super::{payload, Attempt};
 use crate::alerts::ChannelConfig;
-use crate::query::alerts::Claimed;
+use crate::query::outbox::Claimed;
 
 const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, DurationRound, Utc};
 use sqlx::{PgPool, Row};
 
-use crate::alerts::{percentile, RuleSpec};
 use crate::model::histogram::BUCKETS;
+use crate::model::rule::{duration, percentile, RuleSpec};
 use crate::model::Histogram;
 use crate::query::perf;
 
@@ -118,7 +118,7 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             let baseline = spec
                 .scope
                 .get("baseline")
-                .and_then(|b| crate::alerts::config::duration(b).ok())
+                .and_then(|b| duration(b).ok())
                 .unwrap_or(Duration::from_secs(23 * 3600))
                 .as_secs_f64();
             let q = percentile(
@@ -287,7 +287,7 @@ pub async fn latency_histograms(
         "SELECT date_bin('1 minute', updated_at, timestamptz '1970-01-01 00:00:00+00') - interval '1 minute'
            FROM opsdash.rollup_state WHERE job = $1",
     )
-    .bind(crate::worker::rollup::JOB_NAME)
+    .bind(crate::query::rollup::JOB_NAME)
     .fetch_optional(pool)
     .await?;
     let minute = chrono::Duration::minutes(1);

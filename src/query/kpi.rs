@@ -65,7 +65,7 @@ pub async fn rolled_until(db: &Db) -> Result<Option<DateTime<Utc>>> {
         "SELECT date_bin('1 minute', updated_at, timestamptz '1970-01-01 00:00:00+00')
            FROM opsdash.rollup_state WHERE job = $1",
     )
-    .bind(crate::worker::rollup::JOB_NAME)
+    .bind(crate::query::rollup::JOB_NAME)
     .fetch_optional(&db.read)
     .await
     .context("rollup coverage")

@@ -17,6 +17,8 @@ pub mod outbox;
 pub mod perf;
 pub mod retention;
 pub mod rollup;
+pub mod rules;
+pub mod silences;
 pub mod statements;
 pub mod status;
 pub mod topology;

@@ -205,6 +205,10 @@ pub async fn roll_minutes(
     Ok(rows.unwrap_or(0))
 }
 
+/// The rollup job's name: its snapshots and run times are read by the KPI and alert queries,
+/// so the name lives here with them.
+pub const JOB_NAME: &str = "rollup";
+
 /// How long the KPI rollups keep what the KPI tab may read: counters for the longest range and
 /// the period before it (30 + 30 days), users for 24 h and the 24 h before.
 pub const KPI_KEPT_DAYS: i32 = 62;

@@ -25,7 +25,7 @@ use crate::db::Db;
 use crate::query::rollup::{self, Tier};
 use crate::worker::Job;
 
-pub const JOB_NAME: &str = "rollup";
+pub use crate::query::rollup::JOB_NAME;
 pub const INTERVAL: Duration = Duration::from_secs(10);
 /// Minutes rebuilt on every run whatever the watermark says: the live one and the one before.
 const TRAILING_MINUTES: i64 = 2;

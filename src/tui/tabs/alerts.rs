@@ -20,7 +20,11 @@ use crate::alerts::Matcher;
 use crate::config::Config;
 use crate::model::TimeRange;
 use crate::query::alert_metrics::Sample;
-use crate::query::alerts::{self as q, AlertRow, AttemptRow, HistoryRow, Rule, SilenceRow};
+use crate::query::alerts::{self as q, AlertRow, HistoryRow};
+use crate::query::outbox::AttemptRow;
+use crate::query::rules::Rule;
+use crate::query::silences::SilenceRow;
+use crate::query::{outbox, rules, silences};
 use crate::sanitize::sanitize;
 use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
@@ -363,13 +367,13 @@ impl AlertsTab {
         }))];
         let db = ctx.db.clone();
         fx.push(Effect::Query(QueryRequest::new(me, "rules", async move {
-            q::rules(&db.read).await
+            rules::rules(&db.read).await
         })));
         let db = ctx.db.clone();
         fx.push(Effect::Query(QueryRequest::new(
             me,
             "silences",
-            async move { q::silences(&db.read, false).await },
+            async move { silences::silences(&db.read, false).await },
         )));
         fx
     }
@@ -384,11 +388,11 @@ impl AlertsTab {
             "detail",
             async move {
                 let mut conn = db.read.acquire().await?;
-                let rule = q::rule_by_id(&mut conn, a.rule_id).await?;
+                let rule = rules::rule_by_id(&mut conn, a.rule_id).await?;
                 drop(conn);
                 Ok(Detail {
                     history: q::history(&db.read, a.id).await?,
-                    attempts: q::attempts_for_alert(&db.read, a.id).await?,
+                    attempts: outbox::attempts_for_alert(&db.read, a.id).await?,
                     samples: q::samples(&db.read, a.id, 120).await?,
                     rule,
                     alert: a,

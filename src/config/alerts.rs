@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::model::rule::{percentile, takes_min_count, Op, RuleSpec, DEFAULT_MIN_COUNT};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -266,21 +267,7 @@ impl Default for ChannelConfig {
 /// Values of `smtp_tls`.
 pub const SMTP_TLS: &[&str] = &["auto", "starttls", "tls", "none"];
 
-pub const MEASURES: &[&str] = &[
-    "error_rate",
-    "request_rate",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "latency_regression",
-    "log_count",
-    "error_groups",
-    "service_status",
-    "slow_queries",
-    "audit_events",
-    "db_connections",
-    "sql",
-];
+pub use crate::model::rule::{duration, MEASURES};
 
 pub const CHANNEL_KINDS: &[&str] = &[
     "webhook",
@@ -290,10 +277,6 @@ pub const CHANNEL_KINDS: &[&str] = &[
     "email",
     "command",
 ];
-
-pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("not a duration ({e}), e.g. \"5m\""))
-}
 
 impl AlertConfig {
     pub fn group_wait(&self) -> Duration {
@@ -401,7 +384,7 @@ impl AlertConfig {
             if r.name.trim().is_empty() || !rule_names.insert(r.name.as_str()) {
                 return bad("name", format!("rule name {:?} empty or repeated", r.name));
             }
-            if let Err(e) = super::RuleSpec::from_config(r) {
+            if let Err(e) = RuleSpec::from_config(r) {
                 return bad("measure", format!("rule {:?}: {e}", r.name));
             }
             for ch in &r.channels {
@@ -414,6 +397,154 @@ impl AlertConfig {
                         ),
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+// How a `[[alert.rule]]` entry (or `opsdash alerts rules add`) becomes a rule definition: the
+// checks need the filter language, which the pure vocabulary in `model::rule` must not import.
+
+/// Scope keys each measure understands (anything else is a typo worth reporting).
+fn scope_keys(measure: &str) -> &'static [&'static str] {
+    match measure {
+        "error_rate" | "request_rate" | "latency_p50" | "latency_p95" | "latency_p99" => {
+            &["service", "route", "by"]
+        }
+        "latency_regression" => &["service", "route", "baseline", "percentile"],
+        "error_groups" | "service_status" => &["service"],
+        "slow_queries" => &["service", "min_duration_ms"],
+        "audit_events" => &["action", "outcome", "by", "resource_type"],
+        _ => &[],
+    }
+}
+
+fn secs(s: &str, key: &str) -> Result<i32, String> {
+    let d = duration(s).map_err(|e| format!("{key}: {e}"))?;
+    i32::try_from(d.as_secs()).map_err(|_| format!("{key}: too long"))
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+impl RuleSpec {
+    pub fn from_config(r: &RuleConfig) -> Result<RuleSpec, String> {
+        let spec = RuleSpec {
+            name: r.name.trim().to_string(),
+            description: r.description.clone(),
+            severity: r.severity.clone(),
+            status: r.status.clone(),
+            metric: r.measure.clone(),
+            scope: r.scope.clone(),
+            filter: non_empty(&r.filter),
+            query: non_empty(&r.query),
+            operator: r.operator.clone(),
+            threshold: r.threshold,
+            window_s: secs(&r.window, "window")?,
+            for_s: secs(&r.for_, "for")?,
+            eval_interval_s: secs(&r.interval, "interval")?.max(1),
+            labels: r.labels.clone(),
+            group_by: r.group_by.clone(),
+            channels: r.channels.clone(),
+            repeat_interval_s: secs(&r.repeat_interval, "repeat_interval")?,
+            max_per_hour: i32::try_from(r.max_per_hour).unwrap_or(i32::MAX),
+            auto_resolve: r.auto_resolve,
+            resolve_after_s: secs(&r.resolve_after, "resolve_after")?,
+            runbook_url: non_empty(&r.runbook_url),
+            min_count: match r.min_count {
+                Some(n) => i32::try_from(n).unwrap_or(i32::MAX),
+                None if takes_min_count(&r.measure) => DEFAULT_MIN_COUNT,
+                None => 0,
+            },
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() {
+            return Err("a rule needs a name".into());
+        }
+        if !matches!(
+            self.severity.as_str(),
+            "info" | "warning" | "error" | "critical"
+        ) {
+            return Err(format!(
+                "severity {:?} is not one of info, warning, error, critical",
+                self.severity
+            ));
+        }
+        if !matches!(self.status.as_str(), "enabled" | "disabled" | "testing") {
+            return Err(format!(
+                "status {:?} is not one of enabled, disabled, testing",
+                self.status
+            ));
+        }
+        if !MEASURES.contains(&self.metric.as_str()) {
+            return Err(format!(
+                "measure {:?} is not one of {}",
+                self.metric,
+                MEASURES.join(", ")
+            ));
+        }
+        if Op::parse(&self.operator).is_none() {
+            return Err(format!(
+                "operator {:?} is not one of gt, gte, lt, lte, eq, ne",
+                self.operator
+            ));
+        }
+        if !self.threshold.is_finite() {
+            return Err("threshold must be a finite number".into());
+        }
+        let allowed = scope_keys(&self.metric);
+        if let Some(k) = self.scope.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "scope key {k:?} means nothing to {} (known: {})",
+                self.metric,
+                if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+        if self.min_count != 0 && !takes_min_count(&self.metric) {
+            return Err(format!(
+                "min_count applies to error_rate rules only, not to {}",
+                self.metric
+            ));
+        }
+        if self.min_count < 0 {
+            return Err("min_count cannot be negative".into());
+        }
+        if self.metric == "sql" && self.query.is_none() {
+            return Err("measure sql needs a query".into());
+        }
+        if self.metric == "log_count" {
+            let Some(f) = &self.filter else {
+                return Err("measure log_count needs a filter".into());
+            };
+            crate::filter::parse(f).map_err(|e| format!("filter: {e}"))?;
+        }
+        if let Some(b) = self.scope.get("baseline") {
+            secs(b, "baseline")?;
+        }
+        if let Some(p) = self.scope.get("percentile") {
+            percentile(p).ok_or_else(|| format!("percentile {p:?}: expected p50, p95 or p99"))?;
+        }
+        if let Some(by) = self.scope.get("by") {
+            let ok = if self.metric == "audit_events" {
+                matches!(by.as_str(), "actor" | "ip" | "")
+            } else {
+                matches!(by.as_str(), "service" | "route" | "")
+            };
+            if !ok {
+                return Err(format!(
+                    "by {by:?} is not a grouping {} understands",
+                    self.metric
+                ));
             }
         }
         Ok(())

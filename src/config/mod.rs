@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
+
 /// A string that must never be printed: database URLs and secrets. Debug and Display redact it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
@@ -77,7 +79,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub worker: WorkerConfig,
     pub retention: RetentionConfig,
-    pub alert: crate::alerts::AlertConfig,
+    pub alert: alerts::AlertConfig,
     pub kpi: KpiConfig,
     pub logs: LogsConfig,
     /// Services the worker health-checks (`[[service]]`).
@@ -1039,7 +1041,7 @@ impl Config {
     /// (channels checked without rules, then rules with every channel), so the error points at
     /// that entry and not at the first entry that has a key of that name.
     fn alert_error_path(&self, key: &str) -> String {
-        let base = crate::alerts::AlertConfig {
+        let base = alerts::AlertConfig {
             rules: Vec::new(),
             channels: Vec::new(),
             ..self.alert.clone()
@@ -1048,7 +1050,7 @@ impl Config {
             return key.to_string();
         }
         for n in 1..=self.alert.channels.len() {
-            let prefix = crate::alerts::AlertConfig {
+            let prefix = alerts::AlertConfig {
                 channels: self.alert.channels[..n].to_vec(),
                 ..base.clone()
             };
@@ -1057,7 +1059,7 @@ impl Config {
             }
         }
         for n in 1..=self.alert.rules.len() {
-            let prefix = crate::alerts::AlertConfig {
+            let prefix = alerts::AlertConfig {
                 channels: self.alert.channels.clone(),
                 rules: self.alert.rules[..n].to_vec(),
                 ..base.clone()
@@ -1343,7 +1345,7 @@ mod tests {
 
     #[test]
     fn example_config_equals_defaults() {
-        let text = include_str!("../config.example.toml");
+        let text = include_str!("../../config.example.toml");
         let cfg = Config::parse(text, Path::new("config.example.toml")).unwrap();
         assert_eq!(cfg, Config::default());
     }
