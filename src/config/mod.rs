@@ -114,6 +114,19 @@ pub struct DatabaseConfig {
     /// No writes from this process whatever the role may do (`--read-only`): operator keys
     /// are refused with a "read-only" line and the in-process worker does not start.
     pub read_only: bool,
+    /// Other databases (or servers) whose `pg_stat_statements` the worker samples into
+    /// `query_log` beside opsdash's own (`[[database.monitor]]`).
+    pub monitor: Vec<MonitorConfig>,
+}
+
+/// One monitored database: its statements are stored under `name` (`query_log.database`).
+/// The URL's role needs `pg_read_all_stats` (or `pg_monitor`) to see every role's statements;
+/// TLS is set in the URL (`sslmode`, `sslrootcert`...).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    pub name: String,
+    pub url: Secret,
 }
 
 impl Default for DatabaseConfig {
@@ -130,6 +143,7 @@ impl Default for DatabaseConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             read_only: false,
+            monitor: Vec::new(),
         }
     }
 }

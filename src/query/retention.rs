@@ -172,14 +172,35 @@ pub fn is_lock_timeout(e: &anyhow::Error) -> bool {
 /// so the plain form runs under a short `lock_timeout`: its exclusive lock on the parent is held
 /// for a catalog update only, and waiting for it never queues ingest longer than the timeout.
 /// Without a default partition the concurrent form runs on an autocommit connection.
+///
+/// A role that does not own the tables (`owner` false: a granted opsdash_worker) may not run
+/// DDL on them: it calls `opsdash.retention_detach` (migrations/0026), which detaches with the
+/// owner's rights, in the plain form (a function cannot run the concurrent one).
 pub async fn detach_partition(
     pool: &PgPool,
     p: &Partition,
     concurrently: bool,
     lock_timeout_ms: u64,
+    owner: bool,
 ) -> Result<()> {
     let parent = ident(p.table)?;
     let part = ident(&p.name)?;
+    if !owner {
+        if p.state == PartitionState::Detached {
+            return Ok(());
+        }
+        // As below, one round trip; the name is `[a-z0-9_]` only (checked by `ident`), so it
+        // can stand as a literal.
+        sqlx::raw_sql(&format!(
+            "SET LOCAL lock_timeout = {}; SELECT opsdash.retention_detach('{}')",
+            lock_timeout_ms.max(1),
+            p.name
+        ))
+        .execute(pool)
+        .await
+        .with_context(|| format!("detaching {}", p.name))?;
+        return Ok(());
+    }
     match p.state {
         PartitionState::Detached => Ok(()),
         PartitionState::DetachPending => {
@@ -242,19 +263,20 @@ pub fn parse_pending_drop_name(name: &str) -> Option<(&'static str, String, Naiv
 /// A crash before the commit leaves it detached under its own name (the next run redoes the
 /// step); after it, the background drop (`drop_pending`) frees the storage. No lock on the
 /// parent: the table is no longer a partition. Returns the pending-drop name.
+///
+/// The rename is `opsdash.retention_hand_off` (migrations/0026), for the owner and a granted
+/// worker alike: it runs with the owner's rights and names the table `pending_drop_name`.
 pub async fn hand_off(
     pool: &PgPool,
     p: &Partition,
     run: i64,
     outcome: &RunOutcome,
 ) -> Result<String> {
-    let part = ident(&p.name)?;
+    ident(&p.name)?;
     let mut tx = pool.begin().await?;
-    let relid = relid(&mut *tx, &p.name).await?;
-    let pending = pending_drop_name(&p.name, relid);
-    ident(&pending)?;
-    sqlx::query(&format!("ALTER TABLE {part} RENAME TO \"{pending}\""))
-        .execute(&mut *tx)
+    let pending: String = sqlx::query_scalar("SELECT opsdash.retention_hand_off($1)")
+        .bind(&p.name)
+        .fetch_one(&mut *tx)
         .await
         .with_context(|| format!("handing {} to the background drop", p.name))?;
     sqlx::query("DELETE FROM opsdash.partition_mark WHERE partition = $1")
@@ -292,12 +314,14 @@ pub async fn pending_drops(pool: &PgPool) -> Result<Vec<String>> {
 
 /// Drops a table handed to the background drop. It is no partition any more, so this locks
 /// only the table itself: ingest into the parent never waits for it, however long the file
-/// system takes to free the blocks. Refuses any other name.
+/// system takes to free the blocks. Refuses any other name (and so does
+/// `opsdash.retention_drop`, which drops with the owner's rights: migrations/0026).
 pub async fn drop_pending(pool: &PgPool, name: &str) -> Result<()> {
     if parse_pending_drop_name(name).is_none() {
         bail!("{name} is not a table pending its drop");
     }
-    sqlx::query(&format!("DROP TABLE IF EXISTS {}", ident(name)?))
+    sqlx::query("SELECT opsdash.retention_drop($1)")
+        .bind(name)
         .execute(pool)
         .await
         .with_context(|| format!("dropping {name}"))?;
@@ -464,6 +488,9 @@ pub const ERROR_LEVEL: i16 = 4;
 /// copied to a new table while the old partition is locked against writes (only that old day),
 /// then the parent is locked briefly (bounded by `lock_timeout`) to swap the tables. A crash
 /// rolls everything back; a re-run finds the mark and skips. Returns (rows kept, rows removed).
+///
+/// The rewrite is DDL, run by `opsdash.retention_compact_log` (migrations/0026) with the
+/// tables' owner's rights, so a granted opsdash_worker compacts as the owner does.
 pub async fn compact_log_partition(
     pool: &PgPool,
     p: &Partition,
@@ -472,10 +499,7 @@ pub async fn compact_log_partition(
     if p.table != "log_event" || p.state != PartitionState::Attached {
         bail!("{} is not an attached log_event partition", p.name);
     }
-    let part = ident(&p.name)?;
-    let new_name = format!("{}_k", p.name);
-    let new = ident(&new_name)?;
-    let (lo, hi) = day_range(p.day);
+    ident(&p.name)?;
     let mut tx = pool.begin().await?;
     sqlx::query(&format!(
         "SET LOCAL lock_timeout = {}",
@@ -483,52 +507,15 @@ pub async fn compact_log_partition(
     ))
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&format!("LOCK TABLE {part} IN SHARE MODE"))
-        .execute(&mut *tx)
-        .await?;
-    let before: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {part}"))
+    let counts: Vec<i64> = sqlx::query_scalar("SELECT opsdash.retention_compact_log($1, $2)")
+        .bind(&p.name)
+        .bind(ERROR_LEVEL)
         .fetch_one(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "CREATE TABLE {new} (LIKE opsdash.log_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-         INCLUDING INDEXES)"
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let kept = sqlx::query(&format!(
-        "INSERT INTO {new} SELECT * FROM {part} WHERE level >= $1"
-    ))
-    .bind(ERROR_LEVEL)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
-    // Indexes exist before the swap (ATTACH adopts them instead of building them under the
-    // parent's lock), and the bound as a CHECK lets ATTACH skip its validation scan.
-    sqlx::query(&format!(
-        "ALTER TABLE {new} ADD CONSTRAINT \"{new_name}_bounds\" CHECK (ts >= '{}' AND ts < '{}')",
-        lo.to_rfc3339(),
-        hi.to_rfc3339()
-    ))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(&format!(
-        "ALTER TABLE opsdash.log_event DETACH PARTITION {part}"
-    ))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(&format!("DROP TABLE {part}"))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!("ALTER TABLE {new} RENAME TO \"{}\"", p.name))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "ALTER TABLE opsdash.log_event ATTACH PARTITION {part} FOR VALUES FROM ('{}') TO ('{}')",
-        lo.to_rfc3339(),
-        hi.to_rfc3339()
-    ))
-    .execute(&mut *tx)
-    .await?;
+        .await
+        .with_context(|| format!("compacting {}", p.name))?;
+    let [kept, removed] = counts[..] else {
+        bail!("compacting {}: unexpected answer {counts:?}", p.name);
+    };
     sqlx::query(
         "INSERT INTO opsdash.partition_mark (partition, mark, table_name, rows) \
          VALUES ($1, 'compacted', 'log_event', $2) ON CONFLICT DO NOTHING",
@@ -538,7 +525,7 @@ pub async fn compact_log_partition(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok((kept, before - kept))
+    Ok((kept, removed))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,69 +568,43 @@ pub fn pseudonym(secret: &[u8], user_id: &str) -> String {
     format!("{PSEUDONYM_PREFIX}{}", &hex::encode(tag)[..16])
 }
 
-fn pseudonym_sql(col: &str) -> String {
-    format!(
-        "CASE WHEN {col} IS NULL OR {col} LIKE 'anon:%' THEN {col} \
-              ELSE 'anon:' || left(encode(sha256($1 || sha256($2 || convert_to({col}, 'UTF8'))), 'hex'), 16) END"
-    )
-}
-
 /// Anonymizes one partition of log_event, request_log or audit_event and marks it, in one
 /// transaction (a re-run finds the mark; even without it, the SQL leaves pseudonyms and cut
 /// addresses unchanged). Returns the rows updated.
+///
+/// The UPDATE is `opsdash.retention_anonymize` (migrations/0026), run with the tables' owner's
+/// rights: the worker role may not update log rows, and nobody may update audit rows but the
+/// retention code (the append-only trigger). It computes `pseudonym` from the HMAC pads.
 pub async fn anonymize_partition(
     pool: &PgPool,
     p: &Partition,
     cfg: &RetentionConfig,
 ) -> Result<u64> {
+    if !matches!(p.table, "log_event" | "request_log" | "audit_event") {
+        bail!("{} holds no personal data to anonymize", p.table);
+    }
     let (ipad, opad) = hmac_pads(cfg.anonymize_secret.expose().as_bytes());
-    let ip = if cfg.anonymize_ip == "remove" {
-        "NULL".to_string()
-    } else {
-        "opsdash.cut_ip(ip)".to_string()
-    };
-    let part = ident(&p.name)?;
-    let sql = match p.table {
-        "log_event" => format!(
-            "UPDATE {part} SET user_id = {}, ip = {ip}, attrs = attrs - $3::text[]",
-            pseudonym_sql("user_id")
-        ),
-        "request_log" => format!(
-            "UPDATE {part} SET user_id = {}, ip = {ip} WHERE $3::text[] IS NOT NULL",
-            pseudonym_sql("user_id")
-        ),
-        // Rows from applications name end users; rows written by opsdash (operator actions) and
-        // by the audit trigger (database roles) name staff and stay readable for forensics.
-        "audit_event" => format!(
-            "UPDATE {part} SET actor = CASE WHEN source = 'app' THEN {} ELSE actor END, \
-                    ip = {ip}, before = before - $3::text[], after = after - $3::text[]",
-            pseudonym_sql("actor")
-        ),
-        other => bail!("{other} holds no personal data to anonymize"),
-    };
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('opsdash.retention_bypass', 'on', true)")
-        .execute(&mut *tx)
-        .await?;
-    let n = sqlx::query(&sql)
+    let n: i64 = sqlx::query_scalar("SELECT opsdash.retention_anonymize($1, $2, $3, $4, $5)")
+        .bind(&p.name)
         .bind(&opad[..])
         .bind(&ipad[..])
         .bind(&cfg.anonymize_fields)
-        .execute(&mut *tx)
+        .bind(cfg.anonymize_ip == "remove")
+        .fetch_one(&mut *tx)
         .await
-        .with_context(|| format!("anonymizing {}", p.name))?
-        .rows_affected();
+        .with_context(|| format!("anonymizing {}", p.name))?;
     sqlx::query(
         "INSERT INTO opsdash.partition_mark (partition, mark, table_name, rows) \
          VALUES ($1, 'anonymized', $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(&p.name)
     .bind(p.table)
-    .bind(n as i64)
+    .bind(n)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(n)
+    Ok(n as u64)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 //! SQL of the `pg_stat_statements` sampler: whether the extension is there, the cumulative
-//! counters of each statement, and the rows of one interval's deltas in `query_log`.
+//! counters of each statement of the connected database, and the rows of one interval's
+//! deltas in `query_log`. The same queries read opsdash's own database and each monitored one
+//! (`[[database.monitor]]`).
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Cumulative counters of one statement (one user, one database), as the view keeps them.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -19,29 +21,51 @@ pub struct StatementCounters {
     pub rows: i64,
 }
 
-/// Whether `pg_stat_statements` is installed in the database (and its library loaded: the
-/// view fails without it, which is reported as absent).
-pub async fn available(pool: &PgPool) -> Result<bool> {
+/// Whether `pg_stat_statements` can be read in the connected database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Ready,
+    /// `CREATE EXTENSION pg_stat_statements` was not run in this database.
+    NotInstalled,
+    /// Installed, but the server did not load its library (`shared_preload_libraries`).
+    NotLoaded,
+}
+
+/// Whether `pg_stat_statements` is installed in the database and its library loaded. The view
+/// itself says whether the library is loaded (SQLSTATE 55000 when it is not): the setting
+/// `shared_preload_libraries` is readable by superusers and pg_read_all_settings only.
+pub async fn availability(conn: &mut PgConnection) -> Result<Availability> {
     let installed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
     .context("looking for pg_stat_statements")?;
     if !installed {
-        return Ok(false);
+        return Ok(Availability::NotInstalled);
     }
-    let loaded: bool = sqlx::query_scalar(
-        "SELECT coalesce(current_setting('shared_preload_libraries', true), '')
-                ~ '(^|[ ,])pg_stat_statements($|[ ,])'",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(loaded)
+    // One row is read: with LIMIT 0 the server never calls the function behind the view.
+    match sqlx::query("SELECT count(*) FROM (SELECT 1 FROM pg_stat_statements LIMIT 1) s")
+        .execute(&mut *conn)
+        .await
+    {
+        Ok(_) => Ok(Availability::Ready),
+        Err(e)
+            if e.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "55000") =>
+        {
+            Ok(Availability::NotLoaded)
+        }
+        Err(e) => Err(e).context("reading pg_stat_statements"),
+    }
 }
 
-/// The counters of the statements that ran at least once, all databases the role may see.
-pub async fn counters(pool: &PgPool) -> Result<Vec<StatementCounters>> {
+/// The counters of the connected database's statements that ran at least once. The view
+/// holds the whole server's statements; each database is sampled through its own connection
+/// (opsdash's, or its `[[database.monitor]]`'s), so none is counted twice when two of them
+/// share a server.
+pub async fn counters(conn: &mut PgConnection) -> Result<Vec<StatementCounters>> {
     // Only top-level statements: a function's inner statements would count its time twice.
     sqlx::query_as(
         "SELECT s.dbid::int8 AS dbid, s.userid::int8 AS userid, s.queryid AS queryid,
@@ -51,9 +75,10 @@ pub async fn counters(pool: &PgPool) -> Result<Vec<StatementCounters>> {
            FROM pg_stat_statements s
            LEFT JOIN pg_database d ON d.oid = s.dbid
            LEFT JOIN pg_roles r ON r.oid = s.userid
-          WHERE s.calls > 0 AND s.queryid IS NOT NULL AND s.toplevel",
+          WHERE s.calls > 0 AND s.queryid IS NOT NULL AND s.toplevel
+            AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
     .context("reading pg_stat_statements")
 }

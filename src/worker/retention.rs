@@ -19,6 +19,12 @@
 //!   one is written again;
 //! - nothing is dropped before its archive is verified, and a failure at any step leaves the
 //!   data where it is, records the error and moves on to the next partition.
+//!
+//! A worker that does not own the tables (a login role granted opsdash_worker) runs the same
+//! steps: the DDL (detach, hand-off, drop, compaction) and the anonymizing updates are
+//! owner-defined functions (migrations/0026) that both call. Only the detach differs: the owner
+//! detaches `CONCURRENTLY` where it can, which no function can do, so a non-owner detaches in
+//! the plain form under the short `lock_timeout`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -253,7 +259,15 @@ impl<'a> Retention<'a> {
         let pool = &self.db.write;
         let mut attempt = 0;
         loop {
-            match q::detach_partition(pool, p, concurrent, self.cfg.lock_timeout_ms).await {
+            let detached = q::detach_partition(
+                pool,
+                p,
+                concurrent,
+                self.cfg.lock_timeout_ms,
+                self.db.access.owner,
+            )
+            .await;
+            match detached {
                 Ok(()) => break,
                 Err(e) if q::is_lock_timeout(&e) && attempt + 1 < self.cfg.lock_attempts => {
                     attempt += 1;
