@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod external;
 pub mod operator;
 pub mod state;
 

@@ -213,6 +213,7 @@ pub async fn due_rules(pool: &PgPool) -> Result<Vec<Rule>> {
     let rows: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule
           WHERE status <> 'disabled' AND removed_at IS NULL AND next_eval_at <= now()
+            AND source <> 'external'
           ORDER BY next_eval_at"
     ))
     .fetch_all(pool)
@@ -225,7 +226,8 @@ pub async fn next_due_in(pool: &PgPool) -> Result<Option<std::time::Duration>> {
     let secs: Option<f64> = sqlx::query_scalar(
         // Clamped here, not with greatest(): greatest() skips NULL, so "no rules" read as "due now".
         "SELECT extract(epoch FROM min(next_eval_at) - clock_timestamp())::float8
-           FROM opsdash.alert_rule WHERE status <> 'disabled' AND removed_at IS NULL",
+           FROM opsdash.alert_rule
+          WHERE status <> 'disabled' AND removed_at IS NULL AND source <> 'external'",
     )
     .fetch_one(pool)
     .await?;
@@ -293,7 +295,8 @@ pub async fn record_rule_evaluated(
 pub async fn evaluate_rules_with_alerts_now(conn: &mut PgConnection, state: &str) -> Result<()> {
     sqlx::query(
         "UPDATE opsdash.alert_rule SET next_eval_at = now()
-          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)",
+          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)
+            AND source <> 'external'",
     )
     .bind(state)
     .execute(conn)
@@ -397,6 +400,10 @@ pub struct AlertRow {
     pub last_notified_at: Option<DateTime<Utc>>,
     /// Its rule is in testing mode: evaluated and shown, never notified, not counted as open.
     pub testing: bool,
+    /// The sender of an external alert (Alertmanager API); None for opsdash's own.
+    pub source: Option<String>,
+    /// An external alert's endsAt: it resolves then unless re-sent.
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 impl AlertRow {
@@ -416,7 +423,7 @@ const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, labels, label_key
     threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by, ack_note,
     resolved_at, resolved_by, resolve_note, condition_false_since, last_notified_at,
     coalesce((SELECT r.status = 'testing' FROM opsdash.alert_rule r WHERE r.id = rule_id), false)
-        AS testing";
+        AS testing, source, ends_at";
 
 /// Open alerts by severity, real ones apart from testing-mode ones: the one count the header,
 /// the KPI card, the Alerts tab and `opsdash alerts list` show (view `opsdash.open_alert`).
