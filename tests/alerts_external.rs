@@ -56,12 +56,21 @@ async fn messages(t: &TestDb) -> Vec<(String, i64)> {
 async fn resends_refresh_one_alert_and_the_sender_resolves_it() {
     let t = TestDb::new().await.unwrap();
     let cfg = config();
-    let disk = labels(&[("alertname", "DiskFull"), ("instance", "db1"), ("severity", "page")]);
+    let disk = labels(&[
+        ("alertname", "DiskFull"),
+        ("instance", "db1"),
+        ("severity", "page"),
+    ]);
     let other = labels(&[("alertname", "DiskFull"), ("instance", "db2")]);
     for _ in 0..5 {
-        external::receive(&t.db, &cfg, "prometheus", &[firing(&disk, 60), firing(&other, 60)])
-            .await
-            .unwrap();
+        external::receive(
+            &t.db,
+            &cfg,
+            "prometheus",
+            &[firing(&disk, 60), firing(&other, 60)],
+        )
+        .await
+        .unwrap();
     }
     let open = xq::open(&t.db.read, 100).await.unwrap();
     assert_eq!(open.len(), 2, "one open alert per label set: {open:?}");
@@ -86,7 +95,9 @@ async fn resends_refresh_one_alert_and_the_sender_resolves_it() {
         .await
         .unwrap();
     assert_eq!(out.resolved, 1);
-    let rows = xq::by_fingerprint(&t.db.read, &db1.fingerprint).await.unwrap();
+    let rows = xq::by_fingerprint(&t.db.read, &db1.fingerprint)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, "resolved");
     // Prometheus goes on sending the resolved alert for a while: nothing more happens.
@@ -108,7 +119,11 @@ async fn resends_refresh_one_alert_and_the_sender_resolves_it() {
         history,
         vec![
             (None, "firing".into(), "prometheus".into()),
-            (Some("firing".into()), "resolved".into(), "prometheus".into())
+            (
+                Some("firing".into()),
+                "resolved".into(),
+                "prometheus".into()
+            )
         ]
     );
 }
@@ -137,11 +152,16 @@ async fn an_alert_not_resent_before_its_ends_at_resolves_at_the_sweep() {
     assert_eq!(rows[0].state, "resolved");
     assert!(rows[0].resolved_at.unwrap() <= rows[0].ends_at.unwrap());
     // A later firing send of the same label set opens a new alert.
-    external::receive(&t.db, &cfg, "prometheus", &[{
-        let mut f = firing(&l, 60);
-        f.starts_at = Some(Utc::now());
-        f
-    }])
+    external::receive(
+        &t.db,
+        &cfg,
+        "prometheus",
+        &[{
+            let mut f = firing(&l, 60);
+            f.starts_at = Some(Utc::now());
+            f
+        }],
+    )
     .await
     .unwrap();
     assert_eq!(xq::open(&t.db.read, 10).await.unwrap().len(), 1);
@@ -169,12 +189,18 @@ async fn silences_suppress_and_a_hand_resolve_holds_against_resends() {
     tx.commit().await.unwrap();
     // The sweep applies it without waiting for a re-send.
     assert_eq!(external::sweep(&t.db, &cfg, None).await.unwrap(), (0, 1));
-    assert_eq!(xq::open(&t.db.read, 10).await.unwrap()[0].state, "suppressed");
+    assert_eq!(
+        xq::open(&t.db.read, 10).await.unwrap()[0].state,
+        "suppressed"
+    );
     // A re-send while silenced stays suppressed.
     external::receive(&t.db, &cfg, "prometheus", &[firing(&l, 60)])
         .await
         .unwrap();
-    assert_eq!(xq::open(&t.db.read, 10).await.unwrap()[0].state, "suppressed");
+    assert_eq!(
+        xq::open(&t.db.read, 10).await.unwrap()[0].state,
+        "suppressed"
+    );
     let mut tx = t.db.write.begin().await.unwrap();
     q::expire_silence(&mut tx, sid, "tester").await.unwrap();
     tx.commit().await.unwrap();

@@ -76,7 +76,10 @@ pub fn severity(labels: &BTreeMap<String, String>) -> &'static str {
 
 /// The one-line text shown for the alert: its summary annotation, else its description,
 /// else its alert name.
-pub fn summary(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> String {
+pub fn summary(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> String {
     ["summary", "description", "message"]
         .iter()
         .find_map(|k| annotations.get(*k).filter(|v| !v.trim().is_empty()))
@@ -97,12 +100,7 @@ pub struct Outcome {
 
 /// Stores a batch from `source` in one transaction: a 2xx to the sender means all of it is
 /// committed.
-pub async fn receive(
-    db: &Db,
-    cfg: &Config,
-    source: &str,
-    alerts: &[Received],
-) -> Result<Outcome> {
+pub async fn receive(db: &Db, cfg: &Config, source: &str, alerts: &[Received]) -> Result<Outcome> {
     let channels: Vec<String> = cfg.alert.channels.iter().map(|c| c.name.clone()).collect();
     let mut tx = db.write.begin().await?;
     let rule = xq::source_rule(&mut tx, source, &channels).await?;
@@ -114,7 +112,7 @@ pub async fn receive(
         let starts_at = a.starts_at.unwrap_or(now);
         let ends_at = a
             .ends_at
-            .unwrap_or_else(|| now + chrono::Duration::from_std(RESOLVE_TIMEOUT).unwrap_or_default());
+            .unwrap_or_else(|| now + chrono::Duration::seconds(RESOLVE_TIMEOUT.as_secs() as i64));
         if ends_at <= now {
             match xq::resolve_by_sender(&mut tx, rule.id, &key, ends_at).await? {
                 Some((row, before)) => {
@@ -172,8 +170,16 @@ pub async fn receive(
         out.refreshed += 1;
         let before = stored.before.as_deref().unwrap_or(&row.state);
         if before != row.state {
-            q::record_history(&mut tx, row.id, Some(before), &row.state, source, None, None)
-                .await?;
+            q::record_history(
+                &mut tx,
+                row.id,
+                Some(before),
+                &row.state,
+                source,
+                None,
+                None,
+            )
+            .await?;
         }
         if row.state == "firing" {
             let due = if before == "suppressed" {
@@ -257,8 +263,7 @@ async fn notify(
     let group_key = format!("{}:{}", rule.id, label_key(&group));
     let mut queued = 0;
     for channel in &rule.channels {
-        if n == Notify::Resolved && cfg.alert.channel(channel).is_some_and(|c| !c.send_resolved)
-        {
+        if n == Notify::Resolved && cfg.alert.channel(channel).is_some_and(|c| !c.send_resolved) {
             continue;
         }
         let id = q::enqueue(
@@ -375,7 +380,10 @@ mod tests {
             5_799_056_148_416_392_346
         );
         // Names and values are separated, so moving a character across changes it.
-        assert_ne!(fingerprint(&set(&[("ab", "c")])), fingerprint(&set(&[("a", "bc")])));
+        assert_ne!(
+            fingerprint(&set(&[("ab", "c")])),
+            fingerprint(&set(&[("a", "bc")]))
+        );
     }
 
     #[test]
@@ -386,7 +394,10 @@ mod tests {
         assert_eq!(severity(&set(&[])), "warning");
         let l = set(&[("alertname", "Up")]);
         assert_eq!(summary(&l, &set(&[("description", "d")])), "d");
-        assert_eq!(summary(&l, &set(&[("summary", "s"), ("description", "d")])), "s");
+        assert_eq!(
+            summary(&l, &set(&[("summary", "s"), ("description", "d")])),
+            "s"
+        );
         assert_eq!(summary(&l, &set(&[("summary", " ")])), "Up");
     }
 }

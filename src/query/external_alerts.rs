@@ -62,9 +62,7 @@ pub async fn source_rule(
     .bind(&name)
     .fetch_optional(conn)
     .await?;
-    found.ok_or_else(|| {
-        anyhow::anyhow!("rule {name:?} exists and is not an external alert source")
-    })
+    found.ok_or_else(|| anyhow::anyhow!("rule {name:?} exists and is not an external alert source"))
 }
 
 /// The rule row of a sender by id (None: it is gone or not an external source).

@@ -363,9 +363,20 @@ async fn list_alerts(
     let rows = xq::open(&state.db.read, LIST_LIMIT)
         .await
         .map_err(db_down)?;
-    let mut conn = state.db.read.acquire().await.map_err(|e| db_down(e.into()))?;
+    let mut conn = state
+        .db
+        .read
+        .acquire()
+        .await
+        .map_err(|e| db_down(e.into()))?;
     let silences = q::active_silences(&mut conn).await.map_err(db_down)?;
-    let channels: Vec<String> = state.cfg.alert.channels.iter().map(|c| c.name.clone()).collect();
+    let channels: Vec<String> = state
+        .cfg
+        .alert
+        .channels
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let mut out = Vec::new();
     for r in rows {
         if !filter.iter().all(|m| m.matches(&r.labels.0)) {
@@ -442,7 +453,9 @@ async fn post_silence(
         .collect::<Result<Vec<_>, _>>()
         .map_err(Reject::BadRequest)?;
     if s.ends_at <= s.starts_at {
-        return Err(Reject::BadRequest("start time must be before end time".into()));
+        return Err(Reject::BadRequest(
+            "start time must be before end time".into(),
+        ));
     }
     if s.ends_at <= Utc::now() {
         return Err(Reject::BadRequest("end time can't be in the past".into()));
@@ -458,54 +471,63 @@ async fn post_silence(
         },
     };
     let who = format!("{} via {}", s.created_by, client.source(PROTOCOL));
-    let made = async {
-        let mut tx = state.db.write.begin().await?;
-        if let Some(old) = replaces {
-            // Alertmanager's update: the old silence ends and the new one takes its place.
-            match xq::silence_live(&mut tx, old).await? {
-                None => return Ok(None),
-                Some((true,)) => q::expire_silence(&mut tx, old, &who).await?,
-                Some((false,)) => {}
-            }
-        }
-        let id = xq::create_silence(
-            &mut tx,
-            &matchers,
-            s.starts_at,
-            s.ends_at,
-            &s.created_by,
-            &s.comment,
-        )
-        .await?;
-        q::audit_operator_action(
-            &mut tx,
-            &who,
-            None,
-            "",
-            "silence.create",
-            "silence",
-            &id.to_string(),
-            json!({
-                "matchers": matchers.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                "starts_at": s.starts_at,
-                "ends_at": s.ends_at,
-                "comment": s.comment,
-                "replaces": replaces,
-            }),
-        )
-        .await?;
-        // opsdash's own alerts it covers are suppressed at their rule's next tick; external
-        // ones at the next sweep.
-        q::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
-        tx.commit().await?;
-        anyhow::Ok(Some(id))
-    }
-    .await
-    .map_err(db_down)?;
-    match made {
+    match create_silence(&state, &s, &matchers, replaces, &who)
+        .await
+        .map_err(db_down)?
+    {
         Some(id) => Ok(Json(json!({ "silenceID": id.to_string() })).into_response()),
         None => Ok(not_found()),
     }
+}
+
+/// Stores a posted silence (ending the one it replaces, as Alertmanager's update does) with
+/// its audit row. None when the silence to replace does not exist.
+async fn create_silence(
+    state: &State,
+    s: &PostableSilence,
+    matchers: &[Matcher],
+    replaces: Option<i64>,
+    who: &str,
+) -> anyhow::Result<Option<i64>> {
+    let mut tx = state.db.write.begin().await?;
+    if let Some(old) = replaces {
+        match xq::silence_live(&mut tx, old).await? {
+            None => return Ok(None),
+            Some((true,)) => q::expire_silence(&mut tx, old, who).await?,
+            Some((false,)) => {}
+        }
+    }
+    let id = xq::create_silence(
+        &mut tx,
+        matchers,
+        s.starts_at,
+        s.ends_at,
+        &s.created_by,
+        &s.comment,
+    )
+    .await?;
+    q::audit_operator_action(
+        &mut tx,
+        who,
+        None,
+        "",
+        "silence.create",
+        "silence",
+        &id.to_string(),
+        json!({
+            "matchers": matchers.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "starts_at": s.starts_at,
+            "ends_at": s.ends_at,
+            "comment": s.comment,
+            "replaces": replaces,
+        }),
+    )
+    .await?;
+    // opsdash's own alerts it covers are suppressed at their rule's next tick; external ones
+    // at the next sweep.
+    q::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
+    tx.commit().await?;
+    Ok(Some(id))
 }
 
 fn not_found() -> Response {
@@ -534,41 +556,47 @@ async fn delete_silence(
         return Ok(not_found());
     };
     let who = client.source(PROTOCOL);
-    let done = async {
-        let mut tx = state.db.write.begin().await?;
-        match xq::silence_live(&mut tx, id).await? {
-            None => return Ok(false),
-            // Already expired: nothing to do, as Alertmanager answers.
-            Some((false,)) => return Ok(true),
-            Some((true,)) => {}
-        }
-        q::expire_silence(&mut tx, id, &who).await?;
-        q::audit_operator_action(
-            &mut tx,
-            &who,
-            None,
-            "",
-            "silence.expire",
-            "silence",
-            &id.to_string(),
-            json!({}),
-        )
-        .await?;
-        tx.commit().await?;
-        anyhow::Ok(true)
-    }
-    .await
-    .map_err(db_down)?;
-    if done {
+    if expire(&state, id, &who).await.map_err(db_down)? {
         Ok(StatusCode::OK.into_response())
     } else {
         Ok(not_found())
     }
 }
 
+/// Ends silence `id` now, with its audit row; false when it does not exist. An expired one is
+/// left as it is (Alertmanager answers 200 for it too).
+async fn expire(state: &State, id: i64, who: &str) -> anyhow::Result<bool> {
+    let mut tx = state.db.write.begin().await?;
+    match xq::silence_live(&mut tx, id).await? {
+        None => return Ok(false),
+        Some((false,)) => return Ok(true),
+        Some((true,)) => {}
+    }
+    q::expire_silence(&mut tx, id, who).await?;
+    q::audit_operator_action(
+        &mut tx,
+        who,
+        None,
+        "",
+        "silence.expire",
+        "silence",
+        &id.to_string(),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// `alertmanagerStatus`: enough for amtool (`config show`, its version check).
 async fn status(AxState(state): AxState<State>) -> Json<serde_json::Value> {
-    let channels: Vec<String> = state.cfg.alert.channels.iter().map(|c| c.name.clone()).collect();
+    let channels: Vec<String> = state
+        .cfg
+        .alert
+        .channels
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     Json(json!({
         "cluster": { "status": "disabled", "peers": [] },
         "versionInfo": {
@@ -608,7 +636,13 @@ fn config_text(channels: &[String]) -> String {
 }
 
 async fn receivers(AxState(state): AxState<State>) -> Json<Vec<Receiver>> {
-    let channels: Vec<String> = state.cfg.alert.channels.iter().map(|c| c.name.clone()).collect();
+    let channels: Vec<String> = state
+        .cfg
+        .alert
+        .channels
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     Json(receivers_of(&channels))
 }
 
@@ -658,7 +692,12 @@ mod tests {
 
     #[test]
     fn matchers_round_trip_between_the_api_and_opsdash() {
-        for (re, eq, op) in [(false, true, "="), (false, false, "!="), (true, true, "=~"), (true, false, "!~")] {
+        for (re, eq, op) in [
+            (false, true, "="),
+            (false, false, "!="),
+            (true, true, "=~"),
+            (true, false, "!~"),
+        ] {
             let api = ApiMatcher {
                 name: "job".into(),
                 value: "x".into(),
@@ -669,7 +708,8 @@ mod tests {
             assert_eq!(m.op, op);
             assert_eq!(ApiMatcher::of(&m), api);
         }
-        let m: ApiMatcher = serde_json::from_str(r#"{"name":"a","value":"b","isRegex":false}"#).unwrap();
+        let m: ApiMatcher =
+            serde_json::from_str(r#"{"name":"a","value":"b","isRegex":false}"#).unwrap();
         assert!(m.is_equal, "isEqual defaults to true");
     }
 }

@@ -323,7 +323,7 @@ impl AlertsTab {
             .filter(|a| {
                 f.is_empty()
                     || format!(
-                        "{} {} {} {} {}",
+                        "{} {} {} {}",
                         rule_cell(a),
                         a.state,
                         a.severity,
