@@ -2,6 +2,7 @@
 //! machine, silences and the notification outbox.
 
 pub mod engine;
+pub mod external;
 pub mod operator;
 pub mod state;
 

@@ -35,6 +35,10 @@ pub struct AlertRow {
     pub last_notified_at: Option<DateTime<Utc>>,
     /// Its rule is in testing mode: evaluated and shown, never notified, not counted as open.
     pub testing: bool,
+    /// The sender of an external alert (Alertmanager API); None for opsdash's own.
+    pub source: Option<String>,
+    /// An external alert's endsAt: it resolves then unless re-sent.
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 impl AlertRow {
@@ -54,7 +58,7 @@ const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, labels, label_key
     threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by, ack_note,
     resolved_at, resolved_by, resolve_note, condition_false_since, last_notified_at,
     coalesce((SELECT r.status = 'testing' FROM opsdash.alert_rule r WHERE r.id = rule_id), false)
-        AS testing";
+        AS testing, source, ends_at";
 
 /// Open alerts by severity, real ones apart from testing-mode ones: the one count the header,
 /// the KPI card, the Alerts tab and `opsdash alerts list` show (view `opsdash.open_alert`).

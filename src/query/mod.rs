@@ -8,6 +8,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod demo;
 pub mod error_groups;
+pub mod external_alerts;
 pub mod health;
 pub mod ingest;
 pub mod kpi;

@@ -213,6 +213,7 @@ pub async fn due_rules(pool: &PgPool) -> Result<Vec<Rule>> {
     let rows: Vec<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLUMNS} FROM opsdash.alert_rule
           WHERE status <> 'disabled' AND removed_at IS NULL AND next_eval_at <= now()
+            AND source <> 'external'
           ORDER BY next_eval_at"
     ))
     .fetch_all(pool)
@@ -225,7 +226,8 @@ pub async fn next_due_in(pool: &PgPool) -> Result<Option<std::time::Duration>> {
     let secs: Option<f64> = sqlx::query_scalar(
         // Clamped here, not with greatest(): greatest() skips NULL, so "no rules" read as "due now".
         "SELECT extract(epoch FROM min(next_eval_at) - clock_timestamp())::float8
-           FROM opsdash.alert_rule WHERE status <> 'disabled' AND removed_at IS NULL",
+           FROM opsdash.alert_rule
+          WHERE status <> 'disabled' AND removed_at IS NULL AND source <> 'external'",
     )
     .fetch_one(pool)
     .await?;
@@ -293,7 +295,8 @@ pub async fn record_rule_evaluated(
 pub async fn evaluate_rules_with_alerts_now(conn: &mut PgConnection, state: &str) -> Result<()> {
     sqlx::query(
         "UPDATE opsdash.alert_rule SET next_eval_at = now()
-          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)",
+          WHERE id IN (SELECT rule_id FROM opsdash.alert WHERE state = $1)
+            AND source <> 'external'",
     )
     .bind(state)
     .execute(conn)

@@ -6,6 +6,7 @@
 //! `auth` (bearer tokens), `sink` (the pipeline behind every route), then one module per
 //! protocol, each adding its routes in [`router`].
 
+pub mod alertmanager;
 pub mod auth;
 pub mod body;
 mod health;
@@ -37,6 +38,7 @@ pub fn router(state: State) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(ndjson::routes())
+        .merge(alertmanager::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,

@@ -11,6 +11,7 @@ pub fn all(cfg: &Config) -> Vec<Job> {
     vec![
         crate::alerts::engine::job(cfg, &wake),
         crate::notify::job(cfg, &wake),
+        crate::alerts::external::job(),
         super::health::job(),
         super::rollup::job(),
         super::retention::job(),

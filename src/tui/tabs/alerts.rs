@@ -215,6 +215,15 @@ pub fn logs_jump(
     }
 }
 
+/// The RULE column: an external alert's name with its sender, so it stands apart from
+/// opsdash's own (`HighLatency (prometheus)`).
+fn rule_cell(a: &AlertRow) -> String {
+    match &a.source {
+        Some(src) => format!("{} ({src})", a.rule_name),
+        None => a.rule_name.clone(),
+    }
+}
+
 /// Since when the condition is false and when the alert resolves if nothing changes (or why
 /// it will not by itself), for the detail pane.
 fn resolution_line(a: &AlertRow, rule: Option<&Rule>, ctx: &DrawCtx) -> Option<String> {
@@ -222,6 +231,24 @@ fn resolution_line(a: &AlertRow, rule: Option<&Rule>, ctx: &DrawCtx) -> Option<S
     let state = State::parse(&a.state)?;
     if state == State::Resolved {
         return None;
+    }
+    if let Some(src) = &a.source {
+        // An external alert has no condition here: its sender decides, and its silence
+        // (endsAt without a re-send) ends it.
+        let until = a
+            .ends_at
+            .map(|t| {
+                format!(
+                    ", or at {} ({}) unless re-sent",
+                    ctx.fmt_time(t, "%H:%M:%S"),
+                    crate::tui::widgets::human_age(ctx.now - t)
+                        .trim_end_matches(" ago")
+                        .to_string()
+                        + if t > ctx.now { " from now" } else { " ago" }
+                )
+            })
+            .unwrap_or_default();
+        return Some(format!("resolves when {src} says so{until}"));
     }
     let rule = &rule?.spec;
     let period = std::time::Duration::from_secs(rule.resolve_after_s.max(0) as u64);
@@ -301,7 +328,7 @@ impl AlertsTab {
                 f.is_empty()
                     || format!(
                         "{} {} {} {}",
-                        a.rule_name,
+                        rule_cell(a),
                         a.state,
                         a.severity,
                         labels_text(a)
@@ -604,7 +631,14 @@ impl AlertsTab {
                                 status_role(&a.state)
                             },
                         ),
-                        cell(sanitize(&a.rule_name).into_owned(), Role::Text),
+                        cell(
+                            sanitize(&rule_cell(a)).into_owned(),
+                            if a.source.is_some() {
+                                Role::Accent
+                            } else {
+                                Role::Text
+                            },
+                        ),
                         cell(num(a.value), Role::Text),
                         cell(ctx.ago(a.fired_at.unwrap_or(a.pending_since)), Role::Dim),
                         cell(sanitize(&labels_text(a)).into_owned(), Role::Dim),
@@ -651,12 +685,19 @@ impl AlertsTab {
                 t.style(status_role(&a.state)),
             ),
             Span::raw("  "),
-            Span::styled(
+        ];
+        if let Some(src) = &a.source {
+            head.push(Span::styled(
+                format!("external alert from {}", sanitize(src)),
+                t.style(Role::Accent),
+            ));
+        } else {
+            head.push(Span::styled(
                 format!("{} {standing}", sanitize(&metric)),
                 t.style(Role::Text),
-            ),
-        ];
-        if let Some(r) = &d.rule {
+            ));
+        }
+        if let Some(r) = d.rule.as_ref().filter(|_| a.source.is_none()) {
             head.push(Span::styled(
                 format!(
                     "  fires when {} {}",
@@ -1194,6 +1235,8 @@ mod tests {
             condition_false_since: None,
             last_notified_at: None,
             testing: false,
+            source: None,
+            ends_at: None,
         }
     }
 
