@@ -12,7 +12,8 @@ mod demo;
 mod export;
 mod ingest;
 pub mod retention;
-mod serve;
+pub(crate) mod serve;
+mod service;
 pub mod tui;
 mod worker;
 
@@ -68,7 +69,8 @@ Environment:
                      $XDG_DATA_HOME/opsdash, else $HOME/.local/share/opsdash; as root, that
                      place only when the postgres user can reach it, else
                      /var/lib/opsdash/<user>. `opsdash db status` prints the one in use.
-  OPSDASH_LOG        log filter of `opsdash worker` (e.g. opsdash=debug)
+  OPSDASH_LOG        log filter of `opsdash worker` and `opsdash serve` (e.g. opsdash=debug;
+                     RUST_LOG when unset)
   NO_COLOR           no colours in the dashboard";
 
 /// How a listing prints: an aligned table for people, or one JSON object per line for scripts
@@ -215,8 +217,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Archive { action }) => archive::run(&cfg, action),
         Some(Command::Audit { action }) => audit::run(&cfg, action),
         Some(Command::Retention { action }) => retention::run(&cfg, action),
-        Some(Command::Worker(a)) => worker::run(cfg, a),
-        Some(Command::Serve(a)) => serve::run(cfg, a),
+        Some(Command::Worker(a)) => worker::run(cfg, a, args.config),
+        Some(Command::Serve(a)) => serve::run(cfg, a, args.config),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
         Some(Command::Export(a)) => {
             export::run(&cfg, a)?;

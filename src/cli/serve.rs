@@ -1,12 +1,18 @@
 //! `opsdash serve`: the network receiver in the foreground, until Ctrl-C or SIGTERM; requests
-//! under way finish (their rows committed) before it exits.
+//! under way finish (their rows committed) before it exits 0. SIGHUP reloads the tokens and the
+//! TLS certificate. Under systemd (`contrib/opsdash-serve.service`) it says READY once the
+//! listener is bound and the database reached, pings the watchdog, and says STOPPING on SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
+use sd_notify::NotifyState;
+use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::service::{self, Event, Signals};
 use crate::config::Config;
 
 #[derive(Debug, ClapArgs)]
@@ -17,7 +23,10 @@ Clients (point them at http://127.0.0.1:4318 by default):
   Vector / Fluent Bit http     POST NDJSON to http://HOST:4318/ingest
   Prometheus                   alerting.alertmanagers: static_configs targets [HOST:4318]
   amtool                       --alertmanager.url=http://HOST:4318
-With [[server.token]] configured, clients send `Authorization: Bearer TOKEN`.")]
+  Prometheus scrape            http://HOST:4318/metrics
+With [[server.token]] configured, clients send `Authorization: Bearer TOKEN`.
+Signals: SIGTERM/Ctrl-C drain (stop accepting, commit what is queued, exit 0); SIGHUP reloads
+the tokens and the TLS certificate. Log filter: OPSDASH_LOG, else RUST_LOG (default opsdash=info).")]
 pub struct ServeArgs {
     /// Listen address (default: server.listen, 127.0.0.1:4318).
     #[arg(long, value_name = "ADDR")]
@@ -25,36 +34,75 @@ pub struct ServeArgs {
     /// Allow a non-loopback address without TLS or without tokens.
     #[arg(long)]
     pub insecure: bool,
+    /// Append the log to this file instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
-pub fn run(mut cfg: Config, args: ServeArgs) -> Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSDASH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("opsdash=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+pub fn run(mut cfg: Config, args: ServeArgs, config_path: Option<PathBuf>) -> Result<ExitCode> {
+    service::init_log("opsdash=info", args.log_file.as_deref())?;
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
     }
     cfg.server.insecure |= args.insecure;
+    // Refused before the database is even opened: the one-line reason is all the output.
+    let addr: std::net::SocketAddr = cfg
+        .server
+        .listen
+        .parse()
+        .with_context(|| format!("server.listen {:?}: not an address", cfg.server.listen))?;
+    crate::serve::check_exposure(&addr, &cfg.server)?;
     super::runtime()?.block_on(async move {
+        let mut signals = Signals::new()?;
         let db = crate::db::Db::open(&cfg).await?;
-        crate::serve::run(Arc::new(cfg), db, async {
-            let _ = wait_for_signal().await;
-        })
-        .await
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let opts = crate::serve::RunOptions {
+            quiet: false,
+            ready: Some(ready_tx),
+            reload: Some(reload_rx),
+        };
+        let mut server = tokio::spawn(crate::serve::run_with(
+            Arc::new(cfg),
+            db,
+            async move { stopped.notified().await },
+            opts,
+        ));
+        tokio::spawn(async move {
+            // The database was reached by Db::open; the listener is bound now.
+            if ready_rx.await.is_ok() {
+                service::notify(&[NotifyState::Ready]);
+                service::spawn_watchdog();
+            }
+        });
+        loop {
+            tokio::select! {
+                done = &mut server => return done.context("the receiver failed")?,
+                event = signals.next() => match event {
+                    Event::Stop => break,
+                    Event::Reload => reload(config_path.as_deref(), &reload_tx).await,
+                },
+            }
+        }
+        service::notify(&[NotifyState::Stopping]);
+        tracing::info!("stopping: answering the requests under way, then exiting");
+        stop.notify_one();
+        server.await.context("the receiver failed")?
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+/// SIGHUP: reads the config file again and hands it to the receiver; a config that does not
+/// load leaves the one in force.
+pub(crate) async fn reload(path: Option<&std::path::Path>, to: &mpsc::Sender<Config>) {
+    service::notify(&[NotifyState::Reloading]);
+    match Config::load(path) {
+        Ok((cfg, _)) => {
+            let _ = to.send(cfg).await;
+        }
+        Err(e) => tracing::warn!("SIGHUP: config not reloaded: {e}"),
     }
-    Ok(())
+    service::notify(&[NotifyState::Ready]);
 }

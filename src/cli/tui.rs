@@ -18,6 +18,13 @@ pub struct TuiArgs {
 const WORKER_START_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
+    // The dashboard owns the terminal: its own diagnostics and its in-process worker's and
+    // receiver's go to a file (`$XDG_STATE_HOME/opsdash/dashboard.log`), else nowhere.
+    if let Some(path) = super::service::dashboard_log_path() {
+        if let Err(e) = super::service::init_log("opsdash=info", Some(&path)) {
+            eprintln!("opsdash: no dashboard log: {e:#}");
+        }
+    }
     crate::cli::runtime()?.block_on(async move {
         // The database first: if it cannot be opened the terminal is never touched and the
         // error is one line on stderr.
@@ -36,12 +43,33 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
                 crate::worker::spawn_as(db, cfg, instance).await
             })
         });
+        // `[server] enabled = true`: the receiver runs while the dashboard does.
+        let stop_server = std::sync::Arc::new(tokio::sync::Notify::new());
+        let server = cfg.server.enabled.then(|| {
+            let stopped = stop_server.clone();
+            let opts = crate::serve::RunOptions {
+                quiet: true,
+                ..Default::default()
+            };
+            let (db, cfg) = (db.clone(), cfg.clone());
+            tokio::spawn(async move {
+                let run =
+                    crate::serve::run_with(cfg, db, async move { stopped.notified().await }, opts);
+                if let Err(e) = run.await {
+                    tracing::error!("receiver: {e:#}");
+                }
+            })
+        });
         let opts = crate::tui::Options {
             no_color: args.no_color,
             instance: Some(instance),
             background: None,
         };
         let result = crate::tui::run(db, cfg, opts).await.context("dashboard");
+        if let Some(server) = server {
+            stop_server.notify_one();
+            let _ = server.await;
+        }
         match worker {
             Some(worker) if worker.is_finished() => {
                 if let Ok(w) = worker.await {

@@ -328,6 +328,9 @@ pub struct Pipeline {
     started: Instant,
     /// `timestamp::zoneless_count()` when the run started.
     zoneless_at_start: u64,
+    /// `opsdash.source` attr put on every log row (a receiver's token name), see
+    /// [`Pipeline::set_source_attr`].
+    source_attr: Option<serde_json::Value>,
 }
 
 impl Pipeline {
@@ -393,6 +396,7 @@ impl Pipeline {
             committed,
             started: Instant::now(),
             zoneless_at_start: super::timestamp::zoneless_count(),
+            source_attr: None,
         })
     }
 
@@ -515,6 +519,12 @@ impl Pipeline {
     }
 
     /// Input lines (or records) pushed so far.
+    /// Every log row from now on records `name` under the `opsdash.source` attr (the receiver
+    /// sets its client's token name; log rows have no column for who sent them).
+    pub fn set_source_attr(&mut self, name: &str) {
+        self.source_attr = Some(serde_json::Value::String(name.to_string()));
+    }
+
     pub fn lines(&self) -> u64 {
         self.lines
     }
@@ -729,6 +739,14 @@ impl Pipeline {
             }
             if invalid_utf8 {
                 mark_invalid_utf8(&mut log);
+            }
+            if let Some(name) = &self.source_attr {
+                let attrs = log
+                    .attrs
+                    .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let Some(map) = attrs.as_object_mut() {
+                    map.insert(SOURCE_ATTR.into(), name.clone());
+                }
             }
             stored = self.add_log(log, req.as_ref());
         }
@@ -1040,6 +1058,9 @@ impl Pipeline {
         }
     }
 }
+
+/// Attribute naming who sent a row to `opsdash serve` (the name of its bearer token).
+pub const SOURCE_ATTR: &str = "opsdash.source";
 
 /// Attribute set on a row whose line had bytes that are not UTF-8 (replaced by U+FFFD).
 pub const INVALID_UTF8_ATTR: &str = "opsdash.invalid_utf8";

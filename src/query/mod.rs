@@ -19,6 +19,7 @@ pub mod perf;
 pub mod retention;
 pub mod rollup;
 pub mod rules;
+pub mod serve_metrics;
 pub mod silences;
 pub mod statements;
 pub mod status;

@@ -62,7 +62,7 @@ pub fn find<'a>(tokens: &'a [ServerToken], bearer: &str, scope: &str) -> Option<
 /// Middleware: refuses a request without an allowed token (when tokens are configured) and
 /// tells the route who sent it.
 pub async fn layer(AxState(state): AxState<State>, mut req: Request, next: Next) -> Response {
-    let tokens = &state.cfg.server.token;
+    let tokens = state.sink.tokens();
     let mut client = Client::default();
     if let Some(scope) = scope_of(req.uri().path()) {
         if !tokens.is_empty() {
@@ -75,7 +75,7 @@ pub async fn layer(AxState(state): AxState<State>, mut req: Request, next: Next)
                         .or_else(|| v.strip_prefix("bearer "))
                 })
                 .map(str::trim);
-            match bearer.and_then(|b| find(tokens, b, scope)) {
+            match bearer.and_then(|b| find(&tokens, b, scope)) {
                 Some(t) => client.name = Some(t.name.clone()),
                 None => return Reject::Unauthorized.into_response(),
             }

@@ -17,6 +17,9 @@ pub fn routes() -> Router<State> {
 }
 
 async fn ready(AxState(state): AxState<State>) -> (StatusCode, String) {
+    if state.sink.saturated() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "writer saturated\n".into());
+    }
     let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db.write);
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n".into()),

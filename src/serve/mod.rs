@@ -10,16 +10,23 @@ pub mod alertmanager;
 pub mod auth;
 pub mod body;
 mod health;
+pub mod metrics;
 mod ndjson;
 pub mod reply;
 pub mod sink;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State as AxState};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::db::Db;
@@ -39,9 +46,15 @@ pub fn router(state: State) -> Router {
         .merge(health::routes())
         .merge(ndjson::routes())
         .merge(alertmanager::routes())
+        .merge(metrics::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::layer,
         ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -63,6 +76,54 @@ pub fn check_exposure(addr: &SocketAddr, cfg: &crate::config::ServerConfig) -> R
     Ok(())
 }
 
+/// Middleware behind `auth`: the token's rate limit, then the memory budget for the body
+/// (429 with Retry-After for either).
+async fn limits(AxState(state): AxState<State>, req: Request, next: Next) -> Response {
+    let sends = req.method() != Method::GET && auth::scope_of(req.uri().path()).is_some();
+    if let Some(name) = req
+        .extensions()
+        .get::<auth::Client>()
+        .and_then(|c| c.name.clone())
+    {
+        let rate = state
+            .sink
+            .tokens()
+            .iter()
+            .find(|t| t.name == name)
+            .map_or(0, |t| t.rate);
+        if let Err(retry_after) = state.sink.take_rate(&name, rate) {
+            return reply::Reject::RateLimited { retry_after }.into_response();
+        }
+    }
+    if !sends {
+        return next.run(req).await;
+    }
+    // A body of unknown length may be as large as the limit.
+    let size = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(state.cfg.server.body_limit)
+        .min(state.cfg.server.body_limit);
+    let Some(_held) = state.sink.hold(size) else {
+        return reply::Reject::Busy { retry_after: 1 }.into_response();
+    };
+    next.run(req).await
+}
+
+/// How a caller that embeds the receiver (`opsdash serve`, the worker, the dashboard) talks to
+/// it while it runs.
+#[derive(Default)]
+pub struct RunOptions {
+    /// No "listening on" line on stderr (the dashboard owns the terminal).
+    pub quiet: bool,
+    /// Told the bound address once the listener is up (systemd's READY).
+    pub ready: Option<oneshot::Sender<SocketAddr>>,
+    /// Each config received puts its tokens in force and reloads the TLS certificate (SIGHUP).
+    pub reload: Option<mpsc::Receiver<Config>>,
+}
+
 /// Serves until `shutdown` completes, then stops taking requests and lets the ones under way
 /// finish (their rows committed).
 pub async fn run(
@@ -70,22 +131,80 @@ pub async fn run(
     db: Db,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    run_with(cfg, db, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with a caller's options. On `shutdown` the listener closes at once, requests under
+/// way get their answer (their rows committed), then the sink's pipelines are finished.
+pub async fn run_with(
+    cfg: Arc<Config>,
+    db: Db,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    opts: RunOptions,
+) -> Result<()> {
     let addr: SocketAddr = cfg
         .server
         .listen
         .parse()
         .with_context(|| format!("server.listen {:?}: not an address", cfg.server.listen))?;
     check_exposure(&addr, &cfg.server)?;
+    let tls = if cfg.server.tls_cert.is_empty() && cfg.server.tls_key.is_empty() {
+        None
+    } else {
+        Some(tls::Reloadable::new(
+            &cfg.server.tls_cert,
+            &cfg.server.tls_key,
+        )?)
+    };
     let sink = sink::Sink::start(db.clone(), cfg.clone());
-    let state = State { sink, db, cfg };
+    let state = State {
+        sink: sink.clone(),
+        db,
+        cfg,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!("opsdash serve: listening on http://{local}");
-    eprintln!("opsdash serve: listening on http://{local}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("opsdash serve: listening on {scheme}://{local}");
+    if !opts.quiet {
+        eprintln!("opsdash serve: listening on {scheme}://{local}");
+    }
+    if let Some(mut reload) = opts.reload {
+        let (sink, tls) = (sink.clone(), tls.clone());
+        tokio::spawn(async move {
+            while let Some(cfg) = reload.recv().await {
+                let n = cfg.server.token.len();
+                sink.set_tokens(cfg.server.token);
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("reloaded the TLS certificate"),
+                        Err(e) => tracing::warn!("TLS certificate not reloaded: {e:#}"),
+                    }
+                }
+                tracing::info!("reloaded: {n} tokens in force");
+            }
+        });
+    }
+    if let Some(ready) = opts.ready {
+        let _ = ready.send(local);
+    }
+    let app = router(state);
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(tls::Listener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.context("serving HTTP")?;
+    sink.close(Duration::from_secs(30)).await;
+    tracing::info!("opsdash serve: stopped");
+    Ok(())
 }

@@ -3,17 +3,27 @@
 //! committed. Requests that arrive while a commit is under way are taken together, so several
 //! clients share one commit (one WAL flush) instead of queueing one by one.
 //!
-//! The queue in front of the task is bounded: when it is full a request is refused at once with
-//! 429 (memory stays bounded whatever the clients send); when the database cannot take the rows
-//! the request gets 503 and nothing of it is counted as stored.
+//! Refusals, so that no client is ever told "stored" for rows that were not committed and
+//! memory stays bounded whatever the clients send:
+//! - the database known to be down (the last write failed, or the probe run every few seconds
+//!   got no answer): 503 with Retry-After at once, without queueing behind the writer's retries;
+//! - the queue full, or the bytes held by request bodies (or by the records decoded from them)
+//!   over [`MEMORY_BUDGET`]: 429 with Retry-After;
+//! - a token over its `rate`: 429 with Retry-After.
+//!
+//! The sink also holds what SIGHUP reloads (the tokens) and the receiver's counters.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
+use super::metrics::Metrics;
 use super::reply::Reject;
-use crate::config::Config;
+use crate::config::{Config, ServerToken};
 use crate::db::Db;
 use crate::ingest::record::Parsed;
 use crate::ingest::{Format, Options, Pipeline};
@@ -22,6 +32,17 @@ use crate::ingest::{Format, Options, Pipeline};
 const RETRY_AFTER_SECS: u64 = 2;
 /// Requests committed together at most.
 const GROUP: usize = 64;
+/// Bytes that request bodies as sent may hold at once, and so may the records decoded from
+/// them; a request that would go over is answered 429. Counted in KiB (semaphore permits).
+pub const MEMORY_BUDGET: usize = 32 << 20;
+/// Bytes counted for a record already parsed by a protocol decoder (its strings are not
+/// measured one by one).
+const PARSED_ROW_BYTES: usize = 512;
+/// How often the database is probed while it answers, and while it does not.
+const PROBE_UP: Duration = Duration::from_secs(2);
+const PROBE_DOWN: Duration = Duration::from_millis(500);
+/// A probe slower than this counts as no answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a request's records became, once committed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,10 +67,19 @@ impl Items {
             Items::Parsed(v) => v.len() as u64,
         }
     }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Items::Lines(v) => v.iter().map(|l| l.len() + 24).sum(),
+            Items::Parsed(v) => v.len() * PARSED_ROW_BYTES,
+        }
+    }
 }
 
 struct Job {
     source: String,
+    /// The source is a token's name (recorded on each log row).
+    token: bool,
     items: Items,
     reply: oneshot::Sender<Result<Stored, Reject>>,
 }
@@ -58,14 +88,58 @@ struct Job {
 #[derive(Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
 }
 
+struct Shared {
+    /// Why the database is thought unreachable; None while it answers.
+    down: Mutex<Option<String>>,
+    /// Request bodies as sent ([`Sink::hold`]), and the records decoded from them.
+    bodies: Arc<Semaphore>,
+    records: Arc<Semaphore>,
+    queue: usize,
+    seq: AtomicU64,
+    /// When each request still waiting for its commit was queued (writer lag).
+    waiting: Mutex<BTreeMap<u64, Instant>>,
+    tokens: RwLock<Arc<Vec<ServerToken>>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    metrics: Metrics,
+    task: Mutex<Option<JoinHandle<()>>>,
+    /// Told by [`Sink::close`]: take no more requests, commit the queued ones, stop.
+    closing: tokio::sync::Notify,
+}
+
+/// A token bucket: `rate` requests a second, bursts of up to `rate`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Bytes held for a request until it is answered (see [`MEMORY_BUDGET`]).
+pub struct Held(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl Sink {
-    /// Starts the sink's task; call inside a tokio runtime.
+    /// Starts the sink's task and its database probe; call inside a tokio runtime.
     pub fn start(db: Db, cfg: Arc<Config>) -> Sink {
-        let (tx, rx) = mpsc::channel(cfg.server.queue.max(1));
-        tokio::spawn(run(db, cfg, rx));
-        Sink { tx }
+        let queue = cfg.server.queue.max(1);
+        let (tx, rx) = mpsc::channel(queue);
+        let shared = Arc::new(Shared {
+            down: Mutex::new(None),
+            bodies: Arc::new(Semaphore::new(MEMORY_BUDGET >> 10)),
+            records: Arc::new(Semaphore::new(MEMORY_BUDGET >> 10)),
+            queue,
+            seq: AtomicU64::new(0),
+            waiting: Mutex::new(BTreeMap::new()),
+            tokens: RwLock::new(Arc::new(cfg.server.token.clone())),
+            buckets: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            task: Mutex::new(None),
+            closing: tokio::sync::Notify::new(),
+        });
+        let task = tokio::spawn(run(db.clone(), cfg, rx, shared.clone()));
+        *lock(&shared.task) = Some(task);
+        tokio::spawn(probe(db, Arc::downgrade(&shared)));
+        Sink { tx, shared }
     }
 
     /// Stores records already parsed by a protocol decoder. Ok means committed.
@@ -80,25 +154,166 @@ impl Sink {
     }
 
     async fn submit(&self, source: &str, items: Items) -> Result<Stored, Reject> {
-        if items.len() == 0 {
+        let n = items.len();
+        if n == 0 {
             return Ok(Stored::default());
         }
+        let route = super::metrics::current_route();
+        let m = &self.shared.metrics;
+        m.rows(&route, source, |c| c.received += n);
+        let answer = self.submit_counted(source, items).await;
+        match &answer {
+            Ok(s) => m.rows(&route, source, |c| {
+                c.stored += s.accepted;
+                c.rejected += s.rejected;
+            }),
+            Err(_) => m.rows(&route, source, |c| c.refused += n),
+        }
+        answer
+    }
+
+    async fn submit_counted(&self, source: &str, items: Items) -> Result<Stored, Reject> {
+        if let Some(why) = self.down() {
+            return Err(unavailable(&why));
+        }
+        let _held = take(&self.shared.records, items.bytes()).ok_or(Reject::Busy {
+            retry_after: RETRY_AFTER_SECS,
+        })?;
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
+        let token = self.tokens().iter().any(|t| t.name == source);
         let (reply, answer) = oneshot::channel();
         let job = Job {
             source: source.to_string(),
+            token,
             items,
             reply,
         };
-        self.tx.try_send(job).map_err(|e| match e {
+        lock(&self.shared.waiting).insert(seq, Instant::now());
+        let _waiting = Waiting(&self.shared, seq);
+        let sent = self.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Reject::Busy {
                 retry_after: RETRY_AFTER_SECS,
             },
             mpsc::error::TrySendError::Closed(_) => unavailable("the receiver is shutting down"),
-        })?;
+        });
+        let answer = match sent {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err(unavailable("the writer stopped"))),
+            Err(e) => Err(e),
+        };
         answer
-            .await
-            .unwrap_or_else(|_| Err(unavailable("the writer stopped")))
     }
+
+    /// Reserves `bytes` of the memory budget for a request, None when it is used up (the
+    /// caller answers 429). A request larger than the whole budget takes all of it.
+    pub fn hold(&self, bytes: usize) -> Option<Held> {
+        take(&self.shared.bodies, bytes)
+    }
+
+    /// Why the database is thought unreachable, None while it answers.
+    pub fn down(&self) -> Option<String> {
+        lock(&self.shared.down).clone()
+    }
+
+    /// The tokens in force (reloaded on SIGHUP).
+    pub fn tokens(&self) -> Arc<Vec<ServerToken>> {
+        match self.shared.tokens.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts new tokens in force (SIGHUP); rate buckets of tokens that are gone are dropped.
+    pub fn set_tokens(&self, tokens: Vec<ServerToken>) {
+        lock(&self.shared.buckets).retain(|name, _| tokens.iter().any(|t| &t.name == name));
+        match self.shared.tokens.write() {
+            Ok(mut t) => *t = Arc::new(tokens),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(tokens),
+        }
+    }
+
+    /// Takes one request from `token`'s allowance of `rate` a second; Err(seconds to wait)
+    /// when it is used up.
+    pub fn take_rate(&self, token: &str, rate: u32) -> Result<(), u64> {
+        if rate == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(rate);
+        let now = Instant::now();
+        let mut buckets = lock(&self.shared.buckets);
+        let b = buckets.entry(token.to_string()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Requests queued or being written, and how long the oldest of them has waited.
+    pub fn lag(&self) -> (usize, Duration) {
+        let waiting = lock(&self.shared.waiting);
+        let oldest = waiting
+            .values()
+            .next()
+            .map(Instant::elapsed)
+            .unwrap_or_default();
+        (waiting.len(), oldest)
+    }
+
+    /// Requests the queue in front of the writer holds at most.
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue
+    }
+
+    /// Whether the queue in front of the writer is full.
+    pub fn saturated(&self) -> bool {
+        self.tx.capacity() == 0
+    }
+
+    /// Stops taking requests and waits (at most `limit`) until what is queued is committed and
+    /// the pipelines are finished. Call once the listener has stopped.
+    pub async fn close(self, limit: Duration) {
+        let task = lock(&self.shared.task).take();
+        // Other clones (a reload task, a syslog listener) may still hold senders: the task is
+        // told directly rather than waiting for every sender to go.
+        self.shared.closing.notify_one();
+        if let Some(task) = task {
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!("the sink did not finish within {limit:?}");
+            }
+        }
+    }
+}
+
+/// `bytes` of a budget, None when it is used up; a request larger than the whole budget takes
+/// all of it.
+fn take(budget: &Arc<Semaphore>, bytes: usize) -> Option<Held> {
+    let kib = (bytes.div_ceil(1024)).clamp(1, MEMORY_BUDGET >> 10) as u32;
+    budget.clone().try_acquire_many_owned(kib).ok().map(Held)
+}
+
+/// Takes a request off the writer-lag list when it is answered, or dropped (its client gone).
+struct Waiting<'a>(&'a Shared, u64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.waiting).remove(&self.1);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unavailable(why: &str) -> Reject {
@@ -106,6 +321,36 @@ fn unavailable(why: &str) -> Reject {
         retry_after: RETRY_AFTER_SECS,
         why: why.to_string(),
     }
+}
+
+/// Keeps `down` current: a cheap query every few seconds (more often while it fails), so
+/// that requests are refused at once while the database is away and taken again as soon as it
+/// is back.
+async fn probe(db: Db, shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let was_down = lock(&s.down).is_some();
+        drop(s);
+        tokio::time::sleep(if was_down { PROBE_DOWN } else { PROBE_UP }).await;
+        let q = crate::query::serve_metrics::ping(&db.write);
+        let outcome = match tokio::time::timeout(PROBE_TIMEOUT, q).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(crate::sanitize::clean(&format!("{e:#}"))),
+            Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        let Some(s) = shared.upgrade() else { return };
+        set_down(&s, outcome);
+    }
+}
+
+fn set_down(s: &Shared, why: Option<String>) {
+    let mut down = lock(&s.down);
+    match (&*down, &why) {
+        (None, Some(w)) => tracing::warn!("database unavailable, refusing records: {w}"),
+        (Some(_), None) => tracing::info!("database reachable again, taking records"),
+        _ => {}
+    }
+    *down = why;
 }
 
 fn options(cfg: &Config, source: &str) -> Options {
@@ -121,10 +366,24 @@ fn options(cfg: &Config, source: &str) -> Options {
     }
 }
 
-async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
     let mut pipelines: HashMap<String, Pipeline> = HashMap::new();
     let mut jobs = Vec::with_capacity(GROUP);
-    while rx.recv_many(&mut jobs, GROUP).await > 0 {
+    let batch = cfg.ingest.batch_size.max(1) as u64;
+    let mut closing = false;
+    loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut jobs, GROUP) => n,
+            _ = shared.closing.notified(), if !closing => {
+                // Refuse new requests (they get 503); what is queued is still taken.
+                closing = true;
+                rx.close();
+                continue;
+            }
+        };
+        if n == 0 {
+            break;
+        }
         // Jobs of one source go through its pipeline in arrival order, then one flush commits
         // them all; each job's counts are taken as its records are pushed.
         let mut by_source: HashMap<String, Vec<(Job, Stored)>> = HashMap::new();
@@ -134,27 +393,53 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>) {
                 .or_default()
                 .push((job, Stored::default()));
         }
-        for (source, mut group) in by_source {
-            let outcome = write_group(&db, &cfg, &mut pipelines, &source, &mut group).await;
-            if outcome.is_err() {
-                // The pipeline's writer is gone with its batch; a fresh one is made for the
-                // next request (the database may be back by then).
-                if let Some(p) = pipelines.remove(&source) {
-                    let _ = p.finish().await;
+        for (source, group) in by_source {
+            // At most one batch of rows per commit: the pipeline sends a full batch on its own,
+            // and a commit of part of a group followed by a failure would store records whose
+            // request is then answered 503 (and sent again by the client).
+            for mut part in split(group, batch) {
+                let outcome = write_group(&db, &cfg, &mut pipelines, &source, &mut part).await;
+                if outcome.is_err() {
+                    // The pipeline's writer is gone with its batch; a fresh one is made for the
+                    // next request (the database may be back by then).
+                    if let Some(p) = pipelines.remove(&source) {
+                        let _ = p.finish().await;
+                    }
                 }
-            }
-            for (job, stored) in group {
-                let answer = match &outcome {
-                    Ok(()) => Ok(stored),
-                    Err(why) => Err(unavailable(why)),
-                };
-                let _ = job.reply.send(answer);
+                set_down(&shared, outcome.as_ref().err().cloned());
+                for (job, stored) in part {
+                    let answer = match &outcome {
+                        Ok(()) => Ok(stored),
+                        Err(why) => Err(unavailable(why)),
+                    };
+                    let _ = job.reply.send(answer);
+                }
             }
         }
     }
     for (_, p) in pipelines {
         let _ = p.finish().await;
     }
+}
+
+/// `group` in runs of at most `batch` records (a job larger than that alone).
+fn split(group: Vec<(Job, Stored)>, batch: u64) -> Vec<Vec<(Job, Stored)>> {
+    let mut parts: Vec<Vec<(Job, Stored)>> = Vec::new();
+    let mut size = 0;
+    for item in group {
+        let n = item.0.items.len();
+        match parts.last_mut() {
+            Some(last) if size + n <= batch => {
+                size += n;
+                last.push(item);
+            }
+            _ => {
+                size = n;
+                parts.push(vec![item]);
+            }
+        }
+    }
+    parts
 }
 
 async fn write_group(
@@ -165,8 +450,11 @@ async fn write_group(
     group: &mut [(Job, Stored)],
 ) -> Result<(), String> {
     if !pipelines.contains_key(source) {
-        let p = Pipeline::new(db.clone(), &cfg.ingest, options(cfg, source))
+        let mut p = Pipeline::new(db.clone(), &cfg.ingest, options(cfg, source))
             .map_err(|e| format!("{e:#}"))?;
+        if group.first().is_some_and(|(j, _)| j.token) {
+            p.set_source_attr(source);
+        }
         pipelines.insert(source.to_string(), p);
     }
     let Some(pipeline) = pipelines.get_mut(source) else {
@@ -204,4 +492,36 @@ async fn write_group(
             .collect();
     }
     pipeline.flush().await.map_err(|e| format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize) -> (Job, Stored) {
+        let (reply, _) = oneshot::channel();
+        (
+            Job {
+                source: "s".into(),
+                token: false,
+                items: Items::Lines(vec![b"x".to_vec(); n]),
+                reply,
+            },
+            Stored::default(),
+        )
+    }
+
+    #[test]
+    fn groups_split_at_the_batch_size() {
+        let sizes = |parts: Vec<Vec<(Job, Stored)>>| -> Vec<Vec<u64>> {
+            parts
+                .iter()
+                .map(|p| p.iter().map(|(j, _)| j.items.len()).collect())
+                .collect()
+        };
+        let parts = split(vec![job(3), job(4), job(2), job(9), job(1)], 9);
+        assert_eq!(sizes(parts), vec![vec![3, 4, 2], vec![9], vec![1]]);
+        let parts = split(vec![job(12), job(1)], 9);
+        assert_eq!(sizes(parts), vec![vec![12], vec![1]]);
+    }
 }

@@ -1,0 +1,543 @@
+//! Receiver speed: N concurrent clients posting batches to a real `opsdash serve` against the
+//! bench's own cluster, beside `opsdash ingest` of the same records from a file and `psql \copy`
+//! of the same rows, in one run. Prints records/s stored, request latency p50/p99 at fixed
+//! offered rates (5k and 20k records/s), and the server's peak resident memory (VmHWM) under a
+//! burst of 10x the higher rate.
+//!
+//!     cargo bench --bench serve -- [--records 200000] [--clients 4] [--batch 500]
+//!         [--body ndjson] [--seconds 10]
+//!
+//! Bodies come from [`body`]: NDJSON today; an OTLP/HTTP protobuf kind goes there once
+//! `/v1/logs` lands (same records, same figures, another route and content type).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use opsdash::db::testkit::TestCluster;
+
+#[path = "common/report.rs"]
+mod report;
+use report::Aim;
+
+const CSV_COLUMNS: &str = "ts, level, service, message, request_id, user_id, duration_ms";
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// One generated record, the same for every path into the database.
+struct Record {
+    ts: String,
+    level: &'static str,
+    level_n: i16,
+    service: &'static str,
+    message: String,
+    request_id: String,
+    user_id: String,
+    duration_ms: f64,
+}
+
+fn records(n: usize) -> Vec<Record> {
+    const SERVICES: &[&str] = &["api", "billing", "checkout", "search", "auth", "worker"];
+    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
+    (0..n)
+        .map(|i| {
+            let ts = start + chrono::Duration::microseconds(i as i64 * 1000);
+            let (level, level_n) = match i % 50 {
+                0 => ("error", 4),
+                1..=5 => ("warn", 3),
+                _ => ("info", 2),
+            };
+            let duration_ms = ((i * 7919) % 50_000) as f64 / 10.0;
+            Record {
+                ts: ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                level,
+                level_n,
+                service: SERVICES[i % SERVICES.len()],
+                message: format!("handled request {i} in {duration_ms} ms"),
+                request_id: format!("req-{i}"),
+                user_id: format!("u{}", (i * 31) % 50_000),
+                duration_ms,
+            }
+        })
+        .collect()
+}
+
+fn json_line(r: &Record) -> String {
+    format!(
+        "{{\"ts\":\"{}\",\"level\":\"{}\",\"service\":\"{}\",\"msg\":\"{}\",\"request_id\":\"{}\",\"user_id\":\"{}\",\"duration_ms\":{}}}\n",
+        r.ts, r.level, r.service, r.message, r.request_id, r.user_id, r.duration_ms
+    )
+}
+
+/// The kinds of request body the bench can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// `POST /ingest`, one JSON record per line.
+    Ndjson,
+}
+
+impl BodyKind {
+    fn parse(s: &str) -> Result<BodyKind> {
+        match s {
+            "ndjson" => Ok(BodyKind::Ndjson),
+            other => bail!("--body {other}: only ndjson so far"),
+        }
+    }
+
+    fn route(self) -> &'static str {
+        match self {
+            BodyKind::Ndjson => "/ingest",
+        }
+    }
+}
+
+/// A request body carrying `records`, with its content type.
+fn body(kind: BodyKind, records: &[Record]) -> (Vec<u8>, &'static str) {
+    match kind {
+        BodyKind::Ndjson => {
+            let mut out = Vec::with_capacity(records.len() * 200);
+            for r in records {
+                out.extend_from_slice(json_line(r).as_bytes());
+            }
+            (out, "application/x-ndjson")
+        }
+    }
+}
+
+fn write_files(records: &[Record], json: &Path, csv: &Path) -> Result<()> {
+    let mut j = BufWriter::new(std::fs::File::create(json)?);
+    let mut c = BufWriter::new(std::fs::File::create(csv)?);
+    for r in records {
+        j.write_all(json_line(r).as_bytes())?;
+        writeln!(
+            c,
+            "{},{},{},\"{}\",{},{},{}",
+            r.ts, r.level_n, r.service, r.message, r.request_id, r.user_id, r.duration_ms
+        )?;
+    }
+    j.flush()?;
+    c.flush()?;
+    Ok(())
+}
+
+fn psql(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn reset(url: &str) -> Result<()> {
+    psql(
+        url,
+        "TRUNCATE opsdash.log_event, opsdash.request_log, opsdash.error_group CASCADE; \
+         TRUNCATE opsdash.ingest_stat; CHECKPOINT",
+    )?;
+    Ok(())
+}
+
+fn rows(url: &str) -> Result<u64> {
+    Ok(psql(url, "SELECT count(*) FROM opsdash.log_event")?.parse()?)
+}
+
+/// `opsdash serve` on a free port; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(url: &str, config: &Path, dir: &Path) -> Result<Server> {
+        let log = dir.join("serve.log");
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_opsdash"))
+            .args(["--database-url", url, "--config"])
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting opsdash serve")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("listening on ").nth(1) {
+                let base = rest.lines().next().unwrap_or("").trim().to_string();
+                return Ok(Server { child, base, log });
+            }
+            if Instant::now() > deadline {
+                bail!("opsdash serve did not start: {text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Peak resident memory since the last [`Server::reset_peak`], in MiB.
+    fn peak_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmHWM")?;
+        Ok(kb / 1024.0)
+    }
+
+    fn rss_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmRSS")?;
+        Ok(kb / 1024.0)
+    }
+
+    /// Makes VmHWM start again from the current RSS (`clear_refs` 5).
+    fn reset_peak(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .context("resetting VmHWM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends every body with `clients` clients, each taking the next one as soon as its last is
+/// answered (a 429 or 503 is sent again after a short pause). Returns the time to the last 2xx.
+async fn saturate(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<(Vec<u8>, &'static str)>>,
+    clients: usize,
+) -> Result<(Duration, u64)> {
+    let next = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, bodies, next, refused) = (
+            http.clone(),
+            url.to_string(),
+            bodies.clone(),
+            next.clone(),
+            refused.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some((b, ct)) = bodies.get(i) else { break };
+                loop {
+                    let r = http
+                        .post(&url)
+                        .header("content-type", *ct)
+                        .body(b.clone())
+                        .send()
+                        .await?;
+                    if r.status().is_success() {
+                        break;
+                    }
+                    if r.status() == 429 || r.status() == 503 {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    bail!(
+                        "status {}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((start.elapsed(), refused.load(Ordering::Relaxed)))
+}
+
+/// Open loop at `rate` records/s for `seconds`: a request of `batch` records every
+/// batch/rate seconds, whatever the answers. Returns the latencies of the 2xx answers and the
+/// number of other answers.
+async fn offered(
+    http: &reqwest::Client,
+    url: &str,
+    kind: BodyKind,
+    recs: &[Record],
+    rate: f64,
+    batch: usize,
+    seconds: f64,
+) -> Result<(Vec<Duration>, u64)> {
+    let every = Duration::from_secs_f64(batch as f64 / rate);
+    let count = (seconds * rate / batch as f64).ceil() as usize;
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(count);
+    for k in 0..count {
+        tick.tick().await;
+        let from = (k * batch) % recs.len().saturating_sub(batch).max(1);
+        let (b, ct) = body(kind, &recs[from..from + batch]);
+        let (http, url, latencies, refused) = (
+            http.clone(),
+            url.to_string(),
+            latencies.clone(),
+            refused.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            match http
+                .post(&url)
+                .header("content-type", ct)
+                .body(b)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    let took = t.elapsed();
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(took);
+                }
+                _ => {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut l = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    l.sort();
+    Ok((l, refused.load(Ordering::Relaxed)))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn main() -> Result<()> {
+    let n: usize = arg("--records")
+        .map(|s| s.replace('_', "").parse())
+        .transpose()
+        .context("--records")?
+        .unwrap_or(200_000);
+    let clients: usize = arg("--clients")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(4);
+    let batch: usize = arg("--batch")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(500);
+    let seconds: f64 = arg("--seconds")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10.0);
+    let kind = BodyKind::parse(&arg("--body").unwrap_or_else(|| "ndjson".into()))?;
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("records.jsonl");
+    let csv = dir.path().join("records.csv");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "")?;
+    println!("generating {n} records...");
+    let recs = records(n);
+    write_files(&recs, &json, &csv)?;
+
+    let tc = TestCluster::start("bench-serve")?;
+    let url = format!(
+        "postgresql://postgres@localhost/{}?host={}&port={}",
+        opsdash::db::embedded::DATABASE,
+        tc.cluster.socket_dir().display(),
+        tc.cluster
+            .connect_options(opsdash::db::embedded::DATABASE)
+            .get_port()
+    );
+
+    // psql \copy of the same rows.
+    reset(&url)?;
+    let t = Instant::now();
+    psql(
+        &url,
+        &format!(
+            "\\copy opsdash.log_event ({CSV_COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        ),
+    )?;
+    let copy_rate = n as f64 / t.elapsed().as_secs_f64();
+    if rows(&url)? != n as u64 {
+        bail!("psql \\copy stored a different number of rows");
+    }
+    println!("psql \\copy:                 {copy_rate:>10.0} rows/s");
+
+    // opsdash ingest of the file.
+    reset(&url)?;
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsdash"))
+        .args(["--database-url", &url, "--config"])
+        .arg(&config)
+        .args(["ingest", "--format", "json"])
+        .arg(&json)
+        .output()
+        .context("running opsdash ingest")?;
+    if !out.status.success() {
+        bail!(
+            "opsdash ingest: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let ingest_rate = n as f64 / t.elapsed().as_secs_f64();
+    if rows(&url)? != n as u64 {
+        bail!("opsdash ingest stored a different number of rows");
+    }
+    println!("opsdash ingest (file):      {ingest_rate:>10.0} rows/s (whole process)");
+
+    // opsdash serve, saturated by `clients` clients.
+    reset(&url)?;
+    let server = Server::start(&url, &config, dir.path())?;
+    let target = format!("{}{}", server.base, kind.route());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let bodies: Arc<Vec<_>> = Arc::new(recs.chunks(batch).map(|c| body(kind, c)).collect());
+    let (took, refused) = rt.block_on(saturate(&http, &target, bodies, clients))?;
+    let stored = rows(&url)?;
+    if stored != n as u64 {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        bail!("opsdash serve stored {stored} rows, expected {n}\n{log}");
+    }
+    let serve_rate = n as f64 / took.as_secs_f64();
+    println!(
+        "opsdash serve ({clients} clients, {batch}/request, {kind:?}): {serve_rate:>10.0} rows/s \
+         ({refused} answers 429/503, sent again)"
+    );
+    println!(
+        "ratio serve/ingest {:.2}, serve/psql {:.2}",
+        serve_rate / ingest_rate,
+        serve_rate / copy_rate
+    );
+    report::figure(
+        "serve",
+        &format!(
+            "opsdash serve, {} records, {clients} clients, {kind:?}",
+            report::size(n as u64)
+        ),
+        serve_rate,
+        "rows/s",
+        Some((
+            "opsdash ingest of the same records from a file",
+            ingest_rate,
+        )),
+        &[Aim::RatioAtLeast(0.8)],
+    );
+    report::figure(
+        "serve",
+        &format!(
+            "opsdash serve, {} records, {clients} clients, {kind:?}",
+            report::size(n as u64)
+        ),
+        serve_rate,
+        "rows/s",
+        Some(("psql \\copy of the same rows", copy_rate)),
+        &[],
+    );
+
+    // Latency at fixed offered rates (100 records a request).
+    let small = 100;
+    for rate in [5_000.0, 20_000.0] {
+        reset(&url)?;
+        let (lat, bad) = rt.block_on(offered(&http, &target, kind, &recs, rate, small, seconds))?;
+        let (p50, p99) = (pct(&lat, 0.50), pct(&lat, 0.99));
+        println!(
+            "offered {rate:>6.0} records/s for {seconds}s: {} requests 2xx, {bad} not; \
+             p50 {p50:.1} ms, p99 {p99:.1} ms",
+            lat.len()
+        );
+        let aims: &[Aim] = if rate == 5_000.0 {
+            &[Aim::AtMost(50.0)]
+        } else {
+            &[]
+        };
+        report::figure(
+            "serve",
+            &format!("opsdash serve p99 latency at {rate:.0} records/s offered ({small}/request)"),
+            p99,
+            "ms",
+            None,
+            aims,
+        );
+        report::figure(
+            "serve",
+            &format!("opsdash serve p50 latency at {rate:.0} records/s offered ({small}/request)"),
+            p50,
+            "ms",
+            None,
+            &[],
+        );
+    }
+
+    // A burst of 10x the higher rate: peak memory of the server.
+    reset(&url)?;
+    let before = server.rss_mib()?;
+    server.reset_peak()?;
+    let burst = 200_000.0;
+    let (lat, bad) = rt.block_on(offered(&http, &target, kind, &recs, burst, small, 3.0))?;
+    let peak = server.peak_mib()?;
+    println!(
+        "burst {burst:.0} records/s offered for 3 s: {} requests 2xx, {bad} refused (429/503); \
+         server RSS {before:.1} MiB before, peak {peak:.1} MiB",
+        lat.len()
+    );
+    report::figure(
+        "serve",
+        "opsdash serve peak resident memory under a 10x burst (200k records/s offered)",
+        peak,
+        "MiB",
+        None,
+        &[Aim::AtMost(100.0)],
+    );
+    Ok(())
+}
