@@ -8,9 +8,10 @@
 //! "<RFC 3339>","line":".."}]}` that `python-logging-loki` sends by default).
 //!
 //! A stream's labels say what the line itself may not: the service is the first of
-//! `service_name`, `service`, `app`, `job`, `container`, `container_name` (Docker's driver)
-//! present; the level the first of `level`, `detected_level`, `severity` that names one; the
-//! host the first of `host`, `hostname`, `instance`, `node`. The other labels and the entry's
+//! `service_name`, `service`, `app`, `application` (python-logging-loki's examples), `job`,
+//! `container`, `container_name` (Docker's driver) present; the level the first of `level`,
+//! `detected_level`, `severity` that names one; the host the first of `host`, `hostname`,
+//! `instance`, `node`. The other labels and the entry's
 //! structured metadata (which wins over a label of the same name) go into attrs, except
 //! `trace_id` and `span_id` in the metadata, which fill those columns. Each line is then read
 //! like a line of a file (a JSON or logfmt line keeps its fields), the labels filling only what
@@ -25,6 +26,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Extension, Router};
+
+use super::auth::Client;
+use super::body;
+use super::reply::Reject;
+use super::State;
 use crate::ingest::detect::Format;
 use crate::ingest::envelope::{self, Envelope};
 use crate::ingest::fields::LineContext;
@@ -32,10 +43,11 @@ use crate::ingest::record::Parsed;
 use crate::model::Level;
 
 /// Labels naming the service, most specific first.
-const SERVICE_LABELS: [&str; 6] = [
+const SERVICE_LABELS: [&str; 7] = [
     "service_name",
     "service",
     "app",
+    "application",
     "job",
     "container",
     "container_name",
@@ -103,15 +115,6 @@ pub mod proto {
     }
 }
 
-/// Why a whole body is refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refused {
-    /// Not a push request in the encoding it claims (400).
-    Malformed(String),
-    /// Larger than allowed once decompressed (413); never expanded to find out.
-    TooLarge(String),
-}
-
 /// What a body holds: the rows to store, and the entries rejected on their own.
 #[derive(Debug, Default)]
 pub struct Decoded {
@@ -134,27 +137,73 @@ impl Decoded {
     }
 }
 
-/// Uncompresses a snappy block (Loki's protobuf bodies), refusing one that says it is larger
-/// than `limit` before allocating anything.
-pub fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, Refused> {
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| Refused::Malformed(format!("body is not snappy-compressed: {e}")))?;
-    if len > limit {
-        return Err(Refused::TooLarge(format!(
-            "body is {len} bytes uncompressed, over the limit of {limit}"
-        )));
+pub fn routes() -> Router<State> {
+    Router::new().route("/loki/api/v1/push", post(push))
+}
+
+/// `POST /loki/api/v1/push`: 204 once every entry is committed; 400 naming the entries that
+/// were rejected (the others are committed, as Loki does: its clients do not resend a 4xx).
+async fn push(
+    AxState(state): AxState<State>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<StatusCode, Reject> {
+    let limit = state.cfg.server.decompressed_limit;
+    let source = client.source("loki");
+    let decoded = match body::content_type(&headers).as_str() {
+        "application/json" => decode_json(&body::decode(&headers, &raw, limit)?, &source)?,
+        // Loki takes a body without a type as protobuf too.
+        "" | "application/x-protobuf" => {
+            let encoding = headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            // The snappy block is the protobuf body's own format; a `Content-Encoding: snappy`
+            // only says so again. Anything else (gzip) is around it.
+            let packed = match encoding.as_str() {
+                "" | "identity" | "snappy" => Cow::Borrowed(&raw[..]),
+                _ => Cow::Owned(body::decode(&headers, &raw, limit)?),
+            };
+            decode_protobuf(&body::snappy(&packed, limit)?, &source)?
+        }
+        other => {
+            return Err(Reject::Unsupported(format!(
+                "Content-Type {:?}: Loki's push takes application/x-protobuf (snappy) or \
+                 application/json",
+                clip(other)
+            )))
+        }
+    };
+    let Decoded {
+        rows,
+        entries,
+        rejected,
+        mut rejects,
+        ..
+    } = decoded;
+    let stored = state.sink.submit_parsed(&source, rows).await?;
+    let rejected = rejected + stored.rejected;
+    if rejected == 0 {
+        return Ok(StatusCode::NO_CONTENT);
     }
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| Refused::Malformed(format!("body is not valid snappy: {e}")))
+    rejects.extend(stored.rejects);
+    rejects.truncate(REPORTED_REJECTS);
+    tracing::info!(source = %source, entries, rejected, "loki push: entries rejected");
+    Err(Reject::BadRequest(format!(
+        "{rejected} of {entries} entries rejected (the others are stored): {}",
+        rejects.join("; ")
+    )))
 }
 
 /// Decodes a protobuf `PushRequest` (already uncompressed). `service` names the rows of
 /// streams whose labels and lines name none.
-pub fn decode_protobuf(body: &[u8], service: &str) -> Result<Decoded, Refused> {
+pub fn decode_protobuf(body: &[u8], service: &str) -> Result<Decoded, Reject> {
     use prost::Message;
     let req = proto::PushRequest::decode(body)
-        .map_err(|e| Refused::Malformed(format!("not a Loki PushRequest: {e}")))?;
+        .map_err(|e| Reject::BadRequest(format!("not a Loki PushRequest: {e}")))?;
     let mut out = Decoded::default();
     let now = Utc::now();
     for stream in req.streams {
@@ -226,9 +275,9 @@ struct JsonStream {
 }
 
 /// Decodes a JSON push body (already uncompressed).
-pub fn decode_json(body: &[u8], service: &str) -> Result<Decoded, Refused> {
+pub fn decode_json(body: &[u8], service: &str) -> Result<Decoded, Reject> {
     let req: JsonPush = serde_json::from_slice(body)
-        .map_err(|e| Refused::Malformed(format!("not a Loki JSON push body: {e}")))?;
+        .map_err(|e| Reject::BadRequest(format!("not a Loki JSON push body: {e}")))?;
     let mut out = Decoded::default();
     for (n, stream) in req.streams.into_iter().enumerate() {
         let pairs = match (&stream.stream, &stream.labels) {
@@ -368,8 +417,10 @@ impl StreamLabels {
         s.service = take(&mut rest, &SERVICE_LABELS, &|v| {
             !v.is_empty() && v != UNKNOWN_SERVICE
         });
-        s.level = take(&mut rest, &LEVEL_LABELS, &|v| Level::parse_loose(v).is_some())
-            .and_then(|v| Level::parse_loose(&v));
+        s.level = take(&mut rest, &LEVEL_LABELS, &|v| {
+            Level::parse_loose(v).is_some()
+        })
+        .and_then(|v| Level::parse_loose(&v));
         s.host = take(&mut rest, &HOST_LABELS, &|v| !v.is_empty());
         s.attrs = rest;
         s
@@ -596,8 +647,10 @@ mod tests {
 
     #[test]
     fn labels_parse_like_prometheus() {
-        let l = parse_labels(r#"{job="varlogs", level="error",filename="/var/log/a\"b\\c\n",  "k.8s"='x'}"#)
-            .unwrap();
+        let l = parse_labels(
+            r#"{job="varlogs", level="error",filename="/var/log/a\"b\\c\n",  "k.8s"='x'}"#,
+        )
+        .unwrap();
         assert_eq!(
             l,
             vec![
@@ -608,8 +661,14 @@ mod tests {
             ]
         );
         assert_eq!(parse_labels("{}").unwrap(), vec![]);
-        assert_eq!(parse_labels(" { a = `r\\aw` , } ").unwrap(), vec![("a".into(), "r\\aw".into())]);
-        assert_eq!(parse_labels(r#"{a="\u00e9\x41"}"#).unwrap(), vec![("a".into(), "éA".into())]);
+        assert_eq!(
+            parse_labels(" { a = `r\\aw` , } ").unwrap(),
+            vec![("a".into(), "r\\aw".into())]
+        );
+        assert_eq!(
+            parse_labels(r#"{a="\u00e9\x41"}"#).unwrap(),
+            vec![("a".into(), "éA".into())]
+        );
         for bad in [
             "job=\"x\"",
             "{job=\"x\"",
@@ -629,12 +688,27 @@ mod tests {
         let body = push(vec![(
             r#"{job="varlogs", app="checkout", level="warn", hostname="web-1", filename="/var/log/app.log"}"#,
             vec![
-                entry(1_700_000_000, b"payment retried", &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"), ("user", "u1")]),
-                entry(1_700_000_001, br#"{"level":"error","msg":"card declined","service":"payments","order":7}"#, &[]),
-                entry(1_700_000_002, b"level=debug msg=\"cache miss\" key=k1\n", &[]),
+                entry(
+                    1_700_000_000,
+                    b"payment retried",
+                    &[
+                        ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                        ("user", "u1"),
+                    ],
+                ),
+                entry(
+                    1_700_000_001,
+                    br#"{"level":"error","msg":"card declined","service":"payments","order":7}"#,
+                    &[],
+                ),
+                entry(
+                    1_700_000_002,
+                    b"level=debug msg=\"cache miss\" key=k1\n",
+                    &[],
+                ),
             ],
         )]);
-        let raw = unsnappy(&body, 1 << 20).unwrap();
+        let raw = body::snappy(&body, 1 << 20).unwrap();
         let d = decode_protobuf(&raw, "loki").unwrap();
         assert_eq!((d.entries, d.rejected, d.rows.len()), (3, 0, 3));
 
@@ -644,7 +718,10 @@ mod tests {
         assert_eq!(a.level, Level::Warn);
         assert_eq!(a.host.as_deref(), Some("web-1"));
         assert_eq!(a.message, "payment retried");
-        assert_eq!(a.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            a.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         let attrs = a.attrs.as_ref().unwrap();
         assert_eq!(attrs["job"], "varlogs");
         assert_eq!(attrs["filename"], "/var/log/app.log");
@@ -685,7 +762,7 @@ mod tests {
             ),
             ("{broken", vec![entry(1, b"lost", &[])]),
         ]);
-        let d = decode_protobuf(&unsnappy(&body, 1 << 20).unwrap(), "loki").unwrap();
+        let d = decode_protobuf(&body::snappy(&body, 1 << 20).unwrap(), "loki").unwrap();
         assert_eq!((d.entries, d.rows.len(), d.blank, d.rejected), (6, 2, 1, 3));
         assert!(d.rejects[0].contains("not valid UTF-8"), "{:?}", d.rejects);
         assert!(d.rejects[1].contains("timestamp out of range"));
@@ -696,14 +773,18 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_push_requests_are_refused() {
-        assert!(matches!(unsnappy(b"\xff\xff\xff\xff\xff\xff", 100), Err(Refused::Malformed(_))));
-        // A 1 MiB run of zeros compresses to a few KB: refused by its header, not expanded.
-        let bomb = snap::raw::Encoder::new().compress_vec(&vec![0u8; 1 << 20]).unwrap();
-        assert!(bomb.len() < 64 << 10);
-        assert!(matches!(unsnappy(&bomb, 64 << 10), Err(Refused::TooLarge(_))));
-        assert!(matches!(decode_protobuf(b"\x0a\xff\x01garbage", "l"), Err(Refused::Malformed(_))));
-        assert!(matches!(decode_json(b"{\"streams\":", "l"), Err(Refused::Malformed(_))));
-        assert!(matches!(decode_json(b"{\"streams\":[{\"values\":[[\"1\",\"\xff\"]]}]}", "l"), Err(Refused::Malformed(_))));
+        assert!(matches!(
+            decode_protobuf(b"\x0a\xff\x01garbage", "l"),
+            Err(Reject::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_json(b"{\"streams\":", "l"),
+            Err(Reject::BadRequest(_))
+        ));
+        assert!(matches!(
+            decode_json(b"{\"streams\":[{\"values\":[[\"1\",\"\xff\"]]}]}", "l"),
+            Err(Reject::BadRequest(_))
+        ));
     }
 
     #[test]
@@ -718,9 +799,17 @@ mod tests {
             {"labels":"{severity=\"info\", logger=\"app.db\"}",
              "entries":[{"ts":"2024-05-01T10:00:00.5Z","line":"connected"},{"ts":"yesterday","line":"x"}]}]}"#;
         let d = decode_json(body, "loki").unwrap();
-        assert_eq!((d.entries, d.rows.len(), d.rejected), (7, 4, 3), "{:?}", d.rejects);
+        assert_eq!(
+            (d.entries, d.rows.len(), d.rejected),
+            (7, 4, 3),
+            "{:?}",
+            d.rejects
+        );
         let a = log(&d.rows[0]);
-        assert_eq!(a.ts, DateTime::from_timestamp_nanos(1_700_000_000_000_000_123));
+        assert_eq!(
+            a.ts,
+            DateTime::from_timestamp_nanos(1_700_000_000_000_000_123)
+        );
         assert_eq!((a.service.as_str(), a.level), ("batch", Level::Error));
         assert_eq!(a.host.as_deref(), Some("10.0.0.5:9100"));
         assert_eq!(a.trace_id.as_deref(), Some("abc"));
