@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -509,7 +509,11 @@ async fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, mut ctx: Ctx) {
 
 /// Reads one stream connection: frames its messages and commits each read's messages before
 /// reading on (TCP's flow control then holds the sender back while the database is slow).
-async fn stream_messages<S: AsyncRead + Unpin>(mut stream: S, peer: Peer, mut ctx: Ctx) {
+async fn stream_messages<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: Peer,
+    mut ctx: Ctx,
+) {
     let mut framer = Framer::new(MAX_MESSAGE);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut frames = Vec::new();
@@ -548,6 +552,8 @@ async fn stream_messages<S: AsyncRead + Unpin>(mut stream: S, peer: Peer, mut ct
             store_frames(&ctx, batch, peer).await;
         }
         if n == 0 {
+            // Everything read is committed: say so with an orderly close (TLS close_notify).
+            let _ = stream.shutdown().await;
             return;
         }
     }
