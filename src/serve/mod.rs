@@ -10,10 +10,12 @@ pub mod alertmanager;
 pub mod auth;
 pub mod body;
 mod health;
+pub mod loki;
 pub mod metrics;
 mod ndjson;
 pub mod reply;
 pub mod sink;
+pub mod syslog;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -48,6 +50,7 @@ pub fn router(state: State) -> Router {
         .merge(alertmanager::routes())
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
+        .merge(loki::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
@@ -157,6 +160,7 @@ pub async fn run_with(
         )?)
     };
     let sink = sink::Sink::start(db.clone(), cfg.clone());
+    let syslog = syslog::start(&cfg, sink.clone()).await?;
     let state = State {
         sink: sink.clone(),
         db,
@@ -204,6 +208,7 @@ pub async fn run_with(
         }
     };
     served.context("serving HTTP")?;
+    syslog.stop().await;
     sink.close(Duration::from_secs(30)).await;
     tracing::info!("opsdash serve: stopped");
     Ok(())
