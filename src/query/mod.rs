@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod perf;
 pub mod retention;
 pub mod rollup;
+pub mod spans;
 pub mod statements;
 pub mod status;
 pub mod topology;

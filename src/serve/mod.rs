@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 mod health;
 mod ndjson;
+pub mod otlp;
 pub mod reply;
 pub mod sink;
 
@@ -37,6 +38,7 @@ pub fn router(state: State) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(ndjson::routes())
+        .merge(otlp::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,
