@@ -139,7 +139,8 @@ async fn trace_view_draws_the_span_tree() -> anyhow::Result<()> {
             .lines()
             .find(|l| l.contains(needle))
             .unwrap_or_default();
-        let cells: Vec<char> = line.chars().collect();
+        // Past the panel's left border (a '│' itself).
+        let cells: Vec<char> = line.chars().skip(1).collect();
         let first = cells.iter().position(|c| *c == '█' || *c == '│');
         let len = cells.iter().filter(|c| **c == '█').count();
         (first, len)

@@ -157,10 +157,8 @@ pub fn attributes(kvs: &[KeyValue]) -> Map<String, Value> {
 /// A trace or span id as lowercase hex: None when absent or all zero (OTLP's "no id"), an error
 /// when it has the wrong length.
 pub fn hex_id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
-    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
-        if bytes.is_empty() || bytes.len() == len {
-            return Ok(None);
-        }
+    if bytes.is_empty() || (bytes.len() == len && bytes.iter().all(|b| *b == 0)) {
+        return Ok(None);
     }
     if bytes.len() != len {
         return Err(format!("{what} of {} bytes ({len} expected)", bytes.len()));
