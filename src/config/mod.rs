@@ -535,6 +535,8 @@ pub struct RetentionConfig {
     pub log_event: TablePolicy,
     pub request_log: TablePolicy,
     pub query_log: TablePolicy,
+    /// Spans received over OTLP (the trace view's waterfall).
+    pub span: TablePolicy,
     pub audit_event: TablePolicy,
     pub health_check: TablePolicy,
     pub rollup_1m: TablePolicy,
@@ -569,6 +571,7 @@ impl Default for RetentionConfig {
             log_event: TablePolicy::keep(90),
             request_log: TablePolicy::keep(7),
             query_log: TablePolicy::keep(7),
+            span: TablePolicy::keep(7),
             audit_event: TablePolicy::archived(365),
             health_check: TablePolicy::keep(7),
             rollup_1m: TablePolicy::keep(7),
@@ -598,6 +601,7 @@ pub const PARTITIONED_TABLES: &[&str] = &[
     "audit_event",
     "health_check",
     "rollup_1m",
+    "span",
 ];
 
 impl RetentionConfig {
@@ -607,6 +611,7 @@ impl RetentionConfig {
             ("log_event", &self.log_event),
             ("request_log", &self.request_log),
             ("query_log", &self.query_log),
+            ("span", &self.span),
             ("audit_event", &self.audit_event),
             ("health_check", &self.health_check),
             ("rollup_1m", &self.rollup_1m),

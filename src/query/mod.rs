@@ -21,6 +21,7 @@ pub mod rollup;
 pub mod rules;
 pub mod serve_metrics;
 pub mod silences;
+pub mod spans;
 pub mod statements;
 pub mod status;
 pub mod topology;

@@ -13,6 +13,7 @@ mod health;
 pub mod loki;
 pub mod metrics;
 mod ndjson;
+pub mod otlp;
 pub mod reply;
 pub mod sink;
 pub mod syslog;
@@ -48,9 +49,11 @@ pub fn router(state: State) -> Router {
         .merge(health::routes())
         .merge(ndjson::routes())
         .merge(alertmanager::routes())
-        .merge(metrics::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
         .merge(loki::routes())
+        .merge(otlp::routes())
+        .merge(metrics::routes())
+        // Layers wrap the routes merged above them: every route must be merged before here.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,

@@ -1416,6 +1416,7 @@ impl LogsTab {
                 wf.push_str(&(if bar.duration_ms > 0.0 { "█" } else { "│" }).repeat(len));
                 wf.push_str(&" ".repeat(bar_w - start - len));
                 let role = match (it.level, it.status) {
+                    _ if it.failed => Role::Error,
                     (Some(l), _) => level_role(l),
                     (_, Some(s)) if s >= 500 => Role::Error,
                     (_, Some(s)) if s >= 400 => Role::Warn,
@@ -1435,7 +1436,14 @@ impl LogsTab {
                     Span::styled(format!("{:<8}", it.kind.name()), theme.style(Role::Dim)),
                     Span::styled(
                         truncate(
-                            &format!("{} {}", safe(&it.service), safe(&it.summary)),
+                            // Spans indent under their parent (two columns a level).
+                            &format!(
+                                "{:indent$}{} {}",
+                                "",
+                                safe(&it.service),
+                                safe(&it.summary),
+                                indent = 2 * usize::from(it.depth)
+                            ),
                             text_w,
                         ),
                         row_style(sel, theme),
