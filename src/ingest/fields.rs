@@ -329,6 +329,8 @@ pub struct LineContext<'a> {
     /// Level for lines that name none (an envelope's: journald's PRIORITY, syslog's severity,
     /// a container's stderr); info when None.
     pub level: Option<Level>,
+    /// The zone of times written without one, and their count (per pipeline).
+    pub zone: &'a timestamp::Zoneless,
 }
 
 /// Text that is a number with a duration unit ("30000ms", "1.5s"), in milliseconds.
@@ -431,6 +433,8 @@ struct Builder<'a> {
     direction: Option<Direction>,
     integration: Option<String>,
     attrs: Map<String, Value>,
+    /// The line's zone for times written without one (None: UTC).
+    zone: Option<&'a timestamp::Zoneless>,
 }
 
 fn set_once<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
@@ -499,7 +503,7 @@ impl<'a> Builder<'a> {
                     false
                 } else {
                     let t = match &v {
-                        Val::Str(s) => timestamp::parse(s),
+                        Val::Str(s) => timestamp::parse(s, self.zone.unwrap_or(&timestamp::UTC)),
                         Val::Int(n) => timestamp::from_epoch(*n as f64),
                         Val::UInt(n) => timestamp::from_epoch(*n as f64),
                         Val::Float(n) => timestamp::from_epoch(*n),
@@ -802,9 +806,12 @@ impl<'a> Builder<'a> {
 /// timestamp that cannot be read (the line would otherwise be filed at the wrong time).
 pub fn build<'a>(
     fields: impl IntoIterator<Item = (Cow<'a, str>, Val<'a>)>,
-    ctx: &LineContext,
+    ctx: &LineContext<'a>,
 ) -> Result<Parsed, String> {
-    let mut b = Builder::default();
+    let mut b = Builder {
+        zone: Some(ctx.zone),
+        ..Builder::default()
+    };
     for (key, v) in fields {
         let v = match v {
             Val::Nested(Value::Object(obj)) => {
@@ -917,6 +924,7 @@ mod tests {
             service: "default-svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 
