@@ -16,6 +16,7 @@ pub mod model;
 pub mod notify;
 pub mod query;
 pub mod sanitize;
+pub mod serve;
 pub mod tail;
 pub mod trust;
 pub mod tui;

@@ -242,6 +242,7 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
         log_compact_days: cfg.retention.log_non_error_keep_days,
         keep_until,
         audit_only: args.kind == Kind::Audit,
+        collect_rejects: false,
     };
     let resumable = args.follow && !files.is_empty() && !single_stream;
     let committed = Arc::new(std::sync::OnceLock::new());

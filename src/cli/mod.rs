@@ -12,6 +12,7 @@ mod demo;
 mod export;
 mod ingest;
 pub mod retention;
+mod serve;
 pub mod tui;
 mod worker;
 
@@ -129,6 +130,9 @@ pub enum Command {
     /// go in with COPY, one NOTIFY per batch. Bad lines are reported with their line number
     /// and skipped; the run ends with one summary line on stderr.
     Ingest(ingest::IngestArgs),
+    /// Receive logs, traces and alerts over HTTP: OTLP, Loki push, NDJSON and the Alertmanager
+    /// API (Prometheus, amtool), committed before each 2xx.
+    Serve(serve::ServeArgs),
     /// Generate demo traffic (24 h of history, then live requests with scripted incidents).
     Demo(demo::DemoArgs),
     /// Archives of dropped partitions: list them, restore one into the database.
@@ -212,6 +216,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(Command::Audit { action }) => audit::run(&cfg, action),
         Some(Command::Retention { action }) => retention::run(&cfg, action),
         Some(Command::Worker(a)) => worker::run(cfg, a),
+        Some(Command::Serve(a)) => serve::run(cfg, a),
         Some(Command::Alerts { action }) => alerts::run(cfg, action),
         Some(Command::Export(a)) => {
             export::run(&cfg, a)?;

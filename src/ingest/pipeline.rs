@@ -68,6 +68,8 @@ pub struct Options {
     /// `--kind audit`: every line is an audit event (stored only in `audit_event`); a line
     /// without an action and an actor is rejected.
     pub audit_only: bool,
+    /// Keep each rejection for `Pipeline::take_rejects` (a receiver answering per request).
+    pub collect_rejects: bool,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             log_compact_days: crate::config::RetentionConfig::default().log_non_error_keep_days,
             keep_until: None,
             audit_only: false,
+            collect_rejects: false,
         }
     }
 }
@@ -317,6 +320,7 @@ pub struct Pipeline {
     log_compact_cutoff: NaiveDate,
     request_cutoff: NaiveDate,
     first_rejects: Vec<Rejection>,
+    recent_rejects: Option<Vec<Rejection>>,
     tx: Option<mpsc::Sender<Batch>>,
     writer: Option<JoinHandle<Result<()>>>,
     writer_error: Option<String>,
@@ -352,6 +356,7 @@ impl Pipeline {
                 .map_err(anyhow::Error::msg)?,
             ),
         };
+        let collect_rejects = opts.collect_rejects;
         let today = Utc::now().date_naive();
         let cutoff = |days: u32| today - chrono::Duration::days(i64::from(days));
         Ok(Pipeline {
@@ -381,6 +386,7 @@ impl Pipeline {
             source_path: None,
             source_meta: None,
             first_rejects: Vec::new(),
+            recent_rejects: collect_rejects.then(Vec::new),
             tx: Some(tx),
             writer: Some(handle),
             writer_error: None,
@@ -437,6 +443,37 @@ impl Pipeline {
             }
             self.first_rejects.push(r);
         }
+        if let Some(recent) = &mut self.recent_rejects {
+            if recent.len() < REPORTED_REJECTS {
+                recent.push(Rejection {
+                    line,
+                    reason: crate::sanitize::clean(&clip(&reason, 200)),
+                });
+            }
+        }
+    }
+
+    /// Rejections since the last call (kept only with `Options::collect_rejects`): a receiver
+    /// tells each request about its own bad records.
+    pub fn take_rejects(&mut self) -> Vec<Rejection> {
+        self.recent_rejects
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Adds one event already parsed by a receiver (OTLP, Loki...): it takes the same road as a
+    /// parsed line from here on (redaction, dedup, fingerprints, error groups), counted as one
+    /// input line.
+    pub async fn push_parsed(&mut self, parsed: Parsed) -> Result<()> {
+        self.lines += 1;
+        self.cur.lines += 1;
+        // Receivers' strings may hold NULs (PostgreSQL text cannot): always check.
+        self.accept(parsed, true, false);
+        if self.cur.rows() >= self.batch_size {
+            self.send(None).await?;
+        }
+        Ok(())
     }
 
     /// Records where a followed file stands after the line pushed next; saved with the batch
@@ -493,6 +530,11 @@ impl Pipeline {
             self.source_meta = container::path_meta(path);
             self.source_path = Some(path.to_path_buf());
         }
+    }
+
+    /// Input lines (or records) pushed so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
     }
 
     pub fn rejected(&self) -> u64 {
