@@ -131,8 +131,17 @@ pub fn read_text(
         if !env.attrs.is_empty() {
             let attrs = log.attrs.get_or_insert_with(|| Value::Object(Map::new()));
             if let Some(map) = attrs.as_object_mut() {
-                for (k, v) in env.attrs {
-                    map.entry(k).or_insert(v);
+                if map.len() < env.attrs.len() {
+                    // The envelope's map is the bigger one (journald's dozen fields): the
+                    // text's few fields go into it rather than the other way round.
+                    let own = std::mem::replace(map, env.attrs);
+                    for (k, v) in own {
+                        map.insert(k, v);
+                    }
+                } else {
+                    for (k, v) in env.attrs {
+                        map.entry(k).or_insert(v);
+                    }
                 }
             }
         }
