@@ -547,8 +547,9 @@ struct Builder<'a> {
     direction: Option<Direction>,
     integration: Option<String>,
     attrs: Map<String, Value>,
-    /// The line's zone for times written without one (None: UTC).
-    zone: Option<&'a timestamp::Zoneless>,
+    /// The line's zone for times written without one, and how many such times it had.
+    zone: timestamp::Zone,
+    zoneless: u64,
 }
 
 fn set_once<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
@@ -617,7 +618,10 @@ impl<'a> Builder<'a> {
                     false
                 } else {
                     let t = match &v {
-                        Val::Str(s) => timestamp::parse(s, self.zone.unwrap_or(&timestamp::UTC)),
+                        Val::Str(s) => timestamp::parse_zoned(s, self.zone).map(|(t, z)| {
+                            self.zoneless += u64::from(z);
+                            t
+                        }),
                         Val::Int(n) => timestamp::from_epoch(*n as f64),
                         Val::UInt(n) => timestamp::from_epoch(*n as f64),
                         Val::Float(n) => timestamp::from_epoch(*n),
@@ -920,10 +924,10 @@ impl<'a> Builder<'a> {
 /// timestamp that cannot be read (the line would otherwise be filed at the wrong time).
 pub fn build<'a>(
     fields: impl IntoIterator<Item = (Cow<'a, str>, Val<'a>)>,
-    ctx: &LineContext<'a>,
+    ctx: &LineContext,
 ) -> Result<Parsed, String> {
     let mut b = Builder {
-        zone: Some(ctx.zone),
+        zone: ctx.zone.zone(),
         ..Builder::default()
     };
     for (key, v) in fields {
@@ -948,6 +952,7 @@ pub fn build<'a>(
             b.attrs.insert(key.into_owned(), rest.into_json());
         }
     }
+    ctx.zone.add(b.zoneless);
     Ok(b.finish(ctx))
 }
 

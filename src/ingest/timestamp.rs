@@ -126,6 +126,13 @@ impl Zoneless {
         self.read.load(Ordering::Relaxed)
     }
 
+    /// Counts `n` times read without a zone elsewhere (see `parse_zoned`).
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// A time written without a zone, read in this zone (and counted).
     pub fn to_utc(&self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
         self.read.fetch_add(1, Ordering::Relaxed);
@@ -170,17 +177,24 @@ pub fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
 /// Parses a timestamp string (one without a zone read in `zone`'s); None when it is not one we
 /// understand.
 pub fn parse(s: &str, zone: &Zoneless) -> Option<DateTime<Utc>> {
+    let (t, zoneless) = parse_zoned(s, zone.zone)?;
+    zone.add(u64::from(zoneless));
+    Some(t)
+}
+
+/// `parse` with the zone by value; the bool says the time was written without a zone.
+pub fn parse_zoned(s: &str, zone: Zone) -> Option<(DateTime<Utc>, bool)> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return in_range(t.with_timezone(&Utc));
+        return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
     }
     let b = s.as_bytes();
     if b[0].is_ascii_digit() || b[0] == b'-' {
         if let Ok(n) = s.parse::<f64>() {
-            return from_epoch(n);
+            return from_epoch(n).map(|t| (t, false));
         }
     }
     const WITH_OFFSET: &[&str] = &[
@@ -192,7 +206,7 @@ pub fn parse(s: &str, zone: &Zoneless) -> Option<DateTime<Utc>> {
     ];
     for f in WITH_OFFSET {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
-            return in_range(t.with_timezone(&Utc));
+            return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
         }
     }
     // Python's logging writes "2024-03-01 12:00:00,250": a comma before the fraction.
@@ -214,13 +228,13 @@ pub fn parse(s: &str, zone: &Zoneless) -> Option<DateTime<Utc>> {
     for f in NAIVE {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, f) {
             return match utc {
-                Some(_) => in_range(Utc.from_utc_datetime(&t)),
-                None => zone.to_utc(t),
+                Some(_) => in_range(Utc.from_utc_datetime(&t)).map(|t| (t, false)),
+                None => in_range(zone.to_utc(t)?).map(|t| (t, true)),
             };
         }
     }
     if let Ok(t) = DateTime::parse_from_rfc2822(s) {
-        return in_range(t.with_timezone(&Utc));
+        return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
     }
     None
 }
