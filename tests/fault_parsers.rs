@@ -38,6 +38,7 @@ fn ctx() -> LineContext<'static> {
         service: "fuzz",
         now: Utc::now(),
         level: None,
+        zone: &opsdash::ingest::timestamp::UTC,
     }
 }
 

@@ -161,7 +161,20 @@ async fn nginx_and_apache_access_logs() {
 203.0.113.10 - - [10/Oct/2023:13:55:37 +0000] "POST /api/login HTTP/1.1" 200 20 "-" "curl/8"
 "#;
     let s = ingest(&t, Format::Nginx, nginx).await;
-    assert_eq!((s.requests, s.logs, s.rejected), (2, 0, 0), "{s:?}");
+    // Each request is a log row too (the Logs tab reads log_event): a 404 is a warning.
+    assert_eq!((s.requests, s.logs, s.rejected), (2, 2, 0), "{s:?}");
+    let levels: Vec<(String, i16)> =
+        sqlx::query_as("SELECT message, level FROM opsdash.log_event ORDER BY ts")
+            .fetch_all(&t.db.write)
+            .await
+            .unwrap();
+    assert_eq!(
+        levels,
+        vec![
+            ("GET /api/users/42?x=1 404".into(), 3),
+            ("POST /api/login 200".into(), 2)
+        ]
+    );
     let apache = r#"198.51.100.1 - bob [10/Oct/2023:13:55:36 -0700] "DELETE /items/9 HTTP/1.0" 500 - "-" "ua" 2500
 not an access log line
 "#;
@@ -373,7 +386,7 @@ level=info msg="charge 5555-5555-5555-4444 done" token=LogfmtTok55
         format!("{input}{more}").as_bytes(),
     )
     .await;
-    assert_eq!((s.logs, s.requests, s.rejected), (3, 1, 0), "{s:?}");
+    assert_eq!((s.logs, s.requests, s.rejected), (4, 1, 0), "{s:?}");
     let everything: String = sqlx::query_scalar(
         "SELECT coalesce(string_agg(e::text, ' '), '') FROM opsdash.log_event e",
     )
@@ -988,11 +1001,12 @@ async fn every_line_is_accounted_for() {
         "{s:?}"
     );
     assert_eq!(s.lines, s.events + s.folded + s.rejected + s.blank);
-    // a, b, the request-like line, plain text: log rows; two JSON requests + the access line.
-    assert_eq!((s.logs, s.requests), (4, 3), "{s:?}");
+    // a, b, the request-like line, the access line, plain text: log rows; two JSON requests
+    // + the access line.
+    assert_eq!((s.logs, s.requests), (5, 3), "{s:?}");
     let line = s.line();
     assert!(
-        line.contains("12 lines read = 5 events stored + 2 folded + 2 rejected + 3 blank; 7 rows stored: log_event 4, request_log 3"),
+        line.contains("12 lines read = 5 events stored + 2 folded + 2 rejected + 3 blank; 8 rows stored: log_event 5, request_log 3"),
         "{line}"
     );
     let row = sqlx::query(
@@ -1005,8 +1019,8 @@ async fn every_line_is_accounted_for() {
     .await
     .unwrap();
     let got: Vec<i64> = (0..8).map(|i| row.get::<i64, _>(i)).collect();
-    assert_eq!(got, vec![12, 5, 2, 2, 3, 4, 3, 7]);
-    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 4);
+    assert_eq!(got, vec![12, 5, 2, 2, 3, 5, 3, 8]);
+    assert_eq!(count(&t, "SELECT count(*) FROM opsdash.log_event").await, 5);
     assert_eq!(
         count(&t, "SELECT count(*) FROM opsdash.request_log").await,
         3

@@ -39,6 +39,7 @@ fn parse(line: &str) -> Option<Parsed> {
         service: "svc",
         now: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         level: None,
+        zone: &opsdash::ingest::timestamp::UTC,
     };
     parse_line(Format::Auto, line, &ctx).ok()
 }

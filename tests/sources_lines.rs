@@ -274,14 +274,20 @@ async fn postgres_server_log_in_each_destination() {
             .iter()
             .find(|r| r.get::<String, _>("query").starts_with("SELECT *"))
             .unwrap_or_else(|| panic!("{file}: no SELECT in query_log"));
-        // Only jsonlog keeps a multi-line statement in one line; stderr and csvlog continue it
-        // on lines of their own (for the multi-line joiner).
-        if file.ends_with(".json") {
-            assert_eq!(
-                select.get::<String, _>("query"),
-                "SELECT * FROM orders WHERE id = $1;"
-            );
-        }
+        // A statement written over three lines: jsonlog keeps it in one line, stderr continues
+        // it on tab-indented lines and csvlog inside a quoted field; the joiner makes one event.
+        assert_eq!(
+            select.get::<String, _>("query"),
+            "SELECT * FROM orders WHERE id = $1;",
+            "{file}"
+        );
+        let parts: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM opsdash.log_event WHERE attrs->>'pg_part' = 'continuation'",
+        )
+        .fetch_one(&t.db.write)
+        .await
+        .unwrap();
+        assert_eq!(parts, 0, "{file}: continuation lines are joined, not rows");
         // The deadlock is recognisable, its message kept.
         let d = rows(&t, "SELECT level, message, attrs FROM opsdash.log_event WHERE error_type = 'deadlock_detected'").await;
         assert_eq!(d.len(), 1, "{file}");
@@ -411,6 +417,162 @@ async fn a_custom_nginx_layout_from_the_command_line() {
                 2000.0,
                 "10.0.0.2".into()
             ),
+        ]
+    );
+}
+
+/// An access log (real nginx, stock `combined` format) shows in the Logs tab: a log row per
+/// request beside its request row, at a level its status gives, read by the Logs tab's own
+/// query and filters, with 5xx grouped as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_combined_lines_are_log_rows_too() {
+    let t = TestDb::new().await.unwrap();
+    let input = fixture("nginx/combined.log");
+    let o = Options {
+        format: Format::Auto,
+        service: "web".into(),
+        source: "test".into(),
+        ..Options::default()
+    };
+    let p = Pipeline::new(t.db.clone(), &IngestConfig::default(), o).unwrap();
+    let s = ingest::run(&input[..], p, AtEof::Stop, std::future::pending()).await;
+    // 10 requests; the two identical 503s of one second are one log row seen twice.
+    assert_eq!(
+        (s.rejected, s.requests, s.logs, s.folded),
+        (0, 10, 9, 1),
+        "{}",
+        s.line()
+    );
+    assert!(s.formats_line().contains("access 9"), "{}", s.line());
+    let filter = |f: &str| opsdash::filter::parse(f).unwrap();
+    let page = |f: &str| {
+        let f = filter(f);
+        let pool = t.db.write.clone();
+        async move {
+            opsdash::query::logs::page(&pool, &f, None, 100)
+                .await
+                .unwrap()
+        }
+    };
+    // The Logs tab's query with its filters: errors are the 5xx, warnings the 4xx.
+    let errors = page("service:web level:error").await;
+    let mut got: Vec<(String, Option<i16>, i32, Option<String>)> = errors
+        .iter()
+        .map(|l| {
+            (
+                l.message.clone(),
+                l.status,
+                l.repeat_count,
+                l.error_type.clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "GET /checkout 503".into(),
+                Some(503),
+                2,
+                Some("HTTP 503".into())
+            ),
+            (
+                "GET /upstream/payments/99 502".into(),
+                Some(502),
+                1,
+                Some("HTTP 502".into())
+            ),
+        ]
+    );
+    let warns = page("level:warn status:4xx").await;
+    assert_eq!(warns.len(), 3, "404, 405 and the TLS handshake's 400");
+    assert_eq!(page("level:info").await.len(), 4);
+    // The request's columns are filled as for a JSON request line.
+    let users = page("route:/api/users").await;
+    assert_eq!(users.len(), 1);
+    let u = &users[0];
+    assert_eq!(u.method.as_deref(), Some("GET"));
+    assert_eq!(u.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(u.status, Some(200));
+    assert!(
+        u.message.starts_with("GET /api/users?page=2&token="),
+        "{}",
+        u.message
+    );
+    assert!(!u.message.contains("abc123"), "redacted: {}", u.message);
+    let attrs = u.attrs.clone().unwrap_or_default();
+    assert_eq!(attrs["referer"], "http://127.0.0.1:18089/");
+    let alice = page("user:alice").await;
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].message, "GET /index.html 200");
+    // 5xx are error groups, one per status and request shape.
+    let groups: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT error_type, count::bigint FROM opsdash.error_group ORDER BY error_type",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    assert_eq!(groups, vec![("HTTP 502".into(), 1), ("HTTP 503".into(), 2)]);
+}
+
+/// Two pipelines of one process with different `ingest.timezone`s (a test binary, `opsdash
+/// serve` beside an ingest): each reads zone-less times in its own zone and counts its own,
+/// whichever was made last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pipeline_reads_times_in_its_own_zone() {
+    let t = TestDb::new().await.unwrap();
+    let pipeline = |zone: &str, service: &str| {
+        let mut cfg = IngestConfig::default();
+        cfg.timezone = zone.into();
+        let o = Options {
+            service: service.into(),
+            source: service.into(),
+            ..Options::default()
+        };
+        Pipeline::new(t.db.clone(), &cfg, o).unwrap()
+    };
+    let mut berlin = pipeline("Europe/Berlin", "berlin");
+    berlin
+        .push_line(b"2024-07-01 12:00:00 INFO first")
+        .await
+        .unwrap();
+    // Made after the Berlin one: it used to set the zone of the whole process.
+    let mut utc = pipeline("UTC", "utc");
+    utc.push_line(b"2024-07-01 12:00:00 INFO first")
+        .await
+        .unwrap();
+    berlin
+        .push_line(b"2024-07-01 12:00:01 INFO second")
+        .await
+        .unwrap();
+    berlin
+        .push_line(b"2024-07-01T12:00:02Z INFO with its own zone")
+        .await
+        .unwrap();
+    let (b, u) = (berlin.finish().await, utc.finish().await);
+    assert_eq!(
+        (b.zoneless, b.zone.as_str()),
+        (2, "Europe/Berlin"),
+        "{}",
+        b.line()
+    );
+    assert_eq!((u.zoneless, u.zone.as_str()), (1, "UTC"), "{}", u.line());
+    let got: Vec<(String, String)> = sqlx::query_as(
+        "SELECT service, to_char(ts AT TIME ZONE 'UTC', 'HH24:MI:SS') FROM opsdash.log_event
+          ORDER BY service, ts",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    let got: Vec<(&str, &str)> = got.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("berlin", "10:00:00"),
+            ("berlin", "10:00:01"),
+            ("berlin", "12:00:02"),
+            ("utc", "12:00:00"),
         ]
     );
 }

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         service: "fuzz",
         now: chrono::Utc::now(),
         level: None,
+        zone: &opsdash::ingest::timestamp::UTC,
     };
     for f in [
         Format::Auto,

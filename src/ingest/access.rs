@@ -1,5 +1,15 @@
 //! nginx and Apache access logs in the common and combined formats, optionally followed by a
-//! request time. Each line becomes a `request_log` row.
+//! request time. Each line becomes a `request_log` row and a `log_event` row.
+//!
+//! Why a log row too (rather than the Logs tab reading `request_log`): everything an operator
+//! does with log lines (the Logs tab and its service/level/host filters, `e`/`E` to jump between
+//! errors, error grouping and alerts on it, `opsdash export`) reads `log_event`, as it does for
+//! a JSON request line, which has both rows already. The log row says what the server wrote in
+//! a line: the request as the client sent it and the status (`GET /users/17?x=1 503`); its level
+//! follows the status (5xx error, 4xx warn, else info), and a 5xx is grouped by its status
+//! (`HTTP 503` as the error type) and the request's shape. The request's columns (route,
+//! method, status, duration, client address, user agent, user) are filled as for JSON lines;
+//! the referer, which has no column, is kept in attrs.
 //!
 //! The unit of the trailing request time is decided by how it is written, in every mode: nginx
 //! `$request_time` is seconds and always printed with a decimal point (`0.125`, `0.000`), while
@@ -10,9 +20,12 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use serde_json::{Map, Value};
+
 use super::fields::LineContext;
-use super::record::{Direction, Parsed, RequestRecord};
+use super::record::{Direction, LogRecord, Parsed, RequestRecord};
 use super::{route, timestamp};
+use crate::model::Level;
 
 /// Which server wrote the log (the `--format` asked for, or auto-detection). The request
 /// time's unit is read from the number itself (see the module doc), whatever the flavor.
@@ -37,14 +50,57 @@ fn dash(s: &str) -> Option<String> {
     (!s.is_empty() && s != "-").then(|| s.replace("\\\"", "\""))
 }
 
+/// The log row of a request read from an access log (see the module doc): `request` is the
+/// request line as the client sent it.
+pub fn log_row(req: &RequestRecord, request: &str, referer: Option<String>) -> LogRecord {
+    let level = match req.status {
+        500.. => Level::Error,
+        400..=499 => Level::Warn,
+        _ => Level::Info,
+    };
+    // The protocol adds nothing a reader of the Logs tab needs.
+    let shown = request
+        .rsplit_once(" HTTP/")
+        .map_or(request, |(head, _)| head)
+        .replace("\\\"", "\"");
+    let shown = if shown.is_empty() { "-" } else { &shown };
+    let mut log = LogRecord::new(
+        req.ts,
+        level,
+        req.service.clone(),
+        format!("{shown} {}", req.status),
+    );
+    if level == Level::Error {
+        log.error_type = Some(format!("HTTP {}", req.status));
+    }
+    if !req.route.is_empty() {
+        log.route = Some(req.route.clone());
+    }
+    if req.method != "-" {
+        log.method = Some(req.method.clone());
+    }
+    log.status = Some(req.status);
+    log.duration_ms = Some(req.duration_ms);
+    log.ip.clone_from(&req.ip);
+    log.user_agent.clone_from(&req.user_agent);
+    log.user_id.clone_from(&req.user_id);
+    log.request_id.clone_from(&req.request_id);
+    if let Some(r) = referer {
+        let mut attrs = Map::new();
+        attrs.insert("referer".into(), Value::String(r));
+        log.attrs = Some(Value::Object(attrs));
+    }
+    log
+}
+
 /// Parses one access-log line.
 pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, String> {
     let c = pattern()
         .captures(line)
         .ok_or_else(|| "not a common/combined access log line".to_string())?;
     let get = |i: usize| c.get(i).map(|m| m.as_str()).unwrap_or("");
-    let ts =
-        timestamp::parse(get(3)).ok_or_else(|| format!("unparseable timestamp {:?}", get(3)))?;
+    let ts = timestamp::parse(get(3), ctx.zone)
+        .ok_or_else(|| format!("unparseable timestamp {:?}", get(3)))?;
     // The request line is client-controlled: garbage (a TLS handshake on the HTTP port) is
     // still a request worth counting, with what can be read of it.
     let mut parts = get(4).split(' ');
@@ -69,25 +125,30 @@ pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, S
         }
         _ => 0.0,
     };
+    let request = RequestRecord {
+        ts,
+        service: ctx.service.to_string(),
+        method,
+        route: path,
+        status,
+        duration_ms,
+        bytes,
+        user_id: dash(get(2)),
+        trace_id: None,
+        request_id: None,
+        ip: dash(get(1)),
+        user_agent: c.get(8).and_then(|m| dash(m.as_str())),
+        error_code: None,
+        direction: Direction::Inbound,
+        integration: None,
+    };
     Ok(Parsed {
-        log: None,
-        request: Some(RequestRecord {
-            ts,
-            service: ctx.service.to_string(),
-            method,
-            route: path,
-            status,
-            duration_ms,
-            bytes,
-            user_id: dash(get(2)),
-            trace_id: None,
-            request_id: None,
-            ip: dash(get(1)),
-            user_agent: c.get(8).and_then(|m| dash(m.as_str())),
-            error_code: None,
-            direction: Direction::Inbound,
-            integration: None,
-        }),
+        log: Some(log_row(
+            &request,
+            get(4),
+            c.get(7).and_then(|m| dash(m.as_str())),
+        )),
+        request: Some(request),
         format: "access",
         ..Parsed::default()
     })
@@ -103,6 +164,7 @@ mod tests {
             service: "web",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

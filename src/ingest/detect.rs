@@ -103,6 +103,7 @@ mod tests {
             service: "svc",
             now: chrono::Utc::now(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

@@ -101,13 +101,26 @@ fn inner(format: Format) -> Format {
 
 /// Reads the text inside `env` and lays the envelope's fields under what the text says itself
 /// (the text's own time, level, service and host win; the envelope fills what it lacks).
-pub fn read(format: Format, env: Envelope, ctx: &LineContext) -> Result<Parsed, String> {
+pub fn read(format: Format, mut env: Envelope, ctx: &LineContext) -> Result<Parsed, String> {
+    let text = std::mem::take(&mut env.text);
+    read_text(format, env, &text, ctx)
+}
+
+/// `read` with the text taken out of its envelope (`env.text` is not read): the caller keeps
+/// the text's buffer for the next line.
+pub fn read_text(
+    format: Format,
+    env: Envelope,
+    text: &str,
+    ctx: &LineContext,
+) -> Result<Parsed, String> {
     let inner_ctx = LineContext {
         service: env.service.as_deref().unwrap_or(ctx.service),
         now: env.ts.unwrap_or(ctx.now),
         level: env.level.or(ctx.level),
+        zone: ctx.zone,
     };
-    let mut parsed = parse_line(inner(format), &env.text, &inner_ctx)?;
+    let mut parsed = parse_line(inner(format), text, &inner_ctx)?;
     if !env.format.is_empty() {
         parsed.format = env.format;
     }
@@ -118,8 +131,17 @@ pub fn read(format: Format, env: Envelope, ctx: &LineContext) -> Result<Parsed, 
         if !env.attrs.is_empty() {
             let attrs = log.attrs.get_or_insert_with(|| Value::Object(Map::new()));
             if let Some(map) = attrs.as_object_mut() {
-                for (k, v) in env.attrs {
-                    map.entry(k).or_insert(v);
+                if map.len() < env.attrs.len() {
+                    // The envelope's map is the bigger one (journald's dozen fields): the
+                    // text's few fields go into it rather than the other way round.
+                    let own = std::mem::replace(map, env.attrs);
+                    for (k, v) in own {
+                        map.insert(k, v);
+                    }
+                } else {
+                    for (k, v) in env.attrs {
+                        map.entry(k).or_insert(v);
+                    }
                 }
             }
         }
@@ -142,6 +164,7 @@ mod tests {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         };
         let line = r#"{"level":"warn","msg":"slow","host":"h1"}"#;
         let clock = Clock {
@@ -160,6 +183,7 @@ mod tests {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         };
         let mut env = Envelope::bare(r#"{"msg":"hi","pid":9}"#);
         env.format = "test";

@@ -222,76 +222,190 @@ fn from_json(v: Value) -> Val<'static> {
     }
 }
 
-/// Service name candidates, best first: `service` beats `app` beats `logger`.
+/// Field names and the column each feeds. Service name candidates, best first: `service`
+/// beats `app` beats `logger`.
+const SLOTS: &[(&str, Slot)] = &[
+    ("timestamp", Slot::Ts),
+    ("ts", Slot::Ts),
+    ("time", Slot::Ts),
+    ("@timestamp", Slot::Ts),
+    ("datetime", Slot::Ts),
+    ("@t", Slot::Ts),
+    ("time_unix_nano", Slot::Ts),
+    ("timeUnixNano", Slot::Ts),
+    ("TimeUnixNano", Slot::Ts),
+    ("Timestamp", Slot::Ts),
+    ("level", Slot::Level),
+    ("severity", Slot::Level),
+    ("lvl", Slot::Level),
+    ("loglevel", Slot::Level),
+    ("log.level", Slot::Level),
+    ("levelname", Slot::Level),
+    ("@l", Slot::Level),
+    ("severity_text", Slot::Level),
+    ("SeverityText", Slot::Level),
+    ("message", Slot::Message),
+    ("msg", Slot::Message),
+    ("@message", Slot::Message),
+    ("@m", Slot::Message),
+    ("body", Slot::Message),
+    ("Body", Slot::Message),
+    ("event", Slot::Event),
+    ("@mt", Slot::Template),
+    ("@x", Slot::Exception),
+    ("severity_number", Slot::SeverityNumber),
+    ("severityNumber", Slot::SeverityNumber),
+    ("SeverityNumber", Slot::SeverityNumber),
+    ("service", Slot::Service(0)),
+    ("service.name", Slot::Service(0)),
+    ("service_name", Slot::Service(0)),
+    ("serviceName", Slot::Service(0)),
+    ("app", Slot::Service(1)),
+    ("application", Slot::Service(1)),
+    ("app_name", Slot::Service(1)),
+    ("appName", Slot::Service(1)),
+    ("logger", Slot::Service(2)),
+    ("logger_name", Slot::Service(2)),
+    ("loggerName", Slot::Service(2)),
+    ("log.logger", Slot::Service(2)),
+    ("name", Slot::Service(2)),
+    ("component", Slot::Service(2)),
+    ("host", Slot::Host),
+    ("hostname", Slot::Host),
+    ("host.name", Slot::Host),
+    ("host.hostname", Slot::Host),
+    ("trace_id", Slot::TraceId),
+    ("traceId", Slot::TraceId),
+    ("traceid", Slot::TraceId),
+    ("trace.id", Slot::TraceId),
+    ("correlation_id", Slot::TraceId),
+    ("correlationId", Slot::TraceId),
+    ("dd.trace_id", Slot::TraceId),
+    ("TraceId", Slot::TraceId),
+    ("@tr", Slot::TraceId),
+    ("span_id", Slot::SpanId),
+    ("spanId", Slot::SpanId),
+    ("span.id", Slot::SpanId),
+    ("dd.span_id", Slot::SpanId),
+    ("SpanId", Slot::SpanId),
+    ("@sp", Slot::SpanId),
+    ("request_id", Slot::RequestId),
+    ("requestId", Slot::RequestId),
+    ("req_id", Slot::RequestId),
+    ("reqId", Slot::RequestId),
+    ("x_request_id", Slot::RequestId),
+    ("http.request.id", Slot::RequestId),
+    ("user_id", Slot::UserId),
+    ("userId", Slot::UserId),
+    ("user.id", Slot::UserId),
+    ("uid", Slot::UserId),
+    ("usr.id", Slot::UserId),
+    ("route", Slot::Route),
+    ("http.route", Slot::Route),
+    ("endpoint", Slot::Route),
+    ("path", Slot::Path),
+    ("url", Slot::Path),
+    ("uri", Slot::Path),
+    ("http.path", Slot::Path),
+    ("http.target", Slot::Path),
+    ("http.url", Slot::Path),
+    ("url.path", Slot::Path),
+    ("request_uri", Slot::Path),
+    ("request_path", Slot::Path),
+    ("method", Slot::Method),
+    ("http_method", Slot::Method),
+    ("http.method", Slot::Method),
+    ("http.request.method", Slot::Method),
+    ("verb", Slot::Method),
+    ("status", Slot::Status),
+    ("status_code", Slot::Status),
+    ("statusCode", Slot::Status),
+    ("http.status_code", Slot::Status),
+    ("http.response.status_code", Slot::Status),
+    ("http_status", Slot::Status),
+    ("duration_ms", Slot::DurationMs),
+    ("elapsed_ms", Slot::DurationMs),
+    ("latency_ms", Slot::DurationMs),
+    ("response_time_ms", Slot::DurationMs),
+    ("took_ms", Slot::DurationMs),
+    ("responseTime", Slot::DurationMs),
+    ("response_time", Slot::DurationMs),
+    ("durationMs", Slot::DurationMs),
+    ("elapsedMs", Slot::DurationMs),
+    ("duration_s", Slot::DurationS),
+    ("duration_seconds", Slot::DurationS),
+    ("elapsed_s", Slot::DurationS),
+    ("request_time", Slot::DurationS),
+    ("latency_s", Slot::DurationS),
+    ("duration_us", Slot::DurationUs),
+    ("duration_micros", Slot::DurationUs),
+    ("latency_us", Slot::DurationUs),
+    ("request_time_us", Slot::DurationUs),
+    ("time_us", Slot::DurationUs),
+    ("request_duration_us", Slot::DurationUs),
+    ("duration_usec", Slot::DurationUs),
+    ("duration_ns", Slot::DurationNs),
+    ("event.duration", Slot::DurationNs),
+    ("latency_ns", Slot::DurationNs),
+    ("duration", Slot::DurationAny),
+    ("elapsed", Slot::DurationAny),
+    ("latency", Slot::DurationAny),
+    ("took", Slot::DurationAny),
+    ("ip", Slot::Ip),
+    ("client_ip", Slot::Ip),
+    ("clientIp", Slot::Ip),
+    ("remote_addr", Slot::Ip),
+    ("remoteAddr", Slot::Ip),
+    ("remote_ip", Slot::Ip),
+    ("client.ip", Slot::Ip),
+    ("source.ip", Slot::Ip),
+    ("ip_address", Slot::Ip),
+    ("fwd", Slot::Ip),
+    ("user_agent", Slot::UserAgent),
+    ("userAgent", Slot::UserAgent),
+    ("http.user_agent", Slot::UserAgent),
+    ("user_agent.original", Slot::UserAgent),
+    ("ua", Slot::UserAgent),
+    ("error_type", Slot::ErrorType),
+    ("errorType", Slot::ErrorType),
+    ("error.type", Slot::ErrorType),
+    ("error.kind", Slot::ErrorType),
+    ("exc_type", Slot::ErrorType),
+    ("exception_type", Slot::ErrorType),
+    ("exception.type", Slot::ErrorType),
+    ("error", Slot::ErrorObject),
+    ("err", Slot::ErrorObject),
+    ("exception", Slot::ErrorObject),
+    ("exc_info", Slot::ErrorObject),
+    ("bytes", Slot::Bytes),
+    ("bytes_sent", Slot::Bytes),
+    ("response_size", Slot::Bytes),
+    ("size", Slot::Bytes),
+    ("content_length", Slot::Bytes),
+    ("http.response.body.bytes", Slot::Bytes),
+    ("error_code", Slot::ErrorCode),
+    ("errorCode", Slot::ErrorCode),
+    ("direction", Slot::Direction),
+    ("integration", Slot::Integration),
+    ("peer.service", Slot::Integration),
+    ("upstream", Slot::Integration),
+    ("req", Slot::HttpObject),
+    ("request", Slot::HttpObject),
+    ("res", Slot::HttpObject),
+    ("response", Slot::HttpObject),
+    ("http", Slot::HttpObject),
+    ("at", Slot::At),
+];
+
+/// The column a field name feeds. A hash lookup: a `match` over these names compiled to a
+/// chain of string comparisons, run for every field of every line.
 fn slot(key: &str) -> Option<Slot> {
-    Some(match key {
-        "timestamp" | "ts" | "time" | "@timestamp" | "datetime" | "@t" | "time_unix_nano"
-        | "timeUnixNano" | "TimeUnixNano" | "Timestamp" => Slot::Ts,
-        "level" | "severity" | "lvl" | "loglevel" | "log.level" | "levelname" | "@l"
-        | "severity_text" | "SeverityText" => Slot::Level,
-        "message" | "msg" | "@message" | "@m" | "body" | "Body" => Slot::Message,
-        "event" => Slot::Event,
-        "@mt" => Slot::Template,
-        "@x" => Slot::Exception,
-        "severity_number" | "severityNumber" | "SeverityNumber" => Slot::SeverityNumber,
-        "service" | "service.name" | "service_name" | "serviceName" => Slot::Service(0),
-        "app" | "application" | "app_name" | "appName" => Slot::Service(1),
-        "logger" | "logger_name" | "loggerName" | "log.logger" | "name" | "component" => {
-            Slot::Service(2)
-        }
-        "host" | "hostname" | "host.name" | "host.hostname" => Slot::Host,
-        "trace_id" | "traceId" | "traceid" | "trace.id" | "correlation_id" | "correlationId"
-        | "dd.trace_id" | "TraceId" | "@tr" => Slot::TraceId,
-        "span_id" | "spanId" | "span.id" | "dd.span_id" | "SpanId" | "@sp" => Slot::SpanId,
-        "request_id" | "requestId" | "req_id" | "reqId" | "x_request_id" | "http.request.id" => {
-            Slot::RequestId
-        }
-        "user_id" | "userId" | "user.id" | "uid" | "usr.id" => Slot::UserId,
-        "route" | "http.route" | "endpoint" => Slot::Route,
-        "path" | "url" | "uri" | "http.path" | "http.target" | "http.url" | "url.path"
-        | "request_uri" | "request_path" => Slot::Path,
-        "method" | "http_method" | "http.method" | "http.request.method" | "verb" => Slot::Method,
-        "status"
-        | "status_code"
-        | "statusCode"
-        | "http.status_code"
-        | "http.response.status_code"
-        | "http_status" => Slot::Status,
-        "duration_ms" | "elapsed_ms" | "latency_ms" | "response_time_ms" | "took_ms"
-        | "responseTime" | "response_time" | "durationMs" | "elapsedMs" => Slot::DurationMs,
-        "duration_s" | "duration_seconds" | "elapsed_s" | "request_time" | "latency_s" => {
-            Slot::DurationS
-        }
-        "duration_us"
-        | "duration_micros"
-        | "latency_us"
-        | "request_time_us"
-        | "time_us"
-        | "request_duration_us"
-        | "duration_usec" => Slot::DurationUs,
-        "duration_ns" | "event.duration" | "latency_ns" => Slot::DurationNs,
-        "duration" | "elapsed" | "latency" | "took" => Slot::DurationAny,
-        "ip" | "client_ip" | "clientIp" | "remote_addr" | "remoteAddr" | "remote_ip"
-        | "client.ip" | "source.ip" | "ip_address" | "fwd" => Slot::Ip,
-        "user_agent" | "userAgent" | "http.user_agent" | "user_agent.original" | "ua" => {
-            Slot::UserAgent
-        }
-        "error_type" | "errorType" | "error.type" | "error.kind" | "exc_type"
-        | "exception_type" | "exception.type" => Slot::ErrorType,
-        "error" | "err" | "exception" | "exc_info" => Slot::ErrorObject,
-        "bytes"
-        | "bytes_sent"
-        | "response_size"
-        | "size"
-        | "content_length"
-        | "http.response.body.bytes" => Slot::Bytes,
-        "error_code" | "errorCode" => Slot::ErrorCode,
-        "direction" => Slot::Direction,
-        "integration" | "peer.service" | "upstream" => Slot::Integration,
-        "req" | "request" | "res" | "response" | "http" => Slot::HttpObject,
-        "at" => Slot::At,
-        _ => return None,
-    })
+    type Table = std::collections::HashMap<&'static str, Slot, foldhash::fast::FixedState>;
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| SLOTS.iter().copied().collect())
+        .get(key)
+        .copied()
 }
 
 /// The field names that name a service, as `'static` (see `Slot::Service`).
@@ -329,6 +443,8 @@ pub struct LineContext<'a> {
     /// Level for lines that name none (an envelope's: journald's PRIORITY, syslog's severity,
     /// a container's stderr); info when None.
     pub level: Option<Level>,
+    /// The zone of times written without one, and their count (per pipeline).
+    pub zone: &'a timestamp::Zoneless,
 }
 
 /// Text that is a number with a duration unit ("30000ms", "1.5s"), in milliseconds.
@@ -431,6 +547,9 @@ struct Builder<'a> {
     direction: Option<Direction>,
     integration: Option<String>,
     attrs: Map<String, Value>,
+    /// The line's zone for times written without one, and how many such times it had.
+    zone: timestamp::Zone,
+    zoneless: u64,
 }
 
 fn set_once<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
@@ -499,7 +618,10 @@ impl<'a> Builder<'a> {
                     false
                 } else {
                     let t = match &v {
-                        Val::Str(s) => timestamp::parse(s),
+                        Val::Str(s) => timestamp::parse_zoned(s, self.zone).map(|(t, z)| {
+                            self.zoneless += u64::from(z);
+                            t
+                        }),
                         Val::Int(n) => timestamp::from_epoch(*n as f64),
                         Val::UInt(n) => timestamp::from_epoch(*n as f64),
                         Val::Float(n) => timestamp::from_epoch(*n),
@@ -804,7 +926,10 @@ pub fn build<'a>(
     fields: impl IntoIterator<Item = (Cow<'a, str>, Val<'a>)>,
     ctx: &LineContext,
 ) -> Result<Parsed, String> {
-    let mut b = Builder::default();
+    let mut b = Builder {
+        zone: ctx.zone.zone(),
+        ..Builder::default()
+    };
     for (key, v) in fields {
         let v = match v {
             Val::Nested(Value::Object(obj)) => {
@@ -827,6 +952,7 @@ pub fn build<'a>(
             b.attrs.insert(key.into_owned(), rest.into_json());
         }
     }
+    ctx.zone.add(b.zoneless);
     Ok(b.finish(ctx))
 }
 
@@ -917,6 +1043,7 @@ mod tests {
             service: "default-svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

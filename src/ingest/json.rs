@@ -140,6 +140,7 @@ mod tests {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

@@ -233,6 +233,10 @@ impl Layout {
             integration: None,
         };
         let mut status = None;
+        // The request as the client sent it, for the log row (see `access::log_row`).
+        let mut request_line = None;
+        let mut raw_path = None;
+        let mut referer = None;
         let mut request_s = None;
         let mut upstream_s = None;
         let miss = || {
@@ -263,10 +267,11 @@ impl Layout {
                         Field::User => r.user_id = Some(v.to_string()),
                         Field::Time => {
                             let t = v.trim_start_matches('[').trim_end_matches(']');
-                            r.ts = timestamp::parse(t)
+                            r.ts = timestamp::parse(t, ctx.zone)
                                 .ok_or_else(|| format!("unparseable timestamp {t:?}"))?;
                         }
                         Field::Request => {
+                            request_line = Some(v);
                             let mut p = v.split(' ');
                             if let (Some(m), Some(path)) = (p.next(), p.next()) {
                                 if !m.is_empty()
@@ -279,7 +284,10 @@ impl Layout {
                             }
                         }
                         Field::Method => r.method = v.to_ascii_uppercase(),
-                        Field::Path => r.route = route::template(v),
+                        Field::Path => {
+                            raw_path = Some(v);
+                            r.route = route::template(v);
+                        }
                         Field::Status => status = v.parse::<i16>().ok(),
                         Field::Bytes => r.bytes = v.parse().ok(),
                         Field::Seconds => request_s = v.parse::<f64>().ok(),
@@ -295,6 +303,9 @@ impl Layout {
                         Field::Micros => request_s = v.parse::<f64>().ok().map(|us| us / 1e6),
                         Field::UserAgent => r.user_agent = Some(v.replace("\\\"", "\"")),
                         Field::RequestId => r.request_id = Some(v.to_string()),
+                        Field::Attr(name) if name == "http_referer" || name == "referer" => {
+                            referer = Some(v.replace("\\\"", "\""));
+                        }
                         Field::Attr(name) => {
                             // Other fields are matched past: request_log has no column for them.
                             if name == "duration_ms" {
@@ -309,7 +320,13 @@ impl Layout {
             .filter(|s| (0..=999).contains(s))
             .ok_or_else(|| "no status".to_string())?;
         r.duration_ms = request_s.or(upstream_s).map_or(0.0, |s| s * 1e3);
+        let request = match (request_line, raw_path) {
+            (Some(l), _) => l.to_string(),
+            (None, Some(p)) => format!("{} {p}", r.method),
+            (None, None) => r.method.clone(),
+        };
         Ok(Parsed {
+            log: Some(super::access::log_row(&r, &request, referer)),
             request: Some(r),
             format: "access",
             ..Parsed::default()
@@ -349,6 +366,7 @@ mod tests {
             service: "web",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

@@ -138,6 +138,7 @@ mod tests {
             service: "svc",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         };
         let p = parse(
             r#"time="2024-03-01T10:00:00Z" level=error msg="payment \"failed\"" user_id=7 retry"#,

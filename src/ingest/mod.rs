@@ -97,6 +97,8 @@ async fn push_stream<R: AsyncRead + Unpin>(
     max_rejects: Option<u64>,
 ) -> Result<(), ()> {
     let counts = pipeline.committed();
+    pipeline.begin_chunk();
+    let mut done = Ok(());
     while let Some(line) = reader.buffered() {
         counts.read.fetch_add(1, Ordering::Relaxed);
         let pushed = match line {
@@ -107,10 +109,12 @@ async fn push_stream<R: AsyncRead + Unpin>(
             }
         };
         if pushed.is_err() || max_rejects.is_some_and(|m| pipeline.rejected() > m) {
-            return Err(());
+            done = Err(());
+            break;
         }
     }
-    Ok(())
+    pipeline.end_chunk();
+    done
 }
 
 /// `run`, stopping early once more than `max_rejects` lines were rejected. On `stop`, what the
@@ -206,13 +210,27 @@ async fn push_file(
     let Some(open) = f.cur.as_mut() else {
         return Ok(());
     };
-    let counts = pipeline.committed();
     pipeline.set_default_service(&f.service);
     pipeline.set_source_path(&f.path);
     pipeline.set_source(&f.key);
+    pipeline.begin_chunk();
+    let done = push_file_lines(open, &f.key, pipeline, marks, max_rejects).await;
+    pipeline.end_chunk();
+    done
+}
+
+/// `push_file`'s loop, between the chunk's clock reads.
+async fn push_file_lines(
+    open: &mut follow::OpenFile,
+    key: &std::sync::Arc<str>,
+    pipeline: &mut Pipeline,
+    marks: bool,
+    max_rejects: Option<u64>,
+) -> Result<(), Halt> {
+    let counts = pipeline.committed();
     while let Some(found) = open.lines.next_line() {
         if marks {
-            if let Some(cp) = open.checkpoint(&f.key) {
+            if let Some(cp) = open.checkpoint(key) {
                 pipeline.mark_position(cp);
             }
         }

@@ -10,6 +10,7 @@
 //! Rust panic's message and backtrace. A JSON line (not partial) is complete on its own: it never
 //! joins and nothing joins it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,14 @@ pub struct Joiner {
     pending: Vec<Pending>,
     /// The rule of the last (service, source) seen: most lines repeat it.
     cached: Option<(String, Arc<str>, Option<usize>)>,
+    /// Text buffers of events already read, handed back by `recycle`: a line held as a pending
+    /// event is copied out of the input's buffer, and most events are one line, so without
+    /// this every line would cost an allocation.
+    spare: Vec<String>,
 }
+
+/// Buffers kept for reuse (one per stream pending at once is enough).
+const SPARE: usize = 8;
 
 /// Upper bounds of one event, so one endless trace cannot hold memory or a checkpoint.
 pub const DEFAULT_MAX_LINES: u64 = 500;
@@ -112,7 +120,16 @@ impl Joiner {
             quiet,
             pending: Vec::new(),
             cached: None,
+            spare: Vec::new(),
         })
+    }
+
+    /// Takes back the text buffer of an event that has been read, for a later line.
+    pub fn recycle(&mut self, mut text: String) {
+        if self.spare.len() < SPARE && text.capacity() <= self.max_bytes.max(4096) {
+            text.clear();
+            self.spare.push(text);
+        }
     }
 
     /// Lines held in pending events (read, not yet handed on).
@@ -216,8 +233,21 @@ impl Joiner {
         }
         let mode = start_mode(&line.env.text);
         let stream = line.env.stream.clone();
+        let mut env = line.env;
+        let text = match std::mem::take(&mut env.text) {
+            Cow::Owned(s) => s,
+            Cow::Borrowed(b) => match self.spare.pop() {
+                Some(mut s) => {
+                    s.push_str(b);
+                    s
+                }
+                None => b.to_string(),
+            },
+        };
+        let mut env = env.into_owned();
+        env.text = Cow::Owned(text);
         let event = Joined {
-            env: line.env.into_owned(),
+            env,
             lines: line.lines,
             first_line: line.first_line,
             has_nul: line.has_nul,

@@ -223,7 +223,7 @@ pub fn parse(line: &str, ctx: &LineContext) -> Result<Parsed, String> {
     if t.starts_with('{') {
         return super::json::parse(t, ctx);
     }
-    let head = text::head(t, ctx.now);
+    let head = text::head(t, ctx);
     if head.ts.is_some() && t.as_bytes().get(head.after_ts) == Some(&b',') {
         if let Some(p) = from_csv(t, ctx) {
             return Ok(p);
@@ -314,7 +314,7 @@ pub fn from_csv(line: &str, ctx: &LineContext) -> Option<Parsed> {
             .map(|v| Cow::Owned(v.to_string()))
     };
     let mut e = Entry {
-        ts: timestamp::parse(&f[0]),
+        ts: timestamp::parse(&f[0], ctx.zone),
         severity,
         message: Cow::Owned(f[13].trim_end().to_string()),
         user: opt(1),
@@ -355,7 +355,7 @@ pub fn from_json_fields(
         match k.as_ref() {
             "timestamp" => {
                 e.ts = Some(
-                    timestamp::parse(&text)
+                    timestamp::parse(&text, ctx.zone)
                         .ok_or_else(|| format!("unparseable timestamp {text:?}"))?,
                 )
             }
@@ -592,6 +592,7 @@ mod tests {
             service: "pg",
             now: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         }
     }
 

@@ -144,8 +144,8 @@ pub struct Summary {
     pub first_rejects: Vec<Rejection>,
     /// Events stored, by the format they were read as.
     pub formats: BTreeMap<&'static str, u64>,
-    /// Times read without a zone (process-wide count over the run), and the zone they were
-    /// read in (`ingest.timezone`).
+    /// Times read without a zone in this run, and the zone they were read in
+    /// (`ingest.timezone`).
     pub zoneless: u64,
     pub zone: String,
     /// Why writing stopped, when it did.
@@ -309,8 +309,8 @@ pub struct Pipeline {
     formats: BTreeMap<&'static str, u64>,
     /// Scratch buffer of the event key being looked up.
     key: Vec<u8>,
-    /// Zone of times written without one (`ingest.timezone`).
-    zone: super::timestamp::Zone,
+    /// Zone of times written without one (`ingest.timezone`), with their count in this run.
+    zoneless: super::timestamp::Zoneless,
     /// The file being read and what its path says (a container's log).
     source_path: Option<std::path::PathBuf>,
     source_meta: Option<PathMeta>,
@@ -326,11 +326,12 @@ pub struct Pipeline {
     writer_error: Option<String>,
     committed: Arc<Committed>,
     started: Instant,
-    /// `timestamp::zoneless_count()` when the run started.
-    zoneless_at_start: u64,
     /// `opsdash.source` attr put on every log row (a receiver's token name), see
     /// [`Pipeline::set_source_attr`].
     source_attr: Option<serde_json::Value>,
+    /// The clock read once for the lines of one chunk of input (`begin_chunk`), None between
+    /// chunks (each line then reads it).
+    chunk_clock: Option<(DateTime<Utc>, Instant)>,
 }
 
 impl Pipeline {
@@ -341,7 +342,6 @@ impl Pipeline {
         let redactor = Redactor::new(cfg)?;
         let zone = super::timestamp::Zone::parse(&cfg.timezone)
             .map_err(|e| anyhow::anyhow!("ingest.timezone: {e}"))?;
-        super::timestamp::set_zone(zone);
         let committed = Arc::new(Committed::default());
         // Two batches in flight: one being written, one waiting; more only costs memory.
         let (tx, rx) = mpsc::channel(2);
@@ -385,7 +385,7 @@ impl Pipeline {
             noted: None,
             formats: BTreeMap::new(),
             key: Vec::with_capacity(512),
-            zone,
+            zoneless: super::timestamp::Zoneless::new(zone),
             source_path: None,
             source_meta: None,
             first_rejects: Vec::new(),
@@ -395,9 +395,27 @@ impl Pipeline {
             writer_error: None,
             committed,
             started: Instant::now(),
-            zoneless_at_start: super::timestamp::zoneless_count(),
             source_attr: None,
+            chunk_clock: None,
         })
+    }
+
+    /// Reads the clock once for the lines pushed until `end_chunk` (the lines of one buffer
+    /// read from the input): they arrived together, and a clock read per line is a measurable
+    /// part of reading a line.
+    pub fn begin_chunk(&mut self) {
+        self.chunk_clock = Some((Utc::now(), Instant::now()));
+    }
+
+    pub fn end_chunk(&mut self) {
+        self.chunk_clock = None;
+    }
+
+    /// Now, as wall time (a line without a time of its own) and as an instant (multi-line
+    /// quiet periods).
+    fn now(&self) -> (DateTime<Utc>, Instant) {
+        self.chunk_clock
+            .unwrap_or_else(|| (Utc::now(), Instant::now()))
     }
 
     /// When the buffered rows must be sent at the latest (None when nothing is buffered).
@@ -572,9 +590,10 @@ impl Pipeline {
         };
         let has_nul =
             memchr::memchr(0, raw).is_some() || memchr::memmem::find(raw, b"\\u0000").is_some();
+        let (now, instant) = self.now();
         let clock = Clock {
-            now: Utc::now(),
-            zone: self.zone,
+            now,
+            zone: self.zoneless.zone(),
         };
         match envelope::open(self.opts.format, &text, &clock) {
             Ok(mut env) => {
@@ -598,7 +617,7 @@ impl Pipeline {
                     Some(j) => {
                         let source = self.source.clone();
                         let start = self.after.get(&source).cloned();
-                        let done = j.push(&source, &self.opts.service, line, start, Instant::now());
+                        let done = j.push(&source, &self.opts.service, line, start, instant);
                         for ev in done.into_iter().flatten() {
                             self.read_event(ev);
                         }
@@ -647,22 +666,31 @@ impl Pipeline {
         }
     }
 
-    /// Reads one event's text (inside its envelope) into the current batch.
-    fn read_event(&mut self, ev: Joined) {
+    /// Reads one event's text (inside its envelope) into the current batch, then hands the
+    /// text's buffer back to the joiner.
+    fn read_event(&mut self, mut ev: Joined) {
+        let text = std::mem::take(&mut ev.env.text);
+        self.read_text(ev, &text);
+        if let (Some(j), std::borrow::Cow::Owned(s)) = (self.joiner.as_mut(), text) {
+            j.recycle(s);
+        }
+    }
+
+    fn read_text(&mut self, ev: Joined, text: &str) {
         let n = ev.lines;
         self.cur.lines += n;
         self.joined += n - 1;
         self.cur.joined += n - 1;
         // A joined event holding a stack trace is an error unless its text names a level.
-        let level =
-            (n > 1 && fingerprint::stack_signature(&ev.env.text).is_some()).then_some(Level::Error);
+        let level = (n > 1 && fingerprint::stack_signature(text).is_some()).then_some(Level::Error);
         let ctx = LineContext {
             service: &self.opts.service,
-            now: Utc::now(),
+            now: self.now().0,
             level,
+            zone: &self.zoneless,
         };
         if let Some(layout) = &self.opts.layout {
-            match layout.read(&ev.env.text, &ctx) {
+            match layout.read(text, &ctx) {
                 Ok(parsed) => return self.accept(parsed, ev.has_nul, ev.invalid_utf8),
                 Err(reason) if self.opts.format != Format::Auto => {
                     return self.reject_at(ev.first_line, reason)
@@ -670,11 +698,10 @@ impl Pipeline {
                 Err(_) => {}
             }
         }
-        // Only a line that may be an audit event keeps its text for a second look.
-        let json_text = (self.opts.audit_only || self.audit.may_be_audit(&ev.env.text))
-            .then(|| ev.env.text.clone().into_owned());
-        let parsed = envelope::read(self.opts.format, ev.env, &ctx)
-            .and_then(|p| self.find_audit(p, json_text.as_deref()));
+        // Only a line that may be an audit event gets a second look.
+        let audit_text = (self.opts.audit_only || self.audit.may_be_audit(text)).then_some(text);
+        let parsed = envelope::read_text(self.opts.format, ev.env, text, &ctx)
+            .and_then(|p| self.find_audit(p, audit_text));
         match parsed {
             Ok(parsed) => self.accept(parsed, ev.has_nul, ev.invalid_utf8),
             Err(reason) => self.reject_at(ev.first_line, reason),
@@ -1052,8 +1079,8 @@ impl Pipeline {
             elapsed: self.started.elapsed(),
             first_rejects: self.first_rejects,
             formats: self.formats,
-            zoneless: super::timestamp::zoneless_count().saturating_sub(self.zoneless_at_start),
-            zone: super::timestamp::zone().name(),
+            zoneless: self.zoneless.count(),
+            zone: self.zoneless.zone().name(),
             error: self.writer_error,
         }
     }

@@ -178,13 +178,13 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn utc(&self) -> Option<DateTime<Utc>> {
+    fn utc(&self, zone: &timestamp::Zoneless) -> Option<DateTime<Utc>> {
         let t = self
             .date
             .and_hms_nano_opt(self.h, self.m, self.s.min(59), self.nanos)?;
         match self.offset_min {
             Some(off) => Some(t.and_utc() - chrono::Duration::minutes(i64::from(off))),
-            None => timestamp::naive_in_zone(t),
+            None => zone.to_utc(t),
         }
     }
 }
@@ -207,17 +207,17 @@ fn century(yy: u32) -> i32 {
 }
 
 /// A timestamp starting at `i`: the time and where it ends.
-fn stamp_at(b: &[u8], i: usize, now: DateTime<Utc>) -> Option<(DateTime<Utc>, usize)> {
+fn stamp_at(b: &[u8], i: usize, ctx: &LineContext) -> Option<(DateTime<Utc>, usize)> {
     let c = *b.get(i)?;
     if c == b'[' {
         // `[2024-01-02 03:04:05]`, `[Sun Dec 04 04:47:44 2005]`, `[04/Dec/2005:04:47:44 +0000]`
-        let (t, end) = stamp_at(b, i + 1, now)?;
+        let (t, end) = stamp_at(b, i + 1, ctx)?;
         return (b.get(end) == Some(&b']')).then_some((t, end + 1));
     }
     let (stamp, end) = if c.is_ascii_digit() {
-        digit_stamp(b, i, now)?
+        digit_stamp(b, i, ctx.now)?
     } else if c.is_ascii_alphabetic() {
-        word_stamp(b, i, now)?
+        word_stamp(b, i, ctx.now)?
     } else {
         return None;
     };
@@ -225,7 +225,7 @@ fn stamp_at(b: &[u8], i: usize, now: DateTime<Utc>) -> Option<(DateTime<Utc>, us
     if b.get(end).is_some_and(u8::is_ascii_alphanumeric) {
         return None;
     }
-    Some((stamp.utc()?, end))
+    Some((stamp.utc(ctx.zone)?, end))
 }
 
 fn digit_stamp(b: &[u8], i: usize, now: DateTime<Utc>) -> Option<(Stamp, usize)> {
@@ -555,7 +555,7 @@ fn level_after(b: &[u8], i: usize, head: &mut Head) {
 }
 
 /// glog `E0102 03:04:05.678901   123 file.go:12] msg` (the year is not written).
-fn glog(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
+fn glog(b: &[u8], ctx: &LineContext, head: &mut Head) -> bool {
     let Some(l) = b.first().and_then(|c| level_letter(*c)) else {
         return false;
     };
@@ -565,7 +565,7 @@ fn glog(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
     let Some((h, m, s, nanos, end)) = clock(b, 6) else {
         return false;
     };
-    let Some(date) = yearless(mo, d, now) else {
+    let Some(date) = yearless(mo, d, ctx.now) else {
         return false;
     };
     let stamp = Stamp {
@@ -576,7 +576,7 @@ fn glog(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
         nanos,
         offset_min: None,
     };
-    head.ts = stamp.utc();
+    head.ts = stamp.utc(ctx.zone);
     head.level = Some(l);
     let at = skip_spaces(b, end);
     let id_end = token_end(b, at);
@@ -591,7 +591,7 @@ fn glog(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
 }
 
 /// Ruby's Logger (Rails): `E, [2024-01-02T03:04:05.678 #123] ERROR -- progname: msg`.
-fn ruby_logger(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
+fn ruby_logger(b: &[u8], ctx: &LineContext, head: &mut Head) -> bool {
     if !(b.len() > 4
         && b[1] == b','
         && b[2] == b' '
@@ -600,7 +600,7 @@ fn ruby_logger(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
     {
         return false;
     }
-    let Some((ts, end)) = stamp_at(b, 4, now) else {
+    let Some((ts, end)) = stamp_at(b, 4, ctx) else {
         return false;
     };
     let at = skip_spaces(b, end);
@@ -636,16 +636,16 @@ fn ruby_logger(b: &[u8], now: DateTime<Utc>, head: &mut Head) -> bool {
 }
 
 /// Reads the head of a line: timestamp, level, and where the message starts.
-pub fn head(line: &str, now: DateTime<Utc>) -> Head {
+pub fn head(line: &str, ctx: &LineContext) -> Head {
     let b = line.as_bytes();
     let mut head = Head::default();
     let Some(&first) = b.first() else {
         return head;
     };
-    if first.is_ascii_uppercase() && (glog(b, now, &mut head) || ruby_logger(b, now, &mut head)) {
+    if first.is_ascii_uppercase() && (glog(b, ctx, &mut head) || ruby_logger(b, ctx, &mut head)) {
         return head;
     }
-    let mut found = stamp_at(b, 0, now);
+    let mut found = stamp_at(b, 0, ctx);
     if found.is_none() {
         // One short prefix token before the time (OpenStack's file name, a host, a tag).
         let end = token_end(b, 0);
@@ -654,7 +654,7 @@ pub fn head(line: &str, now: DateTime<Utc>) -> Head {
             if b.get(next)
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'[')
             {
-                found = stamp_at(b, next, now);
+                found = stamp_at(b, next, ctx);
             }
         }
     }
@@ -689,7 +689,7 @@ pub fn head(line: &str, now: DateTime<Utc>) -> Head {
 /// Parses a free-text line; never fails.
 pub fn parse(line: &str, ctx: &LineContext) -> Parsed {
     let line = line.trim();
-    let h = head(line, ctx.now);
+    let h = head(line, ctx);
     if h.ts.is_some() {
         // PostgreSQL's own log has a plain-text shape: a time, a short prefix, `LOG:  `.
         let pg = if line.as_bytes().get(h.after_ts) == Some(&b',') {
@@ -743,6 +743,7 @@ mod tests {
             service: "svc",
             now: now(),
             level: None,
+            zone: &crate::ingest::timestamp::UTC,
         };
         let log = parse(line, &ctx).log.unwrap();
         let ts = if log.ts == ctx.now {

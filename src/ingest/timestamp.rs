@@ -4,7 +4,6 @@
 //! is read in `ingest.timezone` (UTC unless configured).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
 
@@ -97,31 +96,48 @@ impl Zone {
     }
 }
 
-static ZONE: RwLock<Zone> = RwLock::new(Zone::Utc);
-/// Times read without a zone, process-wide (the summary line says in which zone they were read).
-static ZONELESS: AtomicU64 = AtomicU64::new(0);
+/// The zone times written without one are read in (`ingest.timezone`), with how many such
+/// times were read: one per pipeline, carried in each line's context (`LineContext::zone`), so
+/// two pipelines of one process (tests, `opsdash serve` beside an ingest) never share it.
+#[derive(Debug, Default)]
+pub struct Zoneless {
+    zone: Zone,
+    read: AtomicU64,
+}
 
-/// Sets the zone of times written without one for this process (`ingest.timezone`, set once
-/// at start-up: parsers are pure functions of a line and cannot carry it).
-pub fn set_zone(zone: Zone) {
-    if let Ok(mut z) = ZONE.write() {
-        *z = zone;
+/// UTC, for callers without a configured zone (tests, benches, fuzz targets). Its count is
+/// shared by all of them and means nothing.
+pub static UTC: Zoneless = Zoneless::new(Zone::Utc);
+
+impl Zoneless {
+    pub const fn new(zone: Zone) -> Zoneless {
+        Zoneless {
+            zone,
+            read: AtomicU64::new(0),
+        }
     }
-}
 
-pub fn zone() -> Zone {
-    ZONE.read().map(|z| *z).unwrap_or_default()
-}
+    pub fn zone(&self) -> Zone {
+        self.zone
+    }
 
-/// How many times without a zone were read so far in this process.
-pub fn zoneless_count() -> u64 {
-    ZONELESS.load(Ordering::Relaxed)
-}
+    /// How many times without a zone were read in this zone so far.
+    pub fn count(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
 
-/// A time written without a zone, read in `ingest.timezone`.
-pub fn naive_in_zone(naive: NaiveDateTime) -> Option<DateTime<Utc>> {
-    ZONELESS.fetch_add(1, Ordering::Relaxed);
-    in_range(zone().to_utc(naive)?)
+    /// Counts `n` times read without a zone elsewhere (see `parse_zoned`).
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.read.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A time written without a zone, read in this zone (and counted).
+    pub fn to_utc(&self, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+        self.read.fetch_add(1, Ordering::Relaxed);
+        in_range(self.zone.to_utc(naive)?)
+    }
 }
 
 /// Years we store. PostgreSQL accepts more, but anything outside is a broken clock or a broken
@@ -158,19 +174,27 @@ pub fn from_epoch(n: f64) -> Option<DateTime<Utc>> {
     )?)
 }
 
-/// Parses a timestamp string; None when it is not one we understand.
-pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+/// Parses a timestamp string (one without a zone read in `zone`'s); None when it is not one we
+/// understand.
+pub fn parse(s: &str, zone: &Zoneless) -> Option<DateTime<Utc>> {
+    let (t, zoneless) = parse_zoned(s, zone.zone)?;
+    zone.add(u64::from(zoneless));
+    Some(t)
+}
+
+/// `parse` with the zone by value; the bool says the time was written without a zone.
+pub fn parse_zoned(s: &str, zone: Zone) -> Option<(DateTime<Utc>, bool)> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return in_range(t.with_timezone(&Utc));
+        return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
     }
     let b = s.as_bytes();
     if b[0].is_ascii_digit() || b[0] == b'-' {
         if let Ok(n) = s.parse::<f64>() {
-            return from_epoch(n);
+            return from_epoch(n).map(|t| (t, false));
         }
     }
     const WITH_OFFSET: &[&str] = &[
@@ -182,7 +206,7 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     ];
     for f in WITH_OFFSET {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
-            return in_range(t.with_timezone(&Utc));
+            return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
         }
     }
     // Python's logging writes "2024-03-01 12:00:00,250": a comma before the fraction.
@@ -204,13 +228,13 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     for f in NAIVE {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, f) {
             return match utc {
-                Some(_) => in_range(Utc.from_utc_datetime(&t)),
-                None => naive_in_zone(t),
+                Some(_) => in_range(Utc.from_utc_datetime(&t)).map(|t| (t, false)),
+                None => in_range(zone.to_utc(t)?).map(|t| (t, true)),
             };
         }
     }
     if let Ok(t) = DateTime::parse_from_rfc2822(s) {
-        return in_range(t.with_timezone(&Utc));
+        return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
     }
     None
 }
@@ -251,7 +275,7 @@ mod tests {
     use super::*;
 
     fn iso(s: &str) -> String {
-        parse(s)
+        parse(s, &UTC)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
             .unwrap_or_else(|| "none".into())
     }
@@ -305,9 +329,9 @@ mod tests {
     #[test]
     fn copy_format() {
         let mut buf = [0u8; 32];
-        let t = parse("0001-02-03T04:05:06.789012Z").unwrap();
+        let t = parse("0001-02-03T04:05:06.789012Z", &UTC).unwrap();
         assert_eq!(format_copy(t, &mut buf), "0001-02-03 04:05:06.789012+00");
-        let t = parse("9999-12-31T23:59:59Z").unwrap();
+        let t = parse("9999-12-31T23:59:59Z", &UTC).unwrap();
         assert_eq!(format_copy(t, &mut buf), "9999-12-31 23:59:59.000000+00");
     }
 }

@@ -77,6 +77,11 @@ pub use crate::demo::rows::{AUDIT_COLUMNS, QUERY_COLUMNS};
 const PARTITION_DAYS_BACK: i64 = 400;
 const PARTITION_DAYS_AHEAD: i64 = 7;
 
+thread_local! {
+    /// A row's attrs serialized, reused from row to row (encoding runs once per row).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
     let mut ts = [0u8; 32];
     buf.plain(format_copy(r.ts, &mut ts));
@@ -98,7 +103,13 @@ pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
     match &r.attrs {
         // Serialized as is: the pipeline removed NULs from the values (jsonb rejects
         // `\u0000`), so the text needs no rewriting.
-        Some(a) => buf.text(&a.to_string()),
+        Some(a) => SCRATCH.with_borrow_mut(|json| {
+            json.clear();
+            match serde_json::to_writer(&mut *json, a) {
+                Ok(()) => buf.text(std::str::from_utf8(json).unwrap_or_default()),
+                Err(_) => buf.text(&a.to_string()),
+            }
+        }),
         None => buf.null(),
     }
     buf.opt_text(r.fingerprint.as_deref());
