@@ -133,6 +133,14 @@ async fn rows_on(pool: &PgPool, days: &[NaiveDate], per_day: i32) {
 
 const SECRET: &str = "roles-retention-secret";
 
+/// Day, user id, address and attrs of a log line.
+type LogRow = (
+    NaiveDate,
+    Option<String>,
+    Option<String>,
+    Option<serde_json::Value>,
+);
+
 /// Requests and logs kept 7 days (requests archived), log lines below error 3 days,
 /// anonymization after 5 days, silences 30 days.
 fn config() -> RetentionConfig {
@@ -269,12 +277,7 @@ async fn a_granted_worker_runs_every_retention_step() {
     );
     assert_eq!(sorted(report.anonymized.clone()), anonymized);
     let user = q::pseudonym(SECRET.as_bytes(), "user-1");
-    let logs: Vec<(
-        NaiveDate,
-        Option<String>,
-        Option<String>,
-        Option<serde_json::Value>,
-    )> = sqlx::query_as(
+    let logs: Vec<LogRow> = sqlx::query_as(
         "SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date, user_id, ip, attrs
                FROM opsdash.log_event WHERE ts < $1 ORDER BY 1",
     )

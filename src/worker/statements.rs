@@ -167,8 +167,8 @@ impl Sampler {
         let mut deltas = Vec::new();
         {
             let mut conn = db.write.acquire().await?;
-            if q::availability(&mut *conn).await? == Availability::Ready {
-                let current = q::counters(&mut *conn).await?;
+            if q::availability(&mut conn).await? == Availability::Ready {
+                let current = q::counters(&mut conn).await?;
                 deltas.extend(self.own.advance(current, Utc::now()));
             } else {
                 self.own.forget();
