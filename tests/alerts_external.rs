@@ -11,8 +11,8 @@ use opsdash::alerts::{ChannelConfig, Matcher};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
-use opsdash::query::silences;
 use opsdash::query::external_alerts as xq;
+use opsdash::query::silences;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -203,7 +203,9 @@ async fn silences_suppress_and_a_hand_resolve_holds_against_resends() {
         "suppressed"
     );
     let mut tx = t.db.write.begin().await.unwrap();
-    silences::expire_silence(&mut tx, sid, "tester").await.unwrap();
+    silences::expire_silence(&mut tx, sid, "tester")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     external::receive(&t.db, &cfg, "prometheus", &[firing(&l, 60)])
         .await

@@ -523,8 +523,10 @@ async fn nginx_combined_lines_are_log_rows_too() {
 async fn each_pipeline_reads_times_in_its_own_zone() {
     let t = TestDb::new().await.unwrap();
     let pipeline = |zone: &str, service: &str| {
-        let mut cfg = IngestConfig::default();
-        cfg.timezone = zone.into();
+        let cfg = IngestConfig {
+            timezone: zone.into(),
+            ..IngestConfig::default()
+        };
         let o = Options {
             service: service.into(),
             source: service.into(),

@@ -17,9 +17,9 @@ use super::{label_key, silence_matches};
 use crate::config::Config;
 use crate::db::Db;
 use crate::query::alerts::{self as q};
-use crate::query::{outbox, silences};
-use crate::query::silences::SilenceRow;
 use crate::query::external_alerts::{self as xq, ExternalRow, SourceRule};
+use crate::query::silences::SilenceRow;
+use crate::query::{outbox, silences};
 use crate::worker::{lease, Job, JobContext};
 
 pub const JOB: &str = "alerts.external";

@@ -24,8 +24,8 @@ use super::State;
 use crate::alerts::external::{self, Received};
 use crate::alerts::Matcher;
 use crate::query::alerts as q;
-use crate::query::{rules, silences};
 use crate::query::external_alerts as xq;
+use crate::query::{rules, silences};
 
 /// The source of alerts sent without a token (Prometheus is the usual sender).
 const PROTOCOL: &str = "prometheus";
@@ -370,7 +370,9 @@ async fn list_alerts(
         .acquire()
         .await
         .map_err(|e| db_down(e.into()))?;
-    let silences = silences::active_silences(&mut conn).await.map_err(db_down)?;
+    let silences = silences::active_silences(&mut conn)
+        .await
+        .map_err(db_down)?;
     let channels: Vec<String> = state
         .cfg
         .alert

@@ -470,6 +470,8 @@ impl Decoded {
             service,
             now: ts,
             level: None,
+            // Loki entries carry their own time; a line's zone-less time is read as UTC.
+            zone: &crate::ingest::timestamp::UTC,
         };
         match envelope::read(Format::Auto, env, &ctx) {
             Ok(mut parsed) => {

@@ -23,10 +23,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_rustls::rustls::{
-    self,
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
-};
 use tokio_rustls::TlsAcceptor;
 
 use super::reply::Reject;
@@ -265,10 +261,13 @@ pub fn read_message(msg: &[u8], clock: &Clock, peer: Option<Peer>) -> Option<Par
         env.attrs
             .insert("transport".into(), Value::from(peer.transport));
     }
+    // Times inside the message (a JSON body's own) are read in the receiver's zone too.
+    let zone = crate::ingest::timestamp::Zoneless::new(clock.zone);
     let ctx = LineContext {
         service: "syslog",
         now: clock.now,
         level: None,
+        zone: &zone,
     };
     let has_nul = memchr::memchr(0, text.as_bytes()).is_some();
     // `read` of a header's text never fails in auto detection: text is the last resort.
@@ -436,29 +435,15 @@ fn announce(transport: &str, addr: &SocketAddr) {
     eprintln!("opsdash serve: syslog over {transport} on {addr}");
 }
 
-/// A TLS server configuration from PEM files (RFC 5425 asks for TLS 1.2 at least, which is
-/// rustls's floor).
+/// The TLS side of RFC 5425 (TLS 1.2 at least, which is rustls's floor), from the same PEM
+/// files as HTTPS.
 fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor> {
     if cert.is_empty() || key.is_empty() {
         bail!("server.syslog_tls needs server.tls_cert and server.tls_key");
     }
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("server.tls_cert {cert}: {e}"))?;
-    if certs.is_empty() {
-        bail!("server.tls_cert {cert}: no certificate in it");
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| anyhow::anyhow!("server.tls_key {key}: {e}"))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS versions")?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .context("server.tls_cert and server.tls_key do not make a certificate")?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(TlsAcceptor::from(Arc::new(super::tls::server_config(
+        cert, key,
+    )?)))
 }
 
 /// Accepts stream connections until the stop; each is served by its own task, all awaited

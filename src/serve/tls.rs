@@ -26,6 +26,14 @@ const READY_QUEUE: usize = 64;
 
 /// A TLS acceptor for the certificate chain and key in the PEM files `cert` and `key`.
 pub fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor> {
+    let mut config = server_config(cert, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The server side of TLS from PEM files, without ALPN: HTTPS adds `http/1.1`, syslog over TLS
+/// (RFC 5425) names no protocol.
+pub fn server_config(cert: &str, key: &str) -> Result<ServerConfig> {
     let pem = std::fs::read(cert).with_context(|| format!("server.tls_cert {cert}"))?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -44,9 +52,7 @@ pub fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor> {
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
         .with_context(|| format!("server.tls_cert {cert} and server.tls_key {key}"))?;
-    let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// The acceptor in force, replaced by [`Reloadable::reload`].

@@ -127,6 +127,8 @@ fn record(
         service: UNKNOWN_SERVICE,
         now,
         level: None,
+        // OTLP times are Unix nanoseconds: nothing here is zone-less.
+        zone: &crate::ingest::timestamp::UTC,
     };
     let mut parsed = fields::build(fields, &ctx)?;
     let Some(log) = parsed.log.as_mut() else {
