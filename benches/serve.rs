@@ -83,19 +83,24 @@ fn json_line(r: &Record) -> String {
 enum BodyKind {
     /// `POST /ingest`, one JSON record per line.
     Ndjson,
+    /// `POST /v1/logs`, OTLP/HTTP protobuf as the OpenTelemetry SDKs send it: one resource per
+    /// service, a log record per record with its attributes.
+    Otlp,
 }
 
 impl BodyKind {
     fn parse(s: &str) -> Result<BodyKind> {
         match s {
             "ndjson" => Ok(BodyKind::Ndjson),
-            other => bail!("--body {other}: only ndjson so far"),
+            "otlp" => Ok(BodyKind::Otlp),
+            other => bail!("--body {other}: ndjson or otlp"),
         }
     }
 
     fn route(self) -> &'static str {
         match self {
             BodyKind::Ndjson => "/ingest",
+            BodyKind::Otlp => "/v1/logs",
         }
     }
 }
@@ -110,7 +115,73 @@ fn body(kind: BodyKind, records: &[Record]) -> (Vec<u8>, &'static str) {
             }
             (out, "application/x-ndjson")
         }
+        BodyKind::Otlp => (otlp_logs(records), "application/x-protobuf"),
     }
+}
+
+fn otlp_logs(records: &[Record]) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    let text = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let mut by_service: std::collections::BTreeMap<&str, Vec<LogRecord>> = Default::default();
+    for r in records {
+        let nanos = chrono::DateTime::parse_from_rfc3339(&r.ts)
+            .map(|t| t.timestamp_nanos_opt().unwrap_or(0) as u64)
+            .unwrap_or(0);
+        // OTel severity numbers: 9 info, 13 warn, 17 error.
+        let severity = match r.level_n {
+            4 => 17,
+            3 => 13,
+            _ => 9,
+        };
+        by_service.entry(r.service).or_default().push(LogRecord {
+            time_unix_nano: nanos,
+            observed_time_unix_nano: nanos,
+            severity_number: severity,
+            severity_text: r.level.into(),
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(r.message.clone())),
+            }),
+            attributes: vec![
+                text("request_id", &r.request_id),
+                text("user.id", &r.user_id),
+                KeyValue {
+                    key: "duration_ms".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::DoubleValue(r.duration_ms)),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+    }
+    let req = ExportLogsServiceRequest {
+        resource_logs: by_service
+            .into_iter()
+            .map(|(service, logs)| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", service), text("host.name", "bench")],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: logs,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    req.encode_to_vec()
 }
 
 fn write_files(records: &[Record], json: &Path, csv: &Path) -> Result<()> {
