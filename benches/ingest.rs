@@ -19,8 +19,12 @@ use opsdash::db::testkit::TestCluster;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "common/psql.rs"]
+mod psql;
 #[path = "common/report.rs"]
 mod report;
+
+use psql::{psql, reset, rows};
 use report::Aim;
 
 const SERVICES: &[&str] = &["api", "billing", "checkout", "search", "auth", "worker"];
@@ -133,40 +137,6 @@ fn generate(n: usize, json_path: &Path, csv_path: &Path) -> Result<()> {
     json.flush()?;
     csv.flush()?;
     Ok(())
-}
-
-fn psql(url: &str, sql: &str) -> Result<String> {
-    let out = Command::new("psql")
-        .args([
-            url,
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .context("running psql")?;
-    if !out.status.success() {
-        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn reset(url: &str) -> Result<()> {
-    psql(
-        url,
-        "TRUNCATE opsdash.log_event, opsdash.request_log, opsdash.error_group CASCADE; \
-         TRUNCATE opsdash.ingest_stat; CHECKPOINT",
-    )?;
-    Ok(())
-}
-
-fn rows(url: &str) -> Result<u64> {
-    Ok(psql(url, "SELECT count(*) FROM opsdash.log_event")?.parse()?)
 }
 
 fn time_psql_copy(url: &str, csv: &Path) -> Result<Duration> {

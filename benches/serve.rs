@@ -20,8 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use opsdash::db::testkit::TestCluster;
 
+#[path = "common/psql.rs"]
+mod psql;
 #[path = "common/report.rs"]
 mod report;
+
+use psql::{psql, reset, rows};
 use report::Aim;
 
 const CSV_COLUMNS: &str = "ts, level, service, message, request_id, user_id, duration_ms";
@@ -198,40 +202,6 @@ fn write_files(records: &[Record], json: &Path, csv: &Path) -> Result<()> {
     j.flush()?;
     c.flush()?;
     Ok(())
-}
-
-fn psql(url: &str, sql: &str) -> Result<String> {
-    let out = Command::new("psql")
-        .args([
-            url,
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .context("running psql")?;
-    if !out.status.success() {
-        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn reset(url: &str) -> Result<()> {
-    psql(
-        url,
-        "TRUNCATE opsdash.log_event, opsdash.request_log, opsdash.error_group CASCADE; \
-         TRUNCATE opsdash.ingest_stat; CHECKPOINT",
-    )?;
-    Ok(())
-}
-
-fn rows(url: &str) -> Result<u64> {
-    Ok(psql(url, "SELECT count(*) FROM opsdash.log_event")?.parse()?)
 }
 
 /// `opsdash serve` on a free port; killed on drop.
