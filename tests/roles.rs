@@ -8,60 +8,16 @@
 mod common;
 
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::roles::{connect_as, login_role};
 use common::tui::{buffer_text, open, press, render};
 use crossterm::event::KeyCode;
 use opsdash::alerts::operator::{self, Operator};
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
-use opsdash::db::access::Access;
 use opsdash::db::testkit::TestDb;
-use opsdash::db::{Db, DbTarget};
 use opsdash::query::rules;
-
-static ROLES: AtomicUsize = AtomicUsize::new(0);
-
-/// A login role of its own (roles are cluster-wide: the name is unique to this process),
-/// member of `groups`.
-async fn login_role(t: &TestDb, stem: &str, groups: &[&str]) -> String {
-    let name = format!(
-        "{stem}_{}_{}",
-        std::process::id(),
-        ROLES.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::query(&format!("CREATE ROLE {name} LOGIN"))
-        .execute(&t.db.write)
-        .await
-        .unwrap();
-    for g in groups {
-        sqlx::query(&format!("GRANT {g} TO {name}"))
-            .execute(&t.db.write)
-            .await
-            .unwrap();
-    }
-    name
-}
-
-/// The test database as `role` sees it, opened the way `Db::open` opens it (schema check,
-/// then capabilities).
-async fn connect_as(t: &TestDb, role: &str, read_only: bool) -> anyhow::Result<Db> {
-    let mut db = Db::from_options(
-        t.options.clone().username(role),
-        None,
-        DbTarget::External {
-            redacted_url: format!("test database as {role}"),
-        },
-        4,
-        Duration::from_secs(10),
-        Duration::from_secs(30),
-    )
-    .await?;
-    db.prepare_schema(false).await?;
-    db.access = Access::detect(&db.write, read_only).await?;
-    Ok(db)
-}
 
 /// The test database's URL with `role` as the user, for the real binary.
 fn url_as(t: &TestDb, role: &str) -> String {

@@ -7,61 +7,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
 use chrono::{NaiveDate, Utc};
 use opsdash::archive;
 use opsdash::config::{RetentionConfig, Secret};
-use opsdash::db::access::Access;
 use opsdash::db::testkit::TestDb;
-use opsdash::db::{Db, DbTarget};
 use opsdash::query::retention as q;
 use opsdash::worker::retention::Retention;
+
+use common::roles::{connect_as, login_role};
 use sqlx::PgPool;
-
-static ROLES: AtomicUsize = AtomicUsize::new(0);
-
-/// A login role of its own (roles are cluster-wide: the name is unique to this process),
-/// member of `groups`.
-async fn login_role(t: &TestDb, stem: &str, groups: &[&str]) -> String {
-    let name = format!(
-        "{stem}_{}_{}",
-        std::process::id(),
-        ROLES.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::query(&format!("CREATE ROLE {name} LOGIN"))
-        .execute(&t.db.write)
-        .await
-        .unwrap();
-    for g in groups {
-        sqlx::query(&format!("GRANT {g} TO {name}"))
-            .execute(&t.db.write)
-            .await
-            .unwrap();
-    }
-    name
-}
-
-/// The test database as `role` sees it, opened the way `Db::open` opens it (schema check,
-/// then capabilities).
-async fn connect_as(t: &TestDb, role: &str) -> Db {
-    let mut db = Db::from_options(
-        t.options.clone().username(role),
-        None,
-        DbTarget::External {
-            redacted_url: format!("test database as {role}"),
-        },
-        4,
-        Duration::from_secs(10),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    db.prepare_schema(false).await.unwrap();
-    db.access = Access::detect(&db.write, false).await.unwrap();
-    db
-}
 
 /// The SQLSTATE of a failed statement ("" when it succeeded).
 async fn sqlstate(pool: &PgPool, sql: &str) -> String {
@@ -184,7 +138,7 @@ async fn a_granted_worker_runs_every_retention_step() {
     .unwrap();
 
     let role = login_role(&t, "retwork", &["opsdash_worker"]).await;
-    let db = connect_as(&t, &role).await;
+    let db = connect_as(&t, &role, false).await.unwrap();
     assert!(!db.access.owner && db.access.can_work(), "{:?}", db.access);
     // The DDL and the updates themselves are the owner's: what failed before migrations/0026.
     let first = q::partition_name("request_log", expired[0]);
@@ -385,9 +339,9 @@ async fn only_the_worker_may_call_the_retention_functions_and_only_on_daily_part
     let operator = login_role(&t, "retop", &["opsdash_operator"]).await;
     let worker = login_role(&t, "retwk", &["opsdash_worker"]).await;
     let (reader, operator, worker) = (
-        connect_as(&t, &reader).await,
-        connect_as(&t, &operator).await,
-        connect_as(&t, &worker).await,
+        connect_as(&t, &reader, false).await.unwrap(),
+        connect_as(&t, &operator, false).await.unwrap(),
+        connect_as(&t, &worker, false).await.unwrap(),
     );
 
     let pads = "decode(repeat('36', 64), 'hex'), decode(repeat('5c', 64), 'hex')";
