@@ -61,7 +61,8 @@ impl LogRecord {
     }
 }
 
-fn strip_nul(s: &mut String) {
+/// Removes NUL characters (PostgreSQL text and jsonb cannot hold one).
+pub(crate) fn strip_nul(s: &mut String) {
     if s.contains('\0') {
         s.retain(|c| c != '\0');
     }
@@ -73,7 +74,8 @@ fn strip_nul_opt(s: &mut Option<String>) {
     }
 }
 
-fn strip_nul_json(v: &mut Value) {
+/// `strip_nul` for every string and key of a JSON value.
+pub(crate) fn strip_nul_json(v: &mut Value) {
     match v {
         Value::String(s) => strip_nul(s),
         Value::Array(items) => items.iter_mut().for_each(strip_nul_json),

@@ -36,6 +36,7 @@ use super::auth::Client;
 use super::reply::Reject;
 use super::{body, State};
 use crate::ingest::record::Parsed;
+use crate::ingest::record::{strip_nul, strip_nul_json};
 use crate::ingest::redact::Redactor;
 use crate::query::spans::SpanRow;
 
@@ -182,30 +183,6 @@ pub fn service_name(resource: &Map<String, Value>) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-}
-
-fn strip_nul(s: &mut String) {
-    if s.contains('\0') {
-        s.retain(|c| c != '\0');
-    }
-}
-
-fn strip_nul_json(v: &mut Value) {
-    match v {
-        Value::String(s) => strip_nul(s),
-        Value::Array(items) => items.iter_mut().for_each(strip_nul_json),
-        Value::Object(map) => {
-            if map.keys().any(|k| k.contains('\0')) {
-                let old = std::mem::take(map);
-                for (mut k, v) in old {
-                    strip_nul(&mut k);
-                    map.insert(k, v);
-                }
-            }
-            map.values_mut().for_each(strip_nul_json);
-        }
-        _ => {}
-    }
 }
 
 /// A span row as it may be stored: the same redaction as every ingested row, and no NUL
