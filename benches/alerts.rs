@@ -53,7 +53,7 @@ async fn firing_latency(trials: usize) -> anyhow::Result<()> {
         ..RuleConfig::default()
     }];
     let cfg = Arc::new(cfg);
-    let worker = opsdash::worker::spawn(t.db.clone(), cfg.clone()).await;
+    let worker = opsdash::jobs::spawn(t.db.clone(), cfg.clone()).await;
     let mut lat = Vec::new();
     for i in 0..trials {
         // A random phase against the evaluation clock.

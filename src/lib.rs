@@ -12,6 +12,7 @@ pub mod demo;
 pub mod export;
 pub mod filter;
 pub mod ingest;
+pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod query;

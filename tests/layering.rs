@@ -27,6 +27,8 @@ fn forbidden(floor: &str) -> Vec<&'static str> {
             "tui", "worker", "alerts", "notify", "cli", "serve", "demo", "tail", "query", "db",
             "filter", "ingest", "config", "export", "archive",
         ],
+        // The scheduler knows jobs only as `Job`s: the list is assembled above it (`jobs`).
+        "worker" => vec!["tui", "alerts", "notify", "cli", "serve", "demo", "jobs"],
         _ => UPPER.to_vec(),
     }
 }
@@ -95,7 +97,7 @@ fn names(path: &str, module: &str) -> bool {
 fn lower_floors_never_import_upper_ones() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut broken = Vec::new();
-    for floor in ["model", "filter", "db", "query"] {
+    for floor in ["model", "filter", "db", "query", "worker"] {
         let mut files = Vec::new();
         rust_files(&src.join(floor), &mut files);
         assert!(!files.is_empty(), "src/{floor} has no Rust files");

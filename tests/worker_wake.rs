@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::jobs;
 use opsdash::query::outbox::next_due_in;
+use opsdash::worker::spawn_jobs;
 use opsdash::worker::wake::{Lookout, Topic, Wake};
-use opsdash::worker::{jobs, spawn_jobs};
 
 async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let started = Instant::now();

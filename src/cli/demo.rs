@@ -75,7 +75,7 @@ async fn with_dashboard(
     // The worker runs beside the traffic, as in any dashboard process: rollups fill the
     // Performance tab and the shipped alert rules fire on the scripted incidents.
     let instance = crate::worker::instance_id();
-    let worker = crate::worker::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
+    let worker = crate::jobs::spawn_as(db.clone(), cfg.clone(), instance.clone()).await;
     let counters = handle.counters();
     let background = crate::tui::Background(std::sync::Arc::new(move || {
         let p = counters.snapshot().backfilling?;
@@ -114,7 +114,7 @@ async fn headless(cfg: &Config, opts: DemoOptions, duration: Option<Duration>) -
     crate::outln!("demo: writing to {}", db.target);
     let started = Instant::now();
     let mut handle = demo::start(db.clone(), opts);
-    let worker = crate::worker::spawn(db, std::sync::Arc::new(cfg.clone())).await;
+    let worker = crate::jobs::spawn(db, std::sync::Arc::new(cfg.clone())).await;
     // --duration counts live traffic: the backfill always completes (or is interrupted).
     let mut deadline: Option<tokio::time::Instant> = None;
     let start_clock = |deadline: &mut Option<tokio::time::Instant>| {

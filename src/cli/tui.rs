@@ -40,7 +40,7 @@ pub fn run(cfg: Config, args: &TuiArgs) -> Result<ExitCode> {
             let (db, cfg, instance) = (db.clone(), cfg.clone(), instance.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(WORKER_START_DELAY).await;
-                crate::worker::spawn_as(db, cfg, instance).await
+                crate::jobs::spawn_as(db, cfg, instance).await
             })
         });
         // `[server] enabled = true`: the receiver runs while the dashboard does.

@@ -41,7 +41,7 @@ pub fn run(mut cfg: Config, args: WorkerArgs, config_path: Option<PathBuf>) -> R
         let db = crate::db::Db::open(&cfg).await?;
         db.access.check_work()?;
         let cfg = Arc::new(cfg);
-        let handle = crate::worker::spawn(db.clone(), cfg.clone()).await;
+        let handle = crate::jobs::spawn(db.clone(), cfg.clone()).await;
         tracing::info!(instance = %handle.instance, target = %db.target, "worker started");
         // The receiver in the same process when asked for.
         let stop = Arc::new(Notify::new());

@@ -3,7 +3,8 @@
 //! a time, so N dashboards on N boxes evaluate each rule and send each notification once.
 //!
 //! A job is a name, an interval and an async function of a `JobContext`. Jobs live in their own
-//! modules (alerts, notify, rollup, retention, health checks) and are listed by `jobs::all`.
+//! modules (alerts, notify, rollup, retention, health checks) and are listed above the worker by
+//! `crate::jobs::all`, so the worker knows them only as `Job`s.
 
 pub mod health;
 pub mod retention;
@@ -19,12 +20,11 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::db::Db;
 
-pub mod jobs;
 /// Lease SQL lives with the other queries; the worker API keeps its name.
 pub use crate::query::lease;
 pub mod scheduler;
 
-pub use scheduler::{spawn, spawn_as, spawn_jobs, WorkerHandle};
+pub use scheduler::{spawn_jobs, WorkerHandle};
 
 /// What a job run gets: the pools, the config, who we are, and the lease epoch that fences our
 /// writes (a write guarded by `epoch` is refused once another instance took the lease over).

@@ -73,23 +73,6 @@ impl WorkerHandle {
     }
 }
 
-/// Starts the worker with the registered jobs (`jobs::all`). With `worker.enabled = false` no job
-/// runs in this process.
-pub async fn spawn(db: Db, cfg: impl Into<Arc<Config>>) -> WorkerHandle {
-    spawn_as(db, cfg, super::instance_id()).await
-}
-
-/// Like `spawn`, under a given instance id (the TUI shows the same id in its header).
-pub async fn spawn_as(db: Db, cfg: impl Into<Arc<Config>>, instance: String) -> WorkerHandle {
-    let cfg: Arc<Config> = cfg.into();
-    let jobs = if cfg.worker.enabled {
-        super::jobs::all(&cfg)
-    } else {
-        Vec::new()
-    };
-    spawn_jobs(db, cfg, jobs, instance)
-}
-
 /// Starts the given jobs under `instance` (tests run several instances in one process).
 pub fn spawn_jobs(db: Db, cfg: Arc<Config>, jobs: Vec<Job>, instance: String) -> WorkerHandle {
     let timing = Timing::from_config(&cfg);
