@@ -419,3 +419,36 @@ async fn a_worker_role_runs_the_jobs_but_may_not_operate() {
         "{err}"
     );
 }
+
+/// Each SECURITY DEFINER function pins its search_path with pg_temp named last: left out, pg_temp
+/// is searched first for tables, and a caller's temporary table could stand in for ours.
+#[tokio::test]
+async fn every_security_definer_function_searches_pg_temp_last() {
+    let t = TestDb::new().await.unwrap();
+    let rows: Vec<(String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, p.proconfig
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'opsdash' AND p.prosecdef ORDER BY 1",
+    )
+    .fetch_all(&t.db.write)
+    .await
+    .unwrap();
+    assert!(
+        rows.len() >= 4,
+        "expected the schema's definer functions, got {rows:?}"
+    );
+    let bad: Vec<_> = rows
+        .iter()
+        .filter(|(_, config)| {
+            let path = config
+                .iter()
+                .flatten()
+                .find_map(|c| c.strip_prefix("search_path="));
+            !path.is_some_and(|p| p.replace(' ', "").ends_with(",pg_temp"))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "definer functions without pg_temp last: {bad:?}"
+    );
+}
