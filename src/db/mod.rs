@@ -3,6 +3,7 @@
 pub mod access;
 pub mod copy;
 pub mod embedded;
+pub mod listen;
 pub mod migrate;
 pub mod pool;
 pub mod testkit;

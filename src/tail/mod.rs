@@ -38,11 +38,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use crate::db::listen::{Listen, ListenEvent};
 use crate::db::topology::DEGRADED_POLL;
 use crate::db::{Db, LOGS_CHANNEL};
 use crate::filter::Filter;
@@ -242,75 +243,40 @@ fn floor(margin: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Keeps a LISTEN connection open and turns each notification into a wake-up. After every
-/// (re)connect it wakes the reader once so rows whose notification was lost are read.
+/// Keeps a LISTEN connection open (`db::listen`) and turns each notification into a wake-up.
+/// After every (re)connect it wakes the reader once so rows whose notification was lost are read;
+/// while it is away the reader's poll keeps the tail going.
 async fn listen_loop(db: Db, wake: Arc<Notify>, events: Outbox, connect_timeout: Duration) {
-    let mut reconnects: u64 = 0;
-    let mut backoff = Duration::from_millis(100);
+    let mut listen = Listen::new(
+        db.direct_options.clone(),
+        LISTENER_APP_NAME,
+        &[LOGS_CHANNEL],
+    )
+    .connect_timeout(connect_timeout)
+    .backoff(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        let opts = db
-            .direct_options
-            .clone()
-            .application_name(LISTENER_APP_NAME);
-        // A pool of one so the listener has its own backend (LISTEN is per session).
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(connect_timeout)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(opts);
-        let connected = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen(LOGS_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        match tokio::time::timeout(connect_timeout, connected).await {
-            Ok(Ok(mut listener)) => {
-                backoff = Duration::from_millis(100);
+        match listen.next().await {
+            ListenEvent::Connected { reconnects } => {
                 if !events.send(TailEvent::Listening { reconnects }).await {
                     return;
                 }
                 // LISTEN is active: anything committed from now on wakes us, anything before
                 // is caught up by this wake-up.
                 wake.notify_one();
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(_)) => wake.notify_one(),
-                        // Connection lost (sqlx may have reconnected, but start clean so the
-                        // catch-up wake-up follows a known-good LISTEN).
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = events
-                                .send(TailEvent::Error(format!("live tail listener: {e}")))
-                                .await;
-                            break;
-                        }
-                    }
+            }
+            ListenEvent::Notification { .. } => wake.notify_one(),
+            ListenEvent::Lost { why } => {
+                if let Some(why) = why {
+                    let _ = events
+                        .send(TailEvent::Error(format!("live tail listener: {why}")))
+                        .await;
                 }
-            }
-            Ok(Err(e)) => {
-                let _ = events
-                    .send(TailEvent::Error(format!("live tail listener: {e}")))
-                    .await;
-            }
-            Err(_) => {
-                let _ = events
-                    .send(TailEvent::Error(
-                        "live tail listener: timed out connecting".into(),
-                    ))
-                    .await;
+                if events.is_closed() {
+                    return;
+                }
+                wake.notify_one();
             }
         }
-        pool.close().await;
-        if events.is_closed() {
-            return;
-        }
-        reconnects += 1;
-        // Meanwhile the reader's poll keeps the tail going.
-        wake.notify_one();
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 
+use crate::db::listen::{Listen, ListenEvent};
 use crate::db::Db;
 
 /// The channel the triggers of migration 0012 notify; the payload names the topic.
@@ -127,60 +128,35 @@ impl Wake {
     }
 }
 
-/// Keeps LISTEN open on its own connection until `stop` fires or the flags are gone,
-/// reconnecting with backoff; marks every topic on each (re)connect, since anything before it
-/// was not heard.
+/// Keeps LISTEN open (`db::listen`) until `stop` fires or the flags are gone; marks every topic
+/// on each (re)connect, since anything before it was not heard.
 async fn listen(inner: Weak<Inner>, opts: PgConnectOptions, mut stop: oneshot::Receiver<()>) {
-    let mut backoff = Duration::from_millis(250);
+    let mut listen = Listen::new(opts, APP_NAME, &[CHANNEL])
+        .connect_timeout(CONNECT_TIMEOUT)
+        .backoff(Duration::from_millis(250), Duration::from_secs(5));
     loop {
-        // A pool of one so the listener has its own backend (LISTEN is per session).
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(opts.clone().application_name(APP_NAME));
-        let connect = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let connected = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => r,
+        let event = tokio::select! {
+            e = listen.next() => e,
             _ = &mut stop => return,
         };
-        match connected {
-            Ok(Ok(mut listener)) => {
-                backoff = Duration::from_millis(250);
-                let Some(i) = inner.upgrade() else { return };
+        let Some(i) = inner.upgrade() else { return };
+        match event {
+            ListenEvent::Connected { .. } => {
                 i.mark("");
                 i.listening.store(true, Ordering::SeqCst);
-                drop(i);
-                loop {
-                    let got = tokio::select! {
-                        n = listener.try_recv() => n,
-                        _ = &mut stop => return,
-                    };
-                    // try_recv gives None when the connection was lost (recv would reconnect
-                    // silently, hiding the gap).
-                    let Ok(Some(n)) = got else { break };
-                    let Some(i) = inner.upgrade() else { return };
-                    i.mark(n.payload());
-                }
-                tracing::warn!("worker wake-up listener lost its connection: polling meanwhile");
             }
-            Ok(Err(e)) => tracing::warn!("worker wake-up listener: {e}"),
-            Err(_) => tracing::warn!("worker wake-up listener: connecting timed out"),
+            ListenEvent::Notification { payload, .. } => i.mark(&payload),
+            ListenEvent::Lost { why } => {
+                let was = i.listening.swap(false, Ordering::SeqCst);
+                match why {
+                    Some(e) => tracing::warn!("worker wake-up listener: {e}"),
+                    None if was => tracing::warn!(
+                        "worker wake-up listener lost its connection: polling meanwhile"
+                    ),
+                    None => {}
+                }
+            }
         }
-        let Some(i) = inner.upgrade() else { return };
-        i.listening.store(false, Ordering::SeqCst);
-        drop(i);
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = &mut stop => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
