@@ -479,3 +479,43 @@ async fn a_regex_that_runs_out_of_its_budget_says_so_in_one_line() -> anyhow::Re
     assert_eq!(msg.lines().count(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_selects_with_the_new_forms_and_explains_a_refused_regex() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    seed_forms(pool).await?;
+    let text = r#"attrs.http.method:POST -status>=500 re:"^timeout after \d+""#;
+    let f = filter::parse(text)?;
+    let mut out = Vec::new();
+    let n =
+        opsdash::export::export(pool, &f, opsdash::export::Format::Json, &mut out, |_| {}).await?;
+    let rows: Vec<opsdash::export::ExportRow> = serde_json::from_slice(&out)?;
+    let want: Vec<i64> = sqlx::query_scalar(
+        r"SELECT id FROM opsdash.log_event
+           WHERE attrs->'http'->>'method' = 'POST' AND NOT coalesce(status >= 500, false)
+             AND message ~ '^timeout after [0-9]+' ORDER BY ts, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    assert!(!want.is_empty());
+    assert_eq!(n as usize, want.len());
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+    let f = filter::parse("re:x{300}")?;
+    let err = opsdash::export::export(
+        pool,
+        &f,
+        opsdash::export::Format::Text,
+        &mut Vec::new(),
+        |_| {},
+    )
+    .await
+    .expect_err("PostgreSQL refuses more than 255 repetitions");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("re:\"x{300}\" is not a regular expression PostgreSQL accepts"),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1);
+    Ok(())
+}

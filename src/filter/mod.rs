@@ -12,6 +12,7 @@
 //! character offset of the offending text. `Filter::push_where` appends a parameterized WHERE
 //! clause over `opsdash.log_event` (unqualified column names) to a `QueryBuilder`.
 
+pub mod audit;
 mod hint;
 mod lexer;
 mod parser;

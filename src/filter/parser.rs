@@ -36,7 +36,7 @@ fn term(raw: RawTerm) -> Result<Term, FilterError> {
 }
 
 /// A bare word or phrase searches the message text.
-fn text_cond(raw: &RawTerm) -> Cond {
+pub(super) fn text_cond(raw: &RawTerm) -> Cond {
     if raw.quoted {
         return Cond::Phrase(raw.value.clone());
     }
@@ -61,7 +61,7 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
         "until" | "to" => return Ok(Cond::Until(time_bound(raw)?)),
         "msg" | "message" => return Ok(text_cond(raw)),
         "has" => return has(raw),
-        "ip" => return ip(raw),
+        "ip" => return Ok(Cond::IpIn(networks(raw)?)),
         "re" | "regex" => return regex(raw),
         "service" | "svc" => TextColumn::Service,
         "host" => TextColumn::Host,
@@ -114,7 +114,7 @@ fn column_of(key: &str) -> Option<TextColumn> {
 }
 
 /// A value, or a comma list of values, each exact or a `*` glob; quoted is one exact value.
-fn patterns(raw: &RawTerm) -> Result<Vec<Pattern>, FilterError> {
+pub(super) fn patterns(raw: &RawTerm) -> Result<Vec<Pattern>, FilterError> {
     if raw.quoted {
         return Ok(vec![Pattern::Exact(raw.value.clone())]);
     }
@@ -234,7 +234,7 @@ fn duration_ms(v: &str) -> Option<f64> {
 
 /// `ip:10.1.2.3`, `ip:10.1.0.0/16`, `ip:2001:db8::/32`, a comma list of them. Host bits set
 /// under the mask (`10.1.2.3/16`) are refused: the network meant is ambiguous to the reader.
-fn ip(raw: &RawTerm) -> Result<Cond, FilterError> {
+pub(super) fn networks(raw: &RawTerm) -> Result<Vec<String>, FilterError> {
     let mut nets = Vec::new();
     for (v, pos) in list(raw)? {
         let net = if v.contains('/') {
@@ -270,7 +270,7 @@ fn ip(raw: &RawTerm) -> Result<Cond, FilterError> {
         };
         nets.push(net.to_string());
     }
-    Ok(Cond::IpIn(nets))
+    Ok(nets)
 }
 
 /// `re:"timeout after \d+"`: checked here (syntax, with the position of the mistake) so a typo
@@ -352,7 +352,7 @@ fn regex(raw: &RawTerm) -> Result<Cond, FilterError> {
 }
 
 /// Splits `a,b,c` into values with their offsets; an empty item is an error.
-fn list(raw: &RawTerm) -> Result<Vec<(String, usize)>, FilterError> {
+pub(super) fn list(raw: &RawTerm) -> Result<Vec<(String, usize)>, FilterError> {
     let mut out = Vec::new();
     let mut pos = raw.value_pos;
     for part in raw.value.split(',') {
@@ -412,7 +412,7 @@ fn status(raw: &RawTerm) -> Result<Cond, FilterError> {
     Ok(Cond::Status(ranges))
 }
 
-fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
+pub(super) fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
     let v = raw.value.trim();
     if let Some(t) = crate::model::parse_instant(v) {
         // PostgreSQL's timestamptz starts in 4713 BC (year -4712); an earlier bound would make

@@ -150,13 +150,16 @@ fn push_attr(path: &[String], patterns: &[Pattern], qb: &mut QueryBuilder<'_, Po
 }
 
 fn push_compare(field: NumField, op: CmpOp, value: f64, qb: &mut QueryBuilder<'_, Postgres>) {
-    // A float8 parameter compares with smallint/integer/float8 columns alike.
-    qb.push(field.sql())
-        .push(" ")
-        .push(op.sql())
-        .push(" ")
-        .push_bind(value)
-        .push("::float8");
+    qb.push(field.sql()).push(" ").push(op.sql()).push(" ");
+    // A whole number against an integer column is bound as bigint: int2/int4 against int8 has
+    // btree operators, so an index on the column stays usable (a float8 cast of the column
+    // would not). Fractions (and durations) compare as float8.
+    let integral = value.fract() == 0.0 && value.abs() < 1e15;
+    if field != NumField::DurationMs && integral {
+        qb.push_bind(value as i64);
+    } else {
+        qb.push_bind(value).push("::float8");
+    }
 }
 
 /// `attrs.latency>100` as a JSON path predicate: strings, objects and missing attributes never
@@ -206,7 +209,7 @@ fn push_field(column: TextColumn, patterns: &[Pattern], qb: &mut QueryBuilder<'_
     }
 }
 
-fn push_time(b: &TimeBound, qb: &mut QueryBuilder<'_, Postgres>) {
+pub(super) fn push_time(b: &TimeBound, qb: &mut QueryBuilder<'_, Postgres>) {
     match b {
         TimeBound::At(t) => {
             qb.push_bind(*t);
@@ -235,12 +238,12 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn contains(s: &str) -> String {
+pub(super) fn contains(s: &str) -> String {
     format!("%{}%", like_escape(s))
 }
 
 /// `*` is the only wildcard users write; everything else is literal.
-fn glob_to_like(g: &str) -> String {
+pub(super) fn glob_to_like(g: &str) -> String {
     g.split('*').map(like_escape).collect::<Vec<_>>().join("%")
 }
 
