@@ -271,7 +271,18 @@ pub async fn export_with(
         Ok(())
     })
     .await
-    .context("reading the lines to export")?;
+    // A regular expression PostgreSQL refuses is the filter's mistake, said as such. Exports
+    // are not held to `filter::REGEX_BUDGET`: they read all they are asked for, as they
+    // always have (no statement timeout), and Ctrl-C stops them.
+    .map_err(|e| {
+        match e
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|db| crate::filter::explain_error(filter, db))
+        {
+            Some(msg) => anyhow::anyhow!(msg),
+            None => e.context("reading the lines to export"),
+        }
+    })?;
     if format == Format::Json {
         out.write_all(b"\n]\n")?;
     }

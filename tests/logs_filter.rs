@@ -1,9 +1,14 @@
 //! The filter language against a real PostgreSQL: generated filters always give SQL the server
 //! accepts and runs; documented filters select exactly the expected rows; text search uses the
-//! GIN index expression.
+//! GIN index expression; the forms of #17 (JSON attributes, comparisons, IP networks, regular
+//! expressions, `has:`) select the same rows as a hand-written reference query, both in the
+//! Logs tab's history pages and as an alert rule's `log_count`.
+
+use std::time::Duration;
 
 use opsdash::db::testkit::TestDb;
 use opsdash::filter;
+use opsdash::query::history;
 use proptest::prelude::*;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
@@ -109,8 +114,30 @@ async fn word_search_uses_the_text_index() -> anyhow::Result<()> {
 /// cleanly, and what it accepts must run.
 fn piece() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "level", "service", "route", "status", "trace", "user", "since", "until", "host", "method",
-        "fp", "type", "msg", "bogus", "",
+        "level",
+        "service",
+        "route",
+        "status",
+        "trace",
+        "user",
+        "since",
+        "until",
+        "host",
+        "method",
+        "fp",
+        "type",
+        "msg",
+        "bogus",
+        "",
+        "has",
+        "ip",
+        "re",
+        "attrs.http.method",
+        "attrs.n",
+        "status>=",
+        "duration<",
+        "repeat>",
+        "attrs.n>",
     ]);
     let value = prop_oneof![
         prop::sample::select(vec![
@@ -137,6 +164,21 @@ fn piece() -> impl Strategy<Value = String> {
             "+",
             "1e9",
             "999999999999d",
+            "attrs.user",
+            "attrs.a..b",
+            "trace",
+            "10.1.0.0/16",
+            "10.1.2.3/16",
+            "::1,10.0.0.0/8",
+            "2001:db8::/129",
+            "\"timeout after \\d+\"",
+            "a(b",
+            "(?i)x+",
+            "[[:digit:]]{2,}",
+            "250ms",
+            "1.5s",
+            "-3",
+            "NaN",
         ])
         .prop_map(String::from),
         "[a-z0-9*%_'\\\\]{1,8}",
@@ -149,7 +191,9 @@ fn piece() -> impl Strategy<Value = String> {
         }
         if !k.is_empty() {
             s.push_str(k);
-            s.push(':');
+            if !k.ends_with(['=', '<', '>']) {
+                s.push(':');
+            }
         }
         s.push_str(&v);
         s
@@ -194,4 +238,284 @@ fn every_accepted_filter_runs_on_postgres() {
         accepted > 50,
         "the generator should produce mostly valid filters ({accepted})"
     );
+}
+
+/// Rows that exercise the new forms: JSON attributes of every type (and missing, and JSON
+/// null), valid and malformed IP text, IPv6, durations, repeats and messages for regexes.
+async fn seed_forms(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        r#"INSERT INTO opsdash.log_event
+             (ts, level, service, host, message, trace_id, status, duration_ms, ip, attrs, repeat_count)
+           SELECT now() - g * interval '7 seconds',
+                  (g % 6)::smallint,
+                  (ARRAY['api', 'web', 'worker'])[1 + g % 3],
+                  CASE WHEN g % 4 = 0 THEN NULL ELSE 'web-' || (g % 3) END,
+                  (ARRAY['timeout after ' || g || ' ms', 'Timeout after x', 'request done in 12ms',
+                         'connection reset', 'retry 7 of 9'])[1 + g % 5],
+                  CASE WHEN g % 3 = 0 THEN 't' || g END,
+                  CASE WHEN g % 5 = 0 THEN NULL ELSE (ARRAY[200, 201, 404, 499, 500, 503, 302])[1 + g % 7] END::smallint,
+                  CASE WHEN g % 6 = 0 THEN NULL ELSE (g * 37 % 2000)::float8 + 0.5 END,
+                  (ARRAY['10.1.2.3', '10.1.200.9', '10.2.0.1', '192.168.1.1', '2001:db8::5',
+                         '2001:db9::1', 'unknown', '-', NULL, '10.1.0.0'])[1 + g % 10],
+                  CASE g % 8
+                    WHEN 0 THEN NULL
+                    WHEN 1 THEN jsonb_build_object('order_id', 123, 'http', jsonb_build_object('method', 'POST'), 'latency', g % 300)
+                    WHEN 2 THEN jsonb_build_object('order_id', '123', 'user', 'u' || g, 'latency', 'fast')
+                    WHEN 3 THEN jsonb_build_object('order_id', 124, 'http', jsonb_build_object('method', 'GET'), 'user', NULL)
+                    WHEN 4 THEN jsonb_build_object('http', 'POST', 'latency', 150.5)
+                    WHEN 5 THEN '[1, 2]'::jsonb
+                    WHEN 6 THEN jsonb_build_object('user', jsonb_build_object('id', 7), 'latency', g)
+                    ELSE '{}'::jsonb
+                  END,
+                  1 + (g * 13 % 25)
+             FROM generate_series(1, 240) g"#,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A form of #17 and a reference predicate for it written independently of src/filter (plain
+/// SQL on the columns; IP networks by a regular expression on the seeded text).
+fn form() -> impl Strategy<Value = (String, String)> {
+    prop::sample::select(vec![
+        (
+            "attrs.http.method:POST",
+            "attrs->'http'->>'method' = 'POST'",
+        ),
+        ("attrs.http.method:P*", "attrs->'http'->>'method' LIKE 'P%'"),
+        ("attrs.order_id:123", "attrs->>'order_id' = '123'"),
+        (
+            "attrs.order_id:123,124",
+            "attrs->>'order_id' IN ('123', '124')",
+        ),
+        ("attrs.http:POST", "attrs->>'http' = 'POST'"),
+        ("has:attrs.user", "attrs ? 'user'"),
+        ("has:attrs.user.id", "attrs->'user' ? 'id'"),
+        ("has:trace", "trace_id IS NOT NULL"),
+        ("has:host", "host IS NOT NULL"),
+        (
+            "attrs.latency>100",
+            "jsonb_typeof(attrs->'latency') = 'number' AND (attrs->>'latency')::numeric > 100",
+        ),
+        (
+            "attrs.latency<=150.5",
+            "jsonb_typeof(attrs->'latency') = 'number' AND (attrs->>'latency')::numeric <= 150.5",
+        ),
+        ("status>=500", "status >= 500"),
+        ("status<300", "status < 300"),
+        ("status:5xx", "status BETWEEN 500 AND 599"),
+        ("duration>250ms", "duration_ms > 250"),
+        ("duration>=1.5s", "duration_ms >= 1500"),
+        ("duration<100", "duration_ms < 100"),
+        ("repeat>10", "repeat_count > 10"),
+        ("host:web-1", "host = 'web-1'"),
+        ("host:web-1,web-2", "host IN ('web-1', 'web-2')"),
+        ("ip:10.1.0.0/16", r"ip ~ '^10\.1\.'"),
+        ("ip:10.0.0.0/8,192.168.0.0/16", r"ip ~ '^(10|192\.168)\.'"),
+        ("ip:10.1.2.3", "ip = '10.1.2.3'"),
+        ("ip:2001:db8::/32", "ip LIKE '2001:db8:%'"),
+        (
+            r#"re:"timeout after \d+""#,
+            r"message ~ 'timeout after [0-9]+'",
+        ),
+        (r#"re:"(?i)^timeout""#, "lower(message) LIKE 'timeout%'"),
+        ("re:[0-9]ms$", r"message ~ '[0-9]ms$'"),
+    ])
+    .prop_map(|(f, r)| (f.to_string(), r.to_string()))
+}
+
+/// Ids the history pages give for `text` over all the seeded rows.
+async fn page_ids(pool: &PgPool, f: &filter::Filter) -> anyhow::Result<Vec<i64>> {
+    let range = history::HistoryRange {
+        from: chrono::Utc::now() - chrono::Duration::days(1),
+        until: chrono::Utc::now() + chrono::Duration::minutes(1),
+    };
+    let mut ids: Vec<i64> = history::page(pool, range, f, history::Direction::Older, None, 10_000)
+        .await?
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The rule form: `log_count` of the filter per service (sum of repeat_count).
+async fn rule_counts(
+    pool: &PgPool,
+    text: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let rule = opsdash::alerts::RuleConfig {
+        name: "forms".into(),
+        measure: "log_count".into(),
+        filter: text.into(),
+        threshold: 1.0,
+        window: "1d".into(),
+        ..opsdash::alerts::RuleConfig::default()
+    };
+    let spec = opsdash::alerts::RuleSpec::from_config(&rule).map_err(anyhow::Error::msg)?;
+    let samples =
+        opsdash::query::alert_metrics::measure(pool, &spec, Duration::from_secs(10)).await?;
+    Ok(samples
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.get("service").cloned().unwrap_or_default(),
+                s.value,
+            )
+        })
+        .collect())
+}
+
+#[test]
+fn new_forms_select_the_rows_of_a_reference_query_in_logs_and_rule_form() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let t = rt.block_on(TestDb::new()).expect("test database");
+    let pool = &t.db.write;
+    rt.block_on(seed_forms(pool)).expect("seed");
+    let config = ProptestConfig {
+        cases: 120,
+        ..ProptestConfig::default()
+    };
+    let nonempty = std::sync::atomic::AtomicUsize::new(0);
+    proptest!(config, |(terms in prop::collection::vec((any::<bool>(), form()), 1..4))| {
+        let text = terms
+            .iter()
+            .map(|(neg, (f, _))| format!("{}{f}", if *neg { "-" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let reference = terms
+            .iter()
+            .map(|(neg, (_, r))| {
+                if *neg {
+                    format!("NOT coalesce(({r}), false)")
+                } else {
+                    format!("coalesce(({r}), false)")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let f = filter::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        let want: Vec<i64> = rt
+            .block_on(
+                sqlx::query_scalar(&format!(
+                    "SELECT id FROM opsdash.log_event WHERE {reference} ORDER BY id"
+                ))
+                .fetch_all(pool),
+            )
+            .map_err(|e| TestCaseError::fail(format!("{reference}: {e}")))?;
+        if !want.is_empty() {
+            nonempty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let got = rt
+            .block_on(page_ids(pool, &f))
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(&got, &want, "Logs form of {}", text);
+
+        let want_counts: Vec<(String, f64)> = rt
+            .block_on(
+                sqlx::query_as(&format!(
+                    "SELECT service, sum(repeat_count)::float8 FROM opsdash.log_event
+                      WHERE {reference} GROUP BY service ORDER BY service"
+                ))
+                .fetch_all(pool),
+            )
+            .map_err(|e| TestCaseError::fail(format!("{reference}: {e}")))?;
+        let got_counts = rt
+            .block_on(rule_counts(pool, &text))
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(
+            got_counts.into_iter().collect::<Vec<_>>(),
+            want_counts,
+            "rule form of {}",
+            text
+        );
+    });
+    // The seed must make the comparison mean something: most filters select some rows.
+    assert!(nonempty.into_inner() > 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_that_runs_out_of_its_budget_says_so_in_one_line() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    // Back-references make PostgreSQL's regex engine backtrack: this pattern takes most of a
+    // second per 400-character line here, so 60 lines are far beyond the 5 s budget.
+    sqlx::raw_sql(
+        "INSERT INTO opsdash.log_event (ts, service, message)
+         SELECT now() - g * interval '1 second', 'api', repeat('ab', 200) || 'c'
+           FROM generate_series(1, 60) g",
+    )
+    .execute(pool)
+    .await?;
+    let f = filter::parse(r#"re:"^(.*)(.*)(.*)\3\2\1x?$""#)?;
+    let range = history::HistoryRange {
+        from: chrono::Utc::now() - chrono::Duration::days(1),
+        until: chrono::Utc::now() + chrono::Duration::minutes(1),
+    };
+    let started = std::time::Instant::now();
+    let err = history::page(pool, range, &f, history::Direction::Older, None, 100)
+        .await
+        .expect_err("the scan cannot finish inside the budget");
+    let msg = filter::explain_error(&f, &err).expect("a filter error");
+    assert!(msg.contains("ran out of its 5 s budget"), "{msg}");
+    assert_eq!(msg.lines().count(), 1);
+    // The server stopped it at the budget, not after the whole scan.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // PostgreSQL's own refusal (at most 255 repetitions) is explained too.
+    let f = filter::parse("re:a{300}")?;
+    let err = history::page(pool, range, &f, history::Direction::Older, None, 1)
+        .await
+        .expect_err("invalid repetition count");
+    let msg = filter::explain_error(&f, &err).expect("a filter error");
+    assert!(
+        msg.contains("not a regular expression PostgreSQL accepts"),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_selects_with_the_new_forms_and_explains_a_refused_regex() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    seed_forms(pool).await?;
+    let text = r#"attrs.http.method:POST -status>=500 re:"^timeout after \d+""#;
+    let f = filter::parse(text)?;
+    let mut out = Vec::new();
+    let n =
+        opsdash::export::export(pool, &f, opsdash::export::Format::Json, &mut out, |_| {}).await?;
+    let rows: Vec<opsdash::export::ExportRow> = serde_json::from_slice(&out)?;
+    let want: Vec<i64> = sqlx::query_scalar(
+        r"SELECT id FROM opsdash.log_event
+           WHERE attrs->'http'->>'method' = 'POST' AND NOT coalesce(status >= 500, false)
+             AND message ~ '^timeout after [0-9]+' ORDER BY ts, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    assert!(!want.is_empty());
+    assert_eq!(n as usize, want.len());
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+    let f = filter::parse("re:x{300}")?;
+    let err = opsdash::export::export(
+        pool,
+        &f,
+        opsdash::export::Format::Text,
+        &mut Vec::new(),
+        |_| {},
+    )
+    .await
+    .expect_err("PostgreSQL refuses more than 255 repetitions");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("re:\"x{300}\" is not a regular expression PostgreSQL accepts"),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1);
+    Ok(())
 }

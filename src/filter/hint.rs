@@ -1,5 +1,5 @@
 //! Hints for syntax the filter language does not have but people guess from other tools
-//! (`OR`, `NOT`, `ts>03:00`, `status>=500`, `!word`, parentheses): such words would otherwise
+//! (`OR`, `NOT`, `ts>03:00`, `status=500`, `status:>=500`, `!word`, parentheses): such words would otherwise
 //! be searched as plain text without a word of warning. `hint` says what to write instead;
 //! the filter still means what it says (the hint never changes it).
 
@@ -95,7 +95,7 @@ fn comparison(word: &str) -> Option<String> {
             )
         }
         "status" | "code" => {
-            format!("{what}: use status:5xx (a class) or status:500,502,503 (a list)")
+            format!("{what}: use status:5xx (a class), status:500,502,503 (a list) or status>=500")
         }
         "level" | "lvl" | "severity" => {
             format!("{what}: use level:warn+ (that level and above) or level:error,fatal")
@@ -104,9 +104,10 @@ fn comparison(word: &str) -> Option<String> {
             format!("{what}: use -{n}:{value} to exclude")
         }
         n if known(n) && (op == "=" || op == "==") => format!("{what}: use {n}:{value}"),
-        _ if op.contains(['>', '<']) => {
-            format!("{what}: fields are key:value (level:warn+, status:5xx), times since:/until:")
-        }
+        _ if op.contains(['>', '<']) => format!(
+            "{what}: fields are key:value (level:warn+, status:5xx), times since:/until:; \
+             numbers compare as status>=500, duration>250ms, repeat>10, attrs.NAME>N"
+        ),
         // `duration=5` in a logfmt line is text worth searching for.
         _ => return None,
     })
@@ -124,6 +125,12 @@ fn keyed(key: &str, value: &str) -> Option<String> {
     if let Some(rest) = value.strip_prefix('-').filter(|r| !r.is_empty()) {
         return Some(format!(
             "{key}:{value} matches the value '{value}': to exclude, write -{key}:{rest}"
+        ));
+    }
+    let comparable = matches!(key, "status" | "duration" | "repeat") || key.starts_with("attrs.");
+    if comparable && value.starts_with(['>', '<']) {
+        return Some(format!(
+            "{key}:{value} is searched as text: to compare, write {key}{value} (no colon)"
         ));
     }
     if let Some(rest) = value.strip_prefix(['>', '<', '=', '!']) {
@@ -146,7 +153,7 @@ mod tests {
         assert!(h("service:api OR service:web").starts_with("OR is not supported: use service:a,b"));
         assert!(h("ts>03:00").contains("since:"), "{}", h("ts>03:00"));
         assert!(h("ts<2026-12-04T03:00").contains("until:2026-12-04T03:00"));
-        assert!(h("status>=500").contains("status:5xx"));
+        assert!(h("status=500").contains("status:5xx"));
         assert!(h("level>=warn").contains("level:warn+"));
         assert!(h("service!=auth").contains("-service:auth"));
         assert!(h("service=auth").contains("use service:auth"));
@@ -155,7 +162,8 @@ mod tests {
         assert!(h("(a b)").starts_with("parentheses"));
         assert!(h("a AND b").starts_with("AND is not needed"));
         assert!(h("service:-auth").contains("-service:auth"));
-        assert!(h("status:>=500").contains("status:5xx"));
+        assert!(h("status:>=500").contains("write status>=500 (no colon)"));
+        assert!(h("latency>100").contains("attrs.NAME>N"));
     }
 
     #[test]
@@ -167,6 +175,8 @@ mod tests {
             "-timeout route:/api/pay* status:5xx since:15m until:2026-11-21T10:00",
             "user:42 trace:abc-def msg:\"x=1\"",
             "duration=5 http://x/?a=b",
+            "status>=500 duration>250ms -repeat>10 attrs.n<=3 attrs.http.method:POST",
+            "has:attrs.user ip:10.1.0.0/16 re:\"timeout after \\d+\"",
         ] {
             // A logfmt pair of an unknown field, or '=' inside a URL, is text to search.
             assert_eq!(hint(ok), None, "unexpected hint for {ok}");

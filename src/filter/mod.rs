@@ -4,12 +4,15 @@
 //! `level:warn+` `level:error,fatal` `service:api` `route:/api/pay*` `status:5xx` `trace:ID`
 //! `user:42` `host:` `method:` `span:` `request:` `type:` `fp:` `since:15m`
 //! `until:2026-11-21T10:00` `-term` (exclude) `"quoted phrase"` `pay*` (word prefix) and bare
-//! words (full-text search on the message). Terms are ANDed.
+//! words (full-text search on the message); comparisons `status>=500` `duration>250ms`
+//! `repeat>10`; JSON attributes `attrs.http.method:POST` `attrs.latency>100` `has:attrs.user`;
+//! `ip:10.1.0.0/16`; `re:"regex"` on the message. Terms are ANDed.
 //!
 //! `parse` never panics; a mistake comes back as `FilterError { pos, message }` with `pos` the
 //! character offset of the offending text. `Filter::push_where` appends a parameterized WHERE
 //! clause over `opsdash.log_event` (unqualified column names) to a `QueryBuilder`.
 
+pub mod audit;
 mod hint;
 mod lexer;
 mod parser;
@@ -33,6 +36,13 @@ status:5xx                a status class; status:404,503 a list
 trace:ID  span:ID         the trace id; the span id
 request:ID  user:42       the request id (req:); the user id
 type:Timeout  fp:HASH     the error type; the error group
+status>=500  repeat>10    compare a number: > >= < <=
+duration>250ms            slower than (us ms s m h; bare number: ms)
+attrs.order_id:123        a JSON attribute (attrs.http.method:POST)
+attrs.latency>100         a JSON attribute compared as a number
+has:attrs.x  has:trace    the attribute exists; the field is set
+ip:10.1.0.0/16            the client address is in the network
+re:\"timeout after \\d+\"    regex on the message (5 s budget)
 since:15m                 stamped in the last 15 min (30s 2h 7d 1w)
 since:2026-11-21T10:00    stamped at or after that time (UTC)
 until:2026-11-21          stamped before that day's midnight (UTC)
@@ -42,7 +52,7 @@ pay*                      a word of the message starts with pay
 \"connection reset\"        the message has the phrase
 msg:\"a:b\"                 message text with a colon, a quote...
 -timeout  -service:auth   exclude (any term but since:/until:)
-Not supported: OR AND NOT ( ) ! = > < (a hint says what to write;
+Not supported: OR AND NOT ( ) ! = (a hint says what to write;
 ts>03:00 is since:2026-11-21T03:00, service!=auth is -service:auth).
 ";
 
@@ -121,6 +131,104 @@ pub enum Cond {
     Prefix(String),
     /// Any other `*` pattern on the message (no index).
     Wildcard(String),
+    /// `attrs.http.method:POST`: the JSON attribute at the path, as text (a string's value,
+    /// a number's digits), equals one of the exact patterns or matches a glob.
+    Attr {
+        path: Vec<String>,
+        patterns: Vec<Pattern>,
+    },
+    /// `has:attrs.user`: the attribute exists (JSON null counts as present).
+    HasAttr(Vec<String>),
+    /// `has:trace`: the column is set.
+    Has(TextColumn),
+    /// `status>=500`, `duration>250ms`, `repeat>10`.
+    Compare {
+        field: NumField,
+        op: CmpOp,
+        value: f64,
+    },
+    /// `attrs.latency>100`: a JSON number at the path compared (strings never match).
+    AttrCompare {
+        path: Vec<String>,
+        op: CmpOp,
+        value: f64,
+    },
+    /// `ip:10.1.0.0/16,2001:db8::/32`: the client address is inside one of the networks
+    /// (canonical CIDR text; an address alone is a /32 or /128).
+    IpIn(Vec<String>),
+    /// `re:"timeout after \d+"`: a PostgreSQL regular expression on the message (case-
+    /// sensitive; `(?i)` at the start ignores case). A scan, run under `REGEX_BUDGET`.
+    Regex(String),
+}
+
+/// A numeric column a comparison may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumField {
+    Status,
+    /// Milliseconds (`duration>250ms`, `duration>1.5s`; a bare number is milliseconds).
+    DurationMs,
+    /// How many times a line was seen in the dedup window (`repeat>10`).
+    Repeat,
+}
+
+impl NumField {
+    fn sql(self) -> &'static str {
+        match self {
+            NumField::Status => "status",
+            NumField::DurationMs => "duration_ms",
+            NumField::Repeat => "repeat_count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl CmpOp {
+    fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+        }
+    }
+}
+
+/// How long a filter with a regular expression may run before the server stops it: a regex is
+/// a scan of every line in the range, and one slow scan must not hold a backend (or the
+/// operator) for minutes. The queries of the Logs history, the histogram and the counts set it
+/// as `statement_timeout` for their transaction (`query::history::apply_budget`).
+pub const REGEX_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One clear line for a database error caused by what the filter asked for (the regular
+/// expression ran out of its budget, or PostgreSQL refused it), or None for other errors.
+pub fn explain_error(filter: &Filter, err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    let code = db.code()?;
+    let re = filter.terms.iter().find_map(|t| match &t.cond {
+        Cond::Regex(r) => Some(r.as_str()),
+        _ => None,
+    })?;
+    match code.as_ref() {
+        // query_canceled: statement_timeout fired.
+        "57014" => Some(format!(
+            "re:{re:?} ran out of its {} s budget: narrow the time range or add a word, a \
+             service: or a level: term so fewer lines are scanned",
+            REGEX_BUDGET.as_secs()
+        )),
+        // invalid_regular_expression, and "too complex" (program_limit_exceeded).
+        "2201B" | "54000" => Some(format!(
+            "re:{re:?} is not a regular expression PostgreSQL accepts: {}",
+            db.message()
+        )),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +296,11 @@ impl Filter {
 
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
+    }
+
+    /// Whether the filter holds a regular expression (run it under `REGEX_BUDGET`).
+    pub fn has_regex(&self) -> bool {
+        self.terms.iter().any(|t| matches!(t.cond, Cond::Regex(_)))
     }
 
     /// Appends ` WHERE <conditions>`.

@@ -1,23 +1,27 @@
 //! Gives each lexed term its meaning: which column, which comparison, which values. Every
 //! mistake is reported with the character offset of the offending text.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::Datelike;
 
-use super::lexer::{lex, RawTerm};
-use super::{Cond, FilterError, Pattern, Term, TextColumn, TimeBound};
+use super::lexer::{lex, RawTerm, ATTRS_PREFIX};
+use super::{CmpOp, Cond, FilterError, NumField, Pattern, Term, TextColumn, TimeBound};
 use crate::model::Level;
 
-pub const KNOWN_KEYS: &str =
-    "level, service, host, route, method, status, trace, span, request, user, type, fp, since, until, msg";
+pub const KNOWN_KEYS: &str = "level, service, host, route, method, status, trace, span, request, user, type, fp, ip, attrs.NAME, has, re, since, until, msg";
 
 pub fn parse_terms(input: &str) -> Result<Vec<Term>, FilterError> {
     lex(input)?.into_iter().map(term).collect()
 }
 
 fn term(raw: RawTerm) -> Result<Term, FilterError> {
-    let cond = match &raw.key {
-        None => text_cond(&raw),
-        Some((key, key_pos)) => keyed(key, *key_pos, &raw)?,
+    let cond = match (&raw.key, raw.op) {
+        (None, _) => text_cond(&raw),
+        (Some((key, key_pos)), Some(op)) => compare(key, *key_pos, op, &raw)?,
+        (Some((key, key_pos)), None) if key.starts_with(ATTRS_PREFIX) => Cond::Attr {
+            path: attr_path(key, *key_pos)?,
+            patterns: patterns(&raw)?,
+        },
+        (Some((key, key_pos)), None) => keyed(key, *key_pos, &raw)?,
     };
     if raw.negated && matches!(cond, Cond::Since(_) | Cond::Until(_)) {
         return Err(FilterError::new(
@@ -32,7 +36,7 @@ fn term(raw: RawTerm) -> Result<Term, FilterError> {
 }
 
 /// A bare word or phrase searches the message text.
-fn text_cond(raw: &RawTerm) -> Cond {
+pub(super) fn text_cond(raw: &RawTerm) -> Cond {
     if raw.quoted {
         return Cond::Phrase(raw.value.clone());
     }
@@ -56,6 +60,9 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
         "since" | "from" => return Ok(Cond::Since(time_bound(raw)?)),
         "until" | "to" => return Ok(Cond::Until(time_bound(raw)?)),
         "msg" | "message" => return Ok(text_cond(raw)),
+        "has" => return has(raw),
+        "ip" => return Ok(Cond::IpIn(networks(raw)?)),
+        "re" | "regex" => return regex(raw),
         "service" | "svc" => TextColumn::Service,
         "host" => TextColumn::Host,
         "route" | "path" => TextColumn::Route,
@@ -83,25 +90,269 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
             ))
         }
     };
-    let patterns = if raw.quoted {
-        vec![Pattern::Exact(raw.value.clone())]
-    } else {
-        list(raw)?
-            .into_iter()
-            .map(|(v, _)| {
-                if v.contains('*') {
-                    Pattern::Glob(v)
-                } else {
-                    Pattern::Exact(v)
-                }
-            })
-            .collect()
+    Ok(Cond::Field {
+        column,
+        patterns: patterns(raw)?,
+    })
+}
+
+/// The column a `key:` names, for `has:KEY` (None for keys that are not columns).
+fn column_of(key: &str) -> Option<TextColumn> {
+    Some(match key {
+        "service" | "svc" => TextColumn::Service,
+        "host" => TextColumn::Host,
+        "route" | "path" => TextColumn::Route,
+        "method" => TextColumn::Method,
+        "trace" | "trace_id" => TextColumn::TraceId,
+        "span" | "span_id" => TextColumn::SpanId,
+        "request" | "request_id" | "req" => TextColumn::RequestId,
+        "user" | "user_id" => TextColumn::UserId,
+        "type" | "error_type" => TextColumn::ErrorType,
+        "fp" | "fingerprint" => TextColumn::Fingerprint,
+        _ => return None,
+    })
+}
+
+/// A value, or a comma list of values, each exact or a `*` glob; quoted is one exact value.
+pub(super) fn patterns(raw: &RawTerm) -> Result<Vec<Pattern>, FilterError> {
+    if raw.quoted {
+        return Ok(vec![Pattern::Exact(raw.value.clone())]);
+    }
+    Ok(list(raw)?
+        .into_iter()
+        .map(|(v, _)| {
+            if v.contains('*') {
+                Pattern::Glob(v)
+            } else {
+                Pattern::Exact(v)
+            }
+        })
+        .collect())
+}
+
+/// `attrs.http.method` as the path `["http", "method"]`; an empty name is refused where it is.
+fn attr_path(key: &str, key_pos: usize) -> Result<Vec<String>, FilterError> {
+    let mut path = Vec::new();
+    let mut pos = key_pos + ATTRS_PREFIX.len();
+    for name in key[ATTRS_PREFIX.len()..].split('.') {
+        if name.is_empty() {
+            return Err(FilterError::new(
+                pos,
+                "empty attribute name (write attrs.NAME or attrs.NAME.INNER)",
+            ));
+        }
+        pos += name.chars().count() + 1;
+        path.push(name.to_string());
+    }
+    Ok(path)
+}
+
+/// `has:attrs.user` (the attribute exists) or `has:trace` (the column is set).
+fn has(raw: &RawTerm) -> Result<Cond, FilterError> {
+    let v = raw.value.as_str();
+    if raw.quoted {
+        return Err(FilterError::new(
+            raw.value_pos,
+            "has: takes a field name, not quoted text (has:attrs.user, has:trace)",
+        ));
+    }
+    if v.to_ascii_lowercase().starts_with(ATTRS_PREFIX) {
+        let key = format!("{ATTRS_PREFIX}{}", &v[ATTRS_PREFIX.len()..]);
+        if let Some(bad) = key
+            .chars()
+            .position(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(FilterError::new(
+                raw.value_pos + bad,
+                "an attribute name holds letters, digits, '_' and '-' (attrs.http.method)",
+            ));
+        }
+        return Ok(Cond::HasAttr(attr_path(&key, raw.value_pos)?));
+    }
+    column_of(&v.to_ascii_lowercase())
+        .map(Cond::Has)
+        .ok_or_else(|| {
+            FilterError::new(
+                raw.value_pos,
+                format!(
+                    "has:{v}: not a field that can be missing (has:attrs.NAME, has:trace, \
+                     has:user, has:host, has:route, has:request, has:span, has:type, has:fp)"
+                ),
+            )
+        })
+}
+
+/// `status>=500`, `duration>250ms`, `repeat>10`, `attrs.latency>100`.
+fn compare(key: &str, key_pos: usize, op: CmpOp, raw: &RawTerm) -> Result<Cond, FilterError> {
+    let v = raw.value.as_str();
+    let number = |what: &str| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| FilterError::new(raw.value_pos, format!("bad number '{v}' ({what})")))
     };
-    Ok(Cond::Field { column, patterns })
+    if key.starts_with(ATTRS_PREFIX) {
+        return Ok(Cond::AttrCompare {
+            path: attr_path(key, key_pos)?,
+            op,
+            value: number("compare an attribute with a number: attrs.latency>100")?,
+        });
+    }
+    let (field, value) = match key {
+        "status" => (NumField::Status, number("a status code: status>=500")?),
+        "repeat" | "repeat_count" => (NumField::Repeat, number("a count: repeat>10")?),
+        _ => (
+            NumField::DurationMs,
+            duration_ms(v).ok_or_else(|| {
+                FilterError::new(
+                    raw.value_pos,
+                    format!("bad duration '{v}' (250ms, 1.5s, 2m; a bare number is milliseconds)"),
+                )
+            })?,
+        ),
+    };
+    Ok(Cond::Compare { field, op, value })
+}
+
+/// `250ms`, `1.5s`, `2m`, `1h`, `300us`, or a bare number of milliseconds.
+fn duration_ms(v: &str) -> Option<f64> {
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite())?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "ms" => 1.0,
+        "us" | "µs" => 0.001,
+        "s" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return None,
+    };
+    Some(n * scale)
+}
+
+/// `ip:10.1.2.3`, `ip:10.1.0.0/16`, `ip:2001:db8::/32`, a comma list of them. Host bits set
+/// under the mask (`10.1.2.3/16`) are refused: the network meant is ambiguous to the reader.
+pub(super) fn networks(raw: &RawTerm) -> Result<Vec<String>, FilterError> {
+    let mut nets = Vec::new();
+    for (v, pos) in list(raw)? {
+        let net = if v.contains('/') {
+            let net: ipnet::IpNet = v.parse().map_err(|_| {
+                FilterError::new(
+                    pos,
+                    format!(
+                        "bad network '{v}' (write an address and a prefix length: 10.1.0.0/16)"
+                    ),
+                )
+            })?;
+            if net.trunc() != net {
+                return Err(FilterError::new(
+                    pos,
+                    format!(
+                        "'{v}' has bits set after the /{} prefix: write {}",
+                        net.prefix_len(),
+                        net.trunc()
+                    ),
+                ));
+            }
+            net
+        } else {
+            let addr: std::net::IpAddr = v.parse().map_err(|_| {
+                FilterError::new(
+                    pos,
+                    format!(
+                        "bad IP address '{v}' (10.1.2.3, 2001:db8::1, or a network 10.1.0.0/16)"
+                    ),
+                )
+            })?;
+            ipnet::IpNet::from(addr)
+        };
+        nets.push(net.to_string());
+    }
+    Ok(nets)
+}
+
+/// `re:"timeout after \d+"`: checked here (syntax, with the position of the mistake) so a typo
+/// is not a database error, and refused where PostgreSQL's regular expressions differ from
+/// the common syntax in ways that would silently mean something else.
+fn regex(raw: &RawTerm) -> Result<Cond, FilterError> {
+    let re = raw.value.as_str();
+    // Inside quotes the pattern starts one character after the quote.
+    let start = raw.value_pos + usize::from(raw.quoted);
+    if re.is_empty() {
+        return Err(FilterError::new(raw.value_pos, "empty regular expression"));
+    }
+    // PostgreSQL's back-references (`\\1`) and word-boundary escapes (`\\m \\M \\y \\Y`, and
+    // `\\Z`) are not in the common syntax the checker reads: stand-ins of the same length keep
+    // the offsets of everything else. `\\b` and `\\B` parse in both but mean backspace and
+    // backslash in PostgreSQL, not word boundaries: refused so the pattern does not silently
+    // match nothing.
+    let chars: Vec<char> = re.chars().collect();
+    let mut checked = String::with_capacity(re.len());
+    let mut k = 0;
+    while k < chars.len() {
+        if chars[k] == '\\' && k + 1 < chars.len() {
+            let next = chars[k + 1];
+            match next {
+                'b' | 'B' => {
+                    return Err(FilterError::new(
+                        start + k,
+                        format!(
+                            "bad regular expression: \\{next} is not a word boundary in \
+                             PostgreSQL: write \\{} (\\m and \\M for a word's start and end)",
+                            if next == 'b' { 'y' } else { 'Y' }
+                        ),
+                    ))
+                }
+                '1'..='9' | 'm' | 'M' | 'y' | 'Y' | 'Z' => checked.push_str("xx"),
+                _ => {
+                    checked.push('\\');
+                    checked.push(next);
+                }
+            }
+            k += 2;
+        } else {
+            checked.push(chars[k]);
+            k += 1;
+        }
+    }
+    if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&checked) {
+        let at = checked[..e.span().start.offset.min(checked.len())]
+            .chars()
+            .count();
+        return Err(FilterError::new(
+            start + at,
+            format!("bad regular expression: {}", e.kind()),
+        ));
+    }
+    for (bad, why) in [
+        ("(?P<", "named groups are not supported: use (...)"),
+        (
+            "(?<",
+            "named groups and look-behind are not supported: use (...)",
+        ),
+        (
+            "\\p{",
+            "\\p{...} classes are not supported: use [[:alpha:]], [[:digit:]]...",
+        ),
+        (
+            "\\P{",
+            "\\P{...} classes are not supported: use [^[:alpha:]]...",
+        ),
+    ] {
+        if let Some(at) = re.find(bad) {
+            return Err(FilterError::new(
+                start + re[..at].chars().count(),
+                format!("bad regular expression: {why}"),
+            ));
+        }
+    }
+    Ok(Cond::Regex(re.to_string()))
 }
 
 /// Splits `a,b,c` into values with their offsets; an empty item is an error.
-fn list(raw: &RawTerm) -> Result<Vec<(String, usize)>, FilterError> {
+pub(super) fn list(raw: &RawTerm) -> Result<Vec<(String, usize)>, FilterError> {
     let mut out = Vec::new();
     let mut pos = raw.value_pos;
     for part in raw.value.split(',') {
@@ -161,9 +412,9 @@ fn status(raw: &RawTerm) -> Result<Cond, FilterError> {
     Ok(Cond::Status(ranges))
 }
 
-fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
+pub(super) fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
     let v = raw.value.trim();
-    if let Some(t) = absolute_time(v) {
+    if let Some(t) = crate::model::parse_instant(v) {
         // PostgreSQL's timestamptz starts in 4713 BC (year -4712); an earlier bound would make
         // every query of the filter fail. Found by fault_parsers: `since:-5000-1-1`.
         if t.year() <= -4712 {
@@ -189,30 +440,10 @@ fn time_bound(raw: &RawTerm) -> Result<TimeBound, FilterError> {
     }
 }
 
-/// Absolute times without a zone are UTC.
-fn absolute_time(v: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
-            return Some(Utc.from_utc_datetime(&t));
-        }
-    }
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| Utc.from_utc_datetime(&t))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
 
     fn one(s: &str) -> Term {
         let mut t = parse_terms(s).unwrap();
@@ -300,5 +531,114 @@ mod tests {
         assert_eq!(parse_terms("status:200,abc").unwrap_err().pos, 11);
         assert_eq!(parse_terms("since:soon").unwrap_err().pos, 6);
         assert_eq!(parse_terms("a -since:1h").unwrap_err().pos, 2);
+    }
+
+    #[test]
+    fn understands_the_new_forms() {
+        use super::super::{CmpOp, NumField};
+        assert_eq!(
+            one("status>=500").cond,
+            Cond::Compare {
+                field: NumField::Status,
+                op: CmpOp::Ge,
+                value: 500.0
+            }
+        );
+        assert_eq!(
+            one("duration>1.5s").cond,
+            Cond::Compare {
+                field: NumField::DurationMs,
+                op: CmpOp::Gt,
+                value: 1500.0
+            }
+        );
+        assert_eq!(
+            one("duration<=250").cond,
+            Cond::Compare {
+                field: NumField::DurationMs,
+                op: CmpOp::Le,
+                value: 250.0
+            }
+        );
+        assert_eq!(
+            one("repeat<10").cond,
+            Cond::Compare {
+                field: NumField::Repeat,
+                op: CmpOp::Lt,
+                value: 10.0
+            }
+        );
+        assert_eq!(
+            one("attrs.http.method:POST,GET").cond,
+            Cond::Attr {
+                path: vec!["http".into(), "method".into()],
+                patterns: vec![Pattern::Exact("POST".into()), Pattern::Exact("GET".into())]
+            }
+        );
+        assert_eq!(
+            one("attrs.latency>100").cond,
+            Cond::AttrCompare {
+                path: vec!["latency".into()],
+                op: CmpOp::Gt,
+                value: 100.0
+            }
+        );
+        assert_eq!(
+            one("has:attrs.User").cond,
+            Cond::HasAttr(vec!["User".into()])
+        );
+        assert_eq!(one("has:trace").cond, Cond::Has(TextColumn::TraceId));
+        assert_eq!(
+            one("ip:10.1.0.0/16,10.9.8.7,2001:db8::/32").cond,
+            Cond::IpIn(vec![
+                "10.1.0.0/16".into(),
+                "10.9.8.7/32".into(),
+                "2001:db8::/32".into()
+            ])
+        );
+        assert_eq!(
+            one(r#"re:"timeout after \d+""#).cond,
+            Cond::Regex(r"timeout after \d+".into())
+        );
+        assert!(one("-re:x+").negated);
+    }
+
+    #[test]
+    fn new_forms_refuse_mistakes_where_they_are() {
+        let err = |s: &str| parse_terms(s).unwrap_err();
+        let e = err("level:warn ip:10.1.0.0/33");
+        assert_eq!(e.pos, 14, "{e:?}");
+        assert!(e.message.starts_with("bad network"), "{e:?}");
+        let e = err("ip:10.0.0.1,10.1.2.3/16");
+        assert_eq!(e.pos, 12, "{e:?}");
+        assert!(e.message.contains("write 10.1.0.0/16"), "{e:?}");
+        assert_eq!(err("ip:10.1.2").pos, 3);
+        // The position of the regex mistake inside the pattern (after the quote).
+        let e = err(r#"x re:"ab(c""#);
+        assert_eq!(e.pos, 8, "{e:?}");
+        assert!(e.message.starts_with("bad regular expression"), "{e:?}");
+        let e = err("re:a(?P<n>b)");
+        assert_eq!(e.pos, 4, "{e:?}");
+        assert!(e.message.contains("named groups"), "{e:?}");
+        assert_eq!(err("re:\"\"").pos, 3);
+        let e = err(r"re:a\bc");
+        assert_eq!(e.pos, 4, "{e:?}");
+        assert!(e.message.contains(r"write \y"), "{e:?}");
+        // PostgreSQL's own syntax is accepted: back-references, \m \M \y.
+        assert!(parse_terms(r"re:^(a+)\1\y re:\mfoo\M").is_ok());
+        assert_eq!(err("status>=5xx").pos, 8);
+        let e = err("duration>fast");
+        assert_eq!(e.pos, 9);
+        assert!(e.message.starts_with("bad duration"), "{e:?}");
+        assert_eq!(err("attrs.a..b:1").pos, 8);
+        let e = err("has:bogus");
+        assert_eq!(e.pos, 4);
+        assert!(e.message.contains("has:attrs.NAME"), "{e:?}");
+        let e = err("a bogus:1");
+        assert!(e.message.contains("attrs.NAME"), "{e:?}");
+        // Every error is one line.
+        for s in ["ip:x", "re:(", "has:x", "status>x", "attrs.:1"] {
+            assert_eq!(err(s).to_string().lines().count(), 1, "{s}");
+        }
     }
 }

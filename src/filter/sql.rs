@@ -10,7 +10,7 @@
 
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{Cond, Pattern, Term, TextColumn, TimeBound};
+use super::{CmpOp, Cond, NumField, Pattern, Term, TextColumn, TimeBound};
 
 const TSV: &str = "to_tsvector('simple', opsdash.search_text(message))";
 
@@ -106,7 +106,78 @@ fn push_cond(c: &Cond, qb: &mut QueryBuilder<'_, Postgres>) {
             qb.push("message ILIKE ")
                 .push_bind(format!("%{}%", glob_to_like(w)));
         }
+        // The forms below have no index of their own on log_event: each is checked on the
+        // rows the time range (partition pruning, the ts index) and the other terms leave.
+        Cond::Attr { path, patterns } => push_attr(path, patterns, qb),
+        Cond::HasAttr(path) => {
+            qb.push("attrs #> ")
+                .push_bind(path.clone())
+                .push("::text[] IS NOT NULL");
+        }
+        Cond::Has(column) => {
+            qb.push(column.sql()).push(" IS NOT NULL");
+        }
+        Cond::Compare { field, op, value } => push_compare(*field, *op, *value, qb),
+        Cond::AttrCompare { path, op, value } => push_attr_compare(path, *op, *value, qb),
+        Cond::IpIn(nets) => {
+            // `ip` is text from the logs: opsdash.try_inet (migration 0030) reads it as an
+            // address or NULL, so one malformed value cannot fail the whole query.
+            qb.push("opsdash.try_inet(ip) <<= ANY(")
+                .push_bind(nets.clone())
+                .push("::cidr[])");
+        }
+        Cond::Regex(re) => {
+            qb.push("message ~ ").push_bind(re.clone());
+        }
     }
+}
+
+/// `attrs.a.b:v`: `#>>` gives the attribute as text (a string without its quotes, a number's
+/// digits), so `attrs.order_id:123` finds 123 and "123" alike.
+fn push_attr(path: &[String], patterns: &[Pattern], qb: &mut QueryBuilder<'_, Postgres>) {
+    for (i, p) in patterns.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("attrs #>> ")
+            .push_bind(path.to_vec())
+            .push("::text[]");
+        match p {
+            Pattern::Exact(v) => qb.push(" = ").push_bind(v.clone()),
+            Pattern::Glob(g) => qb.push(" LIKE ").push_bind(glob_to_like(g)),
+        };
+    }
+}
+
+fn push_compare(field: NumField, op: CmpOp, value: f64, qb: &mut QueryBuilder<'_, Postgres>) {
+    qb.push(field.sql()).push(" ").push(op.sql()).push(" ");
+    // A whole number against an integer column is bound as bigint: int2/int4 against int8 has
+    // btree operators, so an index on the column stays usable (a float8 cast of the column
+    // would not). Fractions (and durations) compare as float8.
+    let integral = value.fract() == 0.0 && value.abs() < 1e15;
+    if field != NumField::DurationMs && integral {
+        qb.push_bind(value as i64);
+    } else {
+        qb.push_bind(value).push("::float8");
+    }
+}
+
+/// `attrs.latency>100` as a JSON path predicate: strings, objects and missing attributes never
+/// compare (jsonpath's "unknown" is false). The names come from the lexer (letters, digits,
+/// `_`, `-`) and are written as quoted jsonpath keys; the number is bound as a variable.
+fn push_attr_compare(path: &[String], op: CmpOp, value: f64, qb: &mut QueryBuilder<'_, Postgres>) {
+    let mut jp = String::from("$");
+    for name in path {
+        jp.push_str(".\"");
+        jp.push_str(&name.replace('\\', "\\\\").replace('"', "\\\""));
+        jp.push('"');
+    }
+    jp.push_str(&format!(" ? (@ {} $v)", op.sql()));
+    qb.push("jsonb_path_exists(attrs, ")
+        .push_bind(jp)
+        .push("::jsonpath, jsonb_build_object('v', ")
+        .push_bind(value)
+        .push("::float8))");
 }
 
 fn push_field(column: TextColumn, patterns: &[Pattern], qb: &mut QueryBuilder<'_, Postgres>) {
@@ -138,7 +209,7 @@ fn push_field(column: TextColumn, patterns: &[Pattern], qb: &mut QueryBuilder<'_
     }
 }
 
-fn push_time(b: &TimeBound, qb: &mut QueryBuilder<'_, Postgres>) {
+pub(super) fn push_time(b: &TimeBound, qb: &mut QueryBuilder<'_, Postgres>) {
     match b {
         TimeBound::At(t) => {
             qb.push_bind(*t);
@@ -167,12 +238,12 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn contains(s: &str) -> String {
+pub(super) fn contains(s: &str) -> String {
     format!("%{}%", like_escape(s))
 }
 
 /// `*` is the only wildcard users write; everything else is literal.
-fn glob_to_like(g: &str) -> String {
+pub(super) fn glob_to_like(g: &str) -> String {
     g.split('*').map(like_escape).collect::<Vec<_>>().join("%")
 }
 

@@ -7,4 +7,4 @@ mod time_range;
 
 pub use histogram::Histogram;
 pub use level::{Level, Severity};
-pub use time_range::TimeRange;
+pub use time_range::{parse_goto, parse_instant, TimeRange};

@@ -1,10 +1,13 @@
-//! The audit trail: who did what to which resource when, with before/after; quick filters for
+//! The audit trail: who did what to which resource when, with before/after; the filter line's
+//! search with keyset paging through all of it (`opsdash audit search`); quick filters for
 //! "who deleted X" and for mass deletes (actors with more than N deletes in 5 minutes).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::filter::audit::AuditFilter;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
 pub struct AuditEvent {
@@ -107,6 +110,83 @@ pub async fn trail(
     qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
         .push_bind(limit);
     qb.build_query_as().fetch_all(pool).await
+}
+
+/// Where a page of the trail continues: the (ts, id) of its last (oldest) row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditKey {
+    pub ts: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// One page of the rows the filter line selects, newest first, after `before`. Paging by
+/// (ts, id) keys costs the same at any depth; an exact actor, action or resource is served by
+/// its `(..., ts)` index, anything else by a backward scan of the `ts` index that stops at
+/// `limit` rows.
+pub async fn search(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    before: Option<AuditKey>,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditEvent>> {
+    search_query("", filter, before, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+}
+
+/// The statement of `search` after `prefix` (`EXPLAIN ...` in tests).
+pub fn search_query<'a>(
+    prefix: &str,
+    filter: &'a AuditFilter,
+    before: Option<AuditKey>,
+    limit: i64,
+) -> QueryBuilder<'a, Postgres> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT {AUDIT_COLUMNS} FROM opsdash.audit_event WHERE "
+    ));
+    filter.push_conditions(&mut qb);
+    if let Some(k) = before {
+        qb.push(" AND ts <= ")
+            .push_bind(k.ts)
+            .push(" AND (ts, id) < (")
+            .push_bind(k.ts)
+            .push(", ")
+            .push_bind(k.id)
+            .push(")");
+    }
+    qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
+        .push_bind(limit.max(0));
+    qb
+}
+
+/// "Who deleted row ID of TABLE": deletes of that resource, newest first. The row trigger
+/// names the type `schema.table`; a table given without a schema matches it in any schema.
+pub async fn who_deleted_in(
+    pool: &PgPool,
+    table: &str,
+    id: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditEvent>> {
+    let escaped: String = table
+        .chars()
+        .flat_map(|c| {
+            let esc = matches!(c, '\\' | '%' | '_').then_some('\\');
+            esc.into_iter().chain(std::iter::once(c))
+        })
+        .collect();
+    sqlx::query_as(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM opsdash.audit_event
+          WHERE resource_id = $1 AND (resource_type = $2 OR resource_type LIKE $3)
+            AND {IS_DELETE}
+          ORDER BY ts DESC, id DESC LIMIT $4"
+    ))
+    .bind(id)
+    .bind(table)
+    .bind(format!("%.{escaped}"))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// "Who deleted X": deletes of a resource, newest first. `resource` is an id, or

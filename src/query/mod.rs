@@ -10,6 +10,8 @@ pub mod demo;
 pub mod error_groups;
 pub mod external_alerts;
 pub mod health;
+pub mod histogram;
+pub mod history;
 pub mod ingest;
 pub mod kpi;
 pub mod lease;
