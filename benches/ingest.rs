@@ -5,8 +5,13 @@
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
 //!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
-//!     --cpu-only: stop after the CPU-side figures (JSON, each envelope format, then one row per
-//!     line format of tests/fixtures/sources: plain text, PostgreSQL stderr/csvlog/jsonlog...)
+//!     --cpu-only: stop after the CPU-side figures (JSON, then one row per format of issue 14:
+//!     envelopes, line formats from tests/fixtures/sources, custom nginx layout, Heroku router;
+//!     then multi-line joining on vs off over the same lines)
+//!     --formats: instead, end to end per format: `opsdash ingest --format auto` of each
+//!     format's file beside `psql \copy` of the rows it stored (same tables, same run)
+//!     --only TEXT: only the per-format rows whose name contains TEXT; --repeat N: CPU rows are
+//!     the least CPU time of N runs (default 3)
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -194,146 +199,92 @@ fn time_cpu_side(json: &Path) -> Result<Duration> {
 }
 
 /// Lines of one envelope format as its writer prints them (journalctl -o json with a unit's
-/// usual fields, Docker json-file, CRI, rsyslog's traditional file format), the text inside
-/// being a mix of plain text, JSON and logfmt as services write.
+/// usual fields, Docker json-file, CRI, rsyslog's traditional file format, RFC 5424 as
+/// `logger --rfc5424` sends it), the text inside being a mix of plain text, JSON and logfmt as
+/// services write. `cri-partial`: every 10th event is split into `P` pieces ended by an `F`
+/// line, as a runtime splits a long line (at a few hundred bytes here, so that the row counts
+/// the joining rather than the bytes).
 fn envelope_lines(format: &str, n: usize) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(7);
     let start = Utc::now() - chrono::Duration::minutes(90);
-    (0..n)
-        .map(|i| {
-            let ts = start + chrono::Duration::microseconds(i as i64 * 997);
-            let svc = SERVICES[rng.gen_range(0..SERVICES.len())];
-            let pid = 1000 + rng.gen_range(0..50);
-            let text = match i % 3 {
-                0 => format!("order {i} accepted for user u{} in {} ms", rng.gen_range(0..5000), rng.gen_range(1..900)),
-                1 => format!(r#"{{"level":"info","msg":"cache refreshed","keys":{},"took_ms":{}}}"#, rng.gen_range(0..9999), rng.gen_range(1..90)),
-                _ => format!("level=warn msg=\"slow upstream\" upstream=payments took={}ms", rng.gen_range(100..3000)),
-            };
-            let json_text = serde_json::to_string(&text).unwrap_or_default();
-            match format {
-                "journald" => format!(
-                    r#"{{"__CURSOR":"s=dc28c875a9f9456c8f662f51641dd37c;i={i:x};b=3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7;m={:x};t={:x};x=9f0fd9eb36c4f6ac","__REALTIME_TIMESTAMP":"{}","__MONOTONIC_TIMESTAMP":"{}","_BOOT_ID":"3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7","_MACHINE_ID":"0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50","_HOSTNAME":"web-1","PRIORITY":"6","SYSLOG_FACILITY":"3","SYSLOG_IDENTIFIER":"{svc}","_PID":"{pid}","_UID":"998","_GID":"998","_COMM":"{svc}","_EXE":"/usr/local/bin/{svc}","_CMDLINE":"/usr/local/bin/{svc} --config /etc/{svc}.toml","_CAP_EFFECTIVE":"0","_SYSTEMD_CGROUP":"/system.slice/{svc}.service","_SYSTEMD_UNIT":"{svc}.service","_SYSTEMD_SLICE":"system.slice","_SYSTEMD_INVOCATION_ID":"5b0a6e1c2d3f4a5b6c7d8e9f0a1b2c3d","_TRANSPORT":"stdout","_STREAM_ID":"a1b2c3d4e5f60718293a4b5c6d7e8f90","MESSAGE":{json_text}}}"#,
-                    i * 997,
-                    ts.timestamp_micros(),
-                    ts.timestamp_micros(),
-                    81_234_567 + i * 997
+    let mut out = Vec::with_capacity(n + n / 4);
+    let mut i = 0usize;
+    while out.len() < n {
+        i += 1;
+        let ts = start + chrono::Duration::microseconds(i as i64 * 997);
+        let svc = SERVICES[rng.gen_range(0..SERVICES.len())];
+        let pid = 1000 + rng.gen_range(0..50);
+        let (text, priority) = match i % 3 {
+            0 => (
+                format!(
+                    "order {i} accepted for user u{} in {} ms",
+                    rng.gen_range(0..5000),
+                    rng.gen_range(1..900)
                 ),
-                "docker" => format!(
-                    r#"{{"log":{},"stream":"stdout","time":"{}"}}"#,
-                    serde_json::to_string(&format!("{text}\n")).unwrap_or_default(),
-                    ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                6,
+            ),
+            1 => (
+                format!(
+                    r#"{{"level":"info","msg":"cache refreshed","keys":{},"took_ms":{}}}"#,
+                    rng.gen_range(0..9999),
+                    rng.gen_range(1..90)
                 ),
-                "cri" => format!(
-                    "{} stdout F {text}",
-                    ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                6,
+            ),
+            _ => (
+                format!(
+                    "level=warn msg=\"slow upstream\" upstream=payments took={}ms",
+                    rng.gen_range(100..3000)
                 ),
-                _ => format!("{} web-1 {svc}[{pid}]: {text}", ts.format("%b %e %H:%M:%S")),
+                4,
+            ),
+        };
+        let json_text = serde_json::to_string(&text).unwrap_or_default();
+        let nanos = ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        match format {
+            "journald" => out.push(format!(
+                r#"{{"__CURSOR":"s=dc28c875a9f9456c8f662f51641dd37c;i={i:x};b=3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7;m={:x};t={:x};x=9f0fd9eb36c4f6ac","__REALTIME_TIMESTAMP":"{}","__MONOTONIC_TIMESTAMP":"{}","_BOOT_ID":"3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7","_MACHINE_ID":"0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f50","_HOSTNAME":"web-1","PRIORITY":"{priority}","SYSLOG_FACILITY":"3","SYSLOG_IDENTIFIER":"{svc}","_PID":"{pid}","_UID":"998","_GID":"998","_COMM":"{svc}","_EXE":"/usr/local/bin/{svc}","_CMDLINE":"/usr/local/bin/{svc} --config /etc/{svc}.toml","_CAP_EFFECTIVE":"0","_SYSTEMD_CGROUP":"/system.slice/{svc}.service","_SYSTEMD_UNIT":"{svc}.service","_SYSTEMD_SLICE":"system.slice","_SYSTEMD_INVOCATION_ID":"5b0a6e1c2d3f4a5b6c7d8e9f0a1b2c3d","_TRANSPORT":"stdout","_STREAM_ID":"a1b2c3d4e5f60718293a4b5c6d7e8f90","MESSAGE":{json_text}}}"#,
+                i * 997,
+                ts.timestamp_micros(),
+                ts.timestamp_micros(),
+                81_234_567 + i * 997
+            )),
+            "docker" => out.push(format!(
+                r#"{{"log":{},"stream":"stdout","time":"{nanos}"}}"#,
+                serde_json::to_string(&format!("{text}\n")).unwrap_or_default(),
+            )),
+            "cri" => out.push(format!("{nanos} stdout F {text}")),
+            "cri-partial" if i.is_multiple_of(10) => {
+                // A long JSON line: the runtime writes its pieces as P lines, the last as F.
+                let long = format!(
+                    r#"{{"level":"info","msg":"order {i} priced","items":[{}],"total":{}}}"#,
+                    (0..rng.gen_range(8..24))
+                        .map(|k| format!(r#"{{"sku":"SKU-{:05}","qty":{},"price":{}.{:02}}}"#, rng.gen_range(0..99_999), k % 4 + 1, rng.gen_range(1..500), rng.gen_range(0..100)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    rng.gen_range(10..9_000)
+                );
+                let mut rest = long.as_str();
+                while rest.len() > 300 {
+                    let cut = rng.gen_range(150..300);
+                    out.push(format!("{nanos} stdout P {}", &rest[..cut]));
+                    rest = &rest[cut..];
+                }
+                out.push(format!("{nanos} stdout F {rest}"));
             }
-        })
-        .collect()
-}
-
-/// CPU side of one envelope format: open the envelope, read the text inside, redact,
-/// fingerprint and COPY-encode, as the pipeline does; returns lines per CPU-second.
-fn envelope_cpu_side(format: &str, n: usize) -> Result<f64> {
-    use opsdash::ingest::{envelope, fields::LineContext, redact::Redactor, syslog, Format};
-    let lines = envelope_lines(format, n);
-    let redactor = Redactor::new(&opsdash::config::IngestConfig::default())?;
-    let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
-    let cpu_before = cpu_time(libc::RUSAGE_SELF);
-    for line in &lines {
-        let now = Utc::now();
-        let clock = syslog::Clock {
-            now,
-            zone: opsdash::ingest::timestamp::Zone::Utc,
-        };
-        let ctx = LineContext {
-            service: "bench",
-            now,
-            level: None,
-            zone: &opsdash::ingest::timestamp::UTC,
-        };
-        let env = envelope::open(Format::Auto, line, &clock).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if env.format != format {
-            bail!("{format} line read as {:?}: {line}", env.format);
+            "cri-partial" => out.push(format!("{nanos} stdout F {text}")),
+            "syslog5424" => out.push(format!(
+                r#"<{}>1 {} web-1 {svc} {pid} {} [origin ip="10.0.0.{}" software="{svc}"] {text}"#,
+                16 * 8 + priority,
+                ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+                if i.is_multiple_of(4) { "ID47" } else { "-" },
+                rng.gen_range(1..255),
+            )),
+            _ => out.push(format!("{} web-1 {svc}[{pid}]: {text}", ts.format("%b %e %H:%M:%S"))),
         }
-        let parsed = envelope::read(Format::Auto, env, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
-        rest_of_cpu_side(&redactor, &mut buf, parsed);
     }
-    let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
-    Ok(n as f64 / cpu.as_secs_f64().max(1e-9))
-}
-
-/// CPU side per line format of issue 14 (no database): the committed samples of each format
-/// (tests/fixtures/sources, written by the real tools) repeated to `n` lines, read with `auto`
-/// as an operator would, then redacted, fingerprinted and COPY-encoded like the JSON row.
-fn cpu_side_per_format(n: usize) -> Result<()> {
-    use opsdash::ingest::{detect, fields::LineContext, redact::Redactor};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sources");
-    let cfg = opsdash::config::IngestConfig::default();
-    let redactor = Redactor::new(&cfg)?;
-    let sets: &[(&str, &[&str])] = &[
-        (
-            "plain text layouts",
-            &["text/samples.log", "python/logging.log"],
-        ),
-        (
-            "PostgreSQL stderr",
-            &["postgres/default.log", "postgres/prefixed.log"],
-        ),
-        ("PostgreSQL csvlog", &["postgres/default.csv"]),
-        ("PostgreSQL jsonlog", &["postgres/default.json"]),
-        (
-            "pino/structlog/loguru JSON",
-            &[
-                "pino/pino.json",
-                "structlog/structlog.json",
-                "loguru/loguru.json",
-            ],
-        ),
-        (
-            "CLEF/ECS/OTel JSON",
-            &["clef/clef.json", "ecs/ecs.json", "otel/otel.json"],
-        ),
-        ("Heroku router logfmt", &["heroku/router.log"]),
-    ];
-    for (name, files) in sets {
-        let mut sample = Vec::new();
-        for f in *files {
-            let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
-            sample.extend(
-                text.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(str::to_string),
-            );
-        }
-        let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
-        let cpu_before = cpu_time(libc::RUSAGE_SELF);
-        for line in sample.iter().cycle().take(n) {
-            let ctx = LineContext {
-                service: "bench",
-                now: Utc::now(),
-                level: None,
-                zone: &opsdash::ingest::timestamp::UTC,
-            };
-            let Ok(parsed) = detect::parse_line(detect::Format::Auto, line, &ctx) else {
-                continue;
-            };
-            rest_of_cpu_side(&redactor, &mut buf, parsed);
-        }
-        let cpu = cpu_time(libc::RUSAGE_SELF) - cpu_before;
-        let rate = n as f64 / cpu.as_secs_f64().max(1e-9);
-        println!("  CPU side, {name}: {rate:.0} lines per CPU-second");
-        report::figure(
-            "ingest",
-            &format!("opsdash CPU side, {name} (auto, 1 thread)"),
-            rate,
-            "lines/CPU-s",
-            None,
-            &[],
-        );
-    }
-    Ok(())
+    out.truncate(n);
+    out
 }
 
 /// Plain-text lines as an application writes them: mostly one-line events, with a Java stack
@@ -375,17 +326,400 @@ fn text_corpus(n: usize) -> Vec<String> {
     out
 }
 
-/// CPU side of plain-text lines (parse + fingerprint of errors), each line read on its own or
-/// through the multi-line joiner first (the same lines; a trace is then parsed once). As in the
-/// pipeline, the clock is read once per chunk of lines (`CHUNK`), and the joiner gets each
-/// event's text buffer back once it is read.
-fn time_text(lines: &[String], join: bool) -> Result<(Duration, usize)> {
-    use opsdash::ingest::envelope::Envelope;
+/// The custom nginx `log_format` of the custom-layout rows: nginx's documented `combined` plus
+/// the upstream timings many sites add (`$request_time`, `$upstream_response_time`...).
+const NGINX_LAYOUT: &str = r#"nginx:$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" rt=$request_time uct="$upstream_connect_time" uht="$upstream_header_time" urt="$upstream_response_time" rid=$request_id"#;
+
+/// Lines written with `NGINX_LAYOUT` (`timings`), else with nginx's stock `combined`, as nginx
+/// fills them: varied clients, routes, statuses, timings (`-` when no upstream was asked), a
+/// few bots and logged-in users.
+fn nginx_lines(n: usize, timings: bool) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(11);
+    let start = Utc::now() - chrono::Duration::minutes(90);
+    const PATHS: &[&str] = &[
+        "/api/orders/{}",
+        "/api/cart",
+        "/api/search?q=shoes&page={}",
+        "/login",
+        "/static/app.{}.js",
+        "/api/users/{}/profile",
+    ];
+    const AGENTS: &[&str] = &[
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15",
+        "curl/8.5.0",
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    ];
+    (0..n)
+        .map(|i| {
+            let ts = start + chrono::Duration::microseconds(i as i64 * 1_003);
+            let path = PATHS[rng.gen_range(0..PATHS.len())]
+                .replace("{}", &rng.gen_range(1..99_999).to_string());
+            let method = if rng.gen_range(0..10) < 8 {
+                "GET"
+            } else {
+                "POST"
+            };
+            let status = match rng.gen_range(0..100) {
+                0..=84 => 200,
+                85..=89 => 304,
+                90..=95 => 404,
+                96..=97 => 499,
+                _ => 502,
+            };
+            let rt: f64 = rng.gen_range(0.0005..2.5);
+            let upstream = !path.starts_with("/static") && status != 304;
+            let up = |x: f64| {
+                if upstream {
+                    format!("{x:.3}")
+                } else {
+                    "-".to_string()
+                }
+            };
+            let combined = format!(
+                r#"10.{}.{}.{} - {} [{}] "{method} {path} HTTP/1.1" {status} {} "{}" "{}""#,
+                rng.gen_range(0..255),
+                rng.gen_range(0..255),
+                rng.gen_range(1..255),
+                if i % 7 == 0 {
+                    format!("u{}", rng.gen_range(1..500))
+                } else {
+                    "-".into()
+                },
+                ts.format("%d/%b/%Y:%H:%M:%S +0000"),
+                rng.gen_range(0..90_000),
+                if i % 5 == 0 {
+                    "https://shop.example/"
+                } else {
+                    "-"
+                },
+                AGENTS[rng.gen_range(0..AGENTS.len())],
+            );
+            if !timings {
+                return combined;
+            }
+            format!(
+                r#"{combined} rt={rt:.3} uct="{}" uht="{}" urt="{}" rid={:032x}"#,
+                up(rt * 0.01),
+                up(rt * 0.8),
+                up(rt * 0.95),
+                rng.gen::<u128>(),
+            )
+        })
+        .collect()
+}
+
+/// Heroku router lines (logfmt, as in Heroku's documentation of router logs): mostly
+/// `at=info`, some `at=error` with H-codes; `service=` is the request's duration.
+fn heroku_lines(n: usize) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(13);
+    const PATHS: &[&str] = &["/", "/checkout", "/api/orders", "/assets/app.css", "/login"];
+    (0..n)
+        .map(|i| {
+            let path = PATHS[rng.gen_range(0..PATHS.len())];
+            let head = match rng.gen_range(0..100) {
+                0..=2 => r#"at=error code=H12 desc="Request timeout""#.to_string(),
+                3 => r#"at=error code=H13 desc="Connection closed without response""#.into(),
+                _ => "at=info".into(),
+            };
+            let (service, status) = if head.contains("H12") {
+                (30_000, 503)
+            } else if head.contains("H13") {
+                (rng.gen_range(1..5_000), 503)
+            } else {
+                (rng.gen_range(1..900), [200, 200, 200, 302, 404][rng.gen_range(0..5)])
+            };
+            format!(
+                r#"{head} method={} path="{path}" host=myapp.herokuapp.com request_id={} fwd="{}.{}.{}.{}" dyno=web.{} connect={}ms service={service}ms status={status} bytes={} protocol=https"#,
+                if i % 6 == 0 { "POST" } else { "GET" },
+                uuid::Uuid::from_u128(rng.gen()),
+                rng.gen_range(1..223),
+                rng.gen_range(0..255),
+                rng.gen_range(0..255),
+                rng.gen_range(1..255),
+                rng.gen_range(1..4),
+                rng.gen_range(0..3),
+                rng.gen_range(0..60_000),
+            )
+        })
+        .collect()
+}
+
+/// `line` with the numbers in it changed as another event of the same kind would have them:
+/// the last digits (at most 3, never the first) of every run of 3+ digits are random; runs
+/// that are parts of a date or time (next to `-:/+<T_`, or next to another number across one
+/// space) or process ids keep theirs, and 3-digit runs only get smaller digits (IP octets, HTTP statuses).
+fn vary_digits(line: &str, rng: &mut StdRng) -> String {
+    let b = line.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let len = i - start;
+        let before = start.checked_sub(1).map(|k| b[k]);
+        let after = b.get(i).copied();
+        let timeish = |c: Option<u8>| c.is_some_and(|c| b"-:/+<T_".contains(&c));
+        let number_across_space =
+            (before == Some(b' ') && start >= 2 && b[start - 2].is_ascii_digit())
+                || (after == Some(b' ') && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        // A process id (`app[812]`, journald's `"_PID":"812"`) names the stream: it stays.
+        let pid = (before == Some(b'[') && after == Some(b']'))
+            || (before == Some(b'"') && after == Some(b'"'));
+        if len < 3 || timeish(before) || timeish(after) || number_across_space || pid {
+            continue;
+        }
+        for d in &mut out[start + (len - len.min(3)).max(1)..i] {
+            let max = if len == 3 { *d - b'0' } else { 9 };
+            *d = b'0' + rng.gen_range(0..=max);
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| line.to_string())
+}
+
+/// What a line reads as, to keep only variants that read as their original did: the format,
+/// the level, which tables get a row, and the event's time to the hour (a time from the line,
+/// or none: then `NOW`).
+fn reading(line: &str) -> Option<(&'static str, Option<opsdash::model::Level>, [bool; 3], i64)> {
+    use opsdash::ingest::{envelope, fields::LineContext, syslog::Clock, timestamp, Format};
+    let now = DateTime::<Utc>::from_timestamp(1_000_000_000, 0)?;
+    let clock = Clock {
+        now,
+        zone: timestamp::Zone::Utc,
+    };
+    let ctx = LineContext {
+        service: "bench",
+        now,
+        level: None,
+        zone: &timestamp::UTC,
+    };
+    let env = envelope::open(Format::Auto, line, &clock).ok()?;
+    let p = envelope::read(Format::Auto, env, &ctx).ok()?;
+    let ts = p
+        .log
+        .as_ref()
+        .map(|l| l.ts)
+        .or(p.request.as_ref().map(|r| r.ts))
+        .unwrap_or(now);
+    Some((
+        p.format,
+        p.log.as_ref().map(|l| l.level),
+        [p.log.is_some(), p.request.is_some(), p.query.is_some()],
+        ts.timestamp() / 3600,
+    ))
+}
+
+/// `n` lines from the sample lines of one format: the samples in order, over and over, each
+/// time with other numbers (`vary_digits`; a variant that reads differently from its original
+/// is not used, the original is). Returns the lines and how many of them are distinct.
+fn varied(sample: &[String], n: usize, seed: u64) -> (Vec<String>, usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
+    let reads: Vec<_> = sample.iter().map(|l| reading(l)).collect();
+    for i in 0..n {
+        let k = i % sample.len();
+        let base = &sample[k];
+        if i < sample.len() {
+            out.push(base.clone());
+            continue;
+        }
+        let v = vary_digits(base, &mut rng);
+        if v != *base && reading(&v) == reads[k] {
+            out.push(v);
+        } else {
+            out.push(base.clone());
+        }
+    }
+    let distinct = out
+        .iter()
+        .map(String::as_str)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    (out, distinct)
+}
+
+/// The non-blank lines of committed fixtures (tests/fixtures/sources/...).
+fn fixture_lines(files: &[&str]) -> Result<Vec<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sources");
+    let mut sample = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(root.join(f)).with_context(|| f.to_string())?;
+        sample.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    Ok(sample)
+}
+
+/// One format of the per-format rows: its name, its lines, and the custom layout it is read
+/// with (`--format nginx:'...'`), if any.
+struct FormatRow {
+    name: &'static str,
+    /// Short name of the row's generated file in `--formats`.
+    file: &'static str,
+    lines: Vec<String>,
+    distinct: usize,
+    layout: Option<&'static str>,
+}
+
+/// Every format of issue 14, `n` lines each: the envelope formats generated as their writers
+/// print them, the line formats from the committed fixtures (written by the real tools) varied
+/// as `varied` does, the custom nginx layout and Heroku's router generated from their docs.
+fn format_rows(n: usize) -> Result<Vec<FormatRow>> {
+    let mut rows = Vec::new();
+    let generated = |name, file, lines: Vec<String>, layout| {
+        let distinct = lines
+            .iter()
+            .map(String::as_str)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        FormatRow {
+            name,
+            file,
+            lines,
+            distinct,
+            layout,
+        }
+    };
+    for (name, file, format) in [
+        (
+            "journald (MESSAGE text, JSON, logfmt)",
+            "journald",
+            "journald",
+        ),
+        ("Docker json-file", "docker", "docker"),
+        ("CRI, F lines", "cri", "cri"),
+        ("CRI with P/F joins", "cri-partial", "cri-partial"),
+        ("syslog RFC 3164", "syslog3164", "syslog"),
+        ("syslog RFC 5424", "syslog5424", "syslog5424"),
+    ] {
+        rows.push(generated(name, file, envelope_lines(format, n), None));
+    }
+    let sets: &[(&str, &str, &[&str])] = &[
+        (
+            "journald fixtures",
+            "journald-fixtures",
+            &["journald/json.jsonl"],
+        ),
+        (
+            "Docker/CRI fixtures",
+            "container-fixtures",
+            &["container/docker-json.log", "container/cri.log"],
+        ),
+        (
+            "syslog fixtures (rsyslog, logger)",
+            "syslog-fixtures",
+            &["syslog/messages.log", "syslog/logger.txt"],
+        ),
+        (
+            "multi-line traces (Java, Python, Go, Node, Rust)",
+            "traces",
+            &[
+                "multiline/java.log",
+                "multiline/python_logging.log",
+                "multiline/go_panic.log",
+                "multiline/node.log",
+                "multiline/rust.log",
+            ],
+        ),
+        (
+            "plain text layouts",
+            "text",
+            &["text/samples.log", "python/logging.log"],
+        ),
+        (
+            "PostgreSQL stderr",
+            "pg-stderr",
+            &["postgres/default.log", "postgres/prefixed.log"],
+        ),
+        (
+            "PostgreSQL csvlog",
+            "pg-csv",
+            &["postgres/default.csv", "postgres/prefixed.csv"],
+        ),
+        (
+            "PostgreSQL jsonlog",
+            "pg-json",
+            &["postgres/default.json", "postgres/prefixed.json"],
+        ),
+        (
+            "pino/structlog/loguru JSON",
+            "pino",
+            &[
+                "pino/pino.json",
+                "structlog/structlog.json",
+                "loguru/loguru.json",
+            ],
+        ),
+        (
+            "CLEF/ECS/OTel JSON",
+            "clef-ecs",
+            &["clef/clef.json", "ecs/ecs.json", "otel/otel.json"],
+        ),
+        (
+            "audit JSON + sshd auth.log",
+            "audit",
+            &["auth/app_audit.jsonl", "auth/auth.log"],
+        ),
+    ];
+    for (k, (name, file, files)) in sets.iter().enumerate() {
+        let (lines, distinct) = varied(&fixture_lines(files)?, n, 100 + k as u64);
+        rows.push(FormatRow {
+            name,
+            file,
+            lines,
+            distinct,
+            layout: None,
+        });
+    }
+    rows.push(generated(
+        "nginx combined",
+        "nginx",
+        nginx_lines(n, false),
+        None,
+    ));
+    rows.push(generated(
+        "nginx custom log_format",
+        "nginx-layout",
+        nginx_lines(n, true),
+        Some(NGINX_LAYOUT),
+    ));
+    rows.push(generated(
+        "Heroku router logfmt",
+        "heroku",
+        heroku_lines(n),
+        None,
+    ));
+    Ok(rows)
+}
+
+/// CPU time of reading `lines` as `opsdash ingest --format auto` does, on one thread, without
+/// the database: envelope, multi-line joining (`join`; always on in the pipeline), the custom
+/// layout if any, the text's own format, the audit check, then redaction, error fingerprints
+/// and COPY encoding of every row. The clock is read once per 64 KiB of lines, as the
+/// pipeline does. Returns the CPU time and the events read.
+fn cpu_read(lines: &[String], layout: Option<&str>, join: bool) -> Result<(Duration, u64)> {
+    use opsdash::ingest::audit::AuditReader;
+    use opsdash::ingest::layout::Layout;
     use opsdash::ingest::multiline::{Joined, Joiner};
-    use opsdash::ingest::{detect, fields::LineContext};
+    use opsdash::ingest::{redact::Redactor, syslog::Clock, timestamp, Format};
     /// Lines of one 64 KiB read of such a file.
     const CHUNK: usize = 600;
     let cfg = opsdash::config::IngestConfig::default();
+    let redactor = Redactor::new(&cfg)?;
+    let audit = AuditReader::new(&cfg.audit);
+    let layout = layout
+        .map(Layout::parse_spec)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut joiner = Joiner::new(
         &cfg.multiline,
         cfg.multiline_max_lines,
@@ -393,56 +727,151 @@ fn time_text(lines: &[String], join: bool) -> Result<(Duration, usize)> {
         Duration::from_millis(cfg.multiline_quiet_ms),
     )
     .map_err(anyhow::Error::msg)?;
-    let source: std::sync::Arc<str> = std::sync::Arc::from("");
-    let mut events = 0usize;
-    let read = |text: &str, now: DateTime<Utc>, events: &mut usize| -> Result<()> {
-        let ctx = LineContext {
+    let source: std::sync::Arc<str> = std::sync::Arc::from("bench");
+    let mut buf = opsdash::db::copy::CopyBuf::with_capacity(4 << 20);
+    let mut events = 0u64;
+    let mut read = |mut ev: Joined, now: DateTime<Utc>, joiner: &mut Joiner| {
+        let text = std::mem::take(&mut ev.env.text);
+        let level = (ev.lines > 1
+            && opsdash::ingest::fingerprint::stack_signature(&text).is_some())
+        .then_some(opsdash::model::Level::Error);
+        let ctx = opsdash::ingest::fields::LineContext {
             service: "bench",
             now,
-            level: None,
-            zone: &opsdash::ingest::timestamp::UTC,
+            level,
+            zone: &timestamp::UTC,
         };
-        let parsed = detect::parse_line(detect::Format::Auto, text, &ctx)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(log) = parsed.log {
-            if log.level >= opsdash::model::Level::Error {
-                std::hint::black_box(opsdash::ingest::fingerprint::fingerprint(
-                    &log.service,
-                    log.error_type.as_deref(),
-                    &log.message,
-                ));
+        let parsed = match layout.as_ref().map(|l| l.read(&text, &ctx)) {
+            Some(Ok(p)) => Ok(p),
+            _ => opsdash::ingest::envelope::read_text(Format::Auto, ev.env, &text, &ctx),
+        };
+        if let Ok(mut p) = parsed {
+            if p.audit.is_none() {
+                if let Some(log) = &p.log {
+                    p.audit = if audit.may_be_audit(&text) && text.trim_start().starts_with('{') {
+                        audit.from_json(&text, log.ts).ok()
+                    } else {
+                        audit.from_sshd(&log.message, &log.service, log.ts)
+                    };
+                }
             }
+            events += 1;
+            rest_of_cpu_side(&redactor, &mut buf, p);
         }
-        *events += 1;
-        Ok(())
+        if let std::borrow::Cow::Owned(s) = text {
+            joiner.recycle(s);
+        }
     };
-    let t = Instant::now();
+    let before = cpu_time(libc::RUSAGE_SELF);
     for (c, chunk) in lines.chunks(CHUNK).enumerate() {
         let (now, instant) = (Utc::now(), Instant::now());
+        let clock = Clock {
+            now,
+            zone: timestamp::Zone::Utc,
+        };
         for (k, line) in chunk.iter().enumerate() {
+            let Ok(env) = opsdash::ingest::envelope::open(Format::Auto, line, &clock) else {
+                continue;
+            };
+            let one = Joined::single(env, (c * CHUNK + k) as u64 + 1, false, false);
             if join {
-                let n = (c * CHUNK + k) as u64 + 1;
-                let one = Joined::single(Envelope::bare(line), n, false, false);
-                for mut ev in joiner
+                for ev in joiner
                     .push(&source, "bench", one, None, instant)
                     .into_iter()
                     .flatten()
                 {
-                    let text = std::mem::take(&mut ev.env.text);
-                    read(&text, now, &mut events)?;
-                    if let std::borrow::Cow::Owned(s) = text {
-                        joiner.recycle(s);
-                    }
+                    read(ev, now, &mut joiner);
                 }
             } else {
-                read(line, now, &mut events)?;
+                read(one, now, &mut joiner);
             }
         }
     }
-    for ev in joiner.drain(Instant::now(), true) {
-        read(&ev.env.text, Utc::now(), &mut events)?;
+    let rest = joiner.drain(Instant::now(), true);
+    for ev in rest {
+        read(ev, Utc::now(), &mut joiner);
     }
-    Ok((t.elapsed(), events))
+    Ok((cpu_time(libc::RUSAGE_SELF) - before, events))
+}
+
+/// The CPU rows of every format (`format_rows`; each the least CPU time of `--repeat` runs, 3
+/// by default: the machine may be shared), then multi-line joining on and off over the same lines (the traces of the fixtures, and plain text with a Java trace every 40 lines).
+fn cpu_side_per_format(n: usize) -> Result<()> {
+    let only = arg("--only");
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let repeat: usize = arg("--repeat").map(|s| s.parse()).transpose()?.unwrap_or(3);
+    for row in format_rows(n)?.into_iter().filter(|r| wanted(r.name)) {
+        let mut cpu = Duration::MAX;
+        let mut events = 0;
+        for _ in 0..repeat.max(1) {
+            let (c, e) = cpu_read(&row.lines, row.layout, true)?;
+            (cpu, events) = (cpu.min(c), e);
+        }
+        let rate = n as f64 / cpu.as_secs_f64().max(1e-9);
+        println!(
+            "  CPU side, {}: {rate:.0} lines per CPU-second ({} distinct lines, {events} events)",
+            row.name, row.distinct
+        );
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU side, {} (auto, 1 thread)", row.name),
+            rate,
+            "lines/CPU-s",
+            None,
+            &[Aim::AtLeast(200_000.0)],
+        );
+    }
+    let traces = varied(
+        &fixture_lines(&[
+            "multiline/java.log",
+            "multiline/python_logging.log",
+            "multiline/go_panic.log",
+            "multiline/node.log",
+            "multiline/rust.log",
+        ])?,
+        n,
+        3,
+    )
+    .0;
+    for (what, lines) in [
+        ("trace fixtures (Java, Python, Go, Node, Rust)", traces),
+        (
+            "plain text with a Java trace every 40 lines",
+            text_corpus(n),
+        ),
+    ]
+    .into_iter()
+    .filter(|(what, _)| wanted(what))
+    {
+        // Alternating, best of 3 each: the ratio of two close figures on a shared machine.
+        let mut best = [Duration::MAX; 2];
+        let mut events = [0u64; 2];
+        for _ in 0..3 {
+            for (k, join) in [false, true].into_iter().enumerate() {
+                let (cpu, ev) = cpu_read(&lines, None, join)?;
+                best[k] = best[k].min(cpu);
+                events[k] = ev;
+            }
+        }
+        let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+        println!(
+            "  CPU side, {what}: line by line {:.0} lines/CPU-s ({} events), joined {:.0} lines/CPU-s ({} events): joining costs {:+.1}%",
+            rate(best[0]),
+            events[0],
+            rate(best[1]),
+            events[1],
+            (best[1].as_secs_f64() / best[0].as_secs_f64() - 1.0) * 100.0
+        );
+        report::figure(
+            "ingest",
+            &format!("opsdash CPU time, {what}, multi-line joining on"),
+            best[1].as_secs_f64(),
+            "s",
+            Some(("the same lines without it", best[0].as_secs_f64())),
+            &[Aim::RatioAtMost(1.10)],
+        );
+    }
+    Ok(())
 }
 
 /// What the pipeline does with a parsed line before the database: redact, fingerprint errors,
@@ -467,9 +896,23 @@ fn rest_of_cpu_side(
         }
         writer::encode_log(buf, &log);
     }
+    if let Some(mut r) = parsed.request {
+        redactor.string(&mut r.route);
+        redactor.opt_string(&mut r.user_agent);
+        writer::encode_request(buf, &r);
+    }
     if let Some(mut q) = parsed.query {
         redactor.string(&mut q.query);
         writer::encode_query(buf, &q);
+    }
+    if let Some(mut a) = parsed.audit {
+        for v in [&mut a.before, &mut a.after, &mut a.changes]
+            .into_iter()
+            .flatten()
+        {
+            redactor.json(v);
+        }
+        writer::encode_audit(buf, &a);
     }
     if buf.len_bytes() > 4 << 20 {
         buf.clear();
@@ -558,6 +1001,9 @@ fn main() -> Result<()> {
         .transpose()
         .context("--insert-rows")?
         .unwrap_or(lines.min(50_000));
+    if std::env::args().any(|a| a == "--formats") {
+        return formats_e2e(lines);
+    }
     let dir = tempfile::tempdir()?;
     let json = dir.path().join("bench.jsonl");
     let csv = dir.path().join("bench.csv");
@@ -587,49 +1033,7 @@ fn main() -> Result<()> {
         None,
         &[],
     );
-    let envelope_n = lines.min(200_000);
-    for format in ["journald", "docker", "cri", "syslog"] {
-        let rate = envelope_cpu_side(format, envelope_n)?;
-        report::figure(
-            "ingest",
-            &format!("opsdash CPU side only, {format} lines (auto-detected, 1 thread)"),
-            rate,
-            "lines/CPU-s",
-            None,
-            &[Aim::AtLeast(200_000.0)],
-        );
-    }
     cpu_side_per_format(lines.min(500_000))?;
-    let corpus = text_corpus(lines);
-    let mut cpu_lines = [0.0f64; 2];
-    for (k, join) in [false, true].into_iter().enumerate() {
-        let before = cpu_time(libc::RUSAGE_SELF);
-        let (_, events) = time_text(&corpus, join)?;
-        let cpu = cpu_time(libc::RUSAGE_SELF) - before;
-        cpu_lines[k] = lines as f64 / cpu.as_secs_f64().max(1e-9);
-        let what = if join {
-            "plain text with Java traces, multi-line joining"
-        } else {
-            "plain text with Java traces, line by line"
-        };
-        println!(
-            "CPU side, {what}: {events} events, {:.2}s CPU = {:.0} lines per CPU-second",
-            cpu.as_secs_f64(),
-            cpu_lines[k]
-        );
-        report::figure(
-            "ingest",
-            &format!("opsdash CPU side, {what} (1 thread)"),
-            cpu_lines[k],
-            "lines/CPU-s",
-            None,
-            &[],
-        );
-    }
-    println!(
-        "multi-line joining costs {:+.1}% CPU per line over the same lines read one by one",
-        (cpu_lines[0] / cpu_lines[1] - 1.0) * 100.0
-    );
     if std::env::args().any(|a| a == "--cpu-only") {
         return Ok(());
     }
@@ -714,5 +1118,146 @@ fn main() -> Result<()> {
         )),
         &[],
     );
+    Ok(())
+}
+
+/// The tables `opsdash ingest` writes, with the columns its COPY writes.
+fn ingest_tables() -> [(&'static str, Vec<&'static str>); 4] {
+    use opsdash::ingest::writer;
+    [
+        (writer::LOG_TABLE, writer::LOG_COPY_COLUMNS.to_vec()),
+        (writer::REQUEST_TABLE, writer::REQUEST_COLUMNS.to_vec()),
+        (writer::QUERY_TABLE, writer::QUERY_COLUMNS.to_vec()),
+        (writer::AUDIT_TABLE, writer::AUDIT_COLUMNS.to_vec()),
+    ]
+}
+
+/// Empties every table `opsdash ingest` writes (and what it derives from them).
+fn reset_all(url: &str) -> Result<()> {
+    psql(
+        url,
+        // audit_event is append-only; retention's bypass lets this throwaway cluster empty it.
+        "SET opsdash.retention_bypass = on; \
+         TRUNCATE opsdash.log_event, opsdash.request_log, opsdash.query_log, opsdash.audit_event, \
+         opsdash.error_group CASCADE; TRUNCATE opsdash.ingest_stat; CHECKPOINT",
+    )?;
+    Ok(())
+}
+
+/// Rows stored per table of `ingest_tables`.
+fn stored_rows(url: &str) -> Result<Vec<u64>> {
+    ingest_tables()
+        .iter()
+        .map(|(t, _)| Ok(psql(url, &format!("SELECT count(*) FROM {t}"))?.parse()?))
+        .collect()
+}
+
+/// Runs a psql script file (several `\copy` commands: one per -c would be one session each).
+fn psql_file(url: &str, script: &Path) -> Result<()> {
+    let out = Command::new("psql")
+        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(script)
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// End to end per format (`--formats`): `opsdash ingest --format auto` (or the row's custom
+/// layout) of each format's generated file (the lines of its CPU row), then the rows it
+/// stored, exported with `\copy ... TO`, loaded again by `psql \copy ... FROM` into the same
+/// emptied tables: the same rows, in the same run. Rows/s counts stored rows of every table.
+fn formats_e2e(n: usize) -> Result<()> {
+    let only = arg("--only");
+    let tc = TestCluster::start("bench-formats")?;
+    let url = format!(
+        "postgresql://postgres@localhost/{}?host={}&port={}",
+        opsdash::db::embedded::DATABASE,
+        tc.cluster.socket_dir().display(),
+        tc.cluster
+            .connect_options(opsdash::db::embedded::DATABASE)
+            .get_port()
+    );
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "")?;
+    let rows = format_rows(n)?;
+    for row in rows
+        .iter()
+        .filter(|r| only.as_deref().is_none_or(|o| r.name.contains(o)))
+    {
+        let file = dir.path().join(format!("{}.log", row.file));
+        let mut text = row.lines.join("\n");
+        text.push('\n');
+        std::fs::write(&file, text)?;
+        reset_all(&url)?;
+        let format = row.layout.unwrap_or("auto");
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_opsdash"))
+            .args(["--database-url", &url, "--config"])
+            .arg(&config)
+            .args(["ingest", "--format", format])
+            .arg(&file)
+            .output()
+            .context("running opsdash ingest")?;
+        let ours = t.elapsed();
+        let summary = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // Exit 3: some lines rejected (counted in the summary); anything else is a failure.
+        if !matches!(out.status.code(), Some(0 | 3)) {
+            bail!("opsdash ingest of {} failed: {summary}", row.name);
+        }
+        let counts = stored_rows(&url)?;
+        let total: u64 = counts.iter().sum();
+        let mut export = String::new();
+        let mut import = String::new();
+        for (k, (table, cols)) in ingest_tables().iter().enumerate() {
+            let csv = dir.path().join(format!("{}.{k}.csv", row.file));
+            let cols = cols.join(", ");
+            export.push_str(&format!(
+                "\\copy (SELECT {cols} FROM {table}) TO '{}' WITH (FORMAT csv)\n",
+                csv.display()
+            ));
+            import.push_str(&format!(
+                "\\copy {table} ({cols}) FROM '{}' WITH (FORMAT csv)\n",
+                csv.display()
+            ));
+        }
+        let script = dir.path().join("script.sql");
+        std::fs::write(&script, export)?;
+        psql_file(&url, &script)?;
+        reset_all(&url)?;
+        std::fs::write(&script, import)?;
+        let t = Instant::now();
+        psql_file(&url, &script)?;
+        let theirs = t.elapsed();
+        let again = stored_rows(&url)?;
+        if again != counts {
+            bail!("psql \\copy stored {again:?} rows, opsdash {counts:?}");
+        }
+        let (ours_rate, psql_rate) = (
+            total as f64 / ours.as_secs_f64(),
+            total as f64 / theirs.as_secs_f64(),
+        );
+        println!(
+            "  {}: {n} lines -> {total} rows (log, request, query, audit: {counts:?}) opsdash {:.2}s = {ours_rate:.0} rows/s, psql \\copy {:.2}s = {psql_rate:.0} rows/s\n    {summary}",
+            row.name,
+            ours.as_secs_f64(),
+            theirs.as_secs_f64()
+        );
+        report::figure(
+            "ingest",
+            &format!(
+                "opsdash ingest --format auto, {} ({} lines)",
+                row.name,
+                report::size(n as u64)
+            ),
+            ours_rate,
+            "rows/s",
+            Some(("psql \\copy of the same rows", psql_rate)),
+            &[],
+        );
+    }
     Ok(())
 }

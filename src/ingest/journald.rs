@@ -50,10 +50,21 @@ pub fn looks_like(line: &str) -> bool {
     if line.starts_with(RS) {
         return true;
     }
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: this runs on every JSON line `auto` reads, and `memmem::find` would build
+    // its searcher on each call.
+    static KEYS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"__REALTIME_TIMESTAMP\""),
+            Finder::new(b"\"MESSAGE\""),
+            Finder::new(b"\"_HOSTNAME\""),
+            Finder::new(b"\"PRIORITY\""),
+        ]
+    });
     let b = line.as_bytes();
-    let has = |k: &[u8]| memchr::memmem::find(b, k).is_some();
-    has(b"\"__REALTIME_TIMESTAMP\"")
-        || (has(b"\"MESSAGE\"") && (has(b"\"_HOSTNAME\"") || has(b"\"PRIORITY\"")))
+    let has = |k: usize| KEYS[k].find(b).is_some();
+    has(0) || (has(1) && (has(2) || has(3)))
 }
 
 /// The fields of one entry that make columns, and the rest.

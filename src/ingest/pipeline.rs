@@ -588,8 +588,9 @@ impl Pipeline {
             Ok(t) => (std::borrow::Cow::Borrowed(t), false),
             Err(_) => (String::from_utf8_lossy(raw), true),
         };
-        let has_nul =
-            memchr::memchr(0, raw).is_some() || memchr::memmem::find(raw, b"\\u0000").is_some();
+        static ESCAPED_NUL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\\u0000"));
+        let has_nul = memchr::memchr(0, raw).is_some() || ESCAPED_NUL.find(raw).is_some();
         let (now, instant) = self.now();
         let clock = Clock {
             now,

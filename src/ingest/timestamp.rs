@@ -191,6 +191,105 @@ pub fn parse_zoned(s: &str, zone: Zone) -> Option<(DateTime<Utc>, bool)> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return in_range(t.with_timezone(&Utc)).map(|t| (t, false));
     }
+    if let Some(r) = common_shape(s.as_bytes(), zone) {
+        return Some(r);
+    }
+    general(s, zone)
+}
+
+/// Exactly `n` ASCII digits at `i`.
+fn digits(b: &[u8], i: usize, n: usize) -> Option<u32> {
+    let d = b.get(i..i + n)?;
+    d.iter().try_fold(0u32, |v, c| {
+        c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// `±HHMM` at `i`, the whole rest of `b`: the offset in seconds east.
+fn offset_hhmm(b: &[u8], i: usize) -> Option<i32> {
+    let sign = match b.get(i)? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = (digits(b, i + 1, 2)?, digits(b, i + 3, 2)?);
+    (b.len() == i + 5 && h <= 23 && m <= 59).then(|| sign * (h as i32 * 3600 + m as i32 * 60))
+}
+
+/// The shapes most logs write, read without chrono's format strings (`general` tries them one
+/// by one, several times slower, and this runs for most lines): `YYYY-MM-DD[T ]HH:MM:SS`, an
+/// optional `.` or `,` fraction of 1 to 9 digits, then nothing (the configured zone), ` UTC`,
+/// `Z` or (after a `.` fraction or none) `±HHMM`; and the access-log `DD/Mon/YYYY:HH:MM:SS ±HHMM`. None for anything else,
+/// out-of-range fields included: `general` then decides, so the results are `general`'s (a test
+/// holds the two to that).
+fn common_shape(b: &[u8], zone: Zone) -> Option<(DateTime<Utc>, bool)> {
+    use chrono::NaiveDate;
+    let at = |i: usize| b.get(i).copied();
+    let (date, time_at) = if at(4) == Some(b'-') {
+        let (y, mo, d) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+        if at(7) != Some(b'-') || !matches!(at(10), Some(b'T' | b' ')) {
+            return None;
+        }
+        (NaiveDate::from_ymd_opt(y as i32, mo, d)?, 11)
+    } else if at(2) == Some(b'/') {
+        let d = digits(b, 0, 2)?;
+        let name = b.get(3..6)?;
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+            b"dec",
+        ];
+        let mo = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))? as u32 + 1;
+        let y = digits(b, 7, 4)?;
+        if at(6) != Some(b'/') || at(11) != Some(b':') {
+            return None;
+        }
+        (NaiveDate::from_ymd_opt(y as i32, mo, d)?, 12)
+    } else {
+        return None;
+    };
+    let i = time_at;
+    let (h, m, sec) = (digits(b, i, 2)?, digits(b, i + 3, 2)?, digits(b, i + 6, 2)?);
+    if at(i + 2) != Some(b':') || at(i + 5) != Some(b':') || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let mut end = i + 8;
+    let mut nanos = 0u32;
+    let comma = at(end) == Some(b',');
+    if time_at == 11 && matches!(at(end), Some(b'.' | b',')) {
+        let start = end + 1;
+        end = start;
+        while at(end).is_some_and(|c| c.is_ascii_digit()) {
+            end += 1;
+        }
+        let n = end - start;
+        if !(1..=9).contains(&n) {
+            return None;
+        }
+        nanos = digits(b, start, n)? * 10u32.pow(9 - n as u32);
+    }
+    let naive = date.and_hms_nano_opt(h, m, sec, nanos)?;
+    let rest = &b[end..];
+    if time_at == 12 {
+        // The access-log form always has its offset after a space.
+        let off = (rest.first() == Some(&b' ')).then(|| offset_hhmm(b, end + 1))??;
+        let t = naive.and_utc() - chrono::Duration::seconds(i64::from(off));
+        return in_range(t).map(|t| (t, false));
+    }
+    match rest {
+        [] => in_range(zone.to_utc(naive)?).map(|t| (t, true)),
+        b" UTC" | b"Z" => in_range(naive.and_utc()).map(|t| (t, false)),
+        // Python's `,fraction` is only read without an offset.
+        _ if comma => None,
+        _ => {
+            let off = offset_hhmm(b, end)?;
+            let t = naive.and_utc() - chrono::Duration::seconds(i64::from(off));
+            in_range(t).map(|t| (t, false))
+        }
+    }
+}
+
+/// Every other form, with chrono's parsers (see `parse_zoned`).
+fn general(s: &str, zone: Zone) -> Option<(DateTime<Utc>, bool)> {
     let b = s.as_bytes();
     if b[0].is_ascii_digit() || b[0] == b'-' {
         if let Ok(n) = s.parse::<f64>() {
@@ -315,6 +414,47 @@ mod tests {
         assert!(Zone::parse("Mars/Olympus").is_err());
         assert_eq!(Zone::parse("+02:00").unwrap().name(), "UTC+02:00");
         assert!(Zone::parse("local").unwrap().to_utc(naive).is_some());
+    }
+
+    proptest::proptest! {
+        /// The common shapes read by hand give what chrono's formats give (or leave the line
+        /// to them), whatever the field values, separators and tails.
+        #[test]
+        fn common_shapes_read_as_the_general_path_does(
+            y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..62,
+            sec in 0u32..62, frac in "[0-9]{0,11}", sep in "[T t_]", dot in "[.,:]",
+            tail in proptest::sample::select(vec!["", " UTC", "Z", "+0200", "-0530", "+2400",
+                "+02:00", " +0000", "x", " utc"]),
+            access in proptest::bool::ANY, month in "[A-Za-z]{3}", zone in 0usize..3,
+        ) {
+            let s = if access {
+                format!("{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{sec:02}{tail}")
+            } else if frac.is_empty() {
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{sec:02}{tail}")
+            } else {
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{sec:02}{dot}{frac}{tail}")
+            };
+            let zone = [Zone::Utc, Zone::parse("+03:00").unwrap(), Zone::parse("Europe/Berlin").unwrap()][zone];
+            if let Some(fast) = common_shape(s.as_bytes(), zone) {
+                proptest::prop_assert_eq!(Some(fast), general(&s, zone), "{}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn common_shapes_are_read_by_hand() {
+        for s in [
+            "2024-03-01 12:00:00.250",
+            "2024-03-01 12:00:00,250",
+            "2024-03-01T12:00:00.123456789",
+            "2026-12-07 01:13:35.920 UTC",
+            "2024-03-01T12:00:00.000+0000",
+            "10/Oct/2000:13:55:36 -0700",
+        ] {
+            let fast = common_shape(s.as_bytes(), Zone::Utc);
+            assert!(fast.is_some(), "{s}");
+            assert_eq!(fast, general(s, Zone::Utc), "{s}");
+        }
     }
 
     #[test]

@@ -36,9 +36,12 @@ pub fn spans(s: &str, out: &mut Vec<Span>) {
 fn pem_blocks(b: &[u8], out: &mut Vec<(usize, usize)>) {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const TAIL: &[u8] = b"PRIVATE KEY-----";
+    // Built once: `memmem::find` would build its searcher for every string redacted.
+    static FIND_BEGIN: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(BEGIN));
     let mut from = 0;
     let mut no_end = false;
-    while let Some(i) = memmem::find(&b[from..], BEGIN).map(|i| from + i) {
+    while let Some(i) = FIND_BEGIN.find(&b[from..]).map(|i| from + i) {
         let mut h = i + BEGIN.len();
         // Label words: "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "; bounded, so the header check is
         // constant work per BEGIN.
