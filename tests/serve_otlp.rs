@@ -382,6 +382,20 @@ async fn json_gzip_bad_bodies_and_partial_success() -> anyhow::Result<()> {
     ] {
         let r = server.post(path, ct, None, body).await;
         assert_eq!(r.status(), 400, "{path} {ct}");
+        // The OTLP/HTTP specification: a google.rpc.Status in the request's own encoding.
+        assert_eq!(r.headers()["content-type"], ct, "{path}");
+        let bytes = r.bytes().await?;
+        let status = if ct == "application/json" {
+            serde_json::from_slice::<opsdash::serve::otlp::RpcStatus>(&bytes)?
+        } else {
+            opsdash::serve::otlp::RpcStatus::decode(bytes)?
+        };
+        assert_eq!(status.code, 3, "INVALID_ARGUMENT for {path} {ct}");
+        assert!(
+            status.message.contains("undecodable OTLP"),
+            "{}",
+            status.message
+        );
     }
     // A gzip header over garbage is as bad as garbage.
     let r = server

@@ -2,7 +2,8 @@
 //! alerts from the shippers and servers teams already run, and answers 2xx only once what it
 //! took is committed.
 //!
-//! Layout: `reply` (how a request is refused), `body` (decompression with a size limit),
+//! Layout: `listen` (the cap on open connections), `reply` (how a request is refused), `body`
+//! (decompression with a size limit),
 //! `auth` (bearer tokens), `sink` (the pipeline behind every route), then one module per
 //! protocol, each adding its routes in [`router`].
 
@@ -10,6 +11,7 @@ pub mod alertmanager;
 pub mod auth;
 pub mod body;
 mod health;
+pub mod listen;
 pub mod loki;
 pub mod metrics;
 mod ndjson;
@@ -104,14 +106,21 @@ async fn limits(AxState(state): AxState<State>, req: Request, next: Next) -> Res
     if !sends {
         return next.run(req).await;
     }
-    // A body of unknown length may be as large as the limit.
-    let size = req
+    let limit = state.cfg.server.body_limit;
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(state.cfg.server.body_limit)
-        .min(state.cfg.server.body_limit);
+        .and_then(|v| v.parse::<usize>().ok());
+    // Refused before a byte of it is read; a body without a length is cut at the limit while
+    // it streams in (DefaultBodyLimit), and counts as large as the limit until then.
+    if declared.is_some_and(|n| n > limit) {
+        return reply::Reject::TooLarge(format!(
+            "body larger than {limit} bytes (server.body_limit)"
+        ))
+        .into_response();
+    }
+    let size = declared.unwrap_or(limit);
     let Some(_held) = state.sink.hold(size) else {
         return reply::Reject::Busy { retry_after: 1 }.into_response();
     };
@@ -200,12 +209,18 @@ pub async fn run_with(
     let app = router(state);
     let served = match tls {
         None => {
-            axum::serve(listener, app)
+            use axum::serve::ListenerExt;
+            // Answers are small and written once: no waiting on Nagle for them.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listen::Capped::new(listener, listen::MAX_CONNECTIONS), app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         Some(tls) => {
-            axum::serve(tls::Listener::new(listener, tls)?, app)
+            let tls = tls::Listener::new(listener, tls)?;
+            axum::serve(listen::Capped::new(tls, listen::MAX_CONNECTIONS), app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -32,12 +32,19 @@ use crate::ingest::{Format, Options, Pipeline};
 const RETRY_AFTER_SECS: u64 = 2;
 /// Requests committed together at most.
 const GROUP: usize = 64;
-/// Bytes that request bodies as sent may hold at once, and so may the records decoded from
-/// them; a request that would go over is answered 429. Counted in KiB (semaphore permits).
-pub const MEMORY_BUDGET: usize = 32 << 20;
-/// Bytes counted for a record already parsed by a protocol decoder (its strings are not
-/// measured one by one).
-const PARSED_ROW_BYTES: usize = 512;
+/// Bytes that request bodies as sent may hold at once; a request that would go over is
+/// answered 429. Counted in KiB (semaphore permits).
+pub const MEMORY_BUDGET: usize = 16 << 20;
+/// Bytes that records decoded from bodies may hold at once, from their decoding until their
+/// commit (queued, then in the pipeline's batch); a request that would go over is answered 429.
+pub const RECORDS_BUDGET: usize = 16 << 20;
+/// Bytes counted for a record already parsed by a protocol decoder: what one OTLP log record
+/// of a few attributes takes once decoded (its row, its attrs as JSON, the strings of each,
+/// and the allocator's rounding), measured with heaptrack under the serve bench.
+const PARSED_ROW_BYTES: usize = 2048;
+/// Spare memory is handed back to the system once the writer has been idle this long after
+/// work (see [`release_memory`]).
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 /// How often the database is probed while it answers, and while it does not.
 const PROBE_UP: Duration = Duration::from_secs(2);
 const PROBE_DOWN: Duration = Duration::from_millis(500);
@@ -126,7 +133,7 @@ impl Sink {
         let shared = Arc::new(Shared {
             down: Mutex::new(None),
             bodies: Arc::new(Semaphore::new(MEMORY_BUDGET >> 10)),
-            records: Arc::new(Semaphore::new(MEMORY_BUDGET >> 10)),
+            records: Arc::new(Semaphore::new(RECORDS_BUDGET >> 10)),
             queue,
             seq: AtomicU64::new(0),
             waiting: Mutex::new(BTreeMap::new()),
@@ -176,9 +183,10 @@ impl Sink {
         if let Some(why) = self.down() {
             return Err(unavailable(&why));
         }
-        let _held = take(&self.shared.records, items.bytes()).ok_or(Reject::Busy {
-            retry_after: RETRY_AFTER_SECS,
-        })?;
+        let _held =
+            take_of(&self.shared.records, RECORDS_BUDGET, items.bytes()).ok_or(Reject::Busy {
+                retry_after: RETRY_AFTER_SECS,
+            })?;
         let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let token = self.tokens().iter().any(|t| t.name == source);
         let (reply, answer) = oneshot::channel();
@@ -208,7 +216,7 @@ impl Sink {
     /// Reserves `bytes` of the memory budget for a request, None when it is used up (the
     /// caller answers 429). A request larger than the whole budget takes all of it.
     pub fn hold(&self, bytes: usize) -> Option<Held> {
-        take(&self.shared.bodies, bytes)
+        take_of(&self.shared.bodies, MEMORY_BUDGET, bytes)
     }
 
     /// Why the database is thought unreachable, None while it answers.
@@ -298,8 +306,8 @@ impl Sink {
 
 /// `bytes` of a budget, None when it is used up; a request larger than the whole budget takes
 /// all of it.
-fn take(budget: &Arc<Semaphore>, bytes: usize) -> Option<Held> {
-    let kib = (bytes.div_ceil(1024)).clamp(1, MEMORY_BUDGET >> 10) as u32;
+fn take_of(budget: &Arc<Semaphore>, whole: usize, bytes: usize) -> Option<Held> {
+    let kib = (bytes.div_ceil(1024)).clamp(1, whole >> 10) as u32;
     budget.clone().try_acquire_many_owned(kib).ok().map(Held)
 }
 
@@ -367,13 +375,21 @@ fn options(cfg: &Config, source: &str) -> Options {
 }
 
 async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
-    let mut pipelines: HashMap<String, Pipeline> = HashMap::new();
+    let mut pipelines: HashMap<String, Source> = HashMap::new();
     let mut jobs = Vec::with_capacity(GROUP);
     let batch = cfg.ingest.batch_size.max(1) as u64;
     let mut closing = false;
+    // Whether the writer has done work since memory was last handed back.
+    let mut worked = false;
     loop {
+        let idle = tokio::time::sleep(TRIM_AFTER);
         let n = tokio::select! {
             n = rx.recv_many(&mut jobs, GROUP) => n,
+            _ = idle, if worked => {
+                worked = false;
+                release_memory();
+                continue;
+            }
             _ = shared.closing.notified(), if !closing => {
                 // Refuse new requests (they get 503); what is queued is still taken.
                 closing = true;
@@ -384,6 +400,7 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
         if n == 0 {
             break;
         }
+        worked = true;
         // Jobs of one source go through its pipeline in arrival order, then one flush commits
         // them all; each job's counts are taken as its records are pushed.
         let mut by_source: HashMap<String, Vec<(Job, Stored)>> = HashMap::new();
@@ -398,12 +415,20 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
             // and a commit of part of a group followed by a failure would store records whose
             // request is then answered 503 (and sent again by the client).
             for mut part in split(group, batch) {
-                let outcome = write_group(&db, &cfg, &mut pipelines, &source, &mut part).await;
+                let token = part.first().is_some_and(|(j, _)| j.token);
+                let outcome = match ensure_source(&db, &cfg, &mut pipelines, &source, token) {
+                    Ok(pool) => {
+                        let write = write_group(&mut pipelines, &source, &mut part);
+                        watched(&db, &shared, &pool, write).await
+                    }
+                    Err(e) => Err(e),
+                };
                 if outcome.is_err() {
                     // The pipeline's writer is gone with its batch; a fresh one is made for the
                     // next request (the database may be back by then).
                     if let Some(p) = pipelines.remove(&source) {
-                        let _ = p.finish().await;
+                        let _ = p.pipeline.finish().await;
+                        p.pool.close().await;
                     }
                 }
                 set_down(&shared, outcome.as_ref().err().cloned());
@@ -418,7 +443,21 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
         }
     }
     for (_, p) in pipelines {
-        let _ = p.finish().await;
+        let _ = p.pipeline.finish().await;
+        p.pool.close().await;
+    }
+}
+
+/// Hands the memory freed by the last requests back to the system. glibc's allocator keeps
+/// freed memory in its arenas for reuse, so after a burst the process would stay as large as
+/// its peak; trimming once the writer is idle brings it back to what is in use, so the next
+/// burst starts from there (the receiver's memory bound is on the peak).
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists and takes the arena locks; it can
+    // be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -442,22 +481,98 @@ fn split(group: Vec<(Job, Stored)>, batch: u64) -> Vec<Vec<(Job, Stored)>> {
     parts
 }
 
-async fn write_group(
+/// A source's pipeline, and the connection pool of its writer (its own, so that it can be
+/// closed without touching anyone else's; see [`watched`]).
+struct Source {
+    pipeline: Pipeline,
+    pool: sqlx::PgPool,
+}
+
+/// A group's commit this long under way makes the sink look at the database itself rather
+/// than wait for the next probe.
+const SLOW_COMMIT: Duration = Duration::from_millis(500);
+
+/// Runs `write` (a group's rows into a source's pipeline, then their commit) and answers for
+/// it within seconds when the database goes away meanwhile. The pipeline's writer retries a
+/// failed batch for up to ~20 s, longer than clients wait (the OpenTelemetry SDKs give up after
+/// 10 s, then send again): a client that gave up on a request whose rows the writer then
+/// committed would store them twice. So while a commit is slow the database is pinged; once it
+/// does not answer, the writer's own pool (`pool`) is closed, which makes its next attempt
+/// fail at once instead of sleeping and retrying. The answer is still the writer's own outcome
+/// (never a guess): a batch it did commit is answered as committed.
+async fn watched(
+    db: &Db,
+    shared: &Shared,
+    pool: &sqlx::PgPool,
+    write: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::pin!(write);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut write => return out,
+            _ = tick.tick() => {
+                if started.elapsed() < SLOW_COMMIT || pool.is_closed() {
+                    continue;
+                }
+                let q = crate::query::serve_metrics::ping(&db.write);
+                if let Ok(Ok(())) = tokio::time::timeout(PROBE_TIMEOUT, q).await {
+                    continue;
+                }
+                set_down(shared, Some("no answer while a commit was under way".into()));
+                let p = pool.clone();
+                // Closing marks the pool closed at once, then waits for its connection.
+                tokio::spawn(async move { p.close().await });
+            }
+        }
+    }
+}
+
+/// The pipeline of `source`, made on first use with a connection pool of its own (the writer
+/// holds a single connection anyway); returns that pool.
+fn ensure_source(
     db: &Db,
     cfg: &Config,
-    pipelines: &mut HashMap<String, Pipeline>,
+    pipelines: &mut HashMap<String, Source>,
+    source: &str,
+    token: bool,
+) -> Result<sqlx::PgPool, String> {
+    if let Some(s) = pipelines.get(source) {
+        return Ok(s.pool.clone());
+    }
+    let pool = db
+        .write
+        .options()
+        .clone()
+        .max_connections(1)
+        .connect_lazy_with(db.write_options.clone());
+    let own = Db {
+        write: pool.clone(),
+        ..db.clone()
+    };
+    let mut p =
+        Pipeline::new(own, &cfg.ingest, options(cfg, source)).map_err(|e| format!("{e:#}"))?;
+    if token {
+        p.set_source_attr(source);
+    }
+    pipelines.insert(
+        source.to_string(),
+        Source {
+            pipeline: p,
+            pool: pool.clone(),
+        },
+    );
+    Ok(pool)
+}
+
+async fn write_group(
+    pipelines: &mut HashMap<String, Source>,
     source: &str,
     group: &mut [(Job, Stored)],
 ) -> Result<(), String> {
-    if !pipelines.contains_key(source) {
-        let mut p = Pipeline::new(db.clone(), &cfg.ingest, options(cfg, source))
-            .map_err(|e| format!("{e:#}"))?;
-        if group.first().is_some_and(|(j, _)| j.token) {
-            p.set_source_attr(source);
-        }
-        pipelines.insert(source.to_string(), p);
-    }
-    let Some(pipeline) = pipelines.get_mut(source) else {
+    let Some(Source { pipeline, .. }) = pipelines.get_mut(source) else {
         return Err("no pipeline".into());
     };
     for (job, stored) in group.iter_mut() {

@@ -24,6 +24,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord as OtlpRecord;
 use prost::Message;
 use serde_json::{Map, Value};
@@ -42,17 +43,25 @@ pub const FORMAT: &str = "otlp";
 /// Every record of the request; records that cannot be stored are counted and named.
 pub fn decode(req: ExportLogsServiceRequest, now: DateTime<Utc>) -> Decoded {
     let mut out = Decoded::default();
+    let total: usize = req
+        .resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len())
+        .sum();
+    out.rows.reserve_exact(total);
     let mut n = 0u64;
     for rl in req.resource_logs {
         let resource = rl
             .resource
             .map(|r| attributes(&r.attributes))
             .unwrap_or_default();
+        let shared = Shared::of(&resource, now);
         for sl in rl.scope_logs {
             let scope = sl.scope.map(|s| s.name).unwrap_or_default();
             for rec in sl.log_records {
                 n += 1;
-                match record(rec, &resource, &scope, now) {
+                match record(rec, &resource, &shared, &scope, now) {
                     Ok(p) => out.rows.push(p),
                     Err(why) => out.reject(format!("log record {n}: {why}")),
                 }
@@ -60,6 +69,56 @@ pub fn decode(req: ExportLogsServiceRequest, now: DateTime<Utc>) -> Decoded {
         }
     }
     out
+}
+
+/// What every record of one resource gets, worked out once for all of them: the resource's
+/// attributes that stay in attrs (`resource`), when reading the resource fills no column that
+/// OTLP's own `service.name` and `host.name` would not overwrite anyway. None otherwise: each
+/// record then reads the resource with its own fields, as a JSON line's `resource` would be.
+struct Shared {
+    rest: Option<Option<Value>>,
+}
+
+impl Shared {
+    fn of(resource: &Map<String, Value>, now: DateTime<Utc>) -> Shared {
+        if resource.is_empty() {
+            return Shared { rest: Some(None) };
+        }
+        let overwritten = |k: &str| {
+            matches!(k, "service.name" | "host.name")
+                && resource
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty())
+        };
+        let ctx = LineContext {
+            service: UNKNOWN_SERVICE,
+            now,
+            level: None,
+            zone: &crate::ingest::timestamp::UTC,
+        };
+        let alone = [(
+            Cow::Borrowed("resource"),
+            Val::Nested(Value::Object(resource.clone())),
+        )];
+        let Ok(parsed) = fields::build(alone, &ctx) else {
+            return Shared { rest: None };
+        };
+        let rest = parsed
+            .log
+            .as_ref()
+            .and_then(|l| l.attrs.as_ref())
+            .and_then(|a| a.get("resource"))
+            .cloned();
+        let kept = rest.as_ref().and_then(Value::as_object);
+        let taken_only_overwritten = resource
+            .keys()
+            .filter(|k| !kept.is_some_and(|m| m.contains_key(*k)))
+            .all(|k| overwritten(k));
+        Shared {
+            rest: taken_only_overwritten.then_some(rest),
+        }
+    }
 }
 
 /// A JSON value as a field value.
@@ -77,9 +136,34 @@ fn val(v: Value) -> Val<'static> {
     }
 }
 
+/// An attribute's value as a field value, taking its strings rather than copying them; the
+/// same value [`val`] gives for its JSON form.
+fn owned_val(v: Option<AnyValue>) -> Val<'static> {
+    match v.and_then(|v| v.value) {
+        Some(Any::StringValue(s)) => Val::Str(Cow::Owned(s)),
+        Some(Any::BoolValue(b)) => Val::Bool(b),
+        Some(Any::IntValue(i)) => Val::Int(i),
+        Some(Any::DoubleValue(d)) if d.is_finite() => Val::Float(d),
+        Some(other) => val(any_to_json(&AnyValue { value: Some(other) })),
+        None => Val::Null,
+    }
+}
+
+/// Whether two attributes share a key (then the last one wins, as in [`attributes`]).
+fn repeats_a_key(kvs: &[KeyValue]) -> bool {
+    if kvs.len() > 32 {
+        let mut seen = std::collections::HashSet::with_capacity(kvs.len());
+        return !kvs.iter().all(|kv| seen.insert(kv.key.as_str()));
+    }
+    kvs.iter()
+        .enumerate()
+        .any(|(i, kv)| kvs[..i].iter().any(|k| k.key == kv.key))
+}
+
 fn record(
-    rec: OtlpRecord,
+    mut rec: OtlpRecord,
     resource: &Map<String, Value>,
+    shared: &Shared,
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Parsed, String> {
@@ -89,10 +173,11 @@ fn record(
     }
     let trace_id = hex_id(&rec.trace_id, 16, "trace_id")?;
     let span_id = hex_id(&rec.span_id, 8, "span_id")?;
-    let mut fields: Vec<(Cow<'static, str>, Val<'static>)> = Vec::new();
+    let mut fields: Vec<(Cow<'static, str>, Val<'static>)> =
+        Vec::with_capacity(rec.attributes.len() + 2);
     let mut body_message = None;
-    match rec.body.as_ref().and_then(|b| b.value.as_ref()) {
-        Some(Any::StringValue(s)) => fields.push(("body".into(), Val::Str(s.clone().into()))),
+    match rec.body.take().and_then(|b| b.value) {
+        Some(Any::StringValue(s)) => fields.push(("body".into(), Val::Str(Cow::Owned(s)))),
         Some(Any::KvlistValue(kv)) => {
             let map = attributes(&kv.values);
             if MESSAGE_KEYS
@@ -104,20 +189,25 @@ fn record(
                 body_message = Some(Value::Object(map).to_string());
             }
         }
-        Some(_) => {
-            if let Some(b) = &rec.body {
-                body_message = Some(match any_to_json(b) {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                });
-            }
+        Some(other) => {
+            body_message = Some(match any_to_json(&AnyValue { value: Some(other) }) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
         }
         None => {}
     }
-    for (k, v) in attributes(&rec.attributes) {
-        fields.push((Cow::Owned(k), val(v)));
+    let attrs = std::mem::take(&mut rec.attributes);
+    if repeats_a_key(&attrs) {
+        for (k, v) in attributes(&attrs) {
+            fields.push((Cow::Owned(k), val(v)));
+        }
+    } else {
+        for kv in attrs {
+            fields.push((Cow::Owned(kv.key), owned_val(kv.value)));
+        }
     }
-    if !resource.is_empty() {
+    if shared.rest.is_none() && !resource.is_empty() {
         fields.push((
             "resource".into(),
             Val::Nested(Value::Object(resource.clone())),
@@ -134,6 +224,12 @@ fn record(
     let Some(log) = parsed.log.as_mut() else {
         return Err("no log row".into());
     };
+    if let Some(Some(rest)) = &shared.rest {
+        let attrs = log.attrs.get_or_insert_with(|| Value::Object(Map::new()));
+        if let Some(map) = attrs.as_object_mut() {
+            map.insert("resource".into(), rest.clone());
+        }
+    }
     if let Some(m) = body_message {
         log.message = m;
     }
@@ -167,7 +263,10 @@ fn record(
         extra.push(("otel.scope.name", Value::String(scope.to_string())));
     }
     if !rec.event_name.is_empty() {
-        extra.push(("event.name", Value::String(rec.event_name.clone())));
+        extra.push((
+            "event.name",
+            Value::String(std::mem::take(&mut rec.event_name)),
+        ));
     }
     if !extra.is_empty() {
         let attrs = log.attrs.get_or_insert_with(|| Value::Object(Map::new()));

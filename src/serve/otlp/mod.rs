@@ -2,7 +2,8 @@
 //! Collector's `otlphttp` exporter send them (protobuf or OTLP's JSON encoding, gzip), answered
 //! as the OTLP specification says: 200 with an Export*ServiceResponse in the request's own
 //! encoding, `partial_success` counting the records that could not be stored, 400 for a body
-//! that cannot be decoded, 429/503 with Retry-After when the database cannot take the rows now.
+//! that cannot be decoded, 429/503 with Retry-After when the database cannot take the rows now;
+//! every refusal carries a `google.rpc.Status` body in the request's encoding.
 //!
 //! Decoding (`logs`, `traces`) is pure: bytes in, records out. Log records and the request and
 //! query rows made from spans go through the sink (the same pipeline as file ingest); the spans
@@ -30,6 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use prost::Message as _;
 use serde_json::{Map, Value};
 
 use super::auth::Client;
@@ -109,6 +111,51 @@ where
         Encoding::Json => serde_json::from_slice(bytes)
             .map_err(|e| Reject::BadRequest(format!("undecodable OTLP JSON body: {e}"))),
     }
+}
+
+/// `google.rpc.Status`, the body OTLP/HTTP gives every 4xx and 5xx answer to a request it could
+/// read the encoding of (its `details` are left empty).
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct RpcStatus {
+    /// A gRPC status code (`google.rpc.Code`).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// The gRPC code OTLP/gRPC would give for the same refusal.
+fn grpc_code(r: &Reject) -> i32 {
+    match r {
+        Reject::BadRequest(_) | Reject::Unsupported(_) => 3, // INVALID_ARGUMENT
+        Reject::TooLarge(_) | Reject::RateLimited { .. } | Reject::Busy { .. } => 8, // RESOURCE_EXHAUSTED
+        Reject::Unauthorized => 16,       // UNAUTHENTICATED
+        Reject::Unavailable { .. } => 14, // UNAVAILABLE
+    }
+}
+
+/// A refusal as the OTLP/HTTP specification says: its status code and Retry-After as for any
+/// route, and a `google.rpc.Status` body in the request's encoding (protobuf or JSON) so that
+/// exporters can log why.
+pub fn refuse(enc: Encoding, r: Reject) -> Response {
+    let status = RpcStatus {
+        code: grpc_code(&r),
+        message: r.message(),
+    };
+    let body = match enc {
+        Encoding::Protobuf => status.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(&status).unwrap_or_else(|_| b"{}".to_vec()),
+    };
+    let mut resp = (r.status(), body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(enc.content_type()),
+    );
+    if let Some(secs) = r.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// A 200 with the response message in the request's encoding.
@@ -221,11 +268,38 @@ pub fn routes() -> Router<State> {
         .route("/v1/traces", post(post_traces))
 }
 
-/// Content type and body of an OTLP request, decompressed.
-fn open(state: &State, headers: &HeaderMap, raw: &[u8]) -> Result<(Encoding, Vec<u8>), Reject> {
-    let enc = Encoding::from_content_type(&body::content_type(headers))?;
-    let bytes = body::decode(headers, raw, state.cfg.server.decompressed_limit)?;
-    Ok((enc, bytes))
+/// The encoding of an OTLP request from its content type; a content type that is not OTLP is
+/// refused (415) in plain text, since no encoding for a Status body is known.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, Reject> {
+    Encoding::from_content_type(&body::content_type(headers))
+}
+
+/// An OTLP request's message, read from its body (decompressed as its Content-Encoding says).
+fn read<T>(state: &State, enc: Encoding, headers: &HeaderMap, raw: Bytes) -> Result<T, Reject>
+where
+    T: prost::Message + Default + serde::de::DeserializeOwned,
+{
+    let limit = state.cfg.server.decompressed_limit;
+    let plain = matches!(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim),
+        None | Some("") | Some("identity")
+    );
+    if plain {
+        // Read in place: no copy of the body.
+        if raw.len() > limit {
+            return Err(Reject::TooLarge(format!(
+                "body larger than {limit} bytes (server.decompressed_limit)"
+            )));
+        }
+        return decode_message(enc, &raw);
+    }
+    let bytes = body::decode(headers, &raw, limit)?;
+    // The compressed body is not needed once expanded.
+    drop(raw);
+    decode_message(enc, &bytes)
 }
 
 /// `record 3: why; record 7: why` for the partial-success message.
@@ -244,20 +318,19 @@ async fn post_logs(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let (enc, bytes) = match open(&state, &headers, &raw) {
-        Ok(v) => v,
+    let enc = match encoding(&headers) {
+        Ok(e) => e,
         Err(r) => return r.into_response(),
     };
-    let req: ExportLogsServiceRequest = match decode_message(enc, &bytes) {
+    let req: ExportLogsServiceRequest = match read(&state, enc, &headers, raw) {
         Ok(r) => r,
-        Err(r) => return r.into_response(),
+        Err(r) => return refuse(enc, r),
     };
-    drop(bytes);
     let decoded = logs::decode(req, Utc::now());
     let source = client.source(SOURCE);
     let stored = match state.sink.submit_parsed(&source, decoded.rows).await {
         Ok(s) => s,
-        Err(r) => return r.into_response(),
+        Err(r) => return refuse(enc, r),
     };
     let rejected = decoded.rejected + stored.rejected;
     let partial_success = (rejected > 0).then(|| ExportLogsPartialSuccess {
@@ -273,19 +346,18 @@ async fn post_traces(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let enc = match encoding(&headers) {
+        Ok(e) => e,
+        Err(r) => return r.into_response(),
+    };
     let redactor = match redactor(&state.cfg) {
         Ok(r) => r,
-        Err(r) => return r.into_response(),
+        Err(r) => return refuse(enc, r),
     };
-    let (enc, bytes) = match open(&state, &headers, &raw) {
-        Ok(v) => v,
-        Err(r) => return r.into_response(),
-    };
-    let req: ExportTraceServiceRequest = match decode_message(enc, &bytes) {
+    let req: ExportTraceServiceRequest = match read(&state, enc, &headers, raw) {
         Ok(r) => r,
-        Err(r) => return r.into_response(),
+        Err(r) => return refuse(enc, r),
     };
-    drop(bytes);
     let mut decoded = traces::decode(req);
     for s in &mut decoded.spans {
         clean_span(s, redactor);
@@ -294,11 +366,11 @@ async fn post_traces(
     // client retries, nothing is stored twice.
     if let Err(e) = crate::query::spans::insert(&state.db.write, &decoded.spans).await {
         tracing::warn!("otlp: storing {} spans: {e:#}", decoded.spans.len());
-        return Reject::Unavailable {
+        let r = Reject::Unavailable {
             retry_after: 2,
             why: "spans could not be stored".into(),
-        }
-        .into_response();
+        };
+        return refuse(enc, r);
     }
     let stored = match state
         .sink
@@ -306,7 +378,7 @@ async fn post_traces(
         .await
     {
         Ok(s) => s,
-        Err(r) => return r.into_response(),
+        Err(r) => return refuse(enc, r),
     };
     let rejected = decoded.rejected + stored.rejected;
     let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
@@ -375,6 +447,35 @@ mod tests {
         assert_eq!(
             any_to_json(&v),
             serde_json::json!({"a": "x", "b": [-3, "NaN"], "c": "/wA="})
+        );
+    }
+
+    #[test]
+    fn refusals_carry_a_status_in_the_request_encoding() {
+        let r = refuse(
+            Encoding::Protobuf,
+            Reject::BadRequest("undecodable OTLP protobuf body: x".into()),
+        );
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/x-protobuf");
+        let r = refuse(
+            Encoding::Json,
+            Reject::Unavailable {
+                retry_after: 2,
+                why: "down".into(),
+            },
+        );
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let round = RpcStatus {
+            code: 3,
+            message: "why".into(),
+        };
+        assert_eq!(RpcStatus::decode(&*round.encode_to_vec()).unwrap(), round);
+        assert_eq!(
+            serde_json::to_value(&round).unwrap(),
+            serde_json::json!({"code": 3, "message": "why"})
         );
     }
 
