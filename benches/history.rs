@@ -140,9 +140,12 @@ async fn load(pool: &PgPool, o: &Opts) -> Result<()> {
         done += n;
         eprintln!("  {done} audit rows ({:.0} s)", t.elapsed().as_secs_f64());
     }
-    sqlx::raw_sql("VACUUM ANALYZE opsdash.log_event; VACUUM ANALYZE opsdash.audit_event")
-        .execute(pool)
-        .await?;
+    // One statement each: several in one simple query run as one transaction block.
+    for table in ["log_event", "audit_event"] {
+        sqlx::raw_sql(&format!("VACUUM ANALYZE opsdash.{table}"))
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 

@@ -338,3 +338,43 @@ async fn every_filter_form_reads_only_the_partitions_of_its_range() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_filter_runs_in_a_parallel_scan() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    seed(pool).await?;
+    // Make every scan parallel, as a large table's sequential scan is: the IP reader
+    // (opsdash.try_inet, a subtransaction per call) must keep such a query serial instead of
+    // failing it ("cannot start subtransactions during a parallel operation").
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(
+        "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+         SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+         SET enable_indexscan = off; SET enable_bitmapscan = off",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let plain: Vec<String> =
+        sqlx::query_scalar("EXPLAIN SELECT count(*) FROM opsdash.log_event WHERE status >= 500")
+            .fetch_all(&mut *conn)
+            .await?;
+    let plain = plain.join("\n");
+    assert!(
+        plain.contains("Gather"),
+        "the settings make scans parallel: {plain}"
+    );
+    let f = filter::parse("ip:10.1.0.0/16 -ip:10.1.0.7")?;
+    let mut qb =
+        sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT count(*) FROM opsdash.log_event WHERE ");
+    f.push_conditions(&mut qb);
+    let n: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+    let want: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM opsdash.log_event WHERE ip LIKE '10.1.%' AND ip <> '10.1.0.7'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    assert_eq!(n, want);
+    assert!(n > 0);
+    Ok(())
+}
