@@ -343,12 +343,21 @@ async fn load(db: &Db, rows: usize) -> Result<()> {
             buf.text(&format!("svc-{}", rng.gen_range(0..20)));
             buf.text(&msg);
             buf.text(&format!("{:016x}", rng.gen::<u64>()));
+            // As the ingest writer sends them (the table's trigger would compute them otherwise).
+            buf.int_array(&opsdash::model::search_tokens::search_tokens(&msg));
             buf.end_row();
         }
         buf.send(
             &mut conn,
             "opsdash.log_event",
-            &["ts", "level", "service", "message", "trace_id"],
+            &[
+                "ts",
+                "level",
+                "service",
+                "message",
+                "trace_id",
+                "search_tokens",
+            ],
         )
         .await?;
         done += n;

@@ -70,6 +70,12 @@ impl CopyBuf {
         }
     }
 
+    /// An `int4[]` value (`{1,-2}`): digits, signs and commas need no escaping.
+    pub fn int_array(&mut self, v: &[i32]) {
+        self.sep();
+        crate::model::search_tokens::write_array(&mut self.buf, v);
+    }
+
     pub fn ts(&mut self, t: chrono::DateTime<chrono::Utc>) {
         self.plain(t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
     }
@@ -179,6 +185,15 @@ mod tests {
         b.end_row();
         assert_eq!(b.as_bytes(), b"a\\tb\\\\c\\nde\t\\N\t42\n");
         assert_eq!(b.rows(), 1);
+    }
+
+    #[test]
+    fn int_arrays_are_array_literals() {
+        let mut b = CopyBuf::default();
+        b.int_array(&[3, -4]);
+        b.int_array(&[]);
+        b.end_row();
+        assert_eq!(b.as_bytes(), b"{3,-4}\t{}\n");
     }
 
     #[test]

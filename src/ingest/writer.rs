@@ -24,7 +24,8 @@ pub const REQUEST_TABLE: &str = "opsdash.request_log";
 pub const QUERY_TABLE: &str = "opsdash.query_log";
 pub const AUDIT_TABLE: &str = "opsdash.audit_event";
 
-/// What the COPY writes: the exported columns plus the last time of a folded row.
+/// What the COPY writes: the exported columns plus the last time of a folded row and the
+/// message's word-search tokens (computed here, so the server does not tokenize each row).
 pub const LOG_COPY_COLUMNS: &[&str] = &[
     "ts",
     "level",
@@ -46,11 +47,12 @@ pub const LOG_COPY_COLUMNS: &[&str] = &[
     "fingerprint",
     "repeat_count",
     "last_seen",
+    "search_tokens",
 ];
 
 /// The log row's exported columns: what the COPY writes less the last time of a folded row
-/// (one list, so the two cannot drift apart).
-pub const LOG_COLUMNS: &[&str] = LOG_COPY_COLUMNS.split_at(LOG_COPY_COLUMNS.len() - 1).0;
+/// and the tokens (one list, so the two cannot drift apart).
+pub const LOG_COLUMNS: &[&str] = LOG_COPY_COLUMNS.split_at(LOG_COPY_COLUMNS.len() - 2).0;
 
 pub const REQUEST_COLUMNS: &[&str] = &[
     "ts",
@@ -118,6 +120,7 @@ pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
         Some(t) => buf.plain(format_copy(t, &mut ts)),
         None => buf.null(),
     }
+    buf.int_array(&crate::model::search_tokens::search_tokens(&r.message));
     buf.end_row();
 }
 

@@ -3,6 +3,7 @@
 pub mod histogram;
 mod level;
 pub mod rule;
+pub mod search_tokens;
 mod time_range;
 
 pub use histogram::Histogram;
