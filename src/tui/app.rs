@@ -16,40 +16,26 @@ use crate::db::Db;
 use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
-use crate::tui::event::{Event, Sender};
 use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{self, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{Event, Sender};
+// Effects and jumps are part of the shell's interface; they live in `msg` with the rest.
+use crate::tui::msg::{Data, Owner, QueryDone, QueryRequest, ShellData, Tab};
+pub use crate::tui::msg::{Effect, Jump};
+use crate::tui::tabs;
 use crate::tui::theme::Theme;
+use crate::tui::view::{Refresher, TabCtx, TabView};
 
-/// What the main loop must do after an update.
-#[derive(Debug)]
-pub enum Effect {
-    Query(QueryRequest),
-    /// Clear the terminal and repaint everything (Ctrl-L, after garbage on the line).
-    ClearScreen,
-    /// A status-bar message from a tab (applied by `update`, never reaches the main loop).
-    Say {
-        text: String,
-        error: bool,
-    },
-    /// Switch to another tab and show it something (an alert's log lines, a request's trace).
-    /// Applied by `update` like `Say`; never reaches the main loop.
-    Jump(Jump),
-    Quit,
-}
+/// A one-line note about background work of the dashboard's own process (the demo's
+/// backfill: "figures are partial until it ends"), read on every tick and shown as a banner
+/// while it returns something.
+#[derive(Clone)]
+pub struct Background(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
 
-/// A cross-tab jump: the target tab takes `filter` as if typed on `/` and Enter (and `trace`,
-/// if set, opens that trace), the shared time range becomes `range` when given, and `note`
-/// goes to the status bar.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Jump {
-    pub tab: Option<Tab>,
-    pub filter: String,
-    pub trace: Option<String>,
-    pub range: Option<TimeRange>,
-    pub note: String,
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Background(..)")
+    }
 }
 
 /// Database connection state, from the background ping.
@@ -203,7 +189,7 @@ pub struct App {
     /// Screen size as last seen (for mouse hit tests and page sizes).
     pub size: (u16, u16),
     /// Where the background note comes from, and what it said at the last tick.
-    pub background: Option<crate::tui::Background>,
+    pub background: Option<Background>,
     pub background_note: Option<String>,
 }
 
@@ -333,9 +319,9 @@ impl App {
         let db = self.env.db.clone();
         let instance = self.env.instance.clone();
         vec![Effect::Query(QueryRequest::new(
-            Owner::Shell,
             "header",
             async move { crate::query::status::header(&db, &instance).await },
+            ShellData::Header,
         ))]
     }
 
@@ -712,11 +698,9 @@ impl App {
                 self.tab_action(Action::Up)
             }
             MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
-                let hit = crate::tui::draw::tab_bar_hits(self)
-                    .into_iter()
-                    .find(|(_, from, to)| (*from..*to).contains(&m.column));
-                match hit {
-                    Some((tab, _, _)) => {
+                let ids = self.tabs.iter().map(|t| t.id());
+                match crate::tui::layout::tab_at(ids, self.size.0, m.column) {
+                    Some(tab) => {
                         self.mode = Mode::Normal;
                         self.switch_to(tab)
                     }
@@ -795,22 +779,22 @@ impl App {
 
     fn on_query(&mut self, done: QueryDone) -> Vec<Effect> {
         self.dirty = true;
-        match done.owner {
-            Owner::Shell => {
-                if done.panel == "header" {
-                    if let Ok(h) = done.take::<HeaderStatus>() {
-                        self.header = Some(h);
-                    }
+        match (done.owner, done.data) {
+            (_, Data::Shell(ShellData::Header(res))) => {
+                // A failed header read keeps the last one; the banner tells of a lost database.
+                if let Ok(h) = res {
+                    self.header = Some(h);
                 }
                 Vec::new()
             }
-            Owner::Tab(id) => {
+            (Owner::Tab(id), data) => {
                 let ctx = ctx!(self);
                 match self.tabs.iter_mut().find(|t| t.id() == id) {
-                    Some(t) => t.on_data(done, &ctx),
+                    Some(t) => t.on_data(data, &ctx),
                     None => Vec::new(),
                 }
             }
+            (Owner::Shell, _) => Vec::new(),
         }
     }
 }

@@ -20,17 +20,15 @@ use crate::alerts::Matcher;
 use crate::config::Config;
 use crate::model::TimeRange;
 use crate::query::alert_metrics::Sample;
-use crate::query::alerts::{self as q, AlertRow, HistoryRow};
-use crate::query::outbox::AttemptRow;
+use crate::query::alerts::{self as q, AlertRow};
 use crate::query::rules::Rule;
 use crate::query::silences::SilenceRow;
 use crate::query::{outbox, rules, silences};
 use crate::sanitize::sanitize;
-use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{AlertDetail as Detail, AlertsData, Data, Effect, Jump, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     draw_note, draw_spark, draw_table_panel, framed, row_style, status_role, truncate,
     visible_page, Columns,
@@ -41,16 +39,6 @@ pub enum View {
     Alerts,
     Rules,
     Silences,
-}
-
-/// Everything the detail pane shows about one alert.
-#[derive(Debug, Clone)]
-pub struct Detail {
-    pub alert: AlertRow,
-    pub rule: Option<Rule>,
-    pub history: Vec<HistoryRow>,
-    pub attempts: Vec<AttemptRow>,
-    pub samples: Vec<(DateTime<Utc>, f64)>,
 }
 
 /// A text prompt open over the tab.
@@ -387,20 +375,23 @@ impl AlertsTab {
     }
 
     fn list_request(&self, ctx: &TabCtx) -> Vec<Effect> {
-        let me = Owner::Tab(Tab::Alerts);
         let db = ctx.db.clone();
-        let mut fx = vec![Effect::Query(QueryRequest::new(me, "alerts", async move {
-            q::list_alerts(&db.read, false, 500).await
-        }))];
-        let db = ctx.db.clone();
-        fx.push(Effect::Query(QueryRequest::new(me, "rules", async move {
-            rules::rules(&db.read).await
-        })));
+        let mut fx = vec![Effect::Query(QueryRequest::new(
+            "alerts",
+            async move { q::list_alerts(&db.read, false, 500).await },
+            AlertsData::Alerts,
+        ))];
         let db = ctx.db.clone();
         fx.push(Effect::Query(QueryRequest::new(
-            me,
+            "rules",
+            async move { rules::rules(&db.read).await },
+            AlertsData::Rules,
+        )));
+        let db = ctx.db.clone();
+        fx.push(Effect::Query(QueryRequest::new(
             "silences",
             async move { silences::silences(&db.read, false).await },
+            AlertsData::Silences,
         )));
         fx
     }
@@ -411,7 +402,6 @@ impl AlertsTab {
         };
         let db = ctx.db.clone();
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Alerts),
             "detail",
             async move {
                 let mut conn = db.read.acquire().await?;
@@ -425,6 +415,7 @@ impl AlertsTab {
                     alert: a,
                 })
             },
+            AlertsData::Detail,
         ))]
     }
 
@@ -435,9 +426,9 @@ impl AlertsTab {
     {
         self.message = Some(("working…".into(), Role::Dim));
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Alerts),
             "action",
             fut,
+            AlertsData::Action,
         ))]
     }
 
@@ -573,9 +564,9 @@ impl AlertsTab {
                 self.preview = Some((name.clone(), Ok(Vec::new())));
                 self.message = Some((format!("evaluating {name}…"), Role::Dim));
                 Some(vec![Effect::Query(QueryRequest::new(
-                    Owner::Tab(Tab::Alerts),
                     "preview",
                     async move { engine::preview(&db, &cfg, &spec).await },
+                    AlertsData::Preview,
                 ))])
             }
             _ => None,
@@ -1069,11 +1060,14 @@ impl TabView for AlertsTab {
         }
     }
 
-    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
-        match done.panel {
-            "alerts" => {
+    fn on_data(&mut self, data: Data, ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Alerts(data) = data else {
+            return Vec::new();
+        };
+        match data {
+            AlertsData::Alerts(r) => {
                 let had = self.selected_alert().map(|a| a.id);
-                self.alerts.set(done);
+                self.alerts.set(r);
                 // Keep the same alert selected when the order changes (it was acknowledged...).
                 if self.view == View::Alerts {
                     let ids: Vec<i64> = self.visible_alerts().iter().map(|a| a.id).collect();
@@ -1084,45 +1078,44 @@ impl TabView for AlertsTab {
                 }
             }
             // The three views share one cursor: only the list on screen moves it.
-            "rules" => {
+            AlertsData::Rules(r) => {
                 let name = |r: &Rule| r.spec.name.clone();
                 let had = self
                     .visible_rules()
                     .get(self.cursor.selected)
                     .map(|r| name(r));
-                self.rules.set(done);
+                self.rules.set(r);
                 if self.view == View::Rules {
                     let names: Vec<String> = self.visible_rules().into_iter().map(name).collect();
                     self.cursor.follow(had.as_ref(), names);
                 }
             }
-            "silences" => {
+            AlertsData::Silences(r) => {
                 let had = self
                     .visible_silences()
                     .get(self.cursor.selected)
                     .map(|s| s.id);
-                self.silences.set(done);
+                self.silences.set(r);
                 if self.view == View::Silences {
                     let ids: Vec<_> = self.visible_silences().iter().map(|s| s.id).collect();
                     self.cursor.follow(had.as_ref(), ids);
                 }
             }
-            "detail" => self.detail.set(done),
-            "preview" => {
-                let res = done.take::<Vec<(Sample, bool)>>();
+            AlertsData::Detail(r) => self.detail.set(r),
+            AlertsData::Preview(r) => {
+                let res = r;
                 self.message = None;
                 if let Some((_, r)) = self.preview.as_mut() {
                     *r = res;
                 }
             }
-            "action" => {
-                self.message = Some(match done.take::<String>() {
+            AlertsData::Action(r) => {
+                self.message = Some(match r {
                     Ok(m) => (m, Role::Ok),
                     Err(e) => (e, Role::Error),
                 });
                 return self.refresh(ctx);
             }
-            _ => {}
         }
         Vec::new()
     }

@@ -8,10 +8,10 @@
 //! buffer places late lines by their time), and the header's counts and the export use that
 //! same condition (`lq::stats` and `in_range`), so the three describe the same lines.
 //!
-//! The tail engine (`crate::tail`) runs on its own tasks; its events are drained by a "tail"
-//! query, re-issued while events keep coming, on every tick and when the engine wakes the tab
-//! after a quiet spell (`Event::Wake`), never two at once (the runner drops the older result
-//! when a newer request is made for a panel).
+//! The tail engine (`crate::tail`) runs on its own tasks and queues its events on a bounded
+//! channel this tab owns. The tab takes what is queued straight from that channel, inside
+//! `update`: when the engine wakes it after it went idle (`Event::Wake`), on every tick and when
+//! the operator changes what the tail shows. No query, lock or task stands in between.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::export::{self, Format};
@@ -37,16 +37,13 @@ use crate::query::trace::{self, TraceItem};
 use crate::sanitize::sanitize;
 use crate::tail::buffer::{key_of, LineKey};
 use crate::tail::{self, TailBuffer, TailEvent, TailHandle, TailOptions};
-use crate::tui::app::Effect;
 use crate::tui::keymap::Action;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{Data, Effect, Jump, LogsData, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     block, draw_note, fmt_count, fmt_ms, put_line, row_style, spark_text, status_role, truncate,
 };
-
-const ME: Owner = Owner::Tab(Tab::Logs);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -64,15 +61,17 @@ pub enum AuditMode {
     MassDeletes(i64),
 }
 
-type Events = Arc<Mutex<mpsc::Receiver<TailEvent>>>;
-
 /// The running tail: its handle, its events, and (under the event loop) the waker that calls
 /// this tab back when lines come after a quiet spell.
 struct Engine {
     handle: TailHandle,
-    events: Events,
+    events: mpsc::Receiver<TailEvent>,
     waker: Option<tail::Waker>,
 }
+
+/// At most this many engine events are taken per drain (the channel's own size), so a flood
+/// leaves the loop free for keys between two drains.
+const DRAIN_MAX: usize = 256;
 
 struct Export {
     path: std::path::PathBuf,
@@ -85,8 +84,6 @@ pub struct LogsTab {
     floor_margin: Duration,
     saved: std::collections::BTreeMap<String, String>,
     engine: Option<Engine>,
-    draining: bool,
-    drain_again: bool,
     pub buffer: TailBuffer,
     pub paused: bool,
     pub waiting: u64,
@@ -142,8 +139,6 @@ impl LogsTab {
             floor_margin: Duration::from_secs(u64::from(cfg.logs.tail_floor_hours) * 3600),
             saved: cfg.logs.saved_filters.clone(),
             engine: None,
-            draining: false,
-            drain_again: false,
             buffer: TailBuffer::new(cfg.ui.tail_buffer.max(100)),
             paused: false,
             waiting: 0,
@@ -223,9 +218,11 @@ impl LogsTab {
         }
         self.full_asked = Some(id);
         let pool = ctx.db.read.clone();
-        vec![Effect::Query(QueryRequest::new(ME, "detail", async move {
-            Ok(lq::line(&pool, id).await?)
-        }))]
+        vec![Effect::Query(QueryRequest::new(
+            "detail",
+            async move { Ok(lq::line(&pool, id).await?) },
+            LogsData::Detail,
+        ))]
     }
 
     fn select_index(&mut self, idx: usize) {
@@ -261,60 +258,75 @@ impl LogsTab {
         self.range = Some(ctx.range);
         opts.waker = ctx.events.cloned().map(|tx| {
             tail::Waker::new(move || {
-                let _ = tx.send(crate::tui::event::Event::Wake(Tab::Logs));
+                let _ = tx.send(crate::tui::msg::Event::Wake(Tab::Logs));
             })
         });
         let waker = opts.waker.clone();
         let (handle, rx) = tail::spawn(ctx.db, opts);
         self.engine = Some(Engine {
             handle,
-            events: Arc::new(Mutex::new(rx)),
+            events: rx,
             waker,
         });
     }
 
-    /// Asks for the engine's pending events, unless a drain is already running.
-    fn drain(&mut self) -> Vec<Effect> {
-        let Some(engine) = &self.engine else {
+    /// Takes the events the engine has queued and applies them. When the channel is empty
+    /// the tab tells the waker it stopped reading, so the engine's next event wakes it
+    /// (`Event::Wake`); after `DRAIN_MAX` events it wakes itself instead, to go on after any
+    /// keys that are waiting.
+    fn drain(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let Some(engine) = &mut self.engine else {
             return Vec::new();
         };
-        if self.draining {
-            self.drain_again = true;
-            return Vec::new();
+        if let Some(w) = &engine.waker {
+            w.busy();
         }
-        self.draining = true;
-        self.drain_again = false;
-        let events = engine.events.clone();
-        let waker = engine.waker.clone();
-        vec![Effect::Query(QueryRequest::new(ME, "tail", async move {
-            let mut rx = events.lock().await;
-            if let Some(w) = &waker {
-                w.busy();
-            }
-            let mut out = Vec::new();
-            // Wait briefly for the first event, then take only what is already queued (the
-            // rest of the same read). Waiting for more would only delay the lines: the engine
-            // reads at most once per `TailOptions::coalesce`, so one drain per read is already
-            // one frame per read, and the shell paces frames while lines stream.
-            match tokio::time::timeout(Duration::from_millis(150), rx.recv()).await {
-                Ok(Some(ev)) => out.push(ev),
-                Ok(None) => return anyhow::Ok(out),
-                Err(_) => {
-                    // Quiet: the drains stop here and the engine's next event wakes the tab.
-                    // Idle first, then one more look, so no event falls in between.
-                    if let Some(w) = &waker {
-                        w.went_idle();
-                    }
-                }
-            }
-            while out.len() < 256 {
-                match rx.try_recv() {
-                    Ok(ev) => out.push(ev),
+        let mut events = Vec::new();
+        let mut more = false;
+        loop {
+            while events.len() < DRAIN_MAX {
+                match engine.events.try_recv() {
+                    Ok(ev) => events.push(ev),
                     Err(_) => break,
                 }
             }
-            anyhow::Ok(out)
-        }))]
+            if events.len() >= DRAIN_MAX {
+                more = true;
+                break;
+            }
+            let Some(w) = &engine.waker else { break };
+            // Idle first, then one more look, so no event falls in between (at worst a spare
+            // wake-up finds the channel empty).
+            w.went_idle();
+            match engine.events.try_recv() {
+                Ok(ev) => {
+                    w.busy();
+                    events.push(ev);
+                }
+                Err(_) => break,
+            }
+        }
+        if more {
+            if let Some(tx) = ctx.events {
+                let _ = tx.send(crate::tui::msg::Event::Wake(Tab::Logs));
+            }
+        }
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let arrived = events.iter().any(|e| match e {
+            TailEvent::Lines(l) | TailEvent::Reset(l) => !l.is_empty(),
+            _ => false,
+        });
+        self.apply_events(events);
+        self.prune(ctx);
+        // Following moves the selection: the pane's line changes too.
+        let mut fx = self.want_detail(ctx);
+        self.uncounted |= arrived;
+        if self.uncounted && self.recount.due(ctx.now) {
+            fx.push(self.stats_query(ctx));
+        }
+        fx
     }
 
     fn apply_events(&mut self, events: Vec<TailEvent>) {
@@ -357,9 +369,11 @@ impl LogsTab {
         self.recount.done(ctx.now);
         self.uncounted = false;
         self.stats.loading = true;
-        Effect::Query(QueryRequest::new(ME, "stats", async move {
-            Ok(lq::stats(&db.read, &f, start).await?)
-        }))
+        Effect::Query(QueryRequest::new(
+            "stats",
+            async move { Ok(lq::stats(&db.read, &f, start).await?) },
+            LogsData::Stats,
+        ))
     }
 
     fn view_query(&mut self, ctx: &TabCtx) -> Vec<Effect> {
@@ -369,45 +383,64 @@ impl LogsTab {
             View::Trace => {
                 let id = self.trace_id.clone();
                 self.trace.loading = true;
-                vec![Effect::Query(QueryRequest::new(ME, "trace", async move {
-                    Ok(trace::trace(&db.read, &id, 2000).await?)
-                }))]
+                vec![Effect::Query(QueryRequest::new(
+                    "trace",
+                    async move { Ok(trace::trace(&db.read, &id, 2000).await?) },
+                    LogsData::Trace,
+                ))]
             }
             View::Groups => {
                 self.groups.loading = true;
-                vec![Effect::Query(QueryRequest::new(ME, "groups", async move {
-                    Ok(error_groups::list(
-                        &db.read,
-                        &GroupQuery::default(),
-                        200,
-                        chrono::Duration::hours(24),
-                        24,
-                    )
-                    .await?)
-                }))]
+                vec![Effect::Query(QueryRequest::new(
+                    "groups",
+                    async move {
+                        Ok(error_groups::list(
+                            &db.read,
+                            &GroupQuery::default(),
+                            200,
+                            chrono::Duration::hours(24),
+                            24,
+                        )
+                        .await?)
+                    },
+                    LogsData::Groups,
+                ))]
             }
             View::Audit => match self.audit_mode.clone() {
                 AuditMode::Trail => {
                     self.audit.loading = true;
-                    vec![Effect::Query(QueryRequest::new(ME, "audit", async move {
-                        Ok(audit::trail(&db.read, &AuditQuery::default(), None, 500).await?)
-                    }))]
+                    vec![Effect::Query(QueryRequest::new(
+                        "audit",
+                        async move {
+                            Ok(audit::trail(&db.read, &AuditQuery::default(), None, 500).await?)
+                        },
+                        LogsData::Audit,
+                    ))]
                 }
                 AuditMode::WhoDeleted(what) => {
                     self.audit.loading = true;
-                    vec![Effect::Query(QueryRequest::new(ME, "audit", async move {
-                        Ok(audit::who_deleted(&db.read, &what, 500).await?)
-                    }))]
+                    vec![Effect::Query(QueryRequest::new(
+                        "audit",
+                        async move { Ok(audit::who_deleted(&db.read, &what, 500).await?) },
+                        LogsData::Audit,
+                    ))]
                 }
                 AuditMode::MassDeletes(n) => {
                     self.mass.loading = true;
                     let since = ctx.now - ctx.range.duration();
-                    vec![Effect::Query(QueryRequest::new(ME, "mass", async move {
-                        Ok(
-                            audit::mass_deletes(&db.read, since, chrono::Duration::minutes(5), n)
-                                .await?,
-                        )
-                    }))]
+                    vec![Effect::Query(QueryRequest::new(
+                        "mass",
+                        async move {
+                            Ok(audit::mass_deletes(
+                                &db.read,
+                                since,
+                                chrono::Duration::minutes(5),
+                                n,
+                            )
+                            .await?)
+                        },
+                        LogsData::Mass,
+                    ))]
                 }
             },
         }
@@ -476,13 +509,13 @@ impl LogsTab {
         let db = ctx.db.clone();
         let actor = operator();
         vec![Effect::Query(QueryRequest::new(
-            ME,
             "transition",
             async move {
                 error_groups::transition(&db.write, &fp, to, &actor, note.as_deref())
                     .await
                     .map_err(anyhow::Error::from)
             },
+            LogsData::Transition,
         ))]
     }
 
@@ -632,8 +665,9 @@ impl TabView for LogsTab {
         self.refresher.done(ctx.now);
         self.start_engine(ctx);
         self.follow_range(ctx);
-        let mut fx = self.drain();
-        fx.push(self.stats_query(ctx));
+        // The counts first: the drain then finds them just asked for and asks no second time.
+        let mut fx = vec![self.stats_query(ctx)];
+        fx.extend(self.drain(ctx));
         fx.extend(self.view_query(ctx));
         fx
     }
@@ -641,54 +675,33 @@ impl TabView for LogsTab {
     fn tick(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.poll_export();
         self.prune(ctx);
-        let mut fx = self.drain();
+        let mut fx = Vec::new();
         if self.refresher.due(ctx.now) || (self.uncounted && self.recount.due(ctx.now)) {
             self.refresher.done(ctx.now);
             fx.push(self.stats_query(ctx));
         }
+        fx.extend(self.drain(ctx));
         fx
     }
 
-    fn on_wake(&mut self, _ctx: &TabCtx) -> Vec<Effect> {
-        self.drain()
+    fn on_wake(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        self.drain(ctx)
     }
 
     fn paced_frame(&self) -> Option<Duration> {
         let streaming = self.view == View::Tail
             && !self.paused
             && self.rate.streaming(std::time::Instant::now());
-        streaming.then_some(crate::tui::FRAME_WHILE_STREAMING)
+        streaming.then_some(crate::tui::view::FRAME_WHILE_STREAMING)
     }
 
-    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
-        match done.panel {
-            "tail" => {
-                self.draining = false;
-                match done.take::<Vec<TailEvent>>() {
-                    Ok(events) => {
-                        let more = !events.is_empty() || self.drain_again;
-                        let arrived = events.iter().any(|e| match e {
-                            TailEvent::Lines(l) | TailEvent::Reset(l) => !l.is_empty(),
-                            _ => false,
-                        });
-                        self.apply_events(events);
-                        self.prune(ctx);
-                        // Following moves the selection: the pane's line changes too.
-                        let mut fx = self.want_detail(ctx);
-                        if more {
-                            fx.extend(self.drain());
-                        }
-                        self.uncounted |= arrived;
-                        if self.uncounted && self.recount.due(ctx.now) {
-                            fx.push(self.stats_query(ctx));
-                        }
-                        return fx;
-                    }
-                    Err(e) => self.tail_error = Some(e),
-                }
-            }
-            "stats" => self.stats.set(done),
-            "detail" => match done.take::<Option<LogLine>>() {
+    fn on_data(&mut self, data: Data, ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Logs(data) = data else {
+            return Vec::new();
+        };
+        match data {
+            LogsData::Stats(r) => self.stats.set(r),
+            LogsData::Detail(r) => match r {
                 Ok(Some(full)) => self.full = Some(full),
                 // Retention dropped its day since the tail read it.
                 Ok(None) => {
@@ -697,14 +710,14 @@ impl TabView for LogsTab {
                 }
                 Err(e) => self.message = Some((format!("reading the line: {e}"), Role::Error)),
             },
-            "trace" => {
-                self.trace.set(done);
+            LogsData::Trace(r) => {
+                self.trace.set(r);
                 self.trace_cursor
                     .clamp(self.trace.data.as_ref().map_or(0, Vec::len));
             }
             // A refresh re-sorts the groups by count: the cursor stays on its group, so `R`
             // resolves the group the operator was looking at.
-            "groups" => {
+            LogsData::Groups(r) => {
                 let fps = |g: &Panel<Vec<ErrorGroup>>| -> Vec<String> {
                     g.data
                         .iter()
@@ -713,20 +726,20 @@ impl TabView for LogsTab {
                         .collect()
                 };
                 let had = fps(&self.groups).get(self.group_cursor.selected).cloned();
-                self.groups.set(done);
+                self.groups.set(r);
                 self.group_cursor.follow(had.as_ref(), fps(&self.groups));
             }
-            "audit" => {
+            LogsData::Audit(r) => {
                 let ids = |a: &Panel<Vec<AuditEvent>>| -> Vec<i64> {
                     a.data.iter().flatten().map(|e| e.id).collect()
                 };
                 let had = ids(&self.audit).get(self.audit_cursor.selected).copied();
-                self.audit.set(done);
+                self.audit.set(r);
                 self.audit_cursor.follow(had.as_ref(), ids(&self.audit));
             }
-            "mass" => self.mass.set(done),
-            "transition" => {
-                match done.take::<ErrorGroup>() {
+            LogsData::Mass(r) => self.mass.set(r),
+            LogsData::Transition(r) => {
+                match r {
                     Ok(g) => {
                         self.message = Some((
                             format!("{} is now {}", sanitize(&g.fingerprint), g.status),
@@ -737,7 +750,6 @@ impl TabView for LogsTab {
                 }
                 return self.view_query(ctx);
             }
-            _ => {}
         }
         Vec::new()
     }
@@ -793,8 +805,8 @@ impl TabView for LogsTab {
                     h.set_filter(Some(self.filter.clone()));
                 }
                 self.follow = true;
-                let mut fx = self.drain();
-                fx.push(self.stats_query(ctx));
+                let mut fx = vec![self.stats_query(ctx)];
+                fx.extend(self.drain(ctx));
                 fx
             }
             Err(e) => {
@@ -807,7 +819,7 @@ impl TabView for LogsTab {
     /// From an alert (its scope and time window) or a slow request (its trace): the tail view
     /// with that filter, following, or the trace view when a trace is given. The shell
     /// refreshes the tab right after, which reads the view's data.
-    fn on_jump(&mut self, jump: &crate::tui::app::Jump, ctx: &TabCtx) -> Vec<Effect> {
+    fn on_jump(&mut self, jump: &Jump, ctx: &TabCtx) -> Vec<Effect> {
         self.detail = false;
         self.message = None;
         if self.paused {
@@ -1055,7 +1067,7 @@ impl LogsTab {
             (View::Tail, ' ') => {
                 let p = !self.paused;
                 self.set_paused(p);
-                Some(self.drain())
+                Some(self.drain(ctx))
             }
             (View::Tail, 'w') => {
                 self.wrap = !self.wrap;
