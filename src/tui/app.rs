@@ -16,8 +16,8 @@ use crate::db::Db;
 use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
-use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
+use crate::tui::line_input::LineInput;
 use crate::tui::msg::{Event, Sender};
 // Effects and jumps are part of the shell's interface; they live in `msg` with the rest.
 use crate::tui::msg::{Data, Owner, QueryDone, QueryRequest, ShellData, Tab};
@@ -46,92 +46,12 @@ pub enum Conn {
     Down { since: DateTime<Utc>, error: String },
 }
 
-/// A one-line text input (command line, filter).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LineInput {
-    pub text: String,
-    /// Cursor position in chars.
-    pub cursor: usize,
-}
-
-impl LineInput {
-    pub fn with_text(text: &str) -> LineInput {
-        LineInput {
-            text: text.to_string(),
-            cursor: text.chars().count(),
-        }
-    }
-
-    fn byte_at(&self, char_idx: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_idx)
-            .map(|(b, _)| b)
-            .unwrap_or(self.text.len())
-    }
-
-    /// Edits the line; returns false for keys that are not editing keys.
-    pub fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                let b = self.byte_at(self.cursor);
-                self.text.replace_range(..b, "");
-                self.cursor = 0;
-            }
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('w') if ctrl => {
-                let chars: Vec<char> = self.text.chars().collect();
-                let mut start = self.cursor;
-                while start > 0 && chars[start - 1] == ' ' {
-                    start -= 1;
-                }
-                while start > 0 && chars[start - 1] != ' ' {
-                    start -= 1;
-                }
-                let (a, b) = (self.byte_at(start), self.byte_at(self.cursor));
-                self.text.replace_range(a..b, "");
-                self.cursor = start;
-            }
-            KeyCode::Char(c) if !ctrl => self.insert(&c.to_string()),
-            KeyCode::Backspace if self.cursor > 0 => {
-                let (a, b) = (self.byte_at(self.cursor - 1), self.byte_at(self.cursor));
-                self.text.replace_range(a..b, "");
-                self.cursor -= 1;
-            }
-            KeyCode::Delete if self.cursor < self.text.chars().count() => {
-                let (a, b) = (self.byte_at(self.cursor), self.byte_at(self.cursor + 1));
-                self.text.replace_range(a..b, "");
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
-        }
-        true
-    }
-
-    pub fn insert(&mut self, s: &str) {
-        // Pasted text may hold newlines or escapes: keep it one safe line.
-        let clean: String = s
-            .chars()
-            .filter(|c| !crate::sanitize::is_unsafe(*c) && *c != '\t')
-            .collect();
-        let b = self.byte_at(self.cursor);
-        self.text.insert_str(b, &clean);
-        self.cursor += clean.chars().count();
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     Normal,
     Help { scroll: u16 },
     Command(LineInput),
-    Filter(FilterLine),
+    Filter(LineInput),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -483,11 +403,11 @@ impl App {
             Action::Filter => {
                 self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
-                self.mode = Mode::Filter(FilterLine::reopen(&current.unwrap_or_default()));
+                self.mode = Mode::Filter(LineInput::reopen(&current.unwrap_or_default()));
                 Vec::new()
             }
             Action::Command => {
-                self.mode = Mode::Command(LineInput::default());
+                self.mode = Mode::Command(LineInput::command());
                 Vec::new()
             }
             Action::Help => {
@@ -556,7 +476,7 @@ impl App {
                     Vec::new()
                 }
                 KeyCode::Enter => {
-                    let line = input.text.clone();
+                    let line = input.text().to_string();
                     self.mode = Mode::Normal;
                     self.run_command(&line)
                 }
@@ -564,12 +484,12 @@ impl App {
                     self.mode = Mode::Normal;
                     Vec::new()
                 }
-                KeyCode::Backspace if input.text.is_empty() => {
+                KeyCode::Backspace if input.text().is_empty() => {
                     self.mode = Mode::Normal;
                     Vec::new()
                 }
                 _ => {
-                    input.edit(&key);
+                    input.input(key);
                     Vec::new()
                 }
             },

@@ -227,10 +227,10 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
         Mode::Command(input) => {
             let line = Line::from(vec![
                 Span::styled(":", theme.style(Role::Accent)),
-                Span::styled(input.text.clone(), theme.style(Role::Input)),
+                Span::styled(input.text().to_string(), theme.style(Role::Input)),
             ]);
             crate::tui::widgets::render(f, Paragraph::new(line), area);
-            let before: usize = input.text.chars().take(input.cursor).count();
+            let before: usize = input.cursor();
             let x = area.x + 1 + before.min(area.width.saturating_sub(2) as usize) as u16;
             f.set_cursor_position((x, area.y));
             return;

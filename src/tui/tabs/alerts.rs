@@ -12,7 +12,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Wrap};
 use ratatui::Frame;
-use tui_textarea::TextArea;
 
 use crate::alerts::engine;
 use crate::alerts::operator::{self, Operator};
@@ -26,6 +25,7 @@ use crate::query::silences::SilenceRow;
 use crate::query::{outbox, rules, silences};
 use crate::sanitize::sanitize;
 use crate::tui::keymap::Action;
+use crate::tui::line_input::LineInput;
 use crate::tui::msg::{AlertDetail as Detail, AlertsData, Data, Effect, Jump, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
@@ -45,20 +45,20 @@ pub enum View {
 pub enum Prompt {
     Ack {
         id: i64,
-        input: TextArea<'static>,
+        input: LineInput,
     },
     Resolve {
         id: i64,
-        input: TextArea<'static>,
+        input: LineInput,
     },
     Silence {
         matchers: Vec<Matcher>,
-        input: TextArea<'static>,
+        input: LineInput,
     },
 }
 
 impl Prompt {
-    fn input(&mut self) -> &mut TextArea<'static> {
+    fn input(&mut self) -> &mut LineInput {
         match self {
             Prompt::Ack { input, .. }
             | Prompt::Resolve { input, .. }
@@ -94,13 +94,6 @@ pub struct AlertsTab {
     filter: String,
     refresher: Refresher,
     cfg: Arc<Config>,
-}
-
-fn new_input(text: &str, placeholder: &str) -> TextArea<'static> {
-    let mut t = TextArea::new(vec![text.to_string()]);
-    t.set_placeholder_text(placeholder.to_string());
-    t.move_cursor(tui_textarea::CursorMove::End);
-    t
 }
 
 fn severity_rank(s: &str) -> u8 {
@@ -436,7 +429,7 @@ impl AlertsTab {
         let Some(mut prompt) = self.prompt.take() else {
             return Vec::new();
         };
-        let text = prompt.input().lines().join(" ").trim().to_string();
+        let text = prompt.input().text().trim().to_string();
         let db = ctx.db.clone();
         let cfg = self.cfg.clone();
         let op = Operator::current();
@@ -507,7 +500,7 @@ impl AlertsTab {
                 }
                 self.prompt = Some(Prompt::Ack {
                     id: a.id,
-                    input: new_input("", "note (optional)"),
+                    input: LineInput::prompt("", "note (optional)"),
                 });
                 Some(Vec::new())
             }
@@ -515,7 +508,7 @@ impl AlertsTab {
                 let a = self.selected_alert()?;
                 self.prompt = Some(Prompt::Resolve {
                     id: a.id,
-                    input: new_input("", "note (optional)"),
+                    input: LineInput::prompt("", "note (optional)"),
                 });
                 Some(Vec::new())
             }
@@ -534,7 +527,7 @@ impl AlertsTab {
                     .collect();
                 self.prompt = Some(Prompt::Silence {
                     matchers,
-                    input: new_input("1h", "duration"),
+                    input: LineInput::prompt("1h", "duration"),
                 });
                 Some(Vec::new())
             }
@@ -964,7 +957,13 @@ impl AlertsTab {
             | Prompt::Resolve { input, .. }
             | Prompt::Silence { input, .. } => input,
         };
-        crate::tui::widgets::render(f, input, input_area);
+        let cursor =
+            ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::REVERSED);
+        crate::tui::widgets::render(
+            f,
+            &input.widget(ratatui::style::Style::default(), cursor),
+            input_area,
+        );
     }
 }
 

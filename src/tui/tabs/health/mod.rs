@@ -1,7 +1,9 @@
 //! Health tab: checked services (status, last check, response time, uptime 24h/7d/30d, recent
 //! checks), integrations (outbound calls), the database (as pg_activity shows it) and the
-//! worker jobs, and retention (`tui::retention_section`). On a small terminal one section at a
+//! worker jobs, and retention (`retention_section`). On a small terminal one section at a
 //! time (h/l to switch); on a large one all of them.
+
+pub mod retention_section;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,13 +15,13 @@ use crate::query::health::{self, DbHealth, IntegrationRow, JobRow, ServiceRow};
 use crate::sanitize::sanitize;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Data, Effect, HealthData, QueryRequest, Tab};
-use crate::tui::retention_section::RetentionSection;
 use crate::tui::theme::{Role, Theme};
 use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs, pad,
     row_style, status_role, truncate, visible_page, Columns, SPARK_BARS,
 };
+use retention_section::RetentionSection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
