@@ -782,6 +782,9 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
         Event::Ping(res) => app.on_ping(res),
         Event::Query(done) => app.on_query(done),
         Event::Wake(tab) => {
+            // The tab took its source's news (the tail's lines) inside this update: draw them
+            // (at the frame pace; a spare wake-up costs at most one frame).
+            app.dirty = true;
             let ctx = ctx!(app);
             match app.tabs.iter_mut().find(|t| t.id() == tab) {
                 Some(t) => t.on_wake(&ctx),

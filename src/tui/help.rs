@@ -12,7 +12,7 @@ use crate::tui::keymap::ACTIONS;
 use crate::tui::theme::Role;
 use crate::tui::widgets::block;
 
-/// Keys of the `/` filter line (a tui-textarea; see `filter_line`).
+/// Keys of the `/` filter line (a tui-textarea; see `line_input`).
 pub const FILTER_LINE_KEYS: &[(&str, &str)] = &[
     (
         "/",
