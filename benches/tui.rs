@@ -108,9 +108,9 @@ async fn first_paint(db: &opsdash::db::Db, tab_key: Option<char>) -> anyhow::Res
         (t.elapsed(), d)
     });
     for (took, done) in futures::future::join_all(timed).await {
-        match &done.result {
-            Err(e) => eprintln!("  query {} failed: {e}", done.panel),
-            Ok(_) => println!("    panel {:<13} {}", done.panel, ms(took)),
+        match done.data.error() {
+            Some(e) => eprintln!("  query {} failed: {e}", done.panel),
+            None => println!("    panel {:<13} {}", done.panel, ms(took)),
         }
         update(&mut app, Event::Query(done));
     }
@@ -131,7 +131,7 @@ async fn range_paint(db: &opsdash::db::Db, range: &str) -> anyhow::Result<Durati
         _ => None,
     });
     for done in futures::future::join_all(futs).await {
-        if let Err(e) = &done.result {
+        if let Some(e) = done.data.error() {
             anyhow::bail!("query {} failed at range {range}: {e}", done.panel);
         }
         update(&mut app, Event::Query(done));

@@ -1,8 +1,11 @@
 //! The house rules of the import graph (ARCHITECTURE.md), checked on the source itself: the
 //! lower floors (`model`, `filter`, `db`, `query`) never reach up into what runs them (the TUI,
 //! the worker and its jobs, the alert engine, notifications, the CLI, the receiver), and `model`
-//! depends on nothing of the crate. A new arrow that breaks a rule fails here with the file and
-//! line, before it becomes a circle.
+//! depends on nothing of the crate. Inside the TUI, the message vocabulary (`tui::msg`) imports
+//! no other TUI module, the tabs never import the shell, the renderer, the runner or the event
+//! producers, the shell's `update` never imports the renderer, and the runner knows only the
+//! messages. A new arrow that breaks a rule fails here with the file and line, before it becomes
+//! a circle.
 
 use std::path::{Path, PathBuf};
 
@@ -122,6 +125,101 @@ fn lower_floors_never_import_upper_ones() {
     assert!(
         broken.is_empty(),
         "arrows the architecture forbids (see ARCHITECTURE.md):\n{}",
+        broken.join("\n")
+    );
+}
+
+/// TUI rooms (a file, or a folder with everything under it) and the TUI modules each must never
+/// import.
+const TUI_RULES: &[(&str, &[&str])] = &[
+    // The vocabulary every room speaks: it imports none of them.
+    ("tui/msg.rs", &["tui"]),
+    // Geometry shared by update and draw: from the messages only.
+    (
+        "tui/layout.rs",
+        &[
+            "tui::app",
+            "tui::draw",
+            "tui::tabs",
+            "tui::view",
+            "tui::runner",
+        ],
+    ),
+    // The runner carries requests and results; it knows nothing of who sent them.
+    (
+        "tui/runner.rs",
+        &[
+            "tui::app",
+            "tui::tabs",
+            "tui::view",
+            "tui::event",
+            "tui::draw",
+        ],
+    ),
+    // What a tab is: above the messages, below the tabs and the shell.
+    (
+        "tui/view.rs",
+        &[
+            "tui::app",
+            "tui::tabs",
+            "tui::draw",
+            "tui::runner",
+            "tui::event",
+            "tui::help",
+        ],
+    ),
+    // The tabs: effects, jumps and results come from `msg`, never from the shell that runs
+    // them, nor from the renderer, the runner or the event producers.
+    (
+        "tui/tabs",
+        &[
+            "tui::app",
+            "tui::draw",
+            "tui::runner",
+            "tui::event",
+            "tui::help",
+        ],
+    ),
+    // `update` does not depend on the renderer (the tab bar's geometry is in `layout`).
+    (
+        "tui/app.rs",
+        &["tui::draw", "tui::help", "tui::runner", "tui::event"],
+    ),
+];
+
+#[test]
+fn tui_rooms_import_only_downwards() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut broken = Vec::new();
+    for (room, bad) in TUI_RULES {
+        let path = src.join(room);
+        let mut files = Vec::new();
+        if path.is_dir() {
+            rust_files(&path, &mut files);
+        } else {
+            files.push(path.clone());
+        }
+        assert!(
+            files.iter().all(|f| f.exists()) && !files.is_empty(),
+            "src/{room} not found"
+        );
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source readable");
+            for (line, p) in crate_paths(&text) {
+                for b in *bad {
+                    if names(&p, b) {
+                        broken.push(format!(
+                            "{}:{line}: imports crate::{p}",
+                            file.strip_prefix(&src).unwrap_or(&file).display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "TUI arrows the architecture forbids (see ARCHITECTURE.md):\n{}",
         broken.join("\n")
     );
 }

@@ -1,9 +1,10 @@
 //! The engine's side of its event channel: sends events and, when the consumer said it stopped
 //! waiting for them, wakes it.
 //!
-//! The dashboard reads the engine's events in short waits (a query task per wait). While lines
-//! stream, one wait follows another and needs no wake-up; when the tail goes quiet the waits
-//! stop, and the first event after that has to start them again. Before, a LISTEN of the
+//! The dashboard takes the engine's events straight from the channel inside its `update`, then
+//! says it went idle; the first event after that wakes it (`Event::Wake`), so a batch after a
+//! quiet spell reaches the screen without waiting for a tick, and a stream costs one wake-up
+//! per drained batch. Before, a LISTEN of the
 //! dashboard's own on the logs channel did that, which cost a notification through the main loop
 //! for every batch any writer committed (a hundred a second at 10,000 lines/s) to catch the
 //! rare moment after a quiet spell.

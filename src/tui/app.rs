@@ -16,40 +16,26 @@ use crate::db::Db;
 use crate::model::TimeRange;
 use crate::query::status::HeaderStatus;
 use crate::tui::command::{self, Command};
-use crate::tui::event::{Event, Sender};
-use crate::tui::filter_line::FilterLine;
 use crate::tui::keymap::{Action, Keymap};
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{self, Refresher, Tab, TabCtx, TabView};
+use crate::tui::line_input::LineInput;
+use crate::tui::msg::{Event, Sender};
+// Effects and jumps are part of the shell's interface; they live in `msg` with the rest.
+use crate::tui::msg::{Data, Owner, QueryDone, QueryRequest, ShellData, Tab};
+pub use crate::tui::msg::{Effect, Jump};
+use crate::tui::tabs;
 use crate::tui::theme::Theme;
+use crate::tui::view::{Refresher, TabCtx, TabView};
 
-/// What the main loop must do after an update.
-#[derive(Debug)]
-pub enum Effect {
-    Query(QueryRequest),
-    /// Clear the terminal and repaint everything (Ctrl-L, after garbage on the line).
-    ClearScreen,
-    /// A status-bar message from a tab (applied by `update`, never reaches the main loop).
-    Say {
-        text: String,
-        error: bool,
-    },
-    /// Switch to another tab and show it something (an alert's log lines, a request's trace).
-    /// Applied by `update` like `Say`; never reaches the main loop.
-    Jump(Jump),
-    Quit,
-}
+/// A one-line note about background work of the dashboard's own process (the demo's
+/// backfill: "figures are partial until it ends"), read on every tick and shown as a banner
+/// while it returns something.
+#[derive(Clone)]
+pub struct Background(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
 
-/// A cross-tab jump: the target tab takes `filter` as if typed on `/` and Enter (and `trace`,
-/// if set, opens that trace), the shared time range becomes `range` when given, and `note`
-/// goes to the status bar.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Jump {
-    pub tab: Option<Tab>,
-    pub filter: String,
-    pub trace: Option<String>,
-    pub range: Option<TimeRange>,
-    pub note: String,
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Background(..)")
+    }
 }
 
 /// Database connection state, from the background ping.
@@ -60,92 +46,12 @@ pub enum Conn {
     Down { since: DateTime<Utc>, error: String },
 }
 
-/// A one-line text input (command line, filter).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LineInput {
-    pub text: String,
-    /// Cursor position in chars.
-    pub cursor: usize,
-}
-
-impl LineInput {
-    pub fn with_text(text: &str) -> LineInput {
-        LineInput {
-            text: text.to_string(),
-            cursor: text.chars().count(),
-        }
-    }
-
-    fn byte_at(&self, char_idx: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_idx)
-            .map(|(b, _)| b)
-            .unwrap_or(self.text.len())
-    }
-
-    /// Edits the line; returns false for keys that are not editing keys.
-    pub fn edit(&mut self, key: &KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                let b = self.byte_at(self.cursor);
-                self.text.replace_range(..b, "");
-                self.cursor = 0;
-            }
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.chars().count(),
-            KeyCode::Char('w') if ctrl => {
-                let chars: Vec<char> = self.text.chars().collect();
-                let mut start = self.cursor;
-                while start > 0 && chars[start - 1] == ' ' {
-                    start -= 1;
-                }
-                while start > 0 && chars[start - 1] != ' ' {
-                    start -= 1;
-                }
-                let (a, b) = (self.byte_at(start), self.byte_at(self.cursor));
-                self.text.replace_range(a..b, "");
-                self.cursor = start;
-            }
-            KeyCode::Char(c) if !ctrl => self.insert(&c.to_string()),
-            KeyCode::Backspace if self.cursor > 0 => {
-                let (a, b) = (self.byte_at(self.cursor - 1), self.byte_at(self.cursor));
-                self.text.replace_range(a..b, "");
-                self.cursor -= 1;
-            }
-            KeyCode::Delete if self.cursor < self.text.chars().count() => {
-                let (a, b) = (self.byte_at(self.cursor), self.byte_at(self.cursor + 1));
-                self.text.replace_range(a..b, "");
-            }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.text.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.chars().count(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
-        }
-        true
-    }
-
-    pub fn insert(&mut self, s: &str) {
-        // Pasted text may hold newlines or escapes: keep it one safe line.
-        let clean: String = s
-            .chars()
-            .filter(|c| !crate::sanitize::is_unsafe(*c) && *c != '\t')
-            .collect();
-        let b = self.byte_at(self.cursor);
-        self.text.insert_str(b, &clean);
-        self.cursor += clean.chars().count();
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     Normal,
     Help { scroll: u16 },
     Command(LineInput),
-    Filter(FilterLine),
+    Filter(LineInput),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,7 +109,7 @@ pub struct App {
     /// Screen size as last seen (for mouse hit tests and page sizes).
     pub size: (u16, u16),
     /// Where the background note comes from, and what it said at the last tick.
-    pub background: Option<crate::tui::Background>,
+    pub background: Option<Background>,
     pub background_note: Option<String>,
 }
 
@@ -333,9 +239,9 @@ impl App {
         let db = self.env.db.clone();
         let instance = self.env.instance.clone();
         vec![Effect::Query(QueryRequest::new(
-            Owner::Shell,
             "header",
             async move { crate::query::status::header(&db, &instance).await },
+            ShellData::Header,
         ))]
     }
 
@@ -497,11 +403,11 @@ impl App {
             Action::Filter => {
                 self.filter_history_pos = None;
                 let current = self.active_tab().map(|t| t.filter().to_string());
-                self.mode = Mode::Filter(FilterLine::reopen(&current.unwrap_or_default()));
+                self.mode = Mode::Filter(LineInput::reopen(&current.unwrap_or_default()));
                 Vec::new()
             }
             Action::Command => {
-                self.mode = Mode::Command(LineInput::default());
+                self.mode = Mode::Command(LineInput::command());
                 Vec::new()
             }
             Action::Help => {
@@ -570,7 +476,7 @@ impl App {
                     Vec::new()
                 }
                 KeyCode::Enter => {
-                    let line = input.text.clone();
+                    let line = input.text().to_string();
                     self.mode = Mode::Normal;
                     self.run_command(&line)
                 }
@@ -578,12 +484,12 @@ impl App {
                     self.mode = Mode::Normal;
                     Vec::new()
                 }
-                KeyCode::Backspace if input.text.is_empty() => {
+                KeyCode::Backspace if input.text().is_empty() => {
                     self.mode = Mode::Normal;
                     Vec::new()
                 }
                 _ => {
-                    input.edit(&key);
+                    input.input(key);
                     Vec::new()
                 }
             },
@@ -712,11 +618,9 @@ impl App {
                 self.tab_action(Action::Up)
             }
             MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
-                let hit = crate::tui::draw::tab_bar_hits(self)
-                    .into_iter()
-                    .find(|(_, from, to)| (*from..*to).contains(&m.column));
-                match hit {
-                    Some((tab, _, _)) => {
+                let ids = self.tabs.iter().map(|t| t.id());
+                match crate::tui::layout::tab_at(ids, self.size.0, m.column) {
+                    Some(tab) => {
                         self.mode = Mode::Normal;
                         self.switch_to(tab)
                     }
@@ -795,22 +699,22 @@ impl App {
 
     fn on_query(&mut self, done: QueryDone) -> Vec<Effect> {
         self.dirty = true;
-        match done.owner {
-            Owner::Shell => {
-                if done.panel == "header" {
-                    if let Ok(h) = done.take::<HeaderStatus>() {
-                        self.header = Some(h);
-                    }
+        match (done.owner, done.data) {
+            (_, Data::Shell(ShellData::Header(res))) => {
+                // A failed header read keeps the last one; the banner tells of a lost database.
+                if let Ok(h) = res {
+                    self.header = Some(h);
                 }
                 Vec::new()
             }
-            Owner::Tab(id) => {
+            (Owner::Tab(id), data) => {
                 let ctx = ctx!(self);
                 match self.tabs.iter_mut().find(|t| t.id() == id) {
-                    Some(t) => t.on_data(done, &ctx),
+                    Some(t) => t.on_data(data, &ctx),
                     None => Vec::new(),
                 }
             }
+            (Owner::Shell, _) => Vec::new(),
         }
     }
 }
@@ -878,6 +782,9 @@ fn update_inner(app: &mut App, ev: Event) -> Vec<Effect> {
         Event::Ping(res) => app.on_ping(res),
         Event::Query(done) => app.on_query(done),
         Event::Wake(tab) => {
+            // The tab took its source's news (the tail's lines) inside this update: draw them
+            // (at the frame pace; a spare wake-up costs at most one frame).
+            app.dirty = true;
             let ctx = ctx!(app);
             match app.tabs.iter_mut().find(|t| t.id() == tab) {
                 Some(t) => t.on_wake(&ctx),

@@ -1,7 +1,7 @@
 //! The `:` command line: parsing of what the operator typed into a `Command`.
 
 use crate::model::TimeRange;
-use crate::tui::tabs::Tab;
+use crate::tui::msg::Tab;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

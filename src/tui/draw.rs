@@ -10,31 +10,9 @@ use ratatui::Frame;
 
 use crate::db::topology::ReplicaStatus;
 use crate::tui::app::{App, Conn, Mode};
-use crate::tui::tabs::{DrawCtx, Tab};
 use crate::tui::theme::Role;
+use crate::tui::view::DrawCtx;
 use crate::tui::widgets::truncate;
-
-/// Column spans of the tab-bar entries on row 0, shared by `draw` and mouse hit tests.
-pub fn tab_bar_hits(app: &App) -> Vec<(Tab, u16, u16)> {
-    let mut x = 0u16;
-    let mut out = Vec::new();
-    for t in &app.tabs {
-        let label = tab_label(t.id(), app.size.0);
-        let w = label.chars().count() as u16;
-        out.push((t.id(), x, x + w));
-        x += w + 1;
-    }
-    out
-}
-
-fn tab_label(tab: Tab, width: u16) -> String {
-    // At 80 columns the long titles still fit; below that, use short ones.
-    let title = match (tab, width < 70) {
-        (Tab::Perf, true) => "Perf",
-        (t, _) => t.title(),
-    };
-    format!(" {} {} ", tab.number(), title)
-}
 
 pub fn draw(app: &App, f: &mut Frame) {
     let area = f.area();
@@ -85,19 +63,17 @@ fn draw_tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let active = app.active_id();
     let mut spans = Vec::new();
-    for (i, t) in app.tabs.iter().enumerate() {
+    let bar = crate::tui::layout::tab_bar(app.tabs.iter().map(|t| t.id()), area.width);
+    for (i, entry) in bar.into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" ", theme.style(Role::Header)));
         }
-        let role = if Some(t.id()) == active {
+        let role = if Some(entry.tab) == active {
             Role::TabActive
         } else {
             Role::TabInactive
         };
-        spans.push(Span::styled(
-            tab_label(t.id(), area.width),
-            theme.style(role),
-        ));
+        spans.push(Span::styled(entry.label, theme.style(role)));
     }
     let clock = clock_text(app);
     let cw = clock.chars().count() as u16 + 1;
@@ -251,10 +227,10 @@ fn draw_status_bar(app: &App, f: &mut Frame, area: Rect) {
         Mode::Command(input) => {
             let line = Line::from(vec![
                 Span::styled(":", theme.style(Role::Accent)),
-                Span::styled(input.text.clone(), theme.style(Role::Input)),
+                Span::styled(input.text().to_string(), theme.style(Role::Input)),
             ]);
             crate::tui::widgets::render(f, Paragraph::new(line), area);
-            let before: usize = input.text.chars().take(input.cursor).count();
+            let before: usize = input.cursor();
             let x = area.x + 1 + before.min(area.width.saturating_sub(2) as usize) as u16;
             f.set_cursor_position((x, area.y));
             return;

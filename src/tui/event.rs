@@ -1,36 +1,15 @@
-//! The one event channel of the TUI. Producers (terminal input, query results, the live tail
-//! waking its tab, the database ping, ticks, signals) each run as a task and send `Event`s; the
-//! main loop is the only consumer and the only place state changes (through `app::update`).
+//! The producers of the TUI's one event channel (the `Event`s themselves live in `msg`):
+//! terminal input, the database ping, ticks and signals each run as a task and send `Event`s
+//! (query results come from the runner, wake-ups from the live tail); the main loop is the only
+//! consumer and the only place state changes (through `app::update`).
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::db::Db;
-use crate::tui::runner::QueryDone;
-
-#[derive(Debug)]
-pub enum Event {
-    /// Key, mouse, resize, paste.
-    Input(crossterm::event::Event),
-    /// The terminal input stream failed or ended: nothing more will come from the keyboard.
-    InputClosed(String),
-    /// Once a second: the clock, periodic refreshes.
-    Tick(DateTime<Utc>),
-    /// Result of the database ping: round-trip time or the error.
-    Ping(Result<Duration, String>),
-    /// A query finished (already filtered for staleness by the runner).
-    Query(QueryDone),
-    /// A tab's background source (the live tail) has news after a quiet spell: the tab reads
-    /// it (`TabView::on_wake`).
-    Wake(crate::tui::tabs::Tab),
-    /// SIGTERM / SIGHUP: leave cleanly.
-    Signal(&'static str),
-}
-
-pub type Sender = UnboundedSender<Event>;
+pub use crate::tui::msg::{one_line, Event, Sender};
 
 /// Terminal input, read by crossterm's async event stream.
 pub fn spawn_input(tx: Sender) -> tokio::task::JoinHandle<()> {
@@ -112,12 +91,4 @@ pub fn spawn_signals(tx: Sender) -> tokio::task::JoinHandle<()> {
         };
         let _ = tx.send(Event::Signal(name));
     })
-}
-
-/// Error text for a one-line status bar.
-pub fn one_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("").trim();
-    // sqlx prefixes every server error with this; the server's message is what matters.
-    let line = line.replace("error returned from database: ", "");
-    crate::sanitize::sanitize(&line).into_owned()
 }

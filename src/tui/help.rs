@@ -12,7 +12,7 @@ use crate::tui::keymap::ACTIONS;
 use crate::tui::theme::Role;
 use crate::tui::widgets::block;
 
-/// Keys of the `/` filter line (a tui-textarea; see `filter_line`).
+/// Keys of the `/` filter line (a tui-textarea; see `line_input`).
 pub const FILTER_LINE_KEYS: &[(&str, &str)] = &[
     (
         "/",
@@ -80,8 +80,8 @@ pub fn filter_language() -> Vec<(String, String)> {
 /// What a binding does, marked unavailable when it writes and the connection is read-only.
 pub fn binding_help(
     app: &App,
-    tab: &dyn crate::tui::tabs::TabView,
-    b: &crate::tui::tabs::Binding,
+    tab: &dyn crate::tui::view::TabView,
+    b: &crate::tui::view::Binding,
 ) -> String {
     if unavailable(app, tab, b) {
         format!("{} (unavailable: read-only)", b.help)
@@ -93,8 +93,8 @@ pub fn binding_help(
 /// The binding writes and this connection may not.
 pub fn unavailable(
     app: &App,
-    tab: &dyn crate::tui::tabs::TabView,
-    b: &crate::tui::tabs::Binding,
+    tab: &dyn crate::tui::view::TabView,
+    b: &crate::tui::view::Binding,
 ) -> bool {
     !app.env.db.access.can_operate() && tab.operator_keys().contains(&b.keys)
 }
@@ -111,7 +111,7 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
                 out.push((b.keys.to_string(), binding_help(app, tab, b)));
             }
         }
-        on_logs = tab.id() == crate::tui::tabs::Tab::Logs;
+        on_logs = tab.id() == crate::tui::msg::Tab::Logs;
     }
     if on_logs {
         out.push((String::new(), "The Logs list".into()));

@@ -9,16 +9,21 @@ pub mod app;
 pub mod command;
 pub mod draw;
 pub mod event;
-pub mod filter_line;
 pub mod help;
 pub mod keymap;
+pub mod layout;
+pub mod line_input;
+pub mod msg;
 pub mod paint;
-pub mod retention_section;
 pub mod runner;
 pub mod tabs;
 pub mod terminal;
 pub mod theme;
+pub mod view;
 pub mod widgets;
+
+// The Health tab's retention section, where tests and tools have always found it.
+pub use tabs::health::retention_section;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +34,12 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::db::Db;
+pub use app::Background;
 use app::{update, App, AppOptions, Effect};
 use event::Event;
 use runner::QueryRunner;
 
-/// The frame pace while lines stream by faster than the eye reads: 20 frames a second keeps
-/// a line's way from the database to the screen well under the 50 ms median (a line waits half
-/// a frame on average) and draws a third fewer frames than 30 a second.
-pub const FRAME_WHILE_STREAMING: Duration = Duration::from_millis(50);
+pub use view::FRAME_WHILE_STREAMING;
 
 /// How the dashboard is started.
 #[derive(Debug, Clone, Default)]
@@ -47,18 +50,6 @@ pub struct Options {
     pub instance: Option<String>,
     /// Background work of the process that runs the dashboard, shown as a banner.
     pub background: Option<Background>,
-}
-
-/// A one-line note about background work of the dashboard's own process (the demo's
-/// backfill: "figures are partial until it ends"), read on every tick and shown as a banner
-/// while it returns something.
-#[derive(Clone)]
-pub struct Background(pub Arc<dyn Fn() -> Option<String> + Send + Sync>);
-
-impl std::fmt::Debug for Background {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Background(..)")
-    }
 }
 
 /// Runs the dashboard until the operator quits (or SIGTERM/SIGHUP). The terminal is restored on

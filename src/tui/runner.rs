@@ -5,88 +5,10 @@
 //! matter). A result is delivered only if no newer request was made for its panel meanwhile;
 //! older results are dropped as stale. Every query runs under the database query timeout.
 
-use std::any::Any;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use crate::tui::event::{Event, Sender};
-use crate::tui::tabs::Tab;
-
-/// A query result of any type; the tab that asked downcasts it (see `QueryDone::take`).
-pub type Payload = Box<dyn Any + Send>;
-pub type QueryFuture = Pin<Box<dyn Future<Output = anyhow::Result<Payload>> + Send>>;
-
-/// Who asked: the shell (header data) or a tab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Owner {
-    Shell,
-    Tab(Tab),
-}
-
-/// One query to run for one panel.
-pub struct QueryRequest {
-    pub owner: Owner,
-    pub panel: &'static str,
-    pub fut: QueryFuture,
-}
-
-impl QueryRequest {
-    /// Wraps a typed query future; the result reaches the owner's `on_data` as a `QueryDone`.
-    pub fn new<T, F>(owner: Owner, panel: &'static str, fut: F) -> QueryRequest
-    where
-        T: Send + 'static,
-        F: Future<Output = anyhow::Result<T>> + Send + 'static,
-    {
-        QueryRequest {
-            owner,
-            panel,
-            fut: Box::pin(async move { fut.await.map(|v| Box::new(v) as Payload) }),
-        }
-    }
-}
-
-impl std::fmt::Debug for QueryRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryRequest")
-            .field("owner", &self.owner)
-            .field("panel", &self.panel)
-            .finish()
-    }
-}
-
-/// A finished query: the payload or a one-line error (including "timed out").
-pub struct QueryDone {
-    pub owner: Owner,
-    pub panel: &'static str,
-    pub generation: u64,
-    pub result: Result<Payload, String>,
-}
-
-impl std::fmt::Debug for QueryDone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryDone")
-            .field("owner", &self.owner)
-            .field("panel", &self.panel)
-            .field("ok", &self.result.is_ok())
-            .finish()
-    }
-}
-
-impl QueryDone {
-    /// The typed result: `Ok(value)`, or `Err(message)` for a failed query or a payload of an
-    /// unexpected type.
-    pub fn take<T: 'static>(self) -> Result<T, String> {
-        match self.result {
-            Ok(p) => p
-                .downcast::<T>()
-                .map(|b| *b)
-                .map_err(|_| format!("internal: unexpected result type for {}", self.panel)),
-            Err(e) => Err(e),
-        }
-    }
-}
+use crate::tui::msg::{Event, Owner, QueryDone, QueryRequest, Sender};
 
 #[derive(Default)]
 struct Slot {
@@ -148,20 +70,14 @@ impl QueryRunner {
 }
 
 fn spawn(tx: Sender, timeout: Duration, generation: u64, req: QueryRequest) {
-    let QueryRequest { owner, panel, fut } = req;
+    let (owner, panel, fut) = req.run(timeout);
     tokio::spawn(async move {
-        // Dropping the future on timeout drops its connection too, so a half-open connection
-        // cannot hang this panel forever.
-        let result = match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(crate::tui::event::one_line(&format!("{e:#}"))),
-            Err(_) => Err(format!("timed out after {:.1} s", timeout.as_secs_f64())),
-        };
+        let data = fut.await;
         let _ = tx.send(Event::Query(QueryDone {
             owner,
             panel,
             generation,
-            result,
+            data,
         }));
     });
 }
@@ -169,36 +85,52 @@ fn spawn(tx: Sender, timeout: Duration, generation: u64, req: QueryRequest) {
 /// Runs a query inline and returns its result as the runner would deliver it: for tests that
 /// drive `update` without the event loop.
 pub async fn run_inline(req: QueryRequest, timeout: Duration) -> QueryDone {
-    let QueryRequest { owner, panel, fut } = req;
-    let result = match tokio::time::timeout(timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(crate::tui::event::one_line(&format!("{e:#}"))),
-        Err(_) => Err(format!("timed out after {:.1} s", timeout.as_secs_f64())),
-    };
+    let (owner, panel, fut) = req.run(timeout);
     QueryDone {
         owner,
         panel,
         generation: 0,
-        result,
+        data: fut.await,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::msg::{AlertsData, Data};
     use tokio::sync::mpsc::unbounded_channel;
+
+    /// The text an `Action` result carries (the simplest typed result to fabricate).
+    fn action_text(done: QueryDone) -> Result<String, String> {
+        match done.data {
+            Data::Alerts(AlertsData::Action(r)) => r,
+            _ => Err("unexpected result".into()),
+        }
+    }
 
     #[tokio::test]
     async fn newest_request_replaces_queued_and_stale_results_are_dropped() {
         let (tx, mut rx) = unbounded_channel();
         let mut r = QueryRunner::new(tx, Duration::from_secs(5));
         let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
-        r.submit(QueryRequest::new(Owner::Shell, "p", async move {
-            let _ = gate_rx.await;
-            Ok(1u32)
-        }));
-        r.submit(QueryRequest::new(Owner::Shell, "p", async { Ok(2u32) }));
-        r.submit(QueryRequest::new(Owner::Shell, "p", async { Ok(3u32) }));
+        r.submit(QueryRequest::new(
+            "p",
+            async move {
+                let _ = gate_rx.await;
+                Ok("1".to_string())
+            },
+            AlertsData::Action,
+        ));
+        r.submit(QueryRequest::new(
+            "p",
+            async { Ok("2".to_string()) },
+            AlertsData::Action,
+        ));
+        r.submit(QueryRequest::new(
+            "p",
+            async { Ok("3".to_string()) },
+            AlertsData::Action,
+        ));
         assert_eq!(r.busy(), 2, "one in flight, one queued");
         gate_tx.send(()).unwrap();
         let Some(Event::Query(first)) = rx.recv().await else {
@@ -211,8 +143,8 @@ mod tests {
         };
         let delivered = r.complete(second).expect("newest result delivered");
         assert_eq!(
-            delivered.take::<u32>().unwrap(),
-            3,
+            action_text(delivered).unwrap(),
+            "3",
             "request 2 was replaced"
         );
         assert_eq!(r.busy(), 0);
@@ -222,14 +154,18 @@ mod tests {
     async fn timeout_becomes_an_error() {
         let (tx, mut rx) = unbounded_channel();
         let mut r = QueryRunner::new(tx, Duration::from_millis(50));
-        r.submit(QueryRequest::new(Owner::Shell, "slow", async {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok(())
-        }));
+        r.submit(QueryRequest::new(
+            "slow",
+            async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(String::new())
+            },
+            AlertsData::Action,
+        ));
         let Some(Event::Query(done)) = rx.recv().await else {
             panic!("expected a query result")
         };
         let done = r.complete(done).unwrap();
-        assert!(done.take::<()>().unwrap_err().contains("timed out"));
+        assert!(action_text(done).unwrap_err().contains("timed out"));
     }
 }

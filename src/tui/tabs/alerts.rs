@@ -12,7 +12,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Wrap};
 use ratatui::Frame;
-use tui_textarea::TextArea;
 
 use crate::alerts::engine;
 use crate::alerts::operator::{self, Operator};
@@ -20,17 +19,16 @@ use crate::alerts::Matcher;
 use crate::config::Config;
 use crate::model::TimeRange;
 use crate::query::alert_metrics::Sample;
-use crate::query::alerts::{self as q, AlertRow, HistoryRow};
-use crate::query::outbox::AttemptRow;
+use crate::query::alerts::{self as q, AlertRow};
 use crate::query::rules::Rule;
 use crate::query::silences::SilenceRow;
 use crate::query::{outbox, rules, silences};
 use crate::sanitize::sanitize;
-use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::line_input::LineInput;
+use crate::tui::msg::{AlertDetail as Detail, AlertsData, Data, Effect, Jump, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     draw_note, draw_spark, draw_table_panel, framed, row_style, status_role, truncate,
     visible_page, Columns,
@@ -43,34 +41,24 @@ pub enum View {
     Silences,
 }
 
-/// Everything the detail pane shows about one alert.
-#[derive(Debug, Clone)]
-pub struct Detail {
-    pub alert: AlertRow,
-    pub rule: Option<Rule>,
-    pub history: Vec<HistoryRow>,
-    pub attempts: Vec<AttemptRow>,
-    pub samples: Vec<(DateTime<Utc>, f64)>,
-}
-
 /// A text prompt open over the tab.
 pub enum Prompt {
     Ack {
         id: i64,
-        input: TextArea<'static>,
+        input: LineInput,
     },
     Resolve {
         id: i64,
-        input: TextArea<'static>,
+        input: LineInput,
     },
     Silence {
         matchers: Vec<Matcher>,
-        input: TextArea<'static>,
+        input: LineInput,
     },
 }
 
 impl Prompt {
-    fn input(&mut self) -> &mut TextArea<'static> {
+    fn input(&mut self) -> &mut LineInput {
         match self {
             Prompt::Ack { input, .. }
             | Prompt::Resolve { input, .. }
@@ -106,13 +94,6 @@ pub struct AlertsTab {
     filter: String,
     refresher: Refresher,
     cfg: Arc<Config>,
-}
-
-fn new_input(text: &str, placeholder: &str) -> TextArea<'static> {
-    let mut t = TextArea::new(vec![text.to_string()]);
-    t.set_placeholder_text(placeholder.to_string());
-    t.move_cursor(tui_textarea::CursorMove::End);
-    t
 }
 
 fn severity_rank(s: &str) -> u8 {
@@ -387,20 +368,23 @@ impl AlertsTab {
     }
 
     fn list_request(&self, ctx: &TabCtx) -> Vec<Effect> {
-        let me = Owner::Tab(Tab::Alerts);
         let db = ctx.db.clone();
-        let mut fx = vec![Effect::Query(QueryRequest::new(me, "alerts", async move {
-            q::list_alerts(&db.read, false, 500).await
-        }))];
-        let db = ctx.db.clone();
-        fx.push(Effect::Query(QueryRequest::new(me, "rules", async move {
-            rules::rules(&db.read).await
-        })));
+        let mut fx = vec![Effect::Query(QueryRequest::new(
+            "alerts",
+            async move { q::list_alerts(&db.read, false, 500).await },
+            AlertsData::Alerts,
+        ))];
         let db = ctx.db.clone();
         fx.push(Effect::Query(QueryRequest::new(
-            me,
+            "rules",
+            async move { rules::rules(&db.read).await },
+            AlertsData::Rules,
+        )));
+        let db = ctx.db.clone();
+        fx.push(Effect::Query(QueryRequest::new(
             "silences",
             async move { silences::silences(&db.read, false).await },
+            AlertsData::Silences,
         )));
         fx
     }
@@ -411,7 +395,6 @@ impl AlertsTab {
         };
         let db = ctx.db.clone();
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Alerts),
             "detail",
             async move {
                 let mut conn = db.read.acquire().await?;
@@ -425,6 +408,7 @@ impl AlertsTab {
                     alert: a,
                 })
             },
+            AlertsData::Detail,
         ))]
     }
 
@@ -435,9 +419,9 @@ impl AlertsTab {
     {
         self.message = Some(("working…".into(), Role::Dim));
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Alerts),
             "action",
             fut,
+            AlertsData::Action,
         ))]
     }
 
@@ -445,7 +429,7 @@ impl AlertsTab {
         let Some(mut prompt) = self.prompt.take() else {
             return Vec::new();
         };
-        let text = prompt.input().lines().join(" ").trim().to_string();
+        let text = prompt.input().text().trim().to_string();
         let db = ctx.db.clone();
         let cfg = self.cfg.clone();
         let op = Operator::current();
@@ -516,7 +500,7 @@ impl AlertsTab {
                 }
                 self.prompt = Some(Prompt::Ack {
                     id: a.id,
-                    input: new_input("", "note (optional)"),
+                    input: LineInput::prompt("", "note (optional)"),
                 });
                 Some(Vec::new())
             }
@@ -524,7 +508,7 @@ impl AlertsTab {
                 let a = self.selected_alert()?;
                 self.prompt = Some(Prompt::Resolve {
                     id: a.id,
-                    input: new_input("", "note (optional)"),
+                    input: LineInput::prompt("", "note (optional)"),
                 });
                 Some(Vec::new())
             }
@@ -543,7 +527,7 @@ impl AlertsTab {
                     .collect();
                 self.prompt = Some(Prompt::Silence {
                     matchers,
-                    input: new_input("1h", "duration"),
+                    input: LineInput::prompt("1h", "duration"),
                 });
                 Some(Vec::new())
             }
@@ -573,9 +557,9 @@ impl AlertsTab {
                 self.preview = Some((name.clone(), Ok(Vec::new())));
                 self.message = Some((format!("evaluating {name}…"), Role::Dim));
                 Some(vec![Effect::Query(QueryRequest::new(
-                    Owner::Tab(Tab::Alerts),
                     "preview",
                     async move { engine::preview(&db, &cfg, &spec).await },
+                    AlertsData::Preview,
                 ))])
             }
             _ => None,
@@ -973,7 +957,13 @@ impl AlertsTab {
             | Prompt::Resolve { input, .. }
             | Prompt::Silence { input, .. } => input,
         };
-        crate::tui::widgets::render(f, input, input_area);
+        let cursor =
+            ratatui::style::Style::default().add_modifier(ratatui::style::Modifier::REVERSED);
+        crate::tui::widgets::render(
+            f,
+            &input.widget(ratatui::style::Style::default(), cursor),
+            input_area,
+        );
     }
 }
 
@@ -1069,11 +1059,14 @@ impl TabView for AlertsTab {
         }
     }
 
-    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
-        match done.panel {
-            "alerts" => {
+    fn on_data(&mut self, data: Data, ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Alerts(data) = data else {
+            return Vec::new();
+        };
+        match data {
+            AlertsData::Alerts(r) => {
                 let had = self.selected_alert().map(|a| a.id);
-                self.alerts.set(done);
+                self.alerts.set(r);
                 // Keep the same alert selected when the order changes (it was acknowledged...).
                 if self.view == View::Alerts {
                     let ids: Vec<i64> = self.visible_alerts().iter().map(|a| a.id).collect();
@@ -1084,45 +1077,44 @@ impl TabView for AlertsTab {
                 }
             }
             // The three views share one cursor: only the list on screen moves it.
-            "rules" => {
+            AlertsData::Rules(r) => {
                 let name = |r: &Rule| r.spec.name.clone();
                 let had = self
                     .visible_rules()
                     .get(self.cursor.selected)
                     .map(|r| name(r));
-                self.rules.set(done);
+                self.rules.set(r);
                 if self.view == View::Rules {
                     let names: Vec<String> = self.visible_rules().into_iter().map(name).collect();
                     self.cursor.follow(had.as_ref(), names);
                 }
             }
-            "silences" => {
+            AlertsData::Silences(r) => {
                 let had = self
                     .visible_silences()
                     .get(self.cursor.selected)
                     .map(|s| s.id);
-                self.silences.set(done);
+                self.silences.set(r);
                 if self.view == View::Silences {
                     let ids: Vec<_> = self.visible_silences().iter().map(|s| s.id).collect();
                     self.cursor.follow(had.as_ref(), ids);
                 }
             }
-            "detail" => self.detail.set(done),
-            "preview" => {
-                let res = done.take::<Vec<(Sample, bool)>>();
+            AlertsData::Detail(r) => self.detail.set(r),
+            AlertsData::Preview(r) => {
+                let res = r;
                 self.message = None;
                 if let Some((_, r)) = self.preview.as_mut() {
                     *r = res;
                 }
             }
-            "action" => {
-                self.message = Some(match done.take::<String>() {
+            AlertsData::Action(r) => {
+                self.message = Some(match r {
                     Ok(m) => (m, Role::Ok),
                     Err(e) => (e, Role::Error),
                 });
                 return self.refresh(ctx);
             }
-            _ => {}
         }
         Vec::new()
     }

@@ -15,15 +15,13 @@ use ratatui::Frame;
 
 use crate::config::{Config, KpiWidget};
 use crate::query::kpi::{
-    self, ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic,
-    Users,
+    self, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic, Users,
 };
 use crate::sanitize::sanitize;
-use crate::tui::app::Effect;
 use crate::tui::keymap::Action;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{Data, Effect, KpiData, QueryRequest, Tab, WidgetData, WidgetResult};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     change_span, draw_card, draw_note, draw_spark, draw_table_panel, fmt_count, fmt_ms, fmt_pct,
     framed, row_style, status_role, truncate, visible_page, Card, Columns, Trend,
@@ -33,15 +31,6 @@ use crate::tui::widgets::{
 pub enum View {
     Overview,
     Custom,
-}
-
-/// The result of one custom widget.
-pub type WidgetResult = Result<WidgetData, String>;
-
-#[derive(Debug, Clone)]
-pub enum WidgetData {
-    Rows(CustomRows),
-    Alerts(Vec<ActiveAlert>),
 }
 
 pub struct KpiTab {
@@ -98,55 +87,72 @@ impl KpiTab {
 
     fn requests(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
-        let me = Owner::Tab(Tab::Kpi);
         let (range, now) = (ctx.range, ctx.now);
         let mut fx = Vec::new();
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "traffic", async move {
-            kpi::traffic(&db, range, now).await
-        }));
+        fx.push(QueryRequest::new(
+            "traffic",
+            async move { kpi::traffic(&db, range, now).await },
+            KpiData::Traffic,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "latency", async move {
-            kpi::latency(&db, now).await
-        }));
+        fx.push(QueryRequest::new(
+            "latency",
+            async move { kpi::latency(&db, now).await },
+            KpiData::Latency,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "daily", async move {
-            kpi::daily(&db, now).await
-        }));
+        fx.push(QueryRequest::new(
+            "daily",
+            async move { kpi::daily(&db, now).await },
+            KpiData::Daily,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "users", async move {
-            kpi::users(&db, now).await
-        }));
+        fx.push(QueryRequest::new(
+            "users",
+            async move { kpi::users(&db, now).await },
+            KpiData::Users,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "status", async move {
-            kpi::status(&db).await
-        }));
+        fx.push(QueryRequest::new(
+            "status",
+            async move { kpi::status(&db).await },
+            KpiData::Status,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "ingest", async move {
-            kpi::ingest(&db, range, now).await
-        }));
+        fx.push(QueryRequest::new(
+            "ingest",
+            async move { kpi::ingest(&db, range, now).await },
+            KpiData::Ingest,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "top", async move {
-            kpi::top_failing(&db, range, now, 20).await
-        }));
+        fx.push(QueryRequest::new(
+            "top",
+            async move { kpi::top_failing(&db, range, now, 20).await },
+            KpiData::Top,
+        ));
         if !self.widget_cfg.is_empty() {
             let db = ctx.db.clone();
             let widgets = self.widget_cfg.clone();
             let timeout = db.query_timeout;
-            fx.push(QueryRequest::new(me, "widgets", async move {
-                let mut out: Vec<WidgetResult> = Vec::new();
-                for w in &widgets {
-                    let r = if w.kind == "alerts" {
-                        kpi::active_alerts(&db, 50).await.map(WidgetData::Alerts)
-                    } else {
-                        kpi::custom(&db, &w.query, timeout, 500)
-                            .await
-                            .map(WidgetData::Rows)
-                    };
-                    out.push(r.map_err(|e| crate::tui::event::one_line(&format!("{e:#}"))));
-                }
-                anyhow::Ok(out)
-            }));
+            fx.push(QueryRequest::new(
+                "widgets",
+                async move {
+                    let mut out: Vec<WidgetResult> = Vec::new();
+                    for w in &widgets {
+                        let r = if w.kind == "alerts" {
+                            kpi::active_alerts(&db, 50).await.map(WidgetData::Alerts)
+                        } else {
+                            kpi::custom(&db, &w.query, timeout, 500)
+                                .await
+                                .map(WidgetData::Rows)
+                        };
+                        out.push(r.map_err(|e| crate::tui::msg::one_line(&format!("{e:#}"))));
+                    }
+                    anyhow::Ok(out)
+                },
+                KpiData::Widgets,
+            ));
         }
         for p in [
             &mut self.traffic.loading,
@@ -787,24 +793,26 @@ impl TabView for KpiTab {
         }
     }
 
-    fn on_data(&mut self, done: QueryDone, _ctx: &TabCtx) -> Vec<Effect> {
-        match done.panel {
-            "traffic" => self.traffic.set(done),
-            "latency" => self.latency.set(done),
-            "daily" => self.daily.set(done),
-            "users" => self.users.set(done),
-            "status" => self.status.set(done),
-            "ingest" => self.ingest.set(done),
-            "top" => {
+    fn on_data(&mut self, data: Data, _ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Kpi(data) = data else {
+            return Vec::new();
+        };
+        match data {
+            KpiData::Traffic(r) => self.traffic.set(r),
+            KpiData::Latency(r) => self.latency.set(r),
+            KpiData::Daily(r) => self.daily.set(r),
+            KpiData::Users(r) => self.users.set(r),
+            KpiData::Status(r) => self.status.set(r),
+            KpiData::Ingest(r) => self.ingest.set(r),
+            KpiData::Top(r) => {
                 let key =
                     |e: &FailingEndpoint| (e.service.clone(), e.method.clone(), e.route.clone());
                 let before = self.visible_top().get(self.cursor.selected).map(|e| key(e));
-                self.top.set(done);
+                self.top.set(r);
                 let keys: Vec<_> = self.visible_top().into_iter().map(key).collect();
                 self.cursor.follow(before.as_ref(), keys);
             }
-            "widgets" => self.widgets.set(done),
-            _ => {}
+            KpiData::Widgets(r) => self.widgets.set(r),
         }
         Vec::new()
     }

@@ -21,11 +21,10 @@ use crate::query::perf::{
     SlowQuery, SlowRequest,
 };
 use crate::sanitize::sanitize;
-use crate::tui::app::{Effect, Jump};
 use crate::tui::keymap::Action;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{Data, Effect, Jump, PerfData, QueryRequest, Sparks, Tab};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     draw_note, draw_table_panel, fmt_count, fmt_ms, fmt_pct, framed, row_style, spark_text,
     truncate, visible_page, Columns,
@@ -95,8 +94,6 @@ impl SortBy {
         }
     }
 }
-
-type Sparks = Vec<(EndpointKey, DateTime<Utc>, i64)>;
 
 pub struct PerfTab {
     pub view: View,
@@ -206,32 +203,45 @@ impl PerfTab {
         self.refresher.done(ctx.now);
         self.window = Self::window(ctx);
         let (from, to, step) = self.window;
-        let me = Owner::Tab(Tab::Perf);
         let mut fx = Vec::new();
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "stats", async move {
-            Ok(perf::endpoint_stats(&db.read, from, to).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "stats",
+            async move { Ok(perf::endpoint_stats(&db.read, from, to).await?) },
+            PerfData::Stats,
+        ));
         let (db, now) = (ctx.db.clone(), ctx.now);
-        fx.push(QueryRequest::new(me, "regressions", async move {
-            Ok(perf::regressions(&db.read, now).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "regressions",
+            async move { Ok(perf::regressions(&db.read, now).await?) },
+            PerfData::Regressions,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "sparks", async move {
-            Ok(perf::request_series(&db.read, from, to, step).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "sparks",
+            async move { Ok(perf::request_series(&db.read, from, to, step).await?) },
+            PerfData::Sparks,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "heat", async move {
-            Ok(perf::error_heatmap(&db.read, from, to, step).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "heat",
+            async move { Ok(perf::error_heatmap(&db.read, from, to, step).await?) },
+            PerfData::Heat,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "slow_requests", async move {
-            Ok(perf::slow_requests(&db.read, SLOW_REQUEST_MS, from, to, 200, None).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "slow_requests",
+            async move {
+                Ok(perf::slow_requests(&db.read, SLOW_REQUEST_MS, from, to, 200, None).await?)
+            },
+            PerfData::SlowRequests,
+        ));
         let db = ctx.db.clone();
-        fx.push(QueryRequest::new(me, "slow_queries", async move {
-            Ok(perf::slow_queries(&db.read, SLOW_QUERY_MS, from, to, 100).await?)
-        }));
+        fx.push(QueryRequest::new(
+            "slow_queries",
+            async move { Ok(perf::slow_queries(&db.read, SLOW_QUERY_MS, from, to, 100).await?) },
+            PerfData::SlowQueries,
+        ));
         for p in [&mut self.stats.loading, &mut self.heat.loading] {
             *p = true;
         }
@@ -250,12 +260,12 @@ impl PerfTab {
         let db = ctx.db.clone();
         self.series.loading = true;
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Perf),
             "series",
             async move {
                 let points = perf::latency_series(&db.read, &key, from, to, step).await?;
                 Ok((key, points))
             },
+            PerfData::Series,
         ))]
     }
 
@@ -263,16 +273,19 @@ impl PerfTab {
     fn level_request(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         let (from, to, _) = self.window;
         let db = ctx.db.clone();
-        let me = Owner::Tab(Tab::Perf);
         match self.level().clone() {
             Level::Top => Vec::new(),
             Level::Endpoint(key) => {
                 self.drill.loading = true;
-                vec![Effect::Query(QueryRequest::new(me, "drill", async move {
-                    let rows =
-                        perf::slow_requests(&db.read, 0.0, from, to, 100, Some(&key)).await?;
-                    Ok((key, rows))
-                }))]
+                vec![Effect::Query(QueryRequest::new(
+                    "drill",
+                    async move {
+                        let rows =
+                            perf::slow_requests(&db.read, 0.0, from, to, 100, Some(&key)).await?;
+                        Ok((key, rows))
+                    },
+                    PerfData::Drill,
+                ))]
             }
         }
     }
@@ -288,12 +301,12 @@ impl PerfTab {
         let db = ctx.db.clone();
         self.exact_error = None;
         vec![Effect::Query(QueryRequest::new(
-            Owner::Tab(Tab::Perf),
             "exact",
             async move {
                 let stat = perf::endpoint_exact(&db.read, &key, from, to).await?;
                 Ok((key, stat))
             },
+            PerfData::Exact,
         ))]
     }
 
@@ -767,11 +780,14 @@ impl TabView for PerfTab {
         }
     }
 
-    fn on_data(&mut self, done: QueryDone, ctx: &TabCtx) -> Vec<Effect> {
-        match done.panel {
-            "stats" => {
+    fn on_data(&mut self, data: Data, ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Perf(data) = data else {
+            return Vec::new();
+        };
+        match data {
+            PerfData::Stats(r) => {
                 let before = self.selected().cloned();
-                self.stats.set(done);
+                self.stats.set(r);
                 // Exact rows were computed for the previous window; drop them with it.
                 self.exact.clear();
                 self.keep_selected(before.as_ref());
@@ -780,36 +796,35 @@ impl TabView for PerfTab {
                     return self.series_request(ctx);
                 }
             }
-            "regressions" => self.regressions.set(done),
-            "sparks" => self.sparks.set(done),
-            "heat" => self.heat.set(done),
-            "series" => self.series.set(done),
-            "slow_requests" => {
+            PerfData::Regressions(r) => self.regressions.set(r),
+            PerfData::Sparks(r) => self.sparks.set(r),
+            PerfData::Heat(r) => self.heat.set(r),
+            PerfData::Series(r) => self.series.set(r),
+            PerfData::SlowRequests(r) => {
                 let before = self
                     .slow_requests
                     .data
                     .as_ref()
                     .and_then(|v| v.get(self.slow_cursor.selected))
                     .cloned();
-                self.slow_requests.set(done);
+                self.slow_requests.set(r);
                 let rows = self.slow_requests.data.iter().flatten();
                 self.slow_cursor.follow(before.as_ref(), rows.cloned());
             }
-            "slow_queries" => self.slow_queries.set(done),
-            "drill" => {
+            PerfData::SlowQueries(r) => self.slow_queries.set(r),
+            PerfData::Drill(r) => {
                 let before = self.drill_rows().get(self.drill_cursor.selected).cloned();
-                self.drill.set(done);
+                self.drill.set(r);
                 let rows: Vec<SlowRequest> = self.drill_rows().to_vec();
                 self.drill_cursor.follow(before.as_ref(), rows);
             }
-            "exact" => match done.take::<(EndpointKey, Option<EndpointStat>)>() {
+            PerfData::Exact(r) => match r {
                 Ok((key, Some(stat))) => {
                     self.exact.insert(key, stat);
                 }
                 Ok((_, None)) => self.exact_error = Some("no raw rows in range".into()),
                 Err(e) => self.exact_error = Some(e),
             },
-            _ => {}
         }
         Vec::new()
     }

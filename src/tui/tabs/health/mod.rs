@@ -1,7 +1,9 @@
 //! Health tab: checked services (status, last check, response time, uptime 24h/7d/30d, recent
 //! checks), integrations (outbound calls), the database (as pg_activity shows it) and the
-//! worker jobs, and retention (`tui::retention_section`). On a small terminal one section at a
+//! worker jobs, and retention (`retention_section`). On a small terminal one section at a
 //! time (h/l to switch); on a large one all of them.
+
+pub mod retention_section;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,16 +13,15 @@ use ratatui::Frame;
 
 use crate::query::health::{self, DbHealth, IntegrationRow, JobRow, ServiceRow};
 use crate::sanitize::sanitize;
-use crate::tui::app::Effect;
 use crate::tui::keymap::Action;
-use crate::tui::retention_section::{self, RetentionSection};
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{Binding, Cursor, DrawCtx, Panel, Refresher, Tab, TabCtx, TabView};
+use crate::tui::msg::{Data, Effect, HealthData, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
     draw_note, draw_table_panel, fmt_bytes, fmt_count, fmt_ms, fmt_pct, framed, human_secs, pad,
     row_style, status_role, truncate, visible_page, Columns, SPARK_BARS,
 };
+use retention_section::RetentionSection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -197,18 +198,31 @@ impl HealthTab {
 
     fn requests(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
-        let me = Owner::Tab(Tab::Health);
         let db = ctx.db.clone();
-        let a = QueryRequest::new(me, "services", async move { health::services(&db).await });
+        let a = QueryRequest::new(
+            "services",
+            async move { health::services(&db).await },
+            HealthData::Services,
+        );
         let db = ctx.db.clone();
-        let b = QueryRequest::new(me, "integrations", async move {
-            health::integrations(&db).await
-        });
+        let b = QueryRequest::new(
+            "integrations",
+            async move { health::integrations(&db).await },
+            HealthData::Integrations,
+        );
         let db = ctx.db.clone();
-        let c = QueryRequest::new(me, "database", async move { health::database(&db).await });
+        let c = QueryRequest::new(
+            "database",
+            async move { health::database(&db).await },
+            HealthData::Database,
+        );
         let db = ctx.db.clone();
-        let d = QueryRequest::new(me, "workers", async move { health::workers(&db).await });
-        let e = self.retention.request(me, ctx);
+        let d = QueryRequest::new(
+            "workers",
+            async move { health::workers(&db).await },
+            HealthData::Workers,
+        );
+        let e = self.retention.request(ctx);
         vec![
             Effect::Query(a),
             Effect::Query(b),
@@ -709,7 +723,10 @@ impl TabView for HealthTab {
         Vec::new()
     }
 
-    fn on_data(&mut self, done: QueryDone, _ctx: &TabCtx) -> Vec<Effect> {
+    fn on_data(&mut self, data: Data, _ctx: &TabCtx) -> Vec<Effect> {
+        let Data::Health(data) = data else {
+            return Vec::new();
+        };
         let before: Vec<Option<String>> = Section::ALL
             .iter()
             .map(|&s| {
@@ -717,13 +734,12 @@ impl TabView for HealthTab {
                 self.section_keys(s).get(self.selected(s, len)).cloned()
             })
             .collect();
-        match done.panel {
-            "services" => self.services.set(done),
-            "integrations" => self.integrations.set(done),
-            "database" => self.database.set(done),
-            "workers" => self.workers.set(done),
-            retention_section::PANEL => self.retention.on_data(done),
-            _ => {}
+        match data {
+            HealthData::Services(r) => self.services.set(r),
+            HealthData::Integrations(r) => self.integrations.set(r),
+            HealthData::Database(r) => self.database.set(r),
+            HealthData::Workers(r) => self.workers.set(r),
+            HealthData::Retention(r) => self.retention.on_data(r),
         }
         for s in Section::ALL {
             let keys = self.section_keys(s);

@@ -9,14 +9,10 @@ use ratatui::Frame;
 
 use crate::query::retention::{self as q, RetentionStatus};
 use crate::sanitize::sanitize;
-use crate::tui::app::Effect;
-use crate::tui::runner::{Owner, QueryDone, QueryRequest};
-use crate::tui::tabs::{DrawCtx, Panel, TabCtx};
+use crate::tui::msg::{Effect, HealthData, QueryRequest, Res};
 use crate::tui::theme::Role;
+use crate::tui::view::{DrawCtx, Panel, TabCtx};
 use crate::tui::widgets::{block, draw_note, fmt_bytes, truncate};
-
-/// Name of the query panel whose results `on_data` takes.
-pub const PANEL: &str = "retention";
 
 #[derive(Debug, Default)]
 pub struct RetentionSection {
@@ -24,19 +20,21 @@ pub struct RetentionSection {
 }
 
 impl RetentionSection {
-    /// The query effect, owned by the embedding tab.
-    pub fn request(&mut self, owner: Owner, ctx: &TabCtx) -> Effect {
+    /// The query effect; its result comes back to the Health tab as `HealthData::Retention`.
+    pub fn request(&mut self, ctx: &TabCtx) -> Effect {
         self.rows.loading = true;
         let db = ctx.db.clone();
         let cfg = ctx.cfg.retention.clone();
-        Effect::Query(QueryRequest::new(owner, PANEL, async move {
-            q::retention_status(&db, &cfg).await
-        }))
+        Effect::Query(QueryRequest::new(
+            "retention",
+            async move { q::retention_status(&db, &cfg).await },
+            HealthData::Retention,
+        ))
     }
 
-    /// Takes the result of the `PANEL` query (call it when `done.panel == PANEL`).
-    pub fn on_data(&mut self, done: QueryDone) {
-        self.rows.set(done);
+    /// Takes the result of the `request` query.
+    pub fn on_data(&mut self, res: Res<Vec<RetentionStatus>>) {
+        self.rows.set(res);
     }
 
     pub fn len(&self) -> usize {

@@ -1,10 +1,13 @@
-//! The `/` filter line: a one-line tui-textarea (emacs/readline keys: Ctrl-A/E home/end, Ctrl-W
-//! and Alt-Backspace delete a word, Ctrl-K to the end, Ctrl-U undo, Ctrl-R redo, Alt-B/F by
-//! word). The shell keeps Enter, Esc, Ctrl-C and Up/Down (history) for itself; this type keeps
-//! the text one safe line whatever is typed or pasted.
+//! The one line-input widget of the TUI: the `/` filter line, the `:` command line and the
+//! Alerts tab's prompts (a note, a duration). A one-line tui-textarea (emacs/readline keys:
+//! Ctrl-A/E home/end, Ctrl-W and Alt-Backspace delete a word, Ctrl-K to the end, Ctrl-R redo,
+//! Alt-B/F by word; Ctrl-U undoes in the filter line and deletes to the start in the command
+//! line, as each did before they shared this widget). Whoever owns it keeps Enter, Esc, Ctrl-C
+//! (and, for the filter, Up/Down through its history) for itself; this type keeps the text one
+//! safe line whatever is typed or pasted.
 //!
-//! Opened on `/` with the applied filter selected (`reopen`), as a browser's address bar or
-//! k9s's filter: typing replaces it, a cursor key keeps it for editing. The line remembers the
+//! The filter line opens with the applied filter selected (`reopen`), as a browser's address
+//! bar or k9s's filter: typing replaces it, a cursor key keeps it for editing. It remembers the
 //! filter that was applied when it opened, so Esc puts that one back (`original`).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -12,41 +15,59 @@ use ratatui::style::Style;
 use tui_textarea::{CursorMove, TextArea};
 
 #[derive(Debug, Clone)]
-pub struct FilterLine {
-    // Boxed: a TextArea is large and the shell's `Mode` holds one only while `/` is open.
+pub struct LineInput {
+    // Boxed: a TextArea is large and the shell's `Mode` holds one only while a line is open.
     area: Box<TextArea<'static>>,
     /// The filter applied when the line opened: what Esc restores.
     original: String,
+    /// Ctrl-U deletes back to the start of the line (the command line) instead of undoing.
+    ctrl_u_kills: bool,
 }
 
-impl Default for FilterLine {
+impl Default for LineInput {
     fn default() -> Self {
-        FilterLine::with_text("")
+        LineInput::with_text("")
     }
 }
 
-impl PartialEq for FilterLine {
+impl PartialEq for LineInput {
     fn eq(&self, other: &Self) -> bool {
         self.text() == other.text() && self.area.cursor() == other.area.cursor()
     }
 }
 
-impl FilterLine {
-    pub fn with_text(text: &str) -> FilterLine {
+impl LineInput {
+    pub fn with_text(text: &str) -> LineInput {
         let mut area = TextArea::new(vec![one_line(text)]);
-        // The status bar is one row: no underline on "the current line".
+        // One row: no underline on "the current line".
         area.set_cursor_line_style(Style::default());
         area.move_cursor(CursorMove::End);
-        FilterLine {
+        LineInput {
             area: Box::new(area),
             original: String::new(),
+            ctrl_u_kills: false,
         }
+    }
+
+    /// The `:` command line: empty, Ctrl-U deletes to the start.
+    pub fn command() -> LineInput {
+        LineInput {
+            ctrl_u_kills: true,
+            ..LineInput::default()
+        }
+    }
+
+    /// A prompt's line: `text` to start from, `placeholder` shown while it is empty.
+    pub fn prompt(text: &str, placeholder: &str) -> LineInput {
+        let mut l = LineInput::with_text(text);
+        l.area.set_placeholder_text(placeholder.to_string());
+        l
     }
 
     /// The line as `/` opens it: the applied filter, all selected, so the first typed
     /// character replaces it (Backspace empties it); a cursor key keeps it for editing.
-    pub fn reopen(applied: &str) -> FilterLine {
-        let mut f = FilterLine::with_text(applied);
+    pub fn reopen(applied: &str) -> LineInput {
+        let mut f = LineInput::with_text(applied);
         if !f.text().is_empty() {
             f.area.select_all();
         }
@@ -62,8 +83,14 @@ impl FilterLine {
     /// Replaces the text (a history entry), cursor at the end, nothing selected.
     pub fn set_text(&mut self, text: &str) {
         let original = std::mem::take(&mut self.original);
-        *self = FilterLine::with_text(text);
+        let kills = self.ctrl_u_kills;
+        let placeholder = self.area.placeholder_text().to_string();
+        *self = LineInput::with_text(text);
         self.original = original;
+        self.ctrl_u_kills = kills;
+        if !placeholder.is_empty() {
+            self.area.set_placeholder_text(placeholder);
+        }
     }
 
     /// True while the text is selected (just reopened): typing replaces it.
@@ -95,6 +122,11 @@ impl FilterLine {
             KeyCode::Enter | KeyCode::Tab | KeyCode::BackTab => return false,
             KeyCode::Char('m' | 'j') if ctrl => return false,
             KeyCode::Char(c) if crate::sanitize::is_unsafe(c) => return false,
+            KeyCode::Char('u') if ctrl && self.ctrl_u_kills => {
+                let before = self.text().to_string();
+                self.area.delete_line_by_head();
+                return self.text() != before;
+            }
             _ => {}
         }
         let before = self.text().to_string();
@@ -138,7 +170,7 @@ mod tests {
 
     #[test]
     fn types_edits_and_stays_one_line() {
-        let mut f = FilterLine::default();
+        let mut f = LineInput::default();
         for c in "level:error api".chars() {
             assert!(f.input(key(KeyCode::Char(c), KeyModifiers::NONE)));
         }
@@ -162,23 +194,44 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_deletes_to_the_start_on_ctrl_u() {
+        let mut c = LineInput::command();
+        for ch in "range 24h".chars() {
+            c.input(key(KeyCode::Char(ch), KeyModifiers::NONE));
+        }
+        c.input(key(KeyCode::Left, KeyModifiers::NONE));
+        c.input(key(KeyCode::Left, KeyModifiers::NONE));
+        assert!(c.input(key(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+        assert_eq!((c.text(), c.cursor()), ("4h", 0));
+        // The filter line keeps the widget's undo on Ctrl-U.
+        let mut f = LineInput::default();
+        f.input(key(KeyCode::Char('x'), KeyModifiers::NONE));
+        f.input(key(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        assert_eq!(f.text(), "");
+        // A prompt keeps its placeholder when its text is replaced.
+        let mut p = LineInput::prompt("1h", "duration");
+        p.set_text("");
+        assert_eq!(p.area.placeholder_text(), "duration");
+    }
+
+    #[test]
     fn reopened_the_applied_filter_is_selected_and_typing_replaces_it() {
-        let mut f = FilterLine::reopen("level:error");
+        let mut f = LineInput::reopen("level:error");
         assert!(f.is_selected());
         assert_eq!(f.original(), "level:error");
         assert!(f.input(key(KeyCode::Char('l'), KeyModifiers::NONE)));
         assert_eq!(f.text(), "l");
         // A cursor key keeps the text for editing instead.
-        let mut f = FilterLine::reopen("level:error");
+        let mut f = LineInput::reopen("level:error");
         f.input(key(KeyCode::End, KeyModifiers::NONE));
         assert!(!f.is_selected());
         f.input(key(KeyCode::Char('+'), KeyModifiers::NONE));
         assert_eq!(f.text(), "level:error+");
         // Ctrl-A moves home without deleting; Backspace on the selection empties the line.
-        let mut f = FilterLine::reopen("a b");
+        let mut f = LineInput::reopen("a b");
         f.input(key(KeyCode::Char('a'), KeyModifiers::CONTROL));
         assert_eq!((f.text(), f.cursor()), ("a b", 0));
-        let mut f = FilterLine::reopen("a b");
+        let mut f = LineInput::reopen("a b");
         assert!(f.input(key(KeyCode::Backspace, KeyModifiers::NONE)));
         assert_eq!(f.text(), "");
         // History entries keep what Esc restores.

@@ -1,0 +1,370 @@
+//! The live tail view: the engine it starts and the events it drains straight from the engine's
+//! channel, the range and pacing it follows, and its list's draw.
+
+use super::*;
+
+/// The running tail: its handle, its events, and (under the event loop) the waker that calls
+/// this tab back when lines come after a quiet spell.
+pub(super) struct Engine {
+    pub(super) handle: TailHandle,
+    pub(super) events: mpsc::Receiver<TailEvent>,
+    pub(super) waker: Option<crate::tail::Waker>,
+}
+
+/// At most this many engine events are taken per drain (the channel's own size), so a flood
+/// leaves the loop free for keys between two drains.
+pub(super) const DRAIN_MAX: usize = 256;
+
+/// The newest line is at most this old for the list to say LIVE.
+pub(super) const LIVE_WITHIN: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Lines per second arriving from the tail, over windows of half a second: above
+/// `STREAMING_LINES_PER_SEC` the lines scroll by faster than anyone reads them, and the shell
+/// draws the data at `tui::FRAME_WHILE_STREAMING` instead of at every read.
+#[derive(Debug, Default)]
+pub(super) struct StreamRate {
+    window_start: Option<std::time::Instant>,
+    in_window: u64,
+    per_sec: f64,
+}
+
+/// More lines a second than the eye follows (a reader manages a few).
+pub(super) const STREAMING_LINES_PER_SEC: f64 = 100.0;
+
+pub(super) const RATE_WINDOW: Duration = Duration::from_millis(500);
+
+impl StreamRate {
+    pub(super) fn add(&mut self, lines: u64, now: std::time::Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        self.in_window += lines;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            self.per_sec = self.in_window as f64 / elapsed.as_secs_f64();
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+    }
+
+    /// True while the last full window was fast and lines still came within two windows.
+    pub(super) fn streaming(&self, now: std::time::Instant) -> bool {
+        self.per_sec >= STREAMING_LINES_PER_SEC
+            && self
+                .window_start
+                .is_some_and(|s| now.saturating_duration_since(s) < 2 * RATE_WINDOW)
+    }
+}
+
+/// Summary for tests and the help: the time of the newest line.
+pub fn newest_age(buffer: &TailBuffer) -> Option<chrono::Duration> {
+    buffer.iter().last().map(|l| Utc::now() - l.ts)
+}
+
+impl LogsTab {
+    /// Keeps the buffer inside the range as it slides (the engine delivers only lines inside
+    /// it; lines already held grow older).
+    pub(super) fn prune(&mut self, ctx: &TabCtx) {
+        self.buffer.drop_before(ctx.now - ctx.range.duration());
+    }
+
+    /// Gives the engine the shell's range when it changed, and drops what fell out of it.
+    pub(super) fn follow_range(&mut self, ctx: &TabCtx) {
+        if self.range != Some(ctx.range) {
+            self.range = Some(ctx.range);
+            if let Some(Engine { handle: h, .. }) = &self.engine {
+                h.set_range(ctx.range.duration().to_std().ok());
+            }
+        }
+        self.prune(ctx);
+    }
+
+    pub(super) fn start_engine(&mut self, ctx: &TabCtx) {
+        if self.engine.is_some() {
+            return;
+        }
+        let mut opts = TailOptions::new(self.capacity);
+        opts.filter = Some(self.filter.clone());
+        opts.query_timeout = ctx.db.query_timeout;
+        opts.floor_margin = self.floor_margin;
+        opts.range = ctx.range.duration().to_std().ok();
+        self.range = Some(ctx.range);
+        opts.waker = ctx.events.cloned().map(|tx| {
+            crate::tail::Waker::new(move || {
+                let _ = tx.send(crate::tui::msg::Event::Wake(Tab::Logs));
+            })
+        });
+        let waker = opts.waker.clone();
+        let (handle, rx) = crate::tail::spawn(ctx.db, opts);
+        self.engine = Some(Engine {
+            handle,
+            events: rx,
+            waker,
+        });
+    }
+
+    /// Takes the events the engine has queued and applies them. When the channel is empty
+    /// the tab tells the waker it stopped reading, so the engine's next event wakes it
+    /// (`Event::Wake`); after `DRAIN_MAX` events it wakes itself instead, to go on after any
+    /// keys that are waiting.
+    pub(super) fn drain(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let Some(engine) = &mut self.engine else {
+            return Vec::new();
+        };
+        if let Some(w) = &engine.waker {
+            w.busy();
+        }
+        let mut events = Vec::new();
+        let mut more = false;
+        loop {
+            while events.len() < DRAIN_MAX {
+                match engine.events.try_recv() {
+                    Ok(ev) => events.push(ev),
+                    Err(_) => break,
+                }
+            }
+            if events.len() >= DRAIN_MAX {
+                more = true;
+                break;
+            }
+            let Some(w) = &engine.waker else { break };
+            // Idle first, then one more look, so no event falls in between (at worst a spare
+            // wake-up finds the channel empty).
+            w.went_idle();
+            match engine.events.try_recv() {
+                Ok(ev) => {
+                    w.busy();
+                    events.push(ev);
+                }
+                Err(_) => break,
+            }
+        }
+        if more {
+            if let Some(tx) = ctx.events {
+                let _ = tx.send(crate::tui::msg::Event::Wake(Tab::Logs));
+            }
+        }
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let arrived = events.iter().any(|e| match e {
+            TailEvent::Lines(l) | TailEvent::Reset(l) => !l.is_empty(),
+            _ => false,
+        });
+        self.apply_events(events);
+        self.prune(ctx);
+        // Following moves the selection: the pane's line changes too.
+        let mut fx = self.want_detail(ctx);
+        self.uncounted |= arrived;
+        if self.uncounted && self.recount.due(ctx.now) {
+            fx.push(self.stats_query(ctx));
+        }
+        fx
+    }
+
+    pub(super) fn apply_events(&mut self, events: Vec<TailEvent>) {
+        for ev in events {
+            match ev {
+                TailEvent::Reset(lines) => {
+                    self.selected = None;
+                    self.buffer.clear();
+                    self.buffer.push_batch(lines);
+                    self.tail_error = None;
+                    if !self.follow {
+                        self.follow = true;
+                    }
+                }
+                TailEvent::Lines(lines) => {
+                    self.rate.add(lines.len() as u64, std::time::Instant::now());
+                    self.buffer.push_batch(lines);
+                    self.tail_error = None;
+                }
+                TailEvent::Skipped(n) => {
+                    self.skipped += n;
+                    self.buffer.note_skipped(n);
+                }
+                TailEvent::Waiting(n) => self.waiting = n,
+                TailEvent::Listening { .. } => self.tail_error = None,
+                TailEvent::Error(e) => self.tail_error = Some(e),
+            }
+        }
+    }
+
+    pub(super) fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if let Some(Engine { handle: h, .. }) = &self.engine {
+            if paused {
+                h.pause();
+            } else {
+                h.resume();
+            }
+        }
+        if !paused {
+            self.waiting = 0;
+            self.follow = true;
+        }
+    }
+
+    pub(super) fn draw_tail(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let (list, detail) = if self.detail {
+            let [a, b] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                .areas(area);
+            (a, Some(b))
+        } else {
+            (area, None)
+        };
+        if self.buffer.is_empty() {
+            let msg = if self.engine.is_none() {
+                "starting the live tail…"
+            } else {
+                "no lines yet (waiting for new log lines)"
+            };
+            draw_note(f, list, msg, Role::Dim, theme);
+        } else {
+            self.draw_lines(f, list, ctx);
+        }
+        if let (Some(area), Some(line)) = (detail, self.detail_line()) {
+            let p = Paragraph::new(detail_lines(line, ctx))
+                .block(block("details", true, theme))
+                .wrap(Wrap { trim: false });
+            crate::tui::widgets::render(f, p, area);
+        }
+    }
+
+    pub(super) fn draw_lines(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let theme = ctx.theme;
+        let width = area.width as usize;
+        let height = area.height as usize;
+        if height == 0 || width == 0 {
+            return;
+        }
+        let sel = self.selected_index().unwrap_or(0);
+        let time_fmt = self.time_format(ctx);
+        let time_w = ctx.fmt_time(ctx.now, time_fmt).chars().count() + 1;
+        let show_trace = width >= 70;
+        let fixed = time_w + 6 + 11 + if show_trace { 11 } else { 0 };
+        let msg_width = width.saturating_sub(fixed).max(10);
+        // Rows of one log line (more than one when wrapping).
+        let render = |i: usize, l: &LogLine| -> Vec<Line<'static>> {
+            let selected = i == sel;
+            let base = row_style(selected, theme);
+            let msg: String = safe(&l.message).chars().skip(self.hscroll).collect();
+            let chunks: Vec<String> = if self.wrap {
+                let chars: Vec<char> = msg.chars().collect();
+                if chars.is_empty() {
+                    vec![String::new()]
+                } else {
+                    chars
+                        .chunks(msg_width)
+                        .map(|c| c.iter().collect())
+                        .collect()
+                }
+            } else {
+                vec![truncate(&msg, msg_width)]
+            };
+            let mut out = Vec::new();
+            for (k, chunk) in chunks.into_iter().enumerate() {
+                let mut spans = if k == 0 {
+                    vec![
+                        Span::styled(format!("{:<time_w$}", ctx.fmt_time(l.ts, time_fmt)), base),
+                        Span::styled(
+                            format!("{:<6}", Level::from_i16(l.level).name()),
+                            if selected {
+                                base
+                            } else {
+                                theme.style(level_role(l.level))
+                            },
+                        ),
+                        Span::styled(format!("{:<11}", truncate(&safe(&l.service), 10)), base),
+                    ]
+                } else {
+                    vec![Span::styled(" ".repeat(time_w + 17), base)]
+                };
+                spans.push(Span::styled(format!("{chunk:<msg_width$}"), base));
+                if show_trace && k == 0 {
+                    let t = l.trace_id.as_deref().map(safe).unwrap_or_default();
+                    spans.push(Span::styled(
+                        format!(" {}", truncate(&t, 10)),
+                        if selected {
+                            base
+                        } else {
+                            theme.style(Role::Dim)
+                        },
+                    ));
+                }
+                out.push(Line::from(spans));
+            }
+            out
+        };
+        // Walk back from the selection (kept at the bottom when following) to fill the area.
+        let mut rows: Vec<Line<'static>> = Vec::new();
+        let mut i = sel as i64;
+        while i >= 0 && rows.len() < height {
+            if let Some(l) = self.buffer.get(i as usize) {
+                let mut r = render(i as usize, l);
+                r.extend(rows);
+                rows = r;
+            }
+            i -= 1;
+        }
+        // Room left below the selection (scrolled up): show the following lines too.
+        let mut j = sel + 1;
+        while rows.len() < height && j < self.buffer.len() {
+            if let Some(l) = self.buffer.get(j) {
+                rows.extend(render(j, l));
+            }
+            j += 1;
+        }
+        let skip = rows.len().saturating_sub(height);
+        // One line per row, written straight into the frame: a Paragraph would run its
+        // line-breaking machinery over every row of every frame while the tail streams.
+        let buf = f.buffer_mut();
+        for (y, row) in (area.y..).zip(rows.iter().skip(skip).take(height)) {
+            put_line(buf, area.x, y, row, area.width);
+        }
+    }
+
+    /// The time column: the time of day while every line and the whole range are today (in
+    /// the chosen clock); the date too as soon as the range spans more than one calendar day
+    /// or a line is from another day; the year when a line is from another year. The buffer
+    /// is in time order, so its first and last lines bound every line's day.
+    pub(super) fn time_format(&self, ctx: &DrawCtx) -> &'static str {
+        let day = |t| ctx.fmt_time(t, "%Y-%m-%d");
+        let today = day(ctx.now);
+        let start = ctx.now - ctx.range.duration();
+        let ends = [self.buffer.first(), self.buffer.last()];
+        let lines_days: Vec<String> = ends.iter().flatten().map(|l| day(l.ts)).collect();
+        let year = |d: &str| d.split('-').next().unwrap_or("").to_string();
+        if lines_days.iter().any(|d| year(d) != year(&today)) {
+            "%Y-%m-%d %H:%M:%S%.3f"
+        } else if day(start) != today || lines_days.iter().any(|d| *d != today) {
+            "%m-%d %H:%M:%S%.3f"
+        } else {
+            "%H:%M:%S%.3f"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn frames_are_paced_only_while_lines_stream_faster_than_anyone_reads() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut r = StreamRate::default();
+        // 10 lines a second: slow enough to read, every read is drawn at once.
+        for k in 0..20 {
+            r.add(1, at(k * 100));
+        }
+        assert!(!r.streaming(at(1_950)));
+        // 10,000 lines a second in reads of 500 every 50 ms: paced.
+        for k in 0..20 {
+            r.add(500, at(2_000 + k * 50));
+        }
+        assert!(r.streaming(at(2_960)));
+        // The stream stops: within two windows frames are drawn at once again.
+        assert!(!r.streaming(at(2_950 + 2 * RATE_WINDOW.as_millis() as u64)));
+    }
+}
