@@ -63,16 +63,6 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
         "has" => return has(raw),
         "ip" => return Ok(Cond::IpIn(networks(raw)?)),
         "re" | "regex" => return regex(raw),
-        "service" | "svc" => TextColumn::Service,
-        "host" => TextColumn::Host,
-        "route" | "path" => TextColumn::Route,
-        "method" => TextColumn::Method,
-        "trace" | "trace_id" => TextColumn::TraceId,
-        "span" | "span_id" => TextColumn::SpanId,
-        "request" | "request_id" | "req" => TextColumn::RequestId,
-        "user" | "user_id" => TextColumn::UserId,
-        "type" | "error_type" => TextColumn::ErrorType,
-        "fp" | "fingerprint" => TextColumn::Fingerprint,
         "ts" | "time" | "timestamp" | "date" => {
             return Err(FilterError::new(
                 key_pos,
@@ -81,14 +71,14 @@ fn keyed(key: &str, key_pos: usize, raw: &RawTerm) -> Result<Cond, FilterError> 
                 ),
             ))
         }
-        _ => {
-            return Err(FilterError::new(
+        _ => column_of(key).ok_or_else(|| {
+            FilterError::new(
                 key_pos,
                 format!(
                     "unknown field '{key}' (known: {KNOWN_KEYS}); put text with ':' in quotes to search for it"
                 ),
-            ))
-        }
+            )
+        })?,
     };
     Ok(Cond::Field {
         column,
