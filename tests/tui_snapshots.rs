@@ -24,7 +24,8 @@ use opsdash::query::status::HeaderStatus;
 use opsdash::tui::app::{update, App, AppOptions};
 use opsdash::tui::event::Event;
 use opsdash::tui::msg::{
-    AlertsData, Data, HealthData, KpiData, LogsData, Owner, PerfData, QueryDone, ShellData, Tab,
+    AlertDetail, AlertsData, Data, HealthData, KpiData, LogsData, Owner, PerfData, QueryDone,
+    ShellData, Tab,
 };
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 45)];
@@ -97,6 +98,17 @@ fn checkout_key() -> EndpointKey {
         route: "POST /checkout".into(),
         direction: "in".into(),
     }
+}
+
+fn first_alert() -> AlertRow {
+    alert(
+        1,
+        "checkout errors",
+        "critical",
+        "firing",
+        "error rate 12.5% > 5%",
+        300,
+    )
 }
 
 fn endpoint(route: &str, requests: i64, p95: f64, err_5xx: i64) -> EndpointStat {
@@ -249,16 +261,20 @@ fn fabricated() -> Vec<Data> {
         }))
         .into(),
         AlertsData::Alerts(Ok(vec![
-            alert(
-                1,
-                "checkout errors",
-                "critical",
-                "firing",
-                "error rate 12.5% > 5%",
-                300,
-            ),
+            first_alert(),
             alert(2, "slow cart", "warning", "firing", "p95 1.5 s > 1 s", 900),
         ]))
+        .into(),
+        // The detail pane of the selected (first) alert: its measures over the last 10 minutes.
+        AlertsData::Detail(Ok(AlertDetail {
+            alert: first_alert(),
+            rule: None,
+            history: Vec::new(),
+            attempts: Vec::new(),
+            samples: (0..10)
+                .map(|i| (ago(600 - i * 60), 0.02 * i as f64))
+                .collect(),
+        }))
         .into(),
         PerfData::Stats(Ok(vec![
             endpoint("POST /checkout", 300, 900.0, 300),
