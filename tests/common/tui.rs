@@ -64,3 +64,33 @@ pub async fn press(app: &mut App, code: KeyCode) {
     let fx = key(app, code);
     opsdash::tui::settle(app, fx).await;
 }
+
+/// A `Db` whose pools never connect until used, for render tests fed fabricated query results:
+/// nothing runs the effects `update` returns, so no query reaches it. Port 1 on loopback
+/// refuses at once, should anything try.
+pub fn lazy_db() -> Db {
+    use opsdash::db::pool::DbTarget;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    let opts = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(1)
+        .username("nobody")
+        .database("none");
+    let pool = || {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(opts.clone())
+    };
+    Db {
+        write: pool(),
+        read: pool(),
+        target: DbTarget::External {
+            redacted_url: "postgres://nobody@127.0.0.1:1/none".into(),
+        },
+        write_options: opts.clone(),
+        direct_options: opts.clone(),
+        topology: Arc::new(opsdash::db::topology::Topology::new(false, None)),
+        query_timeout: Duration::from_secs(1),
+        access: opsdash::db::access::Access::unchecked(),
+    }
+}
