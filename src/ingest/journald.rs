@@ -67,16 +67,83 @@ pub fn looks_like(line: &str) -> bool {
     has(0) || (has(1) && (has(2) || has(3)))
 }
 
+/// One field's value. A plain string (nearly every field) stays borrowed from the line when it
+/// has no escapes, so the fields that become columns or are dropped cost no allocation; byte
+/// arrays, repeated fields and null become a `Value` as before.
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Other(Value),
+}
+
+impl<'a> Field<'a> {
+    /// The value as stored in attrs (the same JSON a `Value` read of the field gives).
+    fn into_value(self) -> Value {
+        match self {
+            Field::Str(s) => Value::String(s.into_owned()),
+            Field::Other(v) => v,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Field<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a journal field's value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::Null))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field<'de>, E> {
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field<'de>, E> {
+                // Value::from turns a non-finite float into null, as a Value read does.
+                Ok(Field::Other(Value::from(v)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Field<'de>, A::Error> {
+                use serde::Deserialize;
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Field::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field<'de>, A::Error> {
+                use serde::Deserialize;
+                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Field::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// The fields of one entry that make columns, and the rest.
 #[derive(Default)]
-struct Entry {
-    message: Option<Value>,
-    priority: Option<Value>,
-    realtime: Option<Value>,
-    source_realtime: Option<Value>,
-    hostname: Option<Value>,
-    identifier: Option<Value>,
-    cursor: Option<Value>,
+struct Entry<'a> {
+    message: Option<Field<'a>>,
+    priority: Option<Field<'a>>,
+    realtime: Option<Field<'a>>,
+    source_realtime: Option<Field<'a>>,
+    hostname: Option<Field<'a>>,
+    identifier: Option<Field<'a>>,
+    cursor: Option<Field<'a>>,
     attrs: Map<String, Value>,
 }
 
@@ -105,20 +172,20 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 struct EntrySeed;
 
 impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Entry;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Entry, D::Error> {
+    type Value = Entry<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Entry<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Entry;
+    type Value = Entry<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a journal entry (a JSON object)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
         let mut e = Entry::default();
         while let Some(Key(key)) = map.next_key::<Key>()? {
             let slot = match key.as_ref() {
@@ -129,25 +196,53 @@ impl<'de> Visitor<'de> for EntrySeed {
                 "_HOSTNAME" => &mut e.hostname,
                 "SYSLOG_IDENTIFIER" => &mut e.identifier,
                 "__CURSOR" => &mut e.cursor,
-                k if DROPPED.contains(&k) => {
+                k if is_dropped(k) => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
                 _ => {
-                    let v = map.next_value::<Value>()?;
+                    let v = map.next_value::<Field>()?.into_value();
                     e.attrs.insert(key.into_owned(), v);
                     continue;
                 }
             };
-            *slot = Some(map.next_value::<Value>()?);
+            *slot = Some(map.next_value::<Field>()?);
         }
         Ok(e)
     }
 }
 
-/// A field's text: a string as is, a byte array decoded (lossily: the bool says bytes were
-/// replaced), a repeated field's values joined by newlines.
-fn text_of(v: Value) -> Option<(String, bool)> {
+/// `DROPPED.contains(k)` as one match (compiled to a switch on length and bytes rather than a
+/// dozen string compares for each of an entry's fields). `__CURSOR` and
+/// `_SOURCE_REALTIME_TIMESTAMP` are read into their slots before this is asked.
+fn is_dropped(k: &str) -> bool {
+    matches!(
+        k,
+        "__CURSOR"
+            | "__MONOTONIC_TIMESTAMP"
+            | "__SEQNUM"
+            | "__SEQNUM_ID"
+            | "_BOOT_ID"
+            | "_MACHINE_ID"
+            | "_STREAM_ID"
+            | "_CAP_EFFECTIVE"
+            | "_SOURCE_MONOTONIC_TIMESTAMP"
+            | "_SOURCE_REALTIME_TIMESTAMP"
+            | "SYSLOG_TIMESTAMP"
+            | "SYSLOG_RAW"
+    )
+}
+
+/// A field's text: a string as is (still borrowed when it was), a byte array decoded (lossily:
+/// the bool says bytes were replaced), a repeated field's values joined by newlines.
+fn text_of(f: Field<'_>) -> Option<(Cow<'_, str>, bool)> {
+    match f {
+        Field::Str(s) => Some((s, false)),
+        Field::Other(v) => value_text(v).map(|(s, bad)| (Cow::Owned(s), bad)),
+    }
+}
+
+fn value_text(v: Value) -> Option<(String, bool)> {
     match v {
         Value::String(s) => Some((s, false)),
         Value::Array(items) if items.iter().all(Value::is_u64) => {
@@ -165,7 +260,7 @@ fn text_of(v: Value) -> Option<(String, bool)> {
             let mut bad = false;
             let parts: Vec<String> = items
                 .into_iter()
-                .filter_map(text_of)
+                .filter_map(value_text)
                 .map(|(s, b)| {
                     bad |= b;
                     s
@@ -177,16 +272,17 @@ fn text_of(v: Value) -> Option<(String, bool)> {
     }
 }
 
-fn number_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::String(s) => s.trim().parse().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
+fn number_of(f: &Field) -> Option<i64> {
+    match f {
+        Field::Str(s) => s.trim().parse().ok(),
+        Field::Other(Value::Number(n)) => n.as_i64(),
+        Field::Other(_) => None,
     }
 }
 
-/// Opens one `journalctl -o json` line; Err when it is not a journal entry.
-pub fn open(line: &str) -> Result<Envelope<'static>, String> {
+/// Opens one `journalctl -o json` line; Err when it is not a journal entry. The text borrows
+/// from the line when MESSAGE is a string without escapes.
+pub fn open(line: &str) -> Result<Envelope<'_>, String> {
     let json = line.trim_start_matches(RS);
     let mut de = serde_json::Deserializer::from_str(json);
     let mut e = EntrySeed
@@ -200,9 +296,9 @@ pub fn open(line: &str) -> Result<Envelope<'static>, String> {
         format: "journald",
         ..Envelope::default()
     };
-    let mut text = String::new();
+    let mut text = Cow::Borrowed("");
     match e.message.take() {
-        Some(Value::Null) => {
+        Some(Field::Other(Value::Null)) => {
             // Over journalctl's field size limit: it printed null (`--all` prints it whole).
             e.attrs.insert("MESSAGE".into(), Value::Null);
         }
@@ -239,11 +335,11 @@ pub fn open(line: &str) -> Result<Envelope<'static>, String> {
     env.host = e
         .hostname
         .and_then(text_of)
-        .map(|(h, _)| h)
+        .map(|(h, _)| h.into_owned())
         .filter(|h| !h.is_empty());
     let unit = e.attrs.get("_SYSTEMD_UNIT").and_then(Value::as_str);
     env.service = match e.identifier.and_then(text_of) {
-        Some((id, _)) if !id.is_empty() => Some(id),
+        Some((id, _)) if !id.is_empty() => Some(id.into_owned()),
         _ => unit
             .map(|u| u.strip_suffix(".service").unwrap_or(u).to_string())
             .or_else(|| {
@@ -254,16 +350,19 @@ pub fn open(line: &str) -> Result<Envelope<'static>, String> {
             }),
     };
     let pid = e.attrs.get("_PID").and_then(Value::as_str).unwrap_or("");
-    env.stream = Some(format!(
-        "{}[{pid}]",
-        env.service.as_deref().unwrap_or_default()
-    ));
+    let service = env.service.as_deref().unwrap_or_default();
+    let mut stream = String::with_capacity(service.len() + pid.len() + 2);
+    stream.push_str(service);
+    stream.push('[');
+    stream.push_str(pid);
+    stream.push(']');
+    env.stream = Some(stream);
     if text.is_empty() {
         if let Some(c) = e.cursor {
-            e.attrs.insert("__CURSOR".into(), c);
+            e.attrs.insert("__CURSOR".into(), c.into_value());
         }
     }
-    env.text = Cow::Owned(text);
+    env.text = text;
     env.attrs = e.attrs;
     Ok(env)
 }
@@ -309,6 +408,50 @@ mod tests {
             all[6].attrs["MESSAGE_ID"],
             "d9b373ed55a64feb8242e02dbe79a49c"
         );
+    }
+
+    #[test]
+    fn the_dropped_list_and_its_match_agree() {
+        for k in DROPPED {
+            assert!(is_dropped(k), "{k}");
+        }
+        for k in ["_PID", "MESSAGE", "__CURSOR_X", "_BOOT", ""] {
+            assert!(!is_dropped(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn plain_messages_borrow_the_line_and_escaped_ones_decode() {
+        let e = open(r#"{"MESSAGE":"plain","__REALTIME_TIMESTAMP":"1"}"#).unwrap();
+        assert!(matches!(e.text, Cow::Borrowed("plain")));
+        let e = open(r#"{"MESSAGE":"tab\there \u00e9","_PID":"7","N":5,"B":true}"#).unwrap();
+        assert!(matches!(e.text, Cow::Owned(_)));
+        assert_eq!(e.text, "tab\there \u{e9}");
+        assert_eq!(e.attrs["_PID"], "7");
+        assert_eq!(e.attrs["N"], 5);
+        assert_eq!(e.attrs["B"], true);
+    }
+
+    #[test]
+    fn attrs_hold_the_same_json_as_a_value_read_of_the_line() {
+        for line in FIXTURE.lines() {
+            let whole: Map<String, Value> = serde_json::from_str(line).unwrap();
+            let e = open(line).unwrap();
+            for (k, v) in &whole {
+                match e.attrs.get(k) {
+                    // An out-of-range PRIORITY is kept as a number.
+                    Some(a) if k != "PRIORITY" => assert_eq!(a, v, "{k}"),
+                    Some(_) => {}
+                    None => assert!(
+                        is_dropped(k)
+                            || ["MESSAGE", "PRIORITY", "_HOSTNAME", "SYSLOG_IDENTIFIER"]
+                                .contains(&k.as_str())
+                            || k == "__REALTIME_TIMESTAMP",
+                        "{k} is lost"
+                    ),
+                }
+            }
+        }
     }
 
     #[test]
