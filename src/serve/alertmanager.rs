@@ -301,15 +301,24 @@ fn bool_param(params: &[(String, String)], name: &str) -> Result<bool, Reject> {
 // Handlers
 // ------------------------------------------------------------------------------------------
 
+/// A request's JSON body, decompressed within the configured limit; `what` names it in the 400.
+fn json_body<T: serde::de::DeserializeOwned>(
+    state: &State,
+    headers: &HeaderMap,
+    raw: &[u8],
+    what: &str,
+) -> Result<T, Reject> {
+    let text = body::decode(headers, raw, state.cfg.server.decompressed_limit)?;
+    serde_json::from_slice(&text).map_err(|e| Reject::BadRequest(format!("{what}: {e}")))
+}
+
 async fn post_alerts(
     AxState(state): AxState<State>,
     Extension(client): Extension<Client>,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, Reject> {
-    let text = body::decode(&headers, &raw, state.cfg.server.decompressed_limit)?;
-    let posted: Vec<PostableAlert> = serde_json::from_slice(&text)
-        .map_err(|e| Reject::BadRequest(format!("postable alerts: {e}")))?;
+    let posted: Vec<PostableAlert> = json_body(&state, &headers, &raw, "postable alerts")?;
     let mut good = Vec::with_capacity(posted.len());
     let mut bad = Vec::new();
     for (i, a) in posted.into_iter().enumerate() {
@@ -443,9 +452,7 @@ async fn post_silence(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, Reject> {
-    let text = body::decode(&headers, &raw, state.cfg.server.decompressed_limit)?;
-    let s: PostableSilence = serde_json::from_slice(&text)
-        .map_err(|e| Reject::BadRequest(format!("postable silence: {e}")))?;
+    let s: PostableSilence = json_body(&state, &headers, &raw, "postable silence")?;
     if s.matchers.is_empty() {
         return Err(Reject::BadRequest("at least one matcher required".into()));
     }
