@@ -10,11 +10,10 @@ use chrono::{DateTime, Utc};
 use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
-use opsdash::tui::app::{update, App};
-use opsdash::tui::event::Event;
+use opsdash::tui::app::App;
 
 mod common;
-use common::tui::{buffer_text, press, render};
+use common::tui::press;
 
 async fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
@@ -31,20 +30,7 @@ async fn command(app: &mut App, cmd: &str) {
 /// Ticks (which drain the tail and refresh the counts when due) until the screen satisfies
 /// `ok`.
 async fn until(app: &mut App, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = buffer_text(&render(app, 120, 30));
-        if ok(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "waited for {what}:\n{text}"
-        );
-        let fx = update(app, Event::Tick(Utc::now()));
-        opsdash::tui::settle(app, fx).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::tui::until_screen(app, (120, 30), Duration::from_secs(30), what, ok).await
 }
 
 /// The screen row holding `needle` (panics when absent).

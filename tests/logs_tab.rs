@@ -24,20 +24,7 @@ async fn type_text(app: &mut App, text: &str) {
 
 /// Ticks (which drain the tail) until the screen satisfies `ok`.
 async fn until(app: &mut App, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let end = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = buffer_text(&render(app, 100, 30));
-        if ok(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "waited for {what}:\n{text}"
-        );
-        let fx = update(app, Event::Tick(chrono::Utc::now()));
-        opsdash::tui::settle(app, fx).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::tui::until_screen(app, (100, 30), Duration::from_secs(15), what, ok).await
 }
 
 const HOSTILE: &[&str] = &[

@@ -11,29 +11,15 @@ use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::spans::{self, SpanRow};
-use opsdash::tui::app::{update, App};
-use opsdash::tui::event::Event;
+use opsdash::tui::app::App;
 
 mod common;
-use common::tui::{buffer_text, press, render};
+use common::tui::press;
 #[path = "common/retention.rs"]
 mod retention;
 
 async fn until(app: &mut App, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let end = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = buffer_text(&render(app, 120, 30));
-        if ok(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "waited for {what}:\n{text}"
-        );
-        let fx = update(app, Event::Tick(Utc::now()));
-        opsdash::tui::settle(app, fx).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::tui::until_screen(app, (120, 30), Duration::from_secs(15), what, ok).await
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -94,3 +94,28 @@ pub fn lazy_db() -> Db {
         access: opsdash::db::access::Access::unchecked(),
     }
 }
+
+/// Ticks the dashboard (each tick drains the tail and refreshes what is due) until its screen
+/// at `size` satisfies `ok`, for at most `limit`; fails the test with `what` and the last screen.
+pub async fn until_screen(
+    app: &mut App,
+    size: (u16, u16),
+    limit: Duration,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        let text = buffer_text(&render(app, size.0, size.1));
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "waited for {what}:\n{text}"
+        );
+        let fx = update(app, Event::Tick(chrono::Utc::now()));
+        opsdash::tui::settle(app, fx).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
