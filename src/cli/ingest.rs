@@ -243,6 +243,8 @@ pub fn run(cfg: &Config, args: IngestArgs) -> Result<ExitCode> {
         keep_until,
         audit_only: args.kind == Kind::Audit,
         collect_rejects: false,
+        // Rides out a database restart (the writer's own ~20 s of attempts).
+        write_retry: None,
     };
     let resumable = args.follow && !files.is_empty() && !single_stream;
     let committed = Arc::new(std::sync::OnceLock::new());

@@ -70,6 +70,9 @@ pub struct Options {
     pub audit_only: bool,
     /// Keep each rejection for `Pipeline::take_rejects` (a receiver answering per request).
     pub collect_rejects: bool,
+    /// Retry a failing batch this long at most (`Writer::retry_for`); None: the writer's own
+    /// attempts (~20 s).
+    pub write_retry: Option<Duration>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             keep_until: None,
             audit_only: false,
             collect_rejects: false,
+            write_retry: None,
         }
     }
 }
@@ -345,7 +349,8 @@ impl Pipeline {
         let committed = Arc::new(Committed::default());
         // Two batches in flight: one being written, one waiting; more only costs memory.
         let (tx, rx) = mpsc::channel(2);
-        let writer = Writer::new(db, opts.source.clone(), committed.clone());
+        let writer =
+            Writer::new(db, opts.source.clone(), committed.clone()).retry_for(opts.write_retry);
         let handle = tokio::spawn(writer.run(rx));
         let joiner = match opts.format {
             Format::Json => None,
@@ -1036,13 +1041,21 @@ impl Pipeline {
 
     /// Sends whatever is buffered and waits until everything sent so far is committed.
     pub async fn flush(&mut self) -> Result<()> {
-        self.drain_joiner(true);
-        let (done, wait) = oneshot::channel();
-        self.send(Some(done)).await?;
+        let wait = self.flush_then().await?;
         if wait.await.is_err() {
             return Err(self.writer_failure().await);
         }
         Ok(())
+    }
+
+    /// Sends whatever is buffered without waiting for its commit: the receiver is told once
+    /// everything sent so far is committed, and dropped if the writer fails first (then
+    /// [`Pipeline::finish`] says why). A receiver parses its next requests meanwhile.
+    pub async fn flush_then(&mut self) -> Result<oneshot::Receiver<()>> {
+        self.drain_joiner(true);
+        let (done, wait) = oneshot::channel();
+        self.send(Some(done)).await?;
+        Ok(wait)
     }
 
     /// Writes what is buffered, stops the writer, and reports.

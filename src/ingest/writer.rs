@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{NaiveDate, Utc};
@@ -275,6 +275,9 @@ pub struct Writer {
     txs: BTreeMap<u64, String>,
     committed: Arc<Committed>,
     partition_warning_shown: bool,
+    /// How long a failing batch is retried at most (see [`Writer::retry_for`]); None: up to
+    /// [`MAX_ATTEMPTS`].
+    retry_for: Option<Duration>,
 }
 
 /// Transaction ids remembered for repeat counts; far more batches than a dedup window spans.
@@ -298,6 +301,18 @@ fn transient(e: &anyhow::Error) -> bool {
 
 const MAX_ATTEMPTS: u32 = 8;
 
+/// A connection not had within the retry time (see [`Writer::retry_for`]).
+#[derive(Debug)]
+struct NoConnection(Duration);
+
+impl std::fmt::Display for NoConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no database connection within {:?}", self.0)
+    }
+}
+
+impl std::error::Error for NoConnection {}
+
 impl Writer {
     pub fn new(db: Db, source: String, committed: Arc<Committed>) -> Writer {
         Writer {
@@ -308,7 +323,21 @@ impl Writer {
             txs: BTreeMap::new(),
             committed,
             partition_warning_shown: false,
+            retry_for: None,
         }
+    }
+
+    /// Caps the time a failing batch is retried: no attempt starts, and no connection is
+    /// waited for, past `limit` after its first failure; the run then ends with the error. A
+    /// receiver sets it so that a client whose request is under way when the database goes
+    /// away is answered within seconds, before it gives up and sends the records again (which
+    /// would store them twice if a late retry then committed them). An attempt already under
+    /// way is not cut short: stopped during its COMMIT, it could have committed, and its
+    /// client would be told otherwise. None (file ingest): up to [`MAX_ATTEMPTS`] attempts,
+    /// ~20 s, enough to ride out a restart.
+    pub fn retry_for(mut self, limit: Option<Duration>) -> Writer {
+        self.retry_for = limit;
+        self
     }
 
     /// Writes batches until the channel closes. A batch that fails is retried on a fresh
@@ -317,24 +346,30 @@ impl Writer {
         while let Some(mut batch) = rx.recv().await {
             if !batch.is_empty() {
                 let mut attempt = 0;
+                let mut failing_since: Option<Instant> = None;
                 loop {
                     attempt += 1;
-                    match self.write(&batch).await {
+                    let e = match self.write(&batch, failing_since).await {
                         Ok(()) => break,
-                        Err(e) if attempt < MAX_ATTEMPTS && transient(&e) => {
-                            self.conn = None;
-                            let wait = Duration::from_millis(100 << attempt.min(6));
-                            tokio::time::sleep(wait).await;
-                        }
-                        Err(e) => {
-                            return Err(e.context(format!(
-                                "writing batch {} ({} log rows, {} request rows)",
-                                batch.seq,
-                                batch.logs.rows(),
-                                batch.requests.rows()
-                            )))
-                        }
+                        Err(e) => e,
+                    };
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let wait = Duration::from_millis(100 << attempt.min(6));
+                    let in_time = match self.retry_for {
+                        Some(limit) => since.elapsed() + wait < limit,
+                        None => attempt < MAX_ATTEMPTS,
+                    };
+                    if in_time && transient(&e) {
+                        self.conn = None;
+                        tokio::time::sleep(wait).await;
+                        continue;
                     }
+                    return Err(e.context(format!(
+                        "writing batch {} ({} log rows, {} request rows)",
+                        batch.seq,
+                        batch.logs.rows(),
+                        batch.requests.rows()
+                    )));
                 }
             }
             if let Some(done) = batch.done.take() {
@@ -344,14 +379,25 @@ impl Writer {
         Ok(())
     }
 
-    async fn connection(&mut self) -> Result<&mut PoolConnection<Postgres>> {
+    /// The writer's connection, made when there is none. While a batch is being retried
+    /// (`failing_since`) under a retry cap, waiting for one stops when the cap is reached.
+    async fn connection(
+        &mut self,
+        failing_since: Option<Instant>,
+    ) -> Result<&mut PoolConnection<Postgres>> {
         if self.conn.is_none() {
-            let c = self
-                .db
-                .write
-                .acquire()
-                .await
-                .with_context(|| format!("connecting to {}", self.db.target))?;
+            let acquire = self.db.write.acquire();
+            let c = match (self.retry_for, failing_since) {
+                (Some(limit), Some(since)) => {
+                    let left = limit.saturating_sub(since.elapsed());
+                    match tokio::time::timeout(left, acquire).await {
+                        Ok(c) => c,
+                        Err(_) => return Err(NoConnection(limit).into()),
+                    }
+                }
+                _ => acquire.await,
+            }
+            .with_context(|| format!("connecting to {}", self.db.target))?;
             self.conn = Some(c);
         }
         self.conn
@@ -361,7 +407,11 @@ impl Writer {
 
     /// Makes the partitions for the batch's days. Failing here is not fatal: rows then land in
     /// the DEFAULT partition, and the worker's partition job catches up.
-    async fn ensure_partitions(&mut self, days: &[NaiveDate]) -> Result<()> {
+    async fn ensure_partitions(
+        &mut self,
+        days: &[NaiveDate],
+        failing_since: Option<Instant>,
+    ) -> Result<()> {
         let today = Utc::now().date_naive();
         let wanted: Vec<NaiveDate> = days
             .iter()
@@ -375,7 +425,7 @@ impl Writer {
         if wanted.is_empty() {
             return Ok(());
         }
-        let conn = self.connection().await?;
+        let conn = self.connection(failing_since).await?;
         match q::ensure_partitions(
             conn,
             &["log_event", "request_log", "query_log", "audit_event"],
@@ -397,8 +447,8 @@ impl Writer {
         Ok(())
     }
 
-    async fn write(&mut self, batch: &Batch) -> Result<()> {
-        self.ensure_partitions(&batch.days).await?;
+    async fn write(&mut self, batch: &Batch, failing_since: Option<Instant>) -> Result<()> {
+        self.ensure_partitions(&batch.days, failing_since).await?;
         let repeats: Vec<RepeatDelta> = batch
             .repeats
             .iter()
@@ -413,7 +463,7 @@ impl Writer {
             })
             .collect();
         let source = self.source.clone();
-        let conn = self.connection().await?;
+        let conn = self.connection(failing_since).await?;
         let mut tx = conn.begin().await.context("starting a transaction")?;
         // The embedded cluster runs with synchronous_commit off; a batch acknowledged here is
         // never written again, so its commit must survive a server crash (one WAL flush per

@@ -13,7 +13,7 @@
 //!
 //! The sink also holds what SIGHUP reloads (the tokens) and the receiver's counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -48,6 +48,10 @@ const TRIM_AFTER: Duration = Duration::from_millis(500);
 /// How often the database is probed while it answers, and while it does not.
 const PROBE_UP: Duration = Duration::from_secs(2);
 const PROBE_DOWN: Duration = Duration::from_millis(500);
+/// A failing batch is retried this long at most, then its requests are answered 503: clients
+/// hear within seconds, before they give up on their own (the OpenTelemetry SDKs after 10 s)
+/// and send again what a late retry might still commit (see `Writer::retry_for`).
+const WRITE_RETRY: Duration = Duration::from_secs(3);
 /// A probe slower than this counts as no answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -370,22 +374,74 @@ fn options(cfg: &Config, source: &str) -> Options {
         request_keep_days: cfg.retention.request_log.keep_days,
         log_compact_days: cfg.retention.log_non_error_keep_days,
         collect_rejects: true,
+        write_retry: Some(WRITE_RETRY),
         ..Options::default()
     }
 }
 
+/// A group of requests whose rows were sent to their source's writer: answered when the
+/// writer says they are committed, or 503 when it fails first.
+struct InFlight {
+    source: String,
+    /// Which pipeline of the source took them ([`Source::generation`]): a failed pipeline is
+    /// replaced, and only its own groups fail with it.
+    generation: u64,
+    done: oneshot::Receiver<()>,
+    jobs: Vec<(Job, Stored)>,
+}
+
+/// Groups sent to writers and not yet answered, at most. While one commits the next is parsed
+/// and encoded (the file ingest overlaps its parse and its commits the same way); more would
+/// only hold memory, the writer taking batches one at a time.
+const IN_FLIGHT: usize = 2;
+
 async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
     let mut pipelines: HashMap<String, Source> = HashMap::new();
+    // Pipelines made so far (each one's generation).
+    let mut made = 0u64;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut jobs = Vec::with_capacity(GROUP);
     let batch = cfg.ingest.batch_size.max(1) as u64;
     let mut closing = false;
+    let mut received_all = false;
     // Whether the writer has done work since memory was last handed back.
     let mut worked = false;
     loop {
+        if received_all && in_flight.is_empty() {
+            break;
+        }
         let idle = tokio::time::sleep(TRIM_AFTER);
+        let (flying, room) = (!in_flight.is_empty(), in_flight.len() < IN_FLIGHT);
         let n = tokio::select! {
-            n = rx.recv_many(&mut jobs, GROUP) => n,
-            _ = idle, if worked => {
+            // Answers first: they free the clients (and the memory budget) soonest.
+            biased;
+            committed = async {
+                match in_flight.front_mut() {
+                    Some(f) => (&mut f.done).await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            }, if flying => {
+                if let Some(f) = in_flight.pop_front() {
+                    if committed {
+                        set_down(&shared, None);
+                        answer(f.jobs, Ok(()));
+                    } else {
+                        // A later group of a writer that failed already is answered with the
+                        // failure it stopped at.
+                        let why = match fail(&mut pipelines, &f.source, f.generation).await {
+                            Some(why) => why,
+                            None => lock(&shared.down)
+                                .clone()
+                                .unwrap_or_else(|| "the database writer stopped".into()),
+                        };
+                        set_down(&shared, Some(why.clone()));
+                        answer(f.jobs, Err(why));
+                    }
+                }
+                continue;
+            }
+            n = rx.recv_many(&mut jobs, GROUP), if !received_all && room => n,
+            _ = idle, if worked && !flying => {
                 worked = false;
                 release_memory();
                 continue;
@@ -398,11 +454,12 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
             }
         };
         if n == 0 {
-            break;
+            received_all = true;
+            continue;
         }
         worked = true;
-        // Jobs of one source go through its pipeline in arrival order, then one flush commits
-        // them all; each job's counts are taken as its records are pushed.
+        // Jobs of one source go through its pipeline in arrival order, then one flush sends
+        // them all to its writer; each job's counts are taken as its records are pushed.
         let mut by_source: HashMap<String, Vec<(Job, Stored)>> = HashMap::new();
         for job in jobs.drain(..) {
             by_source
@@ -416,28 +473,28 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
             // request is then answered 503 (and sent again by the client).
             for mut part in split(group, batch) {
                 let token = part.first().is_some_and(|(j, _)| j.token);
-                let outcome = match ensure_source(&db, &cfg, &mut pipelines, &source, token) {
-                    Ok(pool) => {
-                        let write = write_group(&mut pipelines, &source, &mut part);
-                        watched(&db, &shared, &pool, write).await
-                    }
+                let made = ensure_source(&db, &cfg, &mut pipelines, &source, token, &mut made);
+                let sent = match made {
+                    Ok(gen) => write_group(&mut pipelines, &source, &mut part)
+                        .await
+                        .map(|done| (gen, done)),
                     Err(e) => Err(e),
                 };
-                if outcome.is_err() {
-                    // The pipeline's writer is gone with its batch; a fresh one is made for the
-                    // next request (the database may be back by then).
-                    if let Some(p) = pipelines.remove(&source) {
-                        let _ = p.pipeline.finish().await;
-                        p.pool.close().await;
+                match sent {
+                    Ok((generation, done)) => in_flight.push_back(InFlight {
+                        source: source.clone(),
+                        generation,
+                        done,
+                        jobs: part,
+                    }),
+                    Err(why) => {
+                        // The pipeline's writer is gone (with the batch it was writing); a
+                        // fresh one is made for the next request (the database may be back).
+                        let gen = pipelines.get(&source).map_or(0, |p| p.generation);
+                        let why = fail(&mut pipelines, &source, gen).await.unwrap_or(why);
+                        set_down(&shared, Some(why.clone()));
+                        answer(part, Err(why));
                     }
-                }
-                set_down(&shared, outcome.as_ref().err().cloned());
-                for (job, stored) in part {
-                    let answer = match &outcome {
-                        Ok(()) => Ok(stored),
-                        Err(why) => Err(unavailable(why)),
-                    };
-                    let _ = job.reply.send(answer);
                 }
             }
         }
@@ -446,6 +503,37 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
         let _ = p.pipeline.finish().await;
         p.pool.close().await;
     }
+}
+
+/// Answers each request of a group: what its records became, or 503 with why.
+fn answer(jobs: Vec<(Job, Stored)>, outcome: Result<(), String>) {
+    for (job, stored) in jobs {
+        let reply = match &outcome {
+            Ok(()) => Ok(stored),
+            Err(why) => Err(unavailable(why)),
+        };
+        let _ = job.reply.send(reply);
+    }
+}
+
+/// Drops `source`'s pipeline if it is still the one of `generation` (its writer failed) and
+/// says why; None when that pipeline is gone already.
+async fn fail(
+    pipelines: &mut HashMap<String, Source>,
+    source: &str,
+    generation: u64,
+) -> Option<String> {
+    if pipelines.get(source)?.generation != generation {
+        return None;
+    }
+    let p = pipelines.remove(source)?;
+    let summary = p.pipeline.finish().await;
+    p.pool.close().await;
+    Some(
+        summary
+            .error
+            .unwrap_or_else(|| "the database writer stopped".into()),
+    )
 }
 
 /// Hands the memory freed by the last requests back to the system. glibc's allocator keeps
@@ -481,66 +569,27 @@ fn split(group: Vec<(Job, Stored)>, batch: u64) -> Vec<Vec<(Job, Stored)>> {
     parts
 }
 
-/// A source's pipeline, and the connection pool of its writer (its own, so that it can be
-/// closed without touching anyone else's; see [`watched`]).
+/// A source's pipeline, and the connection pool of its writer (its own: the writer holds its
+/// one connection for good, and the routes' queries and the probe must not wait behind it).
 struct Source {
     pipeline: Pipeline,
     pool: sqlx::PgPool,
+    /// Tells this pipeline from the one that replaces it after a failure.
+    generation: u64,
 }
 
-/// A group's commit this long under way makes the sink look at the database itself rather
-/// than wait for the next probe.
-const SLOW_COMMIT: Duration = Duration::from_millis(500);
-
-/// Runs `write` (a group's rows into a source's pipeline, then their commit) and answers for
-/// it within seconds when the database goes away meanwhile. The pipeline's writer retries a
-/// failed batch for up to ~20 s, longer than clients wait (the OpenTelemetry SDKs give up after
-/// 10 s, then send again): a client that gave up on a request whose rows the writer then
-/// committed would store them twice. So while a commit is slow the database is pinged; once it
-/// does not answer, the writer's own pool (`pool`) is closed, which makes its next attempt
-/// fail at once instead of sleeping and retrying. The answer is still the writer's own outcome
-/// (never a guess): a batch it did commit is answered as committed.
-async fn watched(
-    db: &Db,
-    shared: &Shared,
-    pool: &sqlx::PgPool,
-    write: impl std::future::Future<Output = Result<(), String>>,
-) -> Result<(), String> {
-    tokio::pin!(write);
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            out = &mut write => return out,
-            _ = tick.tick() => {
-                if started.elapsed() < SLOW_COMMIT || pool.is_closed() {
-                    continue;
-                }
-                let q = crate::query::serve_metrics::ping(&db.write);
-                if let Ok(Ok(())) = tokio::time::timeout(PROBE_TIMEOUT, q).await {
-                    continue;
-                }
-                set_down(shared, Some("no answer while a commit was under way".into()));
-                let p = pool.clone();
-                // Closing marks the pool closed at once, then waits for its connection.
-                tokio::spawn(async move { p.close().await });
-            }
-        }
-    }
-}
-
-/// The pipeline of `source`, made on first use with a connection pool of its own (the writer
-/// holds a single connection anyway); returns that pool.
+/// The pipeline of `source`, made on first use with a connection pool of its own; returns its
+/// generation (`made` counts the pipelines made so far).
 fn ensure_source(
     db: &Db,
     cfg: &Config,
     pipelines: &mut HashMap<String, Source>,
     source: &str,
     token: bool,
-) -> Result<sqlx::PgPool, String> {
+    made: &mut u64,
+) -> Result<u64, String> {
     if let Some(s) = pipelines.get(source) {
-        return Ok(s.pool.clone());
+        return Ok(s.generation);
     }
     let pool = db
         .write
@@ -557,21 +606,25 @@ fn ensure_source(
     if token {
         p.set_source_attr(source);
     }
+    *made += 1;
     pipelines.insert(
         source.to_string(),
         Source {
             pipeline: p,
-            pool: pool.clone(),
+            pool,
+            generation: *made,
         },
     );
-    Ok(pool)
+    Ok(*made)
 }
 
+/// Pushes a group's records into its source's pipeline and sends them to the writer; the
+/// receiver is told when they are committed (see [`Pipeline::flush_then`]).
 async fn write_group(
     pipelines: &mut HashMap<String, Source>,
     source: &str,
     group: &mut [(Job, Stored)],
-) -> Result<(), String> {
+) -> Result<oneshot::Receiver<()>, String> {
     let Some(Source { pipeline, .. }) = pipelines.get_mut(source) else {
         return Err("no pipeline".into());
     };
@@ -606,7 +659,7 @@ async fn write_group(
             .map(|r| format!("record {}: {}", r.line.saturating_sub(first), r.reason))
             .collect();
     }
-    pipeline.flush().await.map_err(|e| format!("{e:#}"))
+    pipeline.flush_then().await.map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]
