@@ -429,6 +429,10 @@ pub struct ServerConfig {
     pub decompressed_limit: usize,
     /// Requests waiting for the database at most; more are answered 429 with Retry-After.
     pub queue: usize,
+    /// A connection that sends no request for this long is closed (keep-alive connections
+    /// hold one of the receiver's places; also the time a client has to send a request's
+    /// headers).
+    pub idle_timeout_ms: u64,
     /// Syslog listeners (RFC 3164/5424), off when empty: UDP, TCP (RFC 6587 framing), and TCP
     /// with TLS (RFC 5425).
     pub syslog_udp: String,
@@ -449,6 +453,7 @@ impl Default for ServerConfig {
             body_limit: 16 << 20,
             decompressed_limit: 64 << 20,
             queue: 64,
+            idle_timeout_ms: 30_000,
             syslog_udp: String::new(),
             syslog_tcp: String::new(),
             syslog_tls: String::new(),

@@ -2,7 +2,8 @@
 //! alerts from the shippers and servers teams already run, and answers 2xx only once what it
 //! took is committed.
 //!
-//! Layout: `listen` (the cap on open connections), `reply` (how a request is refused), `body`
+//! Layout: `listen` (the cap on open connections), `conn` (HTTP/1 connections, their idle
+//! timeout and graceful shutdown), `reply` (how a request is refused), `body`
 //! (decompression with a size limit),
 //! `auth` (bearer tokens), `sink` (the pipeline behind every route), then one module per
 //! protocol, each adding its routes in [`router`].
@@ -10,6 +11,7 @@
 pub mod alertmanager;
 pub mod auth;
 pub mod body;
+mod conn;
 mod health;
 pub mod listen;
 pub mod loki;
@@ -171,6 +173,7 @@ pub async fn run_with(
             &cfg.server.tls_key,
         )?)
     };
+    let idle_ms = cfg.server.idle_timeout_ms;
     let sink = sink::Sink::start(db.clone(), cfg.clone());
     let syslog = syslog::start(&cfg, sink.clone()).await?;
     let state = State {
@@ -207,25 +210,23 @@ pub async fn run_with(
         let _ = ready.send(local);
     }
     let app = router(state);
-    let served = match tls {
+    let idle = Duration::from_millis(idle_ms);
+    match tls {
         None => {
             use axum::serve::ListenerExt;
             // Answers are small and written once: no waiting on Nagle for them.
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listen::Capped::new(listener, listen::MAX_CONNECTIONS), app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let capped = listen::Capped::new(listener, listen::MAX_CONNECTIONS);
+            conn::serve(capped, app, idle, shutdown).await;
         }
         Some(tls) => {
             let tls = tls::Listener::new(listener, tls)?;
-            axum::serve(listen::Capped::new(tls, listen::MAX_CONNECTIONS), app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let capped = listen::Capped::new(tls, listen::MAX_CONNECTIONS);
+            conn::serve(capped, app, idle, shutdown).await;
         }
-    };
-    served.context("serving HTTP")?;
+    }
     syslog.stop().await;
     sink.close(Duration::from_secs(30)).await;
     tracing::info!("opsdash serve: stopped");
