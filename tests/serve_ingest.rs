@@ -174,3 +174,68 @@ async fn tokens_and_bombs() {
     assert_eq!(resp.status(), 413);
     assert!(!server.log().contains("s3cret-token"));
 }
+
+/// Requests that arrive while a commit is under way are parsed meanwhile and committed
+/// together, but a commit never holds more than `ingest.batch_size` rows, and every request is
+/// answered only once its own rows are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_commits_of_at_most_one_batch() {
+    let t = TestDb::new().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &t.url().unwrap(),
+        dir.path(),
+        "[ingest]\nbatch_size = 250\n",
+        &[],
+    );
+    let http = reqwest::Client::new();
+    let pool = sqlx::PgPool::connect(&t.url().unwrap()).await.unwrap();
+    let requests: i64 = 12;
+    let per_request: i64 = 100;
+    let mut sent = Vec::new();
+    for r in 0..requests {
+        let body: String = (0..per_request)
+            .map(|i| {
+                format!(
+                    "{{\"ts\":\"2026-12-07T10:00:00Z\",\"level\":\"info\",\"service\":\"batch\",\"msg\":\"request {r} record {i}\"}}\n"
+                )
+            })
+            .collect();
+        let (http, url, pool) = (http.clone(), server.url("/ingest"), pool.clone());
+        sent.push(tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            // Answered only after its own rows are committed.
+            let stored = count(
+                &pool,
+                &format!(
+                    "SELECT count(*) FROM opsdash.log_event WHERE message LIKE 'request {r} record %'"
+                ),
+            )
+            .await;
+            (status, stored)
+        }));
+    }
+    for s in sent {
+        let (status, stored) = s.await.unwrap();
+        assert_eq!(status, 200, "{}", server.log());
+        assert_eq!(stored, per_request);
+    }
+    let commits: Vec<i64> = sqlx::query_scalar(
+        "SELECT log_rows FROM opsdash.ingest_stat WHERE source = 'serve:ingest' AND log_rows > 0",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(commits.iter().sum::<i64>(), requests * per_request);
+    assert!(
+        commits.iter().all(|&rows| rows <= 250),
+        "a commit over the batch size: {commits:?}"
+    );
+}

@@ -390,54 +390,51 @@ struct InFlight {
     jobs: Vec<(Job, Stored)>,
 }
 
-/// Groups sent to writers and not yet answered, at most. While one commits the next is parsed
-/// and encoded (the file ingest overlaps its parse and its commits the same way); more would
-/// only hold memory, the writer taking batches one at a time.
-const IN_FLIGHT: usize = 2;
+/// Requests of one source already pushed into its pipeline (parsed, redacted, encoded) while
+/// an earlier group of the source commits; sent to the writer as one commit as soon as that
+/// one is done. So the parse of the next requests overlaps the commit of the last ones, as in
+/// the file ingest, and a busy receiver commits in large groups.
+struct Building {
+    generation: u64,
+    records: u64,
+    jobs: Vec<(Job, Stored)>,
+}
+
+/// Groups sent to the writers and not yet answered, at most; then requests wait in the queue.
+const IN_FLIGHT: usize = 4;
 
 async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
-    let mut pipelines: HashMap<String, Source> = HashMap::new();
-    // Pipelines made so far (each one's generation).
-    let mut made = 0u64;
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut w = Writers {
+        batch: cfg.ingest.batch_size.max(1) as u64,
+        db,
+        cfg,
+        shared: shared.clone(),
+        pipelines: HashMap::new(),
+        made: 0,
+        in_flight: VecDeque::new(),
+        building: HashMap::new(),
+    };
     let mut jobs = Vec::with_capacity(GROUP);
-    let batch = cfg.ingest.batch_size.max(1) as u64;
     let mut closing = false;
     let mut received_all = false;
     // Whether the writer has done work since memory was last handed back.
     let mut worked = false;
     loop {
-        if received_all && in_flight.is_empty() {
+        if received_all && w.in_flight.is_empty() && w.building.is_empty() {
             break;
         }
         let idle = tokio::time::sleep(TRIM_AFTER);
-        let (flying, room) = (!in_flight.is_empty(), in_flight.len() < IN_FLIGHT);
+        let (flying, room) = (!w.in_flight.is_empty(), w.in_flight.len() < IN_FLIGHT);
         let n = tokio::select! {
             // Answers first: they free the clients (and the memory budget) soonest.
             biased;
             committed = async {
-                match in_flight.front_mut() {
+                match w.in_flight.front_mut() {
                     Some(f) => (&mut f.done).await.is_ok(),
                     None => std::future::pending().await,
                 }
             }, if flying => {
-                if let Some(f) = in_flight.pop_front() {
-                    if committed {
-                        set_down(&shared, None);
-                        answer(f.jobs, Ok(()));
-                    } else {
-                        // A later group of a writer that failed already is answered with the
-                        // failure it stopped at.
-                        let why = match fail(&mut pipelines, &f.source, f.generation).await {
-                            Some(why) => why,
-                            None => lock(&shared.down)
-                                .clone()
-                                .unwrap_or_else(|| "the database writer stopped".into()),
-                        };
-                        set_down(&shared, Some(why.clone()));
-                        answer(f.jobs, Err(why));
-                    }
-                }
+                w.settle(committed).await;
                 continue;
             }
             n = rx.recv_many(&mut jobs, GROUP), if !received_all && room => n,
@@ -458,50 +455,164 @@ async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<
             continue;
         }
         worked = true;
-        // Jobs of one source go through its pipeline in arrival order, then one flush sends
-        // them all to its writer; each job's counts are taken as its records are pushed.
-        let mut by_source: HashMap<String, Vec<(Job, Stored)>> = HashMap::new();
         for job in jobs.drain(..) {
-            by_source
-                .entry(job.source.clone())
-                .or_default()
-                .push((job, Stored::default()));
-        }
-        for (source, group) in by_source {
-            // At most one batch of rows per commit: the pipeline sends a full batch on its own,
-            // and a commit of part of a group followed by a failure would store records whose
-            // request is then answered 503 (and sent again by the client).
-            for mut part in split(group, batch) {
-                let token = part.first().is_some_and(|(j, _)| j.token);
-                let made = ensure_source(&db, &cfg, &mut pipelines, &source, token, &mut made);
-                let sent = match made {
-                    Ok(gen) => write_group(&mut pipelines, &source, &mut part)
-                        .await
-                        .map(|done| (gen, done)),
-                    Err(e) => Err(e),
-                };
-                match sent {
-                    Ok((generation, done)) => in_flight.push_back(InFlight {
-                        source: source.clone(),
-                        generation,
-                        done,
-                        jobs: part,
-                    }),
-                    Err(why) => {
-                        // The pipeline's writer is gone (with the batch it was writing); a
-                        // fresh one is made for the next request (the database may be back).
-                        let gen = pipelines.get(&source).map_or(0, |p| p.generation);
-                        let why = fail(&mut pipelines, &source, gen).await.unwrap_or(why);
-                        set_down(&shared, Some(why.clone()));
-                        answer(part, Err(why));
-                    }
-                }
-            }
+            w.take(job).await;
         }
     }
-    for (_, p) in pipelines {
+    for (_, p) in w.pipelines {
         let _ = p.pipeline.finish().await;
         p.pool.close().await;
+    }
+}
+
+/// The sink task's state: a pipeline per source, the groups its writer is committing, and the
+/// requests pushed meanwhile.
+struct Writers {
+    db: Db,
+    cfg: Arc<Config>,
+    shared: Arc<Shared>,
+    /// Records a commit holds at most (`ingest.batch_size`).
+    batch: u64,
+    pipelines: HashMap<String, Source>,
+    /// Pipelines made so far (each one's generation).
+    made: u64,
+    in_flight: VecDeque<InFlight>,
+    building: HashMap<String, Building>,
+}
+
+impl Writers {
+    /// Groups of `source` sent and not yet answered.
+    fn sent(&self, source: &str) -> usize {
+        self.in_flight.iter().filter(|f| f.source == source).count()
+    }
+
+    /// Pushes a request's records into its source's pipeline; sends them to the writer at
+    /// once when it is idle, else they wait for the commit under way with the others.
+    async fn take(&mut self, job: Job) {
+        let source = job.source.clone();
+        let n = job.items.len();
+        // At most one batch of rows per commit: the pipeline would send a full batch on its
+        // own, and a commit of part of a group followed by a failure would store records
+        // whose request is then answered 503 (and sent again by the client).
+        if self
+            .building
+            .get(&source)
+            .is_some_and(|b| !b.jobs.is_empty() && b.records + n > self.batch)
+        {
+            self.send(&source).await;
+        }
+        let mut item = (job, Stored::default());
+        let made = ensure_source(
+            &self.db,
+            &self.cfg,
+            &mut self.pipelines,
+            &source,
+            item.0.token,
+            &mut self.made,
+        );
+        let generation = match made {
+            Ok(g) => g,
+            Err(why) => {
+                set_down(&self.shared, Some(why.clone()));
+                answer(vec![item], Err(why));
+                return;
+            }
+        };
+        let pushed = match self.pipelines.get_mut(&source) {
+            Some(s) => push_job(&mut s.pipeline, &mut item).await,
+            None => Err("no pipeline".into()),
+        };
+        if let Err(why) = pushed {
+            self.fail_source(&source, generation, why, vec![item]).await;
+            return;
+        }
+        let b = self
+            .building
+            .entry(source.clone())
+            .or_insert_with(|| Building {
+                generation,
+                records: 0,
+                jobs: Vec::new(),
+            });
+        b.records += n;
+        b.jobs.push(item);
+        if self.sent(&source) == 0 {
+            self.send(&source).await;
+        }
+    }
+
+    /// Sends the requests pushed for `source` to its writer as one commit.
+    async fn send(&mut self, source: &str) {
+        let Some(b) = self.building.remove(source) else {
+            return;
+        };
+        if b.jobs.is_empty() {
+            return;
+        }
+        let sent = match self.pipelines.get_mut(source) {
+            Some(s) if s.generation == b.generation => {
+                s.pipeline.flush_then().await.map_err(|e| format!("{e:#}"))
+            }
+            _ => Err("the database writer stopped".into()),
+        };
+        match sent {
+            Ok(done) => self.in_flight.push_back(InFlight {
+                source: source.to_string(),
+                generation: b.generation,
+                done,
+                jobs: b.jobs,
+            }),
+            Err(why) => self.fail_source(source, b.generation, why, b.jobs).await,
+        }
+    }
+
+    /// The oldest group sent is committed (`committed`), or its writer failed first. Then the
+    /// requests pushed meanwhile go to the writer.
+    async fn settle(&mut self, committed: bool) {
+        let Some(f) = self.in_flight.pop_front() else {
+            return;
+        };
+        if committed {
+            set_down(&self.shared, None);
+            answer(f.jobs, Ok(()));
+        } else {
+            // A later group of a writer that failed already is answered with the failure it
+            // stopped at.
+            let why = lock(&self.shared.down)
+                .clone()
+                .unwrap_or_else(|| "the database writer stopped".into());
+            self.fail_source(&f.source, f.generation, why, f.jobs).await;
+        }
+        if self.sent(&f.source) == 0 {
+            self.send(&f.source).await;
+        }
+    }
+
+    /// `source`'s writer of `generation` failed: `jobs`, and the requests pushed into the same
+    /// pipeline to go with the next commit, are answered 503 with why (the writer's own error
+    /// when there is one). A fresh pipeline is made for the next request (the database may
+    /// be back by then).
+    async fn fail_source(
+        &mut self,
+        source: &str,
+        generation: u64,
+        why: String,
+        mut jobs: Vec<(Job, Stored)>,
+    ) {
+        let why = fail(&mut self.pipelines, source, generation)
+            .await
+            .unwrap_or(why);
+        if self
+            .building
+            .get(source)
+            .is_some_and(|b| b.generation == generation)
+        {
+            if let Some(b) = self.building.remove(source) {
+                jobs.extend(b.jobs);
+            }
+        }
+        set_down(&self.shared, Some(why.clone()));
+        answer(jobs, Err(why));
     }
 }
 
@@ -547,26 +658,6 @@ fn release_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// `group` in runs of at most `batch` records (a job larger than that alone).
-fn split(group: Vec<(Job, Stored)>, batch: u64) -> Vec<Vec<(Job, Stored)>> {
-    let mut parts: Vec<Vec<(Job, Stored)>> = Vec::new();
-    let mut size = 0;
-    for item in group {
-        let n = item.0.items.len();
-        match parts.last_mut() {
-            Some(last) if size + n <= batch => {
-                size += n;
-                last.push(item);
-            }
-            _ => {
-                size = n;
-                parts.push(vec![item]);
-            }
-        }
-    }
-    parts
 }
 
 /// A source's pipeline, and the connection pool of its writer (its own: the writer holds its
@@ -618,78 +709,39 @@ fn ensure_source(
     Ok(*made)
 }
 
-/// Pushes a group's records into its source's pipeline and sends them to the writer; the
-/// receiver is told when they are committed (see [`Pipeline::flush_then`]).
-async fn write_group(
-    pipelines: &mut HashMap<String, Source>,
-    source: &str,
-    group: &mut [(Job, Stored)],
-) -> Result<oneshot::Receiver<()>, String> {
-    let Some(Source { pipeline, .. }) = pipelines.get_mut(source) else {
-        return Err("no pipeline".into());
-    };
-    for (job, stored) in group.iter_mut() {
-        let items = std::mem::replace(&mut job.items, Items::Lines(Vec::new()));
-        let n = items.len();
-        let before = pipeline.rejected();
-        let first = pipeline.lines();
-        match items {
-            Items::Lines(lines) => {
-                for line in lines {
-                    pipeline
-                        .push_line(&line)
-                        .await
-                        .map_err(|e| format!("{e:#}"))?;
-                }
-            }
-            Items::Parsed(rows) => {
-                for row in rows {
-                    pipeline
-                        .push_parsed(row)
-                        .await
-                        .map_err(|e| format!("{e:#}"))?;
-                }
+/// Pushes one request's records into a pipeline, noting what became of them in its `Stored`.
+async fn push_job(
+    pipeline: &mut Pipeline,
+    (job, stored): &mut (Job, Stored),
+) -> Result<(), String> {
+    let items = std::mem::replace(&mut job.items, Items::Lines(Vec::new()));
+    let n = items.len();
+    let before = pipeline.rejected();
+    let first = pipeline.lines();
+    match items {
+        Items::Lines(lines) => {
+            for line in lines {
+                pipeline
+                    .push_line(&line)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
             }
         }
-        stored.rejected = pipeline.rejected() - before;
-        stored.accepted = n.saturating_sub(stored.rejected);
-        stored.rejects = pipeline
-            .take_rejects()
-            .into_iter()
-            .map(|r| format!("record {}: {}", r.line.saturating_sub(first), r.reason))
-            .collect();
+        Items::Parsed(rows) => {
+            for row in rows {
+                pipeline
+                    .push_parsed(row)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+            }
+        }
     }
-    pipeline.flush_then().await.map_err(|e| format!("{e:#}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(n: usize) -> (Job, Stored) {
-        let (reply, _) = oneshot::channel();
-        (
-            Job {
-                source: "s".into(),
-                token: false,
-                items: Items::Lines(vec![b"x".to_vec(); n]),
-                reply,
-            },
-            Stored::default(),
-        )
-    }
-
-    #[test]
-    fn groups_split_at_the_batch_size() {
-        let sizes = |parts: Vec<Vec<(Job, Stored)>>| -> Vec<Vec<u64>> {
-            parts
-                .iter()
-                .map(|p| p.iter().map(|(j, _)| j.items.len()).collect())
-                .collect()
-        };
-        let parts = split(vec![job(3), job(4), job(2), job(9), job(1)], 9);
-        assert_eq!(sizes(parts), vec![vec![3, 4, 2], vec![9], vec![1]]);
-        let parts = split(vec![job(12), job(1)], 9);
-        assert_eq!(sizes(parts), vec![vec![12], vec![1]]);
-    }
+    stored.rejected = pipeline.rejected() - before;
+    stored.accepted = n.saturating_sub(stored.rejected);
+    stored.rejects = pipeline
+        .take_rejects()
+        .into_iter()
+        .map(|r| format!("record {}: {}", r.line.saturating_sub(first), r.reason))
+        .collect();
+    Ok(())
 }
