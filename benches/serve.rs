@@ -242,17 +242,23 @@ impl PhaseCtx<'_> {
     /// ingest phase is a fresh process): a server that took the same records a moment ago
     /// would fold them into the rows it wrote then (`ingest.dedup_window`), which the
     /// emptied table no longer has.
-    fn run(&self, phase: Phase) -> Result<(Duration, String)> {
+    fn run(&self, phase: Phase) -> Result<(Duration, Option<Duration>, String)> {
         match phase {
             Phase::Ingest => {
                 prepare(self.url)?;
-                Ok((run_ingest(self.url, self.config, self.json)?, String::new()))
+                let cpu = children_cpu();
+                let took = run_ingest(self.url, self.config, self.json)?;
+                Ok((
+                    took,
+                    Some(children_cpu().saturating_sub(cpu)),
+                    String::new(),
+                ))
             }
             Phase::Copy => {
                 prepare(self.url)?;
                 let t = Instant::now();
                 psql_file(self.url, self.copy_script)?;
-                Ok((t.elapsed(), String::new()))
+                Ok((t.elapsed(), None, String::new()))
             }
             Phase::Serve => {
                 let server = Server::start(self.url, self.config, self.dir)?;
@@ -262,6 +268,7 @@ impl PhaseCtx<'_> {
                     .block_on(saturate(self.http, &target, warm, 1))
                     .context("warming the server up")?;
                 prepare(self.url)?;
+                let cpu = server.cpu()?;
                 let (took, refused) = self
                     .rt
                     .block_on(saturate(
@@ -271,15 +278,28 @@ impl PhaseCtx<'_> {
                         self.clients,
                     ))
                     .with_context(|| std::fs::read_to_string(&server.log).unwrap_or_default())?;
+                let cpu = server.cpu()?.saturating_sub(cpu);
                 let note = if refused > 0 {
                     format!(" ({refused} answers 429/503, sent again)")
                 } else {
                     String::new()
                 };
-                Ok((took, note))
+                Ok((took, Some(cpu), note))
             }
         }
     }
+}
+
+/// CPU time (user and system) of this process's children waited for so far: around a run of
+/// `opsdash ingest`, that run's.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we hand it, nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// `opsdash ingest` of `file`, as a user runs it; the time of the whole process.
@@ -489,6 +509,23 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .context("VmRSS")?;
         Ok(kb / 1024.0)
+    }
+
+    /// CPU time (user and system) the server has used so far.
+    fn cpu(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces) start at its closing paren;
+        // utime and stime are the 14th and 15th fields, in clock ticks.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // SAFETY: sysconf only reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Ok(Duration::from_millis(f.iter().sum::<u64>() * 1000 / hz))
     }
 
     /// Makes VmHWM start again from the current RSS (`clear_refs` 5).
@@ -749,13 +786,13 @@ fn main() -> Result<()> {
 
     // Timed rounds, the order rotating from round to round so that no path always runs first
     // or after the same neighbour.
-    let mut runs: Vec<(Phase, usize, f64, String)> = Vec::new();
+    let mut runs: Vec<(Phase, f64, Option<f64>)> = Vec::new();
     let phases = [Phase::Ingest, Phase::Serve, Phase::Copy];
     for round in 0..rounds {
         for k in 0..phases.len() {
             let phase = phases[(round + k) % phases.len()];
             let load = loadavg();
-            let (took, note) = ctx.run(phase)?;
+            let (took, cpu, note) = ctx.run(phase)?;
             let got = digest(&url)?;
             if got != reference {
                 bail!(
@@ -764,15 +801,25 @@ fn main() -> Result<()> {
                 );
             }
             let rate = n as f64 / took.as_secs_f64();
+            // Opsdash's own CPU per 1,000 rows (the server's, or the ingest process's): under a
+            // shared machine's load far steadier than rows/s.
+            let cpu_per_k = cpu.map(|c| c.as_secs_f64() * 1e6 / n as f64);
+            let cpu_text = cpu_per_k.map_or(String::new(), |c| format!("  cpu {c:.1} ms/1k rows"));
             println!(
-                "round {} {:<34} {rate:>10.0} rows/s  load {load}{note}",
+                "round {} {:<34} {rate:>10.0} rows/s  load {load}{cpu_text}{note}",
                 round + 1,
                 phase.name()
             );
-            runs.push((phase, round, rate, load));
+            runs.push((phase, rate, cpu_per_k));
         }
     }
-    let rates = |p: Phase| -> Vec<f64> { runs.iter().filter(|r| r.0 == p).map(|r| r.2).collect() };
+    let rates = |p: Phase| -> Vec<f64> { runs.iter().filter(|r| r.0 == p).map(|r| r.1).collect() };
+    let cpus = |p: Phase| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.0 == p)
+            .filter_map(|r| r.2)
+            .collect()
+    };
     let (serve_runs, ingest_runs, copy_runs) = (
         rates(Phase::Serve),
         rates(Phase::Ingest),
@@ -796,6 +843,12 @@ fn main() -> Result<()> {
         ratios.join(", "),
         serve_rate / copy_rate,
         max(&serve_runs) / max(&ingest_runs)
+    );
+    let (serve_cpu, ingest_cpu) = (median(&cpus(Phase::Serve)), median(&cpus(Phase::Ingest)));
+    println!(
+        "opsdash's own CPU per 1k rows, medians: serve {serve_cpu:.1} ms, ingest {ingest_cpu:.1} \
+         ms (serve/ingest {:.2})",
+        serve_cpu / ingest_cpu
     );
     report::figure(
         "serve",
