@@ -456,8 +456,9 @@ impl Server {
     fn start(url: &str, config: &Path, dir: &Path) -> Result<Server> {
         let log = dir.join("serve.log");
         let out = std::fs::File::create(&log)?;
-        // SERVE_BENCH_WRAP="heaptrack -o FILE" (or "perf record -g -o FILE --") runs the
-        // server under a profiler.
+        // SERVE_BENCH_WRAP="perf record -g -o FILE --" (or a script that execs a profiler
+        // with the server's arguments) runs the server under a profiler. heaptrack's script
+        // does not pass the bench's SIGTERM on: its servers are left to stop by hand.
         let mut cmd = match std::env::var("SERVE_BENCH_WRAP") {
             Ok(w) if !w.trim().is_empty() => {
                 let mut words = w.split_whitespace();
