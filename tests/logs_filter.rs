@@ -510,6 +510,14 @@ async fn a_regex_that_runs_out_of_its_budget_says_so_in_one_line() -> anyhow::Re
     assert_eq!(msg.lines().count(), 1);
     // The server stopped it at the budget, not after the whole scan.
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // A rule with the same filter is held to the same budget (without it the rule's
+    // evaluation would hold the worker for the whole scan).
+    let started = std::time::Instant::now();
+    let err = rule_counts(pool, r#"re:"^(.*)(.*)(.*)\3\2\1x?$""#)
+        .await
+        .expect_err("the rule's scan cannot finish inside the budget");
+    assert!(format!("{err:#}").contains("statement timeout"), "{err:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     // PostgreSQL's own refusal (at most 255 repetitions) is explained too.
     let f = filter::parse("re:a{300}")?;
     let err = history::page(pool, range, &f, history::Direction::Older, None, 1)

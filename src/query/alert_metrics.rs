@@ -161,7 +161,12 @@ pub async fn measure(pool: &PgPool, spec: &RuleSpec, sql_timeout: Duration) -> R
             qb.push(" AND (");
             f.push_conditions(&mut qb);
             qb.push(") GROUP BY service");
-            let rows: Vec<(String, f64)> = qb.build_query_as().fetch_all(pool).await?;
+            // A `re:` filter gets the same time budget as in the Logs tab: a pathological
+            // pattern fails this rule's evaluation with a timeout instead of holding the worker.
+            let mut tx = pool.begin().await?;
+            crate::query::history::apply_budget(&mut tx, &f).await?;
+            let rows: Vec<(String, f64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            tx.commit().await?;
             per_service(rows)
         }
         "error_groups" => {
