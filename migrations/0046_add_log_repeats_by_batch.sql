@@ -4,9 +4,12 @@
 -- repeats read the whole table (quadratic over a run), and rows sharing ts and message but not
 -- attrs (syslog structured data, sshd lines of one second) made ~100 pairs per repeat: 0.5-1 s
 -- per batch, 4-5k rows/s end to end for such logs. Same signature and the same matching rule
--- (every column equal, NULLs equal); now attrs is cast once per repeat and is part of the hash
--- key (NULL and non-NULL kept apart by its own key), and only the rows of the batches named
--- (`tx`, through the (tx, id) index) are read.
+-- (every column equal, NULLs equal). Now the rows of the batches named are read once through
+-- the (tx, id) index and matched in one hash join, attrs cast once per repeat and part of the
+-- hash key (NULL and non-NULL kept apart by their own key); the matches are then updated by
+-- (tx, id). Each step is a materialized CTE: the planner takes the repeats for 10 rows (an
+-- unnest of parameters) and, left to itself, probed the ts index once per repeat, reading every
+-- row of that second (thousands when a log repeats one time) each time.
 CREATE OR REPLACE FUNCTION opsdash.add_log_repeats(
     p_ts timestamptz[], p_tx text[], p_level smallint[], p_service text[], p_host text[],
     p_message text[], p_trace_id text[], p_span_id text[], p_request_id text[], p_user_id text[],
@@ -24,29 +27,39 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, opsdash, pg_temp AS 
                AS f(ts, tx, level, service, host, message, trace_id, span_id, request_id,
                     user_id, route, method, status, duration_ms, ip, user_agent, error_type,
                     attrs, fingerprint, add, last)
+    ), stored AS MATERIALIZED (
+        -- The rows of the batches named, once, through the (tx, id) index.
+        SELECT e.tx, e.id, e.ts, e.level, e.service, e.host, e.message, e.trace_id, e.span_id,
+               e.request_id, e.user_id, e.route, e.method, e.status, e.duration_ms, e.ip,
+               e.user_agent, e.error_type, e.attrs, e.fingerprint
+          FROM opsdash.log_event e
+         WHERE e.tx = ANY (ARRAY(SELECT DISTINCT tx FROM f))
+    ), matched AS MATERIALIZED (
+        SELECT s.tx, s.id, s.ts, f.add, f.last
+          FROM stored s JOIN f
+            ON s.ts = f.ts AND s.tx = f.tx AND s.level = f.level
+           AND s.service = f.service AND s.message = f.message
+           AND (s.attrs IS NULL) = (f.attrs IS NULL)
+           AND coalesce(s.attrs, '{}') = coalesce(f.attrs, '{}')
+           AND s.host IS NOT DISTINCT FROM f.host
+           AND s.trace_id IS NOT DISTINCT FROM f.trace_id
+           AND s.span_id IS NOT DISTINCT FROM f.span_id
+           AND s.request_id IS NOT DISTINCT FROM f.request_id
+           AND s.user_id IS NOT DISTINCT FROM f.user_id
+           AND s.route IS NOT DISTINCT FROM f.route
+           AND s.method IS NOT DISTINCT FROM f.method
+           AND s.status IS NOT DISTINCT FROM f.status
+           AND s.duration_ms IS NOT DISTINCT FROM f.duration_ms
+           AND s.ip IS NOT DISTINCT FROM f.ip
+           AND s.user_agent IS NOT DISTINCT FROM f.user_agent
+           AND s.error_type IS NOT DISTINCT FROM f.error_type
+           AND s.fingerprint IS NOT DISTINCT FROM f.fingerprint
     ), done AS (
         UPDATE opsdash.log_event e
-           SET repeat_count = e.repeat_count + f.add,
-               last_seen = GREATEST(coalesce(e.last_seen, e.ts), f.last)
-          FROM f
-         WHERE e.tx = ANY (ARRAY(SELECT DISTINCT tx FROM f))
-           AND e.ts = f.ts AND e.tx = f.tx AND e.level = f.level
-           AND e.service = f.service AND e.message = f.message
-           AND (e.attrs IS NULL) = (f.attrs IS NULL)
-           AND coalesce(e.attrs, '{}') = coalesce(f.attrs, '{}')
-           AND e.host IS NOT DISTINCT FROM f.host
-           AND e.trace_id IS NOT DISTINCT FROM f.trace_id
-           AND e.span_id IS NOT DISTINCT FROM f.span_id
-           AND e.request_id IS NOT DISTINCT FROM f.request_id
-           AND e.user_id IS NOT DISTINCT FROM f.user_id
-           AND e.route IS NOT DISTINCT FROM f.route
-           AND e.method IS NOT DISTINCT FROM f.method
-           AND e.status IS NOT DISTINCT FROM f.status
-           AND e.duration_ms IS NOT DISTINCT FROM f.duration_ms
-           AND e.ip IS NOT DISTINCT FROM f.ip
-           AND e.user_agent IS NOT DISTINCT FROM f.user_agent
-           AND e.error_type IS NOT DISTINCT FROM f.error_type
-           AND e.fingerprint IS NOT DISTINCT FROM f.fingerprint
+           SET repeat_count = e.repeat_count + m.add,
+               last_seen = GREATEST(coalesce(e.last_seen, e.ts), m.last)
+          FROM matched m
+         WHERE e.tx = m.tx AND e.id = m.id AND e.ts = m.ts
         RETURNING 1)
     SELECT count(*) FROM done
 $$;
