@@ -93,12 +93,135 @@ pub fn log_row(req: &RequestRecord, request: &str, referer: Option<String>) -> L
     log
 }
 
+/// The capture groups of `pattern()` (index 0 unused), as slices of the line.
+type Groups<'a> = [Option<&'a str>; 10];
+
+/// `pattern()`'s captures, through the regex.
+fn by_regex(line: &str) -> Option<Groups<'_>> {
+    let c = pattern().captures(line)?;
+    let mut g: Groups = [None; 10];
+    for (i, slot) in g.iter_mut().enumerate().skip(1) {
+        *slot = c.get(i).map(|m| m.as_str());
+    }
+    Some(g)
+}
+
+/// `pattern()`'s captures read by hand, for ASCII lines (None: let the regex decide). Every
+/// part of the pattern has one way to match (runs end at the first space, quoted strings at the
+/// first unescaped quote, the optional tails match when present), so a left-to-right read gives
+/// the regex's groups; a test holds the two to that. The regex's `\S` and `\d` are Unicode
+/// classes, hence ASCII only here.
+fn by_hand(line: &str) -> Option<Groups<'_>> {
+    if !line.is_ascii() {
+        return None;
+    }
+    let b = line.as_bytes();
+    let mut g: Groups = [None; 10];
+    let mut at = 0;
+    // `\S+` followed by a space.
+    let token = |at: &mut usize| -> Option<(usize, usize)> {
+        let start = *at;
+        while *at < b.len() && !b[*at].is_ascii_whitespace() && b[*at] != 0x0b {
+            *at += 1;
+        }
+        (*at > start).then_some((start, *at))
+    };
+    let eat = |at: &mut usize, c: u8| -> Option<()> { (b.get(*at) == Some(&c)).then(|| *at += 1) };
+    // `"((?:[^"\\]|\\.)*)"`: the group without its quotes.
+    let quoted = |at: &mut usize| -> Option<(usize, usize)> {
+        eat(at, b'"')?;
+        let start = *at;
+        loop {
+            match b.get(*at)? {
+                b'"' => break,
+                b'\\' => {
+                    if *b.get(*at + 1)? == b'\n' {
+                        return None;
+                    }
+                    *at += 2;
+                }
+                _ => *at += 1,
+            }
+        }
+        let end = *at;
+        *at += 1;
+        Some((start, end))
+    };
+    let digits = |at: &mut usize| -> usize {
+        let start = *at;
+        while *at < b.len() && b[*at].is_ascii_digit() {
+            *at += 1;
+        }
+        *at - start
+    };
+    let (s, e) = token(&mut at)?;
+    g[1] = Some(&line[s..e]);
+    eat(&mut at, b' ')?;
+    token(&mut at)?;
+    eat(&mut at, b' ')?;
+    let (s, e) = token(&mut at)?;
+    g[2] = Some(&line[s..e]);
+    eat(&mut at, b' ')?;
+    eat(&mut at, b'[')?;
+    let close = at + memchr::memchr(b']', &b[at..])?;
+    if close == at {
+        return None;
+    }
+    g[3] = Some(&line[at..close]);
+    at = close + 1;
+    eat(&mut at, b' ')?;
+    let (s, e) = quoted(&mut at)?;
+    g[4] = Some(&line[s..e]);
+    eat(&mut at, b' ')?;
+    let s = at;
+    if digits(&mut at) < 3 {
+        return None;
+    }
+    // `\d{3}` then a space: a fourth digit fails the pattern.
+    at = s + 3;
+    g[5] = Some(&line[s..at]);
+    eat(&mut at, b' ')?;
+    let s = at;
+    if digits(&mut at) == 0 {
+        eat(&mut at, b'-')?;
+    }
+    g[6] = Some(&line[s..at]);
+    // ` "referer" "user agent"`, when both are there.
+    let mut k = at;
+    if eat(&mut k, b' ').is_some() {
+        if let Some((rs, re)) = quoted(&mut k) {
+            if eat(&mut k, b' ').is_some() {
+                if let Some((us, ue)) = quoted(&mut k) {
+                    g[7] = Some(&line[rs..re]);
+                    g[8] = Some(&line[us..ue]);
+                    at = k;
+                }
+            }
+        }
+    }
+    // ` 0.125`, ` 2500` or ` -`.
+    let mut k = at;
+    if eat(&mut k, b' ').is_some() {
+        let s = k;
+        if digits(&mut k) > 0 {
+            let mut f = k;
+            if eat(&mut f, b'.').is_some() && digits(&mut f) > 0 {
+                k = f;
+            }
+            g[9] = Some(&line[s..k]);
+        } else if eat(&mut k, b'-').is_some() {
+            g[9] = Some(&line[s..k]);
+        }
+    }
+    Some(g)
+}
+
 /// Parses one access-log line.
 pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, String> {
-    let c = pattern()
-        .captures(line)
+    let c = by_hand(line)
+        .or_else(|| by_regex(line))
         .ok_or_else(|| "not a common/combined access log line".to_string())?;
-    let get = |i: usize| c.get(i).map(|m| m.as_str()).unwrap_or("");
+    let get = |i: usize| c[i].unwrap_or("");
     let ts = timestamp::parse(get(3), ctx.zone)
         .ok_or_else(|| format!("unparseable timestamp {:?}", get(3)))?;
     // The request line is client-controlled: garbage (a TLS handshake on the HTTP port) is
@@ -114,7 +237,7 @@ pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, S
     };
     let status: i16 = get(5).parse().map_err(|_| "bad status".to_string())?;
     let bytes = get(6).parse::<i64>().ok();
-    let duration_ms = match c.get(9).map(|m| m.as_str()) {
+    let duration_ms = match c[9] {
         Some(t) if t != "-" => {
             let v: f64 = t.parse().unwrap_or(0.0);
             if t.contains('.') {
@@ -137,17 +260,13 @@ pub fn parse(line: &str, _flavor: Flavor, ctx: &LineContext) -> Result<Parsed, S
         trace_id: None,
         request_id: None,
         ip: dash(get(1)),
-        user_agent: c.get(8).and_then(|m| dash(m.as_str())),
+        user_agent: c[8].and_then(dash),
         error_code: None,
         direction: Direction::Inbound,
         integration: None,
     };
     Ok(Parsed {
-        log: Some(log_row(
-            &request,
-            get(4),
-            c.get(7).and_then(|m| dash(m.as_str())),
-        )),
+        log: Some(log_row(&request, get(4), c[7].and_then(dash))),
         request: Some(request),
         format: "access",
         ..Parsed::default()
@@ -202,6 +321,46 @@ mod tests {
         assert_eq!(r.duration_ms, 2.5);
         assert_eq!(r.bytes, None);
         assert!(parse("hello", Flavor::Either, &ctx()).is_err());
+    }
+
+    proptest::proptest! {
+        /// The hand reader gives the regex's groups on every ASCII line, access-log shaped or
+        /// nearly (odd spaces, escapes, brackets, missing or extra parts).
+        #[test]
+        fn hand_reader_agrees_with_the_regex(
+            parts in proptest::collection::vec("[-a-z0-9. \"\\\\\\[\\]\t\x0b\n/:]{0,8}", 12),
+            status in "[0-9]{2,4}|-",
+            bytes in "[0-9]{0,3}|-",
+            time in "[0-9]{0,3}(\\.[0-9]{0,3})?|-|x",
+            shape in 0usize..4,
+        ) {
+            let p = |i: usize| parts[i].as_str();
+            let line = match shape {
+                0 => format!(
+                    "{} - {} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {time}{}",
+                    p(0), p(1), p(2), p(3), p(4), p(5), p(6)
+                ),
+                1 => format!("{} {} {} [{}] \"{}\" {status} {bytes}{}", p(0), p(1), p(2), p(3), p(4), p(5)),
+                2 => format!(
+                    "{}{}{}{}[{}]{}\"{}\"{}{status}{}{bytes}{}",
+                    p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9)
+                ),
+                _ => parts.concat(),
+            };
+            proptest::prop_assert_eq!(by_hand(&line), by_regex(&line), "{:?}", line);
+        }
+    }
+
+    #[test]
+    fn hand_reader_reads_every_group() {
+        let line = r#"203.0.113.9 - alice [10/Oct/2023:13:55:36 +0000] "GET /a?x=\"1\" HTTP/1.1" 404 512 "-" "curl \"x\"" 0.125 extra"#;
+        let g = by_hand(line).unwrap();
+        assert_eq!(g, by_regex(line).unwrap());
+        assert_eq!(g[3], Some("10/Oct/2023:13:55:36 +0000"));
+        assert_eq!(g[8], Some(r#"curl \"x\""#));
+        assert_eq!(g[9], Some("0.125"));
+        // Not ASCII: the regex reads it.
+        assert!(by_hand("1.2.3.4 - - [x] \"é\" 200 1").is_none());
     }
 
     /// `%D` (integer microseconds) in an nginx log is not seconds; `$request_time` in an

@@ -356,7 +356,7 @@ fn bsd_time(cur: &mut Cur, clock: &Clock) -> Option<DateTime<Utc>> {
         cur.space();
         tok = cur.token()?;
     }
-    let time = NaiveTime::parse_from_str(tok, "%H:%M:%S%.f").ok()?;
+    let time = clock_time(tok)?;
     if let Some(y) = year {
         return local(
             clock.zone,
@@ -369,6 +369,39 @@ fn bsd_time(cur: &mut Cur, clock: &Clock) -> Option<DateTime<Utc>> {
         let date = NaiveDate::from_ymd_opt(this_year - back, m, day)?;
         local(clock.zone, date.and_time(time)).filter(|t| *t <= clock.now + FUTURE_SLACK)
     })
+}
+
+/// `HH:MM:SS[.fraction]` as chrono's `%H:%M:%S%.f` reads it. The shape syslog daemons write
+/// (two digits each, 1 to 9 fraction digits) is read by hand: chrono's format-string parser
+/// cost more than the rest of the header. Anything else goes to chrono (a test holds the two
+/// to the same results).
+fn clock_time(tok: &str) -> Option<NaiveTime> {
+    let b = tok.as_bytes();
+    let two = |i: usize| -> Option<u32> {
+        let (h, l) = (*b.get(i)?, *b.get(i + 1)?);
+        (h.is_ascii_digit() && l.is_ascii_digit())
+            .then(|| u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+    };
+    let hand = || -> Option<NaiveTime> {
+        let (h, m, sec) = (two(0)?, two(3)?, two(6)?);
+        if b[2] != b':' || b[5] != b':' || h > 23 || m > 59 || sec > 59 {
+            return None;
+        }
+        let nanos = match b.get(8) {
+            None => 0,
+            Some(b'.') => {
+                let frac = &b[9..];
+                if !(1..=9).contains(&frac.len()) || !frac.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                let n = frac.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                n * 10u32.pow(9 - frac.len() as u32)
+            }
+            Some(_) => return None,
+        };
+        NaiveTime::from_hms_nano_opt(h, m, sec, nanos)
+    };
+    hand().or_else(|| NaiveTime::parse_from_str(tok, "%H:%M:%S%.f").ok())
 }
 
 fn is_level_word(s: &str) -> bool {
@@ -581,6 +614,24 @@ mod tests {
             (None, None, "'su root' failed")
         );
         assert!(open("<34>1 2003-10-11T22:14:15Z h a - - [bad", &c).is_err());
+    }
+
+    proptest::proptest! {
+        /// The hand-read clock time is chrono's `%H:%M:%S%.f` reading, on times of every shape
+        /// near the common one (one-digit fields, leap seconds, long and empty fractions).
+        #[test]
+        fn clock_time_reads_as_chrono_does(
+            h in 0u32..30, m in 0u32..70, sec in 0u32..65,
+            frac in "(\\.[0-9]{0,11})?", pad in proptest::bool::ANY, tail in "( |x)?",
+        ) {
+            let tok = if pad {
+                format!("{h:02}:{m:02}:{sec:02}{frac}{tail}")
+            } else {
+                format!("{h}:{m}:{sec}{frac}{tail}")
+            };
+            let chrono = NaiveTime::parse_from_str(&tok, "%H:%M:%S%.f").ok();
+            proptest::prop_assert_eq!(clock_time(&tok), chrono, "{:?}", tok);
+        }
     }
 
     #[test]

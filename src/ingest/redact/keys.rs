@@ -66,6 +66,53 @@ fn spells(key: &[u8], mut at: usize, s: &[u8]) -> bool {
     false
 }
 
+/// A key's words run together in lower case, with where each word starts (bit i: a word
+/// starts at byte i of `bytes`), for keys whose squashed form fits in 64 bytes.
+struct Squashed {
+    bytes: [u8; 64],
+    len: usize,
+    starts: u64,
+}
+
+impl Squashed {
+    /// The words `next_word` finds, in one pass; None when they do not fit.
+    fn of(key: &[u8]) -> Option<Squashed> {
+        let mut sq = Squashed {
+            bytes: [0; 64],
+            len: 0,
+            starts: 0,
+        };
+        let mut prev: Option<u8> = None;
+        for (i, &c) in key.iter().enumerate() {
+            if !is_word(c) {
+                prev = None;
+                continue;
+            }
+            let start = match prev {
+                None => true,
+                Some(p) => {
+                    let lower_to_upper =
+                        (p.is_ascii_lowercase() || p.is_ascii_digit()) && c.is_ascii_uppercase();
+                    let acronym_end = p.is_ascii_uppercase()
+                        && c.is_ascii_uppercase()
+                        && key.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+                    lower_to_upper || acronym_end
+                }
+            };
+            if sq.len == 64 {
+                return None;
+            }
+            if start {
+                sq.starts |= 1u64 << sq.len;
+            }
+            sq.bytes[sq.len] = c.to_ascii_lowercase();
+            sq.len += 1;
+            prev = Some(c);
+        }
+        Some(sq)
+    }
+}
+
 impl Keys {
     pub fn new<S: AsRef<str>>(configured: &[S]) -> Keys {
         let mut squashed: Vec<Vec<u8>> = Vec::new();
@@ -97,6 +144,12 @@ impl Keys {
         self.squashed.is_empty()
     }
 
+    /// Length of the shortest configured key's squashed form (None: no keys). A key name is
+    /// at least that long.
+    pub fn shortest(&self) -> Option<usize> {
+        (!self.squashed.is_empty()).then_some(self.shortest)
+    }
+
     /// Whether a key of this name holds a secret: some run of its whole words, joined, is a
     /// configured key. `db_password`, `x-api-key`, `apiKey`, `aws_secret_access_key` match;
     /// `wtoken`, `tokenizer`, `secretary` do not, and neither do plurals (`tokens_used`,
@@ -107,6 +160,39 @@ impl Keys {
         if self.squashed.is_empty() || key.len() < self.shortest {
             return false;
         }
+        match Squashed::of(key) {
+            Some(sq) => self.matches_squashed(&sq),
+            None => self.is_secret_by_words(key),
+        }
+    }
+
+    /// `is_secret` on a key squashed in one pass: a configured key matches at a word start when
+    /// the squashed text goes on with it and a word ends right after it (whole words from that
+    /// start spell it; the words of a key are contiguous in its squashed form).
+    fn matches_squashed(&self, sq: &Squashed) -> bool {
+        let text = &sq.bytes[..sq.len];
+        let mut starts = sq.starts;
+        while starts != 0 {
+            let p = starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            if !self.first[usize::from(text[p])] {
+                continue;
+            }
+            for s in &self.squashed {
+                let end = p + s.len();
+                if end <= sq.len
+                    && text[p..end] == s[..]
+                    && (end == sq.len || sq.starts & (1u64 << end) != 0)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// `is_secret` word by word, for keys too long to squash on the stack.
+    fn is_secret_by_words(&self, key: &[u8]) -> bool {
         let mut at = 0;
         while let Some((a, b)) = next_word(key, at) {
             if self.first[usize::from(key[a].to_ascii_lowercase())]
@@ -294,6 +380,7 @@ fn closing(b: &[u8], from: usize, q: Quote) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn keys() -> Keys {
         Keys::new(crate::config::DEFAULT_REDACT_KEYS)
@@ -342,6 +429,45 @@ mod tests {
         ] {
             assert!(!k.is_secret(key), "{key} should not be secret");
         }
+    }
+
+    proptest! {
+        /// The one-pass check answers as the word-by-word walk does, on keys built from the
+        /// configured words, their pieces and near misses in any case and with any separators.
+        #[test]
+        fn squashed_check_agrees_with_the_word_walk(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(vec![
+                        "password", "Passwd", "TOKEN", "access", "Token", "refresh", "secret",
+                        "Secret", "api", "API", "Key", "key", "private", "authorization",
+                        "cookie", "Set", "set", "tokens", "x", "db", "aws", "pass", "word",
+                        "é", "Ü", "9",
+                    ]).prop_map(str::to_string),
+                    "[a-zA-Z0-9_.: -]{0,6}",
+                ],
+                0..8,
+            ),
+            seps in prop::collection::vec(
+                prop::sample::select(vec!["", "", "_", "-", ".", " ", ":"]), 8),
+        ) {
+            let k = keys();
+            let mut key = String::new();
+            for (i, p) in parts.iter().enumerate() {
+                key.push_str(p);
+                key.push_str(seps[i]);
+            }
+            let expect = key.len() >= k.shortest && k.is_secret_by_words(key.as_bytes());
+            prop_assert_eq!(k.is_secret(&key), expect, "{:?}", key);
+        }
+    }
+
+    #[test]
+    fn long_keys_fall_back_to_the_word_walk() {
+        let k = keys();
+        let long = format!("{}_api_key", "a".repeat(80));
+        assert!(k.is_secret(&long));
+        assert!(!k.is_secret(&format!("{}_apikeys", "a".repeat(80))));
     }
 
     #[test]

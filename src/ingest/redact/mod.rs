@@ -53,6 +53,9 @@ pub struct Redactor {
     cards: bool,
     ssn: bool,
     rules: Vec<(Regex, String)>,
+    /// Text shorter than this holds nothing to redact (see `Redactor::new`): most field values
+    /// (pids, ids, unit names, levels) are, and skip every detector.
+    min_len: usize,
 }
 
 impl Redactor {
@@ -66,11 +69,22 @@ impl Redactor {
                     .map(|re| (re, r.replacement.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
+        let keys = keys::Keys::new(&cfg.redact_keys);
+        // The shortest text each detector can change: a secret key, a separator and one value
+        // byte; `a://:p@` (a URL password); every shape of `tokens` (JWTs, vendor tokens, AWS
+        // key ids, `Bearer`/`Basic` credentials, PEM armour) and of `card` (9 digits at least)
+        // is longer. Custom rules may match anything.
+        let min_len = match (rules.is_empty(), keys.shortest()) {
+            (false, _) => 0,
+            (true, Some(k)) => (k + 2).min(7),
+            (true, None) => 7,
+        };
         Ok(Redactor {
-            keys: keys::Keys::new(&cfg.redact_keys),
+            keys,
             cards: cfg.redact_card_numbers,
             ssn: cfg.redact_ssn,
             rules,
+            min_len,
         })
     }
 
@@ -83,6 +97,9 @@ impl Redactor {
     /// Redacts free text.
     pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(s);
+        if s.len() < self.min_len {
+            return out;
+        }
         let mut spans = Vec::new();
         // Keys first: `Authorization: Bearer eyJ...` loses its whole value in one mask.
         if !self.keys.is_empty() && memchr::memchr2(b'=', b':', s.as_bytes()).is_some() {
@@ -224,6 +241,29 @@ mod tests {
         assert_eq!(v["user"]["headers"]["x"][0], "token=[REDACTED]");
         assert_eq!(v["accessToken"], "[REDACTED]");
         assert_eq!(v["note"], "card [REDACTED:card]");
+    }
+
+    /// The shortest text each detector changes is at least `min_len` long: one byte shorter
+    /// is below it, so the early return skips nothing the detectors would have found.
+    #[test]
+    fn the_shortest_redactable_texts_are_not_skipped() {
+        let r = redactor();
+        assert_eq!(r.min_len, 7);
+        assert_eq!(r.text("a://:p@"), "a://:[REDACTED]@");
+        assert_eq!(r.text("token=x"), "token=[REDACTED]");
+        let mut cfg = IngestConfig {
+            redact_keys: vec!["pw".into()],
+            ..IngestConfig::default()
+        };
+        let short = Redactor::new(&cfg).unwrap();
+        assert_eq!(short.min_len, 4);
+        assert_eq!(short.text("pw=x"), "pw=[REDACTED]");
+        cfg.redact.push(RedactRule {
+            name: "one".into(),
+            pattern: "q".into(),
+            replacement: "Q".into(),
+        });
+        assert_eq!(Redactor::new(&cfg).unwrap().text("q"), "Q");
     }
 
     #[test]

@@ -56,10 +56,12 @@ fn pem_blocks(b: &[u8], out: &mut Vec<(usize, usize)>) {
             continue;
         }
         let body = h + TAIL.len();
+        static FIND_END: std::sync::LazyLock<memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memmem::Finder::new(b"-----END "));
         let end = if no_end {
             None
         } else {
-            memmem::find(&b[body..], b"-----END ").map(|e| body + e)
+            FIND_END.find(&b[body..]).map(|e| body + e)
         };
         let stop = match end {
             Some(e) => e,
@@ -86,7 +88,11 @@ fn pem_blocks(b: &[u8], out: &mut Vec<(usize, usize)>) {
 /// The password of `scheme://user:password@host`: everything after the first `:` of the
 /// userinfo up to its last `@`.
 fn url_passwords(b: &[u8], out: &mut Vec<(usize, usize)>) {
-    for p in memmem::find_iter(b, b"://") {
+    // Built once: `memmem::find_iter` builds a searcher on every call, which cost more than
+    // the search itself on the short strings (most attrs values) redaction sees.
+    static FIND_SCHEME_END: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"://"));
+    for p in FIND_SCHEME_END.find_iter(b) {
         // A scheme: a letter, then letters, digits, `+ - .`.
         let mut k = p;
         while k > 0
@@ -137,10 +143,6 @@ fn url_passwords(b: &[u8], out: &mut Vec<(usize, usize)>) {
     }
 }
 
-fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
-}
-
 /// Bytes of a bearer credential (RFC 6750 b64token) and of JWT segments' joins.
 fn is_b64token_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
@@ -149,14 +151,27 @@ fn is_b64token_byte(c: u8) -> bool {
 /// One pass over runs of `[A-Za-z0-9_.-]`: JWTs whole, else each dot-separated word for a
 /// vendor prefix or an AWS key id, and `Bearer`/`Basic` followed by a credential.
 fn words(b: &[u8], out: &mut Vec<(usize, usize)>) {
+    /// Letters, digits, `_`, `-` and `.`, as a table: this loop visits every byte of every
+    /// redacted string.
+    const RUN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
+            c += 1;
+        }
+        t
+    };
+    let in_run = |c: u8| RUN[usize::from(c)];
     let mut i = 0;
     while i < b.len() {
-        if !(is_word_byte(b[i]) || b[i] == b'.') {
+        if !in_run(b[i]) {
             i += 1;
             continue;
         }
         let start = i;
-        while i < b.len() && (is_word_byte(b[i]) || b[i] == b'.') {
+        while i < b.len() && in_run(b[i]) {
             i += 1;
         }
         let mut end = i;
