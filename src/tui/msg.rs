@@ -17,6 +17,7 @@ use crate::query::alerts::{AlertRow, HistoryRow};
 use crate::query::audit::{AuditEvent, MassDelete};
 use crate::query::error_groups::ErrorGroup;
 use crate::query::health::{DbHealth, IntegrationRow, JobRow, ServiceRow};
+use crate::query::history::{HeaderCount, Loaded};
 use crate::query::kpi::{
     ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic, Users,
 };
@@ -323,6 +324,15 @@ results!(
         Mass(Vec<MassDelete>),
         /// An error group after a triage key.
         Transition(ErrorGroup),
+        /// The header's count of what the list's range and filter hold.
+        Count(HeaderCount),
+        /// Loads of the list from history: the newest or oldest lines of the range, the lines
+        /// around an instant, a page before or after the loaded lines.
+        Newest(Loaded),
+        Oldest(Loaded),
+        Around(Loaded),
+        Older(Loaded),
+        Newer(Loaded),
     }
 );
 

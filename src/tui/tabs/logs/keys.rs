@@ -8,18 +8,29 @@ impl LogsTab {
         let page = 10;
         match self.view {
             View::Tail => match action {
+                // The first line of the range, not only of the window.
+                Action::Top if self.list.older_left => {
+                    self.follow = false;
+                    return self.load(LoadKind::Oldest, ctx);
+                }
                 Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top => {
                     let Some(cur) = self.selected_index() else {
                         return Vec::new();
                     };
                     let mut c = Cursor { selected: cur };
-                    c.apply(action, self.buffer.len(), page);
+                    c.apply(action, self.list.len(), page);
                     self.follow = false;
                     self.select_index(c.selected);
+                    return self.want_pages(ctx);
                 }
                 Action::Bottom => {
                     self.set_paused(false);
                     self.follow = true;
+                    self.selected = None;
+                    if self.list.newer_left {
+                        // Scrolled back past what memory holds: the newest lines again.
+                        return self.load(LoadKind::Newest, ctx);
+                    }
                 }
                 Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
                 Action::Right => self.hscroll += 8,
@@ -90,7 +101,7 @@ impl LogsTab {
             }
             (View::Tail, 'e') | (View::Tail, 'E') => {
                 if !self.jump(c == 'e', |l| l.level >= Level::Error.as_i16()) {
-                    self.message = Some(("no more errors in the buffer".into(), Role::Dim));
+                    self.message = Some(("no more errors in the loaded lines".into(), Role::Dim));
                 }
                 Some(Vec::new())
             }
@@ -110,7 +121,7 @@ impl LogsTab {
                     let m = l.message.to_lowercase();
                     terms.iter().any(|t| m.contains(t.as_str()))
                 }) {
-                    self.message = Some(("no more matches in the buffer".into(), Role::Dim));
+                    self.message = Some(("no more matches in the loaded lines".into(), Role::Dim));
                 }
                 Some(Vec::new())
             }

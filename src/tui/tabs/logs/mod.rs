@@ -4,9 +4,12 @@
 //! pane, error/match jumps, the trace waterfall, the error groups and audit trail views, and
 //! export.
 //!
-//! The list is the lines of the filter inside the shell's range, in event-time order (the
-//! buffer places late lines by their time), and the header's counts and the export use that
-//! same condition (`lq::stats` and `in_range`), so the three describe the same lines.
+//! The list is a window onto all of history (`list`, `history`): the lines of the filter inside
+//! the shell's range (or the filter's own `since:`/`until:`, or back to a `:goto` instant), in
+//! event-time order, read page by page as the cursor nears either end and held to a bounded
+//! number of lines; the live tail joins it while it reaches the newest line. The header's
+//! counts (`history::count`, `lq::stats`) and the export use that same condition, so the three
+//! describe the same lines.
 //!
 //! The tail engine (`crate::tail`) runs on its own tasks and queues its events on a bounded
 //! channel this tab owns. The tab takes what is queued straight from that channel, inside
@@ -42,7 +45,7 @@ use crate::query::logs::{self as lq, LogLine, LogStats};
 use crate::query::trace::TraceItem;
 use crate::sanitize::sanitize;
 use crate::tail::buffer::{key_of, LineKey};
-use crate::tail::{TailBuffer, TailEvent, TailHandle, TailOptions};
+use crate::tail::{TailEvent, TailHandle, TailOptions};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Data, Effect, Jump, LogsData, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
@@ -55,7 +58,9 @@ mod audit;
 mod detail;
 mod export;
 mod groups;
+mod history;
 mod keys;
+mod list;
 mod tail;
 mod trace;
 
@@ -63,7 +68,9 @@ pub use detail::detail_lines;
 use detail::kv;
 use export::Export;
 use groups::GROUP_KEYS;
-pub use tail::newest_age;
+use history::LoadKind;
+pub use list::LogList;
+use list::{PAGE, PREFETCH};
 use tail::{Engine, StreamRate, LIVE_WITHIN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +94,16 @@ pub struct LogsTab {
     floor_margin: Duration,
     saved: std::collections::BTreeMap<String, String>,
     engine: Option<Engine>,
-    pub buffer: TailBuffer,
+    /// The list's lines: a window onto the range's history, joined by the tail.
+    pub list: LogList,
+    /// `:goto` to an instant before the range moves the list's start back to that day.
+    goto_from: Option<chrono::DateTime<Utc>>,
+    /// The header's count of what the range and filter hold (exact, or `~N` estimated).
+    pub count: Panel<crate::query::history::HeaderCount>,
+    /// When the newest load was asked for, and how long the last one took (shown in help's
+    /// status, measured from the TUI's side: queue, query and hand-over).
+    load_started: Option<std::time::Instant>,
+    pub last_load: Option<Duration>,
     pub paused: bool,
     pub waiting: u64,
     pub skipped: u64,
@@ -142,7 +158,11 @@ impl LogsTab {
             floor_margin: Duration::from_secs(u64::from(cfg.logs.tail_floor_hours) * 3600),
             saved: cfg.logs.saved_filters.clone(),
             engine: None,
-            buffer: TailBuffer::new(cfg.ui.tail_buffer.max(100)),
+            list: LogList::new(cfg.ui.tail_buffer.max(100)),
+            goto_from: None,
+            count: Panel::default(),
+            load_started: None,
+            last_load: None,
             paused: false,
             waiting: 0,
             skipped: 0,
@@ -181,30 +201,33 @@ impl LogsTab {
 
     /// Index in the buffer of the selected line.
     pub fn selected_index(&self) -> Option<usize> {
-        if self.buffer.is_empty() {
+        if self.list.is_empty() {
             return None;
         }
-        let last = self.buffer.len() - 1;
+        let last = self.list.len() - 1;
         match self.selected {
-            Some(k) if !self.follow => Some(self.buffer.position(k).min(last)),
+            Some(k) if !self.follow => Some(self.list.position(k).min(last)),
             _ => Some(last),
         }
     }
 
     pub fn selected_line(&self) -> Option<&LogLine> {
-        self.selected_index().and_then(|i| self.buffer.get(i))
+        self.selected_index().and_then(|i| self.list.get(i))
     }
 
     fn select_index(&mut self, idx: usize) {
-        self.selected = self.buffer.get(idx).map(key_of);
+        self.selected = self.list.get(idx).map(key_of);
     }
 
-    fn stats_query(&mut self, ctx: &TabCtx) -> Effect {
-        self.stats_since(ctx, ctx.now - ctx.range.duration())
+    /// The header's counts over the list's window: the count of lines (`history::count`)
+    /// and the lines per level.
+    fn stats_query(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let (r, _) = self.history_range(ctx.now, ctx.range);
+        vec![self.stats_since(ctx, r.from), self.count_query(ctx)]
     }
 
-    /// The header's counts: lines matching the filter stamped from `start` on (the range), the
-    /// same condition as the tail's fill and the export.
+    /// The lines per level: lines matching the filter stamped from `start` on (the range), the
+    /// same condition as the list and the export.
     fn stats_since(&mut self, ctx: &TabCtx, start: chrono::DateTime<Utc>) -> Effect {
         let db = ctx.db.clone();
         let f = self.filter.clone();
@@ -299,13 +322,13 @@ impl LogsTab {
         let Some(cur) = self.selected_index() else {
             return false;
         };
-        let len = self.buffer.len();
+        let len = self.list.len();
         let found = if forward {
-            (cur + 1..len).find(|&i| self.buffer.get(i).is_some_and(&pred))
+            (cur + 1..len).find(|&i| self.list.get(i).is_some_and(&pred))
         } else {
             (0..cur)
                 .rev()
-                .find(|&i| self.buffer.get(i).is_some_and(&pred))
+                .find(|&i| self.list.get(i).is_some_and(&pred))
         };
         if let Some(i) = found {
             self.follow = false;
@@ -331,10 +354,15 @@ impl TabView for LogsTab {
     fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
         self.start_engine(ctx);
-        self.follow_range(ctx);
+        let reloaded = self.follow_range(ctx);
         // The counts first: the drain then finds them just asked for and asks no second time.
-        let mut fx = vec![self.stats_query(ctx)];
+        let mut fx = if reloaded.is_empty() {
+            self.stats_query(ctx)
+        } else {
+            reloaded
+        };
         fx.extend(self.drain(ctx));
+        fx.extend(self.want_pages(ctx));
         fx.extend(self.view_query(ctx));
         fx
     }
@@ -345,7 +373,7 @@ impl TabView for LogsTab {
         let mut fx = Vec::new();
         if self.refresher.due(ctx.now) || (self.uncounted && self.recount.due(ctx.now)) {
             self.refresher.done(ctx.now);
-            fx.push(self.stats_query(ctx));
+            fx.extend(self.stats_query(ctx));
         }
         fx.extend(self.drain(ctx));
         fx
@@ -368,6 +396,12 @@ impl TabView for LogsTab {
         };
         match data {
             LogsData::Stats(r) => self.stats.set(r),
+            LogsData::Count(r) => self.count.set(r),
+            LogsData::Newest(r) => return self.loaded(LoadKind::Newest, r, ctx),
+            LogsData::Oldest(r) => return self.loaded(LoadKind::Oldest, r, ctx),
+            LogsData::Around(r) => return self.loaded(LoadKind::Around, r, ctx),
+            LogsData::Older(r) => return self.loaded(LoadKind::Older, r, ctx),
+            LogsData::Newer(r) => return self.loaded(LoadKind::Newer, r, ctx),
             LogsData::Detail(r) => match r {
                 Ok(Some(full)) => self.full = Some(full),
                 // Retention dropped its day since the tail read it.
@@ -468,11 +502,8 @@ impl TabView for LogsTab {
                 }
                 self.filter_text = text.trim().to_string();
                 self.filter = f;
-                if let Some(Engine { handle: h, .. }) = &self.engine {
-                    h.set_filter(Some(self.filter.clone()));
-                }
-                self.follow = true;
-                let mut fx = vec![self.stats_query(ctx)];
+                self.goto_from = None;
+                let mut fx = self.reload(ctx);
                 fx.extend(self.drain(ctx));
                 fx
             }
@@ -545,6 +576,7 @@ impl TabView for LogsTab {
                     }
                 }
             }
+            "goto" | "go" => Some(self.goto(args, ctx)),
             "trace" => {
                 self.trace_id = args.trim().to_string();
                 self.view = View::Trace;
@@ -663,11 +695,23 @@ impl LogsTab {
         // LIVE means "what you see is happening now": following, and the newest line is
         // recent. Following a stream of old lines (a backfill, an import, a quiet service)
         // says how old the newest line is instead.
-        let newest_age = self.buffer.last().map(|l| ctx.now - l.ts);
+        let newest_age = self.list.last().map(|l| ctx.now - l.ts);
         if self.paused {
             spans.push(Span::styled(
                 format!(" PAUSED ({} waiting) ", fmt_count(self.waiting as f64)),
                 theme.style(Role::Warn),
+            ));
+        } else if self.list.newer_left {
+            // Back in history, past what the list holds of the newest lines.
+            let aside = self.list.waiting_aside();
+            let new = if aside > 0 {
+                format!("· {} new ", fmt_count(aside as f64))
+            } else {
+                String::new()
+            };
+            spans.push(Span::styled(
+                format!(" HISTORY {new}(G: newest) "),
+                theme.style(Role::Accent),
             ));
         } else if !self.follow {
             spans.push(Span::styled(" SCROLL ", theme.style(Role::Accent)));
@@ -682,22 +726,18 @@ impl LogsTab {
         } else {
             spans.push(Span::styled(" LIVE ", theme.style(Role::Ok)));
         }
-        // Counts over exactly what the list holds: the filter's lines inside the range (the
-        // tail's fill, the export and these counts use the same condition).
+        // Counts over exactly what the list pages through: the filter's lines inside the
+        // list's window (the list, these counts and the export use the same condition).
         if let Some(s) = &self.stats.data {
-            let shown = if s.in_range > self.buffer.capacity() as i64 {
-                format!(
-                    " (list: newest {})",
-                    fmt_count(self.buffer.capacity() as f64)
-                )
-            } else {
-                String::new()
+            let total = match &self.count.data {
+                Some(c) if c.estimated => format!("~{}", fmt_count(c.lines as f64)),
+                Some(c) => fmt_count(c.lines as f64),
+                None => fmt_count(s.in_range as f64),
             };
             spans.push(Span::styled(
                 format!(
-                    " {} in {}{shown} · E{} W{} I{} ",
-                    fmt_count(s.in_range as f64),
-                    ctx.range.label(),
+                    " {total} in {} · E{} W{} I{} ",
+                    self.range_label(ctx),
                     fmt_count((s.by_level[4] + s.by_level[5]) as f64),
                     fmt_count(s.by_level[3] as f64),
                     fmt_count(s.by_level[2] as f64),
@@ -705,9 +745,9 @@ impl LogsTab {
                 theme.style(Role::Dim),
             ));
         }
-        if self.buffer.late() > 0 {
+        if self.list.late() > 0 {
             spans.push(Span::styled(
-                format!(" {} late ", fmt_count(self.buffer.late() as f64)),
+                format!(" {} late ", fmt_count(self.list.late() as f64)),
                 theme.style(Role::Warn),
             ));
         }
@@ -722,8 +762,8 @@ impl LogsTab {
         spans.push(Span::styled(
             format!(
                 " buffer {}/{}",
-                fmt_count(self.buffer.len() as f64),
-                fmt_count(self.buffer.capacity() as f64)
+                fmt_count(self.list.len() as f64),
+                fmt_count(self.list.capacity() as f64)
             ),
             theme.style(Role::Dim),
         ));
