@@ -113,6 +113,8 @@ pub enum Effect {
         text: String,
         error: bool,
     },
+    /// Put this text on the clipboard (OSC 52, written by the main loop between frames).
+    Copy(String),
     /// Switch to another tab and show it something (an alert's log lines, a request's trace).
     /// Applied by `update` like `Say`; never reaches the main loop.
     Jump(Jump),

@@ -90,6 +90,7 @@ impl LogsTab {
                 Some(self.view_query(ctx))
             }
             (_, 'x') => Some(self.start_export(None, false, ctx)),
+            (_, 'y') => Some(self.copy()),
             (View::Tail, ' ') => {
                 let p = !self.paused;
                 self.set_paused(p);

@@ -55,6 +55,7 @@ use crate::tui::widgets::{
 };
 
 mod audit;
+mod copy;
 mod detail;
 mod export;
 mod groups;
@@ -631,6 +632,18 @@ impl TabView for LogsTab {
             Binding {
                 keys: ":f NAME",
                 help: "apply a saved filter ([logs.saved_filters])",
+            },
+            Binding {
+                keys: "y",
+                help: "copy the line / trace id / group / audit event (OSC 52)",
+            },
+            Binding {
+                keys: "g",
+                help: "the range's first line (paging through all of history)",
+            },
+            Binding {
+                keys: ":goto TIME",
+                help: "lines at 2026-12-01 14:00, 14:00 or 2h (ago)",
             },
             Binding {
                 keys: "x",
