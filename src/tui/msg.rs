@@ -17,6 +17,7 @@ use crate::query::alerts::{AlertRow, HistoryRow};
 use crate::query::audit::{AuditEvent, MassDelete};
 use crate::query::error_groups::ErrorGroup;
 use crate::query::health::{DbHealth, IntegrationRow, JobRow, ServiceRow};
+use crate::query::histogram::VolumeBucket;
 use crate::query::history::{HeaderCount, Loaded};
 use crate::query::kpi::{
     ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic, Users,
@@ -335,6 +336,8 @@ results!(
         Around(Loaded),
         Older(Loaded),
         Newer(Loaded),
+        /// The volume histogram's buckets.
+        Volume(Vec<VolumeBucket>),
     }
 );
 

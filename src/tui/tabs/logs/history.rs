@@ -28,7 +28,7 @@ pub(super) enum LoadKind {
 
 /// A query's error as one line, in the filter's words when the filter caused it (a regular
 /// expression over its time budget, a pattern the server refuses).
-fn explained(filter: &Filter, e: sqlx::Error) -> anyhow::Error {
+pub(super) fn explained(filter: &Filter, e: sqlx::Error) -> anyhow::Error {
     match filter::explain_error(filter, &e) {
         Some(why) => anyhow::anyhow!(why),
         None => e.into(),
@@ -102,6 +102,7 @@ impl LogsTab {
         }
         let mut fx = self.stats_query(ctx);
         fx.extend(self.load(LoadKind::Newest, ctx));
+        fx.extend(self.volume_query(ctx));
         fx
     }
 

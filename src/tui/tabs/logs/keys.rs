@@ -32,6 +32,9 @@ impl LogsTab {
                         return self.load(LoadKind::Newest, ctx);
                     }
                 }
+                Action::Left if self.volume.shown => self.volume.move_cursor(-1),
+                Action::Right if self.volume.shown => self.volume.move_cursor(1),
+                Action::Select if self.volume.shown => return self.volume_enter(ctx),
                 Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
                 Action::Right => self.hscroll += 8,
                 Action::Select => self.detail = !self.detail,
@@ -96,6 +99,7 @@ impl LogsTab {
                 self.set_paused(p);
                 Some(self.drain(ctx))
             }
+            (View::Tail, 'i') => Some(self.toggle_volume(ctx)),
             (View::Tail, 'w') => {
                 self.wrap = !self.wrap;
                 Some(Vec::new())

@@ -59,6 +59,7 @@ mod copy;
 mod detail;
 mod export;
 mod groups;
+mod histogram;
 mod history;
 mod keys;
 mod list;
@@ -101,6 +102,8 @@ pub struct LogsTab {
     goto_from: Option<chrono::DateTime<Utc>>,
     /// The header's count of what the range and filter hold (exact, or `~N` estimated).
     pub count: Panel<crate::query::history::HeaderCount>,
+    /// The volume histogram above the list (`i`).
+    pub volume: histogram::VolumeView,
     /// When the newest load was asked for, and how long the last one took (shown in help's
     /// status, measured from the TUI's side: queue, query and hand-over).
     load_started: Option<std::time::Instant>,
@@ -162,6 +165,7 @@ impl LogsTab {
             list: LogList::new(cfg.ui.tail_buffer.max(100)),
             goto_from: None,
             count: Panel::default(),
+            volume: histogram::VolumeView::default(),
             load_started: None,
             last_load: None,
             paused: false,
@@ -376,6 +380,9 @@ impl TabView for LogsTab {
             self.refresher.done(ctx.now);
             fx.extend(self.stats_query(ctx));
         }
+        if self.view == View::Tail && self.volume_due(ctx.now) {
+            fx.extend(self.volume_query(ctx));
+        }
         fx.extend(self.drain(ctx));
         fx
     }
@@ -398,6 +405,7 @@ impl TabView for LogsTab {
         match data {
             LogsData::Stats(r) => self.stats.set(r),
             LogsData::Count(r) => self.count.set(r),
+            LogsData::Volume(r) => self.volume.data.set(r),
             LogsData::Newest(r) => return self.loaded(LoadKind::Newest, r, ctx),
             LogsData::Oldest(r) => return self.loaded(LoadKind::Oldest, r, ctx),
             LogsData::Around(r) => return self.loaded(LoadKind::Around, r, ctx),
@@ -636,6 +644,10 @@ impl TabView for LogsTab {
             Binding {
                 keys: "y",
                 help: "copy the line / trace id / group / audit event (OSC 52)",
+            },
+            Binding {
+                keys: "i",
+                help: "volume histogram (←/→ a bucket, enter: the list there)",
             },
             Binding {
                 keys: "g",

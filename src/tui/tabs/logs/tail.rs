@@ -213,6 +213,15 @@ impl LogsTab {
 
     pub(super) fn draw_tail(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
+        let area = if self.volume.shown {
+            let [h, rest] =
+                Layout::vertical([Constraint::Length(self.volume.height()), Constraint::Min(1)])
+                    .areas(area);
+            self.volume.draw(f, h, ctx);
+            rest
+        } else {
+            area
+        };
         let (list, detail) = if self.detail {
             let [a, b] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
                 .areas(area);
