@@ -161,8 +161,7 @@ async fn histogram_buckets_match_count_per_bucket_and_enter_goes_there() -> anyh
         .await;
     let last_list_line = text
         .lines()
-        .filter(|l| l.contains(" v "))
-        .last()
+        .rfind(|l| l.contains(" v "))
         .unwrap_or_default();
     assert!(
         last_list_line.contains(&first),
