@@ -325,6 +325,8 @@ results!(
         Groups(Vec<ErrorGroup>),
         Audit(Vec<AuditEvent>),
         Mass(Vec<MassDelete>),
+        /// The next page of the audit trail (older rows).
+        AuditMore(Vec<AuditEvent>),
         /// An error group after a triage key.
         Transition(ErrorGroup),
         /// The header's count of what the list's range and filter hold.

@@ -63,6 +63,7 @@ impl LogsTab {
                 Action::Back => {
                     if self.audit_mode != AuditMode::Trail {
                         self.audit_mode = AuditMode::Trail;
+                        self.audit_cursor = Cursor::default();
                         return self.view_query(ctx);
                     }
                     self.view = View::Tail;
@@ -71,6 +72,7 @@ impl LogsTab {
                 a => {
                     let n = self.audit.data.as_ref().map_or(0, Vec::len);
                     self.audit_cursor.apply(a, n, page);
+                    return self.audit_want_page(ctx);
                 }
             },
         }

@@ -39,7 +39,7 @@ use crate::export::Format;
 use crate::filter::{self, Filter, FilterError};
 use crate::model::Level;
 use crate::model::TimeRange;
-use crate::query::audit::{AuditEvent, AuditQuery, DiffLine, MassDelete};
+use crate::query::audit::{AuditEvent, DiffLine, MassDelete};
 use crate::query::error_groups::{self, ErrorGroup, GroupQuery, GroupStatus};
 use crate::query::logs::{self as lq, LogLine, LogStats};
 use crate::query::trace::TraceItem;
@@ -86,8 +86,11 @@ pub enum View {
 /// What the audit view lists.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditMode {
+    /// The rows the audit filter line selects, newest first, paged.
     Trail,
     WhoDeleted(String),
+    /// `:who-deleted TABLE ID`.
+    WhoDeletedIn(String, String),
     MassDeletes(i64),
 }
 
@@ -140,6 +143,10 @@ pub struct LogsTab {
     pub groups: Panel<Vec<ErrorGroup>>,
     group_cursor: Cursor,
     pub audit_mode: AuditMode,
+    /// The audit view's filter line (`filter::audit`), applied on Enter.
+    audit_filter: crate::filter::audit::AuditFilter,
+    /// Whether the last page of the trail came back full (more rows to page to).
+    audit_more: bool,
     pub audit: Panel<Vec<AuditEvent>>,
     pub mass: Panel<Vec<MassDelete>>,
     audit_cursor: Cursor,
@@ -192,6 +199,8 @@ impl LogsTab {
             groups: Panel::default(),
             group_cursor: Cursor::default(),
             audit_mode: AuditMode::Trail,
+            audit_filter: crate::filter::audit::AuditFilter::default(),
+            audit_more: false,
             audit: Panel::default(),
             mass: Panel::default(),
             audit_cursor: Cursor::default(),
@@ -279,16 +288,24 @@ impl LogsTab {
             View::Audit => match self.audit_mode.clone() {
                 AuditMode::Trail => {
                     self.audit.loading = true;
+                    let f = self.audit_filter.clone();
                     vec![Effect::Query(QueryRequest::new(
                         "audit",
                         async move {
-                            Ok(crate::query::audit::trail(
-                                &db.read,
-                                &AuditQuery::default(),
-                                None,
-                                500,
+                            Ok(crate::query::audit::search(&db.read, &f, None, AUDIT_PAGE).await?)
+                        },
+                        LogsData::Audit,
+                    ))]
+                }
+                AuditMode::WhoDeletedIn(table, id) => {
+                    self.audit.loading = true;
+                    vec![Effect::Query(QueryRequest::new(
+                        "audit",
+                        async move {
+                            Ok(
+                                crate::query::audit::who_deleted_in(&db.read, &table, &id, 500)
+                                    .await?,
                             )
-                            .await?)
                         },
                         LogsData::Audit,
                     ))]
@@ -343,6 +360,24 @@ impl LogsTab {
             false
         }
     }
+}
+
+/// Rows per page of the audit trail.
+const AUDIT_PAGE: i64 = 200;
+
+/// The audit view's quick forms: `deleted:X` (who deleted X), `mass` / `mass:N` (actors with
+/// more than N deletes in 5 minutes). None: the filter line proper.
+fn audit_quick(text: &str) -> Option<AuditMode> {
+    let t = text.trim();
+    if let Some(x) = t.strip_prefix("deleted:") {
+        return Some(AuditMode::WhoDeleted(x.trim().to_string()));
+    }
+    let n = t.strip_prefix("mass")?;
+    let n = n.strip_prefix(':').unwrap_or(n).trim();
+    if n.is_empty() {
+        return Some(AuditMode::MassDeletes(10));
+    }
+    n.parse().ok().map(AuditMode::MassDeletes)
 }
 
 /// `filter` restricted to lines stamped from `start` on: what the header counts over the range.
@@ -444,10 +479,13 @@ impl TabView for LogsTab {
                     a.data.iter().flatten().map(|e| e.id).collect()
                 };
                 let had = ids(&self.audit).get(self.audit_cursor.selected).copied();
+                self.audit_more = self.audit_mode == AuditMode::Trail
+                    && r.as_ref().is_ok_and(|rows| rows.len() as i64 >= AUDIT_PAGE);
                 self.audit.set(r);
                 self.audit_cursor.follow(had.as_ref(), ids(&self.audit));
             }
             LogsData::Mass(r) => self.mass.set(r),
+            LogsData::AuditMore(r) => self.audit_page_in(r),
             LogsData::Transition(r) => {
                 match r {
                     Ok(g) => {
@@ -482,6 +520,12 @@ impl TabView for LogsTab {
     /// hands back the applied filter's text (the shell restores it), which clears the notes.
     fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
         if self.view == View::Audit {
+            self.filter_hint = None;
+            self.filter_error = audit_quick(text)
+                .is_none()
+                .then(|| crate::filter::audit::parse_audit(text).err())
+                .flatten()
+                .map(|e| (text.to_string(), e));
             return Vec::new();
         }
         self.filter_error = filter::parse(text).err().map(|e| (text.to_string(), e));
@@ -492,13 +536,21 @@ impl TabView for LogsTab {
     fn on_filter_submit(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
         if self.view == View::Audit {
             // The audit view's quick filters: `deleted:X`, `mass` / `mass:N`; empty: the trail.
-            let t = text.trim();
-            self.audit_mode = if let Some(x) = t.strip_prefix("deleted:") {
-                AuditMode::WhoDeleted(x.trim().to_string())
-            } else if let Some(n) = t.strip_prefix("mass") {
-                AuditMode::MassDeletes(n.trim_start_matches(':').trim().parse().unwrap_or(10))
-            } else {
-                AuditMode::Trail
+            // Otherwise the filter line over the trail (`filter::audit`).
+            self.audit_mode = match audit_quick(text) {
+                Some(mode) => mode,
+                None => match crate::filter::audit::parse_audit(text) {
+                    Ok(f) => {
+                        self.filter_error = None;
+                        self.audit_filter = f;
+                        self.audit_cursor = Cursor::default();
+                        AuditMode::Trail
+                    }
+                    Err(e) => {
+                        self.filter_error = Some((text.to_string(), e));
+                        return Vec::new();
+                    }
+                },
             };
             return self.view_query(ctx);
         }
@@ -544,6 +596,9 @@ impl TabView for LogsTab {
     }
 
     fn filter(&self) -> &str {
+        if self.view == View::Audit {
+            return self.audit_filter.source();
+        }
         &self.filter_text
     }
 
@@ -586,6 +641,26 @@ impl TabView for LogsTab {
                 }
             }
             "goto" | "go" => Some(self.goto(args, ctx)),
+            "who-deleted" | "whodeleted" => {
+                let mut words = args.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(table), Some(id), None) => {
+                        self.view = View::Audit;
+                        self.detail = false;
+                        self.audit_cursor = Cursor::default();
+                        self.audit_mode = AuditMode::WhoDeletedIn(table.into(), id.into());
+                        Some(self.view_query(ctx))
+                    }
+                    _ => {
+                        self.message = Some((
+                            "usage: :who-deleted TABLE ID (e.g. :who-deleted public.orders 42)"
+                                .into(),
+                            Role::Error,
+                        ));
+                        Some(Vec::new())
+                    }
+                }
+            }
             "trace" => {
                 self.trace_id = args.trim().to_string();
                 self.view = View::Trace;
