@@ -315,6 +315,35 @@ impl Filter {
         sql::push_terms(&self.terms, qb);
     }
 
+    /// The time window the filter's `since:` and `until:` terms set, as of `now` (the latest
+    /// `since:` and the earliest `until:` when several are given): the Logs tab's list reads
+    /// history inside it rather than inside the shared range.
+    pub fn time_bounds(
+        &self,
+        now: DateTime<Utc>,
+    ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let at = |b: &TimeBound| match b {
+            TimeBound::At(t) => Some(*t),
+            TimeBound::Ago(d) => chrono::Duration::from_std(*d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d)),
+        };
+        let mut since: Option<DateTime<Utc>> = None;
+        let mut until: Option<DateTime<Utc>> = None;
+        for t in &self.terms {
+            match &t.cond {
+                Cond::Since(b) => since = since.max(at(b)),
+                Cond::Until(b) => {
+                    if let Some(u) = at(b) {
+                        until = Some(until.map_or(u, |x| x.min(u)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        (since, until)
+    }
+
     /// The lower time bound the filter sets, if any (for choosing partitions and stats ranges).
     pub fn since(&self) -> Option<DateTime<Utc>> {
         self.terms.iter().find_map(|t| match t.cond {

@@ -99,16 +99,8 @@ pub async fn around(
     before: i64,
     after: i64,
 ) -> sqlx::Result<(Vec<LogLine>, Option<usize>)> {
-    // Keys just below `at`: every id of a line stamped at `at` is above i64::MIN.
-    let pivot = HistoryKey {
-        ts: at,
-        id: i64::MIN,
-    };
-    let mut lines = page(pool, range, filter, Direction::Older, Some(pivot), before).await?;
-    let newer = page(pool, range, filter, Direction::Newer, Some(pivot), after).await?;
-    let cursor = (!newer.is_empty()).then_some(lines.len());
-    lines.extend(newer);
-    Ok((lines, cursor))
+    let l = load_around(pool, range, filter, at, (before, after), 0).await?;
+    Ok((l.lines, l.cursor))
 }
 
 /// The statement of `page` after `prefix` (`EXPLAIN ...` in the plan tests and the bench).
@@ -256,4 +248,69 @@ pub fn is_timeout(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "57014")
+}
+
+/// What a load of the Logs list brought back: the lines (oldest first), where the cursor goes
+/// (`around`), and whether the range holds more lines beyond either end (a page that came back
+/// full). `tag` is the caller's, handed back so it can tell a load it still wants from one
+/// asked for before its filter or range changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub tag: u64,
+    pub lines: Vec<LogLine>,
+    pub cursor: Option<usize>,
+    pub older_left: bool,
+    pub newer_left: bool,
+}
+
+/// A page next to `key` as a `Loaded`: the far side of the page is open when it came back
+/// full; the near side is the caller's to know.
+pub async fn load_page(
+    pool: &PgPool,
+    range: HistoryRange,
+    filter: &Filter,
+    dir: Direction,
+    key: Option<HistoryKey>,
+    limit: i64,
+    tag: u64,
+) -> sqlx::Result<Loaded> {
+    let lines = page(pool, range, filter, dir, key, limit).await?;
+    let full = lines.len() as i64 >= limit;
+    Ok(Loaded {
+        tag,
+        cursor: None,
+        older_left: dir == Direction::Older && full,
+        newer_left: dir == Direction::Newer && full,
+        lines,
+    })
+}
+
+/// `around` as a `Loaded`: up to `before` lines stamped before `at` and `after` from it on,
+/// the cursor on the first line at or after `at`.
+pub async fn load_around(
+    pool: &PgPool,
+    range: HistoryRange,
+    filter: &Filter,
+    at: DateTime<Utc>,
+    (before, after): (i64, i64),
+    tag: u64,
+) -> sqlx::Result<Loaded> {
+    // Keys just below `at`: every id of a line stamped at `at` is above i64::MIN.
+    let pivot = HistoryKey {
+        ts: at,
+        id: i64::MIN,
+    };
+    let mut lines = page(pool, range, filter, Direction::Older, Some(pivot), before).await?;
+    let older_left = lines.len() as i64 >= before;
+    let newer = page(pool, range, filter, Direction::Newer, Some(pivot), after).await?;
+    let newer_left = newer.len() as i64 >= after;
+    let cursor = (!newer.is_empty()).then_some(lines.len());
+    lines.extend(newer);
+    Ok(Loaded {
+        tag,
+        lines,
+        cursor,
+        older_left,
+        newer_left,
+    })
 }

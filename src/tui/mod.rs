@@ -6,6 +6,7 @@
 //! streams faster than anyone reads (the Logs tab's live tail at thousands of lines a second).
 
 pub mod app;
+pub mod clipboard;
 pub mod command;
 pub mod draw;
 pub mod event;
@@ -166,6 +167,11 @@ fn apply(runner: &mut QueryRunner, effects: Vec<Effect>, clear: &mut bool) {
         match e {
             Effect::Query(q) => runner.submit(q),
             Effect::ClearScreen => *clear = true,
+            // The status line already says what was copied; a terminal that refuses OSC 52
+            // simply ignores it, and a failed write shows up as the next frame's error.
+            Effect::Copy(text) => {
+                let _ = clipboard::copy(&text);
+            }
             Effect::Quit | Effect::Say { .. } | Effect::Jump(_) => {}
         }
     }

@@ -17,6 +17,8 @@ use crate::query::alerts::{AlertRow, HistoryRow};
 use crate::query::audit::{AuditEvent, MassDelete};
 use crate::query::error_groups::ErrorGroup;
 use crate::query::health::{DbHealth, IntegrationRow, JobRow, ServiceRow};
+use crate::query::histogram::VolumeBucket;
+use crate::query::history::{HeaderCount, Loaded};
 use crate::query::kpi::{
     ActiveAlert, CustomRows, Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic, Users,
 };
@@ -112,6 +114,8 @@ pub enum Effect {
         text: String,
         error: bool,
     },
+    /// Put this text on the clipboard (OSC 52, written by the main loop between frames).
+    Copy(String),
     /// Switch to another tab and show it something (an alert's log lines, a request's trace).
     /// Applied by `update` like `Say`; never reaches the main loop.
     Jump(Jump),
@@ -321,8 +325,21 @@ results!(
         Groups(Vec<ErrorGroup>),
         Audit(Vec<AuditEvent>),
         Mass(Vec<MassDelete>),
+        /// The next page of the audit trail (older rows).
+        AuditMore(Vec<AuditEvent>),
         /// An error group after a triage key.
         Transition(ErrorGroup),
+        /// The header's count of what the list's range and filter hold.
+        Count(HeaderCount),
+        /// Loads of the list from history: the newest or oldest lines of the range, the lines
+        /// around an instant, a page before or after the loaded lines.
+        Newest(Loaded),
+        Oldest(Loaded),
+        Around(Loaded),
+        Older(Loaded),
+        Newer(Loaded),
+        /// The volume histogram's buckets.
+        Volume(Vec<VolumeBucket>),
     }
 );
 

@@ -6,7 +6,12 @@ impl LogsTab {
     pub(super) fn draw_audit(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
         let title = match &self.audit_mode {
-            AuditMode::Trail => "audit trail (/deleted:ID, /mass:N)".to_string(),
+            AuditMode::Trail => format!(
+                "audit trail: {} rows{} (/actor:NAME action:*delete* since:1d, /deleted:ID, /mass:N)",
+                self.audit.data.as_ref().map_or(0, Vec::len),
+                if self.audit_more { "+" } else { "" }
+            ),
+            AuditMode::WhoDeletedIn(t, id) => format!("who deleted {} {}", safe(t), safe(id)),
             AuditMode::WhoDeleted(x) => format!("who deleted {}", safe(x)),
             AuditMode::MassDeletes(n) => format!("actors with more than {n} deletes in 5 minutes"),
         };
@@ -146,6 +151,63 @@ impl LogsTab {
                     .wrap(Wrap { trim: false }),
                 area,
             );
+        }
+    }
+}
+
+impl LogsTab {
+    /// The next page of the trail when the cursor nears the last row loaded and the last page
+    /// came back full (keyset on (ts, id): the same cost at any depth).
+    pub(super) fn audit_want_page(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let rows = self.audit.data.as_deref().unwrap_or(&[]);
+        if self.audit_mode != AuditMode::Trail
+            || !self.audit_more
+            || self.audit.loading
+            || self.audit_cursor.selected + 20 < rows.len()
+        {
+            return Vec::new();
+        }
+        let Some(last) = rows.last() else {
+            return Vec::new();
+        };
+        let key = crate::query::audit::AuditKey {
+            ts: last.ts,
+            id: last.id,
+        };
+        self.audit.loading = true;
+        let pool = ctx.db.read.clone();
+        let f = self.audit_filter.clone();
+        vec![Effect::Query(QueryRequest::new(
+            "audit-more",
+            async move { Ok(crate::query::audit::search(&pool, &f, Some(key), AUDIT_PAGE).await?) },
+            LogsData::AuditMore,
+        ))]
+    }
+
+    /// A page of older rows: appended when it continues the rows held (a new filter since
+    /// then read the trail again from its newest row).
+    pub(super) fn audit_page_in(&mut self, r: crate::tui::msg::Res<Vec<AuditEvent>>) {
+        self.audit.loading = false;
+        match r {
+            Ok(page) => {
+                let Some(rows) = self.audit.data.as_mut() else {
+                    return;
+                };
+                let last = rows.last().map(|a| (a.ts, a.id));
+                let continues = page
+                    .first()
+                    .is_some_and(|p| last.is_some_and(|l| (p.ts, p.id) < l));
+                if !continues {
+                    self.audit_more = false;
+                    return;
+                }
+                self.audit_more = page.len() as i64 >= AUDIT_PAGE;
+                rows.extend(page);
+            }
+            Err(e) => {
+                self.audit_more = false;
+                self.message = Some((format!("reading the audit trail: {e}"), Role::Error));
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ impl LogsTab {
             self.message = Some(("an export is already running".into(), Role::Warn));
             return Vec::new();
         }
-        let start = ctx.now - ctx.range.duration();
+        let start = self.history_range(ctx.now, ctx.range).0.from;
         let f = match in_range(&self.filter, start) {
             Ok(f) => f,
             Err(e) => {

@@ -8,19 +8,33 @@ impl LogsTab {
         let page = 10;
         match self.view {
             View::Tail => match action {
+                // The first line of the range, not only of the window.
+                Action::Top if self.list.older_left => {
+                    self.follow = false;
+                    return self.load(LoadKind::Oldest, ctx);
+                }
                 Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top => {
                     let Some(cur) = self.selected_index() else {
                         return Vec::new();
                     };
                     let mut c = Cursor { selected: cur };
-                    c.apply(action, self.buffer.len(), page);
+                    c.apply(action, self.list.len(), page);
                     self.follow = false;
                     self.select_index(c.selected);
+                    return self.want_pages(ctx);
                 }
                 Action::Bottom => {
                     self.set_paused(false);
                     self.follow = true;
+                    self.selected = None;
+                    if self.list.newer_left {
+                        // Scrolled back past what memory holds: the newest lines again.
+                        return self.load(LoadKind::Newest, ctx);
+                    }
                 }
+                Action::Left if self.volume.shown => self.volume.move_cursor(-1),
+                Action::Right if self.volume.shown => self.volume.move_cursor(1),
+                Action::Select if self.volume.shown => return self.volume_enter(ctx),
                 Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
                 Action::Right => self.hscroll += 8,
                 Action::Select => self.detail = !self.detail,
@@ -49,6 +63,7 @@ impl LogsTab {
                 Action::Back => {
                     if self.audit_mode != AuditMode::Trail {
                         self.audit_mode = AuditMode::Trail;
+                        self.audit_cursor = Cursor::default();
                         return self.view_query(ctx);
                     }
                     self.view = View::Tail;
@@ -57,6 +72,7 @@ impl LogsTab {
                 a => {
                     let n = self.audit.data.as_ref().map_or(0, Vec::len);
                     self.audit_cursor.apply(a, n, page);
+                    return self.audit_want_page(ctx);
                 }
             },
         }
@@ -79,18 +95,20 @@ impl LogsTab {
                 Some(self.view_query(ctx))
             }
             (_, 'x') => Some(self.start_export(None, false, ctx)),
+            (_, 'y') => Some(self.copy()),
             (View::Tail, ' ') => {
                 let p = !self.paused;
                 self.set_paused(p);
                 Some(self.drain(ctx))
             }
+            (View::Tail, 'i') => Some(self.toggle_volume(ctx)),
             (View::Tail, 'w') => {
                 self.wrap = !self.wrap;
                 Some(Vec::new())
             }
             (View::Tail, 'e') | (View::Tail, 'E') => {
                 if !self.jump(c == 'e', |l| l.level >= Level::Error.as_i16()) {
-                    self.message = Some(("no more errors in the buffer".into(), Role::Dim));
+                    self.message = Some(("no more errors in the loaded lines".into(), Role::Dim));
                 }
                 Some(Vec::new())
             }
@@ -110,7 +128,7 @@ impl LogsTab {
                     let m = l.message.to_lowercase();
                     terms.iter().any(|t| m.contains(t.as_str()))
                 }) {
-                    self.message = Some(("no more matches in the buffer".into(), Role::Dim));
+                    self.message = Some(("no more matches in the loaded lines".into(), Role::Dim));
                 }
                 Some(Vec::new())
             }

@@ -4,9 +4,12 @@
 //! pane, error/match jumps, the trace waterfall, the error groups and audit trail views, and
 //! export.
 //!
-//! The list is the lines of the filter inside the shell's range, in event-time order (the
-//! buffer places late lines by their time), and the header's counts and the export use that
-//! same condition (`lq::stats` and `in_range`), so the three describe the same lines.
+//! The list is a window onto all of history (`list`, `history`): the lines of the filter inside
+//! the shell's range (or the filter's own `since:`/`until:`, or back to a `:goto` instant), in
+//! event-time order, read page by page as the cursor nears either end and held to a bounded
+//! number of lines; the live tail joins it while it reaches the newest line. The header's
+//! counts (`history::count`, `lq::stats`) and the export use that same condition, so the three
+//! describe the same lines.
 //!
 //! The tail engine (`crate::tail`) runs on its own tasks and queues its events on a bounded
 //! channel this tab owns. The tab takes what is queued straight from that channel, inside
@@ -36,13 +39,13 @@ use crate::export::Format;
 use crate::filter::{self, Filter, FilterError};
 use crate::model::Level;
 use crate::model::TimeRange;
-use crate::query::audit::{AuditEvent, AuditQuery, DiffLine, MassDelete};
+use crate::query::audit::{AuditEvent, DiffLine, MassDelete};
 use crate::query::error_groups::{self, ErrorGroup, GroupQuery, GroupStatus};
 use crate::query::logs::{self as lq, LogLine, LogStats};
 use crate::query::trace::TraceItem;
 use crate::sanitize::sanitize;
 use crate::tail::buffer::{key_of, LineKey};
-use crate::tail::{TailBuffer, TailEvent, TailHandle, TailOptions};
+use crate::tail::{TailEvent, TailHandle, TailOptions};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Data, Effect, Jump, LogsData, QueryRequest, Tab};
 use crate::tui::theme::{Role, Theme};
@@ -52,10 +55,14 @@ use crate::tui::widgets::{
 };
 
 mod audit;
+mod copy;
 mod detail;
 mod export;
 mod groups;
+mod histogram;
+mod history;
 mod keys;
+mod list;
 mod tail;
 mod trace;
 
@@ -63,7 +70,9 @@ pub use detail::detail_lines;
 use detail::kv;
 use export::Export;
 use groups::GROUP_KEYS;
-pub use tail::newest_age;
+use history::LoadKind;
+pub use list::LogList;
+use list::{PAGE, PREFETCH};
 use tail::{Engine, StreamRate, LIVE_WITHIN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +86,11 @@ pub enum View {
 /// What the audit view lists.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditMode {
+    /// The rows the audit filter line selects, newest first, paged.
     Trail,
     WhoDeleted(String),
+    /// `:who-deleted TABLE ID`.
+    WhoDeletedIn(String, String),
     MassDeletes(i64),
 }
 
@@ -87,7 +99,18 @@ pub struct LogsTab {
     floor_margin: Duration,
     saved: std::collections::BTreeMap<String, String>,
     engine: Option<Engine>,
-    pub buffer: TailBuffer,
+    /// The list's lines: a window onto the range's history, joined by the tail.
+    pub list: LogList,
+    /// `:goto` to an instant before the range moves the list's start back to that day.
+    goto_from: Option<chrono::DateTime<Utc>>,
+    /// The header's count of what the range and filter hold (exact, or `~N` estimated).
+    pub count: Panel<crate::query::history::HeaderCount>,
+    /// The volume histogram above the list (`i`).
+    pub volume: histogram::VolumeView,
+    /// When the newest load was asked for, and how long the last one took (shown in help's
+    /// status, measured from the TUI's side: queue, query and hand-over).
+    load_started: Option<std::time::Instant>,
+    pub last_load: Option<Duration>,
     pub paused: bool,
     pub waiting: u64,
     pub skipped: u64,
@@ -120,6 +143,10 @@ pub struct LogsTab {
     pub groups: Panel<Vec<ErrorGroup>>,
     group_cursor: Cursor,
     pub audit_mode: AuditMode,
+    /// The audit view's filter line (`filter::audit`), applied on Enter.
+    audit_filter: crate::filter::audit::AuditFilter,
+    /// Whether the last page of the trail came back full (more rows to page to).
+    audit_more: bool,
     pub audit: Panel<Vec<AuditEvent>>,
     pub mass: Panel<Vec<MassDelete>>,
     audit_cursor: Cursor,
@@ -142,7 +169,12 @@ impl LogsTab {
             floor_margin: Duration::from_secs(u64::from(cfg.logs.tail_floor_hours) * 3600),
             saved: cfg.logs.saved_filters.clone(),
             engine: None,
-            buffer: TailBuffer::new(cfg.ui.tail_buffer.max(100)),
+            list: LogList::new(cfg.ui.tail_buffer.max(100)),
+            goto_from: None,
+            count: Panel::default(),
+            volume: histogram::VolumeView::default(),
+            load_started: None,
+            last_load: None,
             paused: false,
             waiting: 0,
             skipped: 0,
@@ -167,6 +199,8 @@ impl LogsTab {
             groups: Panel::default(),
             group_cursor: Cursor::default(),
             audit_mode: AuditMode::Trail,
+            audit_filter: crate::filter::audit::AuditFilter::default(),
+            audit_more: false,
             audit: Panel::default(),
             mass: Panel::default(),
             audit_cursor: Cursor::default(),
@@ -181,30 +215,33 @@ impl LogsTab {
 
     /// Index in the buffer of the selected line.
     pub fn selected_index(&self) -> Option<usize> {
-        if self.buffer.is_empty() {
+        if self.list.is_empty() {
             return None;
         }
-        let last = self.buffer.len() - 1;
+        let last = self.list.len() - 1;
         match self.selected {
-            Some(k) if !self.follow => Some(self.buffer.position(k).min(last)),
+            Some(k) if !self.follow => Some(self.list.position(k).min(last)),
             _ => Some(last),
         }
     }
 
     pub fn selected_line(&self) -> Option<&LogLine> {
-        self.selected_index().and_then(|i| self.buffer.get(i))
+        self.selected_index().and_then(|i| self.list.get(i))
     }
 
     fn select_index(&mut self, idx: usize) {
-        self.selected = self.buffer.get(idx).map(key_of);
+        self.selected = self.list.get(idx).map(key_of);
     }
 
-    fn stats_query(&mut self, ctx: &TabCtx) -> Effect {
-        self.stats_since(ctx, ctx.now - ctx.range.duration())
+    /// The header's counts over the list's window: the count of lines (`history::count`)
+    /// and the lines per level.
+    fn stats_query(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        let (r, _) = self.history_range(ctx.now, ctx.range);
+        vec![self.stats_since(ctx, r.from), self.count_query(ctx)]
     }
 
-    /// The header's counts: lines matching the filter stamped from `start` on (the range), the
-    /// same condition as the tail's fill and the export.
+    /// The lines per level: lines matching the filter stamped from `start` on (the range), the
+    /// same condition as the list and the export.
     fn stats_since(&mut self, ctx: &TabCtx, start: chrono::DateTime<Utc>) -> Effect {
         let db = ctx.db.clone();
         let f = self.filter.clone();
@@ -251,16 +288,24 @@ impl LogsTab {
             View::Audit => match self.audit_mode.clone() {
                 AuditMode::Trail => {
                     self.audit.loading = true;
+                    let f = self.audit_filter.clone();
                     vec![Effect::Query(QueryRequest::new(
                         "audit",
                         async move {
-                            Ok(crate::query::audit::trail(
-                                &db.read,
-                                &AuditQuery::default(),
-                                None,
-                                500,
+                            Ok(crate::query::audit::search(&db.read, &f, None, AUDIT_PAGE).await?)
+                        },
+                        LogsData::Audit,
+                    ))]
+                }
+                AuditMode::WhoDeletedIn(table, id) => {
+                    self.audit.loading = true;
+                    vec![Effect::Query(QueryRequest::new(
+                        "audit",
+                        async move {
+                            Ok(
+                                crate::query::audit::who_deleted_in(&db.read, &table, &id, 500)
+                                    .await?,
                             )
-                            .await?)
                         },
                         LogsData::Audit,
                     ))]
@@ -299,13 +344,13 @@ impl LogsTab {
         let Some(cur) = self.selected_index() else {
             return false;
         };
-        let len = self.buffer.len();
+        let len = self.list.len();
         let found = if forward {
-            (cur + 1..len).find(|&i| self.buffer.get(i).is_some_and(&pred))
+            (cur + 1..len).find(|&i| self.list.get(i).is_some_and(&pred))
         } else {
             (0..cur)
                 .rev()
-                .find(|&i| self.buffer.get(i).is_some_and(&pred))
+                .find(|&i| self.list.get(i).is_some_and(&pred))
         };
         if let Some(i) = found {
             self.follow = false;
@@ -315,6 +360,24 @@ impl LogsTab {
             false
         }
     }
+}
+
+/// Rows per page of the audit trail.
+const AUDIT_PAGE: i64 = 200;
+
+/// The audit view's quick forms: `deleted:X` (who deleted X), `mass` / `mass:N` (actors with
+/// more than N deletes in 5 minutes). None: the filter line proper.
+fn audit_quick(text: &str) -> Option<AuditMode> {
+    let t = text.trim();
+    if let Some(x) = t.strip_prefix("deleted:") {
+        return Some(AuditMode::WhoDeleted(x.trim().to_string()));
+    }
+    let n = t.strip_prefix("mass")?;
+    let n = n.strip_prefix(':').unwrap_or(n).trim();
+    if n.is_empty() {
+        return Some(AuditMode::MassDeletes(10));
+    }
+    n.parse().ok().map(AuditMode::MassDeletes)
 }
 
 /// `filter` restricted to lines stamped from `start` on: what the header counts over the range.
@@ -331,10 +394,15 @@ impl TabView for LogsTab {
     fn refresh(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
         self.start_engine(ctx);
-        self.follow_range(ctx);
+        let reloaded = self.follow_range(ctx);
         // The counts first: the drain then finds them just asked for and asks no second time.
-        let mut fx = vec![self.stats_query(ctx)];
+        let mut fx = if reloaded.is_empty() {
+            self.stats_query(ctx)
+        } else {
+            reloaded
+        };
         fx.extend(self.drain(ctx));
+        fx.extend(self.want_pages(ctx));
         fx.extend(self.view_query(ctx));
         fx
     }
@@ -345,7 +413,10 @@ impl TabView for LogsTab {
         let mut fx = Vec::new();
         if self.refresher.due(ctx.now) || (self.uncounted && self.recount.due(ctx.now)) {
             self.refresher.done(ctx.now);
-            fx.push(self.stats_query(ctx));
+            fx.extend(self.stats_query(ctx));
+        }
+        if self.view == View::Tail && self.volume_due(ctx.now) {
+            fx.extend(self.volume_query(ctx));
         }
         fx.extend(self.drain(ctx));
         fx
@@ -368,6 +439,13 @@ impl TabView for LogsTab {
         };
         match data {
             LogsData::Stats(r) => self.stats.set(r),
+            LogsData::Count(r) => self.count.set(r),
+            LogsData::Volume(r) => self.volume.data.set(r),
+            LogsData::Newest(r) => return self.loaded(LoadKind::Newest, r, ctx),
+            LogsData::Oldest(r) => return self.loaded(LoadKind::Oldest, r, ctx),
+            LogsData::Around(r) => return self.loaded(LoadKind::Around, r, ctx),
+            LogsData::Older(r) => return self.loaded(LoadKind::Older, r, ctx),
+            LogsData::Newer(r) => return self.loaded(LoadKind::Newer, r, ctx),
             LogsData::Detail(r) => match r {
                 Ok(Some(full)) => self.full = Some(full),
                 // Retention dropped its day since the tail read it.
@@ -401,10 +479,13 @@ impl TabView for LogsTab {
                     a.data.iter().flatten().map(|e| e.id).collect()
                 };
                 let had = ids(&self.audit).get(self.audit_cursor.selected).copied();
+                self.audit_more = self.audit_mode == AuditMode::Trail
+                    && r.as_ref().is_ok_and(|rows| rows.len() as i64 >= AUDIT_PAGE);
                 self.audit.set(r);
                 self.audit_cursor.follow(had.as_ref(), ids(&self.audit));
             }
             LogsData::Mass(r) => self.mass.set(r),
+            LogsData::AuditMore(r) => self.audit_page_in(r),
             LogsData::Transition(r) => {
                 match r {
                     Ok(g) => {
@@ -439,6 +520,12 @@ impl TabView for LogsTab {
     /// hands back the applied filter's text (the shell restores it), which clears the notes.
     fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
         if self.view == View::Audit {
+            self.filter_hint = None;
+            self.filter_error = audit_quick(text)
+                .is_none()
+                .then(|| crate::filter::audit::parse_audit(text).err())
+                .flatten()
+                .map(|e| (text.to_string(), e));
             return Vec::new();
         }
         self.filter_error = filter::parse(text).err().map(|e| (text.to_string(), e));
@@ -449,13 +536,21 @@ impl TabView for LogsTab {
     fn on_filter_submit(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
         if self.view == View::Audit {
             // The audit view's quick filters: `deleted:X`, `mass` / `mass:N`; empty: the trail.
-            let t = text.trim();
-            self.audit_mode = if let Some(x) = t.strip_prefix("deleted:") {
-                AuditMode::WhoDeleted(x.trim().to_string())
-            } else if let Some(n) = t.strip_prefix("mass") {
-                AuditMode::MassDeletes(n.trim_start_matches(':').trim().parse().unwrap_or(10))
-            } else {
-                AuditMode::Trail
+            // Otherwise the filter line over the trail (`filter::audit`).
+            self.audit_mode = match audit_quick(text) {
+                Some(mode) => mode,
+                None => match crate::filter::audit::parse_audit(text) {
+                    Ok(f) => {
+                        self.filter_error = None;
+                        self.audit_filter = f;
+                        self.audit_cursor = Cursor::default();
+                        AuditMode::Trail
+                    }
+                    Err(e) => {
+                        self.filter_error = Some((text.to_string(), e));
+                        return Vec::new();
+                    }
+                },
             };
             return self.view_query(ctx);
         }
@@ -468,11 +563,8 @@ impl TabView for LogsTab {
                 }
                 self.filter_text = text.trim().to_string();
                 self.filter = f;
-                if let Some(Engine { handle: h, .. }) = &self.engine {
-                    h.set_filter(Some(self.filter.clone()));
-                }
-                self.follow = true;
-                let mut fx = vec![self.stats_query(ctx)];
+                self.goto_from = None;
+                let mut fx = self.reload(ctx);
                 fx.extend(self.drain(ctx));
                 fx
             }
@@ -504,6 +596,9 @@ impl TabView for LogsTab {
     }
 
     fn filter(&self) -> &str {
+        if self.view == View::Audit {
+            return self.audit_filter.source();
+        }
         &self.filter_text
     }
 
@@ -541,6 +636,27 @@ impl TabView for LogsTab {
                     Some(text) => Some(self.on_filter_submit(&text, ctx)),
                     None => {
                         self.message = Some((format!("no saved filter named {name}"), Role::Error));
+                        Some(Vec::new())
+                    }
+                }
+            }
+            "goto" | "go" => Some(self.goto(args, ctx)),
+            "who-deleted" | "whodeleted" => {
+                let mut words = args.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(table), Some(id), None) => {
+                        self.view = View::Audit;
+                        self.detail = false;
+                        self.audit_cursor = Cursor::default();
+                        self.audit_mode = AuditMode::WhoDeletedIn(table.into(), id.into());
+                        Some(self.view_query(ctx))
+                    }
+                    _ => {
+                        self.message = Some((
+                            "usage: :who-deleted TABLE ID (e.g. :who-deleted public.orders 42)"
+                                .into(),
+                            Role::Error,
+                        ));
                         Some(Vec::new())
                     }
                 }
@@ -599,6 +715,22 @@ impl TabView for LogsTab {
             Binding {
                 keys: ":f NAME",
                 help: "apply a saved filter ([logs.saved_filters])",
+            },
+            Binding {
+                keys: "y",
+                help: "copy the line / trace id / group / audit event (OSC 52)",
+            },
+            Binding {
+                keys: "i",
+                help: "volume histogram (←/→ a bucket, enter: the list there)",
+            },
+            Binding {
+                keys: "g",
+                help: "the range's first line (paging through all of history)",
+            },
+            Binding {
+                keys: ":goto TIME",
+                help: "lines at 2026-12-01 14:00, 14:00 or 2h (ago)",
             },
             Binding {
                 keys: "x",
@@ -663,11 +795,23 @@ impl LogsTab {
         // LIVE means "what you see is happening now": following, and the newest line is
         // recent. Following a stream of old lines (a backfill, an import, a quiet service)
         // says how old the newest line is instead.
-        let newest_age = self.buffer.last().map(|l| ctx.now - l.ts);
+        let newest_age = self.list.last().map(|l| ctx.now - l.ts);
         if self.paused {
             spans.push(Span::styled(
                 format!(" PAUSED ({} waiting) ", fmt_count(self.waiting as f64)),
                 theme.style(Role::Warn),
+            ));
+        } else if self.list.newer_left {
+            // Back in history, past what the list holds of the newest lines.
+            let aside = self.list.waiting_aside();
+            let new = if aside > 0 {
+                format!("· {} new ", fmt_count(aside as f64))
+            } else {
+                String::new()
+            };
+            spans.push(Span::styled(
+                format!(" HISTORY {new}(G: newest) "),
+                theme.style(Role::Accent),
             ));
         } else if !self.follow {
             spans.push(Span::styled(" SCROLL ", theme.style(Role::Accent)));
@@ -682,22 +826,18 @@ impl LogsTab {
         } else {
             spans.push(Span::styled(" LIVE ", theme.style(Role::Ok)));
         }
-        // Counts over exactly what the list holds: the filter's lines inside the range (the
-        // tail's fill, the export and these counts use the same condition).
+        // Counts over exactly what the list pages through: the filter's lines inside the
+        // list's window (the list, these counts and the export use the same condition).
         if let Some(s) = &self.stats.data {
-            let shown = if s.in_range > self.buffer.capacity() as i64 {
-                format!(
-                    " (list: newest {})",
-                    fmt_count(self.buffer.capacity() as f64)
-                )
-            } else {
-                String::new()
+            let total = match &self.count.data {
+                Some(c) if c.estimated => format!("~{}", fmt_count(c.lines as f64)),
+                Some(c) => fmt_count(c.lines as f64),
+                None => fmt_count(s.in_range as f64),
             };
             spans.push(Span::styled(
                 format!(
-                    " {} in {}{shown} · E{} W{} I{} ",
-                    fmt_count(s.in_range as f64),
-                    ctx.range.label(),
+                    " {total} in {} · E{} W{} I{} ",
+                    self.range_label(ctx),
                     fmt_count((s.by_level[4] + s.by_level[5]) as f64),
                     fmt_count(s.by_level[3] as f64),
                     fmt_count(s.by_level[2] as f64),
@@ -705,9 +845,9 @@ impl LogsTab {
                 theme.style(Role::Dim),
             ));
         }
-        if self.buffer.late() > 0 {
+        if self.list.late() > 0 {
             spans.push(Span::styled(
-                format!(" {} late ", fmt_count(self.buffer.late() as f64)),
+                format!(" {} late ", fmt_count(self.list.late() as f64)),
                 theme.style(Role::Warn),
             ));
         }
@@ -722,8 +862,8 @@ impl LogsTab {
         spans.push(Span::styled(
             format!(
                 " buffer {}/{}",
-                fmt_count(self.buffer.len() as f64),
-                fmt_count(self.buffer.capacity() as f64)
+                fmt_count(self.list.len() as f64),
+                fmt_count(self.list.capacity() as f64)
             ),
             theme.style(Role::Dim),
         ));

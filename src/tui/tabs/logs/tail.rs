@@ -9,6 +9,8 @@ pub(super) struct Engine {
     pub(super) handle: TailHandle,
     pub(super) events: mpsc::Receiver<TailEvent>,
     pub(super) waker: Option<crate::tail::Waker>,
+    /// The window last given to the engine (a change refills it).
+    pub(super) range: Option<std::time::Duration>,
 }
 
 /// At most this many engine events are taken per drain (the channel's own size), so a flood
@@ -54,27 +56,29 @@ impl StreamRate {
     }
 }
 
-/// Summary for tests and the help: the time of the newest line.
-pub fn newest_age(buffer: &TailBuffer) -> Option<chrono::Duration> {
-    buffer.iter().last().map(|l| Utc::now() - l.ts)
-}
-
 impl LogsTab {
-    /// Keeps the buffer inside the range as it slides (the engine delivers only lines inside
+    /// Keeps the list inside the range as it slides (the engine delivers only lines inside
     /// it; lines already held grow older).
     pub(super) fn prune(&mut self, ctx: &TabCtx) {
-        self.buffer.drop_before(ctx.now - ctx.range.duration());
+        let (r, _) = self.history_range(ctx.now, ctx.range);
+        self.list.drop_before(r.from);
     }
 
-    /// Gives the engine the shell's range when it changed, and drops what fell out of it.
-    pub(super) fn follow_range(&mut self, ctx: &TabCtx) {
-        if self.range != Some(ctx.range) {
-            self.range = Some(ctx.range);
-            if let Some(Engine { handle: h, .. }) = &self.engine {
-                h.set_range(ctx.range.duration().to_std().ok());
-            }
+    /// A new shared range reads the list again (and gives the engine the new window).
+    pub(super) fn follow_range(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.range == Some(ctx.range) {
+            self.prune(ctx);
+            return Vec::new();
         }
-        self.prune(ctx);
+        let first = self.range.is_none();
+        self.range = Some(ctx.range);
+        self.goto_from = None;
+        if first {
+            // The engine was just started on this range; the first load comes from
+            // `want_pages`.
+            return Vec::new();
+        }
+        self.reload(ctx)
     }
 
     pub(super) fn start_engine(&mut self, ctx: &TabCtx) {
@@ -85,8 +89,9 @@ impl LogsTab {
         opts.filter = Some(self.filter.clone());
         opts.query_timeout = ctx.db.query_timeout;
         opts.floor_margin = self.floor_margin;
-        opts.range = ctx.range.duration().to_std().ok();
-        self.range = Some(ctx.range);
+        let (r, _) = self.history_range(ctx.now, ctx.range);
+        opts.range = (ctx.now - r.from).to_std().ok();
+        let opts_range = opts.range;
         opts.waker = ctx.events.cloned().map(|tx| {
             crate::tail::Waker::new(move || {
                 let _ = tx.send(crate::tui::msg::Event::Wake(Tab::Logs));
@@ -98,6 +103,7 @@ impl LogsTab {
             handle,
             events: rx,
             waker,
+            range: opts_range,
         });
     }
 
@@ -155,31 +161,33 @@ impl LogsTab {
         let mut fx = self.want_detail(ctx);
         self.uncounted |= arrived;
         if self.uncounted && self.recount.due(ctx.now) {
-            fx.push(self.stats_query(ctx));
+            fx.extend(self.stats_query(ctx));
         }
         fx
     }
 
     pub(super) fn apply_events(&mut self, events: Vec<TailEvent>) {
         for ev in events {
+            let cursor = if self.follow { None } else { self.selected };
             match ev {
                 TailEvent::Reset(lines) => {
-                    self.selected = None;
-                    self.buffer.clear();
-                    self.buffer.push_batch(lines);
-                    self.tail_error = None;
-                    if !self.follow {
+                    if !self.list.newer_left {
+                        self.selected = None;
                         self.follow = true;
                     }
+                    self.list.tail_reset(lines);
+                    self.tail_error = None;
                 }
                 TailEvent::Lines(lines) => {
                     self.rate.add(lines.len() as u64, std::time::Instant::now());
-                    self.buffer.push_batch(lines);
+                    self.list.push_tail(lines, cursor);
                     self.tail_error = None;
                 }
                 TailEvent::Skipped(n) => {
+                    // The lines passed over leave a gap: the window restarts at the lines
+                    // that follow, and older pages fill in behind them.
                     self.skipped += n;
-                    self.buffer.note_skipped(n);
+                    self.list.tail_reset(Vec::new());
                 }
                 TailEvent::Waiting(n) => self.waiting = n,
                 TailEvent::Listening { .. } => self.tail_error = None,
@@ -205,6 +213,15 @@ impl LogsTab {
 
     pub(super) fn draw_tail(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
+        let area = if self.volume.shown {
+            let [h, rest] =
+                Layout::vertical([Constraint::Length(self.volume.height()), Constraint::Min(1)])
+                    .areas(area);
+            self.volume.draw(f, h, ctx);
+            rest
+        } else {
+            area
+        };
         let (list, detail) = if self.detail {
             let [a, b] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
                 .areas(area);
@@ -212,7 +229,7 @@ impl LogsTab {
         } else {
             (area, None)
         };
-        if self.buffer.is_empty() {
+        if self.list.is_empty() {
             let msg = if self.engine.is_none() {
                 "starting the live tail…"
             } else {
@@ -299,7 +316,7 @@ impl LogsTab {
         let mut rows: Vec<Line<'static>> = Vec::new();
         let mut i = sel as i64;
         while i >= 0 && rows.len() < height {
-            if let Some(l) = self.buffer.get(i as usize) {
+            if let Some(l) = self.list.get(i as usize) {
                 let mut r = render(i as usize, l);
                 r.extend(rows);
                 rows = r;
@@ -308,8 +325,8 @@ impl LogsTab {
         }
         // Room left below the selection (scrolled up): show the following lines too.
         let mut j = sel + 1;
-        while rows.len() < height && j < self.buffer.len() {
-            if let Some(l) = self.buffer.get(j) {
+        while rows.len() < height && j < self.list.len() {
+            if let Some(l) = self.list.get(j) {
                 rows.extend(render(j, l));
             }
             j += 1;
@@ -331,7 +348,7 @@ impl LogsTab {
         let day = |t| ctx.fmt_time(t, "%Y-%m-%d");
         let today = day(ctx.now);
         let start = ctx.now - ctx.range.duration();
-        let ends = [self.buffer.first(), self.buffer.last()];
+        let ends = [self.list.first(), self.list.last()];
         let lines_days: Vec<String> = ends.iter().flatten().map(|l| day(l.ts)).collect();
         let year = |d: &str| d.split('-').next().unwrap_or("").to_string();
         if lines_days.iter().any(|d| year(d) != year(&today)) {

@@ -1,0 +1,67 @@
+//! `y`: what each Logs view copies to the clipboard (the selected line, the trace id, the
+//! error group, the audit event) and the status line that says so. The text is made safe
+//! first: a line pasted into a shell later must not carry escape sequences either.
+
+use super::*;
+
+impl LogsTab {
+    /// The selected item of the view on screen as text to copy, and what to call it.
+    fn copy_text(&self) -> Option<(String, String)> {
+        match self.view {
+            View::Tail => {
+                let l = self.detail_line()?;
+                let text = format!(
+                    "{} {} {} {}",
+                    l.ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    Level::from_i16(l.level).name(),
+                    l.service,
+                    l.message
+                );
+                Some((text, "the selected line".into()))
+            }
+            View::Trace => {
+                let id = self.trace_id.clone();
+                (!id.is_empty()).then(|| (id.clone(), format!("trace id {}", safe(&id))))
+            }
+            View::Groups => {
+                let g = self.groups.data.as_ref()?.get(self.group_cursor.selected)?;
+                Some((
+                    format!("{} {} {}", g.fingerprint, g.service, g.sample_message),
+                    format!("error group {}", safe(&g.fingerprint)),
+                ))
+            }
+            View::Audit => {
+                let a = self.audit.data.as_ref()?.get(self.audit_cursor.selected)?;
+                Some((
+                    format!(
+                        "{} {} {} {} {} {}",
+                        a.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        a.actor,
+                        a.action,
+                        a.resource_type.as_deref().unwrap_or("-"),
+                        a.resource_id.as_deref().unwrap_or("-"),
+                        a.outcome
+                    ),
+                    "the audit event".into(),
+                ))
+            }
+        }
+    }
+
+    /// `y`: the copy effect for the main loop, and the status line.
+    pub(super) fn copy(&mut self) -> Vec<Effect> {
+        let Some((text, what)) = self.copy_text() else {
+            self.message = Some(("nothing selected to copy".into(), Role::Dim));
+            return Vec::new();
+        };
+        let text = safe(&text);
+        self.message = Some((
+            format!(
+                "copied {what} ({} characters) to the clipboard (OSC 52)",
+                text.chars().count()
+            ),
+            Role::Ok,
+        ));
+        vec![Effect::Copy(text)]
+    }
+}
