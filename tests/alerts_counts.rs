@@ -9,11 +9,11 @@ use std::path::Path;
 
 use common::procs::write_config;
 use common::tui::{buffer_text, open, press, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::query::alerts as q;
 use opsdash::query::rules;
+use ratatui::crossterm::event::KeyCode;
 
 /// The real binary. `OPSDASH_TEST_BIN` may name another build of it: engineers sharing one
 /// target directory overwrite each other's `target/debug/opsdash`.

@@ -5,7 +5,6 @@
 mod common;
 
 use common::tui::{buffer_text, open, press, render};
-use crossterm::event::KeyCode;
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
@@ -13,6 +12,7 @@ use opsdash::query::alerts as q;
 use opsdash::query::rules;
 use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
+use ratatui::crossterm::event::KeyCode;
 
 fn screen(app: &App) -> String {
     buffer_text(&render(app, 80, 24))

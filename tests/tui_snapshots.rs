@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::tui::{buffer_text, key, lazy_db, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::query::alerts::{AlertRow, OpenCounts};
 use opsdash::query::health::{DbHealth, IntegrationRow, JobRow, ServiceRow};
@@ -27,6 +26,7 @@ use opsdash::tui::msg::{
     AlertDetail, AlertsData, Data, HealthData, KpiData, LogsData, Owner, PerfData, QueryDone,
     ShellData, Tab,
 };
+use ratatui::crossterm::event::KeyCode;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 45)];
 
