@@ -17,7 +17,7 @@ use crate::alerts::engine;
 use crate::alerts::operator::{self, Operator};
 use crate::alerts::Matcher;
 use crate::config::Config;
-use crate::model::TimeRange;
+use crate::model::{AlertState, TimeRange};
 use crate::query::alert_metrics::Sample;
 use crate::query::alerts::{self as q, AlertRow};
 use crate::query::rules::Rule;
@@ -30,8 +30,8 @@ use crate::tui::msg::{AlertDetail as Detail, AlertsData, Data, Effect, Jump, Que
 use crate::tui::theme::{Role, Theme};
 use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabView};
 use crate::tui::widgets::{
-    draw_note, draw_spark, draw_table_panel, framed, row_style, status_role, truncate,
-    visible_page, Columns,
+    alert_state_role, draw_note, draw_spark, draw_table_panel, framed, row_style, severity_role,
+    status_role, truncate, visible_page, Columns,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,15 +94,6 @@ pub struct AlertsTab {
     filter: String,
     refresher: Refresher,
     cfg: Arc<Config>,
-}
-
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "error" => 1,
-        "warning" => 2,
-        _ => 3,
-    }
 }
 
 fn labels_text(a: &AlertRow) -> String {
@@ -208,9 +199,9 @@ fn rule_cell(a: &AlertRow) -> String {
 /// Since when the condition is false and when the alert resolves if nothing changes (or why
 /// it will not by itself), for the detail pane.
 fn resolution_line(a: &AlertRow, rule: Option<&Rule>, ctx: &DrawCtx) -> Option<String> {
-    use crate::alerts::state::{resolves_at, State};
-    let state = State::parse(&a.state)?;
-    if state == State::Resolved {
+    use crate::alerts::state::resolves_at;
+    let state = a.state;
+    if state == AlertState::Resolved {
         return None;
     }
     if let Some(src) = &a.source {
@@ -253,7 +244,7 @@ fn resolution_line(a: &AlertRow, rule: Option<&Rule>, ctx: &DrawCtx) -> Option<S
         )
     };
     Some(match a.condition_false_since {
-        _ if state == State::Pending => {
+        _ if state == AlertState::Pending => {
             "pending: goes away at the first evaluation that finds the condition false".into()
         }
         Some(since) if !rule.auto_resolve => format!(
@@ -318,17 +309,12 @@ impl AlertsTab {
                     .contains(&f)
             })
             .collect();
-        let state_rank = |s: &str| match s {
-            "firing" => 0,
-            "pending" => 1,
-            "acknowledged" => 2,
-            "suppressed" => 3,
-            _ => 4,
-        };
+        // Gravest first, then firing before pending, acknowledged and suppressed (the order
+        // `AlertState` declares).
         v.sort_by_key(|a| {
             (
-                severity_rank(&a.severity),
-                state_rank(&a.state),
+                std::cmp::Reverse(a.severity),
+                a.state,
                 a.fired_at.unwrap_or(a.pending_since),
                 a.id,
             )
@@ -491,7 +477,7 @@ impl AlertsTab {
         match (self.view, c) {
             (View::Alerts, 'a') => {
                 let a = self.selected_alert()?;
-                if a.state != "firing" {
+                if a.state != AlertState::Firing {
                     self.message = Some((
                         format!("alert {} is {}, not firing", a.id, a.state),
                         Role::Warn,
@@ -606,13 +592,13 @@ impl AlertsTab {
                         }
                     };
                     Row::new(vec![
-                        cell(sanitize(&a.severity).into_owned(), status_role(&a.severity)),
+                        cell(a.severity.to_string(), severity_role(a.severity)),
                         cell(
                             sanitize(&a.state_label()).into_owned(),
                             if a.testing {
                                 Role::Dim
                             } else {
-                                status_role(&a.state)
+                                alert_state_role(a.state)
                             },
                         ),
                         cell(
@@ -666,7 +652,7 @@ impl AlertsTab {
             Span::styled(format!("#{} ", a.id), dim),
             Span::styled(
                 sanitize(&a.state_label()).into_owned(),
-                t.style(status_role(&a.state)),
+                t.style(alert_state_role(a.state)),
             ),
             Span::raw("  "),
         ];
@@ -755,8 +741,8 @@ impl AlertsTab {
                 Span::styled(format!("{} ", ctx.fmt_time(h.ts, "%H:%M:%S")), dim),
                 Span::raw(format!(
                     "{} -> {} by {} {}",
-                    sanitize(h.from_state.as_deref().unwrap_or("·")),
-                    sanitize(&h.to_state),
+                    h.from_state.map_or("·", AlertState::name),
+                    h.to_state,
                     sanitize(&h.actor),
                     sanitize(h.note.as_deref().unwrap_or(""))
                 )),
@@ -1196,6 +1182,7 @@ impl TabView for AlertsTab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Severity;
     use chrono::TimeZone;
     use sqlx::types::Json;
 
@@ -1204,7 +1191,7 @@ mod tests {
             id: 7,
             rule_id: 1,
             rule_name: "logins".into(),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             labels: Json(
                 labels
                     .iter()
@@ -1212,7 +1199,7 @@ mod tests {
                     .collect(),
             ),
             label_key: String::new(),
-            state: "firing".into(),
+            state: AlertState::Firing,
             value: None,
             threshold: None,
             summary: String::new(),
