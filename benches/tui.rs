@@ -89,10 +89,10 @@ async fn first_paint(db: &opsdash::db::Db, tab_key: Option<char>) -> anyhow::Res
     if let Some(c) = tab_key {
         effects = update(
             &mut app,
-            Event::Input(crossterm::event::Event::Key(
-                crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char(c),
-                    crossterm::event::KeyModifiers::NONE,
+            Event::Input(ratatui::crossterm::event::Event::Key(
+                ratatui::crossterm::event::KeyEvent::new(
+                    ratatui::crossterm::event::KeyCode::Char(c),
+                    ratatui::crossterm::event::KeyModifiers::NONE,
                 ),
             )),
         );

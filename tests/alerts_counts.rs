@@ -9,11 +9,12 @@ use std::path::Path;
 
 use common::procs::write_config;
 use common::tui::{buffer_text, open, press, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::model::AlertState;
 use opsdash::query::alerts as q;
 use opsdash::query::rules;
+use ratatui::crossterm::event::KeyCode;
 
 /// The real binary. `OPSDASH_TEST_BIN` may name another build of it: engineers sharing one
 /// target directory overwrite each other's `target/debug/opsdash`.
@@ -157,22 +158,22 @@ async fn removing_a_rule_keeps_its_alerts_and_their_history() {
     let alert = q::list_alerts(&t.db.read, false, 10).await.unwrap();
     assert_eq!(alert.len(), 1);
     let id = alert[0].id;
-    assert_eq!(alert[0].state, "firing");
+    assert_eq!(alert[0].state, AlertState::Firing);
 
     let said = run(&["alerts", "rules", "remove", "pay-errors"]);
     assert!(said.contains("rule pay-errors removed"), "{said}");
 
     // The alert and its history are still there; it was resolved, saying why and by whom.
     let a = q::alert(&t.db.read, id).await.unwrap().expect("alert kept");
-    assert_eq!(a.state, "resolved");
+    assert_eq!(a.state, AlertState::Resolved);
     assert_eq!(a.resolve_note.as_deref(), Some("rule removed"));
-    let hist: Vec<String> = q::history(&t.db.read, id)
+    let hist: Vec<AlertState> = q::history(&t.db.read, id)
         .await
         .unwrap()
         .into_iter()
         .map(|h| h.to_state)
         .collect();
-    assert_eq!(hist, ["firing", "resolved"]);
+    assert_eq!(hist, [AlertState::Firing, AlertState::Resolved]);
     let shown = run(&["alerts", "show", &id.to_string()]);
     assert!(shown.contains("pay-errors"), "{shown}");
     // The rule is gone from the rule list and never evaluated again, but still on record.

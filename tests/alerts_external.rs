@@ -10,6 +10,7 @@ use opsdash::alerts::external::{self, Received};
 use opsdash::alerts::{ChannelConfig, Matcher};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::model::{AlertState, Severity};
 use opsdash::query::alerts as q;
 use opsdash::query::external_alerts as xq;
 use opsdash::query::silences;
@@ -77,8 +78,12 @@ async fn resends_refresh_one_alert_and_the_sender_resolves_it() {
     assert_eq!(open.len(), 2, "one open alert per label set: {open:?}");
     let db1 = open.iter().find(|a| a.labels.0 == disk).unwrap();
     assert_eq!(db1.received_count, 5);
-    assert_eq!(db1.state, "firing");
-    assert_eq!(db1.severity, "critical", "severity=page maps to critical");
+    assert_eq!(db1.state, AlertState::Firing);
+    assert_eq!(
+        db1.severity,
+        Severity::Critical,
+        "severity=page maps to critical"
+    );
     assert_eq!(db1.rule_name, "DiskFull");
     assert_eq!(db1.source, "prometheus");
     assert_eq!(db1.summary, "disk almost full");
@@ -100,7 +105,7 @@ async fn resends_refresh_one_alert_and_the_sender_resolves_it() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, "resolved");
+    assert_eq!(rows[0].state, AlertState::Resolved);
     // Prometheus goes on sending the resolved alert for a while: nothing more happens.
     let out = external::receive(&t.db, &cfg, "prometheus", &[done])
         .await
@@ -150,7 +155,7 @@ async fn an_alert_not_resent_before_its_ends_at_resolves_at_the_sweep() {
     let rows = xq::by_fingerprint(&t.db.read, &external::fingerprint(&l))
         .await
         .unwrap();
-    assert_eq!(rows[0].state, "resolved");
+    assert_eq!(rows[0].state, AlertState::Resolved);
     assert!(rows[0].resolved_at.unwrap() <= rows[0].ends_at.unwrap());
     // A later firing send of the same label set opens a new alert.
     external::receive(
@@ -192,7 +197,7 @@ async fn silences_suppress_and_a_hand_resolve_holds_against_resends() {
     assert_eq!(external::sweep(&t.db, &cfg, None).await.unwrap(), (0, 1));
     assert_eq!(
         xq::open(&t.db.read, 10).await.unwrap()[0].state,
-        "suppressed"
+        AlertState::Suppressed
     );
     // A re-send while silenced stays suppressed.
     external::receive(&t.db, &cfg, "prometheus", &[firing(&l, 60)])
@@ -200,7 +205,7 @@ async fn silences_suppress_and_a_hand_resolve_holds_against_resends() {
         .unwrap();
     assert_eq!(
         xq::open(&t.db.read, 10).await.unwrap()[0].state,
-        "suppressed"
+        AlertState::Suppressed
     );
     let mut tx = t.db.write.begin().await.unwrap();
     silences::expire_silence(&mut tx, sid, "tester")
@@ -211,7 +216,7 @@ async fn silences_suppress_and_a_hand_resolve_holds_against_resends() {
         .await
         .unwrap();
     let a = &xq::open(&t.db.read, 10).await.unwrap()[0];
-    assert_eq!(a.state, "firing");
+    assert_eq!(a.state, AlertState::Firing);
     // Firing, then firing again once the silence ended.
     let kinds: Vec<String> = messages(&t).await.into_iter().map(|m| m.0).collect();
     assert_eq!(kinds, ["firing", "firing"]);

@@ -5,14 +5,15 @@
 mod common;
 
 use common::tui::{buffer_text, open, press, render};
-use crossterm::event::KeyCode;
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::model::AlertState;
 use opsdash::query::alerts as q;
 use opsdash::query::rules;
 use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
+use ratatui::crossterm::event::KeyCode;
 
 fn screen(app: &App) -> String {
     buffer_text(&render(app, 80, 24))
@@ -100,7 +101,7 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
     );
     press(&mut app, KeyCode::Enter).await;
     let a = q::alert(&t.db.read, first).await.unwrap().unwrap();
-    assert_eq!(a.state, "acknowledged");
+    assert_eq!(a.state, AlertState::Acknowledged);
     assert_eq!(a.ack_note.as_deref(), Some("on it q3"));
     assert!(a.acknowledged_by.is_some());
     let text = screen(&app);
@@ -259,7 +260,7 @@ async fn the_detail_says_since_when_the_condition_is_false_when_it_resolves_and_
         .await
         .unwrap();
     let a = &q::list_alerts(&t.db.read, false, 10).await.unwrap()[0];
-    assert_eq!(a.state, "firing");
+    assert_eq!(a.state, AlertState::Firing);
     let since = a.condition_false_since.expect("false since");
     let mut app = open(&t.db, cfg.clone(), "tui-test:1:x", false, 2).await;
     press(&mut app, KeyCode::Char('3')).await;

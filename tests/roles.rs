@@ -17,6 +17,7 @@ use opsdash::alerts::operator::{self, Operator};
 use opsdash::alerts::{engine, RuleConfig};
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
+use opsdash::model::AlertState;
 use opsdash::query::rules;
 
 /// The test database's URL with `role` as the user, for the real binary.
@@ -172,7 +173,7 @@ async fn an_operator_acknowledgement_is_audited_with_the_database_role_and_conte
     let a = operator::acknowledge(&db, &op, id, Some("looking"))
         .await
         .unwrap();
-    assert_eq!(a.state, "acknowledged");
+    assert_eq!(a.state, AlertState::Acknowledged);
     let (actor, role, session, ip, host): (String, String, String, String, String) =
         sqlx::query_as(
             "SELECT actor, actor_role, session_id, ip, host FROM opsdash.audit_event

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::KeyCode;
 use opsdash::config::{Config, ServiceCheck};
 use opsdash::db::testkit::TestDb;
 use opsdash::tui::app::App;
+use ratatui::crossterm::event::KeyCode;
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -7,12 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::tui::{open, press, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::demo::{self, DemoOptions, Phase};
 use opsdash::tui::app::App;
 use opsdash::tui::paint;
+use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::Rect;
 
 const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 50)];

@@ -7,11 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::tui::{buffer_text, key, open, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
 use opsdash::db::testkit::TestDb;
 use opsdash::tui::app::{update, App};
 use opsdash::tui::event::Event;
+use ratatui::crossterm::event::KeyCode;
 use ratatui::style::Color;
 
 const INSTANCE: &str = "render-test:1:abcd";

@@ -2,6 +2,8 @@
 //! never reaches, fed fabricated query results at a fixed clock, rendered on ratatui's
 //! TestBackend and compared with the screens committed under tests/snapshots/, so any layout
 //! change shows up as a reviewable diff (`cargo insta review`, or INSTA_UPDATE=always).
+//! Also the secondary views: the Alerts tab's rules and silences, the Performance drill-down
+//! and the help overlay.
 
 mod common;
 
@@ -11,15 +13,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::tui::{buffer_text, key, lazy_db, render};
-use crossterm::event::KeyCode;
 use opsdash::config::Config;
+use opsdash::model::rule::{Matcher, RuleSpec};
 use opsdash::query::alerts::{AlertRow, OpenCounts};
 use opsdash::query::health::{DbHealth, IntegrationRow, JobRow, ServiceRow};
 use opsdash::query::kpi::{
     Daily, FailingEndpoint, Ingest, Latency, StatusCounts, Traffic, Users, Window,
 };
 use opsdash::query::logs::LogStats;
-use opsdash::query::perf::{EndpointKey, EndpointStat};
+use opsdash::query::perf::{EndpointKey, EndpointStat, SlowRequest};
+use opsdash::query::rules::Rule;
+use opsdash::query::silences::SilenceRow;
 use opsdash::query::status::HeaderStatus;
 use opsdash::tui::app::{update, App, AppOptions};
 use opsdash::tui::event::Event;
@@ -27,6 +31,7 @@ use opsdash::tui::msg::{
     AlertDetail, AlertsData, Data, HealthData, KpiData, LogsData, Owner, PerfData, QueryDone,
     ShellData, Tab,
 };
+use ratatui::crossterm::event::KeyCode;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 45)];
 
@@ -68,10 +73,10 @@ fn alert(id: i64, rule: &str, severity: &str, state: &str, summary: &str, age: i
         id,
         rule_id: id,
         rule_name: rule.into(),
-        severity: severity.into(),
+        severity: severity.parse().unwrap(),
         labels: sqlx::types::Json(BTreeMap::from([("service".into(), "shop".into())])),
         label_key: "service=shop".into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         value: Some(0.125),
         threshold: Some(0.05),
         summary: summary.into(),
@@ -393,4 +398,138 @@ async fn perf_tab_snapshots() {
 #[tokio::test]
 async fn health_tab_snapshots() {
     check_tab(Tab::Health);
+}
+
+// ------------------------------------------------------------------------------------------
+// Secondary views: the Alerts tab's rules and silences, the Performance drill-down, the help
+// overlay (the Logs tab's views are covered by their own snapshots).
+// ------------------------------------------------------------------------------------------
+
+fn rule(id: i64, name: &str, status: &str, metric: &str, threshold: f64) -> Rule {
+    Rule {
+        id,
+        spec: RuleSpec {
+            name: name.into(),
+            description: String::new(),
+            severity: "warning".into(),
+            status: status.into(),
+            metric: metric.into(),
+            scope: BTreeMap::from([("service".into(), "shop".into())]),
+            filter: None,
+            query: None,
+            operator: "gt".into(),
+            threshold,
+            window_s: 300,
+            for_s: 60,
+            eval_interval_s: 60,
+            labels: BTreeMap::new(),
+            group_by: Vec::new(),
+            channels: Vec::new(),
+            repeat_interval_s: 3600,
+            max_per_hour: 10,
+            auto_resolve: true,
+            resolve_after_s: 300,
+            runbook_url: None,
+            min_count: 0,
+        },
+        source: "config".into(),
+        last_eval_at: Some(ago(30)),
+        last_value: Some(threshold / 2.0),
+        last_error: None,
+    }
+}
+
+fn secondary() -> Vec<Data> {
+    let mut broken = rule(3, "queue depth", "enabled", "custom_sql", 100.0);
+    broken.last_value = None;
+    broken.last_error = Some("relation \"jobs\" does not exist".into());
+    vec![
+        AlertsData::Rules(Ok(vec![
+            rule(1, "checkout errors", "enabled", "error_rate", 0.05),
+            rule(2, "slow cart", "testing", "p95_latency", 1000.0),
+            broken,
+        ]))
+        .into(),
+        AlertsData::Silences(Ok(vec![SilenceRow {
+            id: 4,
+            matchers: sqlx::types::Json(vec![Matcher {
+                name: "service".into(),
+                op: "=".into(),
+                value: "shop".into(),
+            }]),
+            starts_at: ago(600),
+            ends_at: ago(-3000),
+            created_by: "alice".into(),
+            comment: "deploy window".into(),
+            expired_at: None,
+            expired_by: None,
+            state: "active".into(),
+        }]))
+        .into(),
+        PerfData::Drill(Ok((
+            checkout_key(),
+            (0..4)
+                .map(|i| SlowRequest {
+                    ts: ago(120 + i * 300),
+                    service: "shop".into(),
+                    route: "POST /checkout".into(),
+                    direction: "in".into(),
+                    status: if i == 0 { 503 } else { 200 },
+                    duration_ms: 2400.0 - 300.0 * i as f64,
+                    trace_id: Some(format!("4bf92f3577b34da6a3ce929d0e0e47{i:02}")),
+                    request_id: None,
+                    user_id: Some(format!("user{i}")),
+                })
+                .collect(),
+        )))
+        .into(),
+    ]
+}
+
+/// A tab's screen after `keys`, with every result (the secondary ones too) delivered, at both
+/// sizes, against the snapshot `name`.
+fn check_view(tab: Tab, keys: &[KeyCode], name: &str) {
+    let mut app = app();
+    let _ = key(&mut app, KeyCode::Char((b'0' + tab.number()) as char));
+    for d in fabricated().into_iter().chain(secondary()) {
+        feed(&mut app, done(d));
+    }
+    for k in keys {
+        let _ = key(&mut app, *k);
+    }
+    // What the keys asked for (dropped) arrives again, as the runner would deliver it.
+    for d in secondary() {
+        feed(&mut app, done(d));
+    }
+    feed(&mut app, Event::Tick(t0()));
+    assert_eq!(app.active_id(), Some(tab));
+    for (w, h) in SIZES {
+        let text = buffer_text(&render(&app, w, h));
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+// Current-thread runtime, as above: nothing but the fabricated results reaches a tab.
+#[tokio::test]
+async fn alerts_rules_view_snapshots() {
+    check_view(Tab::Alerts, &[KeyCode::Right], "alerts_rules");
+}
+
+#[tokio::test]
+async fn alerts_silences_view_snapshots() {
+    check_view(
+        Tab::Alerts,
+        &[KeyCode::Right, KeyCode::Right],
+        "alerts_silences",
+    );
+}
+
+#[tokio::test]
+async fn perf_drill_down_snapshots() {
+    check_view(Tab::Perf, &[KeyCode::Enter], "performance_drill");
+}
+
+#[tokio::test]
+async fn help_overlay_snapshots() {
+    check_view(Tab::Kpi, &[KeyCode::Char('?')], "help_overlay");
 }

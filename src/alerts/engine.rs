@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
-use super::state::{self, Input, Notify, Open, State};
+use super::state::{self, Input, Notify, Open};
 use super::{fmt_value, label_key, silence_matches, Op, RuleSpec};
 use crate::config::Config;
 use crate::db::Db;
+use crate::model::AlertState;
 use crate::query::alert_metrics::{self, Sample};
 use crate::query::alerts::{self as q, AlertRow};
 use crate::query::rules::Rule;
@@ -267,7 +268,7 @@ pub fn snapshot(spec: &RuleSpec, a: &AlertRow) -> Value {
     };
     let zero = "0001-01-01T00:00:00Z".to_string();
     json!({
-        "status": if a.state == "resolved" { "resolved" } else { "firing" },
+        "status": if a.state.is_open() { "firing" } else { "resolved" },
         "labels": a.labels.0,
         "annotations": {
             "summary": a.summary,
@@ -384,13 +385,11 @@ pub async fn evaluate_rule(
             resolve_after: Duration::from_secs(spec.resolve_after_s.max(0) as u64),
             repeat_interval: Duration::from_secs(spec.repeat_interval_s.max(0) as u64),
         };
-        let open_state = current.as_ref().and_then(|a| {
-            Some(Open {
-                state: State::parse(&a.state)?,
-                pending_since: a.pending_since,
-                condition_false_since: a.condition_false_since,
-                last_notified_at: a.last_notified_at,
-            })
+        let open_state = current.as_ref().map(|a| Open {
+            state: a.state,
+            pending_since: a.pending_since,
+            condition_false_since: a.condition_false_since,
+            last_notified_at: a.last_notified_at,
         });
         let Some(step) = state::decide(open_state.as_ref(), &input) else {
             continue;
@@ -411,7 +410,7 @@ pub async fn evaluate_rule(
         )
         .await?;
         let Some(row) = row else { continue };
-        if let Some(v) = value.filter(|_| row.state != "resolved") {
+        if let Some(v) = value.filter(|_| row.state.is_open()) {
             q::record_sample(&mut tx, row.id, now, v).await?;
         }
         if let Some(n) = step.notify {
@@ -443,7 +442,7 @@ async fn apply(
     let epoch = epoch.unwrap_or(0);
     let spec = &rule.spec;
     if step.create {
-        let to = step.to.unwrap_or(State::Pending).name();
+        let to = step.to.unwrap_or(AlertState::Pending);
         let new = q::NewAlert {
             rule_id: rule.id,
             rule_name: &spec.name,
@@ -464,7 +463,7 @@ async fn apply(
         return Ok(row);
     }
     let Some(cur) = current else { return Ok(None) };
-    let to = step.to.map(|s| s.name());
+    let to = step.to;
     let update = q::AlertUpdate {
         state: to,
         value,
@@ -475,8 +474,8 @@ async fn apply(
     };
     let row = q::update_alert(conn, cur.id, &update).await?;
     if let Some(to) = to {
-        let note = (to == "resolved").then_some("condition false for the resolve period");
-        q::record_history(conn, cur.id, Some(&cur.state), to, "worker", note, value).await?;
+        let note = (to == AlertState::Resolved).then_some("condition false for the resolve period");
+        q::record_history(conn, cur.id, Some(cur.state), to, "worker", note, value).await?;
     }
     Ok(Some(row))
 }
@@ -619,8 +618,8 @@ mod tests {
                 }
                 for (i, svc) in SERVICES.iter().enumerate() {
                     if let Some(s) = store.get_mut(&key_of(svc)) {
-                        if r.ack[i] && s.open.state.may_become(State::Acknowledged) {
-                            s.open.state = State::Acknowledged;
+                        if r.ack[i] && s.open.state.may_become(AlertState::Acknowledged) {
+                            s.open.state = AlertState::Acknowledged;
                         }
                     }
                 }
@@ -663,7 +662,7 @@ mod tests {
                     let cur = store.get(&p.key).map(|s| s.open.clone());
                     let Some(step) = state::decide(cur.as_ref(), &input) else { continue };
                     match step.to.or(cur.as_ref().map(|o| o.state)) {
-                        Some(State::Resolved) => {
+                        Some(AlertState::Resolved) => {
                             store.remove(&p.key);
                         }
                         Some(to) => {
@@ -704,7 +703,7 @@ mod tests {
                     };
                     let since = *false_run[i].get_or_insert(now);
                     let due = (now - since).num_seconds() >= i64::from(resolve_after_s);
-                    if was == State::Pending || due {
+                    if was == AlertState::Pending || due {
                         prop_assert!(
                             !store.contains_key(&key),
                             "{svc} ({:?}) false or absent since {since} is still open at {now}",

@@ -16,6 +16,7 @@ use super::state::Notify;
 use super::{label_key, silence_matches};
 use crate::config::Config;
 use crate::db::Db;
+use crate::model::{AlertState, Severity};
 use crate::query::alerts::{self as q};
 use crate::query::external_alerts::{self as xq, ExternalRow, SourceRule};
 use crate::query::silences::SilenceRow;
@@ -63,16 +64,16 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
 
 /// opsdash's severity of an external alert, from its `severity` label: the four opsdash
 /// knows as they are, common synonyms mapped, anything else (or none) a warning.
-pub fn severity(labels: &BTreeMap<String, String>) -> &'static str {
+pub fn severity(labels: &BTreeMap<String, String>) -> Severity {
     match labels
         .get("severity")
         .map(|s| s.to_ascii_lowercase())
         .as_deref()
     {
-        Some("critical" | "page" | "fatal" | "emergency" | "high") => "critical",
-        Some("error" | "err" | "major") => "error",
-        Some("info" | "informational" | "none" | "low" | "notice") => "info",
-        _ => "warning",
+        Some("critical" | "page" | "fatal" | "emergency" | "high") => Severity::Critical,
+        Some("error" | "err" | "major") => Severity::Error,
+        Some("info" | "informational" | "none" | "low" | "notice") => Severity::Info,
+        _ => Severity::Warning,
     }
 }
 
@@ -121,8 +122,8 @@ pub async fn receive(db: &Db, cfg: &Config, source: &str, alerts: &[Received]) -
                     q::record_history(
                         &mut tx,
                         row.id,
-                        Some(&before),
-                        "resolved",
+                        Some(before),
+                        AlertState::Resolved,
                         source,
                         Some("resolved by its sender"),
                         None,
@@ -163,28 +164,19 @@ pub async fn receive(db: &Db, cfg: &Config, source: &str, alerts: &[Received]) -
         let opened = row.received_count == 1;
         if opened {
             out.opened += 1;
-            q::record_history(&mut tx, row.id, None, &row.state, source, None, None).await?;
-            if row.state == "firing" {
+            q::record_history(&mut tx, row.id, None, row.state, source, None, None).await?;
+            if row.state == AlertState::Firing {
                 notify(&mut tx, cfg, &rule, row, Notify::Firing).await?;
             }
             continue;
         }
         out.refreshed += 1;
-        let before = stored.before.as_deref().unwrap_or(&row.state);
+        let before = stored.before.unwrap_or(row.state);
         if before != row.state {
-            q::record_history(
-                &mut tx,
-                row.id,
-                Some(before),
-                &row.state,
-                source,
-                None,
-                None,
-            )
-            .await?;
+            q::record_history(&mut tx, row.id, Some(before), row.state, source, None, None).await?;
         }
-        if row.state == "firing" {
-            let due = if before == "suppressed" {
+        if row.state == AlertState::Firing {
+            let due = if before == AlertState::Suppressed {
                 Some(Notify::Firing)
             } else {
                 repeat_due(&rule, row, now).then_some(Notify::Repeat)
@@ -219,7 +211,7 @@ pub fn silenced_by<'a>(
 /// (annotations, generatorURL, fingerprint), plus opsdash's own fields.
 pub fn snapshot(row: &ExternalRow) -> Value {
     let zero = "0001-01-01T00:00:00Z".to_string();
-    let resolved = row.state == "resolved";
+    let resolved = !row.state.is_open();
     json!({
         "status": if resolved { "resolved" } else { "firing" },
         "labels": row.labels.0,
@@ -313,8 +305,8 @@ pub async fn sweep(db: &Db, cfg: &Config, epoch: Option<i64>) -> Result<(usize, 
         q::record_history(
             &mut tx,
             row.id,
-            Some(before),
-            "resolved",
+            Some(*before),
+            AlertState::Resolved,
             "worker",
             Some("not re-sent before its endsAt"),
             None,
@@ -328,14 +320,14 @@ pub async fn sweep(db: &Db, cfg: &Config, epoch: Option<i64>) -> Result<(usize, 
     let mut moved = 0;
     for row in xq::silenceable_for_update(&mut tx).await? {
         let silenced = silenced_by(&silences, &row.labels.0).next().is_some();
-        let to = match (row.state.as_str(), silenced) {
-            ("firing", true) => "suppressed",
-            ("suppressed", false) => "firing",
+        let to = match (row.state, silenced) {
+            (AlertState::Firing, true) => AlertState::Suppressed,
+            (AlertState::Suppressed, false) => AlertState::Firing,
             _ => continue,
         };
         let new = xq::set_state(&mut tx, row.id, to).await?;
-        q::record_history(&mut tx, row.id, Some(&row.state), to, "worker", None, None).await?;
-        if to == "firing" {
+        q::record_history(&mut tx, row.id, Some(row.state), to, "worker", None, None).await?;
+        if to == AlertState::Firing {
             if let Some(rule) = rule_of(&mut tx, &mut rules, &new).await? {
                 notify(&mut tx, cfg, &rule, &new, Notify::Firing).await?;
             }
@@ -390,10 +382,13 @@ mod tests {
 
     #[test]
     fn severity_and_summary_come_from_the_labels_and_annotations() {
-        assert_eq!(severity(&set(&[("severity", "page")])), "critical");
-        assert_eq!(severity(&set(&[("severity", "Critical")])), "critical");
-        assert_eq!(severity(&set(&[("severity", "info")])), "info");
-        assert_eq!(severity(&set(&[])), "warning");
+        assert_eq!(severity(&set(&[("severity", "page")])), Severity::Critical);
+        assert_eq!(
+            severity(&set(&[("severity", "Critical")])),
+            Severity::Critical
+        );
+        assert_eq!(severity(&set(&[("severity", "info")])), Severity::Info);
+        assert_eq!(severity(&set(&[])), Severity::Warning);
         let l = set(&[("alertname", "Up")]);
         assert_eq!(summary(&l, &set(&[("description", "d")])), "d");
         assert_eq!(

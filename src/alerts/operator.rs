@@ -14,6 +14,7 @@ use super::state::Notify;
 use super::Matcher;
 use crate::config::Config;
 use crate::db::Db;
+use crate::model::AlertState;
 use crate::query::alerts::{self as q, AlertRow};
 use crate::query::{rules, silences};
 
@@ -89,7 +90,7 @@ pub async fn acknowledge(
         "alert.acknowledge",
         "alert",
         &id.to_string(),
-        json!({ "state": ["firing", "acknowledged"], "note": note(note_text), "rule": row.rule_name }),
+        json!({ "state": [AlertState::Firing, AlertState::Acknowledged], "note": note(note_text), "rule": row.rule_name }),
     )
     .await?;
     tx.commit().await?;
@@ -120,7 +121,7 @@ pub async fn resolve(
         "alert.resolve",
         "alert",
         &id.to_string(),
-        json!({ "state": [prev, "resolved"], "note": note(note_text), "rule": row.rule_name }),
+        json!({ "state": [prev, AlertState::Resolved], "note": note(note_text), "rule": row.rule_name }),
     )
     .await?;
     tx.commit().await?;
@@ -156,7 +157,7 @@ pub async fn silence(
         }),
     )
     .await?;
-    rules::evaluate_rules_with_alerts_now(&mut tx, "firing").await?;
+    rules::evaluate_rules_with_alerts_now(&mut tx, AlertState::Firing.name()).await?;
     tx.commit().await?;
     Ok(id)
 }

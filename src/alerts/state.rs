@@ -5,54 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    Pending,
-    Firing,
-    Acknowledged,
-    Suppressed,
-    Resolved,
-}
-
-impl State {
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Firing => "firing",
-            State::Acknowledged => "acknowledged",
-            State::Suppressed => "suppressed",
-            State::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        Some(match s {
-            "pending" => State::Pending,
-            "firing" => State::Firing,
-            "acknowledged" => State::Acknowledged,
-            "suppressed" => State::Suppressed,
-            "resolved" => State::Resolved,
-            _ => return None,
-        })
-    }
-
-    /// Whether `self -> to` is a legal change (operators and the worker alike).
-    pub fn may_become(self, to: State) -> bool {
-        use State::*;
-        matches!(
-            (self, to),
-            (Pending, Firing | Suppressed | Resolved)
-                | (Firing, Suppressed | Acknowledged | Resolved)
-                | (Suppressed, Firing | Resolved)
-                | (Acknowledged, Resolved)
-        )
-    }
-}
+pub use crate::model::AlertState;
 
 /// An open alert as the state machine needs to see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Open {
-    pub state: State,
+    pub state: AlertState,
     pub pending_since: DateTime<Utc>,
     pub condition_false_since: Option<DateTime<Utc>>,
     pub last_notified_at: Option<DateTime<Utc>>,
@@ -94,7 +52,7 @@ pub struct Step {
     /// A new alert row is created (there was no open one).
     pub create: bool,
     /// New state; `None` keeps the current one.
-    pub to: Option<State>,
+    pub to: Option<AlertState>,
     pub condition_false_since: Option<DateTime<Utc>>,
     pub notify: Option<Notify>,
 }
@@ -107,19 +65,19 @@ fn elapsed(now: DateTime<Utc>, since: DateTime<Utc>) -> Duration {
 /// condition is false).
 pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
     let firing_or_suppressed = if i.silenced {
-        State::Suppressed
+        AlertState::Suppressed
     } else {
-        State::Firing
+        AlertState::Firing
     };
-    let notify_if_firing = |s: State| (s == State::Firing).then_some(Notify::Firing);
-    let Some(open) = open.filter(|o| o.state != State::Resolved) else {
+    let notify_if_firing = |s: AlertState| (s == AlertState::Firing).then_some(Notify::Firing);
+    let Some(open) = open.filter(|o| o.state != AlertState::Resolved) else {
         if !i.condition {
             return None;
         }
         let to = if i.for_.is_zero() {
             firing_or_suppressed
         } else {
-            State::Pending
+            AlertState::Pending
         };
         return Some(Step {
             create: true,
@@ -136,17 +94,17 @@ pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
     };
     if i.condition {
         return Some(match open.state {
-            State::Pending if elapsed(i.now, open.pending_since) >= i.for_ => Step {
+            AlertState::Pending if elapsed(i.now, open.pending_since) >= i.for_ => Step {
                 to: Some(firing_or_suppressed),
                 notify: notify_if_firing(firing_or_suppressed),
                 ..keep(None)
             },
-            State::Pending | State::Acknowledged => keep(None),
-            State::Firing if i.silenced => Step {
-                to: Some(State::Suppressed),
+            AlertState::Pending | AlertState::Acknowledged => keep(None),
+            AlertState::Firing if i.silenced => Step {
+                to: Some(AlertState::Suppressed),
                 ..keep(None)
             },
-            State::Firing => {
+            AlertState::Firing => {
                 let due = open
                     .last_notified_at
                     .is_none_or(|t| elapsed(i.now, t) >= i.repeat_interval);
@@ -157,25 +115,25 @@ pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
                 }))
             }
             // The silence ended (or was expired) while the condition still holds: tell again.
-            State::Suppressed if !i.silenced => Step {
-                to: Some(State::Firing),
+            AlertState::Suppressed if !i.silenced => Step {
+                to: Some(AlertState::Firing),
                 notify: Some(Notify::Firing),
                 ..keep(None)
             },
-            State::Suppressed | State::Resolved => keep(None),
+            AlertState::Suppressed | AlertState::Resolved => keep(None),
         });
     }
-    if open.state == State::Pending {
+    if open.state == AlertState::Pending {
         // Never fired: it goes away quietly.
         return Some(Step {
-            to: Some(State::Resolved),
+            to: Some(AlertState::Resolved),
             ..keep(None)
         });
     }
     let since = open.condition_false_since.unwrap_or(i.now);
     if i.auto_resolve && elapsed(i.now, since) >= i.resolve_after {
         return Some(Step {
-            to: Some(State::Resolved),
+            to: Some(AlertState::Resolved),
             condition_false_since: Some(since),
             notify: open.last_notified_at.map(|_| Notify::Resolved),
             create: false,
@@ -183,7 +141,7 @@ pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
     }
     Some(Step {
         condition_false_since: Some(since),
-        to: (open.state == State::Firing && i.silenced).then_some(State::Suppressed),
+        to: (open.state == AlertState::Firing && i.silenced).then_some(AlertState::Suppressed),
         ..keep(None)
     })
 }
@@ -193,12 +151,12 @@ pub fn decide(open: Option<&Open>, i: &Input) -> Option<Step> {
 /// evaluation saw it false yet), for a pending alert (it goes at its next false evaluation),
 /// and when the rule does not resolve by itself.
 pub fn resolves_at(
-    state: State,
+    state: AlertState,
     condition_false_since: Option<DateTime<Utc>>,
     auto_resolve: bool,
     resolve_after: Duration,
 ) -> Option<DateTime<Utc>> {
-    if !auto_resolve || matches!(state, State::Pending | State::Resolved) {
+    if !auto_resolve || matches!(state, AlertState::Pending | AlertState::Resolved) {
         return None;
     }
     let since = condition_false_since?;
@@ -249,11 +207,11 @@ mod tests {
                 match ev {
                     Event::Ack | Event::Resolve => {
                         let Some(o) = open.as_mut() else { continue };
-                        let to = if matches!(ev, Event::Ack) { State::Acknowledged } else { State::Resolved };
+                        let to = if matches!(ev, Event::Ack) { AlertState::Acknowledged } else { AlertState::Resolved };
                         if o.state.may_become(to) {
                             o.state = to;
                         }
-                        if o.state == State::Resolved {
+                        if o.state == AlertState::Resolved {
                             open = None;
                         }
                     }
@@ -279,35 +237,35 @@ mod tests {
                         }
                         if step.create {
                             prop_assert!(condition);
-                            prop_assert!(to != State::Resolved && to != State::Acknowledged);
+                            prop_assert!(to != AlertState::Resolved && to != AlertState::Acknowledged);
                         }
                         match step.notify {
-                            Some(Notify::Firing) => prop_assert_eq!(to, State::Firing),
+                            Some(Notify::Firing) => prop_assert_eq!(to, AlertState::Firing),
                             Some(Notify::Repeat) => {
-                                prop_assert_eq!(from, Some(State::Firing));
+                                prop_assert_eq!(from, Some(AlertState::Firing));
                                 let last = before.as_ref().unwrap().last_notified_at.unwrap();
                                 prop_assert!((now - last).num_seconds() as u64 >= repeat_s);
                             }
                             Some(Notify::Resolved) => {
-                                prop_assert_eq!(to, State::Resolved);
+                                prop_assert_eq!(to, AlertState::Resolved);
                                 prop_assert!(before.as_ref().unwrap().last_notified_at.is_some());
                             }
                             None => {}
                         }
-                        if to == State::Firing && from != Some(State::Firing) {
+                        if to == AlertState::Firing && from != Some(AlertState::Firing) {
                             prop_assert_eq!(step.notify, Some(Notify::Firing));
                         }
-                        if matches!(to, State::Pending | State::Suppressed | State::Acknowledged) {
-                            prop_assert!(step.notify.is_none() || to == State::Firing);
+                        if matches!(to, AlertState::Pending | AlertState::Suppressed | AlertState::Acknowledged) {
+                            prop_assert!(step.notify.is_none() || to == AlertState::Firing);
                             prop_assert!(step.notify.is_none());
                         }
-                        if to == State::Resolved && from != Some(State::Pending) {
+                        if to == AlertState::Resolved && from != Some(AlertState::Pending) {
                             prop_assert!(!condition && auto_resolve);
                         }
-                        if silenced && to == State::Firing {
+                        if silenced && to == AlertState::Firing {
                             prop_assert!(false, "firing while a silence matches");
                         }
-                        if to == State::Resolved {
+                        if to == AlertState::Resolved {
                             open = None;
                         } else {
                             let mut o = before.unwrap_or(Open {
@@ -342,9 +300,9 @@ mod tests {
             repeat_interval: Duration::from_secs(3600),
         };
         let s = decide(None, &input(0, true)).unwrap();
-        assert_eq!(s.to, Some(State::Pending));
+        assert_eq!(s.to, Some(AlertState::Pending));
         let mut o = Open {
-            state: State::Pending,
+            state: AlertState::Pending,
             pending_since: t0,
             condition_false_since: None,
             last_notified_at: None,
@@ -353,9 +311,9 @@ mod tests {
         let s = decide(Some(&o), &input(60, true)).unwrap();
         assert_eq!(
             (s.to, s.notify),
-            (Some(State::Firing), Some(Notify::Firing))
+            (Some(AlertState::Firing), Some(Notify::Firing))
         );
-        o.state = State::Firing;
+        o.state = AlertState::Firing;
         o.last_notified_at = Some(t0 + chrono::Duration::seconds(60));
         let s = decide(Some(&o), &input(100, false)).unwrap();
         assert_eq!(s.to, None);
@@ -363,7 +321,7 @@ mod tests {
         let s = decide(Some(&o), &input(400, false)).unwrap();
         assert_eq!(
             (s.to, s.notify),
-            (Some(State::Resolved), Some(Notify::Resolved))
+            (Some(AlertState::Resolved), Some(Notify::Resolved))
         );
     }
 }

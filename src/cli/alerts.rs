@@ -15,46 +15,12 @@ use crate::alerts::{Matcher, RuleConfig, RuleSpec};
 use crate::cli::{json_line, ListOutput};
 use crate::config::Config;
 use crate::db::Db;
+// The `--state` and `--severity` flags take the stored names (a typo is a clap error listing
+// them): the model's enums are clap value enums.
+use crate::model::{AlertState, Severity};
 use crate::query::alerts as q;
 use crate::query::{outbox, rules, silences};
 use crate::sanitize::clean;
-
-/// Alert states, as the `--state` flag takes them (a typo is a clap error listing these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AlertState {
-    /// Condition true, waiting for its `for` period.
-    Pending,
-    /// Firing and notified.
-    Firing,
-    /// Firing, acknowledged by an operator.
-    Acknowledged,
-    /// Firing but matched by a silence.
-    Suppressed,
-    /// Ended (condition false for the resolve period, or resolved by hand).
-    Resolved,
-}
-
-impl AlertState {
-    /// The name stored in `alert.state`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-            AlertState::Acknowledged => "acknowledged",
-            AlertState::Suppressed => "suppressed",
-            AlertState::Resolved => "resolved",
-        }
-    }
-}
-
-/// Rule severities (`--severity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
 
 /// Rule comparison operators (`--operator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -319,8 +285,8 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
     let me = Operator::current();
     match action {
         AlertsAction::List { all, state, output } => {
-            let state = state.map(AlertState::as_str);
-            let rows = q::list_alerts(&db.read, all || state == Some("resolved"), 1000).await?;
+            let rows =
+                q::list_alerts(&db.read, all || state == Some(AlertState::Resolved), 1000).await?;
             let rows = rows.iter().filter(|a| state.is_none_or(|s| a.state == s));
             if output.json() {
                 for a in rows {
@@ -363,7 +329,7 @@ async fn run_action(db: &Db, cfg: &Config, action: AlertsAction) -> Result<ExitC
                 crate::outln!(
                     "{:>6}  {:<8}  {:<12}  {:<28}  {:>10}  {:>7}  {}",
                     a.id,
-                    clean(&a.severity),
+                    a.severity,
                     clean(&a.state_label()),
                     clean(&a.rule_name),
                     num(a.value),
@@ -442,7 +408,7 @@ async fn show(db: &Db, id: i64) -> Result<()> {
     crate::outln!(
         "alert {}  {}  {}  rule {}",
         a.id,
-        clean(&a.severity),
+        a.severity,
         clean(&a.state_label()),
         clean(&a.rule_name)
     );
@@ -496,8 +462,8 @@ async fn show(db: &Db, id: i64) -> Result<()> {
         crate::outln!(
             "  {}  {:>12} -> {:<12}  {:<12}  value {}  {}",
             ts(h.ts),
-            clean(h.from_state.as_deref().unwrap_or("")),
-            clean(&h.to_state),
+            h.from_state.map_or("", AlertState::name),
+            h.to_state,
             clean(&h.actor),
             num(h.value),
             clean(h.note.as_deref().unwrap_or("")),
@@ -653,7 +619,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             let rc = RuleConfig {
                 name: a.name,
                 description: a.description,
-                severity: flag_name(a.severity),
+                severity: a.severity.to_string(),
                 status: flag_name(a.status),
                 measure: a.measure,
                 scope: pairs(&a.scope, "--scope")?,

@@ -131,8 +131,22 @@ impl FromStr for Level {
     }
 }
 
-/// Alert severity, ordered by urgency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Alert severity, ordered by urgency; stored, printed and taken by `--severity` lowercase
+/// (the sqlx glue is in `alert.rs`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
@@ -159,8 +173,9 @@ impl Severity {
 }
 
 impl fmt::Display for Severity {
+    // `pad`: the CLI's tables align it with `{:<8}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

@@ -11,15 +11,17 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
+use crate::model::{AlertState, Severity};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlertRow {
     pub id: i64,
     pub rule_id: i64,
     pub rule_name: String,
-    pub severity: String,
+    pub severity: Severity,
     pub labels: Json<BTreeMap<String, String>>,
     pub label_key: String,
-    pub state: String,
+    pub state: AlertState,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub summary: String,
@@ -47,7 +49,7 @@ impl AlertRow {
         if self.testing {
             format!("{} [test]", self.state)
         } else {
-            self.state.clone()
+            self.state.to_string()
         }
     }
 }
@@ -90,18 +92,18 @@ impl OpenCounts {
     /// Counts the alerts of a list the same way (they must be open alerts).
     pub fn of<'a>(alerts: impl IntoIterator<Item = &'a AlertRow>) -> OpenCounts {
         let mut c = OpenCounts::default();
-        for a in alerts.into_iter().filter(|a| a.state != "resolved") {
+        for a in alerts.into_iter().filter(|a| a.state.is_open()) {
             if a.testing {
                 c.testing += 1;
                 continue;
             }
-            match a.severity.as_str() {
-                "critical" => c.critical += 1,
-                "error" => c.error += 1,
-                "warning" => c.warning += 1,
-                _ => c.info += 1,
+            match a.severity {
+                Severity::Critical => c.critical += 1,
+                Severity::Error => c.error += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Info => c.info += 1,
             }
-            c.firing += i64::from(a.state == "firing");
+            c.firing += i64::from(a.state == AlertState::Firing);
         }
         c
     }
@@ -187,7 +189,7 @@ pub struct NewAlert<'a> {
     pub severity: &'a str,
     pub labels: &'a BTreeMap<String, String>,
     pub label_key: &'a str,
-    pub state: &'a str,
+    pub state: AlertState,
     pub value: Option<f64>,
     pub threshold: f64,
     pub summary: &'a str,
@@ -226,7 +228,7 @@ pub async fn insert_alert(conn: &mut PgConnection, a: &NewAlert<'_>) -> Result<O
 /// What an evaluation changes on an open alert.
 pub struct AlertUpdate<'a> {
     /// The new state, None to keep it.
-    pub state: Option<&'a str>,
+    pub state: Option<AlertState>,
     /// The measured value, None to keep the last one.
     pub value: Option<f64>,
     pub summary: &'a str,
@@ -318,8 +320,8 @@ pub async fn samples(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HistoryRow {
     pub ts: DateTime<Utc>,
-    pub from_state: Option<String>,
-    pub to_state: String,
+    pub from_state: Option<AlertState>,
+    pub to_state: AlertState,
     pub actor: String,
     pub note: Option<String>,
     pub value: Option<f64>,
@@ -338,8 +340,8 @@ pub async fn history(pool: &PgPool, alert_id: i64) -> Result<Vec<HistoryRow>> {
 pub async fn record_history(
     conn: &mut PgConnection,
     alert_id: i64,
-    from: Option<&str>,
-    to: &str,
+    from: Option<AlertState>,
+    to: AlertState,
     actor: &str,
     note: Option<&str>,
     value: Option<f64>,
@@ -369,7 +371,7 @@ pub enum ActionRefused {
     #[error("alert {id} was already resolved by {by} at {at}")]
     AlreadyResolved { id: i64, by: String, at: String },
     #[error("alert {id} is {state}, not firing: only a firing alert can be acknowledged")]
-    NotFiring { id: i64, state: String },
+    NotFiring { id: i64, state: AlertState },
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -401,8 +403,8 @@ pub async fn acknowledge(
             record_history(
                 conn,
                 id,
-                Some("firing"),
-                "acknowledged",
+                Some(AlertState::Firing),
+                AlertState::Acknowledged,
                 actor,
                 note,
                 a.value,
@@ -415,7 +417,7 @@ pub async fn acknowledge(
 }
 
 type WhoRow = (
-    String,
+    AlertState,
     Option<String>,
     Option<DateTime<Utc>>,
     Option<String>,
@@ -432,18 +434,16 @@ async fn refusal(conn: &mut PgConnection, id: i64) -> Result<ActionRefused> {
     .await?;
     Ok(match cur {
         None => ActionRefused::NoSuchAlert(id),
-        Some((state, _, _, rby, rat)) if state == "resolved" => ActionRefused::AlreadyResolved {
+        Some((AlertState::Resolved, _, _, rby, rat)) => ActionRefused::AlreadyResolved {
             id,
             by: rby.unwrap_or_else(|| "worker".into()),
             at: when(rat),
         },
-        Some((state, aby, aat, _, _)) if state == "acknowledged" => {
-            ActionRefused::AlreadyAcknowledged {
-                id,
-                by: aby.unwrap_or_default(),
-                at: when(aat),
-            }
-        }
+        Some((AlertState::Acknowledged, aby, aat, _, _)) => ActionRefused::AlreadyAcknowledged {
+            id,
+            by: aby.unwrap_or_default(),
+            at: when(aat),
+        },
         Some((state, ..)) => ActionRefused::NotFiring { id, state },
     })
 }
@@ -454,8 +454,8 @@ pub async fn resolve(
     id: i64,
     actor: &str,
     note: Option<&str>,
-) -> Result<(AlertRow, String)> {
-    let prev: Option<(String,)> = sqlx::query_as(
+) -> Result<(AlertRow, AlertState)> {
+    let prev: Option<(AlertState,)> = sqlx::query_as(
         "SELECT state FROM opsdash.alert WHERE id = $1 AND state <> 'resolved' FOR UPDATE",
     )
     .bind(id)
@@ -474,7 +474,16 @@ pub async fn resolve(
     .bind(note)
     .fetch_one(&mut *conn)
     .await?;
-    record_history(conn, id, Some(&prev), "resolved", actor, note, row.value).await?;
+    record_history(
+        conn,
+        id,
+        Some(prev),
+        AlertState::Resolved,
+        actor,
+        note,
+        row.value,
+    )
+    .await?;
     Ok((row, prev))
 }
 

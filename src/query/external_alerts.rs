@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
+use crate::model::{AlertState, Severity};
+
 /// The rule row that stands for one sender.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SourceRule {
@@ -83,13 +85,13 @@ pub struct ExternalRow {
     pub rule_id: i64,
     pub rule_name: String,
     pub source: String,
-    pub severity: String,
+    pub severity: Severity,
     pub labels: Json<BTreeMap<String, String>>,
     pub annotations: Json<BTreeMap<String, String>>,
     pub label_key: String,
     pub fingerprint: String,
     pub generator_url: Option<String>,
-    pub state: String,
+    pub state: AlertState,
     pub summary: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
@@ -109,7 +111,7 @@ pub struct Incoming<'a> {
     pub rule_id: i64,
     pub source: &'a str,
     pub alertname: &'a str,
-    pub severity: &'a str,
+    pub severity: Severity,
     pub labels: &'a BTreeMap<String, String>,
     pub label_key: &'a str,
     pub fingerprint: &'a str,
@@ -127,7 +129,7 @@ pub struct Incoming<'a> {
 pub struct Stored {
     pub row: ExternalRow,
     /// The state before this send (None: the alert was opened by it).
-    pub before: Option<String>,
+    pub before: Option<AlertState>,
 }
 
 /// Stores a firing alert: opens it, or refreshes the open alert of the same label set (one
@@ -138,7 +140,7 @@ pub struct Stored {
 pub async fn store_firing(conn: &mut PgConnection, a: &Incoming<'_>) -> Result<Option<Stored>> {
     // The state before the upsert, for history and notifications; the row lock taken here
     // holds until the transaction ends, so nothing changes it in between.
-    let before: Option<String> = sqlx::query_scalar(
+    let before: Option<AlertState> = sqlx::query_scalar(
         "SELECT state FROM opsdash.alert
           WHERE rule_id = $1 AND label_key = $2 AND state <> 'resolved' FOR UPDATE",
     )
@@ -146,7 +148,11 @@ pub async fn store_firing(conn: &mut PgConnection, a: &Incoming<'_>) -> Result<O
     .bind(a.label_key)
     .fetch_optional(&mut *conn)
     .await?;
-    let fresh = if a.silenced { "suppressed" } else { "firing" };
+    let fresh = if a.silenced {
+        AlertState::Suppressed
+    } else {
+        AlertState::Firing
+    };
     // ON CONFLICT repeats the partial index's WHERE clause.
     let row: Option<ExternalRow> = sqlx::query_as(&format!(
         "INSERT INTO opsdash.alert AS a
@@ -202,8 +208,8 @@ pub async fn resolve_by_sender(
     rule_id: i64,
     label_key: &str,
     ends_at: DateTime<Utc>,
-) -> Result<Option<(ExternalRow, String)>> {
-    let before: Option<(i64, String)> = sqlx::query_as(
+) -> Result<Option<(ExternalRow, AlertState)>> {
+    let before: Option<(i64, AlertState)> = sqlx::query_as(
         "SELECT id, state FROM opsdash.alert
           WHERE rule_id = $1 AND label_key = $2 AND state <> 'resolved' FOR UPDATE",
     )
@@ -231,8 +237,8 @@ pub async fn resolve_by_sender(
 
 /// Resolves every open external alert whose endsAt has passed without a re-send. Returns the
 /// rows with their states before.
-pub async fn resolve_overdue(conn: &mut PgConnection) -> Result<Vec<(ExternalRow, String)>> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
+pub async fn resolve_overdue(conn: &mut PgConnection) -> Result<Vec<(ExternalRow, AlertState)>> {
+    let rows: Vec<(i64, AlertState)> = sqlx::query_as(
         "SELECT id, state FROM opsdash.alert
           WHERE source IS NOT NULL AND state <> 'resolved' AND ends_at <= now()
           ORDER BY id FOR UPDATE SKIP LOCKED",
@@ -253,13 +259,12 @@ pub async fn resolve_overdue(conn: &mut PgConnection) -> Result<Vec<(ExternalRow
     .bind(&ids)
     .fetch_all(conn)
     .await?;
-    let before: BTreeMap<i64, String> = rows.into_iter().collect();
+    let before: BTreeMap<i64, AlertState> = rows.into_iter().collect();
+    // Every updated id was selected above, so each has its state before.
     Ok(done
         .into_iter()
-        .map(|r| {
-            let b = before.get(&r.id).cloned().unwrap_or_default();
-            (r, b)
-        })
+        .filter_map(|r| Some((before.get(&r.id).copied()?, r)))
+        .map(|(b, r)| (r, b))
         .collect())
 }
 
@@ -275,7 +280,7 @@ pub async fn silenceable_for_update(conn: &mut PgConnection) -> Result<Vec<Exter
 }
 
 /// Moves an open external alert between firing and suppressed (a silence began or ended).
-pub async fn set_state(conn: &mut PgConnection, id: i64, state: &str) -> Result<ExternalRow> {
+pub async fn set_state(conn: &mut PgConnection, id: i64, state: AlertState) -> Result<ExternalRow> {
     Ok(sqlx::query_as(&format!(
         "UPDATE opsdash.alert SET state = $2, updated_at = now() WHERE id = $1
          RETURNING {COLUMNS}"

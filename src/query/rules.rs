@@ -11,6 +11,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::rule::RuleSpec;
+use crate::model::AlertState;
 
 /// A rule as stored.
 #[derive(Debug, Clone)]
@@ -343,7 +344,7 @@ pub async fn remove_cli_rule(conn: &mut PgConnection, name: &str, actor: &str) -
     .execute(&mut *conn)
     .await?;
     let note = "rule removed";
-    let resolved: Vec<(i64, String, Option<f64>)> = sqlx::query_as(
+    let resolved: Vec<(i64, AlertState, Option<f64>)> = sqlx::query_as(
         "WITH open AS (SELECT id, state FROM opsdash.alert
                         WHERE rule_id = $1 AND state <> 'resolved' FOR UPDATE)
          UPDATE opsdash.alert a SET state = 'resolved', resolved_at = now(), resolved_by = $2,
@@ -357,7 +358,8 @@ pub async fn remove_cli_rule(conn: &mut PgConnection, name: &str, actor: &str) -
     .fetch_all(&mut *conn)
     .await?;
     for (id, from, value) in &resolved {
-        super::alerts::record_history(conn, *id, Some(from), "resolved", actor, Some(note), *value)
+        let to = AlertState::Resolved;
+        super::alerts::record_history(conn, *id, Some(*from), to, actor, Some(note), *value)
             .await?;
     }
     let alerts_kept: i64 =

@@ -9,6 +9,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::rule::Matcher;
+use crate::model::AlertState;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SilenceRow {
@@ -86,5 +87,5 @@ pub async fn expire_silence(conn: &mut PgConnection, id: i64, actor: &str) -> Re
         bail!("silence {id} does not exist or has already expired");
     }
     // The rules it may have covered: their alerts notify again if they still fire.
-    super::rules::evaluate_rules_with_alerts_now(conn, "suppressed").await
+    super::rules::evaluate_rules_with_alerts_now(conn, AlertState::Suppressed.name()).await
 }

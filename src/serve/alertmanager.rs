@@ -397,7 +397,7 @@ async fn list_alerts(
         let by: Vec<String> = external::silenced_by(&silences, &r.labels.0)
             .map(|id| id.to_string())
             .collect();
-        let is_silenced = r.state == "suppressed" || !by.is_empty();
+        let is_silenced = r.state == crate::model::AlertState::Suppressed || !by.is_empty();
         if (is_silenced && !silenced) || (!is_silenced && !active) {
             continue;
         }

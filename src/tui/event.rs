@@ -14,7 +14,7 @@ pub use crate::tui::msg::{one_line, Event, Sender};
 /// Terminal input, read by crossterm's async event stream.
 pub fn spawn_input(tx: Sender) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut stream = crossterm::event::EventStream::new();
+        let mut stream = ratatui::crossterm::event::EventStream::new();
         loop {
             match stream.next().await {
                 Some(Ok(ev)) => {

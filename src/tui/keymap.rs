@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks the shell (or the current tab) to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,5 @@
 //! The one line-input widget of the TUI: the `/` filter line, the `:` command line and the
-//! Alerts tab's prompts (a note, a duration). A one-line tui-textarea (emacs/readline keys:
+//! Alerts tab's prompts (a note, a duration). A one-line ratatui-textarea (emacs/readline keys:
 //! Ctrl-A/E home/end, Ctrl-W and Alt-Backspace delete a word, Ctrl-K to the end, Ctrl-R redo,
 //! Alt-B/F by word; Ctrl-U undoes in the filter line and deletes to the start in the command
 //! line, as each did before they shared this widget). Whoever owns it keeps Enter, Esc, Ctrl-C
@@ -10,9 +10,9 @@
 //! bar or k9s's filter: typing replaces it, a cursor key keeps it for editing. It remembers the
 //! filter that was applied when it opened, so Esc puts that one back (`original`).
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::Style;
-use tui_textarea::{CursorMove, TextArea};
+use ratatui_textarea::{CursorMove, TextArea};
 
 #[derive(Debug, Clone)]
 pub struct LineInput {

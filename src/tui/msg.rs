@@ -85,7 +85,7 @@ impl Tab {
 #[derive(Debug)]
 pub enum Event {
     /// Key, mouse, resize, paste.
-    Input(crossterm::event::Event),
+    Input(ratatui::crossterm::event::Event),
     /// The terminal input stream failed or ended: nothing more will come from the keyboard.
     InputClosed(String),
     /// Once a second: the clock, periodic refreshes.

@@ -5,14 +5,14 @@
 use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossterm::event::{
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
-use crossterm::terminal::{
+use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
-use crossterm::{cursor, execute};
-use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 
 pub type Term = Terminal<CrosstermBackend<BufWriter<Stdout>>>;

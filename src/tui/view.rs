@@ -5,7 +5,7 @@
 //! none of them.
 
 use chrono::{DateTime, Duration, Utc};
-use crossterm::event::KeyEvent;
+use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::Frame;
 

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use crate::model::{AlertState, Severity};
 use crate::tui::theme::{Role, Theme};
 
 /// "12s ago" style age of a duration.
@@ -391,6 +392,26 @@ pub fn status_role(status: &str) -> Role {
         "critical" => Role::Critical,
         "info" => Role::Info,
         _ => Role::Dim,
+    }
+}
+
+/// Style for an alert severity (as `status_role` colours its name).
+pub fn severity_role(s: Severity) -> Role {
+    match s {
+        Severity::Critical => Role::Critical,
+        Severity::Error => Role::Error,
+        Severity::Warning => Role::Warn,
+        Severity::Info => Role::Info,
+    }
+}
+
+/// Style for an alert state (as `status_role` colours its name; suppressed is dim).
+pub fn alert_state_role(s: AlertState) -> Role {
+    match s {
+        AlertState::Resolved => Role::Ok,
+        AlertState::Pending | AlertState::Acknowledged => Role::Warn,
+        AlertState::Firing => Role::Error,
+        AlertState::Suppressed => Role::Dim,
     }
 }
 
