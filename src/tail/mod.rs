@@ -30,7 +30,6 @@
 //!   the replica only once the replica's snapshot xmin has reached the cursor, so that nothing
 //!   the primary showed is taken again for in progress and read twice.
 
-pub mod buffer;
 mod outbox;
 
 use std::collections::{BTreeMap, HashSet};
@@ -49,7 +48,6 @@ use crate::db::{Db, LOGS_CHANNEL};
 use crate::filter::Filter;
 use crate::query::logs::{self as q, LogLine, TailCursor, TailSnapshot};
 
-pub use buffer::TailBuffer;
 use outbox::Outbox;
 pub use outbox::Waker;
 

@@ -12,8 +12,16 @@
 
 use std::collections::VecDeque;
 
+use chrono::{DateTime, Utc};
+
 use crate::query::logs::LogLine;
-use crate::tail::buffer::{key_of, LineKey};
+
+/// Where a line sorts: its event time, then its id (ties of one timestamp keep insert order).
+pub type LineKey = (DateTime<Utc>, i64);
+
+pub fn key_of(l: &LogLine) -> LineKey {
+    (l.ts, l.id)
+}
 
 /// Lines per page read from history.
 pub(super) const PAGE: i64 = 500;

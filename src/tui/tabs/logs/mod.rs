@@ -44,7 +44,6 @@ use crate::query::error_groups::{self, ErrorGroup, GroupQuery, GroupStatus};
 use crate::query::logs::{self as lq, LogLine, LogStats};
 use crate::query::trace::TraceItem;
 use crate::sanitize::sanitize;
-use crate::tail::buffer::{key_of, LineKey};
 use crate::tail::{TailEvent, TailHandle, TailOptions};
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Data, Effect, Jump, LogsData, QueryRequest, Tab};
@@ -53,6 +52,7 @@ use crate::tui::view::{Binding, Cursor, DrawCtx, Panel, Refresher, TabCtx, TabVi
 use crate::tui::widgets::{
     block, draw_note, fmt_count, fmt_ms, put_line, row_style, spark_text, status_role, truncate,
 };
+use list::{key_of, LineKey};
 
 mod audit;
 mod copy;
