@@ -67,11 +67,17 @@ impl LogsTab {
         )
     }
 
-    /// What the header says the list covers: the shared range's name, or its own bounds.
+    /// What the header says the list covers: the shared range's name, `window` when the
+    /// filter's `since:`/`until:` set it (the filter is shown too), or the bounds `:goto` chose.
     pub(super) fn range_label(&self, ctx: &DrawCtx) -> String {
         let (since, until) = self.filter.time_bounds(ctx.now);
         if since.is_none() && until.is_none() && self.goto_from.is_none() {
             return ctx.range.label().to_string();
+        }
+        if since.is_some() || until.is_some() {
+            // The filter, shown beside the counts, already says the window; at 80 columns
+            // its dates here would push the filter itself off the line.
+            return "window".to_string();
         }
         let (r, open) = self.history_range(ctx.now, ctx.range);
         let t = |t| ctx.fmt_time(t, "%m-%d %H:%M");
