@@ -16,19 +16,7 @@ use super::Severity;
 
 /// An alert's state: pending -> firing -> acknowledged -> resolved, suppressed while a silence
 /// matches. Declared in display order (the Alerts list sorts by it: firing first).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// Firing and notified.
@@ -78,6 +66,28 @@ impl AlertState {
     /// Still open (anything but resolved).
     pub fn is_open(self) -> bool {
         self != AlertState::Resolved
+    }
+}
+
+/// The `--state` flag lists the states in their lifecycle order (pending first), which is not
+/// the declaration order the Alerts list sorts by; so the clap side is written out.
+impl clap::ValueEnum for AlertState {
+    fn value_variants<'a>() -> &'a [Self] {
+        use AlertState::*;
+        &[Pending, Firing, Acknowledged, Suppressed, Resolved]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            AlertState::Pending => "condition true, waiting for its `for` period",
+            AlertState::Firing => "firing and notified",
+            AlertState::Acknowledged => "firing, acknowledged by an operator",
+            AlertState::Suppressed => "firing but matched by a silence",
+            AlertState::Resolved => {
+                "ended (condition false for the resolve period, or resolved by hand)"
+            }
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }
 
