@@ -115,7 +115,7 @@ pub fn page_query<'a>(
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
     ));
-    push_range(&mut qb, range);
+    push_selection(&mut qb, range, filter);
     if let Some(k) = key {
         // The plain `ts` bound beside the row comparison prunes partitions past the key and
         // bounds the index scan; the row comparison then breaks ties by id.
@@ -131,10 +131,6 @@ pub fn page_query<'a>(
             .push_bind(k.id)
             .push(")");
     }
-    if !filter.is_empty() {
-        qb.push(" AND ");
-        filter.push_conditions(&mut qb);
-    }
     qb.push(match dir {
         Direction::Older => " ORDER BY ts DESC, id DESC LIMIT ",
         Direction::Newer => " ORDER BY ts ASC, id ASC LIMIT ",
@@ -143,11 +139,20 @@ pub fn page_query<'a>(
     qb
 }
 
-fn push_range(qb: &mut QueryBuilder<'_, Postgres>, range: HistoryRange) {
+/// The range and the filter: what the pages, the count and the estimate all select.
+fn push_selection<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    range: HistoryRange,
+    filter: &'a Filter,
+) {
     qb.push("ts >= ")
         .push_bind(range.from)
         .push(" AND ts < ")
         .push_bind(range.until);
+    if !filter.is_empty() {
+        qb.push(" AND ");
+        filter.push_conditions(qb);
+    }
 }
 
 /// The header's count of the lines the range and filter hold.
@@ -195,11 +200,7 @@ pub async fn count(
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT count(*) FROM (SELECT 1 FROM opsdash.log_event WHERE ",
     );
-    push_range(&mut qb, range);
-    if !filter.is_empty() {
-        qb.push(" AND ");
-        filter.push_conditions(&mut qb);
-    }
+    push_selection(&mut qb, range, filter);
     qb.push(" LIMIT ")
         .push_bind(cap.saturating_add(1))
         .push(") c");
@@ -231,11 +232,7 @@ pub async fn estimate(pool: &PgPool, range: HistoryRange, filter: &Filter) -> sq
     let mut qb = QueryBuilder::<Postgres>::new(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM opsdash.log_event WHERE ",
     );
-    push_range(&mut qb, range);
-    if !filter.is_empty() {
-        qb.push(" AND ");
-        filter.push_conditions(&mut qb);
-    }
+    push_selection(&mut qb, range, filter);
     let plan: serde_json::Value = qb.build_query_scalar().fetch_one(pool).await?;
     Ok(plan
         .pointer("/0/Plan/Plan Rows")
