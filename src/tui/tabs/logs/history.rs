@@ -147,8 +147,6 @@ impl LogsTab {
             LoadKind::Older => ("older", LogsData::Older),
             LoadKind::Newer => ("newer", LogsData::Newer),
         };
-        let started = std::time::Instant::now();
-        self.load_started = Some(started);
         vec![Effect::Query(QueryRequest::new(
             panel,
             async move {
@@ -270,9 +268,6 @@ impl LogsTab {
         };
         if l.tag != self.list.epoch {
             return Vec::new();
-        }
-        if let Some(t) = self.load_started.take() {
-            self.last_load = Some(t.elapsed());
         }
         let cursor = if self.follow { None } else { self.selected };
         match kind {

@@ -107,10 +107,6 @@ pub struct LogsTab {
     pub count: Panel<crate::query::history::HeaderCount>,
     /// The volume histogram above the list (`i`).
     pub volume: histogram::VolumeView,
-    /// When the newest load was asked for, and how long the last one took (shown in help's
-    /// status, measured from the TUI's side: queue, query and hand-over).
-    load_started: Option<std::time::Instant>,
-    pub last_load: Option<Duration>,
     pub paused: bool,
     pub waiting: u64,
     pub skipped: u64,
@@ -173,8 +169,6 @@ impl LogsTab {
             goto_from: None,
             count: Panel::default(),
             volume: histogram::VolumeView::default(),
-            load_started: None,
-            last_load: None,
             paused: false,
             waiting: 0,
             skipped: 0,
