@@ -200,7 +200,7 @@ impl LogsTab {
 
     /// The detail pane's read of the whole selected line (the list's view only).
     pub(super) fn want_detail(&mut self, ctx: &TabCtx) -> Vec<Effect> {
-        if self.view != View::Tail {
+        if self.view != View::Tail || !self.detail.shown {
             return Vec::new();
         }
         let selected = self.selected_index().and_then(|i| self.list.get(i));

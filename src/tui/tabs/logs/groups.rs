@@ -184,16 +184,24 @@ impl GroupsView {
     }
 
     /// Navigation: Back leaves the view (false); Enter lists the group's lines (a jump).
-    pub(super) fn on_action(&mut self, a: Action) -> Option<Vec<Effect>> {
+    pub(super) fn on_action(&mut self, a: Action, ctx: &TabCtx) -> Option<Vec<Effect>> {
         match a {
             Action::Back => return None,
             Action::Select => {
                 let Some(g) = self.selected() else {
                     return Some(Vec::new());
                 };
+                // The range reaches back to the group's first line, as an alert's jump does
+                // (the list follows the filter's `since:` inside the range).
+                let age = ctx.now - g.first_seen;
+                let range = TimeRange::ALL
+                    .into_iter()
+                    .find(|r| r.duration() >= age)
+                    .unwrap_or(TimeRange::D30);
                 return Some(vec![Effect::Jump(Jump {
                     tab: Some(Tab::Logs),
                     filter: lines_filter(g),
+                    range: Some(range),
                     note: format!("log lines of error group {}", safe(&g.fingerprint)),
                     ..Jump::default()
                 })]);

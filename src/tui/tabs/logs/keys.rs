@@ -50,7 +50,7 @@ impl LogsTab {
                     self.view = View::Tail;
                 }
             }
-            View::Groups => match self.groups.on_action(action) {
+            View::Groups => match self.groups.on_action(action, ctx) {
                 Some(fx) => return fx,
                 None => self.view = View::Tail,
             },
