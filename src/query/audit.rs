@@ -1,6 +1,7 @@
 //! The audit trail: who did what to which resource when, with before/after; the filter line's
 //! search with keyset paging through all of it (`opsdash audit search`); quick filters for
-//! "who deleted X" and for mass deletes (actors with more than N deletes in 5 minutes).
+//! "who deleted X" and for mass deletes (an actor's deletes with one action, more than N in 5
+//! minutes).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -212,20 +213,23 @@ pub async fn who_deleted(
     .await
 }
 
-/// An actor who deleted more than the threshold within one window.
+/// An actor who deleted more than the threshold within one window with one action (the
+/// notion of the shipped `mass-delete` rule: deletes by one actor over 5 minutes, above 10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MassDelete {
     pub actor: String,
+    /// The delete action (`user.delete`, `DELETE`...): one row per actor and action.
+    pub action: String,
     /// Most deletes in any one window.
     pub peak: i64,
     /// End of the busiest window (the delete that reached the peak).
     pub peak_at: DateTime<Utc>,
-    /// All deletes by the actor since `since`.
+    /// All deletes by the actor with this action since `since`.
     pub total: i64,
 }
 
-/// Actors with more than `threshold` deletes within any `window` (sliding) since `since`,
-/// worst first.
+/// Actors and actions with more than `threshold` deletes within any `window` (sliding) since
+/// `since`, worst first.
 pub async fn mass_deletes(
     pool: &PgPool,
     since: DateTime<Utc>,
@@ -233,20 +237,20 @@ pub async fn mass_deletes(
     threshold: i64,
 ) -> sqlx::Result<Vec<MassDelete>> {
     let secs = window.num_milliseconds() as f64 / 1000.0;
-    let rows: Vec<(String, i64, DateTime<Utc>, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64, DateTime<Utc>, i64)> = sqlx::query_as(&format!(
         "WITH d AS (
-           SELECT actor, ts,
-                  count(*) OVER (PARTITION BY actor ORDER BY ts
+           SELECT actor, action, ts,
+                  count(*) OVER (PARTITION BY actor, action ORDER BY ts
                                  RANGE BETWEEN make_interval(secs => $2) PRECEDING AND CURRENT ROW) AS in_window
              FROM opsdash.audit_event
             WHERE ts >= $1 AND {IS_DELETE}
          ), per_actor AS (
-           SELECT DISTINCT ON (actor) actor, in_window AS peak, ts AS peak_at,
-                  count(*) OVER (PARTITION BY actor) AS total
-             FROM d ORDER BY actor, in_window DESC, ts
+           SELECT DISTINCT ON (actor, action) actor, action, in_window AS peak, ts AS peak_at,
+                  count(*) OVER (PARTITION BY actor, action) AS total
+             FROM d ORDER BY actor, action, in_window DESC, ts
          )
-         SELECT actor, peak, peak_at, total FROM per_actor WHERE peak > $3
-          ORDER BY peak DESC, actor"
+         SELECT actor, action, peak, peak_at, total FROM per_actor WHERE peak > $3
+          ORDER BY peak DESC, actor, action"
     ))
     .bind(since)
     .bind(secs)
@@ -255,8 +259,9 @@ pub async fn mass_deletes(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(actor, peak, peak_at, total)| MassDelete {
+        .map(|(actor, action, peak, peak_at, total)| MassDelete {
             actor,
+            action,
             peak,
             peak_at,
             total,

@@ -127,17 +127,88 @@ fn group(r: GroupRow) -> ErrorGroup {
     }
 }
 
-/// Which groups to list.
-#[derive(Debug, Clone, Default)]
+/// The order of the list (the groups view cycles through them with `s`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupSort {
+    /// Regressed groups first, then most recently seen: the triage order.
+    #[default]
+    LastSeen,
+    /// Most occurrences first.
+    Count,
+    /// Most users affected first.
+    Users,
+    /// Newest groups first.
+    FirstSeen,
+}
+
+impl GroupSort {
+    pub const ALL: [GroupSort; 4] = [
+        GroupSort::LastSeen,
+        GroupSort::Count,
+        GroupSort::Users,
+        GroupSort::FirstSeen,
+    ];
+
+    /// The next order in the cycle.
+    pub fn next(self) -> GroupSort {
+        let i = GroupSort::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        GroupSort::ALL[(i + 1) % GroupSort::ALL.len()]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupSort::LastSeen => "last seen",
+            GroupSort::Count => "count",
+            GroupSort::Users => "users",
+            GroupSort::FirstSeen => "first seen",
+        }
+    }
+
+    /// The ORDER BY list (constants only); the fingerprint makes every order total, so a
+    /// refresh never swaps two equal rows.
+    fn order_by(self) -> &'static str {
+        match self {
+            GroupSort::LastSeen => "regressed DESC, last_seen DESC, fingerprint",
+            GroupSort::Count => "count DESC, last_seen DESC, fingerprint",
+            GroupSort::Users => "affected_users DESC, count DESC, fingerprint",
+            GroupSort::FirstSeen => "first_seen DESC, fingerprint",
+        }
+    }
+}
+
+/// Which groups to list, and in which order.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupQuery {
     /// Only these statuses (all when empty).
     pub statuses: Vec<GroupStatus>,
     /// Only groups seen since.
     pub seen_since: Option<DateTime<Utc>>,
-    pub service: Option<String>,
+    /// Only these services (all when empty).
+    pub services: Vec<String>,
+    /// Only these error types (all when empty).
+    pub error_types: Vec<String>,
+    /// Only the groups that came back after they were resolved.
+    pub regressed_only: bool,
+    /// Words that must each appear in the sample message, the fingerprint or the type
+    /// (case-insensitively).
+    pub words: Vec<String>,
+    pub sort: GroupSort,
 }
 
-/// Groups, most recently seen first, each with a sparkline of `buckets` counts over the
+/// `word` as a LIKE pattern matching it anywhere, its own `%`, `_` and `\` taken literally.
+fn contains_pattern(word: &str) -> String {
+    let mut p = String::from("%");
+    for c in word.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Groups in the query's order, each with a sparkline of `buckets` counts over the
 /// `spark_window` ending now (from the raw lines, via the (fingerprint, ts) index).
 pub async fn list(
     pool: &PgPool,
@@ -147,16 +218,26 @@ pub async fn list(
     buckets: usize,
 ) -> sqlx::Result<Vec<ErrorGroup>> {
     let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_string()).collect();
+    let words: Vec<String> = q.words.iter().map(|w| contains_pattern(w)).collect();
     let rows: Vec<GroupRow> = sqlx::query_as(&format!(
         "SELECT {GROUP_COLUMNS} FROM opsdash.error_group
           WHERE (cardinality($1::text[]) = 0 OR status = ANY($1))
             AND ($2::timestamptz IS NULL OR last_seen >= $2)
-            AND ($3::text IS NULL OR service = $3)
-          ORDER BY regressed DESC, last_seen DESC LIMIT $4"
+            AND (cardinality($3::text[]) = 0 OR service = ANY($3))
+            AND (cardinality($4::text[]) = 0 OR error_type = ANY($4))
+            AND (NOT $5 OR regressed)
+            AND (SELECT bool_and(sample_message ILIKE w OR fingerprint ILIKE w
+                                 OR coalesce(error_type, '') ILIKE w)
+                   FROM unnest($6::text[]) w) IS NOT FALSE
+          ORDER BY {} LIMIT $7",
+        q.sort.order_by()
     ))
     .bind(&statuses)
     .bind(q.seen_since)
-    .bind(&q.service)
+    .bind(&q.services)
+    .bind(&q.error_types)
+    .bind(q.regressed_only)
+    .bind(&words)
     .bind(limit)
     .fetch_all(pool)
     .await?;

@@ -65,6 +65,28 @@ pub const LOGS_LIST: &[(&str, &str)] = &[
     ("", "  else FOLLOWING with the newest line's age"),
 ];
 
+/// The Logs tab's other views (`v`), for the overlay on that tab.
+pub const LOGS_VIEWS: &[(&str, &str)] = &[
+    ("error groups", "v from the list; the view's keys:"),
+    ("a p R i o", "ack / in progress / resolve / ignore / reopen"),
+    ("n", "the same with a note: \"resolve fixed in 1.4.2\""),
+    ("s", "sort: last seen / count / users / first seen"),
+    ("/", "status:new,regressed service:api type:Timeout words"),
+    ("enter  d", "the group's log lines / its detail"),
+    ("▲ regressed", "came back after it was resolved"),
+    (
+        "audit trail",
+        "v again; /actor:NAME action:*delete* since:1d",
+    ),
+    ("m", "mass deletes: > 10 by one actor and action in 5 min"),
+    ("", "  (enter: those rows in the trail)"),
+    ("D", "who deleted the selected row's resource"),
+    (
+        "x  :export F",
+        "the rows of the filter, JSON lines (.log: text)",
+    ),
+];
+
 /// `FILTER_HELP` as overlay entries: "example   what it selects" lines split at their column,
 /// other lines as notes.
 pub fn filter_language() -> Vec<(String, String)> {
@@ -116,6 +138,13 @@ pub fn lines(app: &App) -> Vec<(String, String)> {
     if on_logs {
         out.push((String::new(), "The Logs list".into()));
         for (k, h) in LOGS_LIST {
+            out.push((
+                if k.is_empty() { " " } else { k }.to_string(),
+                h.to_string(),
+            ));
+        }
+        out.push((String::new(), "Error groups and audit trail".into()));
+        for (k, h) in LOGS_VIEWS {
             out.push((
                 if k.is_empty() { " " } else { k }.to_string(),
                 h.to_string(),

@@ -1,14 +1,48 @@
 //! The Health tab's database section, as pg_activity shows it: version, uptime, connections
 //! by state, cache hit, size, largest tables, longest queries and locks.
+//!
+//! A component: the database's figures, a cursor over the longest queries, query and draw.
 
-// The tab's imports, helpers and private fields: a section is part of the tab.
+// The tab's imports and helpers.
 use super::*;
 
-impl HealthTab {
-    pub(super) fn draw_database(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+#[derive(Default)]
+pub(super) struct DatabaseSection {
+    pub(super) db: Panel<DbHealth>,
+    cursor: Cursor,
+}
+
+impl SectionView for DatabaseSection {
+    fn request(&mut self, ctx: &TabCtx) -> Effect {
+        let db = ctx.db.clone();
+        Effect::Query(QueryRequest::new(
+            "database",
+            async move { health::database(&db).await },
+            HealthData::Database,
+        ))
+    }
+
+    /// The longest queries by pid (the filter names services and jobs, not queries).
+    fn keys(&self, _filter: &str) -> Vec<String> {
+        self.db
+            .data
+            .iter()
+            .flat_map(|d| d.longest.iter().map(|a| a.pid.to_string()))
+            .collect()
+    }
+
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    fn cursor_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, filter: &str) {
         let theme = ctx.theme;
-        let Some(d) = &self.database.data else {
-            if let Some((msg, role)) = self.database.placeholder() {
+        let Some(d) = &self.db.data else {
+            if let Some((msg, role)) = self.db.placeholder() {
                 draw_note(f, area, &msg, role, theme);
             }
             return;
@@ -180,7 +214,7 @@ impl HealthTab {
             );
         }
         let page = longest_area.height.saturating_sub(1) as usize;
-        let sel = self.selected(Section::Database, d.longest.len());
+        let sel = self.selected(filter);
         let rows: Vec<Row> = visible_page(&d.longest, sel, page)
             .map(|(i, a)| {
                 Row::new(vec![

@@ -1,9 +1,12 @@
 //! Health tab: checked services (status, last check, response time, uptime 24h/7d/30d, recent
 //! checks), integrations (outbound calls), the database (as pg_activity shows it) and the
 //! worker jobs, and retention (`retention_section`). On a small terminal one section at a
-//! time (h/l to switch); on a large one all of them. This file holds the tab (state, keys,
-//! data, layout); each section draws from its own file (`services`, `database`, `workers`,
-//! `retention_section`).
+//! time (h/l to switch); on a large one all of them.
+//!
+//! Each section is a component in its own file (`services` with `integrations`, `database`,
+//! `workers`, `retention_section`) owning its rows, its cursor, its query, its data and its
+//! draw (`SectionView`); this file holds what they share (the filter by name, the refresh,
+//! the layout) and dispatches keys and data to them.
 
 mod database;
 pub mod retention_section;
@@ -61,14 +64,38 @@ impl Section {
     }
 }
 
+/// What the tab asks of each section.
+trait SectionView {
+    /// The query of the section's data; the result comes back as `HealthData`.
+    fn request(&mut self, ctx: &TabCtx) -> Effect;
+    /// What identifies each listed row (those matching `filter`), in order, so the cursor can
+    /// follow its item when a refresh re-orders the rows.
+    fn keys(&self, filter: &str) -> Vec<String>;
+    fn cursor(&self) -> Cursor;
+    fn cursor_mut(&mut self) -> &mut Cursor;
+    /// Draws inside the section's frame.
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, filter: &str);
+
+    /// The selected row of the listed rows.
+    fn selected(&self, filter: &str) -> usize {
+        self.cursor()
+            .selected
+            .min(self.keys(filter).len().saturating_sub(1))
+    }
+}
+
+/// Whether a row's text matches the tab's filter (a case-insensitive substring).
+fn matches(filter: &str, s: &str) -> bool {
+    filter.is_empty() || s.to_lowercase().contains(&filter.to_lowercase())
+}
+
 pub struct HealthTab {
     pub section: Section,
-    pub services: Panel<Vec<ServiceRow>>,
-    pub integrations: Panel<Vec<IntegrationRow>>,
-    pub database: Panel<DbHealth>,
-    pub workers: Panel<Vec<JobRow>>,
+    services: services::ServicesSection,
+    integrations: services::IntegrationsSection,
+    database: database::DatabaseSection,
+    workers: workers::WorkersSection,
     pub retention: RetentionSection,
-    cursors: [Cursor; 5],
     filter: String,
     refresher: Refresher,
 }
@@ -119,138 +146,47 @@ impl HealthTab {
     pub fn new() -> HealthTab {
         HealthTab {
             section: Section::Services,
-            services: Panel::default(),
-            integrations: Panel::default(),
-            database: Panel::default(),
-            workers: Panel::default(),
+            services: Default::default(),
+            integrations: Default::default(),
+            database: Default::default(),
+            workers: Default::default(),
             retention: RetentionSection::default(),
-            cursors: [Cursor::default(); 5],
             filter: String::new(),
             refresher: Refresher::every(5),
         }
     }
 
-    fn matches(&self, s: &str) -> bool {
-        self.filter.is_empty() || s.to_lowercase().contains(&self.filter.to_lowercase())
-    }
-
-    fn visible_services(&self) -> Vec<&ServiceRow> {
-        self.services
-            .data
-            .iter()
-            .flatten()
-            .filter(|s| self.matches(&format!("{} {} {}", s.name, s.kind, s.status)))
-            .collect()
-    }
-
-    fn visible_integrations(&self) -> Vec<&IntegrationRow> {
-        self.integrations
-            .data
-            .iter()
-            .flatten()
-            .filter(|s| self.matches(&s.name))
-            .collect()
-    }
-
-    fn visible_jobs(&self) -> Vec<&JobRow> {
-        self.workers
-            .data
-            .iter()
-            .flatten()
-            .filter(|j| self.matches(&j.job))
-            .collect()
-    }
-
-    /// What identifies each listed row of a section, in order, so the cursor can follow its
-    /// item when a refresh re-orders the rows.
-    fn section_keys(&self, s: Section) -> Vec<String> {
+    fn view(&self, s: Section) -> &dyn SectionView {
         match s {
-            Section::Services => self
-                .visible_services()
-                .iter()
-                .map(|r| r.name.clone())
-                .collect(),
-            Section::Integrations => self
-                .visible_integrations()
-                .iter()
-                .map(|r| r.name.clone())
-                .collect(),
-            Section::Database => self
-                .database
-                .data
-                .iter()
-                .flat_map(|d| d.longest.iter().map(|a| a.pid.to_string()))
-                .collect(),
-            Section::Worker => self.visible_jobs().iter().map(|j| j.job.clone()).collect(),
-            Section::Retention => self.retention.keys(),
+            Section::Services => &self.services,
+            Section::Integrations => &self.integrations,
+            Section::Database => &self.database,
+            Section::Worker => &self.workers,
+            Section::Retention => &self.retention,
         }
     }
 
-    fn section_len(&self, s: Section) -> usize {
+    fn view_mut(&mut self, s: Section) -> &mut dyn SectionView {
         match s {
-            Section::Services => self.visible_services().len(),
-            Section::Integrations => self.visible_integrations().len(),
-            Section::Database => self
-                .database
-                .data
-                .as_ref()
-                .map(|d| d.longest.len())
-                .unwrap_or(0),
-            Section::Worker => self.visible_jobs().len(),
-            Section::Retention => self.retention.len(),
+            Section::Services => &mut self.services,
+            Section::Integrations => &mut self.integrations,
+            Section::Database => &mut self.database,
+            Section::Worker => &mut self.workers,
+            Section::Retention => &mut self.retention,
         }
     }
 
     fn requests(&mut self, ctx: &TabCtx) -> Vec<Effect> {
         self.refresher.done(ctx.now);
-        let db = ctx.db.clone();
-        let a = QueryRequest::new(
-            "services",
-            async move { health::services(&db).await },
-            HealthData::Services,
-        );
-        let db = ctx.db.clone();
-        let b = QueryRequest::new(
-            "integrations",
-            async move { health::integrations(&db).await },
-            HealthData::Integrations,
-        );
-        let db = ctx.db.clone();
-        let c = QueryRequest::new(
-            "database",
-            async move { health::database(&db).await },
-            HealthData::Database,
-        );
-        let db = ctx.db.clone();
-        let d = QueryRequest::new(
-            "workers",
-            async move { health::workers(&db).await },
-            HealthData::Workers,
-        );
-        let e = self.retention.request(ctx);
-        vec![
-            Effect::Query(a),
-            Effect::Query(b),
-            Effect::Query(c),
-            Effect::Query(d),
-            e,
-        ]
+        Section::ALL
+            .iter()
+            .map(|&s| self.view_mut(s).request(ctx))
+            .collect()
     }
 
     fn draw_section(&self, s: Section, f: &mut Frame, area: Rect, focused: bool, ctx: &DrawCtx) {
         let inner = framed(f, area, s.title(), focused, ctx.theme);
-        match s {
-            Section::Services => self.draw_services(f, inner, ctx),
-            Section::Integrations => self.draw_integrations(f, inner, ctx),
-            Section::Database => self.draw_database(f, inner, ctx),
-            Section::Worker => self.draw_worker(f, inner, ctx),
-            Section::Retention => self.retention.draw_table(f, inner, ctx),
-        }
-    }
-
-    /// The selected row of a section listing `len` rows.
-    fn selected(&self, s: Section, len: usize) -> usize {
-        self.cursors[s.index()].selected.min(len.saturating_sub(1))
+        self.view(s).draw_in(f, inner, ctx, &self.filter);
     }
 }
 
@@ -277,8 +213,10 @@ impl TabView for HealthTab {
                 self.section = Section::ALL[(i + 1) % Section::ALL.len()]
             }
             _ => {
-                let len = self.section_len(self.section);
-                self.cursors[i].apply(action, len, 10);
+                let len = self.view(self.section).keys(&self.filter).len();
+                self.view_mut(self.section)
+                    .cursor_mut()
+                    .apply(action, len, 10);
             }
         }
         Vec::new()
@@ -291,27 +229,31 @@ impl TabView for HealthTab {
         let before: Vec<Option<String>> = Section::ALL
             .iter()
             .map(|&s| {
-                let len = self.section_len(s);
-                self.section_keys(s).get(self.selected(s, len)).cloned()
+                let v = self.view(s);
+                v.keys(&self.filter).get(v.selected(&self.filter)).cloned()
             })
             .collect();
         match data {
-            HealthData::Services(r) => self.services.set(r),
-            HealthData::Integrations(r) => self.integrations.set(r),
-            HealthData::Database(r) => self.database.set(r),
-            HealthData::Workers(r) => self.workers.set(r),
+            HealthData::Services(r) => self.services.rows.set(r),
+            HealthData::Integrations(r) => self.integrations.rows.set(r),
+            HealthData::Database(r) => self.database.db.set(r),
+            HealthData::Workers(r) => self.workers.jobs.set(r),
             HealthData::Retention(r) => self.retention.on_data(r),
         }
         for s in Section::ALL {
-            let keys = self.section_keys(s);
-            self.cursors[s.index()].follow(before[s.index()].as_ref(), keys);
+            let keys = self.view(s).keys(&self.filter);
+            self.view_mut(s)
+                .cursor_mut()
+                .follow(before[s.index()].as_ref(), keys);
         }
         Vec::new()
     }
 
     fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
         self.filter = text.to_string();
-        self.cursors = [Cursor::default(); 5];
+        for s in Section::ALL {
+            *self.view_mut(s).cursor_mut() = Cursor::default();
+        }
         Vec::new()
     }
 

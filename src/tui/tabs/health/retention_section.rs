@@ -11,12 +11,38 @@ use crate::query::retention::{self as q, RetentionStatus};
 use crate::sanitize::sanitize;
 use crate::tui::msg::{Effect, HealthData, QueryRequest, Res};
 use crate::tui::theme::Role;
-use crate::tui::view::{DrawCtx, Panel, TabCtx};
+use crate::tui::view::{Cursor, DrawCtx, Panel, TabCtx};
 use crate::tui::widgets::{block, draw_note, fmt_bytes, truncate};
 
 #[derive(Debug, Default)]
 pub struct RetentionSection {
     pub rows: Panel<Vec<RetentionStatus>>,
+    /// The Health tab's cursor over the tables (moved with j/k; the table lists them all).
+    cursor: Cursor,
+}
+
+/// The Health tab's view of the section: the filter names services and jobs, so every table
+/// stays listed.
+impl super::SectionView for RetentionSection {
+    fn request(&mut self, ctx: &TabCtx) -> Effect {
+        RetentionSection::request(self, ctx)
+    }
+
+    fn keys(&self, _filter: &str) -> Vec<String> {
+        RetentionSection::keys(self)
+    }
+
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    fn cursor_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, _filter: &str) {
+        self.draw_table(f, area, ctx);
+    }
 }
 
 impl RetentionSection {

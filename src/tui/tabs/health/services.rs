@@ -1,13 +1,55 @@
 //! The Health tab's services section (status, last check, response time, uptime, recent
-//! checks) and integrations section (outbound calls per partner).
+//! checks) and integrations section (outbound calls per partner): two components, each with
+//! its rows, cursor, query and draw.
 
-// The tab's imports, helpers and private fields: a section is part of the tab.
+// The tab's imports and helpers (the sparkline of checks, the uptime colours).
 use super::*;
 
-impl HealthTab {
-    pub(super) fn draw_services(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+#[derive(Default)]
+pub(super) struct ServicesSection {
+    pub(super) rows: Panel<Vec<ServiceRow>>,
+    cursor: Cursor,
+}
+
+impl ServicesSection {
+    fn visible(&self, filter: &str) -> Vec<&ServiceRow> {
+        self.rows
+            .data
+            .iter()
+            .flatten()
+            .filter(|s| matches(filter, &format!("{} {} {}", s.name, s.kind, s.status)))
+            .collect()
+    }
+}
+
+impl SectionView for ServicesSection {
+    fn request(&mut self, ctx: &TabCtx) -> Effect {
+        let db = ctx.db.clone();
+        Effect::Query(QueryRequest::new(
+            "services",
+            async move { health::services(&db).await },
+            HealthData::Services,
+        ))
+    }
+
+    fn keys(&self, filter: &str) -> Vec<String> {
+        self.visible(filter)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    fn cursor_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, filter: &str) {
         let theme = ctx.theme;
-        let rows_data = self.visible_services();
+        let rows_data = self.visible(filter);
         const COLUMNS: Columns = Columns {
             header: &[
                 "status",
@@ -24,7 +66,7 @@ impl HealthTab {
             header_role: Role::Dim,
             wants: &[0, 32],
         };
-        let note = self.services.note(
+        let note = self.rows.note(
             rows_data.is_empty(),
             (
                 "no services: add [[service]] checks to the config",
@@ -39,7 +81,7 @@ impl HealthTab {
         let [table_area, detail_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
         let page = table_area.height.saturating_sub(1) as usize;
-        let sel = self.selected(Section::Services, rows_data.len());
+        let sel = self.selected(filter);
         let fixed = 9 + 14 + 8 + 7 + 6 + 6 + 6 + 7;
         let spark_w = (area.width as usize).saturating_sub(fixed).clamp(4, 60);
         let rows: Vec<Row> = visible_page(&rows_data, sel, page)
@@ -88,10 +130,53 @@ impl HealthTab {
             );
         }
     }
+}
 
-    pub(super) fn draw_integrations(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+#[derive(Default)]
+pub(super) struct IntegrationsSection {
+    pub(super) rows: Panel<Vec<IntegrationRow>>,
+    cursor: Cursor,
+}
+
+impl IntegrationsSection {
+    fn visible(&self, filter: &str) -> Vec<&IntegrationRow> {
+        self.rows
+            .data
+            .iter()
+            .flatten()
+            .filter(|s| matches(filter, &s.name))
+            .collect()
+    }
+}
+
+impl SectionView for IntegrationsSection {
+    fn request(&mut self, ctx: &TabCtx) -> Effect {
+        let db = ctx.db.clone();
+        Effect::Query(QueryRequest::new(
+            "integrations",
+            async move { health::integrations(&db).await },
+            HealthData::Integrations,
+        ))
+    }
+
+    fn keys(&self, filter: &str) -> Vec<String> {
+        self.visible(filter)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    fn cursor_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, filter: &str) {
         let theme = ctx.theme;
-        let rows_data = self.visible_integrations();
+        let rows_data = self.visible(filter);
         const COLUMNS: Columns = Columns {
             header: &[
                 "integration",
@@ -106,12 +191,12 @@ impl HealthTab {
             header_role: Role::Dim,
             wants: &[32],
         };
-        let note = self.integrations.note(
+        let note = self.rows.note(
             rows_data.is_empty(),
             ("no outbound calls in the last 24 h", Role::Dim),
         );
         draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
-            let sel = self.selected(Section::Integrations, rows_data.len());
+            let sel = self.selected(filter);
             visible_page(&rows_data, sel, page)
                 .map(|(i, r)| {
                     let selected = i == sel;

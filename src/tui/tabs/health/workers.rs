@@ -1,12 +1,51 @@
-//! The Health tab's worker section: each background job, its lease holder and last run.
+//! The Health tab's worker section: each background job, its lease holder and last run. A
+//! component: its rows, cursor, query and draw.
 
-// The tab's imports, helpers and private fields: a section is part of the tab.
+// The tab's imports and helpers.
 use super::*;
 
-impl HealthTab {
-    pub(super) fn draw_worker(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+#[derive(Default)]
+pub(super) struct WorkersSection {
+    pub(super) jobs: Panel<Vec<JobRow>>,
+    cursor: Cursor,
+}
+
+impl WorkersSection {
+    fn visible(&self, filter: &str) -> Vec<&JobRow> {
+        self.jobs
+            .data
+            .iter()
+            .flatten()
+            .filter(|j| matches(filter, &j.job))
+            .collect()
+    }
+}
+
+impl SectionView for WorkersSection {
+    fn request(&mut self, ctx: &TabCtx) -> Effect {
+        let db = ctx.db.clone();
+        Effect::Query(QueryRequest::new(
+            "workers",
+            async move { health::workers(&db).await },
+            HealthData::Workers,
+        ))
+    }
+
+    fn keys(&self, filter: &str) -> Vec<String> {
+        self.visible(filter).iter().map(|j| j.job.clone()).collect()
+    }
+
+    fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    fn cursor_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn draw_in(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx, filter: &str) {
         let theme = ctx.theme;
-        let jobs = self.visible_jobs();
+        let jobs = self.visible(filter);
         const COLUMNS: Columns = Columns {
             header: &[
                 "job",
@@ -23,7 +62,7 @@ impl HealthTab {
             wants: &[0, 40],
         };
         let note = self
-            .workers
+            .jobs
             .note(jobs.is_empty(), ("no worker job has run yet", Role::Dim));
         let when = |t: Option<DateTime<Utc>>| -> String {
             match t {
@@ -36,7 +75,7 @@ impl HealthTab {
             }
         };
         draw_table_panel(f, area, theme, &COLUMNS, note, |page| {
-            let sel = self.selected(Section::Worker, jobs.len());
+            let sel = self.selected(filter);
             visible_page(&jobs, sel, page)
                 .map(|(i, j)| {
                     let holder = match &j.holder {

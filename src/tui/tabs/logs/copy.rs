@@ -19,32 +19,9 @@ impl LogsTab {
                 );
                 Some((text, "the selected line".into()))
             }
-            View::Trace => {
-                let id = self.trace_id.clone();
-                (!id.is_empty()).then(|| (id.clone(), format!("trace id {}", safe(&id))))
-            }
-            View::Groups => {
-                let g = self.groups.data.as_ref()?.get(self.group_cursor.selected)?;
-                Some((
-                    format!("{} {} {}", g.fingerprint, g.service, g.sample_message),
-                    format!("error group {}", safe(&g.fingerprint)),
-                ))
-            }
-            View::Audit => {
-                let a = self.audit.data.as_ref()?.get(self.audit_cursor.selected)?;
-                Some((
-                    format!(
-                        "{} {} {} {} {} {}",
-                        a.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        a.actor,
-                        a.action,
-                        a.resource_type.as_deref().unwrap_or("-"),
-                        a.resource_id.as_deref().unwrap_or("-"),
-                        a.outcome
-                    ),
-                    "the audit event".into(),
-                ))
-            }
+            View::Trace => self.trace.copy_text(),
+            View::Groups => self.groups.copy_text(),
+            View::Audit => self.audit.copy_text(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The detail pane: the whole selected line (read when the tail read it partly) and how it is
-//! drawn.
+//! The detail pane component: the whole selected line (read when the tail read it partly) and
+//! how it is drawn.
 
 use super::*;
 
@@ -112,37 +112,98 @@ pub fn detail_lines(l: &LogLine, ctx: &DrawCtx) -> Vec<Line<'static>> {
     out
 }
 
-impl LogsTab {
-    /// The selected line as the detail pane shows it: whole once read, else as the tail read
-    /// it (`partial`).
-    pub(super) fn detail_line(&self) -> Option<&LogLine> {
-        let line = self.selected_line()?;
+/// The detail pane of the list: whether it is open, and the whole selected line once read
+/// (the tail reads lines `partial`) with the id last asked for. A component: the tab hands it
+/// the selected line; it asks for the rest, takes the answer and draws.
+#[derive(Default)]
+pub(super) struct DetailPane {
+    pub(super) shown: bool,
+    full: Option<LogLine>,
+    asked: Option<i64>,
+}
+
+impl DetailPane {
+    /// Forgets the line read (the list was emptied).
+    pub(super) fn forget(&mut self) {
+        self.full = None;
+    }
+
+    /// The selected line as the pane shows it: whole once read, else as the tail read it.
+    pub(super) fn line<'a>(&'a self, selected: Option<&'a LogLine>) -> Option<&'a LogLine> {
+        let line = selected?;
         match &self.full {
             Some(full) if full.id == line.id => Some(full),
             _ => Some(line),
         }
     }
 
-    /// Reads the whole selected line when the detail pane shows a line the tail read partly.
-    /// While following a stream with the pane open this asks once per new selection; the
-    /// runner keeps one read in flight and the newest request.
-    pub(super) fn want_detail(&mut self, ctx: &TabCtx) -> Vec<Effect> {
-        if !self.detail || self.view != View::Tail {
+    /// Reads the whole selected line when the pane shows a line the tail read partly. While
+    /// following a stream with the pane open this asks once per new selection; the runner
+    /// keeps one read in flight and the newest request.
+    pub(super) fn want(&mut self, selected: Option<&LogLine>, ctx: &TabCtx) -> Vec<Effect> {
+        if !self.shown {
             return Vec::new();
         }
-        let Some(line) = self.selected_line().filter(|l| l.partial) else {
+        let Some(line) = selected.filter(|l| l.partial) else {
             return Vec::new();
         };
         let id = line.id;
-        if self.full.as_ref().is_some_and(|f| f.id == id) || self.full_asked == Some(id) {
+        if self.full.as_ref().is_some_and(|f| f.id == id) || self.asked == Some(id) {
             return Vec::new();
         }
-        self.full_asked = Some(id);
+        self.asked = Some(id);
         let pool = ctx.db.read.clone();
         vec![Effect::Query(QueryRequest::new(
             "detail",
             async move { Ok(lq::line(&pool, id).await?) },
             LogsData::Detail,
         ))]
+    }
+
+    /// The answer of `want`; a message for the note line when there is no line to show.
+    pub(super) fn on_data(
+        &mut self,
+        r: crate::tui::msg::Res<Option<LogLine>>,
+    ) -> Option<(String, Role)> {
+        match r {
+            Ok(Some(full)) => {
+                self.full = Some(full);
+                None
+            }
+            // Retention dropped its day since the tail read it.
+            Ok(None) => Some(("this line is no longer in the database".into(), Role::Dim)),
+            Err(e) => Some((format!("reading the line: {e}"), Role::Error)),
+        }
+    }
+
+    pub(super) fn draw(
+        &self,
+        f: &mut Frame,
+        area: Rect,
+        selected: Option<&LogLine>,
+        ctx: &DrawCtx,
+    ) {
+        if let Some(line) = self.line(selected) {
+            let p = Paragraph::new(detail_lines(line, ctx))
+                .block(block("details", true, ctx.theme))
+                .wrap(Wrap { trim: false });
+            crate::tui::widgets::render(f, p, area);
+        }
+    }
+}
+
+impl LogsTab {
+    /// The selected line as the detail pane shows it.
+    pub(super) fn detail_line(&self) -> Option<&LogLine> {
+        self.detail.line(self.selected_line())
+    }
+
+    /// The detail pane's read of the whole selected line (the list's view only).
+    pub(super) fn want_detail(&mut self, ctx: &TabCtx) -> Vec<Effect> {
+        if self.view != View::Tail || !self.detail.shown {
+            return Vec::new();
+        }
+        let selected = self.selected_index().and_then(|i| self.list.get(i));
+        self.detail.want(selected, ctx)
     }
 }

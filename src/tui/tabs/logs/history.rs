@@ -94,7 +94,7 @@ impl LogsTab {
         self.list.clear();
         self.selected = None;
         self.follow = true;
-        self.full = None;
+        self.detail.forget();
         let (r, open) = self.history_range(ctx.now, ctx.range);
         if let Some(engine) = &mut self.engine {
             engine.handle.set_filter(Some(self.filter.clone()));

@@ -1,4 +1,5 @@
-//! The Logs tab's navigation actions and keys, dispatched by the view on screen.
+//! The Logs tab's navigation actions and keys: the list's own, and the dispatch to the view
+//! component on screen (`trace`, `groups`, `audit`).
 
 use super::*;
 
@@ -37,43 +38,25 @@ impl LogsTab {
                 Action::Select if self.volume.shown => return self.volume_enter(ctx),
                 Action::Left => self.hscroll = self.hscroll.saturating_sub(8),
                 Action::Right => self.hscroll += 8,
-                Action::Select => self.detail = !self.detail,
+                Action::Select => self.detail.shown = !self.detail.shown,
                 Action::Back => {
-                    self.detail = false;
+                    self.detail.shown = false;
                     self.message = None;
                 }
                 _ => {}
             },
-            View::Trace => match action {
-                Action::Back => self.view = View::Tail,
-                a => {
-                    let n = self.trace.data.as_ref().map_or(0, Vec::len);
-                    self.trace_cursor.apply(a, n, page);
-                }
-            },
-            View::Groups => match action {
-                Action::Back => self.view = View::Tail,
-                Action::Select => self.detail = !self.detail,
-                a => {
-                    let n = self.groups.data.as_ref().map_or(0, Vec::len);
-                    self.group_cursor.apply(a, n, page);
-                }
-            },
-            View::Audit => match action {
-                Action::Back => {
-                    if self.audit_mode != AuditMode::Trail {
-                        self.audit_mode = AuditMode::Trail;
-                        self.audit_cursor = Cursor::default();
-                        return self.view_query(ctx);
-                    }
+            View::Trace => {
+                if !self.trace.on_action(action) {
                     self.view = View::Tail;
                 }
-                Action::Select => self.detail = !self.detail,
-                a => {
-                    let n = self.audit.data.as_ref().map_or(0, Vec::len);
-                    self.audit_cursor.apply(a, n, page);
-                    return self.audit_want_page(ctx);
-                }
+            }
+            View::Groups => match self.groups.on_action(action, ctx) {
+                Some(fx) => return fx,
+                None => self.view = View::Tail,
+            },
+            View::Audit => match self.audit.on_action(action, ctx) {
+                Some(fx) => return fx,
+                None => self.view = View::Tail,
             },
         }
         Vec::new()
@@ -81,6 +64,10 @@ impl LogsTab {
 
     /// The tab's own keys (`on_key` adds the detail pane's read).
     pub(super) fn key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
+        // The groups view's note prompt takes every key while open.
+        if self.view == View::Groups && self.groups.prompt_open() {
+            return self.groups.on_key(key, &mut self.message, ctx);
+        }
         let KeyCode::Char(c) = key.code else {
             return None;
         };
@@ -91,7 +78,7 @@ impl LogsTab {
                     View::Groups => View::Audit,
                     View::Audit => View::Tail,
                 };
-                self.detail = false;
+                self.close_details();
                 Some(self.view_query(ctx))
             }
             (_, 'x') => Some(self.start_export(None, false, ctx)),
@@ -137,32 +124,112 @@ impl LogsTab {
                     self.message = Some(("this line has no trace id".into(), Role::Dim));
                     return Some(Vec::new());
                 };
-                self.trace_id = id;
-                self.trace = Panel::default();
-                self.trace_cursor = Cursor::default();
+                self.trace.open(id);
                 self.view = View::Trace;
                 Some(self.view_query(ctx))
             }
-            (View::Groups, 'a') => Some(self.transition(GroupStatus::Acknowledged, None, ctx)),
-            (View::Groups, 'p') => Some(self.transition(GroupStatus::InProgress, None, ctx)),
-            (View::Groups, 'R') => Some(self.transition(GroupStatus::Resolved, None, ctx)),
-            (View::Groups, 'i') => Some(self.transition(GroupStatus::Ignored, None, ctx)),
-            (View::Groups, 'o') => Some(self.transition(GroupStatus::New, None, ctx)),
-            (View::Audit, 'm') => {
-                self.audit_mode = AuditMode::MassDeletes(10);
-                Some(self.view_query(ctx))
-            }
-            (View::Audit, 'D') => {
-                let what = self
-                    .audit
-                    .data
-                    .as_ref()
-                    .and_then(|a| a.get(self.audit_cursor.selected))
-                    .and_then(|a| a.resource_id.clone())?;
-                self.audit_mode = AuditMode::WhoDeleted(what);
-                Some(self.view_query(ctx))
-            }
+            (View::Groups, _) => self.groups.on_key(key, &mut self.message, ctx),
+            (View::Audit, c) => self.audit.on_key(c, ctx),
             _ => None,
         }
+    }
+
+    /// The keys the help and the footer show, the view on screen's last.
+    pub(super) fn key_bindings(&self) -> Vec<Binding> {
+        let mut b = vec![
+            Binding {
+                keys: "space",
+                help: "pause / resume the tail",
+            },
+            Binding {
+                keys: "G",
+                help: "follow the newest lines",
+            },
+            Binding {
+                keys: "enter",
+                help: "details",
+            },
+            Binding {
+                keys: "w",
+                help: "wrap long lines",
+            },
+            Binding {
+                keys: "h l",
+                help: "scroll sideways",
+            },
+            Binding {
+                keys: "e E",
+                help: "next / previous error",
+            },
+            Binding {
+                keys: "n N",
+                help: "next / previous match",
+            },
+            Binding {
+                keys: "t",
+                help: "trace of this line",
+            },
+            Binding {
+                keys: "v",
+                help: "tail / error groups / audit",
+            },
+            Binding {
+                keys: ":f NAME",
+                help: "apply a saved filter ([logs.saved_filters])",
+            },
+            Binding {
+                keys: "y",
+                help: "copy the line / trace id / group / audit event (OSC 52)",
+            },
+            Binding {
+                keys: "i",
+                help: "volume histogram (←/→ a bucket, enter: the list there)",
+            },
+            Binding {
+                keys: "g",
+                help: "the range's first line (paging through all of history)",
+            },
+            Binding {
+                keys: ":goto TIME",
+                help: "lines at 2026-12-01 14:00, 14:00 or 2h (ago)",
+            },
+            Binding {
+                keys: "x",
+                help: "export the lines the header counts: filter and range (:export FILE)",
+            },
+        ];
+        if self.view == View::Groups {
+            b.extend([
+                Binding {
+                    keys: GROUP_KEYS,
+                    help: "ack / in progress / resolve / ignore / reopen / with a note (:resolve NOTE)",
+                },
+                Binding {
+                    keys: "s",
+                    help: "groups: sort by last seen / count / users / first seen",
+                },
+                Binding {
+                    keys: "/",
+                    help: groups::GROUP_FILTER_KEYS,
+                },
+                Binding {
+                    keys: "enter d",
+                    help: "groups: the group's log lines / its detail",
+                },
+            ]);
+        }
+        if self.view == View::Audit {
+            b.extend([
+                Binding {
+                    keys: "D m",
+                    help: "who deleted this / mass deletes (enter: their rows)",
+                },
+                Binding {
+                    keys: "x",
+                    help: "audit: export the rows of the filter (:export FILE.jsonl|.log)",
+                },
+            ]);
+        }
+        b
     }
 }

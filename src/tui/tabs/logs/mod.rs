@@ -16,11 +16,13 @@
 //! `update`: when the engine wakes it after it went idle (`Event::Wake`), on every tick and when
 //! the operator changes what the tail shows. No query, lock or task stands in between.
 //!
-//! One file per view beside this one (`tail`, `trace`, `groups`, `audit`), plus the detail
-//! pane, the export and the key dispatch; each adds its part of `LogsTab` (its queries, its data
-//! handling, its draw). This file keeps what they share: the tab's state, the filter and range,
-//! the header's counts and the `TabView` dispatch to the view on screen. It is longer than 600
-//! lines because that dispatch (data, commands, bindings, draw) is one `impl` block.
+//! The views are components, one a file, as in the Alerts tab: `trace::TraceView`,
+//! `groups::GroupsView`, `audit::AuditView`, the list's `detail::DetailPane` and the
+//! `export::Exporter`; each owns its state, its keys, its data handling and its draw. The
+//! list itself (the tail and the window onto history) is the tab's own state, spread over
+//! `list`, `history`, `histogram` and `tail`. This file keeps what the views share (the
+//! filter and range, the header's counts, the note line) and the `TabView` dispatch to the
+//! view on screen; `keys` dispatches the keys.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,17 +65,21 @@ mod histogram;
 mod history;
 mod keys;
 mod list;
+mod status;
 mod tail;
 mod trace;
 
+pub use audit::AuditMode;
+use audit::AuditView;
 pub use detail::detail_lines;
-use detail::kv;
-use export::Export;
-use groups::GROUP_KEYS;
+use detail::{kv, DetailPane};
+use export::Exporter;
+use groups::{GroupsView, GROUP_KEYS};
 use history::LoadKind;
 pub use list::LogList;
 use list::{PAGE, PREFETCH};
 use tail::{Engine, StreamRate, LIVE_WITHIN};
+use trace::TraceView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -83,16 +89,8 @@ pub enum View {
     Audit,
 }
 
-/// What the audit view lists.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AuditMode {
-    /// The rows the audit filter line selects, newest first, paged.
-    Trail,
-    WhoDeleted(String),
-    /// `:who-deleted TABLE ID`.
-    WhoDeletedIn(String, String),
-    MassDeletes(i64),
-}
+/// The note line's message (under the view), which every view may set.
+pub(super) type Note = Option<(String, Role)>;
 
 pub struct LogsTab {
     capacity: usize,
@@ -118,11 +116,8 @@ pub struct LogsTab {
     range: Option<TimeRange>,
     pub wrap: bool,
     hscroll: usize,
-    pub detail: bool,
-    /// The whole selected line for the detail pane (the tail reads lines `partial`), and the
-    /// id last asked for.
-    full: Option<LogLine>,
-    full_asked: Option<i64>,
+    /// The list's detail pane.
+    detail: DetailPane,
     filter_text: String,
     filter: Filter,
     /// The text being typed and why it is refused; the previous filter stays in force.
@@ -133,21 +128,11 @@ pub struct LogsTab {
     pub tail_error: Option<String>,
     pub stats: Panel<LogStats>,
     pub view: View,
-    pub trace_id: String,
-    pub trace: Panel<Vec<TraceItem>>,
-    trace_cursor: Cursor,
-    pub groups: Panel<Vec<ErrorGroup>>,
-    group_cursor: Cursor,
-    pub audit_mode: AuditMode,
-    /// The audit view's filter line (`filter::audit`), applied on Enter.
-    audit_filter: crate::filter::audit::AuditFilter,
-    /// Whether the last page of the trail came back full (more rows to page to).
-    audit_more: bool,
-    pub audit: Panel<Vec<AuditEvent>>,
-    pub mass: Panel<Vec<MassDelete>>,
-    audit_cursor: Cursor,
-    pub message: Option<(String, Role)>,
-    export: Option<Export>,
+    trace: TraceView,
+    groups: GroupsView,
+    audit: AuditView,
+    pub message: Note,
+    export: Exporter,
     refresher: Refresher,
     /// While lines arrive the counts are read again at most this often, so the header keeps
     /// up with the list (10 s of lines unaccounted for would contradict it).
@@ -177,9 +162,7 @@ impl LogsTab {
             range: None,
             wrap: false,
             hscroll: 0,
-            detail: false,
-            full: None,
-            full_asked: None,
+            detail: DetailPane::default(),
             filter_text: String::new(),
             filter: Filter::default(),
             filter_error: None,
@@ -187,19 +170,11 @@ impl LogsTab {
             tail_error: None,
             stats: Panel::default(),
             view: View::Tail,
-            trace_id: String::new(),
-            trace: Panel::default(),
-            trace_cursor: Cursor::default(),
-            groups: Panel::default(),
-            group_cursor: Cursor::default(),
-            audit_mode: AuditMode::Trail,
-            audit_filter: crate::filter::audit::AuditFilter::default(),
-            audit_more: false,
-            audit: Panel::default(),
-            mass: Panel::default(),
-            audit_cursor: Cursor::default(),
+            trace: TraceView::default(),
+            groups: GroupsView::default(),
+            audit: AuditView::default(),
             message: None,
-            export: None,
+            export: Exporter::default(),
             refresher: Refresher::every(10),
             recount: Refresher::every(2),
             uncounted: false,
@@ -249,88 +224,21 @@ impl LogsTab {
         ))
     }
 
+    /// The data of the view on screen (the list reads its own, page by page).
     fn view_query(&mut self, ctx: &TabCtx) -> Vec<Effect> {
-        let db = ctx.db.clone();
         match self.view {
             View::Tail => Vec::new(),
-            View::Trace => {
-                let id = self.trace_id.clone();
-                self.trace.loading = true;
-                vec![Effect::Query(QueryRequest::new(
-                    "trace",
-                    async move { Ok(crate::query::trace::trace(&db.read, &id, 2000).await?) },
-                    LogsData::Trace,
-                ))]
-            }
-            View::Groups => {
-                self.groups.loading = true;
-                vec![Effect::Query(QueryRequest::new(
-                    "groups",
-                    async move {
-                        Ok(error_groups::list(
-                            &db.read,
-                            &GroupQuery::default(),
-                            200,
-                            chrono::Duration::hours(24),
-                            24,
-                        )
-                        .await?)
-                    },
-                    LogsData::Groups,
-                ))]
-            }
-            View::Audit => match self.audit_mode.clone() {
-                AuditMode::Trail => {
-                    self.audit.loading = true;
-                    let f = self.audit_filter.clone();
-                    vec![Effect::Query(QueryRequest::new(
-                        "audit",
-                        async move {
-                            Ok(crate::query::audit::search(&db.read, &f, None, AUDIT_PAGE).await?)
-                        },
-                        LogsData::Audit,
-                    ))]
-                }
-                AuditMode::WhoDeletedIn(table, id) => {
-                    self.audit.loading = true;
-                    vec![Effect::Query(QueryRequest::new(
-                        "audit",
-                        async move {
-                            Ok(
-                                crate::query::audit::who_deleted_in(&db.read, &table, &id, 500)
-                                    .await?,
-                            )
-                        },
-                        LogsData::Audit,
-                    ))]
-                }
-                AuditMode::WhoDeleted(what) => {
-                    self.audit.loading = true;
-                    vec![Effect::Query(QueryRequest::new(
-                        "audit",
-                        async move { Ok(crate::query::audit::who_deleted(&db.read, &what, 500).await?) },
-                        LogsData::Audit,
-                    ))]
-                }
-                AuditMode::MassDeletes(n) => {
-                    self.mass.loading = true;
-                    let since = ctx.now - ctx.range.duration();
-                    vec![Effect::Query(QueryRequest::new(
-                        "mass",
-                        async move {
-                            Ok(crate::query::audit::mass_deletes(
-                                &db.read,
-                                since,
-                                chrono::Duration::minutes(5),
-                                n,
-                            )
-                            .await?)
-                        },
-                        LogsData::Mass,
-                    ))]
-                }
-            },
+            View::Trace => vec![self.trace.request(ctx)],
+            View::Groups => vec![self.groups.request(ctx)],
+            View::Audit => vec![self.audit.request(ctx)],
         }
+    }
+
+    /// Closes every view's detail pane (switching views, a jump).
+    fn close_details(&mut self) {
+        self.detail.shown = false;
+        self.groups.detail = false;
+        self.audit.detail = false;
     }
 
     /// Jumps to the next (or previous) line satisfying `pred`, from the selection.
@@ -354,24 +262,6 @@ impl LogsTab {
             false
         }
     }
-}
-
-/// Rows per page of the audit trail.
-const AUDIT_PAGE: i64 = 200;
-
-/// The audit view's quick forms: `deleted:X` (who deleted X), `mass` / `mass:N` (actors with
-/// more than N deletes in 5 minutes). None: the filter line proper.
-fn audit_quick(text: &str) -> Option<AuditMode> {
-    let t = text.trim();
-    if let Some(x) = t.strip_prefix("deleted:") {
-        return Some(AuditMode::WhoDeleted(x.trim().to_string()));
-    }
-    let n = t.strip_prefix("mass")?;
-    let n = n.strip_prefix(':').unwrap_or(n).trim();
-    if n.is_empty() {
-        return Some(AuditMode::MassDeletes(10));
-    }
-    n.parse().ok().map(AuditMode::MassDeletes)
 }
 
 /// `filter` restricted to lines stamped from `start` on: what the header counts over the range.
@@ -440,56 +330,22 @@ impl TabView for LogsTab {
             LogsData::Around(r) => return self.loaded(LoadKind::Around, r, ctx),
             LogsData::Older(r) => return self.loaded(LoadKind::Older, r, ctx),
             LogsData::Newer(r) => return self.loaded(LoadKind::Newer, r, ctx),
-            LogsData::Detail(r) => match r {
-                Ok(Some(full)) => self.full = Some(full),
-                // Retention dropped its day since the tail read it.
-                Ok(None) => {
-                    self.message =
-                        Some(("this line is no longer in the database".into(), Role::Dim))
+            LogsData::Detail(r) => {
+                if let Some(said) = self.detail.on_data(r) {
+                    self.message = Some(said);
                 }
-                Err(e) => self.message = Some((format!("reading the line: {e}"), Role::Error)),
-            },
-            LogsData::Trace(r) => {
-                self.trace.set(r);
-                self.trace_cursor
-                    .clamp(self.trace.data.as_ref().map_or(0, Vec::len));
             }
-            // A refresh re-sorts the groups by count: the cursor stays on its group, so `R`
-            // resolves the group the operator was looking at.
-            LogsData::Groups(r) => {
-                let fps = |g: &Panel<Vec<ErrorGroup>>| -> Vec<String> {
-                    g.data
-                        .iter()
-                        .flatten()
-                        .map(|g| g.fingerprint.clone())
-                        .collect()
-                };
-                let had = fps(&self.groups).get(self.group_cursor.selected).cloned();
-                self.groups.set(r);
-                self.group_cursor.follow(had.as_ref(), fps(&self.groups));
+            LogsData::Trace(r) => self.trace.on_data(r),
+            LogsData::Groups(r) => self.groups.on_data(r),
+            LogsData::Audit(r) => self.audit.on_rows(r),
+            LogsData::Mass(r) => self.audit.on_mass(r),
+            LogsData::AuditMore(r) => {
+                if let Some(said) = self.audit.page_in(r) {
+                    self.message = Some(said);
+                }
             }
-            LogsData::Audit(r) => {
-                let ids = |a: &Panel<Vec<AuditEvent>>| -> Vec<i64> {
-                    a.data.iter().flatten().map(|e| e.id).collect()
-                };
-                let had = ids(&self.audit).get(self.audit_cursor.selected).copied();
-                self.audit_more = self.audit_mode == AuditMode::Trail
-                    && r.as_ref().is_ok_and(|rows| rows.len() as i64 >= AUDIT_PAGE);
-                self.audit.set(r);
-                self.audit_cursor.follow(had.as_ref(), ids(&self.audit));
-            }
-            LogsData::Mass(r) => self.mass.set(r),
-            LogsData::AuditMore(r) => self.audit_page_in(r),
             LogsData::Transition(r) => {
-                match r {
-                    Ok(g) => {
-                        self.message = Some((
-                            format!("{} is now {}", sanitize(&g.fingerprint), g.status),
-                            Role::Ok,
-                        ))
-                    }
-                    Err(e) => self.message = Some((e, Role::Error)),
-                }
+                self.message = Some(GroupsView::on_transition(r));
                 return self.view_query(ctx);
             }
         }
@@ -513,14 +369,18 @@ impl TabView for LogsTab {
     /// not restart the tail, and an emptied line is not the empty filter until Enter. Esc
     /// hands back the applied filter's text (the shell restores it), which clears the notes.
     fn on_filter(&mut self, text: &str, _ctx: &TabCtx) -> Vec<Effect> {
-        if self.view == View::Audit {
-            self.filter_hint = None;
-            self.filter_error = audit_quick(text)
-                .is_none()
-                .then(|| crate::filter::audit::parse_audit(text).err())
-                .flatten()
-                .map(|e| (text.to_string(), e));
-            return Vec::new();
+        match self.view {
+            View::Audit => {
+                self.filter_hint = None;
+                self.filter_error = AuditView::check_filter(text);
+                return Vec::new();
+            }
+            View::Groups => {
+                self.filter_hint = None;
+                self.filter_error = GroupsView::check_filter(text);
+                return Vec::new();
+            }
+            View::Tail | View::Trace => {}
         }
         self.filter_error = filter::parse(text).err().map(|e| (text.to_string(), e));
         self.filter_hint = filter::hint(text);
@@ -528,25 +388,24 @@ impl TabView for LogsTab {
     }
 
     fn on_filter_submit(&mut self, text: &str, ctx: &TabCtx) -> Vec<Effect> {
-        if self.view == View::Audit {
-            // The audit view's quick filters: `deleted:X`, `mass` / `mass:N`; empty: the trail.
-            // Otherwise the filter line over the trail (`filter::audit`).
-            self.audit_mode = match audit_quick(text) {
-                Some(mode) => mode,
-                None => match crate::filter::audit::parse_audit(text) {
-                    Ok(f) => {
-                        self.filter_error = None;
-                        self.audit_filter = f;
-                        self.audit_cursor = Cursor::default();
-                        AuditMode::Trail
-                    }
-                    Err(e) => {
-                        self.filter_error = Some((text.to_string(), e));
-                        return Vec::new();
-                    }
-                },
+        // The audit and groups views filter their own rows; a mistake keeps the previous
+        // filter in force.
+        let own = match self.view {
+            View::Audit => Some(self.audit.on_filter_submit(text, ctx)),
+            View::Groups => Some(self.groups.on_filter_submit(text, ctx)),
+            View::Tail | View::Trace => None,
+        };
+        if let Some(r) = own {
+            return match r {
+                Ok(fx) => {
+                    self.filter_error = None;
+                    fx
+                }
+                Err(e) => {
+                    self.filter_error = Some(e);
+                    Vec::new()
+                }
             };
-            return self.view_query(ctx);
         }
         self.filter_hint = filter::hint(text);
         match filter::parse(text) {
@@ -573,7 +432,7 @@ impl TabView for LogsTab {
     /// with that filter, following, or the trace view when a trace is given. The shell
     /// refreshes the tab right after, which reads the view's data.
     fn on_jump(&mut self, jump: &Jump, ctx: &TabCtx) -> Vec<Effect> {
-        self.detail = false;
+        self.close_details();
         self.message = None;
         if self.paused {
             self.set_paused(false);
@@ -581,19 +440,22 @@ impl TabView for LogsTab {
         self.view = View::Tail;
         let fx = self.on_filter_submit(&jump.filter, ctx);
         if let Some(id) = &jump.trace {
-            self.trace_id = id.clone();
-            self.trace = Panel::default();
-            self.trace_cursor = Cursor::default();
+            self.trace.open(id.clone());
             self.view = View::Trace;
         }
         fx
     }
 
     fn filter(&self) -> &str {
-        if self.view == View::Audit {
-            return self.audit_filter.source();
+        match self.view {
+            View::Audit => self.audit.filter_text(),
+            View::Groups => self.groups.filter_text(),
+            View::Tail | View::Trace => &self.filter_text,
         }
-        &self.filter_text
+    }
+
+    fn captures_input(&self) -> bool {
+        self.view == View::Groups && self.groups.prompt_open()
     }
 
     fn on_command(&mut self, name: &str, args: &str, ctx: &TabCtx) -> Option<Vec<Effect>> {
@@ -603,20 +465,9 @@ impl TabView for LogsTab {
                 let path = note.map(std::path::PathBuf::from);
                 Some(self.start_export(path, name == "export!", ctx))
             }
-            "ack" if self.view == View::Groups => {
-                Some(self.transition(GroupStatus::Acknowledged, note, ctx))
-            }
-            "progress" if self.view == View::Groups => {
-                Some(self.transition(GroupStatus::InProgress, note, ctx))
-            }
-            "resolve" if self.view == View::Groups => {
-                Some(self.transition(GroupStatus::Resolved, note, ctx))
-            }
-            "ignore" if self.view == View::Groups => {
-                Some(self.transition(GroupStatus::Ignored, note, ctx))
-            }
-            "reopen" if self.view == View::Groups => {
-                Some(self.transition(GroupStatus::New, note, ctx))
+            "ack" | "progress" | "resolve" | "ignore" | "reopen" if self.view == View::Groups => {
+                let to = groups::verb(name)?;
+                Some(self.groups.transition(to, note, ctx))
             }
             "f" | "filter" if self.view == View::Tail => {
                 let name = args.trim();
@@ -640,10 +491,9 @@ impl TabView for LogsTab {
                 match (words.next(), words.next(), words.next()) {
                     (Some(table), Some(id), None) => {
                         self.view = View::Audit;
-                        self.detail = false;
-                        self.audit_cursor = Cursor::default();
-                        self.audit_mode = AuditMode::WhoDeletedIn(table.into(), id.into());
-                        Some(self.view_query(ctx))
+                        self.close_details();
+                        let mode = AuditMode::WhoDeletedIn(table.into(), id.into());
+                        Some(self.audit.show(mode, ctx))
                     }
                     _ => {
                         self.message = Some((
@@ -656,7 +506,7 @@ impl TabView for LogsTab {
                 }
             }
             "trace" => {
-                self.trace_id = args.trim().to_string();
+                self.trace.id = args.trim().to_string();
                 self.view = View::Trace;
                 Some(self.view_query(ctx))
             }
@@ -669,81 +519,7 @@ impl TabView for LogsTab {
     }
 
     fn bindings(&self) -> Vec<Binding> {
-        let mut b = vec![
-            Binding {
-                keys: "space",
-                help: "pause / resume the tail",
-            },
-            Binding {
-                keys: "G",
-                help: "follow the newest lines",
-            },
-            Binding {
-                keys: "enter",
-                help: "details",
-            },
-            Binding {
-                keys: "w",
-                help: "wrap long lines",
-            },
-            Binding {
-                keys: "h l",
-                help: "scroll sideways",
-            },
-            Binding {
-                keys: "e E",
-                help: "next / previous error",
-            },
-            Binding {
-                keys: "n N",
-                help: "next / previous match",
-            },
-            Binding {
-                keys: "t",
-                help: "trace of this line",
-            },
-            Binding {
-                keys: "v",
-                help: "tail / error groups / audit",
-            },
-            Binding {
-                keys: ":f NAME",
-                help: "apply a saved filter ([logs.saved_filters])",
-            },
-            Binding {
-                keys: "y",
-                help: "copy the line / trace id / group / audit event (OSC 52)",
-            },
-            Binding {
-                keys: "i",
-                help: "volume histogram (←/→ a bucket, enter: the list there)",
-            },
-            Binding {
-                keys: "g",
-                help: "the range's first line (paging through all of history)",
-            },
-            Binding {
-                keys: ":goto TIME",
-                help: "lines at 2026-12-01 14:00, 14:00 or 2h (ago)",
-            },
-            Binding {
-                keys: "x",
-                help: "export the lines the header counts: filter and range (:export FILE)",
-            },
-        ];
-        if self.view == View::Groups {
-            b.push(Binding {
-                keys: GROUP_KEYS,
-                help: "ack / in progress / resolve / ignore / reopen (:resolve NOTE)",
-            });
-        }
-        if self.view == View::Audit {
-            b.push(Binding {
-                keys: "D m",
-                help: "who deleted this / mass deletes",
-            });
-        }
-        b
+        self.key_bindings()
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
@@ -757,9 +533,9 @@ impl TabView for LogsTab {
         crate::tui::widgets::render(f, Paragraph::new(self.status_line(ctx)), status);
         match self.view {
             View::Tail => self.draw_tail(f, body, ctx),
-            View::Trace => self.draw_trace(f, body, ctx),
-            View::Groups => self.draw_groups(f, body, ctx),
-            View::Audit => self.draw_audit(f, body, ctx),
+            View::Trace => self.trace.draw(f, body, ctx),
+            View::Groups => self.groups.draw(f, body, ctx),
+            View::Audit => self.audit.draw(f, body, ctx),
         }
         crate::tui::widgets::render(f, Paragraph::new(self.note_line(theme)), note);
     }
@@ -778,130 +554,4 @@ fn level_role(level: i16) -> Role {
 /// Text from the database, made safe for the terminal.
 fn safe(s: &str) -> String {
     sanitize(s).into_owned()
-}
-
-impl LogsTab {}
-
-impl LogsTab {
-    fn status_line(&self, ctx: &DrawCtx) -> Line<'static> {
-        let theme = ctx.theme;
-        let mut spans = Vec::new();
-        // LIVE means "what you see is happening now": following, and the newest line is
-        // recent. Following a stream of old lines (a backfill, an import, a quiet service)
-        // says how old the newest line is instead.
-        let newest_age = self.list.last().map(|l| ctx.now - l.ts);
-        if self.paused {
-            spans.push(Span::styled(
-                format!(" PAUSED ({} waiting) ", fmt_count(self.waiting as f64)),
-                theme.style(Role::Warn),
-            ));
-        } else if self.list.newer_left {
-            // Back in history, past what the list holds of the newest lines.
-            let aside = self.list.waiting_aside();
-            let new = if aside > 0 {
-                format!("· {} new ", fmt_count(aside as f64))
-            } else {
-                String::new()
-            };
-            spans.push(Span::styled(
-                format!(" HISTORY {new}(G: newest) "),
-                theme.style(Role::Accent),
-            ));
-        } else if !self.follow {
-            spans.push(Span::styled(" SCROLL ", theme.style(Role::Accent)));
-        } else if let Some(age) = newest_age.filter(|a| *a > LIVE_WITHIN) {
-            spans.push(Span::styled(
-                format!(
-                    " FOLLOWING · newest line {} ",
-                    crate::tui::widgets::human_age(age)
-                ),
-                theme.style(Role::Accent),
-            ));
-        } else {
-            spans.push(Span::styled(" LIVE ", theme.style(Role::Ok)));
-        }
-        // Counts over exactly what the list pages through: the filter's lines inside the
-        // list's window (the list, these counts and the export use the same condition).
-        if let Some(s) = &self.stats.data {
-            let total = match &self.count.data {
-                Some(c) if c.estimated => format!("~{}", fmt_count(c.lines as f64)),
-                Some(c) => fmt_count(c.lines as f64),
-                None => fmt_count(s.in_range as f64),
-            };
-            spans.push(Span::styled(
-                format!(
-                    " {total} in {} · E{} W{} I{} ",
-                    self.range_label(ctx),
-                    fmt_count((s.by_level[4] + s.by_level[5]) as f64),
-                    fmt_count(s.by_level[3] as f64),
-                    fmt_count(s.by_level[2] as f64),
-                ),
-                theme.style(Role::Dim),
-            ));
-        }
-        if self.list.late() > 0 {
-            spans.push(Span::styled(
-                format!(" {} late ", fmt_count(self.list.late() as f64)),
-                theme.style(Role::Warn),
-            ));
-        }
-        // The filter before the buffer's fill: at 80 columns the line is cut at the right, and
-        // what the list is filtered by matters more than how full the ring is.
-        if !self.filter_text.is_empty() {
-            spans.push(Span::styled(
-                format!(" · filter: {}", safe(&self.filter_text)),
-                theme.style(Role::Accent),
-            ));
-        }
-        spans.push(Span::styled(
-            format!(
-                " buffer {}/{}",
-                fmt_count(self.list.len() as f64),
-                fmt_count(self.list.capacity() as f64)
-            ),
-            theme.style(Role::Dim),
-        ));
-        if self.skipped > 0 {
-            spans.push(Span::styled(
-                format!(" · {} skipped on resume", fmt_count(self.skipped as f64)),
-                theme.style(Role::Dim),
-            ));
-        }
-        Line::from(spans)
-    }
-
-    fn note_line(&self, theme: &Theme) -> Line<'static> {
-        if let Some((text, e)) = &self.filter_error {
-            // The caret under the mistake needs the text; both are the user's own typing, made
-            // safe anyway.
-            let before: String = text.chars().take(e.pos).collect();
-            let at: String = text.chars().skip(e.pos).take(12).collect();
-            return Line::from(vec![
-                Span::styled(format!("filter {e}: "), theme.style(Role::Error)),
-                Span::styled(safe(&before), theme.style(Role::Dim)),
-                Span::styled(format!("▶{}", safe(&at)), theme.style(Role::Error)),
-                Span::styled(" (previous filter kept)", theme.style(Role::Dim)),
-            ]);
-        }
-        if let Some(h) = &self.filter_hint {
-            return Line::from(Span::styled(safe(h), theme.style(Role::Warn)));
-        }
-        if let Some(ex) = &self.export {
-            return Line::from(Span::styled(
-                format!(
-                    "exporting to {}: {} lines…",
-                    safe(&ex.path.display().to_string()),
-                    fmt_count(ex.rows.load(Ordering::Relaxed) as f64)
-                ),
-                theme.style(Role::Accent),
-            ));
-        }
-        if let Some((m, role)) = &self.message {
-            return Line::from(Span::styled(safe(m), theme.style(*role)));
-        }
-        if let Some(e) = &self.tail_error {
-            return Line::from(Span::styled(safe(e), theme.style(Role::Error)));
-        }
-        Line::default()
-    }
 }

@@ -222,7 +222,7 @@ impl LogsTab {
         } else {
             area
         };
-        let (list, detail) = if self.detail {
+        let (list, detail) = if self.detail.shown {
             let [a, b] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
                 .areas(area);
             (a, Some(b))
@@ -239,11 +239,8 @@ impl LogsTab {
         } else {
             self.draw_lines(f, list, ctx);
         }
-        if let (Some(area), Some(line)) = (detail, self.detail_line()) {
-            let p = Paragraph::new(detail_lines(line, ctx))
-                .block(block("details", true, theme))
-                .wrap(Wrap { trim: false });
-            crate::tui::widgets::render(f, p, area);
+        if let Some(area) = detail {
+            self.detail.draw(f, area, self.selected_line(), ctx);
         }
     }
 

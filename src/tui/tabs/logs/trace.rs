@@ -1,11 +1,60 @@
-//! The trace view: one request's spans as a waterfall.
+//! The trace view: one request's spans as a waterfall. A component: its trace id, its spans
+//! and cursor, its query, its keys and its draw.
 
 use super::*;
 
-impl LogsTab {
-    pub(super) fn draw_trace(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
+#[derive(Default)]
+pub(super) struct TraceView {
+    pub(super) id: String,
+    trace: Panel<Vec<TraceItem>>,
+    trace_cursor: Cursor,
+}
+
+impl TraceView {
+    /// Shows trace `id` from its first span (nothing of the previous trace stays).
+    pub(super) fn open(&mut self, id: String) {
+        *self = TraceView {
+            id,
+            ..TraceView::default()
+        };
+    }
+
+    pub(super) fn request(&mut self, ctx: &TabCtx) -> Effect {
+        let db = ctx.db.clone();
+        let id = self.id.clone();
+        self.trace.loading = true;
+        Effect::Query(QueryRequest::new(
+            "trace",
+            async move { Ok(crate::query::trace::trace(&db.read, &id, 2000).await?) },
+            LogsData::Trace,
+        ))
+    }
+
+    pub(super) fn on_data(&mut self, r: crate::tui::msg::Res<Vec<TraceItem>>) {
+        self.trace.set(r);
+        self.trace_cursor
+            .clamp(self.trace.data.as_ref().map_or(0, Vec::len));
+    }
+
+    /// Navigation; false for Back (the tab returns to the list).
+    pub(super) fn on_action(&mut self, a: Action) -> bool {
+        if a == Action::Back {
+            return false;
+        }
+        let n = self.trace.data.as_ref().map_or(0, Vec::len);
+        self.trace_cursor.apply(a, n, 10);
+        true
+    }
+
+    /// `y`: the trace id.
+    pub(super) fn copy_text(&self) -> Option<(String, String)> {
+        let id = self.id.clone();
+        (!id.is_empty()).then(|| (id.clone(), format!("trace id {}", safe(&id))))
+    }
+
+    pub(super) fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let theme = ctx.theme;
-        let b = block(&format!("trace {}", safe(&self.trace_id)), true, theme);
+        let b = block(&format!("trace {}", safe(&self.id)), true, theme);
         let inner = b.inner(area);
         crate::tui::widgets::render(f, b, area);
         let Some(items) = &self.trace.data else {
