@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Severity;
+
 /// Every measure a rule can watch.
 pub const MEASURES: &[&str] = &[
     "error_rate",
@@ -130,7 +132,7 @@ pub fn takes_min_count(measure: &str) -> bool {
 pub struct RuleSpec {
     pub name: String,
     pub description: String,
-    pub severity: String,
+    pub severity: Severity,
     pub status: String,
     pub metric: String,
     pub scope: BTreeMap<String, String>,

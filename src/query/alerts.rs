@@ -186,7 +186,7 @@ pub async fn transaction_now(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
 pub struct NewAlert<'a> {
     pub rule_id: i64,
     pub rule_name: &'a str,
-    pub severity: &'a str,
+    pub severity: Severity,
     pub labels: &'a BTreeMap<String, String>,
     pub label_key: &'a str,
     pub state: AlertState,
