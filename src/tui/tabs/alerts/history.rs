@@ -142,9 +142,9 @@ impl HistoryView {
             t,
         );
         const RULE_COLUMNS: Columns = Columns {
-            header: &["RULE", "FIRED", "ACKED", "MTTA", "RESOLVED", "MTTR"],
-            widths: &[18, 6, 6, 7, 8, 7],
-            flexible: 0,
+            header: &["FIRED", "ACKED", "MTTA", "RESOLVED", "MTTR", "RULE"],
+            widths: &[6, 6, 7, 8, 7, 18],
+            flexible: 5,
             header_role: Role::Header,
             wants: &[],
         };
@@ -158,12 +158,12 @@ impl HistoryView {
                 .take(page)
                 .map(|r| {
                     Row::new(vec![
-                        sanitize(&r.rule_name).into_owned(),
                         r.fired.to_string(),
                         r.acknowledged.to_string(),
                         fmt_secs(r.mtta_s),
                         r.resolved.to_string(),
                         fmt_secs(r.mttr_s),
+                        sanitize(&r.rule_name).into_owned(),
                     ])
                 })
                 .collect()

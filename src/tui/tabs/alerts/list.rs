@@ -1,6 +1,6 @@
 //! The Alerts tab's main view: open alerts sorted by severity, state and age (with the tab's
-//! filter), grouped by rule and the rule's `group_by` labels (a group of several is one line
-//! with its count, Enter expands it), the detail pane of the selected one below, and its keys:
+//! filter), grouped by rule and the rule's `group_by` labels (a group of `GROUP_FROM` or more
+//! is one line with its count, Enter expands it), the detail pane of the selected one below, and its keys:
 //! space marks (k9s style), `a` acknowledge, `R` resolve, `s` silence: the marked alerts, else
 //! the selected group's, else the selected one (each through a prompt).
 
@@ -41,6 +41,10 @@ pub struct AlertList {
     /// Alerts marked with space: the actions apply to them.
     pub marked: BTreeSet<i64>,
 }
+
+/// A group holds this many alerts or more before it folds into one line: two or three alerts
+/// of a rule read better as their own lines (their labels differ at a glance), a storm does not.
+pub const GROUP_FROM: usize = 4;
 
 /// One line of the list: a group of several alerts (one rule, the same `group_by` values), or
 /// an alert (alone in its group, or under its expanded group).
@@ -168,7 +172,7 @@ impl AlertList {
     }
 
     /// The lines of the list: the visible alerts grouped, groups in the order of their gravest
-    /// alert; a group of one is its alert's line.
+    /// alert; a group of fewer than `GROUP_FROM` is its alerts' lines.
     pub fn rows(&self) -> Vec<ListRow<'_>> {
         let mut order: Vec<(String, String)> = Vec::new();
         let mut groups: HashMap<String, Vec<&AlertRow>> = HashMap::new();
@@ -183,11 +187,11 @@ impl AlertList {
         let mut rows = Vec::new();
         for (key, by) in order {
             let alerts = groups.remove(&key).unwrap_or_default();
-            if let [alert] = alerts[..] {
-                rows.push(ListRow::Alert {
+            if alerts.len() < GROUP_FROM {
+                rows.extend(alerts.into_iter().map(|alert| ListRow::Alert {
                     alert,
                     member: false,
-                });
+                }));
                 continue;
             }
             let expanded = self.expanded.contains(&key);
@@ -379,17 +383,27 @@ impl AlertList {
         }
         title.push_str(" · h/l: rules, silences, history");
         let inner = framed(f, top, &title, true, t);
+        // The mark column is there only while something is marked.
         const COLUMNS: Columns = Columns {
+            header: &["SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
+            widths: &[8, 19, 18, 8, 8, 10],
+            flexible: 5,
+            header_role: Role::Header,
+            wants: &[],
+        };
+        const MARKING: Columns = Columns {
             header: &["", "SEVERITY", "STATE", "RULE", "VALUE", "AGE", "LABELS"],
             widths: &[1, 8, 19, 18, 8, 8, 10],
             flexible: 6,
             header_role: Role::Header,
             wants: &[],
         };
+        let marking = !self.marked.is_empty();
         let note = self
             .alerts
             .note(rows.is_empty(), ("no open alerts", Role::Ok));
-        draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
+        let columns = if marking { &MARKING } else { &COLUMNS };
+        draw_table_panel(f, inner, t, columns, note, |page| {
             visible_page(&rows, self.cursor.selected, page.max(1))
                 .map(|(i, row)| {
                     let sel = i == self.cursor.selected;
@@ -407,12 +421,15 @@ impl AlertList {
                             alerts,
                             expanded,
                             ..
-                        } => self.group_row(alerts, by, *expanded, cell, ctx),
+                        } => self.group_row(alerts, by, *expanded, marking, cell, ctx),
                         ListRow::Alert { alert: a, member } => {
                             let mark = if self.marked.contains(&a.id) { "*" } else { "" };
                             let state = sanitize(&a.state_label()).into_owned();
-                            Row::new(vec![
-                                cell(mark.into(), Role::Accent),
+                            let mut cells = Vec::with_capacity(7);
+                            if marking {
+                                cells.push(cell(mark.into(), Role::Accent));
+                            }
+                            cells.extend([
                                 cell(a.severity.to_string(), severity_role(a.severity)),
                                 cell(
                                     if *member { format!("  {state}") } else { state },
@@ -433,7 +450,8 @@ impl AlertList {
                                 cell(num(a.value), Role::Text),
                                 cell(ctx.ago(a.fired_at.unwrap_or(a.pending_since)), Role::Dim),
                                 cell(sanitize(&labels_text(a)).into_owned(), Role::Dim),
-                            ])
+                            ]);
+                            Row::new(cells)
                         }
                     }
                     .style(style)
@@ -452,6 +470,7 @@ impl AlertList {
         alerts: &[&AlertRow],
         by: &str,
         expanded: bool,
+        marking: bool,
         cell: impl Fn(String, Role) -> Span<'r>,
         ctx: &DrawCtx,
     ) -> Row<'r> {
@@ -486,8 +505,11 @@ impl AlertList {
         } else {
             format!("{by} · {}", states.join(", "))
         };
-        Row::new(vec![
-            cell(mark.into(), Role::Accent),
+        let mut cells = Vec::with_capacity(7);
+        if marking {
+            cells.push(cell(mark.into(), Role::Accent));
+        }
+        cells.extend([
             cell(first.severity.to_string(), severity_role(first.severity)),
             cell(
                 format!(
@@ -501,7 +523,8 @@ impl AlertList {
             cell(num(max_value), Role::Text),
             cell(ctx.ago(oldest), Role::Dim),
             cell(sanitize(&labels).into_owned(), Role::Dim),
-        ])
+        ]);
+        Row::new(cells)
     }
 }
 

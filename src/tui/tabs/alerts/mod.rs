@@ -340,36 +340,20 @@ impl TabView for AlertsTab {
                 help: "its log lines (Logs tab, alert's scope and time)",
             },
             Binding {
-                keys: "enter",
-                help: "on a group line (▸ 15 alerts): expand / collapse",
-            },
-            Binding {
-                keys: "space",
-                help: "mark / unmark (a group line: all its alerts); esc unmarks",
-            },
-            Binding {
                 keys: "a",
-                help: "acknowledge the marked, the group or the alert (a note)",
+                help: "acknowledge (with a note)",
             },
             Binding {
                 keys: "R",
-                help: "resolve the marked, the group or the alert (a note)",
+                help: "resolve (with a note)",
             },
             Binding {
                 keys: "s",
-                help: "silence editor: matchers (= != =~ !~), duration, comment",
-            },
-            Binding {
-                keys: "tab",
-                help: "silence editor: next field (live count of matches)",
+                help: "silence: matchers (= != =~ !~), duration, comment",
             },
             Binding {
                 keys: "h l",
                 help: "alerts / rules / silences / history",
-            },
-            Binding {
-                keys: "w",
-                help: "history: window 24h / 7d / 30d (MTTA, MTTR)",
             },
             Binding {
                 keys: "e",
@@ -382,6 +366,26 @@ impl TabView for AlertsTab {
             Binding {
                 keys: "u",
                 help: "silences: expire",
+            },
+            Binding {
+                keys: "space",
+                help: "mark / unmark (a group line: all its alerts); esc unmarks",
+            },
+            Binding {
+                keys: "enter",
+                help: "on a group line (▸ 15 alerts): expand / collapse",
+            },
+            Binding {
+                keys: "a R s",
+                help: "act on the marked alerts, else the group, else the alert",
+            },
+            Binding {
+                keys: "tab",
+                help: "silence editor: next field; it counts what it matches",
+            },
+            Binding {
+                keys: "w",
+                help: "history: window 24h / 7d / 30d (MTTA, MTTR)",
             },
         ]
     }
