@@ -36,7 +36,7 @@ fn config(url: &str) -> Config {
     }];
     cfg.alert.rules = vec![RuleConfig {
         name: "api-errors".into(),
-        severity: "critical".into(),
+        severity: opsdash::model::Severity::Critical,
         measure: "error_rate".into(),
         threshold: 10.0,
         window: "5m".into(),

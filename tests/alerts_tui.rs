@@ -48,7 +48,7 @@ async fn alerts_tab_after(rule: RuleConfig, seed: &[&str]) -> (TestDb, App) {
 async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
     let rule = RuleConfig {
         name: "api-errors".into(),
-        severity: "critical".into(),
+        severity: opsdash::model::Severity::Critical,
         measure: "error_rate".into(),
         threshold: 10.0,
         runbook_url: "https://runbooks/api".into(),
@@ -143,7 +143,7 @@ async fn alerts_tab_lists_details_and_acknowledges_with_a_note() {
 async fn enter_on_an_alert_opens_its_log_lines() {
     let rule = RuleConfig {
         name: "pay-errors".into(),
-        severity: "critical".into(),
+        severity: opsdash::model::Severity::Critical,
         measure: "error_rate".into(),
         threshold: 10.0,
         scope: [
@@ -206,7 +206,7 @@ async fn the_detail_says_since_when_the_condition_is_false_when_it_resolves_and_
     let mut cfg = Config::default();
     cfg.alert.rules = vec![RuleConfig {
         name: "edge-errors".into(),
-        severity: "critical".into(),
+        severity: opsdash::model::Severity::Critical,
         measure: "error_rate".into(),
         threshold: 5.0,
         window: "5m".into(),

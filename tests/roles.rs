@@ -54,7 +54,7 @@ async fn firing_alert(t: &TestDb) -> (i64, Config) {
     let mut cfg = Config::default();
     cfg.alert.rules = vec![RuleConfig {
         name: "api-errors".into(),
-        severity: "critical".into(),
+        severity: opsdash::model::Severity::Critical,
         measure: "error_rate".into(),
         threshold: 10.0,
         min_count: Some(1),

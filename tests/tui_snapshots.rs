@@ -411,7 +411,7 @@ fn rule(id: i64, name: &str, status: &str, metric: &str, threshold: f64) -> Rule
         spec: RuleSpec {
             name: name.into(),
             description: String::new(),
-            severity: "warning".into(),
+            severity: opsdash::model::Severity::Warning,
             status: status.into(),
             metric: metric.into(),
             scope: BTreeMap::from([("service".into(), "shop".into())]),

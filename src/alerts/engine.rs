@@ -159,7 +159,7 @@ fn full_labels(spec: &RuleSpec, measured: &BTreeMap<String, String>) -> BTreeMap
     let mut l = spec.labels.clone();
     l.extend(measured.clone());
     l.insert("alertname".into(), spec.name.clone());
-    l.insert("severity".into(), spec.severity.clone());
+    l.insert("severity".into(), spec.severity.name().to_string());
     l
 }
 
@@ -446,7 +446,7 @@ async fn apply(
         let new = q::NewAlert {
             rule_id: rule.id,
             rule_name: &spec.name,
-            severity: &spec.severity,
+            severity: spec.severity,
             labels,
             label_key: key,
             state: to,
@@ -561,7 +561,7 @@ mod tests {
         RuleSpec {
             name: "high-error-rate".into(),
             description: String::new(),
-            severity: "critical".into(),
+            severity: crate::model::Severity::Critical,
             status: "enabled".into(),
             metric: "error_rate".into(),
             scope: BTreeMap::new(),

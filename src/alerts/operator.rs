@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde_json::json;
+use sqlx::PgConnection;
 
 use super::engine;
 use super::state::Notify;
@@ -81,19 +82,29 @@ pub async fn acknowledge(
 ) -> Result<AlertRow> {
     db.access.check_operate("acknowledging")?;
     let mut tx = db.write.begin().await?;
-    let row = q::acknowledge(&mut tx, id, &op.user, note(note_text)).await?;
+    let row = acknowledge_in(&mut tx, op, id, note(note_text)).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+async fn acknowledge_in(
+    tx: &mut PgConnection,
+    op: &Operator,
+    id: i64,
+    note: Option<&str>,
+) -> Result<AlertRow> {
+    let row = q::acknowledge(tx, id, &op.user, note).await?;
     q::audit_operator_action(
-        &mut tx,
+        tx,
         &op.user,
         op.ip.as_deref(),
         &op.host,
         "alert.acknowledge",
         "alert",
         &id.to_string(),
-        json!({ "state": [AlertState::Firing, AlertState::Acknowledged], "note": note(note_text), "rule": row.rule_name }),
+        json!({ "state": [AlertState::Firing, AlertState::Acknowledged], "note": note, "rule": row.rule_name }),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -107,25 +118,107 @@ pub async fn resolve(
 ) -> Result<AlertRow> {
     db.access.check_operate("resolving")?;
     let mut tx = db.write.begin().await?;
-    let (row, prev) = q::resolve(&mut tx, id, &op.user, note(note_text)).await?;
-    let rule: Option<rules::Rule> = rules::rule_by_id(&mut tx, row.rule_id).await?;
+    let row = resolve_in(&mut tx, cfg, op, id, note(note_text)).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+async fn resolve_in(
+    tx: &mut PgConnection,
+    cfg: &Config,
+    op: &Operator,
+    id: i64,
+    note: Option<&str>,
+) -> Result<AlertRow> {
+    let (row, prev) = q::resolve(tx, id, &op.user, note).await?;
+    let rule: Option<rules::Rule> = rules::rule_by_id(tx, row.rule_id).await?;
     if let (Some(rule), Some(_)) = (rule, row.last_notified_at) {
-        engine::enqueue_for_alert(&mut tx, cfg, rule.id, &rule.spec, &row, Notify::Resolved)
-            .await?;
+        engine::enqueue_for_alert(tx, cfg, rule.id, &rule.spec, &row, Notify::Resolved).await?;
     }
     q::audit_operator_action(
-        &mut tx,
+        tx,
         &op.user,
         op.ip.as_deref(),
         &op.host,
         "alert.resolve",
         "alert",
         &id.to_string(),
-        json!({ "state": [prev, AlertState::Resolved], "note": note(note_text), "rule": row.rule_name }),
+        json!({ "state": [prev, AlertState::Resolved], "note": note, "rule": row.rule_name }),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
+}
+
+/// What an action on several alerts did: the alerts it changed, and those it left with why
+/// (someone else was first, it is no longer firing...).
+#[derive(Debug, Default)]
+pub struct Bulk {
+    pub done: Vec<i64>,
+    pub skipped: Vec<(i64, String)>,
+}
+
+impl Bulk {
+    /// One line for the status bar: `12 alerts acknowledged, 3 skipped (alert 7 was already...)`.
+    pub fn summary(&self, verb: &str) -> String {
+        let n = self.done.len();
+        let mut s = format!("{n} alert{} {verb}", if n == 1 { "" } else { "s" });
+        if let Some((_, why)) = self.skipped.first() {
+            s.push_str(&format!(", {} skipped ({why}", self.skipped.len()));
+            if self.skipped.len() > 1 {
+                s.push_str(", …");
+            }
+            s.push(')');
+        }
+        s
+    }
+}
+
+/// Runs `one` on each alert in one transaction: an alert the action does not apply to any more
+/// (`ActionRefused`: changed by someone else meanwhile) is skipped and said; any other error
+/// rolls the whole action back.
+macro_rules! each_alert {
+    ($tx:ident, $ids:expr, $id:ident => $one:expr) => {{
+        let mut bulk = Bulk::default();
+        for &$id in $ids {
+            match $one {
+                Ok(_) => bulk.done.push($id),
+                Err(e) => match e.downcast::<q::ActionRefused>() {
+                    Ok(refused) => bulk.skipped.push(($id, refused.to_string())),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        bulk
+    }};
+}
+
+/// Acknowledges several firing alerts at once, each audited as a single acknowledgement.
+pub async fn acknowledge_many(
+    db: &Db,
+    op: &Operator,
+    ids: &[i64],
+    note_text: Option<&str>,
+) -> Result<Bulk> {
+    db.access.check_operate("acknowledging")?;
+    let mut tx = db.write.begin().await?;
+    let bulk = each_alert!(tx, ids, id => acknowledge_in(&mut tx, op, id, note(note_text)).await);
+    tx.commit().await?;
+    Ok(bulk)
+}
+
+/// Resolves several open alerts at once, each audited (and notified) as a single resolution.
+pub async fn resolve_many(
+    db: &Db,
+    cfg: &Config,
+    op: &Operator,
+    ids: &[i64],
+    note_text: Option<&str>,
+) -> Result<Bulk> {
+    db.access.check_operate("resolving")?;
+    let mut tx = db.write.begin().await?;
+    let bulk = each_alert!(tx, ids, id => resolve_in(&mut tx, cfg, op, id, note(note_text)).await);
+    tx.commit().await?;
+    Ok(bulk)
 }
 
 /// Silences alerts whose labels match every matcher, from now for `duration`.

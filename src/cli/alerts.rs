@@ -604,7 +604,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
                 crate::outln!(
                     "{:<28}  {:<8}  {:<8}  {:<6}  {:<20}  {:>12}  {:>10}  {}",
                     clean(&s.name),
-                    clean(&s.severity),
+                    s.severity,
                     clean(&s.status),
                     clean(&r.source),
                     clean(&s.metric),
@@ -619,7 +619,7 @@ async fn rules(db: &Db, cfg: &Config, me: &Operator, action: RulesAction) -> Res
             let rc = RuleConfig {
                 name: a.name,
                 description: a.description,
-                severity: a.severity.to_string(),
+                severity: a.severity,
                 status: flag_name(a.status),
                 measure: a.measure,
                 scope: pairs(&a.scope, "--scope")?,

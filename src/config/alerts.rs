@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::model::rule::{percentile, takes_min_count, Op, RuleSpec, DEFAULT_MIN_COUNT};
+use crate::model::Severity;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,8 +54,8 @@ impl Default for AlertConfig {
 pub struct RuleConfig {
     pub name: String,
     pub description: String,
-    /// info, warning, error, critical
-    pub severity: String,
+    /// info, warning, error, critical (serde refuses anything else, at the value's line)
+    pub severity: Severity,
     /// enabled, disabled, testing (evaluated and shown, never notified)
     pub status: String,
     /// What to measure (see config.example.toml for the list).
@@ -92,7 +93,7 @@ impl Default for RuleConfig {
         RuleConfig {
             name: String::new(),
             description: String::new(),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             status: "enabled".into(),
             measure: String::new(),
             scope: BTreeMap::new(),
@@ -116,10 +117,10 @@ impl Default for RuleConfig {
     }
 }
 
-fn rule(name: &str, severity: &str, measure: &str, op: &str, threshold: f64) -> RuleConfig {
+fn rule(name: &str, severity: Severity, measure: &str, op: &str, threshold: f64) -> RuleConfig {
     RuleConfig {
         name: name.into(),
-        severity: severity.into(),
+        severity,
         measure: measure.into(),
         operator: op.into(),
         threshold,
@@ -141,7 +142,13 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
             description: "More than 5% of requests to a service failed with 5xx".into(),
             for_: "1m".into(),
             min_count: Some(20),
-            ..rule("high-error-rate", "critical", "error_rate", "gt", 5.0)
+            ..rule(
+                "high-error-rate",
+                Severity::Critical,
+                "error_rate",
+                "gt",
+                5.0,
+            )
         },
         RuleConfig {
             description: "p95 latency of the last hour is 10% above the previous 23 hours".into(),
@@ -150,7 +157,7 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
             scope: scope(&[("baseline", "23h"), ("percentile", "p95")]),
             ..rule(
                 "latency-regression",
-                "warning",
+                Severity::Warning,
                 "latency_regression",
                 "gt",
                 10.0,
@@ -163,7 +170,7 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
             scope: scope(&[("baseline", "23h"), ("percentile", "p95")]),
             ..rule(
                 "latency-regression-critical",
-                "critical",
+                Severity::Critical,
                 "latency_regression",
                 "gt",
                 30.0,
@@ -172,12 +179,18 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
         RuleConfig {
             description: "A service's health check reports it down".into(),
             for_: "30s".into(),
-            ..rule("service-down", "critical", "service_status", "gte", 2.0)
+            ..rule(
+                "service-down",
+                Severity::Critical,
+                "service_status",
+                "gte",
+                2.0,
+            )
         },
         RuleConfig {
             description: "One actor deleted more than 10 records in 5 minutes".into(),
             scope: scope(&[("action", "%delete%"), ("by", "actor")]),
-            ..rule("mass-delete", "error", "audit_events", "gt", 10.0)
+            ..rule("mass-delete", Severity::Error, "audit_events", "gt", 10.0)
         },
         RuleConfig {
             description: "More than 5 failed logins for one user in 5 minutes".into(),
@@ -186,17 +199,35 @@ pub fn shipped_rules() -> Vec<RuleConfig> {
                 ("outcome", "failure"),
                 ("by", "actor"),
             ]),
-            ..rule("brute-force-user", "error", "audit_events", "gt", 5.0)
+            ..rule(
+                "brute-force-user",
+                Severity::Error,
+                "audit_events",
+                "gt",
+                5.0,
+            )
         },
         RuleConfig {
             description: "More than 20 failed logins from one IP address in 5 minutes".into(),
             scope: scope(&[("action", "%login%"), ("outcome", "failure"), ("by", "ip")]),
-            ..rule("brute-force-ip", "error", "audit_events", "gt", 20.0)
+            ..rule(
+                "brute-force-ip",
+                Severity::Error,
+                "audit_events",
+                "gt",
+                20.0,
+            )
         },
         RuleConfig {
             description: "More than 90% of the database's max_connections are in use".into(),
             for_: "1m".into(),
-            ..rule("db-connections", "warning", "db_connections", "gt", 90.0)
+            ..rule(
+                "db-connections",
+                Severity::Warning,
+                "db_connections",
+                "gt",
+                90.0,
+            )
         },
     ]
 }
@@ -434,7 +465,7 @@ impl RuleSpec {
         let spec = RuleSpec {
             name: r.name.trim().to_string(),
             description: r.description.clone(),
-            severity: r.severity.clone(),
+            severity: r.severity,
             status: r.status.clone(),
             metric: r.measure.clone(),
             scope: r.scope.clone(),
@@ -466,15 +497,6 @@ impl RuleSpec {
     pub fn validate(&self) -> Result<(), String> {
         if self.name.is_empty() {
             return Err("a rule needs a name".into());
-        }
-        if !matches!(
-            self.severity.as_str(),
-            "info" | "warning" | "error" | "critical"
-        ) {
-            return Err(format!(
-                "severity {:?} is not one of info, warning, error, critical",
-                self.severity
-            ));
         }
         if !matches!(self.status.as_str(), "enabled" | "disabled" | "testing") {
             return Err(format!(
@@ -548,5 +570,35 @@ impl RuleSpec {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::model::Severity;
+
+    #[test]
+    fn severity_is_the_enum_and_a_bad_one_names_its_line() {
+        let text = "[alert]\ntick_ms = 200\n\n[[alert.rule]]\nname = \"a\"\nmeasure = \"request_rate\"\nseverity = \"critical\"\n\n[[alert.rule]]\nname = \"b\"\nmeasure = \"request_rate\"\nseverity = \"severe\"\n";
+        let msg = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("c.toml:12:"), "{msg}");
+        assert!(msg.contains("severe"), "{msg}");
+        assert!(
+            msg.contains("critical"),
+            "the error lists the known ones: {msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+
+        let good = text.replace("\"severe\"", "\"info\"");
+        let cfg = Config::parse(&good, Path::new("c.toml")).unwrap();
+        let sev: Vec<Severity> = cfg.alert.rules.iter().map(|r| r.severity).collect();
+        assert_eq!(sev, [Severity::Critical, Severity::Info]);
+        let spec = crate::model::rule::RuleSpec::from_config(&cfg.alert.rules[0]).unwrap();
+        assert_eq!(spec.severity, Severity::Critical);
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Severity;
+
 /// Every measure a rule can watch.
 pub const MEASURES: &[&str] = &[
     "error_rate",
@@ -130,7 +132,7 @@ pub fn takes_min_count(measure: &str) -> bool {
 pub struct RuleSpec {
     pub name: String,
     pub description: String,
-    pub severity: String,
+    pub severity: Severity,
     pub status: String,
     pub metric: String,
     pub scope: BTreeMap<String, String>,
@@ -227,6 +229,42 @@ impl Matcher {
         ))
     }
 
+    /// A matcher from its parts, the regex of `=~`/`!~` checked.
+    pub fn new(name: &str, op: &str, value: &str) -> Result<Matcher, String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("matcher {op}{value}: the label name is missing"));
+        }
+        if !MATCHER_OPS.contains(&op) {
+            return Err(format!(
+                "matcher {name}{op}: the operator is not one of = != =~ !~"
+            ));
+        }
+        if op.ends_with('~') {
+            regex::Regex::new(value).map_err(|e| format!("bad regex in {name}{op}{value}: {e}"))?;
+        }
+        Ok(Matcher {
+            name: name.to_string(),
+            op: op.to_string(),
+            value: value.to_string(),
+        })
+    }
+
+    /// The matcher as the silence editor writes it (`parse_matchers` reads it back): the value
+    /// in double quotes when it is empty or holds a space, a comma, a quote or a backslash.
+    pub fn to_editable(&self) -> String {
+        let v = &self.value;
+        if v.is_empty()
+            || v.chars()
+                .any(|c| c.is_whitespace() || matches!(c, ',' | '"' | '\\'))
+        {
+            let escaped = v.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("{}{}\"{escaped}\"", self.name, self.op)
+        } else {
+            self.to_string()
+        }
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
         let re = || {
@@ -253,4 +291,103 @@ impl std::fmt::Display for Matcher {
 /// Whether every matcher of a silence matches the labels (an empty silence matches nothing).
 pub fn silence_matches(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
     !matchers.is_empty() && matchers.iter().all(|m| m.matches(labels))
+}
+
+/// The operators of a silence matcher, longest first where one begins another.
+pub const MATCHER_OPS: [&str; 4] = ["=~", "!~", "!=", "="];
+
+/// Parses a line of matchers as the silence editor takes them: separated by commas or spaces,
+/// each `name=value`, `name!=value`, `name=~regex` or `name!~regex`; a value in double quotes
+/// may hold spaces and commas (`\"` and `\\` inside). An empty line is no matchers.
+pub fn parse_matchers(line: &str) -> Result<Vec<Matcher>, String> {
+    let is_sep = |c: char| c.is_whitespace() || c == ',';
+    let mut out = Vec::new();
+    let mut rest = line;
+    loop {
+        rest = rest.trim_start_matches(is_sep);
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let name_end = rest
+            .find(|c: char| matches!(c, '=' | '!') || is_sep(c))
+            .unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        rest = &rest[name_end..];
+        let Some(op) = MATCHER_OPS.into_iter().find(|op| rest.starts_with(op)) else {
+            return Err(format!(
+                "matcher {name:?}: expected name=value, name!=value, name=~regex or name!~regex"
+            ));
+        };
+        rest = &rest[op.len()..];
+        let mut value = String::new();
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            let Some(end) = end else {
+                return Err(format!(
+                    "matcher {name}{op}: the quoted value has no closing \""
+                ));
+            };
+            rest = &quoted[end..];
+        } else {
+            let end = rest.find(is_sep).unwrap_or(rest.len());
+            value.push_str(&rest[..end]);
+            rest = &rest[end..];
+        }
+        out.push(Matcher::new(name, op, &value)?);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matcher_lines_round_trip_through_the_editor() {
+        let ms = parse_matchers(
+            r#"alertname=brute-force-user, user=~"al ice|bob" ip!=10.0.0.1 env!~"dev,\"x\"""#,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str, &str)> = ms
+            .iter()
+            .map(|m| (m.name.as_str(), m.op.as_str(), m.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("alertname", "=", "brute-force-user"),
+                ("user", "=~", "al ice|bob"),
+                ("ip", "!=", "10.0.0.1"),
+                ("env", "!~", r#"dev,"x""#),
+            ]
+        );
+        let line = ms
+            .iter()
+            .map(Matcher::to_editable)
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(parse_matchers(&line).unwrap(), ms, "{line}");
+        // `=!x` is `=` with a value starting with `!`.
+        assert_eq!(parse_matchers("a=!x").unwrap()[0].value, "!x");
+        assert_eq!(parse_matchers("a=\"\"").unwrap()[0].value, "");
+        assert!(parse_matchers("").unwrap().is_empty());
+        assert!(parse_matchers("user").is_err());
+        assert!(parse_matchers("=x").is_err());
+        assert!(parse_matchers("a=~(").is_err());
+        assert!(parse_matchers("a=\"open").is_err());
+    }
 }

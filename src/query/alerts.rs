@@ -56,7 +56,7 @@ impl AlertRow {
 
 // `testing` is read from the rule at each read (not stored), so switching a rule in or out of
 // testing mode marks its alerts at once, in every view.
-const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, labels, label_key, state, value,
+pub const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, labels, label_key, state, value,
     threshold, summary, pending_since, fired_at, acknowledged_at, acknowledged_by, ack_note,
     resolved_at, resolved_by, resolve_note, condition_false_since, last_notified_at,
     coalesce((SELECT r.status = 'testing' FROM opsdash.alert_rule r WHERE r.id = rule_id), false)
@@ -186,7 +186,7 @@ pub async fn transaction_now(conn: &mut PgConnection) -> Result<DateTime<Utc>> {
 pub struct NewAlert<'a> {
     pub rule_id: i64,
     pub rule_name: &'a str,
-    pub severity: &'a str,
+    pub severity: Severity,
     pub labels: &'a BTreeMap<String, String>,
     pub label_key: &'a str,
     pub state: AlertState,

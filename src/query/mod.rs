@@ -2,6 +2,7 @@
 //! functions; nothing else writes SQL, and this module never depends on the TUI.
 
 pub mod access;
+pub mod alert_history;
 pub mod alert_metrics;
 pub mod alerts;
 pub mod audit;

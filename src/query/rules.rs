@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::rule::RuleSpec;
-use crate::model::AlertState;
+use crate::model::{AlertState, Severity};
 
 /// A rule as stored.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ struct RuleRow {
     id: i64,
     name: String,
     description: String,
-    severity: String,
+    severity: Severity,
     status: String,
     metric: String,
     scope: Json<BTreeMap<String, String>>,

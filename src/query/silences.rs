@@ -1,6 +1,7 @@
 //! Silences: Alertmanager-style label matchers with a time window that keep matching alerts
 //! from notifying.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -8,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
-use crate::model::rule::Matcher;
+use crate::model::rule::{silence_matches, Matcher};
 use crate::model::AlertState;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -88,4 +89,18 @@ pub async fn expire_silence(conn: &mut PgConnection, id: i64, actor: &str) -> Re
     }
     // The rules it may have covered: their alerts notify again if they still fire.
     super::rules::evaluate_rules_with_alerts_now(conn, AlertState::Suppressed.name()).await
+}
+
+/// How many open alerts a silence with these matchers would match now: the labels of every
+/// alert not resolved, tried with the engine's own `silence_matches` (so the silence editor's
+/// preview and the evaluation can never disagree on a regex dialect or an absent label).
+pub async fn preview_count(pool: &PgPool, matchers: &[Matcher]) -> Result<usize> {
+    let labels: Vec<Json<BTreeMap<String, String>>> =
+        sqlx::query_scalar("SELECT labels FROM opsdash.alert WHERE state <> 'resolved'")
+            .fetch_all(pool)
+            .await?;
+    Ok(labels
+        .iter()
+        .filter(|l| silence_matches(matchers, &l.0))
+        .count())
 }

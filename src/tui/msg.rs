@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::model::TimeRange;
+use crate::query::alert_history::AlertHistory;
 use crate::query::alert_metrics::Sample;
 use crate::query::alerts::{AlertRow, HistoryRow};
 use crate::query::audit::{AuditEvent, MassDelete};
@@ -364,6 +365,12 @@ results!(
         Preview(Vec<(Sample, bool)>),
         /// An operator action's one-line outcome.
         Action(String),
+        /// How many open alerts the silence editor's matchers (the line it was asked for) match.
+        SilencePreview((String, usize)),
+        /// The history view: past alerts and the rules' MTTA/MTTR.
+        History(AlertHistory),
+        /// One alert's state transitions, for the history view.
+        Timeline((i64, Vec<HistoryRow>)),
     }
 );
 

@@ -136,7 +136,7 @@ mod tests {
         let spec = crate::alerts::RuleSpec {
             name: "logins".into(),
             description: String::new(),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             status: "enabled".into(),
             metric: "log_count".into(),
             scope: [("route".to_string(), "/login".to_string())].into(),

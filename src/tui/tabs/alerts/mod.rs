@@ -1,8 +1,11 @@
-//! Alerts tab: open alerts sorted by severity, state and age (with a filter), a detail pane
-//! (value against threshold, a sparkline of the measured value, labels, runbook, notification
-//! attempts, history), and the operator's actions: `a` acknowledge and `R` resolve with a note,
-//! `s` silence (matchers prefilled from the alert, a duration prompt). Sub-views (h/l) for the
-//! rules (`e` enable/disable, `T` evaluate now without notifying) and the silences (`u` expire).
+//! Alerts tab: open alerts sorted by severity, state and age (with a filter), grouped by rule
+//! and its `group_by` labels (Enter expands a group), a detail pane (value against threshold,
+//! a sparkline of the measured value, labels, runbook, notification attempts, history), and
+//! the operator's actions on the marked alerts (space), the selected group or alert: `a`
+//! acknowledge and `R` resolve with a note, `s` silence (an editor of matchers prefilled from
+//! the selection, duration and comment, with a live count of what it matches). Sub-views (h/l)
+//! for the rules (`e` enable/disable, `T` evaluate now without notifying), the silences (`u`
+//! expire) and the history (MTTA/MTTR per rule, past alerts, one alert's timeline).
 
 //!
 //! The tab composes one component per view (as gitui composes its components): `list` (the
@@ -12,6 +15,7 @@
 //! permission before any key that writes, and dispatches to the view on screen.
 
 mod detail;
+mod history;
 mod jump;
 mod list;
 mod prompt;
@@ -35,6 +39,7 @@ use crate::tui::theme::Role;
 use crate::tui::view::{Binding, Cursor, DrawCtx, Refresher, TabCtx, TabView};
 use crate::tui::widgets::truncate;
 
+use history::HistoryView;
 pub use jump::logs_jump;
 use list::AlertList;
 use prompt::Prompt;
@@ -46,7 +51,11 @@ pub enum View {
     Alerts,
     Rules,
     Silences,
+    History,
 }
+
+/// The views in h/l order.
+const VIEWS: [View; 4] = [View::Alerts, View::Rules, View::Silences, View::History];
 
 /// What the views share: the status line under them, the prompt open over them, the config
 /// the operator actions need.
@@ -76,6 +85,7 @@ pub struct AlertsTab {
     list: AlertList,
     rules: RulesView,
     silences: SilencesView,
+    history: HistoryView,
     shared: Shared,
     filter: String,
     refresher: Refresher,
@@ -106,6 +116,7 @@ impl AlertsTab {
             list: AlertList::default(),
             rules: RulesView::default(),
             silences: SilencesView::default(),
+            history: HistoryView::default(),
             shared: Shared {
                 message: None,
                 prompt: None,
@@ -128,14 +139,16 @@ impl AlertsTab {
             View::Alerts => &mut self.list.cursor,
             View::Rules => &mut self.rules.cursor,
             View::Silences => &mut self.silences.cursor,
+            View::History => &mut self.history.cursor,
         }
     }
 
     fn len(&self) -> usize {
         match self.view {
-            View::Alerts => self.list.visible().len(),
+            View::Alerts => self.list.rows().len(),
             View::Rules => self.rules.visible().len(),
             View::Silences => self.silences.visible().len(),
+            View::History => self.history.alerts().len(),
         }
     }
 
@@ -158,9 +171,10 @@ impl AlertsTab {
         }
         let sh = &mut self.shared;
         match self.view {
-            View::Alerts => self.list.on_key(c, sh),
+            View::Alerts => self.list.on_key(c, sh, ctx),
             View::Rules => self.rules.on_key(c, sh, ctx),
             View::Silences => self.silences.on_key(c, sh, ctx),
+            View::History => self.history.on_key(c, ctx),
         }
     }
 }
@@ -178,6 +192,9 @@ impl TabView for AlertsTab {
             SilencesView::request(ctx),
         ];
         fx.extend(self.list.detail_request(ctx));
+        if self.view == View::History {
+            fx.push(self.history.request(ctx));
+        }
         fx
     }
 
@@ -192,15 +209,23 @@ impl TabView for AlertsTab {
     fn on_action(&mut self, a: Action, ctx: &TabCtx) -> Vec<Effect> {
         match a {
             Action::Left | Action::Right => {
-                let order = [View::Alerts, View::Rules, View::Silences];
-                let i = order.iter().position(|v| *v == self.view).unwrap_or(0);
+                let n = VIEWS.len();
+                let i = VIEWS.iter().position(|v| *v == self.view).unwrap_or(0);
                 let next = if a == Action::Right {
-                    (i + 1) % 3
+                    (i + 1) % n
                 } else {
-                    (i + 2) % 3
+                    (i + n - 1) % n
                 };
-                self.view = order[next];
+                self.view = VIEWS[next];
                 *self.cursor() = Cursor::default();
+                if self.view == View::History {
+                    return vec![self.history.request(ctx)];
+                }
+                Vec::new()
+            }
+            // Esc first drops the marks, then the message.
+            Action::Back if self.view == View::Alerts && !self.list.marked.is_empty() => {
+                self.list.marked.clear();
                 Vec::new()
             }
             Action::Back => {
@@ -209,6 +234,9 @@ impl TabView for AlertsTab {
                 Vec::new()
             }
             Action::Select if self.view == View::Alerts => {
+                if self.list.toggle_group() {
+                    return Vec::new();
+                }
                 let rules = self.rules.rules.data.as_deref().unwrap_or_default();
                 match self.list.jump(rules, ctx) {
                     Some(j) => vec![Effect::Jump(j)],
@@ -220,10 +248,12 @@ impl TabView for AlertsTab {
                 let cursor = self.cursor();
                 let before = cursor.selected;
                 cursor.apply(a, len, 8);
-                if self.view == View::Alerts && before != self.list.cursor.selected {
-                    self.list.detail_request(ctx)
-                } else {
-                    Vec::new()
+                match self.view {
+                    View::Alerts if before != self.list.cursor.selected => {
+                        self.list.detail_request(ctx)
+                    }
+                    View::History => self.history.timeline_request(ctx),
+                    _ => Vec::new(),
                 }
             }
         }
@@ -234,15 +264,13 @@ impl TabView for AlertsTab {
     }
 
     fn on_key(&mut self, key: &KeyEvent, ctx: &TabCtx) -> Option<Vec<Effect>> {
-        if let Some(p) = self.shared.prompt.as_mut() {
-            match key.code {
-                KeyCode::Esc => self.shared.prompt = None,
-                KeyCode::Enter => return Some(Prompt::submit(&mut self.shared, ctx)),
-                _ => {
-                    p.input().input(*key);
-                }
+        if self.shared.prompt.is_some() {
+            let fx = Prompt::on_key(&mut self.shared, key, ctx);
+            // The marks were for the action just sent.
+            if self.shared.prompt.is_none() && !fx.is_empty() {
+                self.list.marked.clear();
             }
-            return Some(Vec::new());
+            return Some(fx);
         }
         match key.code {
             KeyCode::Char(c) => self.on_view_key(c, ctx),
@@ -257,7 +285,22 @@ impl TabView for AlertsTab {
         // Each view keeps its own cursor; only the view on screen follows its selection.
         match data {
             AlertsData::Alerts(r) => return self.list.on_data(r, self.view == View::Alerts, ctx),
-            AlertsData::Rules(r) => self.rules.on_data(r, self.view == View::Rules),
+            AlertsData::Rules(r) => {
+                if let Ok(rules) = &r {
+                    self.list.group_by = rules
+                        .iter()
+                        .map(|r| (r.id, r.spec.group_by.clone()))
+                        .collect();
+                }
+                self.rules.on_data(r, self.view == View::Rules)
+            }
+            AlertsData::SilencePreview(r) => {
+                if let Some(Prompt::Silence(form)) = self.shared.prompt.as_mut() {
+                    form.on_preview(r);
+                }
+            }
+            AlertsData::History(r) => return self.history.on_data(r, ctx),
+            AlertsData::Timeline(r) => self.history.timeline.set(r),
             AlertsData::Silences(r) => self.silences.on_data(r, self.view == View::Silences),
             AlertsData::Detail(r) => self.list.detail.detail.set(r),
             AlertsData::Preview(r) => self.rules.on_preview(r, &mut self.shared),
@@ -306,11 +349,11 @@ impl TabView for AlertsTab {
             },
             Binding {
                 keys: "s",
-                help: "silence alerts like this one",
+                help: "silence: matchers (= != =~ !~), duration, comment",
             },
             Binding {
                 keys: "h l",
-                help: "alerts / rules / silences",
+                help: "alerts / rules / silences / history",
             },
             Binding {
                 keys: "e",
@@ -324,6 +367,26 @@ impl TabView for AlertsTab {
                 keys: "u",
                 help: "silences: expire",
             },
+            Binding {
+                keys: "space",
+                help: "mark / unmark (a group line: all its alerts); esc unmarks",
+            },
+            Binding {
+                keys: "enter",
+                help: "on a group line (▸ 15 alerts): expand / collapse",
+            },
+            Binding {
+                keys: "a R s",
+                help: "act on the marked alerts, else the group, else the alert",
+            },
+            Binding {
+                keys: "tab",
+                help: "silence editor: next field; it counts what it matches",
+            },
+            Binding {
+                keys: "w",
+                help: "history: window 24h / 7d / 30d (MTTA, MTTR)",
+            },
         ]
     }
 
@@ -335,6 +398,7 @@ impl TabView for AlertsTab {
             View::Alerts => self.list.draw(f, body, ctx),
             View::Rules => self.rules.draw(f, body, ctx),
             View::Silences => self.silences.draw(f, body, ctx),
+            View::History => self.history.draw(f, body, ctx),
         }
         if let Some((m, role)) = &self.shared.message {
             crate::tui::widgets::render(
