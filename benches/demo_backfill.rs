@@ -84,7 +84,7 @@ async fn bench(requests: u64, window: Duration) -> Result<()> {
                     .send(&mut tx, "opsdash.request_log", rows::REQUEST_COLUMNS)
                     .await?;
                 b.logs
-                    .send(&mut tx, "opsdash.log_event", rows::LOG_COLUMNS)
+                    .send(&mut tx, "opsdash.log_event", rows::LOG_COPY_COLUMNS)
                     .await?;
                 b.queries
                     .send(&mut tx, "opsdash.query_log", rows::QUERY_COLUMNS)

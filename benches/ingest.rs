@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench ingest -- --lines 1000000 [--runs 2]
 //!     OPSDASH_BENCH_LINES=100000 cargo bench --bench ingest
+//!     cargo bench --bench ingest -- --batch 20000   (the writer's batch size; default: config's)
 //!     --insert-rows N: rows for the row-by-row INSERT baseline (default min(lines, 50000))
 //!     --cpu-only: stop after the CPU-side figures (JSON, then one row per format of issue 14:
 //!     envelopes, line formats from tests/fixtures/sources, custom nginx layout, Heroku router;
@@ -1084,7 +1085,12 @@ fn main() -> Result<()> {
     let json = dir.path().join("bench.jsonl");
     let csv = dir.path().join("bench.csv");
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "")?;
+    // `--batch N`: the writer's batch size (rows per COPY and transaction), to try sizes.
+    let batch = arg("--batch").and_then(|v| v.parse::<usize>().ok());
+    match batch {
+        Some(n) => std::fs::write(&config, format!("[ingest]\nbatch_size = {n}\n"))?,
+        None => std::fs::write(&config, "")?,
+    }
     println!("generating {lines} JSON log lines...");
     generate(lines, &json, &csv)?;
     println!(

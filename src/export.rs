@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::filter::Filter;
-use crate::model::Level;
 use crate::query::logs::{for_each_batch, LogLine};
 use crate::sanitize::sanitize;
 
@@ -106,7 +105,7 @@ impl From<LogLine> for ExportRow {
         ExportRow {
             id: l.id,
             ts: l.ts,
-            level: Level::from_i16(l.level).name().to_string(),
+            level: l.level.name().to_string(),
             service: l.service,
             host: l.host,
             message: l.message,

@@ -273,7 +273,10 @@ async fn every_line_field_is_read_from_its_own_column() -> anyhow::Result<()> {
             .await?;
     let l = logs::line(pool, id).await?.expect("the line just written");
     let own = |s: &Option<String>, name: &str| assert_eq!(s.as_deref(), Some(name), "{name}");
-    assert_eq!((l.id, l.tx, l.level, l.status), (id, tx, 4, Some(503)));
+    assert_eq!(
+        (l.id, l.tx, l.level, l.status),
+        (id, tx, opsdash::model::Level::Error, Some(503))
+    );
     assert_eq!(
         l.ts,
         "2026-11-21T10:00:00Z".parse::<chrono::DateTime<Utc>>()?

@@ -10,32 +10,17 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 
 use crate::db::copy::CopyBuf;
+use crate::model::log_row::LogRowRef;
 use crate::model::Level;
 use crate::query::demo as q;
 use crate::query::ingest::{self as ingest_q, ErrorGroupDelta};
 
 /// Request rows carry the same columns as ingested ones.
 pub use crate::ingest::writer::REQUEST_COLUMNS;
-pub const LOG_COLUMNS: &[&str] = &[
-    "ts",
-    "level",
-    "service",
-    "host",
-    "message",
-    "trace_id",
-    "span_id",
-    "request_id",
-    "user_id",
-    "route",
-    "method",
-    "status",
-    "duration_ms",
-    "ip",
-    "user_agent",
-    "error_type",
-    "attrs",
-    "fingerprint",
-];
+/// Log rows carry the writer's columns, search tokens included (`model::log_row`): the demo
+/// encodes them with the writer's own encoder, so no demo row reaches the server's token
+/// trigger.
+pub use crate::model::log_row::LOG_COPY_COLUMNS;
 pub const QUERY_COLUMNS: &[&str] = &[
     "ts",
     "service",
@@ -257,29 +242,31 @@ impl Batch {
     }
 
     pub fn push_log(&mut self, r: &LogRow) {
-        let b = &mut self.logs;
-        b.ts(r.ts);
-        b.plain(r.level.as_i16());
-        b.text(r.service);
-        b.text(r.host);
-        b.text(r.message);
-        b.opt_text(r.trace_id);
-        b.opt_text(r.span_id);
-        b.opt_text(r.request_id);
-        b.opt_text(r.user_id);
-        b.opt_text(r.route);
-        b.opt_text(r.method);
-        b.opt_plain(r.status);
-        b.opt_plain(r.duration_ms.map(round3));
-        b.opt_text(r.ip);
-        b.opt_text(r.user_agent);
-        b.opt_text(r.error_type);
-        match r.attrs {
-            Some(v) => b.json(v),
-            None => b.null(),
-        }
-        b.opt_text(r.fingerprint);
-        b.end_row();
+        crate::ingest::writer::encode_log_row(
+            &mut self.logs,
+            &LogRowRef {
+                ts: r.ts,
+                level: r.level,
+                service: r.service,
+                host: Some(r.host),
+                message: r.message,
+                trace_id: r.trace_id,
+                span_id: r.span_id,
+                request_id: r.request_id,
+                user_id: r.user_id,
+                route: r.route,
+                method: r.method,
+                status: r.status.and_then(|s| i16::try_from(s).ok()),
+                duration_ms: r.duration_ms.map(round3),
+                ip: r.ip,
+                user_agent: r.user_agent,
+                error_type: r.error_type,
+                attrs: r.attrs,
+                fingerprint: r.fingerprint,
+                repeat_count: 1,
+                last_seen: None,
+            },
+        );
         if let Some(fp) = r.fingerprint {
             let agg = self
                 .errors
@@ -392,7 +379,7 @@ pub async fn write(
         .await?;
     batch
         .logs
-        .send(&mut tx, "opsdash.log_event", LOG_COLUMNS)
+        .send(&mut tx, "opsdash.log_event", LOG_COPY_COLUMNS)
         .await?;
     batch
         .queries

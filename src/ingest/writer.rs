@@ -17,6 +17,7 @@ use super::record::{AuditRecord, LogRecord, QueryRecord, RequestRecord};
 use super::timestamp::format_copy;
 use crate::db::copy::CopyBuf;
 use crate::db::Db;
+use crate::model::log_row::LogRowRef;
 use crate::query::ingest::{self as q, ErrorGroupDelta, RepeatDelta};
 
 pub const LOG_TABLE: &str = "opsdash.log_event";
@@ -24,35 +25,9 @@ pub const REQUEST_TABLE: &str = "opsdash.request_log";
 pub const QUERY_TABLE: &str = "opsdash.query_log";
 pub const AUDIT_TABLE: &str = "opsdash.audit_event";
 
-/// What the COPY writes: the exported columns plus the last time of a folded row and the
-/// message's word-search tokens (computed here, so the server does not tokenize each row).
-pub const LOG_COPY_COLUMNS: &[&str] = &[
-    "ts",
-    "level",
-    "service",
-    "host",
-    "message",
-    "trace_id",
-    "span_id",
-    "request_id",
-    "user_id",
-    "route",
-    "method",
-    "status",
-    "duration_ms",
-    "ip",
-    "user_agent",
-    "error_type",
-    "attrs",
-    "fingerprint",
-    "repeat_count",
-    "last_seen",
-    "search_tokens",
-];
-
-/// The log row's exported columns: what the COPY writes less the last time of a folded row
-/// and the tokens (one list, so the two cannot drift apart).
-pub const LOG_COLUMNS: &[&str] = LOG_COPY_COLUMNS.split_at(LOG_COPY_COLUMNS.len() - 2).0;
+/// The log row's columns: one declaration for the writer, the demo, export and the Logs
+/// queries (`model::log_row`).
+pub use crate::model::log_row::{LOG_COLUMNS, LOG_COPY_COLUMNS};
 
 pub const REQUEST_COLUMNS: &[&str] = &[
     "ts",
@@ -85,26 +60,58 @@ thread_local! {
 }
 
 pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
+    encode_log_row(buf, &log_row(r));
+}
+
+/// An ingested record as the log row the encoder takes.
+pub fn log_row(r: &LogRecord) -> LogRowRef<'_> {
+    LogRowRef {
+        ts: r.ts,
+        level: r.level,
+        service: &r.service,
+        host: r.host.as_deref(),
+        message: &r.message,
+        trace_id: r.trace_id.as_deref(),
+        span_id: r.span_id.as_deref(),
+        request_id: r.request_id.as_deref(),
+        user_id: r.user_id.as_deref(),
+        route: r.route.as_deref(),
+        method: r.method.as_deref(),
+        status: r.status,
+        duration_ms: r.duration_ms,
+        ip: r.ip.as_deref(),
+        user_agent: r.user_agent.as_deref(),
+        error_type: r.error_type.as_deref(),
+        attrs: r.attrs.as_ref(),
+        fingerprint: r.fingerprint.as_deref(),
+        repeat_count: r.repeat_count,
+        last_seen: r.last_seen,
+    }
+}
+
+/// One log row in `LOG_COPY_COLUMNS` order, with its search tokens: the only encoder of the
+/// log row (the demo writes through it too).
+pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
     let mut ts = [0u8; 32];
     buf.plain(format_copy(r.ts, &mut ts));
     buf.plain(r.level.as_i16());
-    buf.text(&r.service);
-    buf.opt_text(r.host.as_deref());
-    buf.text(&r.message);
-    buf.opt_text(r.trace_id.as_deref());
-    buf.opt_text(r.span_id.as_deref());
-    buf.opt_text(r.request_id.as_deref());
-    buf.opt_text(r.user_id.as_deref());
-    buf.opt_text(r.route.as_deref());
-    buf.opt_text(r.method.as_deref());
+    buf.text(r.service);
+    buf.opt_text(r.host);
+    buf.text(r.message);
+    buf.opt_text(r.trace_id);
+    buf.opt_text(r.span_id);
+    buf.opt_text(r.request_id);
+    buf.opt_text(r.user_id);
+    buf.opt_text(r.route);
+    buf.opt_text(r.method);
     buf.opt_plain(r.status);
     buf.opt_plain(r.duration_ms);
-    buf.opt_text(r.ip.as_deref());
-    buf.opt_text(r.user_agent.as_deref());
-    buf.opt_text(r.error_type.as_deref());
-    match &r.attrs {
-        // Serialized as is: the pipeline removed NULs from the values (jsonb rejects
-        // `\u0000`), so the text needs no rewriting.
+    buf.opt_text(r.ip);
+    buf.opt_text(r.user_agent);
+    buf.opt_text(r.error_type);
+    match r.attrs {
+        // Serialized as is: the row holds no NUL (jsonb rejects `\u0000`; see `LogRowRef`), so
+        // the text needs no rewriting.
         Some(a) => SCRATCH.with_borrow_mut(|json| {
             json.clear();
             match serde_json::to_writer(&mut *json, a) {
@@ -114,7 +121,7 @@ pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
         }),
         None => buf.null(),
     }
-    buf.opt_text(r.fingerprint.as_deref());
+    buf.opt_text(r.fingerprint);
     buf.plain(r.repeat_count);
     match r.last_seen {
         Some(t) => buf.plain(format_copy(t, &mut ts)),

@@ -40,7 +40,7 @@ pub struct LogLine {
     /// Writing transaction id (xid8 as a number).
     pub tx: i64,
     pub ts: DateTime<Utc>,
-    pub level: i16,
+    pub level: Level,
     pub service: String,
     pub host: Option<String>,
     pub message: String,
@@ -70,7 +70,7 @@ impl LogLine {
         id: i64,
         tx: i64,
         ts: DateTime<Utc>,
-        level: i16,
+        level: Level,
         service: String,
         message: String,
         trace_id: Option<String>,
@@ -102,7 +102,7 @@ impl LogLine {
     }
 
     pub fn level(&self) -> Level {
-        Level::from_i16(self.level)
+        self.level
     }
 
     pub fn cursor(&self) -> TailCursor {
@@ -113,11 +113,10 @@ impl LogLine {
     }
 }
 
-/// Note: the select list exposes `tx` as a bigint under the same name, so the tail queries
+/// The select list of a whole line (`model::log_row`, one declaration with the writer, the
+/// demo and export). Note: it exposes `tx` as a bigint under the same name, so the tail queries
 /// order by `log_event.tx` (the xid8 column, in index order), never by the output alias.
-pub const LINE_COLUMNS: &str = "id, tx::text::bigint AS tx, ts, level, service, host, message, \
-     trace_id, span_id, request_id, user_id, route, method, status, duration_ms, ip, user_agent, \
-     error_type, attrs, fingerprint, repeat_count";
+pub use crate::model::log_row::LINE_COLUMNS;
 
 /// What the live tail reads of each line. At 10,000 lines a second, decoding every field of
 /// every line (a dozen strings and the attrs JSON of an ingested line) was half of the
@@ -134,7 +133,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for TailRow {
             row.try_get(0)?,
             row.try_get(1)?,
             row.try_get(2)?,
-            row.try_get(3)?,
+            Level::from_i16(row.try_get(3)?),
             row.try_get(4)?,
             row.try_get(5)?,
             row.try_get(6)?,
@@ -162,7 +161,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LogLine {
             id: row.try_get(0)?,
             tx: row.try_get(1)?,
             ts: row.try_get(2)?,
-            level: row.try_get(3)?,
+            level: Level::from_i16(row.try_get(3)?),
             service: row.try_get(4)?,
             host: row.try_get(5)?,
             message: row.try_get(6)?,

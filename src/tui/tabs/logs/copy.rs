@@ -13,7 +13,7 @@ impl LogsTab {
                 let text = format!(
                     "{} {} {} {}",
                     l.ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    Level::from_i16(l.level).name(),
+                    l.level.name(),
                     l.service,
                     l.message
                 );

@@ -23,7 +23,7 @@ pub fn detail_lines(l: &LogLine, ctx: &DrawCtx) -> Vec<Line<'static>> {
             theme.style(Role::Dim),
         ),
         Span::styled(
-            format!("{} ", Level::from_i16(l.level).name()),
+            format!("{} ", l.level.name()),
             theme.style(level_role(l.level)),
         ),
         Span::styled(safe(&l.service), theme.style(Role::Accent)),

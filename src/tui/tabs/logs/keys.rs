@@ -94,7 +94,7 @@ impl LogsTab {
                 Some(Vec::new())
             }
             (View::Tail, 'e') | (View::Tail, 'E') => {
-                if !self.jump(c == 'e', |l| l.level >= Level::Error.as_i16()) {
+                if !self.jump(c == 'e', |l| l.level >= Level::Error) {
                     self.message = Some(("no more errors in the loaded lines".into(), Role::Dim));
                 }
                 Some(Vec::new())

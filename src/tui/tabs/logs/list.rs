@@ -267,7 +267,15 @@ mod tests {
 
     fn line(sec: i64, id: i64) -> LogLine {
         let ts = Utc.timestamp_opt(1_800_000_000 + sec, 0).unwrap();
-        LogLine::partial(id, 0, ts, 2, "api".into(), format!("line {id}"), None)
+        LogLine::partial(
+            id,
+            0,
+            ts,
+            crate::model::Level::Info,
+            "api".into(),
+            format!("line {id}"),
+            None,
+        )
     }
 
     fn ids(l: &LogList) -> Vec<i64> {

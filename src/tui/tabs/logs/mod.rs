@@ -541,8 +541,8 @@ impl TabView for LogsTab {
     }
 }
 
-fn level_role(level: i16) -> Role {
-    match Level::from_i16(level) {
+fn level_role(level: Level) -> Role {
+    match level {
         Level::Trace | Level::Debug => Role::Dim,
         Level::Info => Role::Info,
         Level::Warn => Role::Warn,

@@ -281,7 +281,7 @@ impl LogsTab {
                     vec![
                         Span::styled(format!("{:<time_w$}", ctx.fmt_time(l.ts, time_fmt)), base),
                         Span::styled(
-                            format!("{:<6}", Level::from_i16(l.level).name()),
+                            format!("{:<6}", l.level.name()),
                             if selected {
                                 base
                             } else {

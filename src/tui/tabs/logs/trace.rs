@@ -92,7 +92,7 @@ impl TraceView {
                 wf.push_str(&" ".repeat(bar_w - start - len));
                 let role = match (it.level, it.status) {
                     _ if it.failed => Role::Error,
-                    (Some(l), _) => level_role(l),
+                    (Some(l), _) => level_role(Level::from_i16(l)),
                     (_, Some(s)) if s >= 500 => Role::Error,
                     (_, Some(s)) if s >= 400 => Role::Warn,
                     _ => Role::ChartPrimary,
