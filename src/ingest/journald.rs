@@ -413,6 +413,20 @@ mod tests {
         );
     }
 
+    /// The attrs map is built after the whole entry is read: a field given twice keeps its
+    /// last value (as inserting field by field did), and the map holds every other field.
+    #[test]
+    fn a_repeated_field_keeps_its_last_value() {
+        let e = open(
+            r#"{"MESSAGE":"m","_PID":"1","CODE_FILE":"a.c","_PID":"2","__REALTIME_TIMESTAMP":"1700000000000000"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.attrs["_PID"], "2");
+        assert_eq!(e.attrs["CODE_FILE"], "a.c");
+        assert_eq!(e.attrs.len(), 2);
+        assert_eq!(e.stream.as_deref(), Some("[2]"));
+    }
+
     #[test]
     fn the_dropped_list_and_its_match_agree() {
         for k in DROPPED {
