@@ -59,6 +59,9 @@ enum Mode {
 struct Pending {
     source: Arc<str>,
     stream: Option<String>,
+    /// `stream_hash(&stream)`: finding a line's stream among hundreds pending (journald's
+    /// `unit[pid]`, syslog's `program[pid]`) compares these first, not every stream's text.
+    hash: u64,
     event: Joined<'static>,
     mode: Mode,
     /// Has had a Python traceback (chained tracebacks may follow its exception line).
@@ -68,6 +71,13 @@ struct Pending {
     /// Where the event's file stood before its first line (what a checkpoint may claim while
     /// the event is pending).
     start: Option<Checkpoint>,
+}
+
+/// A stream's hash for `Pending::hash` (fixed seed: it only has to be equal for equal streams;
+/// a collision costs one text compare).
+fn stream_hash(stream: &Option<String>) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one(stream)
 }
 
 /// Limits and rules of the joiner (`[ingest]` `multiline_*` and `[[ingest.multiline]]`).
@@ -181,10 +191,10 @@ impl Joiner {
         now: Instant,
     ) -> [Option<Joined<'a>>; 2] {
         let env = &line.env;
-        let at = self
-            .pending
-            .iter()
-            .position(|p| Arc::ptr_eq(&p.source, source) && p.stream == env.stream);
+        let hash = stream_hash(&env.stream);
+        let at = self.pending.iter().position(|p| {
+            p.hash == hash && Arc::ptr_eq(&p.source, source) && p.stream == env.stream
+        });
         let json = !env.partial && is_json(&env.text);
         if let Some(i) = at {
             let rule = if self.rules.is_empty() {
@@ -213,10 +223,10 @@ impl Joiner {
                 return [None, None];
             }
             let done = self.pending.swap_remove(i).event;
-            let own = self.start(source, line, start, json, now);
+            let own = self.start(source, line, start, json, now, hash);
             return [Some(done), own];
         }
-        [self.start(source, line, start, json, now), None]
+        [self.start(source, line, start, json, now, hash), None]
     }
 
     /// Makes `line` the pending event of its stream, or hands it back when it is complete.
@@ -227,6 +237,7 @@ impl Joiner {
         start: Option<Checkpoint>,
         json: bool,
         now: Instant,
+        hash: u64,
     ) -> Option<Joined<'a>> {
         if json {
             return Some(line);
@@ -256,6 +267,7 @@ impl Joiner {
         self.pending.push(Pending {
             source: source.clone(),
             stream,
+            hash,
             event,
             mode,
             python: mode == Mode::Python,

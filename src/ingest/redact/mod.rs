@@ -9,6 +9,9 @@
 //! bounded regexes (`rules`).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use regex::Regex;
@@ -48,7 +51,28 @@ fn splice(s: &str, spans: &[Span]) -> Option<String> {
     Some(out)
 }
 
+/// Numbers the redactors, so that a thread's memo of key names (`SECRET_KEYS`) never answers
+/// for another redactor's keys.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Key names longer than this are not memoised (asked directly each time).
+const MEMO_KEY_LEN: usize = 64;
+/// Names memoised per thread at most; a full memo is emptied (names beyond it are not worth
+/// keeping: a log's field names are a few dozen, repeated on every line).
+const MEMO_KEYS: usize = 1024;
+
+/// Field names, with whether they are secret, of the redactor numbered `.0`, per thread. The
+/// same dozen or so names come with every journald entry or JSON line, and telling a name's
+/// words apart cost more than looking it up (a fifth of a journald line's redaction).
+type KeyMemo = (u64, HashMap<Box<str>, bool, foldhash::fast::RandomState>);
+
+thread_local! {
+    static SECRET_KEYS: RefCell<KeyMemo> = RefCell::new((0, HashMap::default()));
+}
+
 pub struct Redactor {
+    /// This redactor's number for `SECRET_KEYS`.
+    id: u64,
     keys: keys::Keys,
     cards: bool,
     ssn: bool,
@@ -80,6 +104,7 @@ impl Redactor {
             (true, None) => 7,
         };
         Ok(Redactor {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             keys,
             cards: cfg.redact_card_numbers,
             ssn: cfg.redact_ssn,
@@ -91,7 +116,25 @@ impl Redactor {
     /// Whether a field of this name holds a secret: some run of its whole words is a secret key
     /// ("db_password", "X-Api-Key", "accessToken", "secret_key"; not "wtoken", "tokenizer").
     pub fn is_secret_key(&self, key: &str) -> bool {
-        self.keys.is_secret(key)
+        let short = self.keys.shortest().is_none_or(|n| key.len() < n);
+        if short || key.len() > MEMO_KEY_LEN {
+            return !short && self.keys.is_secret(key);
+        }
+        SECRET_KEYS.with_borrow_mut(|(id, memo)| {
+            if *id != self.id {
+                memo.clear();
+                *id = self.id;
+            }
+            if let Some(&secret) = memo.get(key) {
+                return secret;
+            }
+            let secret = self.keys.is_secret(key);
+            if memo.len() >= MEMO_KEYS {
+                memo.clear();
+            }
+            memo.insert(key.into(), secret);
+            secret
+        })
     }
 
     /// Redacts free text.
@@ -109,9 +152,14 @@ impl Redactor {
             }
         }
         spans.clear();
-        tokens::spans(&out, &mut spans);
-        if let Some(o) = splice(&out, &spans) {
-            out = Cow::Owned(o);
+        // Every shape `tokens` finds without a `:` (URL passwords have one) is at least
+        // `tokens::SHORTEST` bytes long: most field values (unit names, paths, short ids) are
+        // shorter and skip the pass.
+        if out.len() >= tokens::SHORTEST || memchr::memchr(b':', out.as_bytes()).is_some() {
+            tokens::spans(&out, &mut spans);
+            if let Some(o) = splice(&out, &spans) {
+                out = Cow::Owned(o);
+            }
         }
         // Cards and SSNs need at least 9 digits; most lines have far fewer.
         if (self.cards || self.ssn) && out.bytes().filter(u8::is_ascii_digit).take(9).count() >= 9 {
@@ -251,6 +299,10 @@ mod tests {
         assert_eq!(r.min_len, 7);
         assert_eq!(r.text("a://:p@"), "a://:[REDACTED]@");
         assert_eq!(r.text("token=x"), "token=[REDACTED]");
+        // The shortest shape without a `:` (tokens::SHORTEST bytes) still goes through it.
+        let basic = "Basic QWxhZGRp";
+        assert_eq!(basic.len(), tokens::SHORTEST);
+        assert_eq!(r.text(basic), "Basic [REDACTED]");
         let mut cfg = IngestConfig {
             redact_keys: vec!["pw".into()],
             ..IngestConfig::default()
@@ -264,6 +316,27 @@ mod tests {
             replacement: "Q".into(),
         });
         assert_eq!(Redactor::new(&cfg).unwrap().text("q"), "Q");
+    }
+
+    /// The per-thread memo of key names answers for the redactor that asked: two redactors
+    /// with different keys, used in turn on one thread, each keep their own answer.
+    #[test]
+    fn key_memo_is_per_redactor() {
+        let plain = redactor();
+        let pw = Redactor::new(&IngestConfig {
+            redact_keys: vec!["pw".into()],
+            ..IngestConfig::default()
+        })
+        .unwrap();
+        for _ in 0..3 {
+            assert!(pw.is_secret_key("db_pw"));
+            assert!(!plain.is_secret_key("db_pw"));
+            assert!(plain.is_secret_key("db_password"));
+            assert!(!pw.is_secret_key("db_password"));
+        }
+        let long = format!("{}_password", "x".repeat(MEMO_KEY_LEN));
+        assert!(plain.is_secret_key(&long));
+        assert!(!plain.is_secret_key("pwd"));
     }
 
     #[test]
