@@ -402,13 +402,6 @@ struct Building {
 
 /// Groups sent to the writers and not yet answered, at most; then requests wait in the queue.
 const IN_FLIGHT: usize = 4;
-/// Groups of one source sent to its writer and not yet answered, at most: one being written
-/// and one sealed behind it, so the writer starts the next COPY as soon as a commit returns
-/// instead of waiting while the sink seals and encodes the next group (with one, the database
-/// sat idle for that time after every commit: serve stored ~0.7x the rows/s of file ingest,
-/// whose pipeline keeps a sealed batch queued the same way). Requests arriving meanwhile
-/// build the group after those two, so groups stay as large as one commit's time gathers.
-const SOURCE_IN_FLIGHT: usize = 2;
 
 async fn run(db: Db, cfg: Arc<Config>, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
     let mut w = Writers {
@@ -543,7 +536,7 @@ impl Writers {
             });
         b.records += n;
         b.jobs.push(item);
-        if self.sent(&source) < SOURCE_IN_FLIGHT {
+        if self.sent(&source) == 0 {
             self.send(&source).await;
         }
     }
@@ -590,7 +583,7 @@ impl Writers {
                 .unwrap_or_else(|| "the database writer stopped".into());
             self.fail_source(&f.source, f.generation, why, f.jobs).await;
         }
-        if self.sent(&f.source) < SOURCE_IN_FLIGHT {
+        if self.sent(&f.source) == 0 {
             self.send(&f.source).await;
         }
     }
