@@ -2,6 +2,9 @@
 //! shell. Every action is on the record (audit event with the database role, and the OS user,
 //! SSH client address and host as context); a role that may not act gets one "read-only: ..."
 //! line. Everything printed from the database is sanitized.
+//!
+//! One file for the subcommands: they share the audit context (role, OS user, SSH client), the
+//! read-only refusal and the sanitized output; each subcommand is its own function.
 
 use std::process::ExitCode;
 

@@ -4,6 +4,9 @@
 //!
 //! Postgres refuses to run as root, so when we are root the server runs as the `postgres` system
 //! user (via runuser), and the cluster lives where that user can reach it (see `data_root`).
+//!
+//! One file: initdb, settings, start/stop, running as `postgres` when root, and the tests'
+//! throwaway clusters share the same paths and settings.
 
 use std::fs::{self, File};
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! The demo's fictional shop: services, routes with their latency and status profiles, the
 //! queries each route runs, the integrations it calls, the errors it throws, and its users.
 //! Everything here is static data; `traffic` turns it into rows.
+//!
+//! Long because it is data: the shop's services, routes, queries, errors and users.
 
 /// A service of the demo shop, with the hosts it runs on.
 pub struct Service {

@@ -4,6 +4,9 @@
 //! Each request carries a trace id shared by everything it causes: its log lines, its queries,
 //! its outbound calls and its audit events, all timestamped inside the request's duration
 //! (`request_log.ts` is the request's start).
+//!
+//! One generator: a request's rows (logs, queries, calls, audit) are made together so they share
+//! its trace id and its times.
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use rand::rngs::StdRng;

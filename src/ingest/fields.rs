@@ -21,6 +21,9 @@
 //!   is; no `@l` means Information (even with an `@x` exception, whose type gives error_type).
 //! - structlog names the message `event` (used when there is no `msg`/`message`); loguru's
 //!   `serialize=True` nests everything under `record` (its `text` rendering is then dropped).
+//!
+//! Long because it is the field-name table of every dialect plus the decisions below; split by
+//! dialect, the precedence rules that must be read together would scatter.
 
 use std::borrow::Cow;
 

@@ -1,6 +1,10 @@
 //! The ingest pipeline: line -> parse -> redact -> fingerprint -> de-duplicate -> batch. Sealed
 //! batches go to the writer task (see `writer`), so parsing the next batch overlaps the COPY
 //! of the previous one.
+//!
+//! Long because its stages share one batch under construction (rows, dedup indexes, error groups,
+//! repeats) and its counters; the stages' own work lives in their files (fields, redact, dedup,
+//! multiline, writer).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;

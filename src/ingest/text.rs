@@ -9,6 +9,8 @@
 //! word is only taken in a level's place: right after the timestamp, after the pid/thread
 //! numbers and the logger name that precede it in some layouts, or in brackets; never from
 //! the middle of a sentence.
+//!
+//! Long because of the timestamp forms listed here, each with its own recogniser, tried in order.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Map, Value};

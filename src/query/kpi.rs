@@ -9,6 +9,9 @@
 //! uncovered tail is the last ~10 seconds when the worker runs, everything when it never ran.
 //! Series are bucketed with `date_bin` on bucket boundaries, so consecutive refreshes show the
 //! same buckets.
+//!
+//! One file for the KPI tab's SQL: its panels read the same rollups with the same range
+//! arithmetic.
 
 use std::time::Duration;
 

@@ -5,6 +5,9 @@
 //!
 //! Endpoints are keyed by service, route and direction; `route` is "METHOD /path" as the rollup
 //! job stores it.
+//!
+//! One file for the Performance tab's SQL: its queries share the endpoint key and the rollup
+//! tiers.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;

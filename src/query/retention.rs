@@ -4,6 +4,9 @@
 //!
 //! Table and partition names are never user text: tables come from a fixed list and partitions
 //! from the catalog; `ident` still refuses anything but `[a-z0-9_]` before a name is put in SQL.
+//!
+//! Every retention step's SQL is kept in this one file so the order of the steps and the locks
+//! each takes can be read together.
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};

@@ -3,6 +3,9 @@
 //! `GET /api/v2/alerts`, `GET/POST /api/v2/silences`, `GET/DELETE /api/v2/silence/{id}`,
 //! `GET /api/v2/status` and `GET /api/v2/receivers`. Alerts become opsdash external alerts
 //! (`alerts::external`); silences are opsdash's own silences.
+//!
+//! One file: the routes share the API's JSON shapes and their mapping onto opsdash alerts and
+//! silences.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

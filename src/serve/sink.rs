@@ -12,6 +12,9 @@
 //! - a token over its `rate`: 429 with Retry-After.
 //!
 //! The sink also holds what SIGHUP reloads (the tokens) and the receiver's counters.
+//!
+//! One file: the queue, the grouping into commits, the refusals and the memory budgets are one
+//! state machine in which each request is answered exactly once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

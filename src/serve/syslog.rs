@@ -10,6 +10,8 @@
 //! further until what it has read is committed (a slow or absent database slows the senders
 //! down through TCP, and nothing read is dropped). A datagram has no acknowledgement at all:
 //! under overload the datagrams that do not fit the bounded queue are dropped and counted.
+//!
+//! One file: the three transports share the framing reader and the hand-off to the sink.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};

@@ -29,6 +29,10 @@
 //!   the cursor carries over, and the primary is ahead, so nothing is skipped); it goes back to
 //!   the replica only once the replica's snapshot xmin has reached the cursor, so that nothing
 //!   the primary showed is taken again for in progress and read twice.
+//!
+//! One file (~700 lines, half of it comments): the loop, the reads and the choice of source all
+//! move the same cursor and set of pending transactions the points above are about; the outbox is
+//! apart.
 
 mod outbox;
 

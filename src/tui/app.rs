@@ -1,5 +1,8 @@
 //! Application state and `update`, the only place where state changes. `update` takes one event
 //! and returns effects (queries to run, quit) for the main loop to carry out; it never awaits.
+//!
+//! Long because `update` is the one mutator: every shell key, command, jump and prompt lands
+//! here; what a tab does with its own keys lives in `tabs/`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! KPI tab: counters with a trend sparkline and the change against the previous period, a
 //! requests/errors chart over the range, the top failing endpoints; and a second view with the
 //! operators' own widgets from `[[kpi.widget]]`.
+//!
+//! One file for the tab's two views (fixed counters, operators' widgets): they share the range,
+//! the refresh and the grid they are laid out on.
 
 use chrono::{DateTime, Utc};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};

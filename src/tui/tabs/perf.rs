@@ -4,6 +4,10 @@
 //! slow requests and slow queries. Enter drills down: endpoint -> its slowest requests -> the
 //! request's trace, shown by the Logs tab (a cross-tab jump). `x` recomputes the selected row
 //! exactly from raw rows.
+//!
+//! One file: the table, chart, heatmap and drill-down share the selected endpoint and its sort;
+//! splitting them into components as the Logs and Alerts tabs are is the next step when the tab
+//! grows.
 
 use std::collections::HashMap;
 
