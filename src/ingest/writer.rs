@@ -127,7 +127,7 @@ pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
         Some(t) => buf.plain(format_copy(t, &mut ts)),
         None => buf.null(),
     }
-    buf.int_array(&crate::model::search_tokens::search_tokens(&r.message));
+    buf.int_array(&r.tokens());
     buf.end_row();
 }
 

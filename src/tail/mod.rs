@@ -123,6 +123,10 @@ pub enum TailEvent {
     Listening { reconnects: u64 },
     /// A query or the listener failed; the tail retries on its own.
     Error(String),
+    /// The filter or range command numbered so (see [`TailHandle::set_filter`]) is in force:
+    /// every `Lines` and `Reset` after this one was read under it, those before it under an
+    /// older one (still queued in the channel when the consumer changed its filter).
+    Applied(u64),
 }
 
 pub const WAITING_CAP: i64 = 1_000_000;
@@ -131,13 +135,15 @@ pub const WAITING_CAP: i64 = 1_000_000;
 enum Command {
     Pause,
     Resume,
-    SetFilter(Option<Filter>),
-    SetRange(Option<Duration>),
+    SetFilter(Option<Filter>, u64),
+    SetRange(Option<Duration>, u64),
 }
 
 /// Controls a running tail; dropping it stops the engine.
 pub struct TailHandle {
     commands: mpsc::UnboundedSender<Command>,
+    /// The number of the last filter or range command sent (echoed by `TailEvent::Applied`).
+    issued: std::sync::atomic::AtomicU64,
     reader: JoinHandle<()>,
     listener: JoinHandle<()>,
 }
@@ -149,13 +155,24 @@ impl TailHandle {
     pub fn resume(&self) {
         let _ = self.commands.send(Command::Resume);
     }
-    /// Applies a new filter: the engine answers with a `Reset` of matching lines.
-    pub fn set_filter(&self, filter: Option<Filter>) {
-        let _ = self.commands.send(Command::SetFilter(filter));
+    /// Applies a new filter: the engine answers with `Applied` of the returned number as soon
+    /// as it takes the command, then a `Reset` of matching lines.
+    pub fn set_filter(&self, filter: Option<Filter>) -> u64 {
+        let n = self.next_number();
+        let _ = self.commands.send(Command::SetFilter(filter, n));
+        n
     }
-    /// Applies a new range: the engine answers with a `Reset` of the lines inside it.
-    pub fn set_range(&self, range: Option<Duration>) {
-        let _ = self.commands.send(Command::SetRange(range));
+    /// Applies a new range: the engine answers with `Applied` of the returned number, then a
+    /// `Reset` of the lines inside it.
+    pub fn set_range(&self, range: Option<Duration>) -> u64 {
+        let n = self.next_number();
+        let _ = self.commands.send(Command::SetRange(range, n));
+        n
+    }
+    fn next_number(&self) -> u64 {
+        self.issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
     }
 }
 
@@ -202,6 +219,7 @@ pub fn spawn(db: &Db, opts: TailOptions) -> (TailHandle, mpsc::Receiver<TailEven
     (
         TailHandle {
             commands,
+            issued: std::sync::atomic::AtomicU64::new(0),
             reader,
             listener,
         },
@@ -363,13 +381,19 @@ impl Reader {
                                 continue;
                             }
                         }
-                        Some(Command::SetFilter(f)) => {
+                        Some(Command::SetFilter(f, n)) => {
                             self.opts.filter = f;
                             needs_fill = true;
+                            if !self.send(TailEvent::Applied(n)).await {
+                                return;
+                            }
                         }
-                        Some(Command::SetRange(r)) => {
+                        Some(Command::SetRange(r, n)) => {
                             self.opts.range = r;
                             needs_fill = true;
+                            if !self.send(TailEvent::Applied(n)).await {
+                                return;
+                            }
                         }
                     },
                     _ = wake.notified() => {

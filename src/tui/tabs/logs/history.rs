@@ -97,14 +97,17 @@ impl LogsTab {
         self.detail.forget();
         let (r, open) = self.history_range(ctx.now, ctx.range);
         if let Some(engine) = &mut self.engine {
-            engine.handle.set_filter(Some(self.filter.clone()));
+            // Lines the engine read under the old filter may still be queued: they are dropped
+            // until it says the new one is in force (`TailEvent::Applied`).
+            let mut issued = engine.handle.set_filter(Some(self.filter.clone()));
             let window = (ctx.now - r.from).to_std().ok();
             // Whole seconds: a `since:` instant gives a window that grows with the clock.
             let secs = |w: Option<std::time::Duration>| w.map(|w| w.as_secs());
             if open && secs(window) != secs(engine.range) {
-                engine.handle.set_range(window);
+                issued = engine.handle.set_range(window);
                 engine.range = window;
             }
+            self.tail_awaiting = Some(issued);
         }
         let mut fx = self.stats_query(ctx);
         fx.extend(self.load(LoadKind::Newest, ctx));

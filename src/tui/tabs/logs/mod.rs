@@ -97,6 +97,10 @@ pub struct LogsTab {
     floor_margin: Duration,
     saved: std::collections::BTreeMap<String, String>,
     engine: Option<Engine>,
+    /// The last filter or range command given to the engine and not yet in force: the tail's
+    /// lines and resets before its `TailEvent::Applied` were read under an older filter and
+    /// are dropped (they showed as `late` lines that did not match the filter).
+    tail_awaiting: Option<u64>,
     /// The list's lines: a window onto the range's history, joined by the tail.
     pub list: LogList,
     /// `:goto` to an instant before the range moves the list's start back to that day.
@@ -150,6 +154,7 @@ impl LogsTab {
             floor_margin: Duration::from_secs(u64::from(cfg.logs.tail_floor_hours) * 3600),
             saved: cfg.logs.saved_filters.clone(),
             engine: None,
+            tail_awaiting: None,
             list: LogList::new(cfg.ui.tail_buffer.max(100)),
             goto_from: None,
             count: Panel::default(),

@@ -169,6 +169,17 @@ impl LogsTab {
     pub(super) fn apply_events(&mut self, events: Vec<TailEvent>) {
         for ev in events {
             let cursor = if self.follow { None } else { self.selected };
+            match (&ev, self.tail_awaiting) {
+                (TailEvent::Applied(n), Some(want)) if *n >= want => {
+                    self.tail_awaiting = None;
+                    continue;
+                }
+                (TailEvent::Applied(_), _) => continue,
+                (TailEvent::Lines(_) | TailEvent::Reset(_) | TailEvent::Skipped(_), Some(_)) => {
+                    continue
+                }
+                _ => {}
+            }
             match ev {
                 TailEvent::Reset(lines) => {
                     if !self.list.newer_left {
@@ -192,6 +203,7 @@ impl LogsTab {
                 TailEvent::Waiting(n) => self.waiting = n,
                 TailEvent::Listening { .. } => self.tail_error = None,
                 TailEvent::Error(e) => self.tail_error = Some(e),
+                TailEvent::Applied(_) => {}
             }
         }
     }
@@ -380,5 +392,40 @@ mod tests {
         assert!(r.streaming(at(2_960)));
         // The stream stops: within two windows frames are drawn at once again.
         assert!(!r.streaming(at(2_950 + 2 * RATE_WINDOW.as_millis() as u64)));
+    }
+
+    fn line(sec: i64, id: i64, msg: &str) -> LogLine {
+        let ts = chrono::DateTime::from_timestamp(1_800_000_000 + sec, 0).unwrap();
+        LogLine::partial(
+            id,
+            0,
+            ts,
+            crate::model::Level::Info,
+            "api".into(),
+            msg.into(),
+            None,
+        )
+    }
+
+    #[test]
+    fn lines_read_under_the_old_filter_are_dropped_until_the_new_one_is_in_force() {
+        let mut tab = LogsTab::new(&crate::config::Config::default());
+        tab.apply_events(vec![TailEvent::Reset(vec![line(0, 1, "fp:a first")])]);
+        // The filter changes (command 2 after a range change numbered 1): lines the engine
+        // read under the old filter were still queued, then it took the commands.
+        tab.list.clear();
+        tab.tail_awaiting = Some(2);
+        tab.apply_events(vec![
+            TailEvent::Lines(vec![line(5, 2, "fp:b queued before the change")]),
+            TailEvent::Applied(1),
+            TailEvent::Lines(vec![line(6, 3, "fp:b read under command 1")]),
+            TailEvent::Applied(2),
+            TailEvent::Reset(vec![line(1, 4, "fp:a matching")]),
+            TailEvent::Lines(vec![line(7, 5, "fp:a new")]),
+        ]);
+        let ids: Vec<i64> = tab.list.iter().map(|l| l.id).collect();
+        assert_eq!(ids, vec![4, 5]);
+        assert_eq!(tab.list.late(), 0);
+        assert_eq!(tab.tail_awaiting, None);
     }
 }
