@@ -82,7 +82,19 @@ async fn header_kpi_card_alerts_tab_and_alerts_list_count_the_same_open_alerts()
         "Alerts tab:\n{tab}"
     );
     assert!(tab.contains("alerts open: C2 E3 W1 I1"), "{tab}");
-    let listed = tab.lines().filter(|l| l.contains(" real ")).count();
+    // The seven alerts of one rule are folded into one group line with their count (the
+    // Alerts tab groups by rule from four alerts up); Enter on it lists them one by one.
+    assert!(
+        tab.lines()
+            .any(|l| l.contains(" real ") && l.contains("▸ 7 alerts")),
+        "Alerts tab:\n{tab}"
+    );
+    press(&mut app, KeyCode::Enter).await;
+    let tab = buffer_text(&render(&app, 120, 60));
+    let listed = tab
+        .lines()
+        .filter(|l| l.contains(" real ") && !l.contains(" alerts "))
+        .count();
     let trial = tab
         .lines()
         .filter(|l| l.contains(" trial ") && l.contains("[test]"))
