@@ -105,6 +105,9 @@ impl LogsTab {
             waker,
             range: opts_range,
         });
+        // A new engine starts under the tab's filter and numbers its commands from 1: nothing
+        // it sends is stale, and a number awaited from an earlier engine would never come.
+        self.tail_awaiting = None;
     }
 
     /// Takes the events the engine has queued and applies them. When the channel is empty
