@@ -104,6 +104,13 @@ impl LogList {
         self.lines.partition_point(|l| key_of(l) < k)
     }
 
+    /// Whether the window holds the line of key `k`.
+    pub fn holds(&self, k: LineKey) -> bool {
+        self.lines
+            .get(self.position(k))
+            .is_some_and(|l| key_of(l) == k)
+    }
+
     /// Empties the window for a new question.
     pub fn clear(&mut self) {
         self.lines.clear();
@@ -171,15 +178,29 @@ impl LogList {
         self.trim(cursor);
     }
 
-    /// The tail's fill after a start, a new filter or a new range: the newest lines, the
-    /// window's whole content while it reaches the newest line.
-    pub fn tail_reset(&mut self, lines: Vec<LogLine>) {
+    /// The tail's fill after a start, a new filter, a new range or a reconnect: the newest
+    /// lines of the engine's window, or an empty one after a gap (`Skipped`). While the list
+    /// reaches the newest line they join it. A fill shorter than the buffer holds every line
+    /// of the engine's window, so the lines held before its first stay (they may come from a
+    /// `:goto` further back than the engine's range, loaded just before the engine's first
+    /// fill arrived); a full one may leave a gap behind it, and older pages fill in instead.
+    pub fn tail_reset(&mut self, lines: Vec<LogLine>, gap: bool) {
         if self.newer_left {
             self.side = lines.into();
             return;
         }
-        self.lines = lines.into();
-        self.older_left = true;
+        if gap || lines.len() >= self.capacity {
+            self.lines = lines.into();
+            self.older_left = true;
+            return;
+        }
+        let before = match lines.first().map(key_of) {
+            Some(f) => self.lines.partition_point(|l| key_of(l) < f),
+            None => self.lines.len(),
+        };
+        self.lines.truncate(before);
+        self.lines.extend(lines);
+        self.trim(None);
     }
 
     /// A load that replaces the window (newest, oldest or around an instant). Lines of the
@@ -310,6 +331,31 @@ mod tests {
         let v = ids(&l);
         assert!(v.windows(2).all(|w| w[0] < w[1]), "in order, no repeats");
         assert_eq!(v[v.len() - 2], 3 * cap - 1, "no line skipped at the join");
+    }
+
+    #[test]
+    fn a_tail_fill_keeps_the_older_lines_it_leaves_no_gap_behind() {
+        let mut l = LogList::new(0);
+        // A `:goto` a day back reached the newest line; the engine's first fill (its range
+        // holds nothing) comes after it: the day-old lines stay.
+        l.replace(vec![line(10, 1), line(20, 2)], true, false);
+        l.tail_reset(Vec::new(), false);
+        assert_eq!(ids(&l), vec![1, 2]);
+        // A fill overlapping the held lines: each line once, in order, none counted late.
+        l.tail_reset(vec![line(20, 2), line(30, 3)], false);
+        assert_eq!(ids(&l), vec![1, 2, 3]);
+        assert_eq!(l.late(), 0);
+        // After a gap the fill starts the window again; older pages fill in behind it.
+        l.older_left = false;
+        l.tail_reset(vec![line(40, 4)], true);
+        assert_eq!(ids(&l), vec![4]);
+        assert!(l.older_left);
+        // So does a full fill: lines may be missing between it and the held ones.
+        let cap = l.capacity() as i64;
+        l.replace(vec![line(0, 0)], false, false);
+        l.tail_reset((1..=cap).map(|i| line(i, i)).collect(), false);
+        assert_eq!(l.first().unwrap().id, 1);
+        assert!(l.older_left);
     }
 
     #[test]

@@ -185,11 +185,13 @@ impl LogsTab {
             }
             match ev {
                 TailEvent::Reset(lines) => {
-                    if !self.list.newer_left {
+                    self.list.tail_reset(lines, false);
+                    // The cursor stays on its line while the list holds it (a `:goto` made
+                    // just before the engine's first fill keeps its place).
+                    if self.selected.is_some_and(|k| !self.list.holds(k)) {
                         self.selected = None;
                         self.follow = true;
                     }
-                    self.list.tail_reset(lines);
                     self.tail_error = None;
                 }
                 TailEvent::Lines(lines) => {
@@ -201,7 +203,7 @@ impl LogsTab {
                     // The lines passed over leave a gap: the window restarts at the lines
                     // that follow, and older pages fill in behind them.
                     self.skipped += n;
-                    self.list.tail_reset(Vec::new());
+                    self.list.tail_reset(Vec::new(), true);
                 }
                 TailEvent::Waiting(n) => self.waiting = n,
                 TailEvent::Listening { .. } => self.tail_error = None,
