@@ -162,6 +162,8 @@ impl LogsTab {
         self.prune(ctx);
         // Following moves the selection: the pane's line changes too.
         let mut fx = self.want_detail(ctx);
+        // A gap (`Skipped`) or a full fill leaves older lines to load behind the window.
+        fx.extend(self.want_pages(ctx));
         self.uncounted |= arrived;
         if self.uncounted && self.recount.due(ctx.now) {
             fx.extend(self.stats_query(ctx));
