@@ -627,9 +627,9 @@ fn compare_other(
 }
 
 /// With the Logs tab open and no line written for a while (the tail's reads have gone quiet),
-/// one line is written as ingest writes it (a batch and a NOTIFY) and timed from its commit
-/// until its text is in the terminal's output (the pane's raw output, piped to `log`, read
-/// every 0.5 ms); seven times, 2 to 3 s apart. Polling `capture-pane` instead (it took 3-7 ms
+/// one line is written as ingest writes it (a batch and a NOTIFY) and timed from just before
+/// the write until its text is in the terminal's output (the pane's raw output, piped to
+/// `log`, read every 0.5 ms); seven times, 2 to 3 s apart. Polling `capture-pane` instead (it took 3-7 ms
 /// a call here) quantised the figure: a line drawn ~4 ms after its commit showed as ~4.5 ms
 /// or ~11 ms depending on whether the first capture caught it, so the p50 flipped between
 /// the two from run to run.
@@ -660,13 +660,21 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
         // The renderer writes only the cells that changed: the tag differs from the line
         // before it in every cell (upper case, then lower case) and has no spaces (a blank
         // cell is not rewritten), so it reaches the terminal in one piece.
-        let base = if k % 2 == 0 { b'A' } else { b'a' };
-        let seed = std::process::id() as u64 * 7 + k;
-        let tag: String = (0..10)
-            .map(|i: u64| (base + ((seed / 3 + 7 * i) % 26) as u8) as char)
+        // A new tag for every line of the run (this build's and another's write to the same
+        // table, and both screens may show the other's lines).
+        static SAMPLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAMPLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = if n % 2 == 0 { b'A' } else { b'a' };
+        let pid = std::process::id() as u64;
+        let tag: String = (0..10u64)
+            .map(|i| (base + ((7 * n + 11 * i + pid) % 26) as u8) as char)
             .collect();
         let marker = format!("quiet-line-{k}-{tag}");
         let from = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        // Timed from before the write: on a loaded machine this thread may run again only
+        // after the dashboard has drawn the line (timing from the commit's answer then gave
+        // 0.0 ms); the write's own round trip (~1 ms) is counted in.
+        let t = Instant::now();
         let wrote = rt.block_on(
             sqlx::query(
                 "WITH ins AS (
@@ -682,7 +690,6 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
             eprintln!("after_quiet: write {k} failed: {e}");
             continue;
         }
-        let t = Instant::now();
         let mut seen = Vec::new();
         while t.elapsed() < Duration::from_secs(5) {
             if let Ok(mut f) = std::fs::File::open(log) {
