@@ -664,7 +664,7 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
         // table, and both screens may show the other's lines).
         static SAMPLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SAMPLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = if n % 2 == 0 { b'A' } else { b'a' };
+        let base = if n.is_multiple_of(2) { b'A' } else { b'a' };
         let pid = std::process::id() as u64;
         let tag: String = (0..10u64)
             .map(|i| (base + ((7 * n + 11 * i + pid) % 26) as u8) as char)
