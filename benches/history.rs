@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use opsdash::db::testkit::TestDb;
 use opsdash::filter;
 use opsdash::query::{audit, histogram, history};
@@ -209,7 +209,12 @@ fn main() -> Result<()> {
         let t = TestDb::new().await?;
         let pool = &t.db.write;
         load(pool, &o).await?;
-        let now = Utc::now();
+        // The newest line, not the clock: each load step spread its rows back from its own
+        // start, and a 10M-row load takes long enough that pages newer than the clock-at-end
+        // minus the load time would be empty.
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT max(ts) FROM opsdash.log_event")
+            .fetch_one(pool)
+            .await?;
         let all = history::HistoryRange {
             from: now - Duration::days(31),
             until: now + Duration::minutes(1),
