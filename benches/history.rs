@@ -1,17 +1,22 @@
 //! History benchmark (#17): on N log lines spread over 30 daily partitions and M audit rows,
 //! a page at a random point of history (p50/p99), the 24 h volume histogram, each filter form's
 //! first page over the 30 days, and the audit trail filtered by actor; each beside the same
-//! question answered by a sequential scan (index scans turned off) in the same run.
+//! question answered by a sequential scan (index scans turned off) in the same run. Then the
+//! same questions asked of lnav (Debian's `lnav`, headless), the peer an operator would pick
+//! instead, on the same lines written as JSON lines with an lnav format file: lnav reads the
+//! whole file into memory on every start, so it gets the first `--lnav-rows` lines of the
+//! table (spread over the same 30 days), and its times print beside ours at the end.
 //!
 //! cargo bench --bench history -- [--rows 1000000] [--audit-rows 1000000] [--pages 200]
-//!                                [--explain]
+//!                                [--explain] [--lnav-rows 1000000] [--lnav-pages 5]
+//! `--lnav-rows 0` skips lnav; without `lnav` on PATH the bench says so and skips it.
 //! The database is a throwaway embedded cluster (or OPSDASH_TEST_DATABASE_URL). Rows are made
 //! by the server (`generate_series`) into the migrated tables with every production index.
 
 use std::time::Instant;
 
 use anyhow::Result;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use opsdash::db::testkit::TestDb;
 use opsdash::filter;
 use opsdash::query::{audit, histogram, history};
@@ -27,6 +32,47 @@ struct Opts {
     audit_rows: i64,
     pages: usize,
     explain: bool,
+    lnav_rows: i64,
+    lnav_pages: usize,
+}
+
+/// Each filter form the bench times: our filter, and the same question in lnav's words (a
+/// SQLite expression over the format's fields, or a regular expression on the line).
+/// lnav has no CIDR match: a /24 is a prefix of the dotted address.
+const FILTER_FORMS: &[(&str, &str)] = &[
+    (
+        "attrs.order_id:4242",
+        ":filter-expr jget(:attrs, '/order_id') = 4242",
+    ),
+    (
+        "attrs.http.method:PUT",
+        ":filter-expr jget(:attrs, '/http/method') = 'PUT'",
+    ),
+    (
+        "has:attrs.user",
+        ":filter-expr jget(:attrs, '/user') IS NOT NULL",
+    ),
+    (
+        "attrs.latency>490",
+        ":filter-expr jget(:attrs, '/latency') > 490",
+    ),
+    ("status>=500", ":filter-expr :status >= 500"),
+    ("duration>2990ms", ":filter-expr :duration_ms > 2990"),
+    ("repeat>25", ":filter-expr :repeat > 25"),
+    ("ip:10.3.7.0/24", ":filter-expr :ip LIKE '10.3.7.%'"),
+    ("host:web-7", ":filter-expr :host = 'web-7'"),
+    ("status:5xx", ":filter-expr :status BETWEEN 500 AND 599"),
+    (
+        r#"re:"timeout after 5\d s""#,
+        r":filter-in timeout after 5\d s",
+    ),
+];
+
+/// One question's figures on our side, for the table beside lnav's.
+struct Ours {
+    question: String,
+    ms: f64,
+    seq_ms: f64,
 }
 
 fn opts() -> Opts {
@@ -35,6 +81,8 @@ fn opts() -> Opts {
         audit_rows: 1_000_000,
         pages: 200,
         explain: false,
+        lnav_rows: 1_000_000,
+        lnav_pages: 5,
     };
     let args: Vec<String> = std::env::args().collect();
     for (i, a) in args.iter().enumerate() {
@@ -44,6 +92,8 @@ fn opts() -> Opts {
             "--audit-rows" => o.audit_rows = next.parse().unwrap_or(o.audit_rows),
             "--pages" => o.pages = next.parse().unwrap_or(o.pages),
             "--explain" => o.explain = true,
+            "--lnav-rows" => o.lnav_rows = next.parse().unwrap_or(o.lnav_rows),
+            "--lnav-pages" => o.lnav_pages = next.parse().unwrap_or(o.lnav_pages),
             _ => {}
         }
     }
@@ -159,12 +209,18 @@ fn main() -> Result<()> {
         let t = TestDb::new().await?;
         let pool = &t.db.write;
         load(pool, &o).await?;
-        let now = Utc::now();
+        // The newest line, not the clock: each load step spread its rows back from its own
+        // start, and a 10M-row load takes long enough that pages newer than the clock-at-end
+        // minus the load time would be empty.
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT max(ts) FROM opsdash.log_event")
+            .fetch_one(pool)
+            .await?;
         let all = history::HistoryRange {
             from: now - Duration::days(31),
             until: now + Duration::minutes(1),
         };
         let empty = filter::parse("")?;
+        let mut ours = Vec::new();
         println!(
             "history bench: {} log lines over 30 days, {} audit rows",
             o.rows, o.audit_rows
@@ -204,6 +260,11 @@ fn main() -> Result<()> {
         println!(
             "page of 100 at a random point: p50 {p50:.1} ms, p99 {p99:.1} ms; seq scan {seq:.0} ms"
         );
+        ours.push(Ours {
+            question: "page of 100 at a random point (p50)".into(),
+            ms: p50,
+            seq_ms: seq,
+        });
         report::figure(
             "history",
             "page at random point p50",
@@ -240,6 +301,11 @@ fn main() -> Result<()> {
             bucket.num_seconds(),
             pct(&h, 0.5)
         );
+        ours.push(Ours {
+            question: "24 h histogram".into(),
+            ms: pct(&h, 0.5),
+            seq_ms: seq,
+        });
         report::figure(
             "history",
             "24h histogram",
@@ -257,19 +323,7 @@ fn main() -> Result<()> {
         }
 
         // Each filter form's first page over the whole 30 days, newest first.
-        for text in [
-            "attrs.order_id:4242",
-            "attrs.http.method:PUT",
-            "has:attrs.user",
-            "attrs.latency>490",
-            "status>=500",
-            "duration>2990ms",
-            "repeat>25",
-            "ip:10.3.7.0/24",
-            "host:web-7",
-            "status:5xx",
-            r#"re:"timeout after 5\d s""#,
-        ] {
+        for (text, _) in FILTER_FORMS {
             let f = filter::parse(text)?;
             let s = Instant::now();
             let n = history::page(pool, all, &f, history::Direction::Older, None, 100)
@@ -284,6 +338,11 @@ fn main() -> Result<()> {
             println!(
                 "first page of {text:<28} {n:>3} lines {first:>8.1} ms; seq scan {seq:>8.0} ms"
             );
+            ours.push(Ours {
+                question: format!("first page {text}"),
+                ms: first,
+                seq_ms: seq,
+            });
             report::figure(
                 "history",
                 &format!("first page {text}"),
@@ -330,6 +389,300 @@ fn main() -> Result<()> {
             Some(("seq scan", seq)),
             &[Aim::AtMost(100.0)],
         );
+        ours.push(Ours {
+            question: "audit by actor:user42".into(),
+            ms: pct(&a, 0.5),
+            seq_ms: seq,
+        });
+
+        // lnav last: its failure (or absence) must not cost the figures above.
+        if o.lnav_rows > 0 {
+            if let Err(e) = lnav::compare(pool, &o, now, bucket, &ours).await {
+                println!("lnav comparison not made: {e:#}");
+            }
+        }
         anyhow::Ok(())
     })
+}
+
+/// lnav on the same lines: written as JSON lines its format files describe, asked the same
+/// questions headless (`lnav -n -c ...`), one process per question as an operator would run it,
+/// so each time includes lnav reading and indexing the file (shown alone as "open the file").
+mod lnav {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Instant;
+
+    use anyhow::{bail, Context, Result};
+    use chrono::{DateTime, Duration, Utc};
+    use futures::TryStreamExt;
+    use rand::{Rng, SeedableRng};
+    use sqlx::PgPool;
+
+    use super::{ms, pct, Opts, Ours, FILTER_FORMS};
+
+    /// The log lines' format: `ts` ISO 8601 in UTC, lnav's level names, the rest as fields the
+    /// filters reach (hidden, so each line prints as one line).
+    const LOG_FORMAT: &str = r#"{
+  "$schema": "https://lnav.org/schemas/format-v1.schema.json",
+  "opsdash_log": {
+    "title": "opsdash log lines",
+    "description": "opsdash.log_event rows as JSON lines",
+    "json": true,
+    "file-pattern": "\\.log\\.jsonl$",
+    "timestamp-field": "ts",
+    "level-field": "level",
+    "body-field": "message",
+    "value": {
+      "ts": { "kind": "string" },
+      "level": { "kind": "string" },
+      "service": { "kind": "string", "identifier": true },
+      "host": { "kind": "string", "identifier": true, "hidden": true },
+      "message": { "kind": "string" },
+      "status": { "kind": "integer", "hidden": true },
+      "duration_ms": { "kind": "float", "hidden": true },
+      "ip": { "kind": "string", "hidden": true },
+      "repeat": { "kind": "integer", "hidden": true },
+      "attrs": { "kind": "json", "hidden": true }
+    },
+    "line-format": [
+      { "field": "ts" }, " ", { "field": "level" }, " ", { "field": "service" }, " ",
+      { "field": "message" }
+    ]
+  }
+}
+"#;
+
+    const AUDIT_FORMAT: &str = r#"{
+  "$schema": "https://lnav.org/schemas/format-v1.schema.json",
+  "opsdash_audit": {
+    "title": "opsdash audit trail",
+    "description": "opsdash.audit_event rows as JSON lines",
+    "json": true,
+    "file-pattern": "\\.audit\\.jsonl$",
+    "timestamp-field": "ts",
+    "body-field": "action",
+    "value": {
+      "ts": { "kind": "string" },
+      "actor": { "kind": "string", "identifier": true },
+      "action": { "kind": "string" },
+      "resource_type": { "kind": "string" },
+      "resource_id": { "kind": "string" },
+      "outcome": { "kind": "string" },
+      "ip": { "kind": "string", "hidden": true }
+    },
+    "line-format": [
+      { "field": "ts" }, " ", { "field": "actor" }, " ", { "field": "action" }, " ",
+      { "field": "resource_type" }, "/", { "field": "resource_id" }, " ", { "field": "outcome" }
+    ]
+  }
+}
+"#;
+
+    /// lnav's time literal (it reads times in TZ, which the runs set to UTC).
+    fn lnav_time(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    struct Lnav {
+        home: tempfile::TempDir,
+    }
+
+    impl Lnav {
+        fn command(&self) -> Command {
+            let mut c = Command::new("lnav");
+            c.env("HOME", self.home.path()).env("TZ", "UTC");
+            c
+        }
+
+        /// Runs `lnav -n -c CMD FILE` and returns its wall time (ms) and how many lines it
+        /// printed (for a SQL query, without the header line).
+        fn time(&self, cmd: &str, file: &Path) -> Result<(f64, usize)> {
+            let t = Instant::now();
+            let out = self
+                .command()
+                .arg("-n")
+                .arg("-c")
+                .arg(cmd)
+                .arg(file)
+                .output()
+                .context("running lnav")?;
+            let d = ms(t);
+            if !out.status.success() {
+                bail!(
+                    "lnav {cmd:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let lines = out.stdout.iter().filter(|b| **b == b'\n').count();
+            Ok((d, lines.saturating_sub(usize::from(cmd.starts_with(';')))))
+        }
+    }
+
+    /// Writes the rows `select` returns (one JSON text each) as lines of `path`.
+    async fn write_lines(pool: &PgPool, select: &str, n: i64, path: &Path) -> Result<u64> {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        let mut rows = sqlx::query_scalar::<_, String>(select).bind(n).fetch(pool);
+        let mut count = 0;
+        while let Some(line) = rows.try_next().await? {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            count += 1;
+        }
+        out.flush()?;
+        Ok(count)
+    }
+
+    pub async fn compare(
+        pool: &PgPool,
+        o: &Opts,
+        now: DateTime<Utc>,
+        bucket: Duration,
+        ours: &[Ours],
+    ) -> Result<()> {
+        let version = match Command::new("lnav").arg("-V").output() {
+            Ok(v) if v.status.success() => String::from_utf8_lossy(&v.stdout).trim().to_string(),
+            _ => bail!("lnav is not on PATH (apt-get install lnav)"),
+        };
+        let lnav = Lnav {
+            home: tempfile::tempdir()?,
+        };
+        let dir = tempfile::tempdir()?;
+        for (name, text) in [("log", LOG_FORMAT), ("audit", AUDIT_FORMAT)] {
+            let f = dir.path().join(format!("opsdash_{name}.json"));
+            std::fs::write(&f, text)?;
+            let out = lnav.command().arg("-i").arg(&f).output()?;
+            if !out.status.success() {
+                bail!(
+                    "lnav -i {name} format: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+
+        // The first lnav_rows rows by id: the generator spread them over all 30 days.
+        let logs: PathBuf = dir.path().join("opsdash.log.jsonl");
+        let audit: PathBuf = dir.path().join("opsdash.audit.jsonl");
+        let t = Instant::now();
+        let n_logs = write_lines(
+            pool,
+            r#"SELECT json_build_object(
+                      'ts', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                      'level', CASE WHEN level <= 0 THEN 'trace' WHEN level = 1 THEN 'debug'
+                                    WHEN level = 2 THEN 'info' WHEN level = 3 THEN 'warning'
+                                    WHEN level = 4 THEN 'error' ELSE 'fatal' END,
+                      'service', service, 'host', host, 'message', message, 'status', status,
+                      'duration_ms', duration_ms, 'ip', ip, 'repeat', repeat_count,
+                      'attrs', attrs)::text
+                 FROM opsdash.log_event
+                WHERE id < (SELECT min(id) FROM opsdash.log_event) + $1
+                ORDER BY ts, id"#,
+            o.lnav_rows,
+            &logs,
+        )
+        .await?;
+        let n_audit = write_lines(
+            pool,
+            r#"SELECT json_build_object(
+                      'ts', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                      'actor', actor, 'action', action, 'resource_type', resource_type,
+                      'resource_id', resource_id, 'outcome', outcome, 'ip', ip)::text
+                 FROM opsdash.audit_event
+                WHERE id < (SELECT min(id) FROM opsdash.audit_event) + $1
+                ORDER BY ts, id"#,
+            o.lnav_rows,
+            &audit,
+        )
+        .await?;
+        let size = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.len() / 1_000_000)
+                .unwrap_or(0)
+        };
+        println!(
+            "\nlnav ({version}, headless): {n_logs} log lines ({} MB) and {n_audit} audit rows \
+             ({} MB) written as JSON lines in {:.0} s",
+            size(&logs),
+            size(&audit),
+            t.elapsed().as_secs_f64()
+        );
+
+        let (open, _) = lnav.time(";SELECT 1", &logs)?;
+        println!("  open the file (read and index, no question): {open:.0} ms");
+
+        // Rows: question, lnav ms, lines lnav printed.
+        let mut rows: Vec<(String, f64, usize)> = Vec::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let mut pages = Vec::new();
+        let mut page_lines = 0;
+        for _ in 0..o.lnav_pages.max(1) {
+            let at = now - Duration::seconds(rng.gen_range(0..30 * 86400));
+            let (d, n) = lnav.time(
+                &format!(
+                    ";SELECT log_time, log_level, log_body FROM opsdash_log
+                      WHERE log_time >= '{}' LIMIT 100",
+                    lnav_time(at)
+                ),
+                &logs,
+            )?;
+            pages.push(d);
+            page_lines = n;
+        }
+        pages.sort_by(f64::total_cmp);
+        rows.push((
+            "page of 100 at a random point (p50)".into(),
+            pct(&pages, 0.5),
+            page_lines,
+        ));
+        let minutes = (bucket.num_seconds() / 60).max(1);
+        rows.push({
+            let (d, n) = lnav.time(
+                &format!(
+                    ";SELECT timeslice(log_time_msecs, '{minutes}m') AS bucket, log_level,
+                             count(*) FROM opsdash_log WHERE log_time >= '{}'
+                      GROUP BY bucket, log_level",
+                    lnav_time(now - Duration::hours(24))
+                ),
+                &logs,
+            )?;
+            ("24 h histogram".into(), d, n)
+        });
+        for (text, cmd) in FILTER_FORMS {
+            let (d, n) = lnav.time(cmd, &logs)?;
+            rows.push((format!("first page {text}"), d, n));
+        }
+        let (d, n) = lnav.time(":filter-expr :actor = 'user42'", &audit)?;
+        rows.push(("audit by actor:user42".into(), d, n));
+
+        println!(
+            "\n  {:<42} {:>12} {:>12} {:>12} {:>10}",
+            "question", "opsdash ms", "seq scan ms", "lnav ms", "lnav lines"
+        );
+        println!(
+            "  {:<42} {:>12} {:>12} {:>12} {:>10}",
+            "",
+            format!("{} rows", o.rows),
+            format!("{} rows", o.rows),
+            format!("{n_logs} rows"),
+            ""
+        );
+        for (q, d, n) in &rows {
+            let mine = ours.iter().find(|x| &x.question == q);
+            let cell = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            println!(
+                "  {q:<42} {:>12} {:>12} {d:>12.0} {n:>10}",
+                cell(mine.map(|m| m.ms)),
+                cell(mine.map(|m| m.seq_ms)),
+            );
+            super::report::figure("history", &format!("lnav {q}"), *d, "ms", None, &[]);
+        }
+        println!(
+            "  (lnav prints every matching line of the file, not a page: its \"lines\" are all it \
+             found; its audit file holds {n_audit} rows)"
+        );
+        Ok(())
+    }
 }

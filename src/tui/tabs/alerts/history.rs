@@ -2,6 +2,8 @@
 //! (MTTR) of the alerts that fired in the window, the alerts resolved, acknowledged or
 //! silenced in it (newest change first), and the selected alert's timeline (its state
 //! transitions from `alert_history`, with the time spent in each). `w` cycles the window.
+//! The tab's `/` filter narrows the past alerts as it narrows the open ones (rule, state,
+//! severity, labels), and the response times to the rules of the alerts it keeps.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use ratatui::widgets::{Paragraph, Row};
 use ratatui::Frame;
 
 use super::labels_text;
+use super::list::matches_filter;
 use crate::query::alert_history::{self as qh, AlertHistory};
 use crate::query::alerts::{self as q, AlertRow, HistoryRow};
 use crate::sanitize::sanitize;
@@ -37,6 +40,8 @@ pub struct HistoryView {
     pub window: usize,
     /// The selected alert's transitions (alert id, rows).
     pub timeline: Panel<(i64, Vec<HistoryRow>)>,
+    /// The Alerts tab's `/` filter, lower-cased once here.
+    filter: String,
 }
 
 impl Default for HistoryView {
@@ -46,6 +51,7 @@ impl Default for HistoryView {
             cursor: Cursor::default(),
             window: 1,
             timeline: Panel::default(),
+            filter: String::new(),
         }
     }
 }
@@ -70,16 +76,50 @@ impl HistoryView {
         ))
     }
 
-    pub fn alerts(&self) -> &[AlertRow] {
+    /// The past alerts the filter keeps, newest change first.
+    pub fn alerts(&self) -> Vec<&AlertRow> {
         self.history
             .data
-            .as_ref()
-            .map(|h| h.alerts.as_slice())
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|h| &h.alerts)
+            .filter(|a| matches_filter(a, &self.filter))
+            .collect()
+    }
+
+    /// The rules' response times; with a filter, only the rules whose name matches it or
+    /// that have a past alert the filter keeps (their times still count all their alerts).
+    fn rules(&self) -> Vec<&qh::RuleTimes> {
+        let kept: std::collections::HashSet<&str> = if self.filter.is_empty() {
+            Default::default()
+        } else {
+            self.history
+                .data
+                .iter()
+                .flat_map(|h| &h.alerts)
+                .filter(|a| matches_filter(a, &self.filter))
+                .map(|a| a.rule_name.as_str())
+                .collect()
+        };
+        self.history
+            .data
+            .iter()
+            .flat_map(|h| &h.rules)
+            .filter(|r| {
+                self.filter.is_empty()
+                    || kept.contains(r.rule_name.as_str())
+                    || r.rule_name.to_lowercase().contains(&self.filter)
+            })
+            .collect()
     }
 
     pub fn selected(&self) -> Option<&AlertRow> {
-        self.alerts().get(self.cursor.selected)
+        self.alerts().get(self.cursor.selected).copied()
+    }
+
+    /// Takes the tab's new filter; the cursor goes back to the first alert it keeps.
+    pub fn set_filter(&mut self, text: &str) {
+        self.filter = text.to_lowercase();
+        self.cursor = Cursor::default();
     }
 
     /// The selected alert's timeline, unless it is the one already shown.
@@ -101,7 +141,7 @@ impl HistoryView {
     pub fn on_data(&mut self, r: Result<AlertHistory, String>, ctx: &TabCtx) -> Vec<Effect> {
         let had = self.selected().map(|a| a.id);
         self.history.set(r);
-        let ids: Vec<i64> = self.alerts().iter().map(|a| a.id).collect();
+        let ids: Vec<i64> = self.alerts().into_iter().map(|a| a.id).collect();
         self.cursor.follow(had.as_ref(), ids);
         self.timeline_request(ctx)
     }
@@ -119,12 +159,7 @@ impl HistoryView {
 
     pub fn draw(&self, f: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let t = ctx.theme;
-        let rules = self
-            .history
-            .data
-            .as_ref()
-            .map(|h| h.rules.as_slice())
-            .unwrap_or_default();
+        let rules = self.rules();
         let stats_h = (rules.len() as u16 + 3).clamp(4, (area.height / 3).max(4));
         let [stats, list, timeline] = Layout::vertical([
             Constraint::Length(stats_h),
@@ -170,11 +205,16 @@ impl HistoryView {
         });
 
         let alerts = self.alerts();
+        let matching = if self.filter.is_empty() {
+            String::new()
+        } else {
+            " match the filter".to_string()
+        };
         let inner = framed(
             f,
             list,
             &format!(
-                "History {label}: {} resolved, acknowledged or silenced · h/l views",
+                "History {label}: {} resolved, acknowledged or silenced{matching} · h/l views",
                 alerts.len()
             ),
             true,
@@ -191,7 +231,7 @@ impl HistoryView {
             .history
             .note(alerts.is_empty(), ("nothing in the window", Role::Dim));
         draw_table_panel(f, inner, t, &COLUMNS, note, |page| {
-            visible_page(alerts, self.cursor.selected, page.max(1))
+            visible_page(&alerts, self.cursor.selected, page.max(1))
                 .map(|(i, a)| {
                     let sel = i == self.cursor.selected;
                     let style = row_style(sel, t);

@@ -132,18 +132,7 @@ impl AlertList {
             .data
             .iter()
             .flatten()
-            .filter(|a| {
-                f.is_empty()
-                    || format!(
-                        "{} {} {} {}",
-                        rule_cell(a),
-                        a.state,
-                        a.severity,
-                        labels_text(a)
-                    )
-                    .to_lowercase()
-                    .contains(&f)
-            })
+            .filter(|a| matches_filter(a, &f))
             .collect();
         // Gravest first, then firing before pending, acknowledged and suppressed (the order
         // `AlertState` declares).
@@ -530,6 +519,22 @@ impl AlertList {
 
 /// The RULE column: an external alert's name with its sender, so it stands apart from
 /// opsdash's own (`HighLatency (prometheus)`).
+/// The Alerts tab's filter on one alert: `lowered` (the filter text, lower-cased) is found in
+/// its rule, state, severity or labels. The list and the history view share it, so `/` means
+/// the same on both.
+pub(super) fn matches_filter(a: &AlertRow, lowered: &str) -> bool {
+    lowered.is_empty()
+        || format!(
+            "{} {} {} {}",
+            rule_cell(a),
+            a.state,
+            a.severity,
+            labels_text(a)
+        )
+        .to_lowercase()
+        .contains(lowered)
+}
+
 fn rule_cell(a: &AlertRow) -> String {
     match &a.source {
         Some(src) => format!("{} ({src})", a.rule_name),

@@ -322,7 +322,12 @@ impl TabView for AlertsTab {
         self.list.cursor = Cursor::default();
         self.rules.cursor = Cursor::default();
         self.silences.cursor = Cursor::default();
-        self.list.detail_request(ctx)
+        let mut fx = self.list.detail_request(ctx);
+        self.history.set_filter(text);
+        if self.view == View::History {
+            fx.extend(self.history.timeline_request(ctx));
+        }
+        fx
     }
 
     fn filter(&self) -> &str {
