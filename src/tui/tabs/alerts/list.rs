@@ -517,8 +517,6 @@ impl AlertList {
     }
 }
 
-/// The RULE column: an external alert's name with its sender, so it stands apart from
-/// opsdash's own (`HighLatency (prometheus)`).
 /// The Alerts tab's filter on one alert: `lowered` (the filter text, lower-cased) is found in
 /// its rule, state, severity or labels. The list and the history view share it, so `/` means
 /// the same on both.
@@ -535,6 +533,8 @@ pub(super) fn matches_filter(a: &AlertRow, lowered: &str) -> bool {
         .contains(lowered)
 }
 
+/// The RULE column: an external alert's name with its sender, so it stands apart from
+/// opsdash's own (`HighLatency (prometheus)`).
 fn rule_cell(a: &AlertRow) -> String {
     match &a.source {
         Some(src) => format!("{} ({src})", a.rule_name),
