@@ -120,17 +120,19 @@ thread_local! {
 
 /// `search_tokens(text)` with each word's hash remembered per thread: the same words (service
 /// names, verbs, field names) come back on most lines, and a SHA-256 per word was about a
-/// tenth of a row's encoding. A miss asks `search_tokens` itself for the word's hash, so the
-/// stored numbers are the ones SQL and the filter compute, byte for byte.
+/// tenth of a row's encoding. The hash is `search_tokens`'s, so the stored numbers are the
+/// ones SQL and the filter compute, byte for byte.
 fn memoised_tokens(text: &str) -> Vec<i32> {
-    use super::search_tokens::search_tokens;
     use std::hash::BuildHasher;
-    let one = |word: &[u8]| {
-        // A run of ASCII letters and digits: valid UTF-8, one token, one hash.
-        std::str::from_utf8(word)
-            .map(|w| search_tokens(w).first().copied().unwrap_or_default())
-            .unwrap_or_default()
+    // A lower-cased word's hash as `search_tokens` defines it (the first 4 bytes of its
+    // SHA-256, big-endian), computed here so a miss allocates nothing; the tests compare the
+    // two on any text.
+    let hash = |word: &[u8]| {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(word);
+        i32::from_be_bytes([d[0], d[1], d[2], d[3]])
     };
+    let one = |run: &[u8]| hash(&run.to_ascii_lowercase());
     let mut out = Vec::new();
     TOKEN_MEMO.with_borrow_mut(|memo| {
         let mut lower = [0u8; MEMO_TOKEN_LEN];
@@ -153,7 +155,7 @@ fn memoised_tokens(text: &str) -> Vec<i32> {
                 out.push(slot.hash);
                 continue;
             }
-            let hash = one(word);
+            let hash = hash(word);
             slot.len = word.len() as u8;
             slot.token[..word.len()].copy_from_slice(word);
             slot.hash = hash;
