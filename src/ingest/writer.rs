@@ -94,7 +94,7 @@ pub fn log_row(r: &LogRecord) -> LogRowRef<'_> {
 pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
     let mut ts = [0u8; 32];
     buf.plain(format_copy(r.ts, &mut ts));
-    buf.plain(r.level.as_i16());
+    buf.int(r.level.as_i16());
     buf.text(r.service);
     buf.opt_text(r.host);
     buf.text(r.message);
@@ -104,7 +104,7 @@ pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
     buf.opt_text(r.user_id);
     buf.opt_text(r.route);
     buf.opt_text(r.method);
-    buf.opt_plain(r.status);
+    buf.opt_int(r.status);
     buf.opt_plain(r.duration_ms);
     buf.opt_text(r.ip);
     buf.opt_text(r.user_agent);
@@ -122,7 +122,7 @@ pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
         None => buf.null(),
     }
     buf.opt_text(r.fingerprint);
-    buf.plain(r.repeat_count);
+    buf.int(r.repeat_count);
     match r.last_seen {
         Some(t) => buf.plain(format_copy(t, &mut ts)),
         None => buf.null(),
@@ -137,9 +137,9 @@ pub fn encode_request(buf: &mut CopyBuf, r: &RequestRecord) {
     buf.text(&r.service);
     buf.text(&r.method);
     buf.text(&r.route);
-    buf.plain(r.status);
+    buf.int(r.status);
     buf.plain(r.duration_ms);
-    buf.opt_plain(r.bytes);
+    buf.opt_int(r.bytes);
     buf.opt_text(r.user_id.as_deref());
     buf.opt_text(r.trace_id.as_deref());
     buf.opt_text(r.request_id.as_deref());
@@ -159,7 +159,7 @@ pub fn encode_query(buf: &mut CopyBuf, r: &QueryRecord) {
     buf.text(&r.query);
     buf.text(&r.fingerprint);
     buf.plain(r.duration_ms);
-    buf.opt_plain(r.rows);
+    buf.opt_int(r.rows);
     buf.opt_text(r.trace_id.as_deref());
     buf.end_row();
 }

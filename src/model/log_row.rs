@@ -87,8 +87,84 @@ pub struct LogRowRef<'a> {
 impl LogRowRef<'_> {
     /// The row's search tokens: the words of its message (`search_tokens`), as the table's trigger would compute them.
     pub fn tokens(&self) -> Vec<i32> {
-        super::search_tokens::search_tokens(self.message)
+        memoised_tokens(self.message)
     }
+}
+
+/// Tokens up to this long are memoised (longer ones are hashed each time: rare in messages).
+const MEMO_TOKEN_LEN: usize = 24;
+/// Slots of the per-thread memo (a power of two): a log's vocabulary of frequent words fits.
+const MEMO_SLOTS: usize = 4096;
+
+/// One memoised token (lower-cased, `len` bytes of `token`; `len` 0 is an empty slot) and its
+/// hash as `search_tokens` computes it.
+#[derive(Clone, Copy)]
+struct MemoSlot {
+    len: u8,
+    token: [u8; MEMO_TOKEN_LEN],
+    hash: i32,
+}
+
+thread_local! {
+    /// Direct-mapped: a token's slot is fixed by a fast hash of its bytes and a newcomer
+    /// replaces the slot's old token, so the memo never grows and a lookup is one compare.
+    static TOKEN_MEMO: std::cell::RefCell<Vec<MemoSlot>> = std::cell::RefCell::new(vec![
+        MemoSlot {
+            len: 0,
+            token: [0; MEMO_TOKEN_LEN],
+            hash: 0,
+        };
+        MEMO_SLOTS
+    ]);
+}
+
+/// `search_tokens(text)` with each word's hash remembered per thread: the same words (service
+/// names, verbs, field names) come back on most lines, and a SHA-256 per word was about a
+/// tenth of a row's encoding. The hash is `search_tokens`'s, so the stored numbers are the
+/// ones SQL and the filter compute, byte for byte.
+fn memoised_tokens(text: &str) -> Vec<i32> {
+    use std::hash::BuildHasher;
+    // A lower-cased word's hash as `search_tokens` defines it (the first 4 bytes of its
+    // SHA-256, big-endian), computed here so a miss allocates nothing; the tests compare the
+    // two on any text.
+    let hash = |word: &[u8]| {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(word);
+        i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+    };
+    let one = |run: &[u8]| hash(&run.to_ascii_lowercase());
+    let mut out = Vec::new();
+    TOKEN_MEMO.with_borrow_mut(|memo| {
+        let mut lower = [0u8; MEMO_TOKEN_LEN];
+        for run in text
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphanumeric())
+            .filter(|t| !t.is_empty())
+        {
+            if run.len() > MEMO_TOKEN_LEN {
+                out.push(one(run));
+                continue;
+            }
+            let word = &mut lower[..run.len()];
+            word.copy_from_slice(run);
+            word.make_ascii_lowercase();
+            let at = foldhash::fast::FixedState::with_seed(0).hash_one(&*word) as usize
+                & (MEMO_SLOTS - 1);
+            let slot = &mut memo[at];
+            if usize::from(slot.len) == word.len() && slot.token[..word.len()] == *word {
+                out.push(slot.hash);
+                continue;
+            }
+            let hash = hash(word);
+            slot.len = word.len() as u8;
+            slot.token[..word.len()].copy_from_slice(word);
+            slot.hash = hash;
+            out.push(hash);
+        }
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// A level travels as its stored number (a Logs line serialized for a test or a tool reads the
@@ -117,6 +193,65 @@ mod tests {
         assert_eq!(&cols[2..], LOG_COLUMNS);
         assert_eq!(LOG_COLUMNS.last(), Some(&"repeat_count"));
         assert_eq!(LOG_COPY_COLUMNS.len(), LOG_COLUMNS.len() + 2);
+    }
+
+    /// A row with only `message` set, to ask its tokens.
+    fn row(message: &str) -> LogRowRef<'_> {
+        LogRowRef {
+            ts: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
+            level: Level::Info,
+            service: "svc",
+            host: None,
+            message,
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            user_id: None,
+            route: None,
+            method: None,
+            status: None,
+            duration_ms: None,
+            ip: None,
+            user_agent: None,
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+            repeat_count: 1,
+            last_seen: None,
+        }
+    }
+
+    #[test]
+    fn memoised_tokens_are_the_search_tokens() {
+        use crate::model::search_tokens::search_tokens;
+        let long = format!("{} tail", "Ab1".repeat(20));
+        let texts = [
+            "GET /api/Users/42 took 12ms",
+            "get /API/users/42 TOOK 12MS again",
+            "ошибка — café !",
+            "",
+            long.as_str(),
+            "a b c a B C 0 00 000",
+        ];
+        // Twice: the second pass reads every word from the memo.
+        for _ in 0..2 {
+            for t in texts {
+                assert_eq!(row(t).tokens(), search_tokens(t), "{t:?}");
+            }
+        }
+        // More distinct words than the memo has slots: slots are taken over, never wrong.
+        for n in 0..3 * MEMO_SLOTS {
+            let t = format!("w{n} W{} x{n}y", n / 2);
+            assert_eq!(row(&t).tokens(), search_tokens(&t), "{t:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn memoised_tokens_match_for_any_text(t in "[a-zA-Z0-9 ./_é-]{0,80}") {
+            proptest::prop_assert_eq!(row(&t).tokens(), crate::model::search_tokens::search_tokens(&t));
+            proptest::prop_assert_eq!(row(&t).tokens(), crate::model::search_tokens::search_tokens(&t));
+        }
     }
 
     #[test]

@@ -70,6 +70,32 @@ thread_local! {
     static SECRET_KEYS: RefCell<KeyMemo> = RefCell::new((0, HashMap::default()));
 }
 
+/// JSON string values up to this long are remembered when redaction left them unchanged.
+const MEMO_VALUE_LEN: usize = 48;
+/// Slots of that memo per thread (a power of two).
+const MEMO_VALUES: usize = 1024;
+
+/// A value known to need no redaction: `len` bytes of `text` (`len` 0: an empty slot).
+#[derive(Clone, Copy)]
+struct CleanSlot {
+    len: u8,
+    text: [u8; MEMO_VALUE_LEN],
+}
+
+const EMPTY_SLOT: CleanSlot = CleanSlot {
+    len: 0,
+    text: [0; MEMO_VALUE_LEN],
+};
+
+thread_local! {
+    /// Clean values of the redactor numbered `.0`, direct-mapped: a value's slot is fixed by a
+    /// fast hash of its bytes and a newcomer takes the slot over, so the memo never grows and a
+    /// lookup is one compare. The same unit names, paths, hosts and invocation ids come with
+    /// every journald entry (and a JSON log's enum-like values with every line); running each
+    /// detector over them again was most of an entry's redaction.
+    static CLEAN_VALUES: RefCell<(u64, Vec<CleanSlot>)> = const { RefCell::new((0, Vec::new())) };
+}
+
 pub struct Redactor {
     /// This redactor's number for `SECRET_KEYS`.
     id: u64,
@@ -177,6 +203,39 @@ impl Redactor {
         out
     }
 
+    /// Redacts a JSON string value in place: as `string`, but a short value this thread saw
+    /// come out unchanged a moment ago is not looked at again (`CLEAN_VALUES`).
+    fn value_string(&self, s: &mut String) {
+        let len = s.len();
+        if len == 0 || len < self.min_len || len > MEMO_VALUE_LEN {
+            return self.string(s);
+        }
+        use std::hash::BuildHasher;
+        let at = foldhash::fast::FixedState::with_seed(0).hash_one(s.as_bytes()) as usize
+            & (MEMO_VALUES - 1);
+        let clean = CLEAN_VALUES.with_borrow_mut(|(id, memo)| {
+            if *id != self.id || memo.is_empty() {
+                memo.clear();
+                memo.resize(MEMO_VALUES, EMPTY_SLOT);
+                *id = self.id;
+            }
+            let slot = &memo[at];
+            usize::from(slot.len) == len && slot.text[..len] == *s.as_bytes()
+        });
+        if clean {
+            return;
+        }
+        if let Cow::Owned(o) = self.text(s) {
+            *s = o;
+            return;
+        }
+        CLEAN_VALUES.with_borrow_mut(|(_, memo)| {
+            let slot = &mut memo[at];
+            slot.len = len as u8;
+            slot.text[..len].copy_from_slice(s.as_bytes());
+        });
+    }
+
     /// Redacts a string in place.
     pub fn string(&self, s: &mut String) {
         if let Cow::Owned(o) = self.text(s) {
@@ -193,7 +252,12 @@ impl Redactor {
     /// Whether a JSON number is a card number (`{"card": 4111111111111111}`).
     fn is_card_number(&self, n: &serde_json::Number) -> bool {
         self.cards
+            // A card has 13 digits at least: smaller numbers (ids, counts, pids, the
+            // most common) need no digits written out.
             && n.as_u64().is_some_and(|u| {
+                if u < 1_000_000_000_000 {
+                    return false;
+                }
                 let text = u.to_string();
                 let digits: Vec<u8> = text.bytes().map(|c| c - b'0').collect();
                 card::is_card_digits(&digits)
@@ -204,7 +268,7 @@ impl Redactor {
     /// as text, numbers that are card numbers become the card mask.
     pub fn json(&self, v: &mut Value) {
         match v {
-            Value::String(s) => self.string(s),
+            Value::String(s) => self.value_string(s),
             Value::Number(n) if self.is_card_number(n) => *v = Value::String(CARD_MASK.into()),
             Value::Array(items) => items.iter_mut().for_each(|i| self.json(i)),
             Value::Object(map) => self.object(map),
@@ -231,6 +295,57 @@ mod tests {
 
     fn redactor() -> Redactor {
         Redactor::new(&IngestConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn remembered_clean_values_are_per_redactor_and_never_wrong() {
+        let plain = redactor();
+        let mut cfg = IngestConfig::default();
+        cfg.redact.push(RedactRule {
+            name: "unit".into(),
+            pattern: "ssh\\.service".into(),
+            replacement: "[UNIT]".into(),
+        });
+        let ruled = Redactor::new(&cfg).unwrap();
+        let card = "4111 1111 1111 1111";
+        let entry = || {
+            serde_json::json!({
+                "_SYSTEMD_UNIT": "ssh.service",
+                "_SYSTEMD_INVOCATION_ID": "5b0a6e1c2d3f4a5b6c7d8e9f0a1b2c3d",
+                "note": card,
+                "long": "x".repeat(MEMO_VALUE_LEN + 1),
+            })
+        };
+        // Twice each, alternating: the second read of a value may come from the memo.
+        for _ in 0..2 {
+            let mut a = entry();
+            plain.json(&mut a);
+            assert_eq!(a["_SYSTEMD_UNIT"], "ssh.service");
+            assert_eq!(
+                a["_SYSTEMD_INVOCATION_ID"],
+                "5b0a6e1c2d3f4a5b6c7d8e9f0a1b2c3d"
+            );
+            assert_ne!(a["note"], card, "a card is masked every time");
+            let mut b = entry();
+            ruled.json(&mut b);
+            assert_eq!(
+                b["_SYSTEMD_UNIT"], "[UNIT]",
+                "another redactor's memo is not used"
+            );
+            assert_eq!(b["note"], a["note"]);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn remembered_values_redact_as_text_does(v in "[a-zA-Z0-9 .:=_@/-]{0,60}") {
+            let r = redactor();
+            for _ in 0..2 {
+                let mut j = Value::String(v.clone());
+                r.json(&mut j);
+                prop_assert_eq!(j, Value::String(r.text(&v).into_owned()));
+            }
+        }
     }
 
     #[test]
