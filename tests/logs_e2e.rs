@@ -66,7 +66,8 @@ fn logs_tab_tails_filters_pauses_traces_and_exports() {
         "the filtered tail",
     );
 
-    // Pause, a line arrives and is counted, resume shows it.
+    // Pause, a line arrives and is counted, resume shows it. The count shows once the tail
+    // engine has taken the pause (until then a line it was reading may still be delivered).
     t.send(&["Space"]);
     t.wait_for(|s| s.contains("PAUSED (0 waiting)"), "the pause");
     sql(

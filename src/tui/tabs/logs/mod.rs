@@ -110,7 +110,10 @@ pub struct LogsTab {
     /// The volume histogram above the list (`i`).
     pub volume: histogram::VolumeView,
     pub paused: bool,
-    pub waiting: u64,
+    /// While paused, the lines waiting after the engine's cursor, once the engine has counted
+    /// them: its first count after `pause()` acknowledges the pause (no line is delivered
+    /// after it), so the status shows a number only when the pause is in force.
+    pub waiting: Option<u64>,
     pub skipped: u64,
     pub follow: bool,
     /// The selected line by its place in time (`ts`, id): stable while lines scroll out and
@@ -160,7 +163,7 @@ impl LogsTab {
             count: Panel::default(),
             volume: histogram::VolumeView::default(),
             paused: false,
-            waiting: 0,
+            waiting: None,
             skipped: 0,
             follow: true,
             selected: None,

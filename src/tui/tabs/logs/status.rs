@@ -13,8 +13,12 @@ impl LogsTab {
         // says how old the newest line is instead.
         let newest_age = self.list.last().map(|l| ctx.now - l.ts);
         if self.paused {
+            let waiting = match self.waiting {
+                Some(n) => format!("{} waiting", fmt_count(n as f64)),
+                None => "counting".to_string(),
+            };
             spans.push(Span::styled(
-                format!(" PAUSED ({} waiting) ", fmt_count(self.waiting as f64)),
+                format!(" PAUSED ({waiting}) "),
                 theme.style(Role::Warn),
             ));
         } else if self.list.newer_left {

@@ -207,7 +207,9 @@ impl LogsTab {
                     self.skipped += n;
                     self.list.tail_reset(Vec::new(), true);
                 }
-                TailEvent::Waiting(n) => self.waiting = n,
+                // A count queued before a resume is stale.
+                TailEvent::Waiting(n) if self.paused => self.waiting = Some(n),
+                TailEvent::Waiting(_) => {}
                 TailEvent::Listening { .. } => self.tail_error = None,
                 TailEvent::Error(e) => self.tail_error = Some(e),
                 TailEvent::Applied(_) => {}
@@ -217,6 +219,7 @@ impl LogsTab {
 
     pub(super) fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+        self.waiting = None;
         if let Some(Engine { handle: h, .. }) = &self.engine {
             if paused {
                 h.pause();
@@ -225,7 +228,6 @@ impl LogsTab {
             }
         }
         if !paused {
-            self.waiting = 0;
             self.follow = true;
         }
     }
@@ -434,5 +436,25 @@ mod tests {
         assert_eq!(ids, vec![4, 5]);
         assert_eq!(tab.list.late(), 0);
         assert_eq!(tab.tail_awaiting, None);
+    }
+
+    #[test]
+    fn the_waiting_count_shows_once_the_engine_has_taken_the_pause() {
+        let mut tab = LogsTab::new(&crate::config::Config::default());
+        tab.set_paused(true);
+        assert_eq!(tab.waiting, None, "no count until the engine counts");
+        // A line the engine was reading when the pause came is still delivered; its first
+        // count acknowledges the pause.
+        tab.apply_events(vec![
+            TailEvent::Lines(vec![line(1, 1, "read before the pause")]),
+            TailEvent::Waiting(0),
+        ]);
+        assert_eq!(tab.waiting, Some(0));
+        tab.apply_events(vec![TailEvent::Waiting(3)]);
+        assert_eq!(tab.waiting, Some(3));
+        // After resuming, a count still queued from the pause is stale.
+        tab.set_paused(false);
+        tab.apply_events(vec![TailEvent::Waiting(3)]);
+        assert_eq!(tab.waiting, None);
     }
 }
