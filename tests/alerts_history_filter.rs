@@ -1,28 +1,9 @@
 //! End-to-end: the Alerts tab's history view (`h` from the alerts) honours the tab's `/`
 //! filter, by label and by severity as the open-alert list does, in the real dashboard in tmux.
 
-use opsdash::db::testkit::TestCluster;
-
-/// A tmux session running an interactive shell; killed on drop, even when the test fails.
 mod common;
 
-use common::tmux::{start_cluster, Tmux, PROMPT};
-
-fn sql(cluster: &TestCluster, q: &'static str) {
-    let opts = cluster
-        .cluster
-        .connect_options(opsdash::db::embedded::DATABASE);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect_with(opts).await.unwrap();
-            sqlx::raw_sql(q).execute(&pool).await.unwrap();
-            pool.close().await;
-        })
-    })
-    .join()
-    .unwrap()
-}
+use common::tmux::{run_sql, start_cluster, Tmux, PROMPT};
 
 /// The line of the screen holding the history list's title.
 fn history_title(s: &str) -> &str {
@@ -33,7 +14,7 @@ fn history_title(s: &str) -> &str {
 fn history_view_keeps_only_the_alerts_the_filter_matches() {
     let cluster = start_cluster("alerts-hist-filter");
     // Disabled rules: the in-process worker leaves their past alerts as they are.
-    sql(
+    run_sql(
         &cluster,
         "INSERT INTO opsdash.alert_rule (id, name, metric, severity, status, source) VALUES
            (1, 'checkout-errors', 'error_rate', 'warning', 'disabled', 'cli'),

@@ -1,34 +1,15 @@
 //! End-to-end: the real binary in tmux against a private cluster: the Logs tab tails a line
 //! written while it runs, filters, pauses and resumes, opens a trace and exports to a file.
 
-use opsdash::db::testkit::TestCluster;
-
 /// A tmux session running an interactive shell; killed on drop, even when the test fails.
 mod common;
 
-use common::tmux::{start_cluster, Tmux, PROMPT};
-
-fn sql(cluster: &TestCluster, statement: &'static str) {
-    let opts = cluster
-        .cluster
-        .connect_options(opsdash::db::embedded::DATABASE);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect_with(opts).await.expect("connect");
-            sqlx::raw_sql(statement).execute(&pool).await.expect("sql");
-            pool.close().await;
-        })
-    })
-    .join()
-    .expect("sql thread");
-}
+use common::tmux::{run_sql, start_cluster, Tmux, PROMPT};
 
 #[test]
 fn logs_tab_tails_filters_pauses_traces_and_exports() {
     let cluster = start_cluster("logs-e2e");
-    sql(
-        &cluster,
+    run_sql(&cluster,
         "INSERT INTO opsdash.log_event (ts, level, service, message, trace_id)
            VALUES (now() - interval '5 seconds', 2, 'api', 'checkout started', 'trace-e2e'),
                   (now() - interval '4 seconds', 4, 'api', 'card declined', 'trace-e2e');
@@ -47,8 +28,7 @@ fn logs_tab_tails_filters_pauses_traces_and_exports() {
     );
 
     // A line written now appears live.
-    sql(
-        &cluster,
+    run_sql(&cluster,
         "INSERT INTO opsdash.log_event (ts, level, service, message) VALUES (now(), 3, 'worker', 'queue is backing up');
          SELECT pg_notify('opsdash_logs', '');",
     );
@@ -70,8 +50,7 @@ fn logs_tab_tails_filters_pauses_traces_and_exports() {
     // engine has taken the pause (until then a line it was reading may still be delivered).
     t.send(&["Space"]);
     t.wait_for(|s| s.contains("PAUSED (0 waiting)"), "the pause");
-    sql(
-        &cluster,
+    run_sql(&cluster,
         "INSERT INTO opsdash.log_event (ts, level, service, message) VALUES (now(), 4, 'api', 'second decline');
          SELECT pg_notify('opsdash_logs', '');",
     );
@@ -117,7 +96,7 @@ fn row(screen: &str, needle: &str) -> Option<usize> {
 fn logs_order_range_and_filter_line_keys() {
     let cluster = start_cluster("logs-keys");
     // Committed newest first: commit order is the reverse of time order.
-    sql(
+    run_sql(
         &cluster,
         "INSERT INTO opsdash.log_event (ts, level, service, message)
            VALUES (now() - interval '5 minutes', 4, 'api', 'newest by time');

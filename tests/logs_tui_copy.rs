@@ -7,26 +7,9 @@ use std::process::Command;
 
 use base64::Engine as _;
 use chrono::{DurationRound, Utc};
-use opsdash::db::testkit::TestCluster;
 
 mod common;
-use common::tmux::{start_cluster, Tmux};
-
-fn sql(cluster: &TestCluster, statement: String) {
-    let opts = cluster
-        .cluster
-        .connect_options(opsdash::db::embedded::DATABASE);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect_with(opts).await.expect("connect");
-            sqlx::raw_sql(&statement).execute(&pool).await.expect("sql");
-            pool.close().await;
-        })
-    })
-    .join()
-    .expect("sql thread");
-}
+use common::tmux::{run_sql, start_cluster, Tmux};
 
 fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("tmux");
@@ -45,8 +28,7 @@ fn a_trace_id_from_a_day_ago_is_copied_with_osc_52() {
         .expect("minute");
     let at = minute.format("%Y-%m-%d %H:%M").to_string();
     let ts = |secs: i64| (minute + chrono::Duration::seconds(secs)).to_rfc3339();
-    sql(
-        &cluster,
+    run_sql(&cluster,
         format!(
             "SELECT opsdash.ensure_partitions(current_date - 2, current_date + 1);
              INSERT INTO opsdash.log_event (ts, level, service, message, trace_id) VALUES

@@ -121,3 +121,22 @@ pub fn start_cluster(tag: &str) -> TestCluster {
     }
     panic!("cluster: {:#}", last.unwrap());
 }
+
+/// Runs `statement` (one or several SQL statements) on `cluster`'s database from a test's
+/// plain thread: a runtime and a connection of its own, closed before it returns.
+pub fn run_sql(cluster: &TestCluster, statement: impl Into<String>) {
+    let statement = statement.into();
+    let opts = cluster
+        .cluster
+        .connect_options(opsdash::db::embedded::DATABASE);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect_with(opts).await.expect("connect");
+            sqlx::raw_sql(&statement).execute(&pool).await.expect("sql");
+            pool.close().await;
+        })
+    })
+    .join()
+    .expect("sql thread");
+}
