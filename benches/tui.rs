@@ -399,7 +399,7 @@ fn main() -> anyhow::Result<()> {
         (f64::NAN, f64::NAN)
     };
     let rss_tail = rss_kb(pid).unwrap_or(0);
-    let quiet = after_quiet(&db, &log);
+    let quiet = after_quiet(&db, &[&log], 7).remove(0);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
 
@@ -438,6 +438,22 @@ fn main() -> anyhow::Result<()> {
             "  one line after a quiet spell: {} (this build: {})",
             fmt_samples(&o.quiet),
             fmt_samples(&quiet)
+        );
+        let (this, other) = &o.paired;
+        // Signed: this build's time minus the other's on the same write.
+        let mut diff: Vec<f64> = this
+            .iter()
+            .zip(other)
+            .map(|(a, b)| (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
+            .collect();
+        diff.sort_by(f64::total_cmp);
+        let this_first = diff.iter().filter(|d| **d < 0.0).count();
+        println!(
+            "  paired, both open on the same writes: this build {}; other {}; this minus other p50 {:+.1} ms; this build first in {this_first} of {}",
+            fmt_samples(this),
+            fmt_samples(other),
+            diff.get(diff.len() / 2).copied().unwrap_or(f64::NAN),
+            this.len()
         );
     }
     let top = "`top -d 1`";
@@ -574,6 +590,17 @@ struct Other {
     cpu_tail: f64,
     cpu_full: f64,
     quiet: Vec<Duration>,
+    /// A line after a quiet spell timed in this build and the other at once, on the same
+    /// writes (both dashboards open on the Logs tab): (this build, other build) per write.
+    paired: (Vec<Duration>, Vec<Duration>),
+}
+
+/// Paired quiet-line samples (`TUI_BENCH_PAIRED=N`, 15 by default when comparing builds).
+fn paired_samples() -> u64 {
+    std::env::var("TUI_BENCH_PAIRED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15)
 }
 
 /// `TUI_BENCH_COMPARE_BIN=/path/to/opsdash` (another build, e.g. the one before a change): its
@@ -614,7 +641,27 @@ fn compare_other(
     let (cpu_idle, _) = measure(pid, &log, secs);
     let (cpu_tail, _, seen) = tailing(db, &name, pid, &log, secs, BARE_LINES);
     let (cpu_full, _, full_seen) = tailing(db, &name, pid, &log, secs, FULL_LINES);
-    let quiet = after_quiet(db, &log);
+    let quiet = after_quiet(db, &[&log], 7).remove(0);
+    // This build again beside the other one, both on the Logs tab, for paired samples: the
+    // sequential figures above come from different minutes (the table, autovacuum and the
+    // machine's other work differ between them); a paired sample does not.
+    let this_log = dir.path().join("this-again.out");
+    let this_name = format!("opsdash-bench-again-{}", std::process::id());
+    let _again = start_in_tmux(
+        &this_name,
+        &format!(
+            "HOME={} {} --database-url '{url}'",
+            dir.path().display(),
+            env!("CARGO_BIN_EXE_opsdash")
+        ),
+        &this_log,
+    );
+    wait_painted(&this_name)?;
+    tmux(&["send-keys", "-t", &this_name, "2"]);
+    std::thread::sleep(Duration::from_secs(2 + secs));
+    let mut both = after_quiet(db, &[&this_log, &log], paired_samples());
+    let paired = (both.remove(0), both.remove(0));
+    tmux(&["send-keys", "-t", &this_name, "q"]);
     tmux(&["send-keys", "-t", &name, "q"]);
     std::thread::sleep(Duration::from_millis(500));
     Ok(Other {
@@ -623,23 +670,30 @@ fn compare_other(
         cpu_tail: if seen { cpu_tail } else { f64::NAN },
         cpu_full: if full_seen { cpu_full } else { f64::NAN },
         quiet,
+        paired,
     })
 }
 
 /// With the Logs tab open and no line written for a while (the tail's reads have gone quiet),
 /// one line is written as ingest writes it (a batch and a NOTIFY) and timed from just before
 /// the write until its text is in the terminal's output (the pane's raw output, piped to
-/// `log`, read every 0.5 ms); seven times, 2 to 3 s apart. Polling `capture-pane` instead (it took 3-7 ms
+/// `log`, read every 0.5 ms); `samples` times, 2 to 3 s apart. Polling `capture-pane` instead (it took 3-7 ms
 /// a call here) quantised the figure: a line drawn ~4 ms after its commit showed as ~4.5 ms
 /// or ~11 ms depending on whether the first capture caught it, so the p50 flipped between
-/// the two from run to run.
-fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
+/// the two from run to run. With several dashboards' outputs (`logs`), each write is timed in
+/// each of them: the same line, at the same moment, on the same database (a paired sample).
+fn after_quiet(
+    db: &opsdash::db::Db,
+    logs: &[&std::path::Path],
+    samples: u64,
+) -> Vec<Vec<Duration>> {
+    let mut out = vec![Vec::new(); logs.len()];
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(_) => return Vec::new(),
+        Err(_) => return out,
     };
     use sqlx::Connection;
     use std::io::{Read, Seek};
@@ -649,14 +703,13 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("after_quiet: cannot connect: {e}");
-            return Vec::new();
+            return out;
         }
     };
-    let mut out = Vec::new();
-    for k in 0..7u64 {
+    for k in 0..samples {
         // Irregular gaps, so the writes do not fall in step with the tail's 1 s poll or the
         // dashboard's clock tick.
-        std::thread::sleep(Duration::from_millis(2000 + 137 * k));
+        std::thread::sleep(Duration::from_millis(2000 + 137 * (k % 7)));
         // The renderer writes only the cells that changed: the tag differs from the line
         // before it in every cell (upper case, then lower case) and has no spaces (a blank
         // cell is not rewritten), so it reaches the terminal in one piece.
@@ -670,7 +723,10 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
             .map(|i| (base + ((7 * n + 11 * i + pid) % 26) as u8) as char)
             .collect();
         let marker = format!("quiet-line-{k}-{tag}");
-        let from = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+        let from: Vec<u64> = logs
+            .iter()
+            .map(|l| std::fs::metadata(l).map(|m| m.len()).unwrap_or(0))
+            .collect();
         // Timed from before the write: on a loaded machine this thread may run again only
         // after the dashboard has drawn the line (timing from the commit's answer then gave
         // 0.0 ms); the write's own round trip (~1 ms) is counted in.
@@ -690,19 +746,30 @@ fn after_quiet(db: &opsdash::db::Db, log: &std::path::Path) -> Vec<Duration> {
             eprintln!("after_quiet: write {k} failed: {e}");
             continue;
         }
+        let mut seen_at: Vec<Option<Duration>> = vec![None; logs.len()];
         let mut seen = Vec::new();
-        while t.elapsed() < Duration::from_secs(5) {
-            if let Ok(mut f) = std::fs::File::open(log) {
-                if f.seek(std::io::SeekFrom::Start(from)).is_ok() {
-                    seen.clear();
-                    let _ = f.read_to_end(&mut seen);
+        while t.elapsed() < Duration::from_secs(5) && seen_at.iter().any(Option::is_none) {
+            for (i, log) in logs.iter().enumerate() {
+                if seen_at[i].is_some() {
+                    continue;
+                }
+                if let Ok(mut f) = std::fs::File::open(log) {
+                    if f.seek(std::io::SeekFrom::Start(from[i])).is_ok() {
+                        seen.clear();
+                        let _ = f.read_to_end(&mut seen);
+                    }
+                }
+                if seen.windows(tag.len()).any(|w| w == tag.as_bytes()) {
+                    seen_at[i] = Some(t.elapsed());
                 }
             }
-            if seen.windows(tag.len()).any(|w| w == tag.as_bytes()) {
-                out.push(t.elapsed());
-                break;
-            }
             std::thread::sleep(Duration::from_micros(500));
+        }
+        // A paired sample counts only when every dashboard showed the line.
+        if seen_at.iter().all(Option::is_some) {
+            for (i, at) in seen_at.into_iter().enumerate() {
+                out[i].extend(at);
+            }
         }
     }
     out
@@ -723,7 +790,7 @@ fn fmt_samples(samples: &[Duration]) -> String {
     all.sort_by(f64::total_cmp);
     let all: Vec<String> = all.iter().map(|v| format!("{v:.1}")).collect();
     format!(
-        "p50 {:.1} ms, max {:.1} ms ({} of 7 seen within 5 s: {})",
+        "p50 {:.1} ms, max {:.1} ms ({} seen within 5 s: {})",
         median_ms(samples),
         max,
         samples.len(),

@@ -164,10 +164,12 @@ impl LogsTab {
         let mut fx = self.want_detail(ctx);
         // A gap (`Skipped`) or a full fill leaves older lines to load behind the window.
         fx.extend(self.want_pages(ctx));
+        // The counts follow at the next tick (`LogsTab::tick`, within a second), not here:
+        // asked here, the per-level and in-range counts (two queries over the range) ran at
+        // the very moment a line arrived after a quiet spell, and their work (the server's
+        // scans, this process's query tasks) competed with drawing that line on a small
+        // machine: ~3 ms later on screen in paired samples (`cargo bench --bench tui`).
         self.uncounted |= arrived;
-        if self.uncounted && self.recount.due(ctx.now) {
-            fx.extend(self.stats_query(ctx));
-        }
         fx
     }
 
