@@ -6,7 +6,11 @@
 //! the range's start: the same instant falls in the same bucket as the range slides with
 //! `now`, so the bars do not jitter between refreshes. Empty buckets are filled with zeros
 //! here, not in SQL. The count is `count(*)` per bucket and level; with no filter it is an
-//! index-only read of the `(level, ts)` index over the range's partitions.
+//! index-only read of the ts index, which carries the level (migration 0060), over the range's
+//! partitions. The rows come back unordered (each lands in its bucket by its start): with an
+//! ORDER BY the planner, which cannot tell how few buckets there are (it takes `date_bin(ts)`
+//! for as many values as ts), sorted every line of the range on disk instead of hashing the
+//! ~150 groups (453 ms against ~130 ms for a day of 330k lines on 10M rows).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
@@ -125,7 +129,7 @@ pub fn volume_query<'a>(
         qb.push(" AND ");
         filter.push_conditions(&mut qb);
     }
-    qb.push(" GROUP BY 1, 2 ORDER BY 1, 2");
+    qb.push(" GROUP BY 1, 2");
     qb
 }
 
