@@ -140,10 +140,30 @@ fn push_cond(c: &Cond, qb: &mut QueryBuilder<'_, Postgres>) {
 
 /// `attrs.a.b:v`: `#>>` gives the attribute as text (a string without its quotes, a number's
 /// digits), so `attrs.order_id:123` finds 123 and "123" alike.
+///
+/// An exact value is first looked up by containment (`attrs @> {"a":{"b":v}}`), which the GIN
+/// index on attrs (migration 0061) answers, then checked with `#>>` as before: without the
+/// lookup a rare value walked the whole range newest first (25 s for `attrs.order_id:4242` on
+/// 10M rows). The lookup only narrows: every value whose `#>>` text is v is contained in one
+/// of the candidates (see `containment_candidates`), so what is shown is unchanged.
 fn push_attr(path: &[String], patterns: &[Pattern], qb: &mut QueryBuilder<'_, Postgres>) {
     for (i, p) in patterns.iter().enumerate() {
         if i > 0 {
             qb.push(" OR ");
+        }
+        qb.push("(");
+        if let Pattern::Exact(v) = p {
+            let candidates = containment_candidates(path, v);
+            if !candidates.is_empty() {
+                qb.push("(");
+                for (k, c) in candidates.into_iter().enumerate() {
+                    if k > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("attrs @> ").push_bind(c).push("::jsonb");
+                }
+                qb.push(") AND ");
+            }
         }
         qb.push("attrs #>> ")
             .push_bind(path.to_vec())
@@ -152,7 +172,55 @@ fn push_attr(path: &[String], patterns: &[Pattern], qb: &mut QueryBuilder<'_, Po
             Pattern::Exact(v) => qb.push(" = ").push_bind(v.clone()),
             Pattern::Glob(g) => qb.push(" LIKE ").push_bind(glob_to_like(g)),
         };
+        qb.push(")");
     }
+}
+
+/// The JSON documents `{"a":{"b":x}}` that contain every attrs whose `path` reads as the text
+/// `v` with `#>>`: x the string v, and also the number v or the boolean v when v spells one
+/// (a number's text equal to v means the same number; containment compares numbers by value).
+/// Empty (no lookup, the `#>>` check alone) where containment cannot stand for `#>>`: a path
+/// part that is an integer (`#>>` also indexes arrays with it), and a v that begins like an
+/// object or an array (`#>>` gives such a value as its JSON text).
+fn containment_candidates(path: &[String], v: &str) -> Vec<String> {
+    if path.is_empty()
+        || path.iter().any(|p| p.parse::<i64>().is_ok())
+        || v.starts_with('{')
+        || v.starts_with('[')
+    {
+        return Vec::new();
+    }
+    let mut leaves = vec![serde_json::Value::String(v.to_string())];
+    if let Ok(n) = v.parse::<serde_json::Number>() {
+        // serde_json reads a fraction as an f64: past 15 significant digits it may not be the
+        // number v spells, and a lookup by the wrong number would hide the row.
+        let mantissa = v.split(['e', 'E']).next().unwrap_or(v);
+        let digits = mantissa
+            .chars()
+            .filter(char::is_ascii_digit)
+            .skip_while(|c| *c == '0')
+            .count();
+        if !(n.is_i64() || n.is_u64() || digits <= 15) {
+            return Vec::new();
+        }
+        leaves.push(serde_json::Value::Number(n));
+    }
+    match v {
+        "true" => leaves.push(serde_json::Value::Bool(true)),
+        "false" => leaves.push(serde_json::Value::Bool(false)),
+        _ => {}
+    }
+    leaves
+        .into_iter()
+        .map(|leaf| {
+            let doc = path.iter().rev().fold(leaf, |inner, name| {
+                let mut m = serde_json::Map::new();
+                m.insert(name.clone(), inner);
+                serde_json::Value::Object(m)
+            });
+            doc.to_string()
+        })
+        .collect()
 }
 
 fn push_compare(field: NumField, op: CmpOp, value: f64, qb: &mut QueryBuilder<'_, Postgres>) {
