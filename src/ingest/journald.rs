@@ -189,12 +189,7 @@ impl<'de> Visitor<'de> for EntrySeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
-        // An entry has two dozen fields, about half of them kept: room for them at once
-        // rather than growing the list three times.
-        let mut e = Entry {
-            attrs: Vec::with_capacity(24),
-            ..Entry::default()
-        };
+        let mut e = Entry::default();
         while let Some(Key(key)) = map.next_key::<Key>()? {
             let slot = match key.as_ref() {
                 "MESSAGE" => &mut e.message,
