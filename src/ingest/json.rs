@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::fields::{self, LineContext, Val};
 use super::record::Parsed;
 
-struct Key<'a>(Cow<'a, str>);
+/// An object key, borrowed from the line when it has no escapes.
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

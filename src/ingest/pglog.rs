@@ -339,17 +339,39 @@ pub fn from_csv(line: &str, ctx: &LineContext) -> Option<Parsed> {
 }
 
 /// A jsonlog record (PG 15+): its fields as the JSON reader split them.
-pub fn from_json_fields(
-    fields: Vec<(Cow<'_, str>, Val<'_>)>,
+pub fn from_json_fields<'a>(
+    fields: Vec<(Cow<'a, str>, Val<'a>)>,
     ctx: &LineContext,
 ) -> Result<Parsed, String> {
     let mut e = Entry::default();
-    let mut severity = String::new();
+    let mut severity = Cow::Borrowed("");
     for (k, v) in fields {
-        let text = match v {
-            Val::Str(s) => s.into_owned(),
-            Val::Int(n) => n.to_string(),
-            Val::UInt(n) => n.to_string(),
+        // Only the fields read below become text: the rest of a record (session id and start,
+        // line number, backend type, query id...) is skipped without an allocation, and a
+        // string stays borrowed from the line.
+        let wanted = matches!(
+            k.as_ref(),
+            "timestamp"
+                | "error_severity"
+                | "message"
+                | "user"
+                | "dbname"
+                | "application_name"
+                | "remote_host"
+                | "pid"
+                | "state_code"
+                | "detail"
+                | "hint"
+                | "context"
+                | "statement"
+        );
+        if !wanted {
+            continue;
+        }
+        let text: Cow<'a, str> = match v {
+            Val::Str(s) => s,
+            Val::Int(n) => Cow::Owned(n.to_string()),
+            Val::UInt(n) => Cow::Owned(n.to_string()),
             _ => continue,
         };
         match k.as_ref() {
@@ -360,17 +382,17 @@ pub fn from_json_fields(
                 )
             }
             "error_severity" => severity = text,
-            "message" => e.message = Cow::Owned(text),
-            "user" => e.user = Some(Cow::Owned(text)),
-            "dbname" => e.database = Some(Cow::Owned(text)),
-            "application_name" if !text.is_empty() => e.app = Some(Cow::Owned(text)),
-            "remote_host" => e.client = Some(Cow::Owned(text)),
+            "message" => e.message = text,
+            "user" => e.user = Some(text),
+            "dbname" => e.database = Some(text),
+            "application_name" if !text.is_empty() => e.app = Some(text),
+            "remote_host" => e.client = Some(text),
             "pid" => e.pid = text.parse().ok(),
-            "state_code" => e.sqlstate = Some(Cow::Owned(text)),
-            "detail" => e.extra.push(("detail", Cow::Owned(text))),
-            "hint" => e.extra.push(("hint", Cow::Owned(text))),
-            "context" => e.extra.push(("context", Cow::Owned(text))),
-            "statement" => e.extra.push(("statement", Cow::Owned(text))),
+            "state_code" => e.sqlstate = Some(text),
+            "detail" => e.extra.push(("detail", text)),
+            "hint" => e.extra.push(("hint", text)),
+            "context" => e.extra.push(("context", text)),
+            "statement" => e.extra.push(("statement", text)),
             _ => {}
         }
     }

@@ -180,7 +180,18 @@ pub fn open<'a>(line: &'a str, clock: &Clock) -> Result<Envelope<'a>, String> {
         rfc3164(&mut cur, clock, &mut env)?;
     }
     let stream = match (&env.service, env.attrs.get("pid")) {
-        (Some(app), Some(pid)) => format!("{app}[{pid}]"),
+        // `app[pid]` written piece by piece rather than through `format!`: this runs per line.
+        (Some(app), Some(pid)) => {
+            let mut s = String::with_capacity(app.len() + 12);
+            s.push_str(app);
+            s.push('[');
+            match pid.as_i64() {
+                Some(n) => s.push_str(itoa::Buffer::new().format(n)),
+                None => s.push_str(&pid.to_string()),
+            }
+            s.push(']');
+            s
+        }
         (Some(app), None) => app.clone(),
         (None, _) => String::new(),
     };
@@ -321,7 +332,10 @@ fn structured_data(cur: &mut Cur, attrs: &mut Map<String, Value>) -> Result<(), 
             if !closed {
                 return Err(bad("unterminated value"));
             }
-            let key = format!("{id}.{name}");
+            let mut key = String::with_capacity(id.len() + 1 + name.len());
+            key.push_str(id);
+            key.push('.');
+            key.push_str(name);
             match attrs.get_mut(&key) {
                 Some(Value::Array(items)) => items.push(Value::from(value)),
                 Some(old) => {
