@@ -66,6 +66,9 @@ impl VolumeBucket {
     }
 }
 
+/// A bucket's start and its lines per level, trace .. fatal (a row of `volume_query`).
+type BucketRow = (DateTime<Utc>, i64, i64, i64, i64, i64, i64);
+
 /// The histogram of the range: one bucket per step from the bucket holding `range.from` to the
 /// one holding the last instant before `range.until`, zeros included, oldest first. Lines
 /// outside the range are not counted even when they share an edge bucket.
@@ -78,11 +81,10 @@ pub async fn volume(
     let mut tx = pool.begin().await?;
     no_jit(&mut tx).await?;
     apply_budget(&mut tx, filter).await?;
-    let rows: Vec<(DateTime<Utc>, i64, i64, i64, i64, i64, i64)> =
-        volume_query("", range, filter, bucket)
-            .build_query_as()
-            .fetch_all(&mut *tx)
-            .await?;
+    let rows: Vec<BucketRow> = volume_query("", range, filter, bucket)
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     let mut out = Vec::new();
     if range.until <= range.from {
