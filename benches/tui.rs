@@ -620,10 +620,15 @@ fn compare_other(
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
     {
+        // Kept aside, and put back before this build starts again for the paired samples
+        // (it would take its migrations for pending and apply them again).
         rt.block_on(
-            sqlx::query("DELETE FROM _sqlx_migrations WHERE version > $1")
-                .bind(n)
-                .execute(&db.write),
+            sqlx::raw_sql(&format!(
+                "CREATE TABLE public.bench_hidden_migrations AS
+                   SELECT * FROM _sqlx_migrations WHERE version > {n};
+                 DELETE FROM _sqlx_migrations WHERE version > {n};"
+            ))
+            .execute(&db.write),
         )?;
     }
     let dir = tempfile::tempdir()?;
@@ -645,6 +650,17 @@ fn compare_other(
     // This build again beside the other one, both on the Logs tab, for paired samples: the
     // sequential figures above come from different minutes (the table, autovacuum and the
     // machine's other work differ between them); a paired sample does not.
+    rt.block_on(
+        sqlx::raw_sql(
+            "DO $$ BEGIN
+           IF to_regclass('public.bench_hidden_migrations') IS NOT NULL THEN
+             INSERT INTO _sqlx_migrations SELECT * FROM public.bench_hidden_migrations;
+             DROP TABLE public.bench_hidden_migrations;
+           END IF;
+         END $$",
+        )
+        .execute(&db.write),
+    )?;
     let this_log = dir.path().join("this-again.out");
     let this_name = format!("opsdash-bench-again-{}", std::process::id());
     let _again = start_in_tmux(
