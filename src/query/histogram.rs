@@ -7,10 +7,10 @@
 //! `now`, so the bars do not jitter between refreshes. Empty buckets are filled with zeros
 //! here, not in SQL. The count is one row per bucket with a `count(*)` per level; with no
 //! filter it is an index-only read of the ts index, which carries the level (migration 0060),
-//! over the range's partitions. The rows come back unordered (each lands in its bucket by its start): with an
-//! ORDER BY the planner, which cannot tell how few buckets there are (it takes `date_bin(ts)`
-//! for as many values as ts), sorted every line of the range on disk instead of hashing the
-//! ~50 groups (453 ms against ~110 ms for a day of 330k lines on 10M rows).
+//! over the range's partitions. The rows come back unordered (each lands in its bucket by its
+//! start): with an ORDER BY the planner, which cannot tell how few buckets there are (it takes
+//! `date_bin(ts)` for as many values as ts), sorted every line of the range on disk instead of
+//! hashing the ~50 groups (453 ms against ~110 ms for a day of 330k lines on 10M rows).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
