@@ -4,7 +4,7 @@
 //! estimated, the volume histogram matches `count(*)` per bucket and level, and every filter
 //! form's page reads only the partitions of its range (its plan, by EXPLAIN).
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Days, Duration, NaiveDate, TimeZone, Utc};
 use opsdash::db::testkit::TestDb;
 use opsdash::filter;
 use opsdash::query::histogram;
@@ -217,6 +217,53 @@ async fn header_count_is_exact_when_cheap_and_flagged_when_estimated() -> anyhow
     Ok(())
 }
 
+/// Checks every bucket of `got` against a count of the rows per level (inside the range only,
+/// also in the edge buckets); returns the lines counted.
+async fn assert_counted(
+    pool: &PgPool,
+    range: HistoryRange,
+    f: &filter::Filter,
+    bucket: Duration,
+    got: &[histogram::VolumeBucket],
+    text: &str,
+) -> anyhow::Result<i64> {
+    assert!(got.windows(2).all(|w| w[1].start - w[0].start == bucket));
+    assert_eq!(
+        got.first().map(|b| b.start),
+        Some(histogram::bucket_start(range.from, bucket))
+    );
+    let mut total = 0;
+    for b in got {
+        for level in 0..6i16 {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "SELECT count(*) FROM opsdash.log_event WHERE ts >= greatest(",
+            );
+            qb.push_bind(b.start)
+                .push(", ")
+                .push_bind(range.from)
+                .push(") AND ts < least(")
+                .push_bind(b.start + bucket)
+                .push(", ")
+                .push_bind(range.until)
+                // Level::from_i16: below trace counts as trace, above fatal as fatal.
+                .push(") AND CASE WHEN level <= 0 THEN 0 WHEN level >= 5 THEN 5 ELSE level END = ")
+                .push_bind(level);
+            if !f.is_empty() {
+                qb.push(" AND ");
+                f.push_conditions(&mut qb);
+            }
+            let want: i64 = qb.build_query_scalar().fetch_one(pool).await?;
+            assert_eq!(
+                b.by_level[level as usize], want,
+                "{text}: bucket {} level {level}",
+                b.start
+            );
+        }
+        total += b.total();
+    }
+    Ok(total)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histogram_buckets_match_count_per_bucket_and_level() -> anyhow::Result<()> {
     let t = TestDb::new().await?;
@@ -233,37 +280,100 @@ async fn histogram_buckets_match_count_per_bucket_and_level() -> anyhow::Result<
         assert_eq!(bucket, Duration::hours(2));
         let got = histogram::volume(pool, range, &f, bucket).await?;
         assert_eq!(got.len(), 37, "{text}");
-        assert!(got.windows(2).all(|w| w[1].start - w[0].start == bucket));
-        let mut total = 0;
-        for b in &got {
-            for level in 0..6i16 {
-                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                    "SELECT count(*) FROM opsdash.log_event WHERE ts >= greatest(",
-                );
-                qb.push_bind(b.start)
-                    .push(", ")
-                    .push_bind(range.from)
-                    .push(") AND ts < least(")
-                    .push_bind(b.start + bucket)
-                    .push(", ")
-                    .push_bind(range.until)
-                    .push(") AND level = ")
-                    .push_bind(level)
-                    .push(" AND ");
-                f.push_conditions(&mut qb);
-                let want: i64 = qb.build_query_scalar().fetch_one(pool).await?;
-                assert_eq!(
-                    b.by_level[level as usize], want,
-                    "{text}: bucket {} level {level}",
-                    b.start
-                );
-            }
-            total += b.total();
-        }
+        let total = assert_counted(pool, range, &f, bucket, &got, text).await?;
         let c = history::count(pool, range, &f, 100_000, std::time::Duration::from_secs(5)).await?;
         assert_eq!(total, c.lines, "{text}");
         assert!(total > 0, "{text}");
     }
+    Ok(())
+}
+
+/// For each range: the rollup answers for part of it, and the buckets match the rows.
+async fn check_rolled(pool: &PgPool, ranges: &[HistoryRange], stage: &str) -> anyhow::Result<()> {
+    let empty = filter::parse("")?;
+    for &range in ranges {
+        let bucket = histogram::bucket_for(range.until - range.from, 60);
+        let mut conn = pool.acquire().await?;
+        let src = histogram::sources(range, &histogram::coverage(&mut conn).await?);
+        drop(conn);
+        assert!(!src.rolled.is_empty(), "{stage}: {src:?}");
+        let got = histogram::volume(pool, range, &empty, bucket).await?;
+        let total = assert_counted(pool, range, &empty, bucket, &got, stage).await?;
+        assert!(total > 0, "{stage}");
+    }
+    Ok(())
+}
+
+/// The unfiltered histogram sums the rollup's per-minute counts where it can; it must give what
+/// the rows give, also once the rows changed under the rollup: a row landing in a minute
+/// already rolled (after the job's next run), a compacted day, a dropped day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histogram_from_the_rollup_matches_the_rows() -> anyhow::Result<()> {
+    use opsdash::query::retention;
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    let now = Utc::now();
+    let today = now.date_naive();
+    retention::ensure_partitions(pool, today - Days::new(5), today + Days::new(1)).await?;
+    // 3,000 lines over the last four days, levels -1 .. 6 (the ends count as trace and fatal),
+    // most of them inside a minute, not on its start.
+    sqlx::query(
+        "INSERT INTO opsdash.log_event (ts, level, service, message)
+         SELECT $1::timestamptz - g * interval '113.25 seconds', (g % 8 - 1)::smallint, 'api',
+                'line ' || g
+           FROM generate_series(0, 2999) g",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    opsdash::worker::rollup::run_once(&t.db, Utc::now()).await?;
+
+    let ranges = [
+        HistoryRange {
+            from: now - Duration::days(3) - Duration::seconds(17),
+            until: now + Duration::minutes(1),
+        },
+        HistoryRange {
+            from: now - Duration::hours(6) + Duration::seconds(7),
+            until: now,
+        },
+        HistoryRange {
+            from: now - Duration::days(5),
+            until: now - Duration::days(1),
+        },
+    ];
+    check_rolled(pool, &ranges, "rolled").await?;
+
+    // A line in a minute the job rolled two days ago: counted once the job has run again.
+    sqlx::query(
+        "INSERT INTO opsdash.log_event (ts, level, service, message)
+         VALUES ($1, 4, 'api', 'late line')",
+    )
+    .bind(now - Duration::days(2))
+    .execute(pool)
+    .await?;
+    opsdash::worker::rollup::run_once(&t.db, Utc::now()).await?;
+    check_rolled(pool, &ranges, "late line").await?;
+
+    // Compaction keeps a day's error rows only; the rollup still counts the others until the
+    // day is read from its rows.
+    let parts = retention::partitions(pool).await?;
+    let named = |day: chrono::NaiveDate| {
+        let name = retention::partition_name("log_event", day);
+        parts.iter().find(|p| p.name == name).cloned()
+    };
+    let compacted = named(today - Days::new(2)).expect("partition of two days ago");
+    let (kept, removed) = retention::compact_log_partition(pool, &compacted, 5_000).await?;
+    assert!(kept > 0 && removed > 0, "{kept} {removed}");
+    check_rolled(pool, &ranges, "compacted").await?;
+
+    // A dropped day: no rows, whatever the rollup holds.
+    let dropped = named(today - Days::new(3)).expect("partition of three days ago");
+    retention::detach_partition(pool, &dropped, false, 5_000, true).await?;
+    sqlx::query(&format!("DROP TABLE opsdash.{}", dropped.name))
+        .execute(pool)
+        .await?;
+    check_rolled(pool, &ranges, "dropped").await?;
     Ok(())
 }
 

@@ -57,8 +57,8 @@ impl Tier {
 
 /// The current snapshot (`xmin:xmax:xip,...`): every row it can see is committed, and every row
 /// it cannot see belongs to a transaction at or after its xmax or listed as in progress.
-pub async fn current_snapshot(conn: &mut PgConnection) -> sqlx::Result<String> {
-    sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+pub async fn current_snapshot(conn: &mut PgConnection) -> sqlx::Result<(String, DateTime<Utc>)> {
+    sqlx::query_as("SELECT pg_current_snapshot()::text, clock_timestamp()")
         .fetch_one(conn)
         .await
 }
@@ -76,24 +76,29 @@ pub async fn last_snapshot(conn: &mut PgConnection, job: &str) -> sqlx::Result<S
     Ok(v.unwrap_or_else(|| "1:1:".to_string()))
 }
 
-/// Records a completed run: its snapshot (and that snapshot's xmin as `tx_done`).
+/// Records a completed run: its snapshot (and that snapshot's xmin as `tx_done`) and when it
+/// was taken as `updated_at`. The start, not the end: every row committed before it is rolled,
+/// which readers rely on when they read the minutes from `updated_at` on from raw rows (a row
+/// committed while a run works may miss it, and its minute may be before the run's end).
 pub async fn save_snapshot(
     conn: &mut PgConnection,
     job: &str,
     snapshot: &str,
+    started: DateTime<Utc>,
     rows: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO opsdash.rollup_state (job, tx_done, snapshot, rows_seen, updated_at)
-         VALUES ($1, pg_snapshot_xmin($2::pg_snapshot), $2::pg_snapshot, $3, now())
+         VALUES ($1, pg_snapshot_xmin($2::pg_snapshot), $2::pg_snapshot, $3, $4)
          ON CONFLICT (job) DO UPDATE
             SET tx_done = EXCLUDED.tx_done, snapshot = EXCLUDED.snapshot,
                 rows_seen = opsdash.rollup_state.rows_seen + EXCLUDED.rows_seen,
-                updated_at = now()",
+                updated_at = EXCLUDED.updated_at",
     )
     .bind(job)
     .bind(snapshot)
     .bind(rows)
+    .bind(started)
     .execute(conn)
     .await?;
     Ok(())
@@ -232,22 +237,32 @@ pub async fn roll_kpi_minutes(
         .await?;
     sqlx::query(
         "INSERT INTO opsdash.rollup_kpi_1m
-                (bucket, requests, errors_5xx, slow_requests, slow_queries, error_logs, log_lines)
+                (bucket, requests, errors_5xx, slow_requests, slow_queries, error_logs, log_lines,
+                 trace_rows, debug_rows, info_rows, warn_rows, error_rows, fatal_rows)
          SELECT bucket, sum(requests), sum(errors_5xx), sum(slow_requests), sum(slow_queries),
-                sum(error_logs), sum(log_lines)
+                sum(error_logs), sum(log_lines), sum(trace_rows), sum(debug_rows), sum(info_rows),
+                sum(warn_rows), sum(error_rows), sum(fatal_rows)
            FROM (SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00') AS bucket,
                         count(*) FILTER (WHERE direction = 'inbound') AS requests,
                         count(*) FILTER (WHERE direction = 'inbound' AND status >= 500) AS errors_5xx,
                         count(*) FILTER (WHERE duration_ms > 1000) AS slow_requests,
-                        0::bigint AS slow_queries, 0::bigint AS error_logs, 0::bigint AS log_lines
+                        0::bigint AS slow_queries, 0::bigint AS error_logs, 0::bigint AS log_lines,
+                        0::bigint AS trace_rows, 0::bigint AS debug_rows, 0::bigint AS info_rows,
+                        0::bigint AS warn_rows, 0::bigint AS error_rows, 0::bigint AS fatal_rows
                    FROM opsdash.request_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
                  UNION ALL
                  SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0,
-                        coalesce(sum(calls) FILTER (WHERE duration_ms > 500), 0)::int8, 0, 0
+                        coalesce(sum(calls) FILTER (WHERE duration_ms > 500), 0)::int8, 0, 0,
+                        0, 0, 0, 0, 0, 0
                    FROM opsdash.query_log WHERE ts >= $1 AND ts < $2 GROUP BY 1
                  UNION ALL
+                 -- Rows per level as model::Level::from_i16 maps them, for the Logs volume
+                 -- histogram (migration 0062).
                  SELECT date_bin('1 minute', ts, timestamptz '1970-01-01 00:00:00+00'), 0, 0, 0, 0,
-                        count(*) FILTER (WHERE level >= 4), coalesce(sum(repeat_count), 0)
+                        count(*) FILTER (WHERE level >= 4), coalesce(sum(repeat_count), 0),
+                        count(*) FILTER (WHERE level <= 0), count(*) FILTER (WHERE level = 1),
+                        count(*) FILTER (WHERE level = 2), count(*) FILTER (WHERE level = 3),
+                        count(*) FILTER (WHERE level = 4), count(*) FILTER (WHERE level >= 5)
                    FROM opsdash.log_event WHERE ts >= $1 AND ts < $2 GROUP BY 1) t
           WHERE bucket >= now() - make_interval(days => $3)
           GROUP BY bucket",

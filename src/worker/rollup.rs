@@ -55,7 +55,7 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
     let mut conn = db.write.acquire().await.context("rollup: connecting")?;
     // Take the snapshot before looking for rows, so that a row it cannot see is looked for again
     // by the next run even if this run happens to roll it.
-    let snapshot = rollup::current_snapshot(&mut conn).await?;
+    let (snapshot, started) = rollup::current_snapshot(&mut conn).await?;
     let since = rollup::last_snapshot(&mut conn, JOB_NAME).await?;
     let mut minutes: Vec<i64> = rollup::touched_minutes(&mut conn, &since)
         .await
@@ -96,7 +96,7 @@ pub async fn run_once(db: &Db, now: DateTime<Utc>) -> Result<RollupReport> {
     rollup::prune_kpi(&mut conn)
         .await
         .context("rollup: pruning KPI rollups")?;
-    rollup::save_snapshot(&mut conn, JOB_NAME, &snapshot, report.request_rows).await?;
+    rollup::save_snapshot(&mut conn, JOB_NAME, &snapshot, started, report.request_rows).await?;
     Ok(report)
 }
 
