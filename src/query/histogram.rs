@@ -75,7 +75,7 @@ impl VolumeBucket {
 }
 
 /// A bucket's start and its lines per level, trace .. fatal (a row of `volume_query`).
-type BucketRow = (DateTime<Utc>, i64, i64, i64, i64, i64, i64);
+pub type BucketRow = (DateTime<Utc>, i64, i64, i64, i64, i64, i64);
 
 /// The histogram of the range: one bucket per step from the bucket holding `range.from` to the
 /// one holding the last instant before `range.until`, zeros included, oldest first. Lines
