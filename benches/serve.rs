@@ -6,6 +6,7 @@
 //!
 //!     cargo bench --bench serve -- [--records 200000] [--clients 4] [--batch 500]
 //!         [--body ndjson|otlp] [--seconds 10] [--rounds 3]
+//!     SERVE_BENCH_CONFIG='[ingest]\nbatch_size = 2000' (a config for both opsdash paths)
 //!
 //! Fairness: the three paths store identical rows (checked after every phase by an md5 over
 //! every column the writer sends): `psql \copy` loads the rows `opsdash ingest` stored,
@@ -705,7 +706,13 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let json = dir.path().join("records.jsonl");
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "")?;
+    // `SERVE_BENCH_CONFIG`: a config (TOML text) for both opsdash paths, to try settings such
+    // as `[ingest] batch_size` on both sides of the comparison.
+    let config_text = std::env::var("SERVE_BENCH_CONFIG").unwrap_or_default();
+    std::fs::write(&config, &config_text)?;
+    if !config_text.is_empty() {
+        println!("config: {}", config_text.replace('\n', "; "));
+    }
     println!("generating {n} records...");
     let recs = records(n);
     write_json(&recs, &json)?;
