@@ -206,9 +206,20 @@ impl Redactor {
     /// Redacts a JSON string value in place: as `string`, but a short value this thread saw
     /// come out unchanged a moment ago is not looked at again (`CLEAN_VALUES`).
     fn value_string(&self, s: &mut String) {
+        if let Some(o) = self.json_str(s) {
+            *s = o;
+        }
+    }
+
+    /// A JSON string value redacted (None: unchanged), as `text`, but a short value this
+    /// thread saw come out unchanged a moment ago is not looked at again (`CLEAN_VALUES`).
+    pub fn json_str(&self, s: &str) -> Option<String> {
         let len = s.len();
         if len == 0 || len < self.min_len || len > MEMO_VALUE_LEN {
-            return self.string(s);
+            return match self.text(s) {
+                Cow::Owned(o) => Some(o),
+                Cow::Borrowed(_) => None,
+            };
         }
         use std::hash::BuildHasher;
         let at = foldhash::fast::FixedState::with_seed(0).hash_one(s.as_bytes()) as usize
@@ -223,17 +234,17 @@ impl Redactor {
             usize::from(slot.len) == len && slot.text[..len] == *s.as_bytes()
         });
         if clean {
-            return;
+            return None;
         }
         if let Cow::Owned(o) = self.text(s) {
-            *s = o;
-            return;
+            return Some(o);
         }
         CLEAN_VALUES.with_borrow_mut(|(_, memo)| {
             let slot = &mut memo[at];
             slot.len = len as u8;
             slot.text[..len].copy_from_slice(s.as_bytes());
         });
+        None
     }
 
     /// Redacts a string in place.
