@@ -27,6 +27,9 @@ struct Field {
     /// these first, and as whole strings only when these are equal.
     prefix: u64,
     val: Val,
+    /// The field's JSON member (`"key":"value"`, both plain) stands whole in the text, from
+    /// the byte before the key to the byte after the value: written in one copy.
+    member: bool,
 }
 
 fn prefix(key: &str) -> u64 {
@@ -34,6 +37,19 @@ fn prefix(key: &str) -> u64 {
     let n = key.len().min(8);
     b[..n].copy_from_slice(&key.as_bytes()[..n]);
     u64::from_be_bytes(b)
+}
+
+/// A field as the COPY writer takes it (`RawAttrs::merged_members`).
+pub enum Piece<'a> {
+    /// `"key":"value"`, needing no escapes.
+    Member(&'a str),
+    Field(&'a str, Merged<'a>),
+}
+
+/// One field of a merge: the raw field, or the map's key and value.
+enum Either<'a> {
+    Raw(&'a Field),
+    Map(&'a str, &'a Value),
 }
 
 /// Fields sorted by key (byte order, as `Map`'s keys), each key once.
@@ -103,12 +119,17 @@ impl RawAttrs {
     pub fn push_plain(&mut self, key: &str, value: &str) {
         debug_assert!(is_plain(value));
         let prefix = prefix(key);
+        let member = is_plain(key);
+        self.text.push('"');
         let key = self.push_text(key);
+        self.text.push_str("\":\"");
         let (a, b) = self.push_text(value);
+        self.text.push('"');
         self.fields.push(Field {
             key,
             prefix,
             val: Val::Plain(a, b),
+            member,
         });
         self.sorted = false;
     }
@@ -118,7 +139,12 @@ impl RawAttrs {
         let prefix = prefix(key);
         let key = self.push_text(key);
         let val = self.val_of(value);
-        self.fields.push(Field { key, prefix, val });
+        self.fields.push(Field {
+            key,
+            prefix,
+            val,
+            member: false,
+        });
         self.sorted = false;
     }
 
@@ -189,11 +215,22 @@ impl RawAttrs {
     pub fn insert(&mut self, key: &str, value: Value) {
         let val = self.val_of(value);
         match self.find(key) {
-            Ok(i) => self.fields[i].val = val,
+            Ok(i) => {
+                self.fields[i].val = val;
+                self.fields[i].member = false;
+            }
             Err(i) => {
                 let prefix = prefix(key);
                 let key = self.push_text(key);
-                self.fields.insert(i, Field { key, prefix, val });
+                self.fields.insert(
+                    i,
+                    Field {
+                        key,
+                        prefix,
+                        val,
+                        member: false,
+                    },
+                );
             }
         }
     }
@@ -221,6 +258,7 @@ impl RawAttrs {
         for (i, v) in changed {
             let val = self.val_of(v);
             self.fields[i].val = val;
+            self.fields[i].member = false;
         }
     }
 
@@ -245,18 +283,46 @@ impl RawAttrs {
         map: Option<&'a Map<String, Value>>,
         mut f: impl FnMut(&'a str, Merged<'a>),
     ) -> usize {
-        if map.is_none_or(Map::is_empty) {
-            for m in &self.fields {
-                f(self.key(m), self.val(m));
-            }
-            return self.fields.len();
-        }
-        let mut mine = self.fields.iter().peekable();
-        let mut theirs = map.into_iter().flatten().peekable();
         let mut n = 0;
+        self.merge(map, |e| {
+            n += 1;
+            match e {
+                Either::Raw(m) => f(self.key(m), self.val(m)),
+                Either::Map(k, v) => f(k, Merged::Value(v)),
+            }
+        });
+        n
+    }
+
+    /// `merged` for the COPY writer: a field standing whole in the text comes as its member
+    /// (`"key":"value"`, needing no escapes), any other as its key and value.
+    pub fn merged_members<'a>(
+        &'a self,
+        map: Option<&'a Map<String, Value>>,
+        mut f: impl FnMut(Piece<'a>),
+    ) {
+        self.merge(map, |e| match e {
+            Either::Raw(m) => match m.val {
+                Val::Plain(_, b) if m.member => f(Piece::Member(
+                    &self.text[m.key.0 as usize - 1..b as usize + 1],
+                )),
+                _ => f(Piece::Field(self.key(m), self.val(m))),
+            },
+            Either::Map(k, v) => f(Piece::Field(k, Merged::Value(v))),
+        })
+    }
+
+    /// The merge of `map` over the fields, in key order.
+    fn merge<'a>(&'a self, map: Option<&'a Map<String, Value>>, mut f: impl FnMut(Either<'a>)) {
+        let Some(map) = map.filter(|m| !m.is_empty()) else {
+            self.fields.iter().for_each(|m| f(Either::Raw(m)));
+            return;
+        };
+        let mut mine = self.fields.iter().peekable();
+        let mut theirs = map.iter().peekable();
         loop {
             let take_mine = match (mine.peek(), theirs.peek()) {
-                (None, None) => return n,
+                (None, None) => return,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(m), Some((k, _))) => match self.key(m).cmp(k.as_str()) {
@@ -269,13 +335,12 @@ impl RawAttrs {
                     }
                 },
             };
-            n += 1;
             if take_mine {
                 if let Some(m) = mine.next() {
-                    f(self.key(m), self.val(m));
+                    f(Either::Raw(m));
                 }
             } else if let Some((k, v)) = theirs.next() {
-                f(k, Merged::Value(v));
+                f(Either::Map(k, v));
             }
         }
     }

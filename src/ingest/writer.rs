@@ -13,7 +13,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
-use super::raw_attrs::{is_plain, Merged, RawAttrs};
+use super::raw_attrs::{is_plain, Merged, Piece, RawAttrs};
 use super::record::{AuditRecord, LogRecord, QueryRecord, RequestRecord};
 use super::timestamp::format_copy;
 use crate::db::copy::CopyBuf;
@@ -123,27 +123,33 @@ fn merged_attrs_field(buf: &mut CopyBuf, map: Option<&serde_json::Value>, raw: &
             }
         };
         out.push(b'{');
-        let mut first = true;
-        raw.merged(map, |k, v| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            json_str(out, k);
-            out.push(b':');
-            match v {
-                Merged::Plain(s) => {
-                    out.push(b'"');
-                    out.extend_from_slice(s.as_bytes());
-                    out.push(b'"');
+        // Every member is followed by a comma; the last one is replaced by the brace.
+        raw.merged_members(map, |piece| {
+            match piece {
+                Piece::Member(m) => out.extend_from_slice(m.as_bytes()),
+                Piece::Field(k, v) => {
+                    json_str(out, k);
+                    out.push(b':');
+                    match v {
+                        Merged::Plain(s) => {
+                            out.push(b'"');
+                            out.extend_from_slice(s.as_bytes());
+                            out.push(b'"');
+                        }
+                        Merged::Value(v) => {
+                            let mut ser =
+                                serde_json::Serializer::with_formatter(&mut *out, CopyEscaped);
+                            let _ = serde::Serialize::serialize(v, &mut ser);
+                        }
+                    }
                 }
-                Merged::Value(v) => {
-                    let mut ser = serde_json::Serializer::with_formatter(&mut *out, CopyEscaped);
-                    let _ = serde::Serialize::serialize(v, &mut ser);
-                }
             }
+            out.push(b',');
         });
-        out.push(b'}');
+        match out.last_mut() {
+            Some(last @ b',') => *last = b'}',
+            _ => out.push(b'}'),
+        }
     });
 }
 

@@ -187,8 +187,9 @@ impl Redactor {
                 out = Cow::Owned(o);
             }
         }
-        // Cards and SSNs need at least 9 digits; most lines have far fewer.
-        if (self.cards || self.ssn) && out.bytes().filter(u8::is_ascii_digit).take(9).count() >= 9 {
+        // Cards and SSNs need at least 9 digits in one stretch of digits, spaces and dashes;
+        // most text has none (ids in hex, journal cursors, times).
+        if (self.cards || self.ssn) && card::may_hold(out.as_bytes()) {
             spans.clear();
             card::spans(&out, self.cards, self.ssn, &mut spans);
             if let Some(o) = splice(&out, &spans) {
