@@ -964,6 +964,9 @@ fn rest_of_cpu_side(
         if let Some(a) = &mut log.attrs {
             redactor.json(a);
         }
+        if let Some(raw) = &mut log.env_attrs {
+            raw.redact(redactor);
+        }
         if log.level >= opsdash::model::Level::Error {
             log.fingerprint = Some(opsdash::ingest::fingerprint::fingerprint(
                 &log.service,

@@ -47,6 +47,13 @@ impl CopyBuf {
         }
     }
 
+    /// A field whose bytes `write` appends, already escaped for COPY's text format (a JSON
+    /// text written piece by piece).
+    pub fn escaped_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.sep();
+        write(&mut self.buf);
+    }
+
     /// A value whose Display output needs no escaping (numbers, timestamps in RFC 3339).
     pub fn plain(&mut self, v: impl std::fmt::Display) {
         use std::io::Write;

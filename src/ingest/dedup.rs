@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::raw_attrs::{Merged, RawAttrs};
 use super::record::{LogRecord, RequestRecord};
 
 /// Where the row that absorbs a repeat is.
@@ -122,6 +123,19 @@ fn put_json(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// `put_json` of the object `map` laid over `raw` (see `RawAttrs::merged`).
+fn put_merged(out: &mut Vec<u8>, map: Option<&serde_json::Map<String, Value>>, raw: &RawAttrs) {
+    let n = raw.merged(map, |_, _| {});
+    put_num(out, b'{', Some(n as u64));
+    raw.merged(map, |k, v| {
+        put_str(out, k);
+        match v {
+            Merged::Plain(s) => put_str(out, s),
+            Merged::Value(v) => put_json(out, v),
+        }
+    });
+}
+
 /// Appends the canonical key of an event to `out`: every field of the log row but its time
 /// (and the row's own bookkeeping: repeat count, last time), then every field of the request
 /// row but its time when the line is request-like.
@@ -141,9 +155,13 @@ pub fn event_key(out: &mut Vec<u8>, log: &LogRecord, req: Option<&RequestRecord>
     put_opt(out, log.ip.as_deref());
     put_opt(out, log.user_agent.as_deref());
     put_opt(out, log.error_type.as_deref());
-    match &log.attrs {
-        Some(a) => put_json(out, a),
-        None => out.push(b'-'),
+    match (&log.attrs, &log.env_attrs) {
+        (Some(a), None) => put_json(out, a),
+        (None, None) => out.push(b'-'),
+        // The object the map with the envelope's fields added would be, key by key.
+        (Some(Value::Object(m)), Some(raw)) => put_merged(out, Some(m), raw),
+        (None, Some(raw)) => put_merged(out, None, raw),
+        (Some(a), Some(_)) => put_json(out, a),
     }
     put_opt(out, log.fingerprint.as_deref());
     let Some(r) = req else {

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::detect::{parse_line, Format};
 use super::fields::LineContext;
+use super::raw_attrs::RawAttrs;
 use super::record::Parsed;
 use super::syslog::Clock;
 use super::{container, journald, syslog};
@@ -31,6 +32,9 @@ pub struct Envelope<'a> {
     /// The envelope's other fields (pid, unit, stream, facility...): kept in the row's attrs
     /// under what the text's own fields do not already use.
     pub attrs: Map<String, Value>,
+    /// More such fields, kept as the line's text (journald's): `attrs` and the text's own
+    /// fields win over them.
+    pub raw_attrs: RawAttrs,
     /// Lines of different streams never join (a container's stdout and stderr, two programs
     /// in one syslog file).
     pub stream: Option<String>,
@@ -57,6 +61,7 @@ impl<'a> Envelope<'a> {
             service: self.service,
             host: self.host,
             attrs: self.attrs,
+            raw_attrs: self.raw_attrs,
             stream: self.stream,
             partial: self.partial,
         }
@@ -144,6 +149,14 @@ pub fn read_text(
                     }
                 }
             }
+        }
+    }
+    if let Some(log) = &mut parsed.log {
+        // The raw fields go under the map (text and `attrs` win, see `LogRecord::env_attrs`),
+        // unless the text's attrs are not an object (then the envelope's fields were dropped
+        // above too).
+        if !env.raw_attrs.is_empty() && log.attrs.as_ref().is_none_or(Value::is_object) {
+            log.env_attrs = Some(env.raw_attrs);
         }
     }
     if let Some(audit) = &mut parsed.audit {

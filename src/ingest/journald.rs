@@ -18,10 +18,11 @@ use std::fmt;
 
 use chrono::DateTime;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::envelope::Envelope;
 use super::pipeline::INVALID_UTF8_ATTR;
+use super::raw_attrs::RawAttrs;
 use super::syslog::severity_level;
 
 /// Fields left out of attrs: journal bookkeeping (cursor, sequence numbers, monotonic clocks,
@@ -135,7 +136,6 @@ impl<'de> de::Deserialize<'de> for Field<'de> {
 }
 
 /// The fields of one entry that make columns, and the rest.
-#[derive(Default)]
 struct Entry<'a> {
     message: Option<Field<'a>>,
     priority: Option<Field<'a>>,
@@ -144,10 +144,37 @@ struct Entry<'a> {
     hostname: Option<Field<'a>>,
     identifier: Option<Field<'a>>,
     cursor: Option<Field<'a>>,
-    /// The other fields in the line's order, made a map once at the end: a dozen inserts
-    /// into the map, each searching its sorted keys, cost more than one sort and a bulk build
-    /// (the same map: of a field given twice, the last value stays, as with inserts).
-    attrs: Vec<(String, Value)>,
+    /// The other fields, kept as text (plain strings, nearly all of them, copied from the
+    /// line as they are) and sorted once at the end (of a field given twice, the last value
+    /// stays, as with inserts into a map).
+    attrs: RawAttrs,
+    /// The kept fields `open` reads, as they stand in `attrs` (see `Seen`).
+    pid: Seen<'a>,
+    comm: Seen<'a>,
+    unit: Seen<'a>,
+    line_break: Seen<'a>,
+}
+
+/// A kept field `open` reads: its last value when that is a string borrowed from the line,
+/// saving a search of the sorted fields; `Ask` when the value has to be looked up there.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    Absent,
+    Str(&'a str),
+    Ask,
+}
+
+impl<'a> Seen<'a> {
+    fn get<'b>(self, attrs: &'b RawAttrs, key: &str) -> Option<&'b str>
+    where
+        'a: 'b,
+    {
+        match self {
+            Seen::Absent => None,
+            Seen::Str(s) => Some(s),
+            Seen::Ask => attrs.get_str(key),
+        }
+    }
 }
 
 /// An object key, borrowed from the line when it has no escapes.
@@ -172,7 +199,10 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-struct EntrySeed;
+/// Reads an entry; `attrs` is where its other fields go.
+struct EntrySeed {
+    attrs: RawAttrs,
+}
 
 impl<'de> DeserializeSeed<'de> for EntrySeed {
     type Value = Entry<'de>;
@@ -189,7 +219,20 @@ impl<'de> Visitor<'de> for EntrySeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
-        let mut e = Entry::default();
+        let mut e = Entry {
+            message: None,
+            priority: None,
+            realtime: None,
+            source_realtime: None,
+            hostname: None,
+            identifier: None,
+            cursor: None,
+            attrs: self.attrs,
+            pid: Seen::Absent,
+            comm: Seen::Absent,
+            unit: Seen::Absent,
+            line_break: Seen::Absent,
+        };
         while let Some(Key(key)) = map.next_key::<Key>()? {
             let slot = match key.as_ref() {
                 "MESSAGE" => &mut e.message,
@@ -203,9 +246,28 @@ impl<'de> Visitor<'de> for EntrySeed {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                _ => {
-                    let v = map.next_value::<Field>()?.into_value();
-                    e.attrs.push((key.into_owned(), v));
+                k => {
+                    let seen = match k {
+                        "_PID" => Some(&mut e.pid),
+                        "_COMM" => Some(&mut e.comm),
+                        "_SYSTEMD_UNIT" => Some(&mut e.unit),
+                        "_LINE_BREAK" => Some(&mut e.line_break),
+                        _ => None,
+                    };
+                    match map.next_value::<Field>()? {
+                        Field::Str(Cow::Borrowed(v)) => {
+                            e.attrs.push_plain(&key, v);
+                            if let Some(seen) = seen {
+                                *seen = Seen::Str(v);
+                            }
+                        }
+                        v => {
+                            e.attrs.push_value(&key, v.into_value());
+                            if let Some(seen) = seen {
+                                *seen = Seen::Ask;
+                            }
+                        }
+                    }
                     continue;
                 }
             };
@@ -288,14 +350,20 @@ fn number_of(f: &Field) -> Option<i64> {
 pub fn open(line: &str) -> Result<Envelope<'_>, String> {
     let json = line.trim_start_matches(RS);
     let mut de = serde_json::Deserializer::from_str(json);
-    let mut e = EntrySeed
+    // Room for the kept fields (about half the line: the dropped ones and the columns are the
+    // rest), within glibc's per-thread cache of small blocks.
+    let seed = EntrySeed {
+        attrs: RawAttrs::with_capacity((json.len() / 2).min(1000), 16),
+    };
+    let mut e = seed
         .deserialize(&mut de)
         .and_then(|e| de.end().map(|()| e))
         .map_err(|err| format!("journald: {err}"))?;
     if e.message.is_none() && e.realtime.is_none() {
         return Err("journald: an entry has MESSAGE or __REALTIME_TIMESTAMP".into());
     }
-    let mut attrs: Map<String, Value> = std::mem::take(&mut e.attrs).into_iter().collect();
+    let mut attrs = std::mem::take(&mut e.attrs);
+    attrs.finish();
     let mut env = Envelope {
         format: "journald",
         ..Envelope::default()
@@ -304,28 +372,25 @@ pub fn open(line: &str) -> Result<Envelope<'_>, String> {
     match e.message.take() {
         Some(Field::Other(Value::Null)) => {
             // Over journalctl's field size limit: it printed null (`--all` prints it whole).
-            attrs.insert("MESSAGE".into(), Value::Null);
+            attrs.insert("MESSAGE", Value::Null);
         }
         Some(v) => {
             if let Some((t, invalid)) = text_of(v) {
                 text = t;
                 if invalid {
-                    attrs.insert(INVALID_UTF8_ATTR.into(), Value::Bool(true));
+                    attrs.insert(INVALID_UTF8_ATTR, Value::Bool(true));
                 }
             }
         }
         None => {}
     }
     // A line cut by journald's LineMax continues in the stream's next entry.
-    env.partial = attrs
-        .get("_LINE_BREAK")
-        .and_then(Value::as_str)
-        .is_some_and(|b| b == "line-max");
+    env.partial = e.line_break.get(&attrs, "_LINE_BREAK") == Some("line-max");
     if let Some(p) = e.priority.as_ref().and_then(number_of) {
         match u8::try_from(p) {
             Ok(p) if p <= 7 => env.level = Some(severity_level(p)),
             _ => {
-                attrs.insert("PRIORITY".into(), Value::from(p));
+                attrs.insert("PRIORITY", Value::from(p));
             }
         }
     }
@@ -340,19 +405,14 @@ pub fn open(line: &str) -> Result<Envelope<'_>, String> {
         .and_then(text_of)
         .map(|(h, _)| h.into_owned())
         .filter(|h| !h.is_empty());
-    let unit = attrs.get("_SYSTEMD_UNIT").and_then(Value::as_str);
+    let unit = e.unit.get(&attrs, "_SYSTEMD_UNIT");
     env.service = match e.identifier.and_then(text_of) {
         Some((id, _)) if !id.is_empty() => Some(id.into_owned()),
         _ => unit
             .map(|u| u.strip_suffix(".service").unwrap_or(u).to_string())
-            .or_else(|| {
-                attrs
-                    .get("_COMM")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }),
+            .or_else(|| e.comm.get(&attrs, "_COMM").map(str::to_string)),
     };
-    let pid = attrs.get("_PID").and_then(Value::as_str).unwrap_or("");
+    let pid = e.pid.get(&attrs, "_PID").unwrap_or("");
     let service = env.service.as_deref().unwrap_or_default();
     let mut stream = String::with_capacity(service.len() + pid.len() + 2);
     stream.push_str(service);
@@ -362,11 +422,11 @@ pub fn open(line: &str) -> Result<Envelope<'_>, String> {
     env.stream = Some(stream);
     if text.is_empty() {
         if let Some(c) = e.cursor {
-            attrs.insert("__CURSOR".into(), c.into_value());
+            attrs.insert("__CURSOR", c.into_value());
         }
     }
     env.text = text;
-    env.attrs = attrs;
+    env.raw_attrs = attrs;
     Ok(env)
 }
 
@@ -374,6 +434,7 @@ pub fn open(line: &str) -> Result<Envelope<'_>, String> {
 mod tests {
     use super::*;
     use crate::model::Level;
+    use serde_json::Map;
 
     const FIXTURE: &str = include_str!("../../tests/fixtures/sources/journald/json.jsonl");
 
@@ -396,19 +457,19 @@ mod tests {
         );
         assert_eq!(e.service.as_deref(), Some("sshd"));
         assert_eq!(e.host.as_deref(), Some("web-1"));
-        assert_eq!(e.attrs["_PID"], "812");
-        assert_eq!(e.attrs["_SYSTEMD_UNIT"], "ssh.service");
+        assert_eq!(e.raw_attrs.to_map()["_PID"], "812");
+        assert_eq!(e.raw_attrs.to_map()["_SYSTEMD_UNIT"], "ssh.service");
         for k in DROPPED {
-            assert!(!e.attrs.contains_key(*k), "{k} is dropped");
+            assert!(!e.raw_attrs.to_map().contains_key(*k), "{k} is dropped");
         }
         for k in ["MESSAGE", "PRIORITY", "_HOSTNAME", "SYSLOG_IDENTIFIER"] {
-            assert!(!e.attrs.contains_key(k), "{k} is a column");
+            assert!(!e.raw_attrs.to_map().contains_key(k), "{k} is a column");
         }
         assert_eq!(all[5].level, Some(Level::Fatal), "PRIORITY 2 (crit)");
         assert_eq!(all[6].level, Some(Level::Warn));
-        assert_eq!(all[6].attrs["CODE_LINE"], "5621");
+        assert_eq!(all[6].raw_attrs.to_map()["CODE_LINE"], "5621");
         assert_eq!(
-            all[6].attrs["MESSAGE_ID"],
+            all[6].raw_attrs.to_map()["MESSAGE_ID"],
             "d9b373ed55a64feb8242e02dbe79a49c"
         );
     }
@@ -421,9 +482,9 @@ mod tests {
             r#"{"MESSAGE":"m","_PID":"1","CODE_FILE":"a.c","_PID":"2","__REALTIME_TIMESTAMP":"1700000000000000"}"#,
         )
         .unwrap();
-        assert_eq!(e.attrs["_PID"], "2");
-        assert_eq!(e.attrs["CODE_FILE"], "a.c");
-        assert_eq!(e.attrs.len(), 2);
+        assert_eq!(e.raw_attrs.to_map()["_PID"], "2");
+        assert_eq!(e.raw_attrs.to_map()["CODE_FILE"], "a.c");
+        assert_eq!(e.raw_attrs.to_map().len(), 2);
         assert_eq!(e.stream.as_deref(), Some("[2]"));
     }
 
@@ -444,9 +505,9 @@ mod tests {
         let e = open(r#"{"MESSAGE":"tab\there \u00e9","_PID":"7","N":5,"B":true}"#).unwrap();
         assert!(matches!(e.text, Cow::Owned(_)));
         assert_eq!(e.text, "tab\there \u{e9}");
-        assert_eq!(e.attrs["_PID"], "7");
-        assert_eq!(e.attrs["N"], 5);
-        assert_eq!(e.attrs["B"], true);
+        assert_eq!(e.raw_attrs.to_map()["_PID"], "7");
+        assert_eq!(e.raw_attrs.to_map()["N"], 5);
+        assert_eq!(e.raw_attrs.to_map()["B"], true);
     }
 
     #[test]
@@ -455,7 +516,7 @@ mod tests {
             let whole: Map<String, Value> = serde_json::from_str(line).unwrap();
             let e = open(line).unwrap();
             for (k, v) in &whole {
-                match e.attrs.get(k) {
+                match e.raw_attrs.to_map().get(k) {
                     // An out-of-range PRIORITY is kept as a number.
                     Some(a) if k != "PRIORITY" => assert_eq!(a, v, "{k}"),
                     Some(_) => {}
@@ -476,11 +537,14 @@ mod tests {
         let all = entries();
         let bad = all.iter().find(|e| e.text.contains("upload of")).unwrap();
         assert_eq!(bad.text, "upload of caf\u{fffd}.txt failed: bad name");
-        assert_eq!(bad.attrs[INVALID_UTF8_ATTR], true);
+        assert_eq!(bad.raw_attrs.to_map()[INVALID_UTF8_ATTR], true);
         assert_eq!(bad.level, Some(Level::Error));
         let esc = all.iter().find(|e| e.text.contains("ready")).unwrap();
         assert_eq!(esc.text, "\x1b[32mready\x1b[0m on :8080 \u{2713}");
-        assert!(!esc.attrs.contains_key(INVALID_UTF8_ATTR), "valid UTF-8");
+        assert!(
+            !esc.raw_attrs.to_map().contains_key(INVALID_UTF8_ATTR),
+            "valid UTF-8"
+        );
     }
 
     #[test]
@@ -501,9 +565,9 @@ mod tests {
             .collect();
         assert_eq!(empty.len(), 7);
         for (i, a) in empty.iter().enumerate() {
-            assert!(a.attrs.contains_key("__CURSOR"));
+            assert!(a.raw_attrs.to_map().contains_key("__CURSOR"));
             for b in &empty[i + 1..] {
-                assert_ne!(a.attrs, b.attrs);
+                assert_ne!(a.raw_attrs.to_map(), b.raw_attrs.to_map());
             }
         }
     }
@@ -516,8 +580,12 @@ mod tests {
         assert!(open(first).unwrap().ts.is_some());
         let e = open(r#"{"MESSAGE":null,"PRIORITY":"9","__REALTIME_TIMESTAMP":"1"}"#).unwrap();
         assert_eq!(e.text, "");
-        assert_eq!(e.attrs["MESSAGE"], Value::Null);
-        assert_eq!(e.attrs["PRIORITY"], 9, "out of range: kept, no level");
+        assert_eq!(e.raw_attrs.to_map()["MESSAGE"], Value::Null);
+        assert_eq!(
+            e.raw_attrs.to_map()["PRIORITY"],
+            9,
+            "out of range: kept, no level"
+        );
         assert_eq!(e.level, None);
         let e = open(r#"{"MESSAGE":["a",[98]],"_LINE_BREAK":"line-max"}"#).unwrap();
         assert_eq!(e.text, "a\nb");

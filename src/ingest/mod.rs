@@ -31,6 +31,7 @@ pub mod logfmt;
 pub mod multiline;
 pub mod pglog;
 pub mod pipeline;
+pub mod raw_attrs;
 pub mod reader;
 pub mod record;
 pub mod redact;

@@ -618,7 +618,9 @@ impl Pipeline {
                         env.service.clone_from(&meta.service);
                     }
                     for (k, v) in &meta.attrs {
-                        env.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+                        if !env.raw_attrs.contains_key(k) {
+                            env.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
                     }
                 }
                 let line = Joined::single(env, self.lines, has_nul, invalid_utf8);
@@ -822,7 +824,8 @@ impl Pipeline {
         if let Some(log) = &mut p.log {
             if log.service != *forced {
                 let old = std::mem::replace(&mut log.service, forced.clone());
-                if let Some(key) = p.service_from.take() {
+                let in_env = |k: &str| log.env_attrs.as_ref().is_some_and(|r| r.contains_key(k));
+                if let Some(key) = p.service_from.take().filter(|k| !in_env(k)) {
                     let attrs = log
                         .attrs
                         .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
@@ -850,6 +853,9 @@ impl Pipeline {
         r.opt_string(&mut log.route);
         if let Some(attrs) = &mut log.attrs {
             r.json(attrs);
+        }
+        if let Some(raw) = &mut log.env_attrs {
+            raw.redact(r);
         }
         if log.level >= Level::Error {
             let fp = fingerprint(&log.service, log.error_type.as_deref(), &log.message);
@@ -901,17 +907,18 @@ impl Pipeline {
                 }
             }
             Verdict::Sent { seq, index, ts } => {
-                let r = self
-                    .cur
-                    .repeats
-                    .entry((seq, index))
-                    .or_insert_with(|| Repeat {
+                let r = self.cur.repeats.entry((seq, index)).or_insert_with(|| {
+                    // The repeat is matched by its attrs as one value.
+                    let mut row = log.clone();
+                    row.materialize_attrs();
+                    Repeat {
                         seq,
                         ts,
                         last: log.ts,
-                        row: log.clone(),
+                        row,
                         add: 0,
-                    });
+                    }
+                });
                 r.add += 1;
                 r.last = r.last.max(log.ts);
             }

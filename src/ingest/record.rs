@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::raw_attrs::RawAttrs;
 use crate::model::Level;
 
 /// One row of `opsdash.log_event`, before it is written.
@@ -27,6 +28,9 @@ pub struct LogRecord {
     pub error_type: Option<String>,
     /// Every field of the line that has no column of its own (a JSON object).
     pub attrs: Option<Value>,
+    /// An envelope's fields still as text (journald's), under `attrs`: the row's attrs are
+    /// `attrs` with these added where it lacks them (`merged_attrs`). None for most rows.
+    pub env_attrs: Option<RawAttrs>,
     /// Error grouping key; set for level >= error.
     pub fingerprint: Option<String>,
     pub repeat_count: i32,
@@ -54,6 +58,7 @@ impl LogRecord {
             user_agent: None,
             error_type: None,
             attrs: None,
+            env_attrs: None,
             fingerprint: None,
             repeat_count: 1,
             last_seen: None,
@@ -94,6 +99,33 @@ pub(crate) fn strip_nul_json(v: &mut Value) {
 }
 
 impl LogRecord {
+    /// The row's attrs as one value: `attrs` with `env_attrs` added where it lacks them.
+    pub fn merged_attrs(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        use std::borrow::Cow;
+        match (&self.attrs, &self.env_attrs) {
+            (a, None) => a.as_ref().map(Cow::Borrowed),
+            (Some(Value::Object(m)), Some(raw)) => {
+                let mut m = m.clone();
+                raw.merge_into(&mut m);
+                Some(Cow::Owned(Value::Object(m)))
+            }
+            (None, Some(raw)) => Some(Cow::Owned(Value::Object(raw.to_map()))),
+            (Some(a), Some(_)) => Some(Cow::Borrowed(a)),
+        }
+    }
+
+    /// Folds `env_attrs` into `attrs` (for the rare paths that change attrs as a whole).
+    pub fn materialize_attrs(&mut self) {
+        if let Some(raw) = self.env_attrs.take() {
+            let attrs = self
+                .attrs
+                .get_or_insert_with(|| Value::Object(Default::default()));
+            if let Some(map) = attrs.as_object_mut() {
+                raw.merge_into(map);
+            }
+        }
+    }
+
     /// Removes NUL characters, which PostgreSQL text cannot hold (they arrive as raw bytes or
     /// as JSON `\u0000`). COPY drops them on its own; this is for values bound as parameters
     /// (error groups, repeat counts) so they match what COPY stored.
@@ -114,6 +146,7 @@ impl LogRecord {
         ] {
             strip_nul_opt(s);
         }
+        self.materialize_attrs();
         if let Some(attrs) = &mut self.attrs {
             strip_nul_json(attrs);
         }

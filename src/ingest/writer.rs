@@ -13,6 +13,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
+use super::raw_attrs::{is_plain, Merged, Piece, RawAttrs};
 use super::record::{AuditRecord, LogRecord, QueryRecord, RequestRecord};
 use super::timestamp::format_copy;
 use crate::db::copy::CopyBuf;
@@ -99,8 +100,66 @@ fn attrs_field(buf: &mut CopyBuf, a: &serde_json::Value) {
     })
 }
 
+/// A row's attrs given as its map laid over an envelope's raw fields (`LogRecord::env_attrs`):
+/// the same bytes as `attrs_field` of the merged object, written field by field, the raw
+/// fields' plain strings copied as they are.
+fn merged_attrs_field(buf: &mut CopyBuf, map: Option<&serde_json::Value>, raw: &RawAttrs) {
+    let map = match map {
+        Some(serde_json::Value::Object(m)) => Some(m),
+        // Not an object: the envelope's fields are not kept (see `envelope::read_text`).
+        Some(a) => return attrs_field(buf, a),
+        None => None,
+    };
+    buf.escaped_with(|out| {
+        // Writing into a Vec cannot fail, nor can serializing a Value.
+        let json_str = |out: &mut Vec<u8>, s: &str| {
+            if is_plain(s) {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            } else {
+                let mut ser = serde_json::Serializer::with_formatter(&mut *out, CopyEscaped);
+                let _ = serde::Serializer::serialize_str(&mut ser, s);
+            }
+        };
+        out.push(b'{');
+        // Every member is followed by a comma; the last one is replaced by the brace.
+        raw.merged_members(map, |piece| {
+            match piece {
+                Piece::Member(m) => out.extend_from_slice(m.as_bytes()),
+                Piece::Field(k, v) => {
+                    json_str(out, k);
+                    out.push(b':');
+                    match v {
+                        Merged::Plain(s) => {
+                            out.push(b'"');
+                            out.extend_from_slice(s.as_bytes());
+                            out.push(b'"');
+                        }
+                        Merged::Value(v) => {
+                            let mut ser =
+                                serde_json::Serializer::with_formatter(&mut *out, CopyEscaped);
+                            let _ = serde::Serialize::serialize(v, &mut ser);
+                        }
+                    }
+                }
+            }
+            out.push(b',');
+        });
+        match out.last_mut() {
+            Some(last @ b',') => *last = b'}',
+            _ => out.push(b'}'),
+        }
+    });
+}
+
 pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
-    encode_log_row(buf, &log_row(r));
+    match &r.env_attrs {
+        None => encode_log_row(buf, &log_row(r)),
+        Some(raw) => encode_row(buf, &log_row(r), |buf| {
+            merged_attrs_field(buf, r.attrs.as_ref(), raw)
+        }),
+    }
 }
 
 /// An ingested record as the log row the encoder takes.
@@ -132,6 +191,16 @@ pub fn log_row(r: &LogRecord) -> LogRowRef<'_> {
 /// One log row in `LOG_COPY_COLUMNS` order, with its search tokens: the only encoder of the
 /// log row (the demo writes through it too).
 pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
+    encode_row(buf, r, |buf| match r.attrs {
+        // Serialized as is: the row holds no NUL (jsonb rejects `\u0000`; see `LogRowRef`), so
+        // the text needs no rewriting.
+        Some(a) => attrs_field(buf, a),
+        None => buf.null(),
+    })
+}
+
+/// `encode_log_row` with the attrs field written by `attrs`.
+fn encode_row(buf: &mut CopyBuf, r: &LogRowRef, attrs: impl FnOnce(&mut CopyBuf)) {
     let mut ts = [0u8; 32];
     buf.plain(format_copy(r.ts, &mut ts));
     buf.int(r.level.as_i16());
@@ -149,12 +218,7 @@ pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
     buf.opt_text(r.ip);
     buf.opt_text(r.user_agent);
     buf.opt_text(r.error_type);
-    match r.attrs {
-        // Serialized as is: the row holds no NUL (jsonb rejects `\u0000`; see `LogRowRef`), so
-        // the text needs no rewriting.
-        Some(a) => attrs_field(buf, a),
-        None => buf.null(),
-    }
+    attrs(buf);
     buf.opt_text(r.fingerprint);
     buf.int(r.repeat_count);
     match r.last_seen {

@@ -465,6 +465,7 @@ impl Decoded {
             attrs,
             stream: None,
             partial: false,
+            ..Envelope::default()
         };
         let ctx = LineContext {
             service,

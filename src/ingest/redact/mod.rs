@@ -187,8 +187,9 @@ impl Redactor {
                 out = Cow::Owned(o);
             }
         }
-        // Cards and SSNs need at least 9 digits; most lines have far fewer.
-        if (self.cards || self.ssn) && out.bytes().filter(u8::is_ascii_digit).take(9).count() >= 9 {
+        // Cards and SSNs need at least 9 digits in one stretch of digits, spaces and dashes;
+        // most text has none (ids in hex, journal cursors, times).
+        if (self.cards || self.ssn) && card::may_hold(out.as_bytes()) {
             spans.clear();
             card::spans(&out, self.cards, self.ssn, &mut spans);
             if let Some(o) = splice(&out, &spans) {
@@ -206,9 +207,20 @@ impl Redactor {
     /// Redacts a JSON string value in place: as `string`, but a short value this thread saw
     /// come out unchanged a moment ago is not looked at again (`CLEAN_VALUES`).
     fn value_string(&self, s: &mut String) {
+        if let Some(o) = self.json_str(s) {
+            *s = o;
+        }
+    }
+
+    /// A JSON string value redacted (None: unchanged), as `text`, but a short value this
+    /// thread saw come out unchanged a moment ago is not looked at again (`CLEAN_VALUES`).
+    pub fn json_str(&self, s: &str) -> Option<String> {
         let len = s.len();
         if len == 0 || len < self.min_len || len > MEMO_VALUE_LEN {
-            return self.string(s);
+            return match self.text(s) {
+                Cow::Owned(o) => Some(o),
+                Cow::Borrowed(_) => None,
+            };
         }
         use std::hash::BuildHasher;
         let at = foldhash::fast::FixedState::with_seed(0).hash_one(s.as_bytes()) as usize
@@ -223,17 +235,17 @@ impl Redactor {
             usize::from(slot.len) == len && slot.text[..len] == *s.as_bytes()
         });
         if clean {
-            return;
+            return None;
         }
         if let Cow::Owned(o) = self.text(s) {
-            *s = o;
-            return;
+            return Some(o);
         }
         CLEAN_VALUES.with_borrow_mut(|(_, memo)| {
             let slot = &mut memo[at];
             slot.len = len as u8;
             slot.text[..len].copy_from_slice(s.as_bytes());
         });
+        None
     }
 
     /// Redacts a string in place.
