@@ -12,11 +12,13 @@
 //!   measures its replay lag every second and, when it cannot be reached, points the read pool
 //!   at the primary until it answers again (the header shows lag or the fallback).
 //!
-//! How a transaction-mode pooler is recognised: two client connections, A and B. A asks for its
-//! backend's pid; B opens a transaction (which pins a server connection to B) and asks for its
-//! own; A asks twice more. On a real backend and through a session-mode pooler A always has the
-//! same pid and B never has A's. Through transaction pooling, B is handed the server A just
-//! released (PgBouncer reuses the most recent one) or A is moved to another one: either shows.
+//! How a transaction-mode pooler is recognised: client connection A asks for its backend's pid;
+//! then, one after the other, up to a few connections B each open a transaction (which pins a
+//! server connection to that B), ask for their own, and A asks again. On a real backend and
+//! through a session-mode pooler A always has the same pid and no B has A's. Through
+//! transaction pooling, a B is handed the server A released or A is moved to another one:
+//! either shows. One B was not enough: with other clients busy through the same pooler, the
+//! server released just before B asked could be another one, and A kept its own.
 //! This tests the very property LISTEN and session state need (a session keeps its backend),
 //! needs no timeout (a LISTEN that waits for its own NOTIFY would have to give up after some
 //! delay, paid at every start), works with any pooler and any credentials (no admin console),
@@ -179,20 +181,44 @@ impl Topology {
 /// comment). Errors are the caller's to ignore: an unknown answer changes nothing.
 pub async fn probe_pooling(options: &PgConnectOptions) -> sqlx::Result<Pooling> {
     let mut a = PgConnection::connect_with(options).await?;
-    let mut b = PgConnection::connect_with(options).await?;
     let first = q::backend_pid(&mut a).await?;
-    let held = q::backend_pid_in_transaction(&mut b).await?;
-    let second = q::backend_pid(&mut a).await?;
-    let third = q::backend_pid(&mut a).await?;
-    q::end_transaction(&mut b).await?;
+    let mut holders: Vec<PgConnection> = Vec::new();
+    let mut moved = false;
+    for _ in 0..PROBE_HOLDERS {
+        let mut b = PgConnection::connect_with(options).await?;
+        // Every server is held: this B would wait for one. What was seen so far is the answer.
+        let Ok(held) =
+            tokio::time::timeout(PROBE_HOLD_WAIT, q::backend_pid_in_transaction(&mut b)).await
+        else {
+            break;
+        };
+        let held = held?;
+        holders.push(b);
+        let second = q::backend_pid(&mut a).await?;
+        if held == first || second != first {
+            moved = true;
+            break;
+        }
+    }
+    for mut b in holders {
+        let _ = q::end_transaction(&mut b).await;
+        let _ = b.close().await;
+    }
     let _ = a.close().await;
-    let _ = b.close().await;
-    Ok(if held == first || second != first || third != first {
+    Ok(if moved {
         Pooling::Transaction
     } else {
         Pooling::Session
     })
 }
+
+/// Transactions held open at most by the pooling probe. Through a transaction pooler, A's
+/// released server is idle, so it is handed to one of the holders once the idle servers that
+/// other clients released after it are taken (or A moves): a few are enough unless many
+/// clients are busy through the same pooler at that moment.
+const PROBE_HOLDERS: usize = 6;
+/// How long a holder may wait for a server before the probe stops with what it saw.
+const PROBE_HOLD_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether sqlx's prepared statements survive a transaction pooler: client A prepares and runs
 /// one, then client B, inside a transaction (so holding the server connection A just released),
