@@ -182,34 +182,68 @@ impl Topology {
 pub async fn probe_pooling(options: &PgConnectOptions) -> sqlx::Result<Pooling> {
     let mut a = PgConnection::connect_with(options).await?;
     let first = q::backend_pid(&mut a).await?;
-    let mut holders: Vec<PgConnection> = Vec::new();
-    let mut moved = false;
-    for _ in 0..PROBE_HOLDERS {
-        let mut b = PgConnection::connect_with(options).await?;
-        // Every server is held: this B would wait for one. What was seen so far is the answer.
-        let Ok(held) =
-            tokio::time::timeout(PROBE_HOLD_WAIT, q::backend_pid_in_transaction(&mut b)).await
-        else {
-            break;
-        };
-        let held = held?;
-        holders.push(b);
-        let second = q::backend_pid(&mut a).await?;
-        if held == first || second != first {
-            moved = true;
-            break;
+    // Connected all at once: on a plain server (the common case) every one is used, and one
+    // after the other they would add a connection set-up each to every start.
+    let connected =
+        futures::future::join_all((0..PROBE_HOLDERS).map(|_| PgConnection::connect_with(options)))
+            .await;
+    let mut bs = Vec::with_capacity(connected.len());
+    let mut failed = None;
+    for b in connected {
+        match b {
+            Ok(b) => bs.push(b),
+            Err(e) => failed = Some(e),
         }
     }
-    for mut b in holders {
-        let _ = q::end_transaction(&mut b).await;
+    let seen = match failed {
+        Some(e) => Err(e),
+        None => hold_until_moved(&mut a, first, &mut bs).await,
+    };
+    for b in bs {
         let _ = b.close().await;
     }
     let _ = a.close().await;
-    Ok(if moved {
+    Ok(if seen? {
         Pooling::Transaction
     } else {
         Pooling::Session
     })
+}
+
+/// Each B in turn opens a transaction and A asks for its backend again: whether a B got A's
+/// first backend or A moved. The transactions are ended before returning.
+async fn hold_until_moved(
+    a: &mut PgConnection,
+    first: i32,
+    bs: &mut [PgConnection],
+) -> sqlx::Result<bool> {
+    let mut held_by = 0;
+    let mut moved = Ok(false);
+    for b in bs.iter_mut() {
+        // Every server is held: this B would wait for one. What was seen so far is the answer.
+        let Ok(held) =
+            tokio::time::timeout(PROBE_HOLD_WAIT, q::backend_pid_in_transaction(b)).await
+        else {
+            break;
+        };
+        held_by += 1;
+        let step = async {
+            let held = held?;
+            let second = q::backend_pid(a).await?;
+            Ok::<_, sqlx::Error>(held == first || second != first)
+        };
+        match step.await {
+            Ok(false) => continue,
+            other => {
+                moved = other;
+                break;
+            }
+        }
+    }
+    for b in bs.iter_mut().take(held_by) {
+        let _ = q::end_transaction(b).await;
+    }
+    moved
 }
 
 /// Transactions held open at most by the pooling probe. Through a transaction pooler, A's
