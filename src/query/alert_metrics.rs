@@ -277,7 +277,7 @@ async fn db_now(pool: &PgPool) -> Result<DateTime<Utc>> {
 /// The whole minutes the rollup job has finished come from the rollups (a 23-hour baseline is
 /// ~30 rows per endpoint instead of every request); the minutes it has not reached yet, and the
 /// partial minutes at both ends, from raw rows bucketed on the server. The rollups are taken as
-/// finished up to the minute before the one their last run ended in; a row landing later than
+/// finished up to the minute before the one their last run started in; a row landing later than
 /// that is counted once the job has re-rolled its minute. Percentiles from the merged histogram
 /// are within 2% of the exact nearest rank.
 pub async fn latency_histograms(
