@@ -83,9 +83,7 @@ async fn bench(requests: u64, window: Duration) -> Result<()> {
                 b.requests
                     .send(&mut tx, "opsdash.request_log", rows::REQUEST_COLUMNS)
                     .await?;
-                b.logs
-                    .send(&mut tx, "opsdash.log_event", rows::LOG_COPY_COLUMNS)
-                    .await?;
+                b.logs.send(&mut tx, "opsdash.log_event").await?;
                 b.queries
                     .send(&mut tx, "opsdash.query_log", rows::QUERY_COLUMNS)
                     .await?;

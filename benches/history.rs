@@ -303,7 +303,7 @@ fn main() -> Result<()> {
         });
         let seq = seq_scan_ms(
             pool,
-            history::page_query("", all, &empty, history::Direction::Older, key, 100),
+            history::page_query("", all, &empty, None, history::Direction::Older, key, 100),
         )
         .await?;
         let (p50, p99) = (pct(&times, 0.5), pct(&times, 0.99));
@@ -401,7 +401,7 @@ fn main() -> Result<()> {
             let first = ms(s);
             let seq = seq_scan_ms(
                 pool,
-                history::page_query("", all, &f, history::Direction::Older, None, 100),
+                history::page_query("", all, &f, None, history::Direction::Older, None, 100),
             )
             .await?;
             println!(
@@ -421,12 +421,22 @@ fn main() -> Result<()> {
                 &[Aim::AtMost(200.0)],
             );
             if o.explain {
+                let mut conn = pool.acquire().await?;
+                let open = opsdash::query::log_block::narrowing(
+                    &mut conn,
+                    &f,
+                    Some(all.from),
+                    Some(all.until),
+                )
+                .await?;
+                drop(conn);
                 explain(
                     pool,
                     history::page_query(
                         "EXPLAIN (ANALYZE, BUFFERS) ",
                         all,
                         &f,
+                        open.as_ref(),
                         history::Direction::Older,
                         None,
                         100,

@@ -634,8 +634,15 @@ async fn bench_search(o: &Opts) -> Result<()> {
         if o.explain {
             // As `logs::page` runs it: in a transaction without JIT.
             let mut tx = t.db.read.begin().await?;
+            opsdash::query::log_block::one_snapshot(&mut tx).await?;
             logs::no_jit(&mut tx).await?;
-            print_plan(&mut tx, logs::page_query(EXPLAIN, &f, None, 100)).await?;
+            let (since, until) = f.time_bounds(chrono::Utc::now());
+            let open = opsdash::query::log_block::narrowing(&mut tx, &f, since, until).await?;
+            print_plan(
+                &mut tx,
+                logs::page_query(EXPLAIN, &f, open.as_ref(), None, 100),
+            )
+            .await?;
             tx.rollback().await?;
         }
     }

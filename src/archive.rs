@@ -373,6 +373,11 @@ pub async fn restore(pool: &PgPool, path: &Path, hold_days: u32) -> Result<(Mani
         sha256: Some(m.sha256.clone()),
     };
     q::record_restore(&mut tx, &m.table, &part, q::day_range(m.day), &outcome).await?;
+    if m.table == "log_event" {
+        // The restored rows keep the transaction ids they were written by, which no block
+        // summary describes: the day gets its search indexes before anyone can search it.
+        crate::query::log_block::seal_in(&mut tx, &part).await?;
+    }
     tx.commit().await?;
     Ok((m, rows))
 }

@@ -19,6 +19,7 @@ pub fn all(cfg: &Config) -> Vec<Job> {
         crate::alerts::external::job(),
         crate::worker::health::job(),
         crate::worker::rollup::job(),
+        crate::worker::seal::job(),
         crate::worker::retention::job(),
         crate::worker::statements::job(),
     ]

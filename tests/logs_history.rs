@@ -421,7 +421,7 @@ async fn every_filter_form_reads_only_the_partitions_of_its_range() -> anyhow::R
         let f = filter::parse(text)?;
         for dir in [Direction::Older, Direction::Newer] {
             let mut conn = pool.acquire().await?;
-            let plan: Vec<String> = history::page_query("EXPLAIN ", range, &f, dir, key, 100)
+            let plan: Vec<String> = history::page_query("EXPLAIN ", range, &f, None, dir, key, 100)
                 .build_query_scalar()
                 .fetch_all(&mut *conn)
                 .await?;

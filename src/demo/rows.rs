@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 
 use crate::db::copy::CopyBuf;
+use crate::ingest::log_batch::LogBuf;
 use crate::model::log_row::LogRowRef;
 use crate::model::Level;
 use crate::query::demo as q;
@@ -178,7 +179,7 @@ pub struct Batch {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub requests: CopyBuf,
-    pub logs: CopyBuf,
+    pub logs: LogBuf,
     pub queries: CopyBuf,
     pub audits: CopyBuf,
     pub health: CopyBuf,
@@ -194,7 +195,7 @@ impl Batch {
             from,
             to,
             requests: CopyBuf::with_capacity(expected_requests * 200),
-            logs: CopyBuf::with_capacity(expected_requests * 60),
+            logs: LogBuf::with_capacity(expected_requests * 60),
             queries: CopyBuf::with_capacity(expected_requests * 60),
             audits: CopyBuf::with_capacity(expected_requests * 20),
             health: CopyBuf::default(),
@@ -242,31 +243,28 @@ impl Batch {
     }
 
     pub fn push_log(&mut self, r: &LogRow) {
-        crate::ingest::writer::encode_log_row(
-            &mut self.logs,
-            &LogRowRef {
-                ts: r.ts,
-                level: r.level,
-                service: r.service,
-                host: Some(r.host),
-                message: r.message,
-                trace_id: r.trace_id,
-                span_id: r.span_id,
-                request_id: r.request_id,
-                user_id: r.user_id,
-                route: r.route,
-                method: r.method,
-                status: r.status.and_then(|s| i16::try_from(s).ok()),
-                duration_ms: r.duration_ms.map(round3),
-                ip: r.ip,
-                user_agent: r.user_agent,
-                error_type: r.error_type,
-                attrs: r.attrs,
-                fingerprint: r.fingerprint,
-                repeat_count: 1,
-                last_seen: None,
-            },
-        );
+        self.logs.push_row(&LogRowRef {
+            ts: r.ts,
+            level: r.level,
+            service: r.service,
+            host: Some(r.host),
+            message: r.message,
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            request_id: r.request_id,
+            user_id: r.user_id,
+            route: r.route,
+            method: r.method,
+            status: r.status.and_then(|s| i16::try_from(s).ok()),
+            duration_ms: r.duration_ms.map(round3),
+            ip: r.ip,
+            user_agent: r.user_agent,
+            error_type: r.error_type,
+            attrs: r.attrs,
+            fingerprint: r.fingerprint,
+            repeat_count: 1,
+            last_seen: None,
+        });
         if let Some(fp) = r.fingerprint {
             let agg = self
                 .errors
@@ -377,10 +375,7 @@ pub async fn write(
         .requests
         .send(&mut tx, "opsdash.request_log", REQUEST_COLUMNS)
         .await?;
-    batch
-        .logs
-        .send(&mut tx, "opsdash.log_event", LOG_COPY_COLUMNS)
-        .await?;
+    batch.logs.send(&mut tx, "opsdash.log_event").await?;
     batch
         .queries
         .send(&mut tx, "opsdash.query_log", QUERY_COLUMNS)

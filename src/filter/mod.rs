@@ -16,6 +16,7 @@ pub mod audit;
 mod hint;
 mod lexer;
 mod parser;
+mod probes;
 mod sql;
 
 pub use hint::hint;

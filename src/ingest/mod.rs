@@ -27,6 +27,7 @@ pub mod follow;
 pub mod journald;
 pub mod json;
 pub mod layout;
+pub mod log_batch;
 pub mod logfmt;
 pub mod multiline;
 pub mod pglog;

@@ -23,6 +23,7 @@ use super::detect::Format;
 use super::envelope;
 use super::fields::LineContext;
 use super::fingerprint::{self, fingerprint};
+use super::log_batch::LogBuf;
 use super::multiline::{Joined, Joiner};
 use super::record::{AuditRecord, LogRecord, Parsed, QueryRecord, RequestRecord};
 use super::redact::Redactor;
@@ -930,7 +931,7 @@ impl Pipeline {
 
     fn seal(&mut self, done: Option<oneshot::Sender<()>>) -> Batch {
         let cur = std::mem::take(&mut self.cur);
-        let mut logs = CopyBuf::with_capacity(cur.logs.len() * 256);
+        let mut logs = LogBuf::with_capacity(cur.logs.len() * 256);
         let mut days: Vec<NaiveDate> = Vec::new();
         let mut note_day = |d: NaiveDate| {
             if days.last() != Some(&d) && !days.contains(&d) {
@@ -945,7 +946,7 @@ impl Pipeline {
             }
         };
         for r in &cur.logs {
-            writer::encode_log(&mut logs, r);
+            logs.push_record(r);
             let day = r.ts.date_naive();
             note_day(day);
             if day < self.log_cutoff || (r.level < Level::Error && day < self.log_compact_cutoff) {

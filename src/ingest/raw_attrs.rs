@@ -437,12 +437,11 @@ mod tests {
         //! dedup keys) the same entries give with their fields in a map, as they were before.
         use super::*;
         use crate::config::{IngestConfig, RedactRule};
-        use crate::db::copy::CopyBuf;
         use crate::ingest::envelope::{self, Envelope};
         use crate::ingest::fields::LineContext;
         use crate::ingest::record::LogRecord;
         use crate::ingest::redact::Redactor;
-        use crate::ingest::{dedup, journald, writer, Format};
+        use crate::ingest::{dedup, journald, Format};
         use chrono::{DateTime, Utc};
         use proptest::prelude::*;
 
@@ -544,14 +543,14 @@ mod tests {
             }
             let mut key = Vec::new();
             dedup::event_key(&mut key, &log, None);
-            let mut buf = CopyBuf::default();
-            writer::encode_log(&mut buf, &log);
+            let mut buf = crate::ingest::log_batch::LogBuf::default();
+            buf.push_record(&log);
             let mut repeat = log.clone();
             repeat.materialize_attrs();
             let mut again = Vec::new();
             dedup::event_key(&mut again, &repeat, None);
             assert_eq!(again, key, "the materialized row has the same key");
-            (buf.as_bytes().to_vec(), key)
+            (buf.copy().as_bytes().to_vec(), key)
         }
 
         fn read(env: Envelope) -> Option<LogRecord> {

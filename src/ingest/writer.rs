@@ -153,12 +153,20 @@ fn merged_attrs_field(buf: &mut CopyBuf, map: Option<&serde_json::Value>, raw: &
     });
 }
 
-pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord) {
+/// One ingested record as a log row with its `tokens` (see `encode_log_row`); true when its
+/// attrs were written from an envelope's raw fields (which block keys do not read).
+pub fn encode_log(buf: &mut CopyBuf, r: &LogRecord, row: &LogRowRef, tokens: &[i32]) -> bool {
     match &r.env_attrs {
-        None => encode_log_row(buf, &log_row(r)),
-        Some(raw) => encode_row(buf, &log_row(r), |buf| {
-            merged_attrs_field(buf, r.attrs.as_ref(), raw)
-        }),
+        None => {
+            encode_log_row(buf, row, tokens);
+            false
+        }
+        Some(raw) => {
+            encode_row(buf, row, tokens, |buf| {
+                merged_attrs_field(buf, r.attrs.as_ref(), raw)
+            });
+            true
+        }
     }
 }
 
@@ -188,10 +196,11 @@ pub fn log_row(r: &LogRecord) -> LogRowRef<'_> {
     }
 }
 
-/// One log row in `LOG_COPY_COLUMNS` order, with its search tokens: the only encoder of the
-/// log row (the demo writes through it too).
-pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
-    encode_row(buf, r, |buf| match r.attrs {
+/// One log row in `LOG_COPY_COLUMNS` order, with its search tokens (`r.tokens()`, computed once
+/// by the caller, which also puts them in the block's keys): the only encoder of the log row
+/// (the demo writes through it too, by `log_batch::LogBuf`).
+pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef, tokens: &[i32]) {
+    encode_row(buf, r, tokens, |buf| match r.attrs {
         // Serialized as is: the row holds no NUL (jsonb rejects `\u0000`; see `LogRowRef`), so
         // the text needs no rewriting.
         Some(a) => attrs_field(buf, a),
@@ -200,7 +209,7 @@ pub fn encode_log_row(buf: &mut CopyBuf, r: &LogRowRef) {
 }
 
 /// `encode_log_row` with the attrs field written by `attrs`.
-fn encode_row(buf: &mut CopyBuf, r: &LogRowRef, attrs: impl FnOnce(&mut CopyBuf)) {
+fn encode_row(buf: &mut CopyBuf, r: &LogRowRef, tokens: &[i32], attrs: impl FnOnce(&mut CopyBuf)) {
     let mut ts = [0u8; 32];
     buf.plain(format_copy(r.ts, &mut ts));
     buf.int(r.level.as_i16());
@@ -225,7 +234,7 @@ fn encode_row(buf: &mut CopyBuf, r: &LogRowRef, attrs: impl FnOnce(&mut CopyBuf)
         Some(t) => buf.plain(format_copy(t, &mut ts)),
         None => buf.null(),
     }
-    buf.int_array(&r.tokens());
+    buf.int_array(tokens);
     buf.end_row();
 }
 
@@ -306,7 +315,7 @@ pub struct Repeat {
 /// Everything one flush writes, encoded and ready.
 pub struct Batch {
     pub seq: u64,
-    pub logs: CopyBuf,
+    pub logs: super::log_batch::LogBuf,
     pub requests: CopyBuf,
     pub queries: CopyBuf,
     pub audits: CopyBuf,
@@ -579,10 +588,7 @@ impl Writer {
         // batch). Found by the crash fault test: lines committed just before
         // `pg_ctl stop -m immediate` were gone after the restart.
         q::durable_commit(&mut tx).await?;
-        let log_rows = batch
-            .logs
-            .send(&mut tx, LOG_TABLE, LOG_COPY_COLUMNS)
-            .await?;
+        let log_rows = batch.logs.send(&mut tx, LOG_TABLE).await?;
         let request_rows = batch
             .requests
             .send(&mut tx, REQUEST_TABLE, REQUEST_COLUMNS)

@@ -3,6 +3,7 @@
 mod alert;
 pub mod histogram;
 mod level;
+pub mod log_block;
 pub mod log_row;
 pub mod rule;
 pub mod search_tokens;

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::filter::{Filter, REGEX_BUDGET};
+use crate::query::log_block;
 use crate::query::logs::{no_jit, LogLine, LINE_COLUMNS};
 
 /// A half-open time range `[from, until)` of event time.
@@ -75,9 +76,11 @@ pub async fn page(
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
     let mut tx = pool.begin().await?;
+    log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
     apply_budget(&mut tx, filter).await?;
-    let mut rows: Vec<LogLine> = page_query("", range, filter, dir, key, limit)
+    let open = log_block::narrowing(&mut tx, filter, Some(range.from), Some(range.until)).await?;
+    let mut rows: Vec<LogLine> = page_query("", range, filter, open.as_ref(), dir, key, limit)
         .build_query_as()
         .fetch_all(&mut *tx)
         .await?;
@@ -108,6 +111,7 @@ pub fn page_query<'a>(
     prefix: &str,
     range: HistoryRange,
     filter: &'a Filter,
+    open: Option<&log_block::Narrowing>,
     dir: Direction,
     key: Option<HistoryKey>,
     limit: i64,
@@ -115,7 +119,7 @@ pub fn page_query<'a>(
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
     ));
-    push_selection(&mut qb, range, filter);
+    push_selection(&mut qb, range, filter, open);
     if let Some(k) = key {
         // The plain `ts` bound beside the row comparison prunes partitions past the key and
         // bounds the index scan; the row comparison then breaks ties by id.
@@ -139,11 +143,13 @@ pub fn page_query<'a>(
     qb
 }
 
-/// The range and the filter: what the pages, the count and the estimate all select.
+/// The range and the filter: what the pages, the count and the estimate all select; with the
+/// blocks' narrowing over the days not indexed yet (`query::log_block`) when there is one.
 fn push_selection<'a>(
     qb: &mut QueryBuilder<'a, Postgres>,
     range: HistoryRange,
     filter: &'a Filter,
+    open: Option<&log_block::Narrowing>,
 ) {
     qb.push("ts >= ")
         .push_bind(range.from)
@@ -152,6 +158,9 @@ fn push_selection<'a>(
     if !filter.is_empty() {
         qb.push(" AND ");
         filter.push_conditions(qb);
+    }
+    if let Some(n) = open {
+        n.push(qb);
     }
 }
 
@@ -185,6 +194,7 @@ pub async fn count(
     budget: std::time::Duration,
 ) -> sqlx::Result<HeaderCount> {
     let mut tx = pool.begin().await?;
+    log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
     let budget = if filter.has_regex() {
         budget.min(REGEX_BUDGET)
@@ -197,10 +207,11 @@ pub async fn count(
         .await?;
     // Counting stops at cap + 1 rows, so a huge range costs at most cap rows read (and the
     // budget bounds a slow filter whatever the rows).
+    let open = log_block::narrowing(&mut tx, filter, Some(range.from), Some(range.until)).await?;
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT count(*) FROM (SELECT 1 FROM opsdash.log_event WHERE ",
     );
-    push_selection(&mut qb, range, filter);
+    push_selection(&mut qb, range, filter, open.as_ref());
     qb.push(" LIMIT ")
         .push_bind(cap.saturating_add(1))
         .push(") c");
@@ -232,7 +243,8 @@ pub async fn estimate(pool: &PgPool, range: HistoryRange, filter: &Filter) -> sq
     let mut qb = QueryBuilder::<Postgres>::new(
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM opsdash.log_event WHERE ",
     );
-    push_selection(&mut qb, range, filter);
+    // The rows the filter selects, narrowed or not: the narrowing changes how, not how many.
+    push_selection(&mut qb, range, filter, None);
     let plan: serde_json::Value = qb.build_query_scalar().fetch_one(pool).await?;
     Ok(plan
         .pointer("/0/Plan/Plan Rows")

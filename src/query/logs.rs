@@ -392,8 +392,11 @@ pub async fn page(
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
     let mut tx = pool.begin().await?;
+    crate::query::log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
-    let rows = page_query("", filter, before, limit)
+    let (since, until) = filter.time_bounds(Utc::now());
+    let open = crate::query::log_block::narrowing(&mut tx, filter, since, until).await?;
+    let rows = page_query("", filter, open.as_ref(), before, limit)
         .build_query_as::<LogLine>()
         .fetch_all(&mut *tx)
         .await?;
@@ -417,6 +420,7 @@ pub async fn no_jit(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
 pub fn page_query<'a>(
     prefix: &str,
     filter: &'a Filter,
+    open: Option<&crate::query::log_block::Narrowing>,
     before: Option<PageKey>,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
@@ -424,6 +428,9 @@ pub fn page_query<'a>(
         "{prefix}SELECT {LINE_COLUMNS} FROM opsdash.log_event WHERE "
     ));
     filter.push_conditions(&mut qb);
+    if let Some(n) = open {
+        n.push(&mut qb);
+    }
     if let Some(k) = before {
         qb.push(" AND (ts, id) < (")
             .push_bind(k.ts)

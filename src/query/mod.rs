@@ -16,6 +16,7 @@ pub mod history;
 pub mod ingest;
 pub mod kpi;
 pub mod lease;
+pub mod log_block;
 pub mod logs;
 pub mod outbox;
 pub mod perf;

@@ -9,6 +9,7 @@
 pub mod health;
 pub mod retention;
 pub mod rollup;
+pub mod seal;
 pub mod statements;
 pub mod wake;
 
