@@ -427,6 +427,7 @@ fn main() -> Result<()> {
                     &f,
                     Some(all.from),
                     Some(all.until),
+                    Some(100),
                 )
                 .await?;
                 drop(conn);

@@ -1002,7 +1002,7 @@ fn rest_of_cpu_side(
     }
     // A batch's worth: its block filter is built as the writer builds it before the COPY.
     if logs.rows() >= 5000 {
-        std::hint::black_box(logs.bloom());
+        std::hint::black_box(logs.blooms());
         logs.clear();
     }
 }

@@ -16,29 +16,63 @@
 -- fields are rewritten (anonymization) makes its block's filter void.
 
 CREATE TABLE opsdash.log_block (
-    tx     xid8        PRIMARY KEY,
-    min_ts timestamptz NOT NULL,
+    tx       xid8        NOT NULL,
+    -- The block's rows: the transaction's rows with ids in [first_id, last_id].
+    first_id bigint      NOT NULL,
+    last_id  bigint      NOT NULL,
+    min_ts   timestamptz NOT NULL,
     max_ts timestamptz NOT NULL,
     rows   integer     NOT NULL,
     -- NULL: the rows' keys are unknown; every search reads them.
     bloom  bytea,
-    at     timestamptz NOT NULL DEFAULT now()
+    at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tx, first_id)
 );
 -- Filters are random bits: compressing them only costs time.
 ALTER TABLE opsdash.log_block ALTER COLUMN bloom SET STORAGE EXTERNAL;
 COMMENT ON TABLE opsdash.log_block IS
   'Per writing transaction, a Bloom filter of its log rows'' search keys, for the days whose search indexes are not built yet (issue 19).';
 
--- Records the calling transaction's block (never another's: the filter describes the rows the
--- caller wrote). A second call in the same transaction widens the time range and drops the
--- filter (the first one does not cover the second call's rows).
-CREATE FUNCTION opsdash.log_block_note(lo timestamptz, hi timestamptz, n integer, filter bytea)
+-- Records the blocks of the rows the calling transaction has just written (a COPY numbers its
+-- rows in order: the k-th row written has the k-th of the ids it took), never another
+-- transaction's: a filter describes the caller's own rows. `counts[i]` rows make block i, in the
+-- order written; the rows were stamped in [lo, hi] (to find their partitions). Owner's rights,
+-- so the ingest role, which cannot read log_event, can number its rows; it learns only their
+-- ids. Noting a block again (same first id) widens it and drops its filter.
+CREATE FUNCTION opsdash.log_block_note(lo timestamptz, hi timestamptz, counts int4[],
+                                       los timestamptz[], his timestamptz[], filters bytea[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, opsdash, pg_temp AS $$
+DECLARE
+    total int8 := (SELECT coalesce(sum(c), 0) FROM unnest(counts) c);
+    ids   int8[];
+    at    int4 := 0;
+BEGIN
+    ids := ARRAY(SELECT id FROM (SELECT id FROM opsdash.log_event
+                                   WHERE tx = pg_current_xact_id() AND ts >= lo AND ts <= hi
+                                   ORDER BY id DESC LIMIT total) t
+                  ORDER BY id);
+    IF coalesce(array_length(ids, 1), 0) < total THEN
+        RAISE EXCEPTION 'log_block_note: % rows written, % described', coalesce(array_length(ids, 1), 0), total;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(counts, 1), 0) LOOP
+        PERFORM opsdash.log_block_put(ids[at + 1], ids[at + counts[i]], los[i], his[i], counts[i],
+                                      filters[i]);
+        at := at + counts[i];
+    END LOOP;
+END
+$$;
+
+-- One block of the calling transaction (the trigger below notes whole transactions this way).
+CREATE FUNCTION opsdash.log_block_put(first_id int8, last_id int8, lo timestamptz,
+                                      hi timestamptz, n int4, filter bytea)
 RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, opsdash, pg_temp AS $$
-    INSERT INTO opsdash.log_block AS b (tx, min_ts, max_ts, rows, bloom)
-    VALUES (pg_current_xact_id(), lo, hi, n, filter)
-    ON CONFLICT (tx) DO UPDATE
-       SET min_ts = least(b.min_ts, excluded.min_ts),
+    INSERT INTO opsdash.log_block AS b (tx, first_id, last_id, min_ts, max_ts, rows, bloom)
+    VALUES (pg_current_xact_id(), first_id, last_id, lo, hi, n, filter)
+    ON CONFLICT (tx, first_id) DO UPDATE
+       SET last_id = greatest(b.last_id, excluded.last_id),
+           min_ts = least(b.min_ts, excluded.min_ts),
            max_ts = greatest(b.max_ts, excluded.max_ts),
            rows = b.rows + excluded.rows,
            bloom = NULL
@@ -124,8 +158,8 @@ END
 $$;
 
 -- Rows written without tokens (psql, a tool: the writer and the demo send theirs) get them
--- here as before, and their transaction a block without a filter (always read) spanning the
--- whole days of its rows. The days it already covers are remembered for the transaction
+-- here as before, and their transaction a block without a filter (always read): all its ids,
+-- over the whole days of its rows. The days it already covers are remembered for the transaction
 -- (a local setting), so a bulk INSERT notes its block once per new day, not once per row.
 CREATE OR REPLACE FUNCTION opsdash.log_event_fill_tokens() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -148,7 +182,7 @@ BEGIN
         END IF;
         lo := least(lo, date_trunc('day', NEW.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
         hi := greatest(hi, (date_trunc('day', NEW.ts AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC');
-        PERFORM opsdash.log_block_note(lo, hi, 0, NULL);
+        PERFORM opsdash.log_block_put(0, 9223372036854775807, lo, hi, 0, NULL);
         PERFORM set_config('opsdash.log_block_days', me || ' ' || extract(epoch FROM lo)::text
                            || ' ' || extract(epoch FROM hi)::text, true);
     END IF;
@@ -160,7 +194,8 @@ $$;
 CREATE FUNCTION opsdash.log_block_void() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, opsdash, pg_temp AS $$
 BEGIN
-    UPDATE opsdash.log_block SET bloom = NULL WHERE tx = NEW.tx AND bloom IS NOT NULL;
+    UPDATE opsdash.log_block SET bloom = NULL
+     WHERE tx = NEW.tx AND NEW.id BETWEEN first_id AND last_id AND bloom IS NOT NULL;
     RETURN NULL;
 END
 $$;

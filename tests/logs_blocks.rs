@@ -164,10 +164,11 @@ async fn check_all(pool: &PgPool, range: HistoryRange, sealed: bool) -> anyhow::
         assert!(!want.is_empty(), "{text}: no rows");
         let mut conn = pool.acquire().await?;
         let f = filter::parse(text)?;
-        let n = log_block::narrowing(&mut conn, &f, Some(range.from), Some(range.until)).await?;
+        let n = log_block::narrowing(&mut conn, &f, Some(range.from), Some(range.until), Some(50))
+            .await?;
         if *narrowed && !sealed {
             let n = n.unwrap_or_else(|| panic!("{text}: not narrowed"));
-            assert!(n.txs.len() < 6, "{text}: {} candidates", n.txs.len());
+            assert!(n.runs.len() < 6, "{text}: {} candidate runs", n.runs.len());
         }
     }
     Ok(())

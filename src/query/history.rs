@@ -79,7 +79,14 @@ pub async fn page(
     log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
     apply_budget(&mut tx, filter).await?;
-    let open = log_block::narrowing(&mut tx, filter, Some(range.from), Some(range.until)).await?;
+    let open = log_block::narrowing(
+        &mut tx,
+        filter,
+        Some(range.from),
+        Some(range.until),
+        Some(limit),
+    )
+    .await?;
     let mut rows: Vec<LogLine> = page_query("", range, filter, open.as_ref(), dir, key, limit)
         .build_query_as()
         .fetch_all(&mut *tx)
@@ -207,7 +214,14 @@ pub async fn count(
         .await?;
     // Counting stops at cap + 1 rows, so a huge range costs at most cap rows read (and the
     // budget bounds a slow filter whatever the rows).
-    let open = log_block::narrowing(&mut tx, filter, Some(range.from), Some(range.until)).await?;
+    let open = log_block::narrowing(
+        &mut tx,
+        filter,
+        Some(range.from),
+        Some(range.until),
+        Some(cap.saturating_add(1)),
+    )
+    .await?;
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT count(*) FROM (SELECT 1 FROM opsdash.log_event WHERE ",
     );

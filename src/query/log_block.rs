@@ -20,22 +20,45 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use crate::filter::Filter;
 use crate::query::retention::{day_range, parse_partition_name};
 
-/// Share of the span's rows above which the candidates are not worth reading apart.
-const MAX_CANDIDATE_SHARE: f64 = 0.3;
+/// Reading the candidates must cost less than this share of what walking the rows newest first
+/// would read (both read rows at about the same cost; the walk stops at a full page).
+const READ_SHARE: f64 = 0.8;
+/// More candidate runs than this make the statement slow to plan (one index scan per run and
+/// partition): the walk is taken instead.
+const MAX_RUNS: usize = 400;
 
-/// Records the calling transaction's block (before or after its COPY, in the same transaction).
-pub async fn note(
-    conn: &mut PgConnection,
-    lo: DateTime<Utc>,
-    hi: DateTime<Utc>,
-    rows: usize,
-    bloom: &[u8],
-) -> sqlx::Result<()> {
-    sqlx::query("SELECT opsdash.log_block_note($1, $2, $3, $4)")
+/// Blocks of the rows the calling transaction has just written, noted at once.
+#[derive(Debug, Default)]
+pub struct Notes {
+    counts: Vec<i32>,
+    lo: Vec<DateTime<Utc>>,
+    hi: Vec<DateTime<Utc>>,
+    blooms: Vec<Vec<u8>>,
+}
+
+impl Notes {
+    /// The next `rows` rows written, stamped in `[lo, hi]`, with their filter.
+    pub fn push(&mut self, rows: usize, lo: DateTime<Utc>, hi: DateTime<Utc>, bloom: Vec<u8>) {
+        self.counts.push(i32::try_from(rows).unwrap_or(i32::MAX));
+        self.lo.push(lo);
+        self.hi.push(hi);
+        self.blooms.push(bloom);
+    }
+}
+
+/// Records the blocks of the rows the calling transaction has just written (right after its
+/// COPY): the server numbers them by their ids (see migration 0063).
+pub async fn note(conn: &mut PgConnection, n: &Notes) -> sqlx::Result<()> {
+    let (Some(lo), Some(hi)) = (n.lo.iter().min(), n.hi.iter().max()) else {
+        return Ok(());
+    };
+    sqlx::query("SELECT opsdash.log_block_note($1, $2, $3, $4, $5, $6)")
         .bind(lo)
         .bind(hi)
-        .bind(i32::try_from(rows).unwrap_or(i32::MAX))
-        .bind(bloom)
+        .bind(&n.counts)
+        .bind(&n.lo)
+        .bind(&n.hi)
+        .bind(&n.blooms)
         .execute(conn)
         .await
         .map(|_| ())
@@ -73,8 +96,9 @@ pub struct Narrowing {
     /// Days inside `[from, to)` that are sealed (or have no partition: their rows, in the
     /// DEFAULT partition, are indexed there), as `[start, end)` runs.
     pub sealed: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    /// Candidate transactions (xid8 as numbers).
-    pub txs: Vec<i64>,
+    /// Candidate runs of rows: a transaction (xid8 as a number) and an id range, inclusive
+    /// (adjacent candidate blocks of one transaction merged).
+    pub runs: Vec<(i64, i64, i64)>,
 }
 
 fn day_start(d: NaiveDate) -> DateTime<Utc> {
@@ -91,22 +115,25 @@ impl Narrowing {
         for (a, b) in &self.sealed {
             sql.push_str(&format!(" OR (ts >= {} AND ts < {})", t(*a), t(*b)));
         }
-        if !self.txs.is_empty() {
-            let list: Vec<String> = self.txs.iter().map(i64::to_string).collect();
-            sql.push_str(&format!(" OR tx = ANY('{{{}}}'::xid8[])", list.join(",")));
+        for (tx, a, b) in &self.runs {
+            sql.push_str(&format!(
+                " OR (tx = '{tx}'::xid8 AND id BETWEEN {a} AND {b})"
+            ));
         }
         sql.push(')');
         qb.push(sql);
     }
 }
 
-/// The narrowing of `filter` over the unsealed days, for rows stamped in `[lo, hi)` (None:
-/// nothing to narrow, or not worth it). Call in the search's REPEATABLE READ transaction.
+/// The narrowing of `filter` over the unsealed days, for rows stamped in `[lo, hi)`, for a page
+/// of `limit` rows (None: a count, which reads every match) (None: nothing to narrow, or not
+/// worth it). Call in the search's REPEATABLE READ transaction.
 pub async fn narrowing(
     conn: &mut PgConnection,
     filter: &Filter,
     lo: Option<DateTime<Utc>>,
     hi: Option<DateTime<Utc>>,
+    limit: Option<i64>,
 ) -> sqlx::Result<Option<Narrowing>> {
     let groups = filter.block_probes();
     if groups.is_empty() {
@@ -144,8 +171,9 @@ pub async fn narrowing(
     // Blocks whose rows may fall in the span and in the searched times.
     let span_lo = lo.map_or(from, |lo| lo.max(from));
     let span_hi = hi.map_or(to, |hi| hi.min(to));
-    let blocks: Vec<(i64, i32, bool)> = sqlx::query_as(
-        "SELECT tx::text::bigint, rows, opsdash.log_block_match(bloom, $1, $2)
+    let mut blocks: Vec<(i64, i64, i64, i32, bool)> = sqlx::query_as(
+        "SELECT tx::text::bigint, first_id, last_id, rows,
+                opsdash.log_block_match(bloom, $1, $2)
            FROM opsdash.log_block
           WHERE max_ts >= $3 AND min_ts < $4",
     )
@@ -155,17 +183,38 @@ pub async fn narrowing(
     .bind(span_hi)
     .fetch_all(&mut *conn)
     .await?;
-    let total: i64 = blocks.iter().map(|b| i64::from(b.1)).sum();
-    let txs: Vec<i64> = blocks.iter().filter(|b| b.2).map(|b| b.0).collect();
-    let read: i64 = blocks.iter().filter(|b| b.2).map(|b| i64::from(b.1)).sum();
-    if total > 0 && read as f64 > total as f64 * MAX_CANDIDATE_SHARE {
+    blocks.sort_unstable();
+    let total: i64 = blocks.iter().map(|b| i64::from(b.3)).sum();
+    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
+    let (mut read, mut candidates) = (0i64, 0i64);
+    let mut previous_matched = false;
+    let mut previous_tx = None;
+    for (tx, first, last, rows, matched) in blocks {
+        if matched {
+            read += i64::from(rows);
+            candidates += 1;
+            match runs.last_mut() {
+                Some(run) if previous_matched && previous_tx == Some(tx) => run.2 = last,
+                _ => runs.push((tx, first, last)),
+            }
+        }
+        previous_matched = matched;
+        previous_tx = Some(tx);
+    }
+    // What walking newest first would read: everything for a count; for a page, about the
+    // share of the rows that holds `limit` matches if each candidate block holds one.
+    let walk = match limit {
+        None => total as f64,
+        Some(l) => total as f64 * (l as f64 / candidates.max(1) as f64).min(1.0),
+    };
+    if runs.len() > MAX_RUNS || (total > 0 && read as f64 > walk * READ_SHARE) {
         return Ok(None);
     }
     Ok(Some(Narrowing {
         from,
         to,
         sealed,
-        txs,
+        runs,
     }))
 }
 

@@ -395,7 +395,8 @@ pub async fn page(
     crate::query::log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
     let (since, until) = filter.time_bounds(Utc::now());
-    let open = crate::query::log_block::narrowing(&mut tx, filter, since, until).await?;
+    let open =
+        crate::query::log_block::narrowing(&mut tx, filter, since, until, Some(limit)).await?;
     let rows = page_query("", filter, open.as_ref(), before, limit)
         .build_query_as::<LogLine>()
         .fetch_all(&mut *tx)
