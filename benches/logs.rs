@@ -8,7 +8,7 @@
 //! - `query::logs::page`, the first 100 lines newest first (the query shape; no screen calls it).
 //!
 //! cargo bench --bench logs -- [--rows 1000000] [--secs 5] [--rates 5000,20000]
-//!                             [--skip-tail] [--skip-search] [--explain]
+//!                             [--skip-tail] [--skip-search] [--explain] [--open-day]
 //! The database is a throwaway embedded cluster (or OPSDASH_TEST_DATABASE_URL). The search rows
 //! are loaded as the ingest writer writes them (a COPY and its block summary per batch of
 //! `ingest.batch_size` rows), then the worker's seal job builds the ended days' search indexes,
@@ -44,6 +44,9 @@ struct Opts {
     search: bool,
     /// Print each search's plan (EXPLAIN ANALYZE) after its timings.
     explain: bool,
+    /// Every row in today's partition (stamped since midnight), which has no search index
+    /// until the day ends: the worst case for the blocks (a big file ingested during the day).
+    open_day: bool,
 }
 
 fn opts() -> Opts {
@@ -54,6 +57,7 @@ fn opts() -> Opts {
         tail: true,
         search: true,
         explain: false,
+        open_day: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -68,6 +72,7 @@ fn opts() -> Opts {
             "--skip-tail" => o.tail = false,
             "--skip-search" => o.search = false,
             "--explain" => o.explain = true,
+            "--open-day" => o.open_day = true,
             _ => {}
         }
         i += 1;
@@ -300,14 +305,23 @@ const WORDS: &[&str] = &[
     "render",
 ];
 
-async fn load(db: &Db, rows: usize) -> Result<()> {
+async fn load(db: &Db, rows: usize, open_day: bool) -> Result<()> {
     sqlx::query("SELECT opsdash.ensure_partitions((now() AT TIME ZONE 'UTC')::date - 7, (now() AT TIME ZONE 'UTC')::date)")
         .execute(&db.write)
         .await?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut conn = db.write.acquire().await?;
     let now = Utc::now();
-    let span_ms = 7 * 86_400_000i64;
+    let midnight = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let span_ms = if open_day {
+        (now - midnight).num_milliseconds().max(1)
+    } else {
+        7 * 86_400_000i64
+    };
     // One transaction per writer batch (`ingest.batch_size`'s default), each with its block
     // summary, as `opsdash ingest` writes.
     let chunk = Config::default().ingest.batch_size;
@@ -318,7 +332,7 @@ async fn load(db: &Db, rows: usize) -> Result<()> {
         let mut buf = LogBuf::with_capacity(n * 160);
         for i in 0..n {
             let k = done + i;
-            // Spread over 7 days, newest rows last.
+            // Spread over 7 days (or today so far), newest rows last.
             let ts =
                 now - chrono::Duration::milliseconds(span_ms - (k as i64 * span_ms / rows as i64));
             let level: i16 = match rng.gen_range(0..100) {
@@ -490,16 +504,29 @@ impl Engine {
     async fn explain(&self, db: &Db, f: &Filter) -> Result<()> {
         let mut conn = PgConnection::connect_with(&tail::reader_options(db)).await?;
         let snap = logs::snapshot(&mut conn).await?;
+        // As `tail_last` runs it: with the blocks' narrowing, in one snapshot.
+        let mut tx = conn.begin().await?;
+        opsdash::query::log_block::one_snapshot(&mut tx).await?;
+        let open = opsdash::query::log_block::narrowing(
+            &mut tx,
+            f,
+            Some(self.floor),
+            None,
+            Some(self.opts.capacity as i64),
+        )
+        .await?;
         let qb = logs::tail_query(
             EXPLAIN,
             TailCursor::default(),
             &snap,
             self.floor,
             Some(f),
+            open.as_ref(),
             logs::TailOrder::Newest,
             self.opts.capacity as i64,
         );
-        print_plan(&mut conn, qb).await?;
+        print_plan(&mut tx, qb).await?;
+        tx.rollback().await?;
         conn.close().await?;
         Ok(())
     }
@@ -554,7 +581,7 @@ const RUNS: usize = 5;
 
 async fn bench_search(o: &Opts) -> Result<()> {
     let t = TestDb::new().await?;
-    load(&t.db, o.rows).await?;
+    load(&t.db, o.rows, o.open_day).await?;
     let trace: String = sqlx::query_scalar(
         "SELECT trace_id FROM opsdash.log_event ORDER BY ts LIMIT 1 OFFSET 12345",
     )

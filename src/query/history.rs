@@ -78,7 +78,6 @@ pub async fn page(
     let mut tx = pool.begin().await?;
     log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
-    apply_budget(&mut tx, filter).await?;
     let open = log_block::narrowing(
         &mut tx,
         filter,
@@ -87,6 +86,7 @@ pub async fn page(
         Some(limit),
     )
     .await?;
+    apply_budget(&mut tx, filter).await?;
     let mut rows: Vec<LogLine> = page_query("", range, filter, open.as_ref(), dir, key, limit)
         .build_query_as()
         .fetch_all(&mut *tx)
@@ -203,6 +203,15 @@ pub async fn count(
     let mut tx = pool.begin().await?;
     log_block::one_snapshot(&mut tx).await?;
     no_jit(&mut tx).await?;
+    // Before the budget: it bounds the count, not this (a few milliseconds).
+    let open = log_block::narrowing(
+        &mut tx,
+        filter,
+        Some(range.from),
+        Some(range.until),
+        Some(cap.saturating_add(1)),
+    )
+    .await?;
     let budget = if filter.has_regex() {
         budget.min(REGEX_BUDGET)
     } else {
@@ -214,14 +223,6 @@ pub async fn count(
         .await?;
     // Counting stops at cap + 1 rows, so a huge range costs at most cap rows read (and the
     // budget bounds a slow filter whatever the rows).
-    let open = log_block::narrowing(
-        &mut tx,
-        filter,
-        Some(range.from),
-        Some(range.until),
-        Some(cap.saturating_add(1)),
-    )
-    .await?;
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT count(*) FROM (SELECT 1 FROM opsdash.log_event WHERE ",
     );

@@ -249,7 +249,16 @@ pub async fn tail_after<'c>(
 ) -> sqlx::Result<Vec<LogLine>> {
     fetch_tail(
         ex,
-        tail_query("", cursor, snap, floor, filter, TailOrder::Oldest, limit),
+        tail_query(
+            "",
+            cursor,
+            snap,
+            floor,
+            filter,
+            None,
+            TailOrder::Oldest,
+            limit,
+        ),
     )
     .await
 }
@@ -273,6 +282,7 @@ pub fn tail_query<'a>(
     snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&'a Filter>,
+    open: Option<&crate::query::log_block::Narrowing>,
     order: TailOrder,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
@@ -291,6 +301,9 @@ pub fn tail_query<'a>(
         .push_bind(cursor.id)
         .push(")");
     push_tail_bounds(&mut qb, snap, floor, filter);
+    if let Some(n) = open {
+        n.push(&mut qb);
+    }
     qb.push(format!(" ORDER BY {order_by} LIMIT "))
         .push_bind(limit);
     qb
@@ -326,19 +339,52 @@ pub async fn tail_of_tx<'c>(
 /// The newest `limit` rows by event time stamped at or after `since`, after `cursor`, from
 /// transactions `snap` saw finished, returned oldest first (by time): the initial fill of the
 /// tail (`since` the range's start), and the catch-up after a long pause.
-pub async fn tail_last<'c>(
-    ex: impl PgExecutor<'c>,
+///
+/// A filter the block summaries can narrow (`query::log_block`) is read in one REPEATABLE READ
+/// transaction with its narrowing: a rare word's fill then reads the candidate rows of the days
+/// not indexed yet instead of walking them all.
+pub async fn tail_last(
+    conn: &mut sqlx::PgConnection,
     after: TailCursor,
     snap: &TailSnapshot,
     since: DateTime<Utc>,
     filter: Option<&Filter>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    let mut rows = fetch_tail(
-        ex,
-        tail_query("", after, snap, since, filter, TailOrder::Newest, limit),
-    )
-    .await?;
+    use crate::query::log_block;
+    let mut rows = match filter.filter(|f| !f.block_probes().is_empty()) {
+        Some(f) => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            log_block::one_snapshot(&mut tx).await?;
+            let open = log_block::narrowing(&mut tx, f, Some(since), None, Some(limit)).await?;
+            let q = tail_query(
+                "",
+                after,
+                snap,
+                since,
+                filter,
+                open.as_ref(),
+                TailOrder::Newest,
+                limit,
+            );
+            let rows = fetch_tail(&mut *tx, q).await?;
+            tx.commit().await?;
+            rows
+        }
+        None => {
+            let q = tail_query(
+                "",
+                after,
+                snap,
+                since,
+                filter,
+                None,
+                TailOrder::Newest,
+                limit,
+            );
+            fetch_tail(conn, q).await?
+        }
+    };
     rows.reverse();
     Ok(rows)
 }
