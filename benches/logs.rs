@@ -521,8 +521,7 @@ impl Engine {
             &snap,
             self.floor,
             Some(f),
-            open.as_ref(),
-            logs::TailOrder::Newest,
+            logs::TailOrder::Newest(open.as_ref()),
             self.opts.capacity as i64,
         );
         print_plan(&mut tx, qb).await?;

@@ -316,7 +316,6 @@ async fn tail_read_skips_old_partitions_and_seeks_the_cursor_index() -> anyhow::
         &snap,
         floor,
         None,
-        None,
         opsdash::query::logs::TailOrder::Oldest,
         2000,
     );

@@ -249,28 +249,20 @@ pub async fn tail_after<'c>(
 ) -> sqlx::Result<Vec<LogLine>> {
     fetch_tail(
         ex,
-        tail_query(
-            "",
-            cursor,
-            snap,
-            floor,
-            filter,
-            None,
-            TailOrder::Oldest,
-            limit,
-        ),
+        tail_query("", cursor, snap, floor, filter, TailOrder::Oldest, limit),
     )
     .await
 }
 
 /// Which end of the rows after a cursor a tail read takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TailOrder {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TailOrder<'n> {
     /// The next rows in (tx, id) order: following the stream (`tail_after`).
     Oldest,
     /// The newest rows by event time (`ts`, then `id`), newest first: the initial fill and
-    /// the catch-up (`tail_last`).
-    Newest,
+    /// the catch-up (`tail_last`), narrowed over the days not indexed yet when the filter
+    /// allows (`query::log_block`).
+    Newest(Option<&'n crate::query::log_block::Narrowing>),
 }
 
 /// The statement of `tail_after` (`Oldest`) and `tail_last` (`Newest`) after `prefix`
@@ -282,7 +274,6 @@ pub fn tail_query<'a>(
     snap: &TailSnapshot,
     floor: DateTime<Utc>,
     filter: Option<&'a Filter>,
-    open: Option<&crate::query::log_block::Narrowing>,
     order: TailOrder,
     limit: i64,
 ) -> QueryBuilder<'a, Postgres> {
@@ -291,7 +282,7 @@ pub fn tail_query<'a>(
     // committed in (a fill in commit order kept rows committed last, however old their time).
     let order_by = match order {
         TailOrder::Oldest => "log_event.tx ASC, log_event.id ASC",
-        TailOrder::Newest => "ts DESC, id DESC",
+        TailOrder::Newest(_) => "ts DESC, id DESC",
     };
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "{prefix}SELECT {TAIL_COLUMNS} FROM opsdash.log_event WHERE (tx, id) > ("
@@ -301,7 +292,7 @@ pub fn tail_query<'a>(
         .push_bind(cursor.id)
         .push(")");
     push_tail_bounds(&mut qb, snap, floor, filter);
-    if let Some(n) = open {
+    if let TailOrder::Newest(Some(n)) = order {
         n.push(&mut qb);
     }
     qb.push(format!(" ORDER BY {order_by} LIMIT "))
@@ -363,8 +354,7 @@ pub async fn tail_last(
                 snap,
                 since,
                 filter,
-                open.as_ref(),
-                TailOrder::Newest,
+                TailOrder::Newest(open.as_ref()),
                 limit,
             );
             let rows = fetch_tail(&mut *tx, q).await?;
@@ -378,8 +368,7 @@ pub async fn tail_last(
                 snap,
                 since,
                 filter,
-                None,
-                TailOrder::Newest,
+                TailOrder::Newest(None),
                 limit,
             );
             fetch_tail(conn, q).await?
