@@ -277,6 +277,13 @@ impl RawAttrs {
         let text = &self.text;
         for (i, f) in self.fields.iter_mut().enumerate() {
             let key = &text[f.key.0 as usize..f.key.1 as usize];
+            if let (Val::Plain(_, b), true) = (&f.val, f.member) {
+                // Nearly every field of a journald entry: asked as one piece.
+                let member = &text[f.key.0 as usize - 1..*b as usize + 1];
+                if r.member_unchanged(member, key.len()) {
+                    continue;
+                }
+            }
             match &mut f.val {
                 Val::Json(v) if v.is_null() => {}
                 _ if r.is_secret_key(key) => {
