@@ -146,7 +146,13 @@ impl<'a> Scanner<'a> {
             self.pos = at + 1;
             return Some(Cow::Borrowed(&self.json[start..at]));
         }
-        let mut out = String::with_capacity(at - start + 16);
+        // The closing quote first (the byte after a backslash is never it), for the room the
+        // text needs at most: an escape is never shorter than what it stands for.
+        let mut end = at;
+        while b[end] == b'\\' {
+            end = quote_or_backslash(b, (end + 2).min(b.len()))?;
+        }
+        let mut out = String::with_capacity(end - start);
         out.push_str(&self.json[start..at]);
         loop {
             // `at` is on a backslash.
