@@ -690,18 +690,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod cost_probe {
-    #[test]
-    #[ignore]
-    fn cursor_probe() {
-        let r = super::Redactor::new(&crate::config::IngestConfig::default()).unwrap();
-        let c = "s=dc28c875a9f9456c8f662f51641dd37c;i=1;b=3f1c2a8e9b7d4c61a0e5f2b3c4d5e6f7;m=4d78a87;t=6286908d51580;x=9f0fd9eb36c4f6ac";
-        let mut n = 0;
-        for _ in 0..1000 {
-            n += r.json_str(std::hint::black_box(c)).map_or(0, |s| s.len());
-        }
-        assert_eq!(n, 0);
-    }
-}
