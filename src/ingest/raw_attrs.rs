@@ -340,28 +340,31 @@ impl RawAttrs {
     pub fn redact(&mut self, r: &super::redact::Redactor) {
         let mut changed: Vec<(usize, Value)> = Vec::new();
         let text = &self.text;
-        for (i, f) in self.fields.iter_mut().enumerate() {
-            let key = &text[f.key.0 as usize..f.key.1 as usize];
-            if let (Val::Plain(_, b), true) = (&f.val, f.member) {
-                // Nearly every field of a journald entry: asked as one piece.
-                let member = &text[f.key.0 as usize - 1..*b as usize + 1];
-                if r.member_unchanged(member, key.len()) {
-                    continue;
-                }
-            }
-            match &mut f.val {
-                Val::Json(v) if v.is_null() => {}
-                _ if r.is_secret_key(key) => {
-                    changed.push((i, Value::String(super::redact::MASK.into())))
-                }
-                Val::Plain(a, b) => {
-                    if let Some(s) = r.json_str(&text[*a as usize..*b as usize]) {
-                        changed.push((i, Value::String(s)));
+        let fields = &mut self.fields;
+        r.with_members(|members| {
+            for (i, f) in fields.iter_mut().enumerate() {
+                let key = &text[f.key.0 as usize..f.key.1 as usize];
+                if let (Val::Plain(_, b), true) = (&f.val, f.member) {
+                    // Nearly every field of a journald entry: asked as one piece.
+                    let member = &text[f.key.0 as usize - 1..*b as usize + 1];
+                    if members.unchanged(member, key.len()) {
+                        continue;
                     }
                 }
-                Val::Json(v) => r.json(v),
+                match &mut f.val {
+                    Val::Json(v) if v.is_null() => {}
+                    _ if r.is_secret_key(key) => {
+                        changed.push((i, Value::String(super::redact::MASK.into())))
+                    }
+                    Val::Plain(a, b) => {
+                        if let Some(s) = r.json_str(&text[*a as usize..*b as usize]) {
+                            changed.push((i, Value::String(s)));
+                        }
+                    }
+                    Val::Json(v) => r.json(v),
+                }
             }
-        }
+        });
         for (i, v) in changed {
             let val = self.val_of(v);
             self.fields[i].val = val;

@@ -139,6 +139,40 @@ fn member_slot(m: &[u8]) -> usize {
     (h >> 40) as usize & (MEMO_MEMBERS - 1)
 }
 
+/// A redactor with its thread's memo of clean members (`Redactor::with_members`).
+pub struct Members<'a> {
+    r: &'a Redactor,
+    memo: &'a mut [MemberSlot],
+}
+
+impl Members<'_> {
+    /// Whether a field given as its JSON member `"key":"value"` (key and value plain, the key
+    /// `key_len` bytes) stays as it is: its key is not secret and redaction leaves its value
+    /// unchanged (`is_secret_key`, `json_str`).
+    pub fn unchanged(&mut self, member: &str, key_len: usize) -> bool {
+        let ask = || {
+            let key = &member[1..=key_len];
+            let value = &member[key_len + 4..member.len() - 1];
+            !self.r.is_secret_key(key) && self.r.json_str(value).is_none()
+        };
+        let len = member.len();
+        if len > MEMO_MEMBER_LEN {
+            return ask();
+        }
+        let slot = &self.memo[member_slot(member.as_bytes())];
+        if usize::from(slot.len) == len && slot.text[..len] == *member.as_bytes() {
+            return true;
+        }
+        if !ask() {
+            return false;
+        }
+        let slot = &mut self.memo[member_slot(member.as_bytes())];
+        slot.len = len as u8;
+        slot.text[..len].copy_from_slice(member.as_bytes());
+        true
+    }
+}
+
 pub struct Redactor {
     /// This redactor's number for `SECRET_KEYS`.
     id: u64,
@@ -293,39 +327,17 @@ impl Redactor {
         None
     }
 
-    /// Whether a field given as its JSON member `"key":"value"` (key and value plain, the key
-    /// `key_len` bytes) stays as it is: its key is not secret and redaction leaves its value
-    /// unchanged (`is_secret_key`, `json_str`). Remembered per thread (`CLEAN_MEMBERS`).
-    pub fn member_unchanged(&self, member: &str, key_len: usize) -> bool {
-        let key = &member[1..=key_len];
-        let value = &member[key_len + 4..member.len() - 1];
-        let unchanged = || !self.is_secret_key(key) && self.json_str(value).is_none();
-        let len = member.len();
-        if len > MEMO_MEMBER_LEN {
-            return unchanged();
-        }
-        let at = member_slot(member.as_bytes());
-        let known = CLEAN_MEMBERS.with_borrow_mut(|(id, memo)| {
+    /// Runs `f` with this thread's memo of clean members (`CLEAN_MEMBERS`) at hand, taken
+    /// once for all the fields of an entry.
+    pub fn with_members<T>(&self, f: impl FnOnce(&mut Members<'_>) -> T) -> T {
+        CLEAN_MEMBERS.with_borrow_mut(|(id, memo)| {
             if *id != self.id || memo.is_empty() {
                 memo.clear();
                 memo.resize(MEMO_MEMBERS, EMPTY_MEMBER);
                 *id = self.id;
             }
-            let slot = &memo[at];
-            usize::from(slot.len) == len && slot.text[..len] == *member.as_bytes()
-        });
-        if known {
-            return true;
-        }
-        if !unchanged() {
-            return false;
-        }
-        CLEAN_MEMBERS.with_borrow_mut(|(_, memo)| {
-            let slot = &mut memo[at];
-            slot.len = len as u8;
-            slot.text[..len].copy_from_slice(member.as_bytes());
-        });
-        true
+            f(&mut Members { r: self, memo })
+        })
     }
 
     /// Redacts a string in place.
@@ -456,12 +468,12 @@ mod tests {
                     let key = &m[1..=key_len];
                     let value = &m[key_len + 4..m.len() - 1];
                     let want = !r.is_secret_key(key) && r.json_str(value).is_none();
-                    assert_eq!(r.member_unchanged(m, key_len), want, "{m}");
+                    assert_eq!(r.with_members(|c| c.unchanged(m, key_len)), want, "{m}");
                 }
             }
         }
-        assert!(plain.member_unchanged(members[0], 13));
-        assert!(!ruled.member_unchanged(members[0], 13));
+        assert!(plain.with_members(|c| c.unchanged(members[0], 13)));
+        assert!(!ruled.with_members(|c| c.unchanged(members[0], 13)));
     }
 
     proptest! {
