@@ -25,6 +25,9 @@ use super::pipeline::INVALID_UTF8_ATTR;
 use super::raw_attrs::RawAttrs;
 use super::syslog::severity_level;
 
+mod scan;
+use scan::Scanner;
+
 /// Fields left out of attrs: journal bookkeeping (cursor, sequence numbers, monotonic clocks,
 /// boot and machine ids, stream ids, capability masks) and the times and raw copies that the
 /// row's columns already hold.
@@ -219,7 +222,66 @@ impl<'de> Visitor<'de> for EntrySeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
-        let mut e = Entry {
+        let mut e = Entry::new(self.attrs);
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            match role(&key) {
+                Role::Dropped => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                role => {
+                    let v = map.next_value::<Field>()?;
+                    e.put(role, &key, v, None);
+                }
+            }
+        }
+        Ok(e)
+    }
+}
+
+/// What a field of an entry is for.
+#[derive(Clone, Copy)]
+enum Role {
+    Message,
+    Priority,
+    Realtime,
+    SourceRealtime,
+    Hostname,
+    Identifier,
+    Cursor,
+    Dropped,
+    /// Kept in attrs; `open` also reads the ones it names.
+    Kept(Option<Watched>),
+}
+
+#[derive(Clone, Copy)]
+enum Watched {
+    Pid,
+    Comm,
+    Unit,
+    LineBreak,
+}
+
+fn role(key: &str) -> Role {
+    match key {
+        "MESSAGE" => Role::Message,
+        "PRIORITY" => Role::Priority,
+        "__REALTIME_TIMESTAMP" => Role::Realtime,
+        "_SOURCE_REALTIME_TIMESTAMP" => Role::SourceRealtime,
+        "_HOSTNAME" => Role::Hostname,
+        "SYSLOG_IDENTIFIER" => Role::Identifier,
+        "__CURSOR" => Role::Cursor,
+        k if is_dropped(k) => Role::Dropped,
+        "_PID" => Role::Kept(Some(Watched::Pid)),
+        "_COMM" => Role::Kept(Some(Watched::Comm)),
+        "_SYSTEMD_UNIT" => Role::Kept(Some(Watched::Unit)),
+        "_LINE_BREAK" => Role::Kept(Some(Watched::LineBreak)),
+        _ => Role::Kept(None),
+    }
+}
+
+impl<'a> Entry<'a> {
+    fn new(attrs: RawAttrs) -> Entry<'a> {
+        Entry {
             message: None,
             priority: None,
             realtime: None,
@@ -227,54 +289,72 @@ impl<'de> Visitor<'de> for EntrySeed {
             hostname: None,
             identifier: None,
             cursor: None,
-            attrs: self.attrs,
+            attrs,
             pid: Seen::Absent,
             comm: Seen::Absent,
             unit: Seen::Absent,
             line_break: Seen::Absent,
-        };
-        while let Some(Key(key)) = map.next_key::<Key>()? {
-            let slot = match key.as_ref() {
-                "MESSAGE" => &mut e.message,
-                "PRIORITY" => &mut e.priority,
-                "__REALTIME_TIMESTAMP" => &mut e.realtime,
-                "_SOURCE_REALTIME_TIMESTAMP" => &mut e.source_realtime,
-                "_HOSTNAME" => &mut e.hostname,
-                "SYSLOG_IDENTIFIER" => &mut e.identifier,
-                "__CURSOR" => &mut e.cursor,
-                k if is_dropped(k) => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                k => {
-                    let seen = match k {
-                        "_PID" => Some(&mut e.pid),
-                        "_COMM" => Some(&mut e.comm),
-                        "_SYSTEMD_UNIT" => Some(&mut e.unit),
-                        "_LINE_BREAK" => Some(&mut e.line_break),
-                        _ => None,
-                    };
-                    match map.next_value::<Field>()? {
-                        Field::Str(Cow::Borrowed(v)) => {
-                            e.attrs.push_plain(&key, v);
-                            if let Some(seen) = seen {
-                                *seen = Seen::Str(v);
-                            }
+        }
+    }
+
+    /// Takes one field (not a dropped one): a column's value (a field given twice keeps its
+    /// last value), or a kept field, copied as `whole` (the member `"key":"value"` as the line
+    /// has it) when there is one.
+    fn put(&mut self, role: Role, key: &str, v: Field<'a>, whole: Option<&'a str>) {
+        let slot = match role {
+            Role::Message => &mut self.message,
+            Role::Priority => &mut self.priority,
+            Role::Realtime => &mut self.realtime,
+            Role::SourceRealtime => &mut self.source_realtime,
+            Role::Hostname => &mut self.hostname,
+            Role::Identifier => &mut self.identifier,
+            Role::Cursor => &mut self.cursor,
+            Role::Dropped => return,
+            Role::Kept(watched) => {
+                let seen = watched.map(|w| match w {
+                    Watched::Pid => &mut self.pid,
+                    Watched::Comm => &mut self.comm,
+                    Watched::Unit => &mut self.unit,
+                    Watched::LineBreak => &mut self.line_break,
+                });
+                match v {
+                    Field::Str(Cow::Borrowed(v)) => {
+                        match whole {
+                            Some(m) => self.attrs.push_member(m, key.len()),
+                            None => self.attrs.push_plain(key, v),
                         }
-                        v => {
-                            e.attrs.push_value(&key, v.into_value());
-                            if let Some(seen) = seen {
-                                *seen = Seen::Ask;
-                            }
+                        if let Some(seen) = seen {
+                            *seen = Seen::Str(v);
                         }
                     }
-                    continue;
+                    v => {
+                        self.attrs.push_value(key, v.into_value());
+                        if let Some(seen) = seen {
+                            *seen = Seen::Ask;
+                        }
+                    }
                 }
-            };
-            *slot = Some(map.next_value::<Field>()?);
-        }
-        Ok(e)
+                return;
+            }
+        };
+        *slot = Some(v);
     }
+}
+
+/// Reads an entry with `Scanner`; None when it gave up (`e` is then to be dropped).
+fn scan_entry<'a>(json: &'a str, e: &mut Entry<'a>) -> Option<()> {
+    let mut s = Scanner::new(json)?;
+    while let Some(key) = s.key()? {
+        match role(&key) {
+            Role::Dropped => s.skip_value()?,
+            role => {
+                let v = s.value()?;
+                let whole = s.whole_member();
+                e.put(role, &key, v, whole);
+            }
+        }
+    }
+    Some(())
 }
 
 /// `DROPPED.contains(k)` as one match (compiled to a switch on length and bytes rather than a
@@ -348,17 +428,24 @@ fn number_of(f: &Field) -> Option<i64> {
 /// Opens one `journalctl -o json` line; Err when it is not a journal entry. The text borrows
 /// from the line when MESSAGE is a string without escapes.
 pub fn open(line: &str) -> Result<Envelope<'_>, String> {
+    open_with(line, true)
+}
+
+/// `open`, reading the entry with `Scanner` first (`scan`) or with serde only.
+fn open_with(line: &str, scan: bool) -> Result<Envelope<'_>, String> {
     let json = line.trim_start_matches(RS);
-    let mut de = serde_json::Deserializer::from_str(json);
     // Room for the kept fields (about half the line: the dropped ones and the columns are the
     // rest), within glibc's per-thread cache of small blocks.
-    let seed = EntrySeed {
-        attrs: RawAttrs::with_capacity((json.len() / 2).min(1000), 16),
-    };
-    let mut e = seed
-        .deserialize(&mut de)
-        .and_then(|e| de.end().map(|()| e))
-        .map_err(|err| format!("journald: {err}"))?;
+    let mut e = Entry::new(RawAttrs::with_capacity((json.len() / 2).min(1000), 16));
+    if !scan || scan_entry(json, &mut e).is_none() {
+        let mut attrs = std::mem::take(&mut e.attrs);
+        attrs.clear();
+        let mut de = serde_json::Deserializer::from_str(json);
+        e = EntrySeed { attrs }
+            .deserialize(&mut de)
+            .and_then(|e| de.end().map(|()| e))
+            .map_err(|err| format!("journald: {err}"))?;
+    }
     if e.message.is_none() && e.realtime.is_none() {
         return Err("journald: an entry has MESSAGE or __REALTIME_TIMESTAMP".into());
     }
@@ -568,6 +655,110 @@ mod tests {
             assert!(a.raw_attrs.to_map().contains_key("__CURSOR"));
             for b in &empty[i + 1..] {
                 assert_ne!(a.raw_attrs.to_map(), b.raw_attrs.to_map());
+            }
+        }
+    }
+
+    /// The scanner reads what serde reads: the same envelope, attrs byte for byte, and the
+    /// same error (serde's: the scanner gives such lines up).
+    fn same_both_ways(line: &str) {
+        assert_eq!(open_with(line, true), open_with(line, false), "{line}");
+    }
+
+    #[test]
+    fn the_scanner_and_serde_agree_on_the_fixtures() {
+        let seq = include_str!("../../tests/fixtures/sources/journald/json-seq.txt");
+        for line in FIXTURE.lines().chain(seq.lines()) {
+            same_both_ways(line);
+            let json = line.trim_start_matches(RS);
+            let mut e = Entry::new(RawAttrs::default());
+            assert!(
+                scan_entry(json, &mut e).is_some(),
+                "journalctl's output is scanned: {line}"
+            );
+            // Cut anywhere: a malformed line.
+            for cut in (0..line.len())
+                .step_by(7)
+                .filter(|&c| line.is_char_boundary(c))
+            {
+                same_both_ways(&line[..cut]);
+            }
+        }
+        for line in [
+            r#"{}"#,
+            r#"{"MESSAGE":"a"}  "#,
+            r#"{"MESSAGE":"a"} x"#,
+            "{\"MESSAGE\":\"a\"}\n",
+            r#" {"MESSAGE":"a"}"#,
+            r#"{"MESSAGE" : "a", "_PID":"1"}"#,
+            r#"{"MESSAGE":"\ud83d\ude00 \ud800 x","_PID":"\u0031"}"#,
+            r#"{"MESSAGE":"\ud83d\ude00","_PID":"1"}"#,
+            r#"{"MESSAGE":"\q"}"#,
+            r#"{"MESSAGE":"\u12"}"#,
+            r#"{"MESSAGE":"\u00E9\u00e9\/\b\f\n\r\t\"\\"}"#,
+            r#"{"MESSAGE":[104,105],"_X":[0,255,256,999],"_Y":[01],"_Z":[1000]}"#,
+            r#"{"MESSAGE":[],"_X":[1,]}"#,
+            r#"{"MESSAGE":[1.5]}"#,
+            r#"{"MESSAGE":[-1]}"#,
+            r#"{"MESSAGE":["a",[98]],"N":5,"B":true,"O":{"k":"v"},"Z":null}"#,
+            r#"{"MESSAGE":"m","\u005fPID":"2","k\"q":"v","__CURSOR":"c\"","__SEQNUM":"\u00"}"#,
+            r#"{"MESSAGE":"m","MESSAGE":"n","_PID":"1","_PID":"2","__REALTIME_TIMESTAMP":"1"}"#,
+            r#"{"MESSAGE":"","__CURSOR":"s=1;i=2","_SOURCE_REALTIME_TIMESTAMP":"17"}"#,
+            "{\"MESSAGE\":\"tab\there\"}",
+            "{\"MESSAGE\":\"caf\u{e9} \u{2713}\",\"_COMM\":\"\u{7f}\"}",
+            r#"{"MESSAGE":"a","_PID":"1""#,
+            r#"{"MESSAGE":"a",}"#,
+            r#"{"MESSAGE":"a","#,
+            r#"{"MESSAGE""#,
+            r#"{""#,
+            r#"{"#,
+            "",
+        ] {
+            same_both_ways(line);
+        }
+    }
+
+    use proptest::strategy::Just;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn the_scanner_and_serde_agree(
+            members in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "MESSAGE", "PRIORITY", "_PID", "_COMM", "_SYSTEMD_UNIT", "_LINE_BREAK",
+                        "__CURSOR", "_BOOT_ID", "__REALTIME_TIMESTAMP", "_HOSTNAME",
+                        "SYSLOG_IDENTIFIER", "_SOURCE_REALTIME_TIMESTAMP", "CODE_FILE", "K\\u0041",
+                    ]),
+                    proptest::prop_oneof![
+                        6 => "\"[a-zA-Z0-9 =:._/@;-]{0,40}\"",
+                        3 => "\"([a-z]|\\\\[\"\\\\/bfnrt]|\\\\u00[0-9a-f]{2}|\\\\u[1-9a-cefA-CEF][0-9a-fA-F]{3}){0,6}\"",
+                        // Invalid escapes, surrogates.
+                        1 => "\"([a-z]|\\\\[\"\\\\/bfnrtxu]|\\\\u[0-9a-fA-F]{4}|\\\\u[dD][89abAB][0-9a-f]{2}){0,8}\"",
+                        2 => "\\[([1-9][0-9]{0,2},){0,4}[0-9]\\]",
+                        1 => "\\[([0-9]{1,4},){0,4}[0-9]{1,4}\\]",
+                        1 => "(null|true|-?[0-9]{1,3}(\\.[0-9])?|\\[\\]|\\{\\})",
+                    ],
+                    // journalctl writes no spaces; other writers may.
+                    proptest::prop_oneof![
+                        28 => Just(""),
+                        1 => Just(" "),
+                        1 => Just("\t"),
+                    ],
+                ),
+                0..12,
+            ),
+            cut in 0usize..2000,
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v, sp)| format!("\"{k}\":{sp}{v}"))
+                .collect();
+            let line = format!("{{{}}}", body.join(","));
+            same_both_ways(&line);
+            if line.is_char_boundary(cut.min(line.len())) {
+                same_both_ways(&line[..cut.min(line.len())]);
             }
         }
     }

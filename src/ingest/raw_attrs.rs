@@ -61,6 +61,38 @@ pub struct RawAttrs {
     sorted: bool,
 }
 
+/// Entries of more fields are sorted without `ORDERS`.
+const MAX_ORDERED: usize = 64;
+/// Slots of `ORDERS` (a power of two, at most 64).
+const ORDER_SLOTS: usize = 64;
+
+thread_local! {
+    /// Orders (field indices, the first `.0` of `.1`) that sorted the fields of this thread's
+    /// recent entries, direct-mapped by a hash of the entry's key prefixes in the line's order.
+    static ORDERS: std::cell::RefCell<Vec<(u8, [u8; MAX_ORDERED])>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reorders `fields` (at most `MAX_ORDERED`) so that the field at `order[k]` comes k-th, in place: each
+/// cycle of the permutation is followed by swaps.
+fn permute(fields: &mut [Field], order: &[u8]) {
+    debug_assert!(fields.len() == order.len() && fields.len() <= MAX_ORDERED);
+    let mut done = 0u64;
+    for start in 0..fields.len() {
+        let mut k = start;
+        while done & (1 << k) == 0 {
+            done |= 1 << k;
+            let from = usize::from(order[k]);
+            if from == start {
+                break;
+            }
+            // Position k takes its field; the field that stood at `start` moves on to `from`.
+            fields.swap(k, from);
+            k = from;
+        }
+    }
+}
+
 /// Whether a string's JSON text is the string between quotes, which COPY's text format takes as
 /// is: no byte that JSON or COPY escapes.
 pub fn is_plain(s: &str) -> bool {
@@ -141,6 +173,34 @@ impl RawAttrs {
         self.sorted = false;
     }
 
+    /// `push_plain` of a member as a line has it: `"key":"value"`, the key `key_len` bytes,
+    /// both plain (`is_plain`). One copy instead of five.
+    pub fn push_member(&mut self, member: &str, key_len: usize) {
+        debug_assert!(member.len() >= key_len + 5);
+        let start = self.text.len() as u32;
+        let key = (start + 1, start + 1 + key_len as u32);
+        let val = (key.1 + 3, start + member.len() as u32 - 1);
+        debug_assert!(member.starts_with('"') && &member[key_len + 1..key_len + 4] == "\":\"");
+        debug_assert!(
+            is_plain(&member[1..=key_len]) && is_plain(&member[key_len + 4..member.len() - 1])
+        );
+        self.text.push_str(member);
+        self.fields.push(Field {
+            key,
+            prefix: prefix(&member[1..=key_len]),
+            val: Val::Plain(val.0, val.1),
+            member: true,
+        });
+        self.sorted = false;
+    }
+
+    /// No fields, the room kept.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+        self.sorted = true;
+    }
+
     /// Appends a field of any value, before `finish`.
     pub fn push_value(&mut self, key: &str, value: Value) {
         let prefix = prefix(key);
@@ -171,14 +231,47 @@ impl RawAttrs {
         if self.sorted {
             return;
         }
+        let n = self.fields.len();
         let text = &self.text;
         let key = |f: &Field| &text[f.key.0 as usize..f.key.1 as usize];
-        // Stable: fields of one key stay in the line's order, and the last is kept.
-        self.fields
-            .sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
-        let n = self.fields.len();
+        let cmp = |a: &Field, b: &Field| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b)));
+        let unique = if n <= MAX_ORDERED {
+            // The entries of one source come with their fields in one of a few orders: the
+            // order that sorted the last entry of this sequence of keys (by their prefixes) is
+            // tried first, n - 1 compares where a sort makes several times as many. It fits
+            // when it puts the keys in strictly increasing order: then no key is repeated and
+            // it is the order the sort gives.
+            const K: u64 = 0x9e37_79b9_7f4a_7c15;
+            let h = self
+                .fields
+                .iter()
+                .fold(n as u64, |h, f| (h ^ f.prefix).wrapping_mul(K));
+            let fields = &mut self.fields;
+            ORDERS.with_borrow_mut(|slots| {
+                if slots.is_empty() {
+                    slots.resize(ORDER_SLOTS, (0, [0; MAX_ORDERED]));
+                }
+                let (len, order) = &mut slots[(h >> 58) as usize % ORDER_SLOTS];
+                let order = &mut order[..n];
+                let fits = usize::from(*len) == n
+                    && order.windows(2).all(|w| {
+                        cmp(&fields[usize::from(w[0])], &fields[usize::from(w[1])]).is_lt()
+                    });
+                if !fits {
+                    // Stable: fields of one key stay in the line's order, and the last is kept.
+                    order.iter_mut().enumerate().for_each(|(i, o)| *o = i as u8);
+                    order.sort_by(|&a, &b| cmp(&fields[usize::from(a)], &fields[usize::from(b)]));
+                    *len = n as u8;
+                }
+                permute(fields, order);
+                fits
+            })
+        } else {
+            self.fields.sort_by(cmp);
+            false
+        };
         let same = |a: &Field, b: &Field| a.prefix == b.prefix && key(a) == key(b);
-        if (1..n).any(|i| same(&self.fields[i - 1], &self.fields[i])) {
+        if !unique && (1..n).any(|i| same(&self.fields[i - 1], &self.fields[i])) {
             let mut kept: Vec<Field> = Vec::with_capacity(n);
             for f in std::mem::take(&mut self.fields) {
                 match kept.last_mut() {
@@ -247,21 +340,31 @@ impl RawAttrs {
     pub fn redact(&mut self, r: &super::redact::Redactor) {
         let mut changed: Vec<(usize, Value)> = Vec::new();
         let text = &self.text;
-        for (i, f) in self.fields.iter_mut().enumerate() {
-            let key = &text[f.key.0 as usize..f.key.1 as usize];
-            match &mut f.val {
-                Val::Json(v) if v.is_null() => {}
-                _ if r.is_secret_key(key) => {
-                    changed.push((i, Value::String(super::redact::MASK.into())))
-                }
-                Val::Plain(a, b) => {
-                    if let Some(s) = r.json_str(&text[*a as usize..*b as usize]) {
-                        changed.push((i, Value::String(s)));
+        let fields = &mut self.fields;
+        r.with_members(|members| {
+            for (i, f) in fields.iter_mut().enumerate() {
+                let key = &text[f.key.0 as usize..f.key.1 as usize];
+                if let (Val::Plain(_, b), true) = (&f.val, f.member) {
+                    // Nearly every field of a journald entry: asked as one piece.
+                    let member = &text[f.key.0 as usize - 1..*b as usize + 1];
+                    if members.unchanged(member, key.len()) {
+                        continue;
                     }
                 }
-                Val::Json(v) => r.json(v),
+                match &mut f.val {
+                    Val::Json(v) if v.is_null() => {}
+                    _ if r.is_secret_key(key) => {
+                        changed.push((i, Value::String(super::redact::MASK.into())))
+                    }
+                    Val::Plain(a, b) => {
+                        if let Some(s) = r.json_str(&text[*a as usize..*b as usize]) {
+                            changed.push((i, Value::String(s)));
+                        }
+                    }
+                    Val::Json(v) => r.json(v),
+                }
             }
-        }
+        });
         for (i, v) in changed {
             let val = self.val_of(v);
             self.fields[i].val = val;
@@ -429,6 +532,53 @@ mod tests {
         }
         for s in ["a\"", "a\\", "a\tb", "\u{1b}"] {
             assert!(!is_plain(s));
+        }
+    }
+
+    proptest::proptest! {
+        /// Entries one after another on one thread, most with the fields of the one before
+        /// in the same order (the order that sorted it is tried first), some with repeated
+        /// keys or other keys: each comes out sorted, each key once with its last value.
+        #[test]
+        fn finish_sorts_whatever_order_came_before(
+            entries in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0usize..12, 0u8..4), 0..20),
+                    0usize..4,
+                ),
+                1..12,
+            ),
+        ) {
+            const KEYS: [&str; 12] = [
+                "_PID", "_UID", "_SYSTEMD_UNIT", "_SYSTEMD_SLICE", "_SYSTEMD_CGROUP", "_COMM",
+                "A", "AB", "_SYSTEMD", "_SYSTEMD_", "CODE_FILE", "é",
+            ];
+            let mut last: Vec<(usize, u8)> = Vec::new();
+            for (fields, repeat) in entries {
+                // Half of the entries repeat the one before (another value for each field).
+                let fields = if repeat < 2 && !last.is_empty() {
+                    last.iter().map(|&(k, v)| (k, v + 1)).collect()
+                } else {
+                    fields
+                };
+                let mut r = RawAttrs::default();
+                let mut want: std::collections::BTreeMap<&str, String> = Default::default();
+                for &(k, v) in &fields {
+                    r.push_plain(KEYS[k], &v.to_string());
+                    want.insert(KEYS[k], v.to_string());
+                }
+                r.finish();
+                let got: Vec<(&str, String)> = r
+                    .fields
+                    .iter()
+                    .map(|f| match r.val(f) {
+                        Merged::Plain(s) => (r.key(f), s.to_string()),
+                        Merged::Value(v) => (r.key(f), v.to_string()),
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+                last = fields;
+            }
         }
     }
 

@@ -96,6 +96,83 @@ thread_local! {
     static CLEAN_VALUES: RefCell<(u64, Vec<CleanSlot>)> = const { RefCell::new((0, Vec::new())) };
 }
 
+/// Plain JSON members (`"key":"value"`) up to this long are remembered when redaction leaves
+/// them as they are.
+const MEMO_MEMBER_LEN: usize = 128;
+/// Slots of that memo per thread (a power of two).
+const MEMO_MEMBERS: usize = 512;
+
+/// A member known to need no redaction: `len` bytes of `text` (`len` 0: an empty slot).
+#[derive(Clone, Copy)]
+struct MemberSlot {
+    len: u8,
+    text: [u8; MEMO_MEMBER_LEN],
+}
+
+const EMPTY_MEMBER: MemberSlot = MemberSlot {
+    len: 0,
+    text: [0; MEMO_MEMBER_LEN],
+};
+
+thread_local! {
+    /// Clean members of the redactor numbered `.0`, direct-mapped as `CLEAN_VALUES`. A
+    /// journald entry's kept fields come as such members, nearly all of them the same from
+    /// entry to entry: one lookup of the whole member replaces the key's and the value's (and
+    /// takes values too long for `CLEAN_VALUES`, such as command lines).
+    static CLEAN_MEMBERS: RefCell<(u64, Vec<MemberSlot>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// A member's slot in `CLEAN_MEMBERS`: a multiply-xor hash of its 8-byte words (cheaper than
+/// a general hasher's set-up on such short text), its top bits.
+fn member_slot(m: &[u8]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = m.len() as u64;
+    let mut words = m.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    let mut b = [0u8; 8];
+    b[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    (h >> 40) as usize & (MEMO_MEMBERS - 1)
+}
+
+/// A redactor with its thread's memo of clean members (`Redactor::with_members`).
+pub struct Members<'a> {
+    r: &'a Redactor,
+    memo: &'a mut [MemberSlot],
+}
+
+impl Members<'_> {
+    /// Whether a field given as its JSON member `"key":"value"` (key and value plain, the key
+    /// `key_len` bytes) stays as it is: its key is not secret and redaction leaves its value
+    /// unchanged (`is_secret_key`, `json_str`).
+    pub fn unchanged(&mut self, member: &str, key_len: usize) -> bool {
+        let ask = || {
+            let key = &member[1..=key_len];
+            let value = &member[key_len + 4..member.len() - 1];
+            !self.r.is_secret_key(key) && self.r.json_str(value).is_none()
+        };
+        let len = member.len();
+        if len > MEMO_MEMBER_LEN {
+            return ask();
+        }
+        let slot = &self.memo[member_slot(member.as_bytes())];
+        if usize::from(slot.len) == len && slot.text[..len] == *member.as_bytes() {
+            return true;
+        }
+        if !ask() {
+            return false;
+        }
+        let slot = &mut self.memo[member_slot(member.as_bytes())];
+        slot.len = len as u8;
+        slot.text[..len].copy_from_slice(member.as_bytes());
+        true
+    }
+}
+
 pub struct Redactor {
     /// This redactor's number for `SECRET_KEYS`.
     id: u64,
@@ -181,7 +258,9 @@ impl Redactor {
         // Every shape `tokens` finds without a `:` (URL passwords have one) is at least
         // `tokens::SHORTEST` bytes long: most field values (unit names, paths, short ids) are
         // shorter and skip the pass.
-        if out.len() >= tokens::SHORTEST || memchr::memchr(b':', out.as_bytes()).is_some() {
+        if (out.len() >= tokens::SHORTEST || memchr::memchr(b':', out.as_bytes()).is_some())
+            && !tokens::cannot_hold(out.as_bytes())
+        {
             tokens::spans(&out, &mut spans);
             if let Some(o) = splice(&out, &spans) {
                 out = Cow::Owned(o);
@@ -246,6 +325,19 @@ impl Redactor {
             slot.text[..len].copy_from_slice(s.as_bytes());
         });
         None
+    }
+
+    /// Runs `f` with this thread's memo of clean members (`CLEAN_MEMBERS`) at hand, taken
+    /// once for all the fields of an entry.
+    pub fn with_members<T>(&self, f: impl FnOnce(&mut Members<'_>) -> T) -> T {
+        CLEAN_MEMBERS.with_borrow_mut(|(id, memo)| {
+            if *id != self.id || memo.is_empty() {
+                memo.clear();
+                memo.resize(MEMO_MEMBERS, EMPTY_MEMBER);
+                *id = self.id;
+            }
+            f(&mut Members { r: self, memo })
+        })
     }
 
     /// Redacts a string in place.
@@ -346,6 +438,42 @@ mod tests {
             );
             assert_eq!(b["note"], a["note"]);
         }
+    }
+
+    #[test]
+    fn remembered_members_are_per_redactor_and_never_wrong() {
+        let plain = redactor();
+        let mut cfg = IngestConfig::default();
+        cfg.redact.push(RedactRule {
+            name: "unit".into(),
+            pattern: "ssh\\.service".into(),
+            replacement: "[UNIT]".into(),
+        });
+        let ruled = Redactor::new(&cfg).unwrap();
+        let long = format!("\"_CMDLINE\":\"{}\"", "x ".repeat(MEMO_MEMBER_LEN));
+        let members = [
+            "\"_SYSTEMD_UNIT\":\"ssh.service\"",
+            "\"_PID\":\"812\"",
+            "\"DB_PASSWORD\":\"x\"",
+            "\"api_key\":\"\"",
+            "\"NOTE\":\"card 4111 1111 1111 1111\"",
+            "\"_CMDLINE\":\"/usr/bin/app --config /etc/app/app.toml --verbose --log-level info\"",
+            "\"__CURSOR\":\"s=dc28c875a9f9456c8f662f51641dd37c;i=4111111111111111\"",
+            &long,
+        ];
+        for _ in 0..2 {
+            for r in [&plain, &ruled] {
+                for m in members {
+                    let key_len = m[1..].find('"').unwrap();
+                    let key = &m[1..=key_len];
+                    let value = &m[key_len + 4..m.len() - 1];
+                    let want = !r.is_secret_key(key) && r.json_str(value).is_none();
+                    assert_eq!(r.with_members(|c| c.unchanged(m, key_len)), want, "{m}");
+                }
+            }
+        }
+        assert!(plain.with_members(|c| c.unchanged(members[0], 13)));
+        assert!(!ruled.with_members(|c| c.unchanged(members[0], 13)));
     }
 
     proptest! {

@@ -12,6 +12,31 @@ use super::{Span, MASK};
 /// token or AWS key id (15, 20), a PEM header (27).
 pub const SHORTEST: usize = 14;
 
+/// Whether `b` is only lower-case hex digits, `;`, `=`, `-` and the letters `s i m t x`
+/// (journal cursors such as `s=…;i=…;b=…;m=…;t=…;x=…`, boot and invocation ids, UUIDs,
+/// hashes): no shape here can be found in such text. Each shape needs some other byte:
+/// `://`, the PEM armour's `BEGIN`, a JWT's `eyJ`, a letter of every vendor prefix
+/// (`g o k r w I`), an AWS key id's upper-case prefix, the `r` of `Bearer`, and `Basic` the
+/// space or tab after it.
+pub fn cannot_hold(b: &[u8]) -> bool {
+    /// The bytes that text may be made of, as a table.
+    const SHAPELESS: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b.is_ascii_digit()
+                || matches!(
+                    b,
+                    b'a'..=b'f' | b's' | b'i' | b'm' | b't' | b'x' | b';' | b'=' | b'-'
+                );
+            c += 1;
+        }
+        t
+    };
+    b.iter().all(|&c| SHAPELESS[usize::from(c)])
+}
+
 /// All shape detectors over `s`, spans in order and disjoint.
 pub fn spans(s: &str, out: &mut Vec<Span>) {
     let b = s.as_bytes();
@@ -239,30 +264,37 @@ fn is_jwt(run: &[u8]) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// Vendor token prefixes and the least length of what follows each.
+const PREFIXES: &[(&[u8], usize)] = &[
+    (b"ghp_", 30),
+    (b"gho_", 30),
+    (b"ghu_", 30),
+    (b"ghs_", 30),
+    (b"ghr_", 30),
+    (b"github_pat_", 20),
+    (b"glpat-", 20),
+    (b"xoxb-", 10),
+    (b"xoxp-", 10),
+    (b"xoxa-", 10),
+    (b"xoxr-", 10),
+    (b"xoxs-", 10),
+    (b"xoxe-", 10),
+    (b"sk_live_", 16),
+    (b"rk_live_", 16),
+    (b"sk_test_", 16),
+    (b"rk_test_", 16),
+    (b"whsec_", 24),
+    (b"AIza", 30),
+];
+
 /// Vendor tokens by prefix, with the length of what follows so a bare prefix or a short word
 /// (`sk_live_mode`) is not taken.
 fn is_vendor_token(w: &[u8]) -> bool {
-    const PREFIXES: &[(&[u8], usize)] = &[
-        (b"ghp_", 30),
-        (b"gho_", 30),
-        (b"ghu_", 30),
-        (b"ghs_", 30),
-        (b"ghr_", 30),
-        (b"github_pat_", 20),
-        (b"glpat-", 20),
-        (b"xoxb-", 10),
-        (b"xoxp-", 10),
-        (b"xoxa-", 10),
-        (b"xoxr-", 10),
-        (b"xoxs-", 10),
-        (b"xoxe-", 10),
-        (b"sk_live_", 16),
-        (b"rk_live_", 16),
-        (b"sk_test_", 16),
-        (b"rk_test_", 16),
-        (b"whsec_", 24),
-        (b"AIza", 30),
-    ];
+    // The prefixes' first bytes (a test checks the list): most words (ids, hex, paths) start
+    // otherwise and skip the prefix compares.
+    if !matches!(w.first(), Some(b'g' | b'x' | b's' | b'r' | b'w' | b'A')) {
+        return false;
+    }
     PREFIXES.iter().any(|&(p, min)| {
         // Real tokens are random: some digit or capital among what follows the prefix.
         w.strip_prefix(p).is_some_and(|rest| {
@@ -332,6 +364,30 @@ mod tests {
         let mut v = Vec::new();
         spans(s, &mut v);
         super::super::splice(s, &v).unwrap_or_else(|| s.to_string())
+    }
+
+    #[test]
+    fn every_vendor_prefix_passes_the_first_byte_test() {
+        for (p, min) in PREFIXES {
+            let mut w = p.to_vec();
+            w.extend(std::iter::repeat_n(b'A', *min));
+            assert!(is_vendor_token(&w), "{}", String::from_utf8_lossy(p));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shapeless_text_holds_no_shape(
+            s in "(basic|[0-9a-fsimtx;=-]){0,60}",
+            t in "(basic |bearer |[0-9a-fA-Fsimtxyz;=: /._-]){0,60}",
+        ) {
+            for s in [&s, &t] {
+                let mut v = Vec::new();
+                spans(s, &mut v);
+                proptest::prop_assert!(!cannot_hold(s.as_bytes()) || v.is_empty(), "{}", s);
+            }
+            proptest::prop_assert!(cannot_hold(s.as_bytes()));
+        }
     }
 
     #[test]
