@@ -252,6 +252,123 @@ fn time_opsdash(url: &str, json: &Path, config: &Path) -> Result<(Duration, Stri
     Ok((elapsed, stderr))
 }
 
+/// Lines of the fresh-file race (issue 19's "why it matters": a 99 MB file of 300k lines).
+const RACE_LINES: usize = 300_000;
+
+/// The fresh-file race of issue 19: someone handed a file of JSON lines during an incident
+/// either opens it with lnav and filters (`lnav -n -c ':filter-in handled request 4240 '`:
+/// lnav reads the whole file on every start) or loads it with `opsdash ingest` into an empty
+/// database and searches with `opsdash export --filter` (each a whole process, as an operator
+/// runs them). Timed: the first answer each way, then a second search each way. Without `lnav`
+/// on PATH the race is skipped with a note (Debian's package: `apt-get install lnav`).
+fn lnav_race(url: &str, json: &Path, config: &Path, lines: usize) -> Result<()> {
+    if Command::new("lnav").arg("-V").output().is_err() {
+        println!("fresh-file race: lnav is not on PATH (apt-get install lnav): skipped");
+        return Ok(());
+    }
+    let n = lines.min(RACE_LINES);
+    let race = json.with_file_name("race.jsonl");
+    {
+        use std::io::{BufRead, Write};
+        let mut out = BufWriter::new(std::fs::File::create(&race)?);
+        for l in std::io::BufReader::new(std::fs::File::open(json)?)
+            .lines()
+            .take(n)
+        {
+            writeln!(out, "{}", l?)?;
+        }
+        out.flush()?;
+    }
+    let mib = std::fs::metadata(&race)?.len() as f64 / 1048576.0;
+    // Unique messages of the generated file ("handled request {i} for ..." for i % 5 == 0).
+    let lnav = |needle: &str| -> Result<(Duration, usize)> {
+        let t = Instant::now();
+        let out = Command::new("lnav")
+            .arg("-n")
+            .arg("-c")
+            .arg(format!(":filter-in {needle} "))
+            .arg(&race)
+            .env("HOME", json.parent().unwrap_or(Path::new("/tmp")))
+            .output()
+            .context("running lnav")?;
+        let d = t.elapsed();
+        if !out.status.success() {
+            bail!("lnav failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
+    };
+    let search = |needle: &str| -> Result<(Duration, usize)> {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_opsdash"))
+            .args(["--database-url", url, "--config"])
+            .arg(config)
+            .args(["export", "--format", "text", "--filter"])
+            .arg(format!("\"{needle} \""))
+            .output()
+            .context("running opsdash export")?;
+        let d = t.elapsed();
+        if !out.status.success() {
+            bail!(
+                "opsdash export failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
+    };
+    let (l1, ln1) = lnav("handled request 4240")?;
+    let (l2, ln2) = lnav("handled request 8120")?;
+    let (ingest, _) = time_opsdash(url, &race, config)?;
+    let (s1, sn1) = search("handled request 4240")?;
+    let (s2, sn2) = search("handled request 8120")?;
+    let first = ingest + s1;
+    println!("fresh-file race, {n} JSON lines ({mib:.1} MiB):");
+    println!(
+        "  lnav, first filter:               {:>8.2} s ({ln1} lines); second {:.2} s ({ln2})",
+        l1.as_secs_f64(),
+        l2.as_secs_f64()
+    );
+    println!(
+        "  opsdash ingest + first search:    {:>8.2} s ({:.2} + {:.2} s, {sn1} lines); second search {:.2} s ({sn2})",
+        first.as_secs_f64(),
+        ingest.as_secs_f64(),
+        s1.as_secs_f64(),
+        s2.as_secs_f64()
+    );
+    println!(
+        "  first answer / lnav's:            {:>8.2}x (aim <= 5x)",
+        first.as_secs_f64() / l1.as_secs_f64()
+    );
+    report::figure(
+        "ingest",
+        &format!(
+            "fresh file of {} lines: ingest + first search",
+            report::size(n as u64)
+        ),
+        first.as_secs_f64() * 1000.0,
+        "ms",
+        Some((
+            "lnav -n -c ':filter-in ...', first filter",
+            l1.as_secs_f64() * 1000.0,
+        )),
+        &[Aim::RatioAtMost(5.0)],
+    );
+    report::figure(
+        "ingest",
+        &format!(
+            "fresh file of {} lines: a later search",
+            report::size(n as u64)
+        ),
+        s2.as_secs_f64() * 1000.0,
+        "ms",
+        Some((
+            "lnav, the same filter (a new start)",
+            l2.as_secs_f64() * 1000.0,
+        )),
+        &[],
+    );
+    Ok(())
+}
+
 /// CPU side alone (no database): parse, redact, fingerprint and COPY-encode every line, as the
 /// pipeline does, on one thread. Shows how far the database is the bottleneck.
 fn time_cpu_side(json: &Path) -> Result<Duration> {
@@ -1223,6 +1340,7 @@ fn main() -> Result<()> {
     println!(
         "row-by-row INSERT (baseline, {insert_rows} rows, autocommit): {rbr_rate:>10.0} rows/s"
     );
+    lnav_race(&url, &json, &config, lines)?;
     let figure = format!("opsdash ingest, {} JSON lines", report::size(lines as u64));
     report::figure(
         "ingest",

@@ -3,16 +3,18 @@
 //! days (the worker's `log_seal` job builds their indexes, then forgets their blocks).
 //!
 //! ## Narrowing a search
-//! Within the span of the unsealed days, a row can match only if its transaction's block may
-//! hold the filter's keys: the search adds `ts < from OR ts >= to OR <sealed days inside> OR tx
-//! = ANY(candidates)`. On a sealed day the row passes by its time; on an unsealed one only the
-//! candidates' rows are read, through the (tx, id) index (a BitmapOr of the arms). The blocks
+//! Within the span of the unsealed days, a row can match only if its block (a run of its
+//! transaction's rows) may hold the filter's keys: the search adds `ts < from OR ts >= to OR
+//! <sealed days inside> OR (tx = X AND id BETWEEN a AND b) OR ...` for the candidate runs. On a
+//! sealed day the row passes by its time; on an unsealed one only the candidates' rows are
+//! read, through the (tx, id) index (a BitmapOr of the arms). The blocks
 //! are tested on the server (`opsdash.log_block_match`), in the caller's transaction, which
 //! must be REPEATABLE READ so the day list, the blocks and the rows are one snapshot: a day
 //! sealed (and its blocks forgotten) between two of them would otherwise lose its rows.
 //!
 //! When the candidates hold a large share of the span's rows (a common word), reading them all
-//! costs more than walking the newest rows until a page is found: the narrowing is left out.
+//! costs more than walking the newest rows until a page is found: the narrowing is left out
+//! (see `narrowing`'s estimate).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
