@@ -359,27 +359,10 @@ async fn load(db: &Db, rows: usize, open_day: bool) -> Result<()> {
             }
             let service = format!("svc-{}", rng.gen_range(0..20));
             let trace = format!("{:016x}", rng.gen::<u64>());
+            let level = opsdash::model::Level::from_i16(level);
             buf.push_row(&LogRowRef {
-                ts,
-                level: opsdash::model::Level::from_i16(level),
-                service: &service,
-                host: None,
-                message: &msg,
                 trace_id: Some(&trace),
-                span_id: None,
-                request_id: None,
-                user_id: None,
-                route: None,
-                method: None,
-                status: None,
-                duration_ms: None,
-                ip: None,
-                user_agent: None,
-                error_type: None,
-                attrs: None,
-                fingerprint: None,
-                repeat_count: 1,
-                last_seen: None,
+                ..LogRowRef::new(ts, level, &service, &msg)
             });
         }
         let mut tx = conn.begin().await?;

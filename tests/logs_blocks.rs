@@ -23,26 +23,11 @@ fn row<'a>(
     attrs: Option<&'a serde_json::Value>,
 ) -> LogRowRef<'a> {
     LogRowRef {
-        ts,
-        level: Level::Info,
-        service: "api",
         host: Some("web-1"),
-        message,
         trace_id: trace,
-        span_id: None,
-        request_id: None,
         user_id: user,
-        route: None,
-        method: None,
-        status: None,
-        duration_ms: None,
-        ip: None,
-        user_agent: None,
-        error_type: None,
         attrs,
-        fingerprint: None,
-        repeat_count: 1,
-        last_seen: None,
+        ..LogRowRef::new(ts, Level::Info, "api", message)
     }
 }
 

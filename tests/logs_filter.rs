@@ -542,27 +542,11 @@ async fn attribute_values_looked_up_in_the_index_match_the_text_check() -> anyho
     let mut buf = opsdash::ingest::log_batch::LogBuf::default();
     let now = chrono::Utc::now();
     for (i, v) in parsed.iter().enumerate() {
+        let ts = now - chrono::Duration::milliseconds(500 + i as i64 * 1000);
+        let level = opsdash::model::Level::Info;
         buf.push_row(&opsdash::model::log_row::LogRowRef {
-            ts: now - chrono::Duration::milliseconds(500 + i as i64 * 1000),
-            level: opsdash::model::Level::Info,
-            service: "api",
-            host: None,
-            message: "attr row written",
-            trace_id: None,
-            span_id: None,
-            request_id: None,
-            user_id: None,
-            route: None,
-            method: None,
-            status: None,
-            duration_ms: None,
-            ip: None,
-            user_agent: None,
-            error_type: None,
             attrs: Some(v),
-            fingerprint: None,
-            repeat_count: 1,
-            last_seen: None,
+            ..opsdash::model::log_row::LogRowRef::new(ts, level, "api", "attr row written")
         });
     }
     let mut tx = pool.begin().await?;

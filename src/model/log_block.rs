@@ -220,26 +220,10 @@ mod tests {
 
     fn row<'a>(msg: &'a str, attrs: Option<&'a Value>) -> LogRowRef<'a> {
         LogRowRef {
-            ts: Utc::now(),
-            level: crate::model::Level::Info,
-            service: "api",
-            host: None,
-            message: msg,
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
-            span_id: None,
-            request_id: None,
             user_id: Some("alice"),
-            route: None,
-            method: None,
-            status: None,
-            duration_ms: None,
-            ip: None,
-            user_agent: None,
-            error_type: None,
             attrs,
-            fingerprint: None,
-            repeat_count: 1,
-            last_seen: None,
+            ..LogRowRef::new(Utc::now(), crate::model::Level::Info, "api", msg)
         }
     }
 

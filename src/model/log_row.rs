@@ -84,7 +84,34 @@ pub struct LogRowRef<'a> {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-impl LogRowRef<'_> {
+impl<'a> LogRowRef<'a> {
+    /// A row of `message` at `ts` from `service`, every optional field empty and no repeat:
+    /// the start of a struct update (`LogRowRef { trace_id: .., ..LogRowRef::new(..) }`).
+    pub fn new(ts: DateTime<Utc>, level: Level, service: &'a str, message: &'a str) -> Self {
+        LogRowRef {
+            ts,
+            level,
+            service,
+            host: None,
+            message,
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            user_id: None,
+            route: None,
+            method: None,
+            status: None,
+            duration_ms: None,
+            ip: None,
+            user_agent: None,
+            error_type: None,
+            attrs: None,
+            fingerprint: None,
+            repeat_count: 1,
+            last_seen: None,
+        }
+    }
+
     /// The row's search tokens: the words of its message (`search_tokens`), as the table's trigger would compute them.
     pub fn tokens(&self) -> Vec<i32> {
         memoised_tokens(self.message)

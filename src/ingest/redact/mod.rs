@@ -75,17 +75,20 @@ const MEMO_VALUE_LEN: usize = 48;
 /// Slots of that memo per thread (a power of two).
 const MEMO_VALUES: usize = 1024;
 
-/// A value known to need no redaction: `len` bytes of `text` (`len` 0: an empty slot).
+/// Text known to need no redaction (a value, or a whole member): `len` bytes of `text` (`len`
+/// 0: an empty slot).
 #[derive(Clone, Copy)]
-struct CleanSlot {
+struct CleanSlot<const N: usize> {
     len: u8,
-    text: [u8; MEMO_VALUE_LEN],
+    text: [u8; N],
 }
 
-const EMPTY_SLOT: CleanSlot = CleanSlot {
-    len: 0,
-    text: [0; MEMO_VALUE_LEN],
-};
+impl<const N: usize> CleanSlot<N> {
+    const EMPTY: CleanSlot<N> = CleanSlot {
+        len: 0,
+        text: [0; N],
+    };
+}
 
 thread_local! {
     /// Clean values of the redactor numbered `.0`, direct-mapped: a value's slot is fixed by a
@@ -93,7 +96,7 @@ thread_local! {
     /// lookup is one compare. The same unit names, paths, hosts and invocation ids come with
     /// every journald entry (and a JSON log's enum-like values with every line); running each
     /// detector over them again was most of an entry's redaction.
-    static CLEAN_VALUES: RefCell<(u64, Vec<CleanSlot>)> = const { RefCell::new((0, Vec::new())) };
+    static CLEAN_VALUES: RefCell<(u64, Vec<CleanSlot<MEMO_VALUE_LEN>>)> = const { RefCell::new((0, Vec::new())) };
 }
 
 /// Plain JSON members (`"key":"value"`) up to this long are remembered when redaction leaves
@@ -102,17 +105,7 @@ const MEMO_MEMBER_LEN: usize = 128;
 /// Slots of that memo per thread (a power of two).
 const MEMO_MEMBERS: usize = 512;
 
-/// A member known to need no redaction: `len` bytes of `text` (`len` 0: an empty slot).
-#[derive(Clone, Copy)]
-struct MemberSlot {
-    len: u8,
-    text: [u8; MEMO_MEMBER_LEN],
-}
-
-const EMPTY_MEMBER: MemberSlot = MemberSlot {
-    len: 0,
-    text: [0; MEMO_MEMBER_LEN],
-};
+type MemberSlot = CleanSlot<MEMO_MEMBER_LEN>;
 
 thread_local! {
     /// Clean members of the redactor numbered `.0`, direct-mapped as `CLEAN_VALUES`. A
@@ -307,7 +300,7 @@ impl Redactor {
         let clean = CLEAN_VALUES.with_borrow_mut(|(id, memo)| {
             if *id != self.id || memo.is_empty() {
                 memo.clear();
-                memo.resize(MEMO_VALUES, EMPTY_SLOT);
+                memo.resize(MEMO_VALUES, CleanSlot::EMPTY);
                 *id = self.id;
             }
             let slot = &memo[at];
@@ -333,7 +326,7 @@ impl Redactor {
         CLEAN_MEMBERS.with_borrow_mut(|(id, memo)| {
             if *id != self.id || memo.is_empty() {
                 memo.clear();
-                memo.resize(MEMO_MEMBERS, EMPTY_MEMBER);
+                memo.resize(MEMO_MEMBERS, CleanSlot::EMPTY);
                 *id = self.id;
             }
             f(&mut Members { r: self, memo })
