@@ -281,39 +281,22 @@ fn lnav_race(url: &str, json: &Path, config: &Path, lines: usize) -> Result<()> 
     }
     let mib = std::fs::metadata(&race)?.len() as f64 / 1048576.0;
     // Unique messages of the generated file ("handled request {i} for ..." for i % 5 == 0).
-    let lnav = |needle: &str| -> Result<(Duration, usize)> {
-        let t = Instant::now();
-        let out = Command::new("lnav")
-            .arg("-n")
+    let lnav = |needle: &str| {
+        let mut c = Command::new("lnav");
+        c.arg("-n")
             .arg("-c")
             .arg(format!(":filter-in {needle} "))
             .arg(&race)
-            .env("HOME", json.parent().unwrap_or(Path::new("/tmp")))
-            .output()
-            .context("running lnav")?;
-        let d = t.elapsed();
-        if !out.status.success() {
-            bail!("lnav failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
+            .env("HOME", json.parent().unwrap_or(Path::new("/tmp")));
+        timed_lines(c)
     };
-    let search = |needle: &str| -> Result<(Duration, usize)> {
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_opsdash"))
-            .args(["--database-url", url, "--config"])
+    let search = |needle: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_opsdash"));
+        c.args(["--database-url", url, "--config"])
             .arg(config)
             .args(["export", "--format", "text", "--filter"])
-            .arg(format!("\"{needle} \""))
-            .output()
-            .context("running opsdash export")?;
-        let d = t.elapsed();
-        if !out.status.success() {
-            bail!(
-                "opsdash export failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
+            .arg(format!("\"{needle} \""));
+        timed_lines(c)
     };
     let (l1, ln1) = lnav("handled request 4240")?;
     let (l2, ln2) = lnav("handled request 8120")?;
@@ -367,6 +350,23 @@ fn lnav_race(url: &str, json: &Path, config: &Path, lines: usize) -> Result<()> 
         &[],
     );
     Ok(())
+}
+
+/// Runs `c` to its end: the wall time and the lines it printed.
+fn timed_lines(mut c: Command) -> Result<(Duration, usize)> {
+    let t = Instant::now();
+    let out = c
+        .output()
+        .with_context(|| format!("running {:?}", c.get_program()))?;
+    let d = t.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{:?} failed: {}",
+            c.get_program(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((d, String::from_utf8_lossy(&out.stdout).lines().count()))
 }
 
 /// CPU side alone (no database): parse, redact, fingerprint and COPY-encode every line, as the

@@ -615,7 +615,7 @@ async fn attribute_values_looked_up_in_the_index_match_the_text_check() -> anyho
     opsdash::query::retention::ensure_partitions(pool, ended, ended).await?;
     sqlx::query(
         "INSERT INTO opsdash.log_event (ts, level, service, message, attrs)
-         SELECT $1::date + g * interval '1 second', 2, 'api', 'bulk',
+         SELECT $1::date::timestamp AT TIME ZONE 'UTC' + g * interval '1 second', 2, 'api', 'bulk',
                 jsonb_build_object('order_id', g, 'http', jsonb_build_object('method', 'GET'))
            FROM generate_series(1, 20000) g",
     )

@@ -224,28 +224,8 @@ mod tests {
 
     /// A row with only `message` set, to ask its tokens.
     fn row(message: &str) -> LogRowRef<'_> {
-        LogRowRef {
-            ts: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
-            level: Level::Info,
-            service: "svc",
-            host: None,
-            message,
-            trace_id: None,
-            span_id: None,
-            request_id: None,
-            user_id: None,
-            route: None,
-            method: None,
-            status: None,
-            duration_ms: None,
-            ip: None,
-            user_agent: None,
-            error_type: None,
-            attrs: None,
-            fingerprint: None,
-            repeat_count: 1,
-            last_seen: None,
-        }
+        let epoch = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
+        LogRowRef::new(epoch, Level::Info, "svc", message)
     }
 
     #[test]
