@@ -177,10 +177,21 @@ async fn narrowed_searches_find_what_a_plain_scan_finds_before_and_after_the_sea
     );
     check_all(pool, range, false).await?;
 
+    // A day that received rows within the grace is left open: a block written into yesterday
+    // just now keeps it from being sealed.
+    let mut late = LogBuf::default();
+    let y = now - Duration::days(1);
+    late.push_row(&row(y, "late line", None, None, None));
+    let mut tx = pool.begin().await?;
+    late.send(&mut tx, "opsdash.log_event").await?;
+    tx.commit().await?;
+    let yesterday = format!("log_event_p{}", y.format("%Y%m%d"));
+    let report = opsdash::worker::seal::run_once(&t.db, opsdash::worker::seal::GRACE).await?;
+    assert!(!report.sealed.contains(&yesterday), "{report:?}");
+
     // Yesterday has ended: the job (no grace) seals it and forgets the blocks that lie before
     // today; today stays open.
     let report = opsdash::worker::seal::run_once(&t.db, std::time::Duration::ZERO).await?;
-    let yesterday = format!("log_event_p{}", (now - Duration::days(1)).format("%Y%m%d"));
     assert!(report.sealed.contains(&yesterday), "{report:?}");
     let days = log_block::partition_days(&mut *pool.acquire().await?).await?;
     let today = days

@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::filter::{Filter, REGEX_BUDGET};
 use crate::query::log_block;
-use crate::query::logs::{no_jit, LogLine, LINE_COLUMNS};
+use crate::query::logs::{begin_search, LogLine, LINE_COLUMNS};
 
 /// A half-open time range `[from, until)` of event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +75,7 @@ pub async fn page(
     key: Option<HistoryKey>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    let mut tx = pool.begin().await?;
-    log_block::one_snapshot(&mut tx).await?;
-    no_jit(&mut tx).await?;
+    let mut tx = begin_search(pool).await?;
     let open = log_block::narrowing(
         &mut tx,
         filter,
@@ -200,9 +198,7 @@ pub async fn count(
     cap: i64,
     budget: std::time::Duration,
 ) -> sqlx::Result<HeaderCount> {
-    let mut tx = pool.begin().await?;
-    log_block::one_snapshot(&mut tx).await?;
-    no_jit(&mut tx).await?;
+    let mut tx = begin_search(pool).await?;
     // Before the budget: it bounds the count, not this (a few milliseconds).
     let open = log_block::narrowing(
         &mut tx,

@@ -426,9 +426,7 @@ pub async fn page(
     before: Option<PageKey>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogLine>> {
-    let mut tx = pool.begin().await?;
-    crate::query::log_block::one_snapshot(&mut tx).await?;
-    no_jit(&mut tx).await?;
+    let mut tx = begin_search(pool).await?;
     let (since, until) = filter.time_bounds(Utc::now());
     let open =
         crate::query::log_block::narrowing(&mut tx, filter, since, until, Some(limit)).await?;
@@ -438,6 +436,15 @@ pub async fn page(
         .await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// Begins a search's transaction: REPEATABLE READ, so the narrowing's day list and blocks and
+/// the rows are read in one snapshot (`query::log_block`), and without JIT (`no_jit`).
+pub async fn begin_search(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    crate::query::log_block::one_snapshot(&mut tx).await?;
+    no_jit(&mut tx).await?;
+    Ok(tx)
 }
 
 /// Turns JIT compilation off for the rest of the transaction. A search over a partitioned
