@@ -202,3 +202,57 @@ async fn narrowed_searches_find_what_a_plain_scan_finds_before_and_after_the_sea
     check_all(pool, range, true).await?;
     Ok(())
 }
+
+/// A restored log day keeps the transaction ids its rows were written by, which no block of
+/// this database describes: the restore builds the day's search indexes in its own
+/// transaction, so a search finds the restored rows at once.
+#[tokio::test]
+async fn a_restored_log_day_is_sealed_and_searchable() -> anyhow::Result<()> {
+    let t = TestDb::new().await?;
+    let pool = &t.db.write;
+    let day = Utc::now().date_naive() - Duration::days(10);
+    let part = opsdash::query::retention::ensure_partition(pool, "log_event", day).await?;
+    let at = opsdash::query::retention::day_range(day).0 + Duration::hours(3);
+    let mut buf = LogBuf::default();
+    let msgs: Vec<String> = (0..500)
+        .map(|i| format!("restored entry {i} wombat{}", i % 50))
+        .collect();
+    for (i, m) in msgs.iter().enumerate() {
+        buf.push_row(&row(at + Duration::seconds(i as i64), m, None, None, None));
+    }
+    let mut tx = pool.begin().await?;
+    buf.send(&mut tx, "opsdash.log_event").await?;
+    tx.commit().await?;
+    let range = HistoryRange {
+        from: at - Duration::days(1),
+        until: at + Duration::days(1),
+    };
+    let before = paged(pool, range, "wombat7").await?;
+    assert_eq!(before.len(), 10);
+
+    let dir = tempfile::tempdir()?;
+    let relid = opsdash::query::retention::relid(pool, &part).await?;
+    let stem = opsdash::archive::stem(&part, 0);
+    opsdash::archive::write(pool, dir.path(), "log_event", &part, &stem, day, relid).await?;
+    sqlx::query(&format!("DROP TABLE opsdash.{part}"))
+        .execute(pool)
+        .await?;
+    // The day's blocks outlive its rows; they describe nothing restored.
+    sqlx::query("DELETE FROM opsdash.log_block")
+        .execute(pool)
+        .await?;
+    let data = opsdash::archive::data_path(dir.path(), "log_event", &stem);
+    let (_, rows) = opsdash::archive::restore(pool, &data, 7).await?;
+    assert_eq!(rows, 500);
+
+    let mut conn = pool.acquire().await?;
+    let days = log_block::partition_days(&mut conn).await?;
+    drop(conn);
+    assert!(days.iter().any(|d| d.1 == part && d.2), "{days:?}");
+    assert_eq!(
+        paged(pool, range, "wombat7").await?,
+        plain(pool, range, "wombat7").await?
+    );
+    assert_eq!(paged(pool, range, "wombat7").await?.len(), 10);
+    Ok(())
+}
